@@ -1,0 +1,345 @@
+// The Store interface: the only thing sessions (IMAP, POP3, SMTP, web) know about persistence.
+// Two implementations sit behind it: sqlite/ (metadata in SQLite, bodies as content-addressed
+// files in blob/) and postgres/ (metadata and bodies in PostgreSQL). src/main.ts picks one.
+//
+// Rules every implementation keeps (tested by test/store/conformance.test.ts):
+// - A body is durable (written and fsync'd) before any metadata that references it commits.
+// - Every mutation publishes its Changes on `store.bus` after commit, in commit order.
+// - UIDs and MODSEQs of a mailbox strictly increase; UIDVALIDITY never repeats for a name.
+// - Account quota usage (`usedBytes`) is exact under concurrency and never exceeds the quota
+//   through a delivery, append or copy (quota 0 = unlimited).
+// - A blob shared by several messages is removed only when the last reference goes.
+
+import type { Readable } from 'node:stream';
+import type { ChangeBus } from './bus.ts';
+import type { MessageMeta } from '../protocol/mime/types.ts';
+
+/** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
+export const SystemFlag = {
+  Seen: 1,
+  Answered: 2,
+  Flagged: 4,
+  Deleted: 8,
+  Draft: 16,
+} as const;
+
+export const SYSTEM_FLAG_NAMES: ReadonlyArray<readonly [string, number]> = [
+  ['\\Seen', SystemFlag.Seen],
+  ['\\Answered', SystemFlag.Answered],
+  ['\\Flagged', SystemFlag.Flagged],
+  ['\\Deleted', SystemFlag.Deleted],
+  ['\\Draft', SystemFlag.Draft],
+];
+
+export type SpecialUse = '\\Sent' | '\\Drafts' | '\\Trash' | '\\Junk' | '\\Archive' | '\\All' | '\\Flagged';
+
+/** Every account starts with these (issue #4; RFC 6154 attributes). */
+export const DEFAULT_MAILBOXES: ReadonlyArray<{ name: string; specialUse: SpecialUse | null }> = [
+  { name: 'INBOX', specialUse: null },
+  { name: 'Sent', specialUse: '\\Sent' },
+  { name: 'Drafts', specialUse: '\\Drafts' },
+  { name: 'Trash', specialUse: '\\Trash' },
+  { name: 'Junk', specialUse: '\\Junk' },
+  { name: 'Archive', specialUse: '\\Archive' },
+];
+
+/** Hierarchy separator for mailbox names. */
+export const MAILBOX_SEPARATOR = '/';
+
+export interface Domain {
+  name: string;
+  createdAt: Date;
+}
+
+export type PopDeleteAction = 'expunge' | 'trash' | 'archive' | 'keep';
+
+/** Per-account settings; every field optional, defaults applied by `accountSettings()`. */
+export interface AccountSettings {
+  /** Simultaneous authenticated IMAP connections (default 5). */
+  imapMaxConnections?: number;
+  pop?: {
+    enabled?: boolean;
+    /** What DELE does at QUIT. */
+    deleteAction?: PopDeleteAction;
+    /** Only messages saved at or after this moment (ms since epoch) are shown; null = all. */
+    showSince?: number | null;
+    /** Mark retrieved messages \Seen. */
+    markSeen?: boolean;
+  };
+}
+
+export interface Account {
+  id: number;
+  /** Lower-cased `local@domain`. */
+  address: string;
+  domain: string;
+  /** PHC-style hash string (scrypt); never the password. */
+  passwordHash: string;
+  /** Bytes; 0 = unlimited. */
+  quota: number;
+  /** Sum of the sizes of every message in every mailbox of the account. */
+  usedBytes: number;
+  messageCount: number;
+  settings: AccountSettings;
+  createdAt: Date;
+}
+
+export interface Alias {
+  /** Lower-cased `local@domain`, or `@domain` for a catch-all. */
+  address: string;
+  /** Lower-cased addresses, local or external. */
+  targets: string[];
+  createdAt: Date;
+}
+
+export interface Mailbox {
+  id: number;
+  accountId: number;
+  /** Full hierarchical name, `/`-separated, UTF-8 (not modified UTF-7). INBOX is always `INBOX`. */
+  name: string;
+  specialUse: SpecialUse | null;
+  subscribed: boolean;
+  uidValidity: number;
+  uidNext: number;
+  /** Highest MODSEQ of any change in the mailbox (RFC 7162). Starts at 1. */
+  highestModseq: number;
+}
+
+export interface MailboxStatus {
+  messages: number;
+  unseen: number;
+  deleted: number;
+  /** Total size of the messages in bytes (STATUS SIZE, RFC 8438). */
+  size: number;
+  uidNext: number;
+  uidValidity: number;
+  highestModseq: number;
+}
+
+/** What a session keeps per message: cheap to list for a whole mailbox. */
+export interface MessageSummary {
+  uid: number;
+  modseq: number;
+  /** Bitmask of SystemFlag. */
+  systemFlags: number;
+  /** User keywords, as given (case preserved), no duplicates (case-insensitive). */
+  keywords: string[];
+  /** IMAP INTERNALDATE, ms since epoch. */
+  internalDate: number;
+  /** When the store saved the message, ms since epoch (POP3 "from now on"). */
+  savedAt: number;
+  /** RFC822.SIZE in bytes. */
+  size: number;
+  /** SHA-256 hex of the body; also the blob id. */
+  blobId: string;
+}
+
+/** A message with its cached parse (ENVELOPE, BODYSTRUCTURE, part ranges, search headers). */
+export interface MessageRecord extends MessageSummary {
+  meta: MessageMeta;
+}
+
+export interface BlobRef {
+  /** SHA-256 hex of the content. */
+  id: string;
+  size: number;
+}
+
+/** A blob written and durable but not yet referenced: pass it to append/deliver, then release(). */
+export interface StagedBlob extends BlobRef {
+  /** Drops the staging pin; call after the append/deliver that uses it settled (or failed). */
+  release(): void;
+}
+
+export interface NewMessage {
+  mailboxId: number;
+  systemFlags?: number;
+  keywords?: string[];
+  /** Default: now. */
+  internalDate?: number;
+}
+
+export type DeliveryResult =
+  | { ok: true; accountId: number; mailboxId: number; uid: number; modseq: number }
+  | { ok: false; reason: 'quota'; accountId: number; mailboxId: number }
+  | { ok: false; reason: 'no-mailbox'; accountId: number; mailboxId: number };
+
+export type FlagOp = 'add' | 'remove' | 'set';
+
+export interface FlagUpdate {
+  uid: number;
+  modseq: number;
+  systemFlags: number;
+  keywords: string[];
+}
+
+export interface StoreFlagsResult {
+  updated: FlagUpdate[];
+  /** UIDs whose MODSEQ was above UNCHANGEDSINCE (RFC 7162 §3.1.3): not changed. */
+  modified: number[];
+}
+
+export interface CopyResult {
+  /** Pairs of [source UID, destination UID] in source UID order (RFC 4315 COPYUID). */
+  mapping: Array<[number, number]>;
+  uidValidity: number;
+}
+
+/** Who made a change; sessions skip their own changes on the bus. */
+export interface WriteOptions {
+  origin?: string;
+}
+
+export class StoreError extends Error {
+  constructor(
+    readonly code:
+      | 'exists'
+      | 'not-found'
+      | 'quota'
+      | 'invalid'
+      | 'has-children'
+      | 'inbox'
+      | 'noperm',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+  }
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres';
+  readonly bus: ChangeBus;
+
+  close(): Promise<void>;
+
+  // ---- domains
+  addDomain(name: string): Promise<Domain>; // StoreError 'exists'
+  removeDomain(name: string): Promise<void>; // 'not-found'; 'invalid' if accounts remain
+  listDomains(): Promise<Domain[]>;
+  getDomain(name: string): Promise<Domain | null>;
+
+  // ---- accounts
+  /** Creates the account and its DEFAULT_MAILBOXES. 'exists' if the address is taken (account or alias); 'not-found' for an unknown domain. */
+  createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account>;
+  getAccount(address: string): Promise<Account | null>;
+  getAccountById(id: number): Promise<Account | null>;
+  listAccounts(domain?: string): Promise<Account[]>;
+  updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account>;
+  /** Removes the account, its mailboxes and messages; blobs left unreferenced are removed. */
+  removeAccount(id: number): Promise<void>;
+
+  // ---- aliases
+  /** Creates or replaces. 'exists' if an account has this address; 'not-found' for an unknown domain. */
+  setAlias(address: string, targets: string[]): Promise<Alias>;
+  removeAlias(address: string): Promise<void>;
+  getAlias(address: string): Promise<Alias | null>;
+  listAliases(domain?: string): Promise<Alias[]>;
+
+  // ---- mailboxes
+  listMailboxes(accountId: number): Promise<Mailbox[]>;
+  getMailbox(accountId: number, name: string): Promise<Mailbox | null>;
+  getMailboxById(mailboxId: number): Promise<Mailbox | null>;
+  /** 'exists' if the name is taken. New UIDVALIDITY, never one used before for this account. */
+  createMailbox(accountId: number, name: string, opts?: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions): Promise<Mailbox>;
+  /**
+   * Renames the mailbox and its children (`old/…`). RFC 9051 §6.3.6: renaming INBOX moves all its
+   * messages into a new mailbox with the new name and leaves INBOX empty.
+   */
+  renameMailbox(accountId: number, oldName: string, newName: string, opts?: WriteOptions): Promise<void>;
+  /** Deletes the mailbox and its messages. INBOX cannot be deleted ('inbox'). */
+  deleteMailbox(accountId: number, name: string, opts?: WriteOptions): Promise<void>;
+  setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+  mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
+
+  // ---- messages
+  /** Summaries ordered by UID. With `changedSince`, only those with modseq > changedSince. */
+  listMessages(mailboxId: number, opts?: { changedSince?: number }): Promise<MessageSummary[]>;
+  /** Full records for the given UIDs (missing ones omitted), ordered by UID. */
+  getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
+  /** UIDs expunged with modseq > sinceModseq, ascending (QRESYNC VANISHED (EARLIER)). */
+  expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]>;
+
+  /**
+   * Writes a body durably (streamed; never whole in memory for the file store) and pins it until
+   * release(). Nothing references it yet. `maxBytes` aborts with StoreError 'invalid' past it.
+   */
+  stageBlob(input: Readable | Buffer, opts?: { maxBytes?: number }): Promise<StagedBlob>;
+  /** Reads bytes [start, end) of a blob (whole blob by default). */
+  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
+  /** Streams bytes [start, end) of a blob. */
+  streamBlob(blobId: string, start?: number, end?: number): Readable;
+
+  /**
+   * One body into many mailboxes (possibly of different accounts) in one transaction: each target
+   * is checked against its account's quota on its own; a full account gets {ok:false, reason:'quota'}
+   * and the others still get the message. Returns after the commit is durable.
+   */
+  deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts?: WriteOptions): Promise<DeliveryResult[]>;
+  /** One message into one mailbox (IMAP APPEND). StoreError 'quota' when it does not fit. */
+  append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts?: WriteOptions): Promise<{ uid: number; modseq: number; uidValidity: number }>;
+
+  /** Changes flags; each changed message gets a new MODSEQ. Unchanged messages are not touched. */
+  storeFlags(
+    mailboxId: number,
+    uids: number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    opts?: { unchangedSince?: number } & WriteOptions,
+  ): Promise<StoreFlagsResult>;
+  /**
+   * Expunges messages. With `uids`, only those; with `onlyDeleted` (default true), only those with
+   * \Deleted. Returns the UIDs removed. Logs them with a new MODSEQ for VANISHED (EARLIER).
+   */
+  expunge(mailboxId: number, opts?: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions): Promise<number[]>;
+  /** Copies (new UIDs in target, flags kept). StoreError 'quota' if the copies do not fit. */
+  copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts?: WriteOptions): Promise<CopyResult>;
+  /** Atomic copy + expunge from source (RFC 6851). Same account only. */
+  moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts?: WriteOptions): Promise<CopyResult>;
+}
+
+/** Settings with defaults applied. */
+export function accountSettings(a: Pick<Account, 'settings'>): Required<Omit<AccountSettings, 'pop'>> & { pop: Required<NonNullable<AccountSettings['pop']>> } {
+  const pop = a.settings.pop ?? {};
+  return {
+    imapMaxConnections: a.settings.imapMaxConnections ?? 5,
+    pop: {
+      enabled: pop.enabled ?? true,
+      deleteAction: pop.deleteAction ?? 'expunge',
+      showSince: pop.showSince ?? null,
+      markSeen: pop.markSeen ?? true,
+    },
+  };
+}
+
+/** Keyword list normalisation: no duplicates ignoring case, order kept. */
+export function normalizeKeywords(keywords: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const k of keywords) {
+    const l = k.toLowerCase();
+    if (!seen.has(l)) {
+      seen.add(l);
+      out.push(k);
+    }
+  }
+  return out;
+}
+
+/** Applies a flag operation; returns the new flags. */
+export function applyFlagOp(
+  cur: { systemFlags: number; keywords: string[] },
+  op: FlagOp,
+  f: { systemFlags: number; keywords: string[] },
+): { systemFlags: number; keywords: string[] } {
+  if (op === 'set') return { systemFlags: f.systemFlags, keywords: normalizeKeywords(f.keywords) };
+  if (op === 'add') return { systemFlags: cur.systemFlags | f.systemFlags, keywords: normalizeKeywords([...cur.keywords, ...f.keywords]) };
+  const drop = new Set(f.keywords.map((k) => k.toLowerCase()));
+  return { systemFlags: cur.systemFlags & ~f.systemFlags, keywords: cur.keywords.filter((k) => !drop.has(k.toLowerCase())) };
+}
+
+export function sameFlags(a: { systemFlags: number; keywords: string[] }, b: { systemFlags: number; keywords: string[] }): boolean {
+  if (a.systemFlags !== b.systemFlags || a.keywords.length !== b.keywords.length) return false;
+  const s = new Set(a.keywords.map((k) => k.toLowerCase()));
+  return b.keywords.every((k) => s.has(k.toLowerCase()));
+}
