@@ -1,0 +1,61 @@
+// Password login for every protocol, with throttling: failures are counted per account and per
+// remote IP in a sliding window; past the limit, logins from that IP / for that account are
+// refused without checking the password until the window passes. A failed attempt is answered
+// after a short delay so guessing is slow even below the limit.
+
+import type { Store } from '../store/store.ts';
+import type { Authenticator, AuthResult } from '../net/types.ts';
+import { verifyPassword } from './password.ts';
+
+export interface ThrottleOptions {
+  /** Failures allowed per window, per account and per IP. */
+  maxFailures: number;
+  windowMs: number;
+  /** Delay before answering a failed attempt. */
+  failDelayMs: number;
+}
+
+export const DEFAULT_THROTTLE: ThrottleOptions = { maxFailures: 10, windowMs: 5 * 60 * 1000, failDelayMs: 300 };
+
+class FailureCounter {
+  readonly #hits = new Map<string, number[]>();
+  constructor(readonly windowMs: number) {}
+  count(key: string, t: number): number {
+    const list = this.#hits.get(key);
+    if (!list) return 0;
+    while (list.length && list[0]! <= t - this.windowMs) list.shift();
+    if (list.length === 0) this.#hits.delete(key);
+    return list.length;
+  }
+  add(key: string, t: number): void {
+    let list = this.#hits.get(key);
+    if (!list) this.#hits.set(key, (list = []));
+    list.push(t);
+    if (list.length > 1000) list.shift();
+    if (this.#hits.size > 100_000) this.#hits.delete(this.#hits.keys().next().value as string);
+  }
+}
+
+export function createAuthenticator(store: Store, opts: ThrottleOptions = DEFAULT_THROTTLE): Authenticator {
+  const failures = new FailureCounter(opts.windowMs);
+  const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  return {
+    async login(username: string, password: string, remoteAddress: string): Promise<AuthResult> {
+      const user = username.trim().toLowerCase();
+      const t = Date.now();
+      if (failures.count('ip:' + remoteAddress, t) >= opts.maxFailures || failures.count('user:' + user, t) >= opts.maxFailures) {
+        await delay(opts.failDelayMs);
+        return { ok: false, reason: 'throttled', message: 'Too many failed logins; try again later' };
+      }
+      const account = user.includes('@') ? await store.getAccount(user) : null;
+      const ok = account ? await verifyPassword(password, account.passwordHash) : false;
+      if (!account || !ok) {
+        failures.add('ip:' + remoteAddress, t);
+        failures.add('user:' + user, t);
+        await delay(opts.failDelayMs);
+        return { ok: false, reason: 'invalid', message: 'Invalid username or password' };
+      }
+      return { ok: true, account };
+    },
+  };
+}

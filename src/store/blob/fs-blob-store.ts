@@ -1,0 +1,187 @@
+// Message bodies as immutable, content-addressed files: DIR/ab/<sha256 hex>.
+// A body is streamed to DIR/tmp/, fsync'd, renamed into place, and the folder fsync'd, all before
+// any metadata that references it commits ("better files without references than references
+// without files" — an orphan is collected at start-up, a dangling reference would lose mail).
+//
+// Pins: a blob staged for a delivery that has not committed yet is pinned in memory, so a
+// concurrent expunge of the last other copy of the same content never unlinks it.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, promises as fsp, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StoreError, type StagedBlob } from '../store.ts';
+
+export class FsBlobStore {
+  readonly dir: string;
+  readonly #pins = new Map<string, number>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+    const created = !existsSync(dir);
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    for (let i = 0; i < 256; i++) {
+      const sub = join(dir, i.toString(16).padStart(2, '0'));
+      if (!existsSync(sub)) mkdirSync(sub);
+    }
+    if (created) fsyncDir(dir);
+  }
+
+  path(id: string): string {
+    if (!/^[0-9a-f]{64}$/.test(id)) throw new StoreError('invalid', `bad blob id ${id}`);
+    return join(this.dir, id.slice(0, 2), id);
+  }
+
+  isPinned(id: string): boolean {
+    return (this.#pins.get(id) ?? 0) > 0;
+  }
+
+  #pin(id: string): () => void {
+    this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.#pins.get(id) ?? 1) - 1;
+      if (n <= 0) this.#pins.delete(id);
+      else this.#pins.set(id, n);
+    };
+  }
+
+  /** Streams input to a temp file, hashing it; fsyncs; renames into place; fsyncs the folder. */
+  async stage(input: Readable | Buffer, maxBytes = Infinity): Promise<StagedBlob> {
+    const tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
+    const fh = await fsp.open(tmp, 'wx', 0o600);
+    const hash = createHash('sha256');
+    let size = 0;
+    let tooBig = false;
+    try {
+      if (Buffer.isBuffer(input)) {
+        if (input.length > maxBytes) tooBig = true;
+        else {
+          hash.update(input);
+          size = input.length;
+          await writeAll(fh, input);
+        }
+      } else {
+        for await (const chunk of input) {
+          const buf: Buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+          if (tooBig) continue; // keep draining the source so the peer's protocol stays in step
+          if (size + buf.length > maxBytes) {
+            tooBig = true;
+            continue;
+          }
+          hash.update(buf);
+          size += buf.length;
+          await writeAll(fh, buf);
+        }
+      }
+      if (tooBig) throw new StoreError('invalid', `message larger than ${maxBytes} bytes`);
+      await fh.sync();
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await fsp.unlink(tmp).catch(() => {});
+      throw err;
+    }
+    await fh.close();
+    const id = hash.digest('hex');
+    const release = this.#pin(id);
+    const final = this.path(id);
+    try {
+      if (existsSync(final)) {
+        await fsp.unlink(tmp);
+      } else {
+        await fsp.rename(tmp, final);
+        fsyncDir(join(this.dir, id.slice(0, 2)));
+      }
+    } catch (err) {
+      release();
+      await fsp.unlink(tmp).catch(() => {});
+      throw err;
+    }
+    return { id, size, release };
+  }
+
+  async read(id: string, start = 0, end?: number): Promise<Buffer> {
+    let fh;
+    try {
+      fh = await fsp.open(this.path(id), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${id} not found`);
+      throw err;
+    }
+    try {
+      const total = (await fh.stat()).size;
+      const e = Math.min(end ?? total, total);
+      const s = Math.min(Math.max(0, start), e);
+      const buf = Buffer.allocUnsafe(e - s);
+      let off = 0;
+      while (off < buf.length) {
+        const { bytesRead } = await fh.read(buf, off, buf.length - off, s + off);
+        if (bytesRead === 0) break;
+        off += bytesRead;
+      }
+      return off === buf.length ? buf : buf.subarray(0, off);
+    } finally {
+      await fh.close();
+    }
+  }
+
+  stream(id: string, start = 0, end?: number): Readable {
+    const opts: { start: number; end?: number } = { start };
+    if (end !== undefined) {
+      if (end <= start) {
+        // An empty range: createReadStream's `end` is inclusive, so use an empty stream.
+        return createReadStream(this.path(id), { start: 0, end: -1 });
+      }
+      opts.end = end - 1;
+    }
+    return createReadStream(this.path(id), opts);
+  }
+
+  /** Unlinks a blob whose last reference was committed away, unless a delivery has it pinned. Synchronous on purpose: no await between the pin check and the unlink. */
+  removeIfUnpinned(id: string): void {
+    if (this.isPinned(id)) return;
+    try {
+      unlinkSync(this.path(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  /** Start-up collection: temp files, and files no metadata references (`isReferenced` false). */
+  collectGarbage(isReferenced: (id: string) => boolean): { removed: number } {
+    let removed = 0;
+    for (const name of readdirSync(join(this.dir, 'tmp'))) {
+      unlinkSync(join(this.dir, 'tmp', name));
+      removed++;
+    }
+    for (let i = 0; i < 256; i++) {
+      const sub = join(this.dir, i.toString(16).padStart(2, '0'));
+      for (const name of readdirSync(sub)) {
+        if (!isReferenced(name) && !this.isPinned(name)) {
+          unlinkSync(join(sub, name));
+          removed++;
+        }
+      }
+    }
+    return { removed };
+  }
+}
+
+async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+    off += bytesWritten;
+  }
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,24 @@
+// Picks the store from `--database`: a postgres:// URL → PostgreSQL; anything else is a SQLite
+// file path (default DATA/pillarbox.sqlite) with blobs in DATA/blobs.
+
+import { isAbsolute, join, resolve } from 'node:path';
+import type { Store } from './store.ts';
+import type { ChangeBus } from './bus.ts';
+
+export function isPostgresUrl(database: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(database);
+}
+
+export function defaultDatabase(dataDir: string): string {
+  return join(dataDir, 'pillarbox.sqlite');
+}
+
+export async function openStore(database: string, dataDir: string, opts: { bus?: ChangeBus; collectGarbage?: boolean } = {}): Promise<Store> {
+  if (isPostgresUrl(database)) {
+    const { openPostgresStore } = await import('./postgres/postgres-store.ts');
+    return openPostgresStore({ url: database, ...(opts.bus ? { bus: opts.bus } : {}) });
+  }
+  const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
+  const path = isAbsolute(database) ? database : resolve(database);
+  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false });
+}

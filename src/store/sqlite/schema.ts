@@ -1,0 +1,72 @@
+// SQLite schema, as numbered migrations applied in order at open (schema_migrations records them).
+// Never edit a released migration: add the next number.
+
+export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE domains (name TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+CREATE TABLE accounts (
+  id INTEGER PRIMARY KEY,
+  address TEXT NOT NULL UNIQUE,
+  domain TEXT NOT NULL REFERENCES domains(name),
+  password_hash TEXT NOT NULL,
+  quota INTEGER NOT NULL DEFAULT 0,
+  used_bytes INTEGER NOT NULL DEFAULT 0,
+  message_count INTEGER NOT NULL DEFAULT 0,
+  settings TEXT NOT NULL DEFAULT '{}',
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX accounts_domain ON accounts(domain);
+CREATE TABLE aliases (
+  address TEXT PRIMARY KEY,
+  domain TEXT NOT NULL REFERENCES domains(name),
+  targets TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX aliases_domain ON aliases(domain);
+CREATE TABLE mailboxes (
+  id INTEGER PRIMARY KEY,
+  account_id INTEGER NOT NULL REFERENCES accounts(id),
+  name TEXT NOT NULL,
+  special_use TEXT,
+  subscribed INTEGER NOT NULL DEFAULT 1,
+  uid_validity INTEGER NOT NULL,
+  uid_next INTEGER NOT NULL DEFAULT 1,
+  highest_modseq INTEGER NOT NULL DEFAULT 1,
+  UNIQUE (account_id, name)
+);
+-- One row per distinct body: the MIME parse computed at delivery is cached here once, shared by
+-- every message (copy, alias fan-out) that references the same content.
+CREATE TABLE blobs (
+  id TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  refcount INTEGER NOT NULL,
+  meta TEXT NOT NULL
+);
+CREATE TABLE messages (
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  system_flags INTEGER NOT NULL DEFAULT 0,
+  keywords TEXT NOT NULL DEFAULT '[]',
+  internal_date INTEGER NOT NULL,
+  saved_at INTEGER NOT NULL,
+  size INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+CREATE INDEX messages_blob ON messages(blob_id);
+-- RFC 7162 §3.2.10: what was expunged at which MODSEQ, for VANISHED (EARLIER).
+CREATE TABLE expunged (
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+`,
+  },
+];

@@ -1,0 +1,702 @@
+// The embedded store: metadata in SQLite (better-sqlite3, WAL, synchronous=FULL so a commit is
+// durable when it returns), bodies in FsBlobStore. better-sqlite3 is synchronous, so each write is
+// one IMMEDIATE transaction that no other JS code can interleave with; changes are published on
+// the bus right after its commit, in commit order.
+
+import Database from 'better-sqlite3';
+import { dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { FsBlobStore } from '../blob/fs-blob-store.ts';
+import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
+import { MIGRATIONS } from './schema.ts';
+import {
+  DEFAULT_MAILBOXES,
+  MAILBOX_SEPARATOR,
+  StoreError,
+  SystemFlag,
+  applyFlagOp,
+  normalizeKeywords,
+  sameFlags,
+  type Account,
+  type AccountSettings,
+  type Alias,
+  type BlobRef,
+  type CopyResult,
+  type DeliveryResult,
+  type Domain,
+  type FlagOp,
+  type Mailbox,
+  type MailboxStatus,
+  type MessageRecord,
+  type MessageSummary,
+  type NewMessage,
+  type SpecialUse,
+  type StagedBlob,
+  type Store,
+  type StoreFlagsResult,
+  type WriteOptions,
+} from '../store.ts';
+import type { MessageMeta } from '../../protocol/mime/types.ts';
+
+type Row = Record<string, any>;
+
+export interface SqliteStoreOptions {
+  /** SQLite database file. */
+  path: string;
+  /** Folder of blob files. */
+  blobDir: string;
+  bus?: ChangeBus;
+  /** Remove orphaned blob files at open (the server does; the admin CLI doesn't). */
+  collectGarbage?: boolean;
+}
+
+export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
+  mkdirSync(dirname(opts.path), { recursive: true });
+  const store = new SqliteStore(opts);
+  if (opts.collectGarbage) store.collectGarbage();
+  return store;
+}
+
+const now = () => Date.now();
+
+function toAccount(r: Row): Account {
+  return {
+    id: r.id,
+    address: r.address,
+    domain: r.domain,
+    passwordHash: r.password_hash,
+    quota: r.quota,
+    usedBytes: r.used_bytes,
+    messageCount: r.message_count,
+    settings: JSON.parse(r.settings) as AccountSettings,
+    createdAt: new Date(r.created_at),
+  };
+}
+
+function toMailbox(r: Row): Mailbox {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    name: r.name,
+    specialUse: (r.special_use ?? null) as SpecialUse | null,
+    subscribed: r.subscribed === 1,
+    uidValidity: r.uid_validity,
+    uidNext: r.uid_next,
+    highestModseq: r.highest_modseq,
+  };
+}
+
+function toSummary(r: Row): MessageSummary {
+  return {
+    uid: r.uid,
+    modseq: r.modseq,
+    systemFlags: r.system_flags,
+    keywords: JSON.parse(r.keywords) as string[],
+    internalDate: r.internal_date,
+    savedAt: r.saved_at,
+    size: r.size,
+    blobId: r.blob_id,
+  };
+}
+
+function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1);
+}
+
+class SqliteStore implements Store {
+  readonly kind = 'sqlite' as const;
+  readonly bus: ChangeBus;
+  readonly #db: Database.Database;
+  readonly #blobs: FsBlobStore;
+  #closed = false;
+
+  constructor(opts: SqliteStoreOptions) {
+    this.bus = opts.bus ?? new LocalChangeBus();
+    this.#blobs = new FsBlobStore(opts.blobDir);
+    const db = new Database(opts.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 10000');
+    db.pragma('foreign_keys = ON');
+    this.#db = db;
+    this.#migrate();
+  }
+
+  #migrate(): void {
+    const db = this.#db;
+    db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)');
+    const done = new Set((db.prepare('SELECT version FROM schema_migrations').all() as Row[]).map((r) => r.version as number));
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      db.transaction(() => {
+        db.exec(m.sql);
+        db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(m.version, now());
+      }).immediate();
+    }
+  }
+
+  collectGarbage(): void {
+    const has = this.#db.prepare('SELECT 1 FROM blobs WHERE id = ?').pluck();
+    this.#blobs.collectGarbage((id) => has.get(id) !== undefined);
+  }
+
+  /** Runs fn in one IMMEDIATE transaction, then removes dead blobs and publishes the changes. */
+  #write<T>(fn: (tx: Tx) => T): T {
+    if (this.#closed) throw new StoreError('invalid', 'store is closed');
+    const tx: Tx = { changes: [], deadBlobs: [] };
+    const result = this.#db.transaction(() => fn(tx)).immediate();
+    for (const id of tx.deadBlobs) {
+      try {
+        this.#blobs.removeIfUnpinned(id);
+      } catch (err) {
+        console.error('blob removal failed', id, err);
+      }
+    }
+    this.bus.publish(tx.changes);
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  // ---------------------------------------------------------------- domains
+  async addDomain(name: string): Promise<Domain> {
+    const n = name.toLowerCase();
+    return this.#write(() => {
+      if (this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('exists', `domain ${n} already exists`);
+      const t = now();
+      this.#db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?)').run(n, t);
+      return { name: n, createdAt: new Date(t) };
+    });
+  }
+
+  async removeDomain(name: string): Promise<void> {
+    const n = name.toLowerCase();
+    this.#write(() => {
+      if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('not-found', `no such domain ${n}`);
+      const users = this.#db.prepare('SELECT count(*) FROM accounts WHERE domain = ?').pluck().get(n) as number;
+      if (users > 0) throw new StoreError('invalid', `domain ${n} still has ${users} account(s); remove them first`);
+      this.#db.prepare('DELETE FROM aliases WHERE domain = ?').run(n);
+      this.#db.prepare('DELETE FROM domains WHERE name = ?').run(n);
+    });
+  }
+
+  async listDomains(): Promise<Domain[]> {
+    return (this.#db.prepare('SELECT * FROM domains ORDER BY name').all() as Row[]).map((r) => ({ name: r.name, createdAt: new Date(r.created_at) }));
+  }
+
+  async getDomain(name: string): Promise<Domain | null> {
+    const r = this.#db.prepare('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase()) as Row | undefined;
+    return r ? { name: r.name, createdAt: new Date(r.created_at) } : null;
+  }
+
+  // ---------------------------------------------------------------- accounts
+  async createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    const address = a.address.toLowerCase();
+    const domain = domainOf(address);
+    return this.#write((tx) => {
+      if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
+      if (this.#db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(address)) throw new StoreError('exists', `account ${address} already exists`);
+      if (this.#db.prepare('SELECT 1 FROM aliases WHERE address = ?').get(address)) throw new StoreError('exists', `${address} is already an alias`);
+      const t = now();
+      const info = this.#db
+        .prepare('INSERT INTO accounts (address, domain, password_hash, quota, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(address, domain, a.passwordHash, a.quota ?? 0, JSON.stringify(a.settings ?? {}), t);
+      const accountId = Number(info.lastInsertRowid);
+      for (const m of DEFAULT_MAILBOXES) this.#insertMailbox(tx, accountId, m.name, m.specialUse, true);
+      return toAccount(this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
+    });
+  }
+
+  async getAccount(address: string): Promise<Account | null> {
+    const r = this.#db.prepare('SELECT * FROM accounts WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
+    return r ? toAccount(r) : null;
+  }
+
+  async getAccountById(id: number): Promise<Account | null> {
+    const r = this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
+    return r ? toAccount(r) : null;
+  }
+
+  async listAccounts(domain?: string): Promise<Account[]> {
+    const rows = domain
+      ? (this.#db.prepare('SELECT * FROM accounts WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
+      : (this.#db.prepare('SELECT * FROM accounts ORDER BY address').all() as Row[]);
+    return rows.map(toAccount);
+  }
+
+  async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    return this.#write(() => {
+      const r = this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
+      if (!r) throw new StoreError('not-found', `no account ${id}`);
+      if (patch.passwordHash !== undefined) this.#db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
+      if (patch.quota !== undefined) {
+        if (!Number.isSafeInteger(patch.quota) || patch.quota < 0) throw new StoreError('invalid', 'quota must be a non-negative integer');
+        this.#db.prepare('UPDATE accounts SET quota = ? WHERE id = ?').run(patch.quota, id);
+      }
+      if (patch.settings !== undefined) this.#db.prepare('UPDATE accounts SET settings = ? WHERE id = ?').run(JSON.stringify(patch.settings), id);
+      return toAccount(this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row);
+    });
+  }
+
+  async removeAccount(id: number): Promise<void> {
+    this.#write((tx) => {
+      if (!this.#db.prepare('SELECT 1 FROM accounts WHERE id = ?').get(id)) throw new StoreError('not-found', `no account ${id}`);
+      const boxes = this.#db.prepare('SELECT id FROM mailboxes WHERE account_id = ?').pluck().all(id) as number[];
+      for (const mb of boxes) this.#dropMailboxContents(tx, mb);
+      this.#db.prepare('DELETE FROM mailboxes WHERE account_id = ?').run(id);
+      this.#db.prepare('DELETE FROM accounts WHERE id = ?').run(id);
+      tx.changes.push({ kind: 'account-removed', accountId: id });
+    });
+  }
+
+  // ---------------------------------------------------------------- aliases
+  async setAlias(address: string, targets: string[]): Promise<Alias> {
+    const a = address.toLowerCase();
+    const domain = a.startsWith('@') ? a.slice(1) : domainOf(a);
+    const ts = [...new Set(targets.map((t) => t.toLowerCase()))];
+    return this.#write(() => {
+      if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
+      if (this.#db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(a)) throw new StoreError('exists', `${a} is an account`);
+      if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
+      const t = now();
+      this.#db
+        .prepare('INSERT INTO aliases (address, domain, targets, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET targets = excluded.targets')
+        .run(a, domain, JSON.stringify(ts), t);
+      const r = this.#db.prepare('SELECT * FROM aliases WHERE address = ?').get(a) as Row;
+      return { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) };
+    });
+  }
+
+  async removeAlias(address: string): Promise<void> {
+    this.#write(() => {
+      const info = this.#db.prepare('DELETE FROM aliases WHERE address = ?').run(address.toLowerCase());
+      if (info.changes === 0) throw new StoreError('not-found', `no alias ${address}`);
+    });
+  }
+
+  async getAlias(address: string): Promise<Alias | null> {
+    const r = this.#db.prepare('SELECT * FROM aliases WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
+    return r ? { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) } : null;
+  }
+
+  async listAliases(domain?: string): Promise<Alias[]> {
+    const rows = domain
+      ? (this.#db.prepare('SELECT * FROM aliases WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
+      : (this.#db.prepare('SELECT * FROM aliases ORDER BY address').all() as Row[]);
+    return rows.map((r) => ({ address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) }));
+  }
+
+  // ---------------------------------------------------------------- mailboxes
+  /** UIDVALIDITY never repeats within this store: max(clock seconds, last + 1). */
+  #nextUidValidity(): number {
+    const last = (this.#db.prepare("SELECT value FROM settings WHERE key = 'last_uidvalidity'").pluck().get() as string | undefined) ?? '0';
+    const v = Math.max(Math.floor(now() / 1000) % 0x7fffffff, Number(last) + 1);
+    this.#db.prepare("INSERT INTO settings (key, value) VALUES ('last_uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(v));
+    return v;
+  }
+
+  #insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean, uidNext = 1): Mailbox {
+    const info = this.#db
+      .prepare('INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, 1)')
+      .run(accountId, name, specialUse, subscribed ? 1 : 0, this.#nextUidValidity(), uidNext);
+    const mb = toMailbox(this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
+    tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
+    return mb;
+  }
+
+  async listMailboxes(accountId: number): Promise<Mailbox[]> {
+    return (this.#db.prepare("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map(toMailbox);
+  }
+
+  async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
+    const r = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, normalizeName(name)) as Row | undefined;
+    return r ? toMailbox(r) : null;
+  }
+
+  async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
+    const r = this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+    return r ? toMailbox(r) : null;
+  }
+
+  async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
+    const n = validateName(name);
+    return this.#write((tx) => {
+      if (!this.#db.prepare('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
+      if (this.#db.prepare('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
+      const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
+      stamp(tx, opts.origin);
+      return mb;
+    });
+  }
+
+  async renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
+    const from = normalizeName(oldName);
+    const to = validateName(newName);
+    this.#write((tx) => {
+      const src = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
+      if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
+      if (this.#db.prepare('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
+      if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
+      if (from === 'INBOX') {
+        // RFC 9051 §6.3.6: renaming INBOX moves its messages into a new mailbox and leaves INBOX
+        // empty; INBOX's inferiors are unaffected.
+        const dst = this.#insertMailbox(tx, accountId, to, null, true, src.uid_next);
+        const uids = this.#db.prepare('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(src.id) as number[];
+        const modseq = this.#bumpModseq(src.id);
+        this.#db.prepare('UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, dst.id);
+        this.#db.prepare('UPDATE messages SET mailbox_id = ?, modseq = ? WHERE mailbox_id = ?').run(dst.id, modseq, src.id);
+        const logE = this.#db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+        for (const u of uids) logE.run(src.id, u, modseq);
+        if (uids.length) tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids, modseq });
+      } else {
+        const rows = this.#db
+          .prepare("SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)")
+          .all(accountId, from, from.length + 1, from + MAILBOX_SEPARATOR) as Row[];
+        const upd = this.#db.prepare('UPDATE mailboxes SET name = ? WHERE id = ?');
+        for (const r of rows) {
+          const nn = to + (r.name as string).slice(from.length);
+          if (r.id !== src.id && this.#db.prepare('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
+            throw new StoreError('exists', `mailbox ${nn} already exists`);
+          upd.run(nn, r.id);
+          tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.name, newName: nn });
+        }
+      }
+      stamp(tx, opts.origin);
+    });
+  }
+
+  async deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
+    const n = normalizeName(name);
+    if (n === 'INBOX') throw new StoreError('inbox', 'INBOX cannot be deleted');
+    this.#write((tx) => {
+      const mb = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n) as Row | undefined;
+      if (!mb) throw new StoreError('not-found', `no mailbox ${n}`);
+      this.#dropMailboxContents(tx, mb.id);
+      this.#db.prepare('DELETE FROM mailboxes WHERE id = ?').run(mb.id);
+      tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name: n });
+      stamp(tx, opts.origin);
+    });
+  }
+
+  /** Deletes every message of a mailbox, with quota and blob bookkeeping; no expunge log (the mailbox goes). */
+  #dropMailboxContents(tx: Tx, mailboxId: number): void {
+    const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row;
+    const agg = this.#db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages WHERE mailbox_id = ?').get(mailboxId) as Row;
+    const blobs = this.#db.prepare('SELECT blob_id, count(*) AS n FROM messages WHERE mailbox_id = ? GROUP BY blob_id').all(mailboxId) as Row[];
+    this.#db.prepare('DELETE FROM messages WHERE mailbox_id = ?').run(mailboxId);
+    this.#db.prepare('DELETE FROM expunged WHERE mailbox_id = ?').run(mailboxId);
+    for (const b of blobs) this.#unrefBlob(tx, b.blob_id, b.n);
+    this.#db.prepare('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(agg.bytes, agg.n, mb.account_id);
+  }
+
+  async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    this.#write(() => {
+      const info = this.#db.prepare('UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?').run(subscribed ? 1 : 0, accountId, normalizeName(name));
+      if (info.changes === 0) throw new StoreError('not-found', `no mailbox ${name}`);
+    });
+  }
+
+  async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
+    const mb = this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+    if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+    const r = this.#db
+      .prepare(
+        `SELECT count(*) AS messages,
+                coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Seen} = 0 THEN 1 ELSE 0 END), 0) AS unseen,
+                coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
+                coalesce(sum(size), 0) AS size
+         FROM messages WHERE mailbox_id = ?`,
+      )
+      .get(mailboxId) as Row;
+    return {
+      messages: r.messages,
+      unseen: r.unseen,
+      deleted: r.deleted,
+      size: r.size,
+      uidNext: mb.uid_next,
+      uidValidity: mb.uid_validity,
+      highestModseq: mb.highest_modseq,
+    };
+  }
+
+  // ---------------------------------------------------------------- messages
+  async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
+    const rows =
+      opts.changedSince !== undefined
+        ? (this.#db
+            .prepare('SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
+            .all(mailboxId, opts.changedSince) as Row[])
+        : (this.#db
+            .prepare('SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ? ORDER BY uid')
+            .all(mailboxId) as Row[]);
+    return rows.map(toSummary);
+  }
+
+  async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
+    if (uids.length === 0) return [];
+    const out: MessageRecord[] = [];
+    const stmt = this.#db.prepare(
+      `SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.saved_at, m.size, m.blob_id, b.meta
+       FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
+    );
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; i += 500) {
+      for (const r of stmt.all(mailboxId, JSON.stringify(sorted.slice(i, i + 500))) as Row[]) {
+        out.push({ ...toSummary(r), meta: JSON.parse(r.meta) as MessageMeta });
+      }
+    }
+    return out;
+  }
+
+  async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
+    return this.#db.prepare('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
+  }
+
+  async stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
+    return this.#blobs.stage(input, opts.maxBytes);
+  }
+
+  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
+    return this.#blobs.read(blobId, start, end);
+  }
+
+  streamBlob(blobId: string, start?: number, end?: number): Readable {
+    return this.#blobs.stream(blobId, start, end);
+  }
+
+  #bumpModseq(mailboxId: number): number {
+    return this.#db.prepare('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').pluck().get(mailboxId) as number;
+  }
+
+  #refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
+    this.#db
+      .prepare('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount')
+      .run(blob.id, blob.size, n, JSON.stringify(meta));
+  }
+
+  #unrefBlob(tx: Tx, blobId: string, n: number): void {
+    const left = this.#db.prepare('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
+    if (left !== undefined && left <= 0) {
+      this.#db.prepare('DELETE FROM blobs WHERE id = ?').run(blobId);
+      tx.deadBlobs.push(blobId);
+    }
+  }
+
+  /** Adds one message row; the caller has checked quota and referenced the blob. */
+  #insertMessage(tx: Tx, accountId: number, mailboxId: number, blob: { id: string; size: number }, m: { systemFlags: number; keywords: string[]; internalDate: number }): { uid: number; modseq: number } {
+    const mb = this.#db
+      .prepare('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq AS modseq')
+      .get(mailboxId) as Row;
+    this.#db
+      .prepare('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(normalizeKeywords(m.keywords)), m.internalDate, now(), blob.size, blob.id);
+    this.#db.prepare('UPDATE accounts SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?').run(blob.size, accountId);
+    tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq });
+    return { uid: mb.uid, modseq: mb.modseq };
+  }
+
+  /** Reserves `bytes` of the account's quota if it fits (quota 0 = unlimited). */
+  #fits(accountId: number, bytes: number): boolean {
+    const a = this.#db.prepare('SELECT quota, used_bytes FROM accounts WHERE id = ?').get(accountId) as Row | undefined;
+    if (!a) return false;
+    return a.quota === 0 || a.used_bytes + bytes <= a.quota;
+  }
+
+  async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    return this.#write((tx) => {
+      const results: DeliveryResult[] = [];
+      let refs = 0;
+      for (const t of targets) {
+        const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(t.mailboxId) as Row | undefined;
+        if (!mb) {
+          results.push({ ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: t.mailboxId });
+          continue;
+        }
+        if (!this.#fits(mb.account_id, blob.size)) {
+          results.push({ ok: false, reason: 'quota', accountId: mb.account_id, mailboxId: t.mailboxId });
+          continue;
+        }
+        if (refs === 0) this.#refBlob(blob, meta, 0);
+        refs++;
+        const r = this.#insertMessage(tx, mb.account_id, t.mailboxId, blob, {
+          systemFlags: t.systemFlags ?? 0,
+          keywords: t.keywords ?? [],
+          internalDate: t.internalDate ?? now(),
+        });
+        results.push({ ok: true, accountId: mb.account_id, mailboxId: t.mailboxId, uid: r.uid, modseq: r.modseq });
+      }
+      if (refs > 0) this.#db.prepare('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(refs, blob.id);
+      stamp(tx, opts.origin);
+      return results;
+    });
+  }
+
+  async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
+    return this.#write((tx) => {
+      const mb = this.#db.prepare('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
+      if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
+      if (!this.#fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
+      this.#refBlob(blob, meta, 1);
+      const r = this.#insertMessage(tx, mb.account_id, target.mailboxId, blob, {
+        systemFlags: target.systemFlags ?? 0,
+        keywords: target.keywords ?? [],
+        internalDate: target.internalDate ?? now(),
+      });
+      stamp(tx, opts.origin);
+      return { ...r, uidValidity: mb.uid_validity };
+    });
+  }
+
+  async storeFlags(
+    mailboxId: number,
+    uids: number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    opts: { unchangedSince?: number } & WriteOptions = {},
+  ): Promise<StoreFlagsResult> {
+    return this.#write((tx) => {
+      const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      const updated: StoreFlagsResult['updated'] = [];
+      const modified: number[] = [];
+      const sel = this.#db.prepare('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?');
+      const upd = this.#db.prepare('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
+      for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
+        const r = sel.get(mailboxId, uid) as Row | undefined;
+        if (!r) continue;
+        // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
+        if (opts.unchangedSince !== undefined && r.modseq > opts.unchangedSince) {
+          modified.push(uid);
+          continue;
+        }
+        const cur = { systemFlags: r.system_flags as number, keywords: JSON.parse(r.keywords) as string[] };
+        const next = applyFlagOp(cur, op, flags);
+        if (sameFlags(cur, next)) continue;
+        const modseq = this.#bumpModseq(mailboxId);
+        upd.run(next.systemFlags, JSON.stringify(next.keywords), modseq, mailboxId, uid);
+        updated.push({ uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
+        tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
+      }
+      stamp(tx, opts.origin);
+      return { updated, modified };
+    });
+  }
+
+  #expungeIn(tx: Tx, accountId: number, mailboxId: number, uids: number[]): number {
+    if (uids.length === 0) return 0;
+    const modseq = this.#bumpModseq(mailboxId);
+    const sel = this.#db.prepare('SELECT size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const del = this.#db.prepare('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const log = this.#db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+    let bytes = 0;
+    for (const uid of uids) {
+      const r = sel.get(mailboxId, uid) as Row;
+      del.run(mailboxId, uid);
+      log.run(mailboxId, uid, modseq);
+      bytes += r.size;
+      this.#unrefBlob(tx, r.blob_id, 1);
+    }
+    this.#db.prepare('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(bytes, uids.length, accountId);
+    tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId, uids, modseq });
+    return modseq;
+  }
+
+  async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
+    return this.#write((tx) => {
+      const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      const onlyDeleted = opts.onlyDeleted ?? true;
+      let uids = (
+        onlyDeleted
+          ? this.#db.prepare(`SELECT uid FROM messages WHERE mailbox_id = ? AND system_flags & ${SystemFlag.Deleted} != 0 ORDER BY uid`).pluck().all(mailboxId)
+          : this.#db.prepare('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailboxId)
+      ) as number[];
+      if (opts.uids) {
+        const want = new Set(opts.uids);
+        uids = uids.filter((u) => want.has(u));
+      }
+      this.#expungeIn(tx, mb.account_id, mailboxId, uids);
+      stamp(tx, opts.origin);
+      return uids;
+    });
+  }
+
+  #copyIn(tx: Tx, srcMailboxId: number, uids: number[], dstMailboxId: number, move: boolean): CopyResult {
+    const src = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(srcMailboxId) as Row | undefined;
+    const dst = this.#db.prepare('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(dstMailboxId) as Row | undefined;
+    if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
+    if (move && src.account_id !== dst.account_id) throw new StoreError('invalid', 'move across accounts');
+    const sel = this.#db.prepare('SELECT uid, system_flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const rows: Row[] = [];
+    for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
+      const r = sel.get(srcMailboxId, uid) as Row | undefined;
+      if (r) rows.push(r);
+    }
+    const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
+    const sameAccount = src.account_id === dst.account_id;
+    if (!(move && sameAccount) && !this.#fits(dst.account_id, bytes)) throw new StoreError('quota', 'quota exceeded');
+    const mapping: Array<[number, number]> = [];
+    const refBlob = this.#db.prepare('UPDATE blobs SET refcount = refcount + 1 WHERE id = ?');
+    for (const r of rows) {
+      refBlob.run(r.blob_id);
+      const n = this.#insertMessage(tx, dst.account_id, dstMailboxId, { id: r.blob_id, size: r.size }, {
+        systemFlags: r.system_flags,
+        keywords: JSON.parse(r.keywords),
+        internalDate: r.internal_date,
+      });
+      mapping.push([r.uid, n.uid]);
+    }
+    if (move) this.#expungeIn(tx, src.account_id, srcMailboxId, rows.map((r) => r.uid as number));
+    return { mapping, uidValidity: dst.uid_validity };
+  }
+
+  async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#write((tx) => {
+      const r = this.#copyIn(tx, srcMailboxId, uids, dstMailboxId, false);
+      stamp(tx, opts.origin);
+      return r;
+    });
+  }
+
+  async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#write((tx) => {
+      const r = this.#copyIn(tx, srcMailboxId, uids, dstMailboxId, true);
+      stamp(tx, opts.origin);
+      return r;
+    });
+  }
+}
+
+interface Tx {
+  changes: Change[];
+  deadBlobs: string[];
+}
+
+function stamp(tx: Tx, origin: string | undefined): void {
+  if (origin === undefined) return;
+  for (const c of tx.changes) c.origin = origin;
+}
+
+/** INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */
+export function normalizeName(name: string): string {
+  if (name.toUpperCase() === 'INBOX') return 'INBOX';
+  if (name.toUpperCase().startsWith('INBOX' + MAILBOX_SEPARATOR)) return 'INBOX' + name.slice(5);
+  return name;
+}
+
+function validateName(name: string): string {
+  const n = normalizeName(name);
+  if (n === '' || n.length > 1000) throw new StoreError('invalid', 'mailbox name must be 1–1000 characters');
+  if (n.startsWith(MAILBOX_SEPARATOR) || n.endsWith(MAILBOX_SEPARATOR) || n.includes(MAILBOX_SEPARATOR + MAILBOX_SEPARATOR))
+    throw new StoreError('invalid', 'mailbox name has an empty hierarchy level');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(n)) throw new StoreError('invalid', 'mailbox name contains control characters');
+  return n;
+}
+
