@@ -220,7 +220,7 @@ export interface Store {
   getDomain(name: string): Promise<Domain | null>;
 
   // ---- accounts
-  /** Creates the account and its DEFAULT_MAILBOXES. 'exists' if the address is taken (account or alias); 'not-found' for an unknown domain. */
+  /** Creates the account and its DEFAULT_MAILBOXES. 'exists' if an account has the address; 'not-found' for an unknown domain. */
   createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account>;
   getAccount(address: string): Promise<Account | null>;
   getAccountById(id: number): Promise<Account | null>;
@@ -230,7 +230,11 @@ export interface Store {
   removeAccount(id: number): Promise<void>;
 
   // ---- aliases
-  /** Creates or replaces. 'exists' if an account has this address; 'not-found' for an unknown domain. */
+  /**
+   * Creates or replaces. An alias may share its address with an account: the alias then decides
+   * where that address's mail goes, and a target equal to the address itself means "that
+   * account's mailbox" (support@ → support@, adam@, betty@). 'not-found' for an unknown domain.
+   */
   setAlias(address: string, targets: string[]): Promise<Alias>;
   removeAlias(address: string): Promise<void>;
   getAlias(address: string): Promise<Alias | null>;

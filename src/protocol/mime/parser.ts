@@ -1,1 +1,460 @@
-export function parseMessage(_r: Buffer): any { throw new Error("stub"); }
+// Streaming MIME structure parser (RFC 2045/2046, RFC 5322). Header blocks are kept (capped);
+// bodies are only scanned for boundaries, line counts and sizes, never kept, so memory stays
+// bounded whatever the message size. Boundaries are found across arbitrary chunk splits.
+// It never throws on malformed input: every byte ends up in some part.
+//
+// Conventions follow Dovecot 2.3 (the oracle for test/vectors/mime):
+// - a boundary line is any line that starts with "--" + boundary (prefix match, RFC 2046 §5.1.1
+//   forbids such lines inside parts), checked innermost multipart first, and it also closes every
+//   part nested below the multipart it belongs to;
+// - the line break before a boundary line belongs to the boundary (RFC 2046 §5.1.1), also when
+//   the boundary interrupts a header block;
+// - `lines` is the number of LF bytes in the body.
+import type { MessageMeta, MimeNode, Envelope, SearchHeaders } from './types.ts';
+import {
+  parseHeaderBlock, unfoldValue, bytesToString, parseMimeHeader, parseAddressList, decodeWords, type HeaderField,
+} from './headers.ts';
+
+/** Header bytes kept per header block; the rest of an oversized block is scanned but dropped. */
+export const MAX_HEADER_BYTES = 1 << 20;
+/** Nesting limit for multipart and message/rfc822 parts; deeper parts are treated as leaves. */
+export const MAX_DEPTH = 50;
+/** Limit on the number of parts; later boundaries are treated as body text. */
+export const MAX_PARTS = 10000;
+/** Boundaries longer than this are ignored (RFC 2046 §5.1.1 allows 70). */
+const MAX_BOUNDARY = 200;
+/** A header line without LF that grows past this is handled in pieces. */
+const LONG_LINE = 64 * 1024;
+
+interface Frame {
+  node: MimeNode;
+  depth: number;
+  /** "--" + boundary while this multipart's boundary is active (not yet closed). */
+  boundary: Buffer | null;
+  /** LF count at bodyStart (for `lines`). */
+  nlAtBody: number;
+  /** Header collection, only while in header mode. */
+  hdr: Buffer[];
+  hdrLen: number;
+  /** Default type of children (multipart/digest → message/rfc822, RFC 2046 §5.1.5). */
+  digest: boolean;
+  /** Frame that is the encapsulated message of a message/rfc822 frame. */
+  isMessageRoot: boolean;
+  fields: HeaderField[] | null;
+}
+
+function newNode(headerStart: number): MimeNode {
+  return {
+    headerStart, headerEnd: headerStart, bodyStart: headerStart, bodyEnd: headerStart,
+    type: 'text', subtype: 'plain', params: [], id: null, description: null, encoding: '7bit',
+    md5: null, disposition: null, language: null, location: null, size: 0, lines: 0,
+  };
+}
+
+function firstField(fields: HeaderField[], name: string): HeaderField | undefined {
+  for (const f of fields) if (f.name === name) return f;
+  return undefined;
+}
+
+function fieldString(fields: HeaderField[], name: string): string | null {
+  const f = firstField(fields, name);
+  return f ? unfoldValue(f.value) : null;
+}
+
+/** RFC 9051 §7.5.2 ENVELOPE from a header block. */
+export function buildEnvelope(fields: HeaderField[]): Envelope {
+  const addr = (name: string) => {
+    const f = firstField(fields, name);
+    return f ? parseAddressList(unfoldValue(f.value)) : null;
+  };
+  const nz = (s: string | null) => (s === null || s === '' ? null : s);
+  const from = addr('from');
+  const sender = addr('sender');
+  const replyTo = addr('reply-to');
+  return {
+    date: nz(fieldString(fields, 'date')),
+    subject: nz(fieldString(fields, 'subject')),
+    from,
+    // RFC 9051 §7.5.2: absent or empty Sender/Reply-To default to From.
+    sender: sender ?? from,
+    replyTo: replyTo ?? from,
+    to: addr('to'),
+    cc: addr('cc'),
+    bcc: addr('bcc'),
+    inReplyTo: nz(fieldString(fields, 'in-reply-to')),
+    messageId: nz(fieldString(fields, 'message-id')),
+  };
+}
+
+function addrText(fields: HeaderField[], name: string): string {
+  const out: string[] = [];
+  for (const f of fields) if (f.name === name) out.push(decodeWords(unfoldValue(f.value)));
+  return out.join(', ');
+}
+
+function buildSearch(fields: HeaderField[]): SearchHeaders {
+  return {
+    subject: decodeWords(fieldString(fields, 'subject') ?? ''),
+    from: addrText(fields, 'from'),
+    to: addrText(fields, 'to'),
+    cc: addrText(fields, 'cc'),
+    bcc: addrText(fields, 'bcc'),
+    fields: fields.map((f) => [f.name, decodeWords(unfoldValue(f.value))] as [string, string]),
+  };
+}
+
+function parseDate(s: string | null): number | null {
+  if (!s) return null;
+  // RFC 5322 §3.3; strip comments like "(UTC)" that Date.parse rejects.
+  const t = Date.parse(s.replace(/\([^)]*\)/g, '').replace(/\s+/g, ' ').trim());
+  return Number.isFinite(t) ? t : null;
+}
+
+/** Fills a node's MIME fields from its header (RFC 2045 §5-6, RFC 2183, RFC 3066, RFC 2557). */
+function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: boolean): void {
+  const ct = fieldString(fields, 'content-type');
+  const parsed = ct !== null ? parseMimeHeader(ct, true) : null;
+  if (parsed) {
+    const slash = parsed.value.indexOf('/');
+    node.type = parsed.value.slice(0, slash);
+    node.subtype = parsed.value.slice(slash + 1);
+    node.params = parsed.params;
+  } else if (digestDefault) {
+    // RFC 2046 §5.1.5
+    node.type = 'message';
+    node.subtype = 'rfc822';
+  }
+  const cte = fieldString(fields, 'content-transfer-encoding');
+  if (cte) {
+    const tok = /^[^\s;(]+/.exec(cte);
+    if (tok) node.encoding = tok[0];
+  }
+  node.id = fieldString(fields, 'content-id');
+  node.description = fieldString(fields, 'content-description');
+  node.md5 = fieldString(fields, 'content-md5');
+  const cd = fieldString(fields, 'content-disposition');
+  if (cd !== null) {
+    const d = parseMimeHeader(cd, false);
+    if (d) node.disposition = { type: d.value, params: d.params };
+  }
+  const cl = fieldString(fields, 'content-language');
+  if (cl !== null) {
+    const langs = cl.replace(/\([^)]*\)/g, ' ').split(/[\s,]+/).filter((x) => x !== '');
+    node.language = langs.length ? langs : null;
+  }
+  node.location = fieldString(fields, 'content-location');
+}
+
+export class MimeParser {
+  private buf: Buffer = Buffer.alloc(0);
+  /** Absolute offset of buf[0]. */
+  private pos = 0;
+  /** LF bytes consumed so far. */
+  private nl = 0;
+  /** The two bytes before `pos` (-1 when none). */
+  private prev1 = -1;
+  private prev2 = -1;
+  private stack: Frame[] = [];
+  private mode: 'header' | 'body' | 'skipline' = 'header';
+  /** In header mode: the current line is the tail of a long line (no line-start checks). */
+  private longLine = false;
+  /** After a non-closing boundary line: which multipart gets a new child. */
+  private pendingChild: Frame | null = null;
+  private parts = 1;
+  private activeBoundaries = 0;
+  private maxBoundaryLen = 0;
+  private done: MessageMeta | null = null;
+  private rootFields: HeaderField[] = [];
+
+  constructor() {
+    this.stack.push(this.frame(newNode(0), 0, false, false));
+  }
+
+  private frame(node: MimeNode, depth: number, digest: boolean, isMessageRoot: boolean): Frame {
+    return { node, depth, boundary: null, nlAtBody: 0, hdr: [], hdrLen: 0, digest, isMessageRoot, fields: null };
+  }
+
+  write(chunk: Buffer): void {
+    if (this.done || chunk.length === 0) return;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    this.run(false);
+  }
+
+  end(): MessageMeta {
+    if (this.done) return this.done;
+    this.run(true);
+    const end = this.pos;
+    // EOF ends every open part (a missing close delimiter is tolerated).
+    while (this.stack.length) this.endTop(end, end, this.nl);
+    const root = this.rootNode!;
+    this.done = {
+      v: 1,
+      envelope: buildEnvelope(this.rootFields),
+      root,
+      sentDate: parseDate(fieldString(this.rootFields, 'date')),
+      search: buildSearch(this.rootFields),
+    };
+    return this.done;
+  }
+
+  private rootNode: MimeNode | null = null;
+
+  private consume(n: number): void {
+    if (n <= 0) return;
+    const b = this.buf;
+    let c = 0;
+    const part = b.subarray(0, n);
+    let i = part.indexOf(10);
+    while (i !== -1) { c++; i = part.indexOf(10, i + 1); }
+    this.nl += c;
+    if (n >= 2) { this.prev2 = b[n - 2]!; this.prev1 = b[n - 1]!; }
+    else { this.prev2 = this.prev1; this.prev1 = b[0]!; }
+    this.pos += n;
+    this.buf = b.subarray(n);
+  }
+
+  /** Byte at absolute offset `abs` if still known (abs >= pos - 2). */
+  private byteAt(abs: number): number {
+    if (abs >= this.pos) return this.buf[abs - this.pos] ?? -1;
+    if (abs === this.pos - 1) return this.prev1;
+    if (abs === this.pos - 2) return this.prev2;
+    return -1;
+  }
+
+  /** Offset where the line break before absolute line start `a` begins (a itself if none). */
+  private beforeBreak(a: number): number {
+    if (this.byteAt(a - 1) !== 10) return a;
+    return this.byteAt(a - 2) === 13 ? a - 2 : a - 1;
+  }
+
+  /**
+   * Boundary check for a line starting at buf[i]. Returns the matched frame index and whether it
+   * is a close delimiter, null for no match, or 'more' when more bytes are needed to decide.
+   */
+  private matchBoundary(i: number, final: boolean): { k: number; close: boolean } | null | 'more' {
+    const b = this.buf;
+    if (this.activeBoundaries === 0) return null;
+    const avail = b.length - i;
+    if (avail < 2) return final ? null : 'more';
+    if (b[i] !== 0x2d || b[i + 1] !== 0x2d) return null;
+    const nlIdx = b.indexOf(10, i);
+    const lineLen = nlIdx < 0 ? avail : nlIdx - i;
+    if (nlIdx < 0 && !final && avail < this.maxBoundaryLen + 4) return 'more';
+    for (let k = this.stack.length - 1; k >= 0; k--) {
+      const bd = this.stack[k]!.boundary;
+      if (!bd || lineLen < bd.length) continue;
+      if (b.compare(bd, 0, bd.length, i, i + bd.length) === 0) {
+        const close = lineLen >= bd.length + 2 && b[i + bd.length] === 0x2d && b[i + bd.length + 1] === 0x2d;
+        return { k, close };
+      }
+    }
+    return null;
+  }
+
+  private run(final: boolean): void {
+    for (;;) {
+      if (this.mode === 'skipline') {
+        const nlIdx = this.buf.indexOf(10);
+        if (nlIdx < 0) {
+          this.consume(this.buf.length);
+          if (!final) return;
+        } else {
+          this.consume(nlIdx + 1);
+        }
+        const m = this.pendingChild;
+        this.pendingChild = null;
+        if (m) {
+          // RFC 2046 §5.1.1: a body part starts right after the delimiter line.
+          const child = this.frame(newNode(this.pos), m.depth + 1, false, false);
+          child.digest = m.digest; // carried only to pick the default type below
+          m.node.children!.push(child.node);
+          this.parts++;
+          this.stack.push(child);
+          this.mode = 'header';
+          this.longLine = false;
+        } else {
+          this.mode = 'body';
+        }
+        if (nlIdx < 0) return;
+        continue;
+      }
+      if (this.mode === 'header') {
+        if (!this.headerStep(final)) return;
+        continue;
+      }
+      if (!this.bodyStep(final)) return;
+    }
+  }
+
+  /** Processes header lines; returns false when it needs more data. */
+  private headerStep(final: boolean): boolean {
+    const top = this.stack[this.stack.length - 1]!;
+    for (;;) {
+      const b = this.buf;
+      if (b.length === 0) return false;
+      if (!this.longLine) {
+        const m = this.matchBoundary(0, final);
+        if (m === 'more') return false;
+        if (m) { this.onBoundary(m.k, m.close); return true; }
+      }
+      const nlIdx = b.indexOf(10);
+      if (nlIdx < 0) {
+        if (!final && b.length < LONG_LINE) return false;
+        // partial long line (or last line at EOF without LF)
+        this.keepHeader(top, b);
+        this.consume(b.length);
+        this.longLine = true;
+        if (final) return false;
+        continue;
+      }
+      const isBlank = !this.longLine && (nlIdx === 0 || (nlIdx === 1 && b[0] === 13));
+      if (isBlank) {
+        this.keepHeader(top, b.subarray(0, nlIdx + 1));
+        this.consume(nlIdx + 1);
+        this.endHeader(top, this.pos);
+        return true;
+      }
+      this.keepHeader(top, b.subarray(0, nlIdx + 1));
+      this.consume(nlIdx + 1);
+      this.longLine = false;
+    }
+  }
+
+  private keepHeader(f: Frame, bytes: Buffer): void {
+    const room = MAX_HEADER_BYTES - f.hdrLen;
+    if (room <= 0) return;
+    const part = bytes.length > room ? bytes.subarray(0, room) : bytes;
+    f.hdr.push(Buffer.from(part));
+    f.hdrLen += part.length;
+  }
+
+  /** The header of the top frame ended at `end`; the body starts there. */
+  private endHeader(f: Frame, end: number): void {
+    const node = f.node;
+    node.headerEnd = end;
+    node.bodyStart = end;
+    node.bodyEnd = end;
+    f.nlAtBody = this.nl;
+    const block = Buffer.concat(f.hdr);
+    f.hdr = [];
+    const fields = parseHeaderBlock(block);
+    f.fields = fields;
+    if (this.stack.length === 1) this.rootFields = fields;
+    applyMimeHeaders(node, fields, f.digest && !f.isMessageRoot);
+    f.digest = false;
+    this.mode = 'body';
+    const enc = node.encoding.toLowerCase();
+    const identity = enc === '7bit' || enc === '8bit' || enc === 'binary';
+    if (node.type === 'multipart') {
+      const bnd = node.params.find(([k]) => k === 'boundary')?.[1];
+      node.children = [];
+      if (bnd && bnd.length <= MAX_BOUNDARY && f.depth < MAX_DEPTH) {
+        f.boundary = Buffer.from('--' + bnd, 'latin1');
+        f.digest = node.subtype === 'digest';
+        this.activeBoundaries++;
+        this.maxBoundaryLen = Math.max(this.maxBoundaryLen, f.boundary.length);
+      }
+    } else if (node.type === 'message' && (node.subtype === 'rfc822' || node.subtype === 'global') && identity && f.depth < MAX_DEPTH && this.parts < MAX_PARTS) {
+      // RFC 2046 §5.2.1: the body is a complete message; parse it recursively.
+      const inner = this.frame(newNode(end), f.depth + 1, false, true);
+      this.parts++;
+      this.stack.push(inner);
+      this.mode = 'header';
+      this.longLine = false;
+    }
+  }
+
+  /** Ends the top frame with the given body end. */
+  private endTop(headerCut: number, bodyEnd: number, nlAtEnd: number): void {
+    const f = this.stack.pop()!;
+    const node = f.node;
+    if (f.fields === null) {
+      // header interrupted (boundary or EOF): it ends at the cut, the body is empty.
+      const end = Math.max(node.headerStart, headerCut);
+      this.keepHeader(f, Buffer.alloc(0));
+      const block = Buffer.concat(f.hdr);
+      f.hdr = [];
+      const fields = parseHeaderBlock(block);
+      f.fields = fields;
+      if (this.stack.length === 0) this.rootFields = fields;
+      applyMimeHeaders(node, fields, f.digest && !f.isMessageRoot);
+      if (node.type === 'multipart') node.children = [];
+      node.headerEnd = node.bodyStart = node.bodyEnd = end;
+      node.lines = 0;
+    } else {
+      node.bodyEnd = Math.max(node.bodyStart, bodyEnd);
+      node.lines = node.bodyEnd === node.bodyStart ? 0 : Math.max(0, nlAtEnd - f.nlAtBody);
+    }
+    node.size = node.bodyEnd - node.bodyStart;
+    if (f.boundary) { this.activeBoundaries--; f.boundary = null; }
+    const parent = this.stack[this.stack.length - 1];
+    if (f.isMessageRoot && parent) {
+      parent.node.message = { envelope: buildEnvelope(f.fields), root: node };
+    }
+    if (this.stack.length === 0) this.rootNode = node;
+  }
+
+  /** A boundary line of stack[k] starts at `pos` (buf[0]). */
+  private onBoundary(k: number, close: boolean): void {
+    const a = this.pos;
+    const cut = this.beforeBreak(a);
+    const nlAtCut = cut < a ? this.nl - 1 : this.nl;
+    while (this.stack.length - 1 > k) this.endTop(cut, cut, nlAtCut);
+    const m = this.stack[k]!;
+    if (close) {
+      // RFC 2046 §5.1.1: after the close delimiter comes the epilogue, part of the multipart body.
+      m.boundary = null;
+      this.activeBoundaries--;
+      this.pendingChild = null;
+    } else if (this.parts >= MAX_PARTS) {
+      this.pendingChild = null;
+    } else {
+      this.pendingChild = m;
+    }
+    this.mode = 'skipline';
+  }
+
+  /** Scans body bytes for boundary lines; returns false when it needs more data. */
+  private bodyStep(final: boolean): boolean {
+    const b = this.buf;
+    if (b.length === 0) return false;
+    if (this.activeBoundaries === 0) {
+      this.consume(b.length);
+      return false;
+    }
+    let from = 0;
+    // Is buf[0] at a line start? (the first body byte, or after an LF)
+    if (this.prev1 === 10 || this.pos === this.stack[this.stack.length - 1]!.node.bodyStart) {
+      const m = this.matchBoundary(0, final);
+      if (m === 'more') return false;
+      if (m) { this.onBoundary(m.k, m.close); return true; }
+    }
+    for (;;) {
+      const idx = b.indexOf('\n--', from, 'latin1');
+      if (idx < 0) {
+        // keep the last 2 bytes: they may start "\n--"
+        const keep = final ? 0 : Math.min(2, b.length);
+        this.consume(b.length - keep);
+        return false;
+      }
+      const m = this.matchBoundary(idx + 1, final);
+      if (m === 'more') {
+        this.consume(idx + 1);
+        return false;
+      }
+      if (m) {
+        this.consume(idx + 1);
+        this.onBoundary(m.k, m.close);
+        return true;
+      }
+      from = idx + 1;
+    }
+  }
+}
+
+/** Parses a whole message held in memory. */
+export function parseMessage(raw: Buffer): MessageMeta {
+  const p = new MimeParser();
+  p.write(raw);
+  return p.end();
+}

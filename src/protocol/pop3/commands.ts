@@ -19,6 +19,7 @@ export class LineSplitter {
   #partLen = 0;
   /** Bytes of the current overlong line seen so far, or -1 when not discarding. */
   #discarded = -1;
+  #discardedCR = false;
 
   constructor(maxLength: number) {
     if (!(maxLength > 0)) throw new RangeError('maxLength must be positive');
@@ -43,8 +44,9 @@ export class LineSplitter {
       const end = idx === -1 ? chunk.length : idx;
       if (this.#discarded >= 0) {
         this.#discarded += end - pos;
+        if (end > pos) this.#discardedCR = chunk[end - 1] === CR;
         if (idx === -1) return out;
-        out.push({ kind: 'overlong', length: this.#discarded });
+        out.push({ kind: 'overlong', length: this.#discarded - (this.#discardedCR ? 1 : 0) });
         this.#discarded = -1;
         pos = idx + 1;
         continue;
@@ -62,9 +64,10 @@ export class LineSplitter {
         this.#partLen = 0;
         if (idx === -1) {
           this.#discarded = total;
+          this.#discardedCR = chunk[end - 1] === CR;
           return out;
         }
-        out.push({ kind: 'overlong', length: total });
+        out.push({ kind: 'overlong', length: total - (chunk[end - 1] === CR ? 1 : 0) });
         pos = idx + 1;
         continue;
       }

@@ -202,7 +202,6 @@ class SqliteStore implements Store {
     return this.#write((tx) => {
       if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
       if (this.#db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(address)) throw new StoreError('exists', `account ${address} already exists`);
-      if (this.#db.prepare('SELECT 1 FROM aliases WHERE address = ?').get(address)) throw new StoreError('exists', `${address} is already an alias`);
       const t = now();
       const info = this.#db
         .prepare('INSERT INTO accounts (address, domain, password_hash, quota, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)')
@@ -262,7 +261,6 @@ class SqliteStore implements Store {
     const ts = [...new Set(targets.map((t) => t.toLowerCase()))];
     return this.#write(() => {
       if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if (this.#db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(a)) throw new StoreError('exists', `${a} is an account`);
       if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
       const t = now();
       this.#db

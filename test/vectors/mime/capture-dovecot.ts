@@ -224,15 +224,15 @@ async function captureOne(c: RawImap, seq: number, raw: Buffer): Promise<Record<
     const r = await c.command(`FETCH ${seq} (BODY.PEEK[${s}])`);
     const name = `BODY[${s}]`;
     const u = r.untagged.find((x) => x.toString('latin1').includes(' FETCH '));
-    sec[s] = u ? enc(decodeNString(fetchValue(u, name))) : { error: r.status };
+    sec[s] = / OK /.test(r.status) && u ? enc(decodeNString(fetchValue(u, name))) : { error: r.status.replace(/^a\d+ /, '').replace(/ \(\d.*$/, '') };
   }
   out.sections = sec;
   const bin: Record<string, unknown> = {};
   for (const { path, node } of partPaths(meta.root)) {
     if (node.children) continue;
     const r = await c.command(`FETCH ${seq} (BINARY.PEEK[${path}])`);
-    const u = r.untagged.find((x) => x.toString('latin1').includes(' FETCH '));
-    bin[path] = u ? enc(decodeNString(fetchValue(u, `BINARY[${path}]`))) : { error: r.status };
+    const u = r.untagged.find((x) => x.toString('latin1').includes(' FETCH ('));
+    bin[path] = / OK /.test(r.status) && u ? enc(decodeNString(fetchValue(u, `BINARY[${path}]`))) : { error: r.status.replace(/^a\d+ /, '').replace(/ \(\d.*$/, '') };
   }
   out.binary = bin;
   return out;

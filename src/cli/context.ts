@@ -1,0 +1,93 @@
+// Shared pieces of the admin commands: errors, store opening, validation and output.
+
+import { existsSync } from 'node:fs';
+import { loadConfig, ConfigError } from '../config/load.ts';
+import { openStore, isPostgresUrl } from '../store/open.ts';
+import { StoreError, type Store } from '../store/store.ts';
+
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+export interface CommandContext {
+  name: string;
+  flags: Record<string, string | boolean | undefined>;
+  args: string[];
+}
+
+/** Opens the store the server uses (same --data / --database / config resolution). */
+export async function openAdminStore(ctx: CommandContext): Promise<Store> {
+  let config;
+  try {
+    config = loadConfig(ctx.flags);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  if (!isPostgresUrl(config.database) && !existsSync(config.dataDir)) {
+    throw new CliError(`data folder ${config.dataDir} does not exist; start the server once (pillarbox serve) or pass --data DIR`);
+  }
+  return openStore(config.database, config.dataDir);
+}
+
+/** Runs fn with an open store and maps store errors to one clear line. */
+export async function withStore<T>(ctx: CommandContext, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openAdminStore(ctx);
+  try {
+    return await fn(store);
+  } catch (err) {
+    if (err instanceof StoreError) throw new CliError(err.message);
+    throw err;
+  } finally {
+    await store.close();
+  }
+}
+
+// RFC 5321 §4.1.2 Dot-string local parts (atext per RFC 5322 §3.2.3); no quoted local parts here.
+const LOCAL = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+export function validDomain(d: string): boolean {
+  return DOMAIN.test(d);
+}
+
+export function parseDomain(d: string | undefined): string {
+  if (!d) throw new CliError('missing DOMAIN');
+  if (!validDomain(d)) throw new CliError(`"${d}" is not a valid domain name`);
+  return d.toLowerCase();
+}
+
+/** A mailbox address `local@domain` (lower-cased), or null when malformed. */
+export function normalizeAddress(a: string): string | null {
+  const at = a.lastIndexOf('@');
+  if (at <= 0 || at === a.length - 1) return null;
+  const local = a.slice(0, at);
+  const domain = a.slice(at + 1);
+  if (local.length > 64 || !LOCAL.test(local) || !validDomain(domain)) return null;
+  return `${local}@${domain}`.toLowerCase();
+}
+
+export function parseAddress(a: string | undefined, what = 'ADDRESS'): string {
+  if (!a) throw new CliError(`missing ${what}`);
+  const n = normalizeAddress(a);
+  if (!n) throw new CliError(`"${a}" is not a valid email address (expected user@domain)`);
+  return n;
+}
+
+export function output(ctx: CommandContext, json: unknown, text: string): void {
+  if (ctx.flags.json) process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+  else if (text) process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of process.stdin) {
+    chunks.push(c as Buffer);
+    size += (c as Buffer).length;
+    if (size > 64 * 1024) throw new CliError('password on stdin is too long');
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

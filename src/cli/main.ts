@@ -1,0 +1,119 @@
+// `pillarbox` command line: `serve`, and the admin commands (domain, user, alias) that work
+// on the same data folder or database while the server runs.
+
+import { parseArgs } from 'node:util';
+import { CliError, type CommandContext } from './context.ts';
+import { serveCommand, SERVE_HELP } from './commands/serve.ts';
+import { domainCommand, DOMAIN_HELP } from './commands/domain.ts';
+import { userCommand, USER_HELP } from './commands/user.ts';
+import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
+
+const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
+
+Usage: pillarbox <command> [options]
+
+Commands:
+  serve                 start every listener (SMTP 25/587/465, IMAP 143/993, POP3 110/995, HTTP)
+  domain add|remove|list DOMAIN
+                        the mail domains this server hosts
+  user add|passwd|quota|set|remove|list|show
+                        accounts: passwords, quotas, per-account settings (POP policy, IMAP limit)
+  alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
+
+Common options:
+  --data DIR            data folder (default ./data; env PILLARBOX_DATA)
+  --database URL        SQLite file path or postgres:// URL (default DATA/pillarbox.sqlite)
+  --json                machine-readable output (admin commands)
+  -h, --help            help for a command: pillarbox user --help
+
+First steps:
+  pillarbox serve
+  pillarbox domain add example.com
+  pillarbox user add you@example.com --password-stdin --quota 1GB
+`;
+
+/** Options every admin command accepts. */
+const COMMON = {
+  data: { type: 'string' },
+  database: { type: 'string' },
+  config: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const COMMANDS: Record<string, { help: string; options: Record<string, { type: 'string' | 'boolean'; short?: string }>; run: (ctx: CommandContext) => Promise<number> }> = {
+  serve: { help: SERVE_HELP, options: {}, run: serveCommand },
+  domain: { help: DOMAIN_HELP, options: {}, run: domainCommand },
+  user: {
+    help: USER_HELP,
+    options: { password: { type: 'string' }, 'password-stdin': { type: 'boolean' }, quota: { type: 'string' } },
+    run: userCommand,
+  },
+  alias: { help: ALIAS_HELP, options: {}, run: aliasCommand },
+};
+
+export const SERVE_OPTIONS = [
+  'hostname',
+  'host',
+  'smtp-port',
+  'submission-port',
+  'submissions-port',
+  'imap-port',
+  'imaps-port',
+  'pop3-port',
+  'pop3s-port',
+  'http-port',
+  'ports-file',
+  'tls-cert',
+  'tls-key',
+  'log-level',
+  'max-message-size',
+] as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '-h' || name === '--help' || name === 'help') {
+    process.stdout.write(MAIN_HELP);
+    return name ? 0 : 1;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write('pillarbox 0.1.0\n');
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new CliError(`unknown command "${name}"; see pillarbox --help`);
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { ...COMMON, ...cmd.options };
+  if (name === 'serve') {
+    for (const o of SERVE_OPTIONS) options[o] = { type: 'string' };
+    options['allow-plaintext-loopback'] = { type: 'boolean' };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new CliError(`${(err as Error).message.replace(/\. To specify a positional.*$/s, '')}; see pillarbox ${name} --help`);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(cmd.help);
+    return 0;
+  }
+  return cmd.run({ flags: parsed.values as CommandContext['flags'], args: parsed.positionals, name });
+}
+
+const isEntry = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
+if (isEntry) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      if (err instanceof CliError) {
+        process.stderr.write(`pillarbox: ${err.message}\n`);
+        process.exitCode = err.exitCode;
+      } else {
+        process.stderr.write(`pillarbox: ${(err as Error).stack ?? err}\n`);
+        process.exitCode = 70;
+      }
+    },
+  );
+}

@@ -1,0 +1,109 @@
+// Builds the Config: defaults < config file (DATA/config.json, or --config FILE) < environment
+// (PILLARBOX_*) < command-line flags. Port 0 means "any free port".
+
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname as osHostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DEFAULT_LIMITS, PORT_NAMES, type Config, type PortName } from './config.ts';
+import { defaultDatabase } from '../store/open.ts';
+
+export const DEFAULT_PORTS: Record<PortName, number> = {
+  smtp: 25,
+  submission: 587,
+  submissions: 465,
+  imap: 143,
+  imaps: 993,
+  pop3: 110,
+  pop3s: 995,
+  http: 8080,
+};
+
+export class ConfigError extends Error {}
+
+/** Flags as parsed from the command line (strings), keyed by flag name without dashes. */
+export type Flags = Record<string, string | boolean | undefined>;
+
+function parsePort(v: string, what: string): number {
+  if (!/^\d+$/.test(v) || Number(v) > 65535) throw new ConfigError(`${what}: "${v}" is not a port number (0-65535)`);
+  return Number(v);
+}
+
+function parseBool(v: string | boolean, what: string): boolean {
+  if (typeof v === 'boolean') return v;
+  if (/^(1|true|yes|on)$/i.test(v)) return true;
+  if (/^(0|false|no|off)$/i.test(v)) return false;
+  throw new ConfigError(`${what}: "${v}" is not true/false`);
+}
+
+export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): Config {
+  const str = (flag: string, envName: string): string | undefined => {
+    const f = flags[flag];
+    if (typeof f === 'string') return f;
+    const e = env[envName];
+    return e === undefined || e === '' ? undefined : e;
+  };
+  const dataDir = resolve(str('data', 'PILLARBOX_DATA') ?? './data');
+  const configFile = str('config', 'PILLARBOX_CONFIG') ?? join(dataDir, 'config.json');
+  let file: Record<string, any> = {};
+  if (existsSync(configFile)) {
+    try {
+      file = JSON.parse(readFileSync(configFile, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`config file ${configFile}: ${(err as Error).message}`);
+    }
+  } else if (typeof flags.config === 'string') {
+    throw new ConfigError(`config file ${configFile} does not exist`);
+  }
+
+  const ports = { ...DEFAULT_PORTS };
+  for (const name of PORT_NAMES) {
+    if (file.ports?.[name] !== undefined) ports[name] = parsePort(String(file.ports[name]), `config ports.${name}`);
+    const v = str(`${name}-port`, `PILLARBOX_${name.toUpperCase()}_PORT`);
+    if (v !== undefined) ports[name] = parsePort(v, `--${name}-port`);
+  }
+  const limits = { ...DEFAULT_LIMITS, ...(file.limits ?? {}) };
+  for (const [k, v] of Object.entries(limits)) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`config limits.${k} must be a non-negative number`);
+  }
+  const maxSize = str('max-message-size', 'PILLARBOX_MAX_MESSAGE_SIZE');
+  if (maxSize !== undefined) {
+    const n = parseSize(maxSize);
+    if (n === null) throw new ConfigError(`--max-message-size: "${maxSize}" is not a size like 25MB`);
+    limits.maxMessageSize = n;
+    limits.appendLimit = n;
+  }
+  const logLevel = (str('log-level', 'PILLARBOX_LOG_LEVEL') ?? file.logLevel ?? 'info') as Config['logLevel'];
+  if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error`);
+  const plain = flags['allow-plaintext-loopback'] ?? env.PILLARBOX_ALLOW_PLAINTEXT_LOOPBACK ?? file.allowPlaintextLoopback ?? false;
+
+  return {
+    hostname: str('hostname', 'PILLARBOX_HOSTNAME') ?? file.hostname ?? osHostname(),
+    host: str('host', 'PILLARBOX_HOST') ?? file.host ?? '0.0.0.0',
+    ports,
+    dataDir,
+    database: str('database', 'PILLARBOX_DATABASE') ?? file.database ?? defaultDatabase(dataDir),
+    portsFile: resolve(str('ports-file', 'PILLARBOX_PORTS_FILE') ?? file.portsFile ?? join(dataDir, 'ports.json')),
+    tlsCert: str('tls-cert', 'PILLARBOX_TLS_CERT') ?? file.tlsCert ?? null,
+    tlsKey: str('tls-key', 'PILLARBOX_TLS_KEY') ?? file.tlsKey ?? null,
+    allowPlaintextLoopback: parseBool(plain as string | boolean, 'allow-plaintext-loopback'),
+    logLevel,
+    limits,
+  };
+}
+
+/** "500MB", "1.5G", "2048", "10 KiB" → bytes; null when malformed. Units are powers of 1024. */
+export function parseSize(s: string): number | null {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*$/i.exec(s);
+  if (!m) return null;
+  const unit = (m[2] ?? 'b').toLowerCase()[0]!;
+  const mult = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit as 'b'];
+  const n = Math.round(Number(m[1]) * mult);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+export function formatSize(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(n % 1024 ** 3 ? 1 : 0)}GB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(n % 1024 ** 2 ? 1 : 0)}MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(n % 1024 ? 1 : 0)}KB`;
+  return `${n}B`;
+}

@@ -1,0 +1,48 @@
+// CAPABILITY lists (RFC 9051 §6.1.1 and each extension's RFC).
+
+export interface CapabilityContext {
+  tls: boolean;
+  authenticated: boolean;
+  /** Plain-text login allowed now (TLS, or loopback with allowPlaintextLoopback). */
+  loginAllowed: boolean;
+  appendLimit: number;
+}
+
+export function capabilities(c: CapabilityContext): string[] {
+  const caps = ['IMAP4rev2', 'IMAP4rev1'];
+  if (!c.authenticated) {
+    if (!c.tls) caps.push('STARTTLS');
+    // RFC 9051 §6.2.3 / §11.1: no plain-text passwords without TLS.
+    if (c.loginAllowed) caps.push('AUTH=PLAIN');
+    else caps.push('LOGINDISABLED');
+    caps.push('SASL-IR', 'LITERAL+', 'ID', 'ENABLE', 'IDLE');
+    return caps;
+  }
+  caps.push(
+    'LITERAL+',
+    'SASL-IR',
+    'ID',
+    'ENABLE',
+    'IDLE',
+    'NAMESPACE',
+    'UIDPLUS',
+    'MOVE',
+    'UNSELECT',
+    'CHILDREN',
+    'LIST-EXTENDED',
+    'LIST-STATUS',
+    'SPECIAL-USE',
+    'CREATE-SPECIAL-USE',
+    'CONDSTORE',
+    'QRESYNC',
+    'ESEARCH',
+    'SEARCHRES',
+    'QUOTA',
+    'QUOTA=RES-STORAGE',
+    'STATUS=SIZE',
+    `APPENDLIMIT=${c.appendLimit}`,
+    'BINARY',
+    'UTF8=ACCEPT',
+  );
+  return caps;
+}

@@ -1,0 +1,99 @@
+// TCP listeners: one per configured port, implicit TLS where the port says so, a cap on
+// connections per listener and per remote IP. Sockets are handed to the protocol server.
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { ConnectionHandler, TlsProvider } from './types.ts';
+import type { Logger } from '../obs/log.ts';
+
+export interface ListenerSpec {
+  name: string;
+  host: string;
+  port: number;
+  implicitTls: boolean;
+  handler: ConnectionHandler;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  /** Line sent before closing a connection over a limit (e.g. '421 4.7.0 …', '* BYE …'). */
+  tooManyLine?: string;
+}
+
+export interface BoundListener {
+  name: string;
+  port: number;
+  server: Server;
+  sockets: Set<Socket>;
+  close(): Promise<void>;
+}
+
+export class PortBindError extends Error {
+  constructor(readonly listener: string, readonly port: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export async function bindListener(spec: ListenerSpec, tls: TlsProvider, log: Logger): Promise<BoundListener> {
+  const sockets = new Set<Socket>();
+  const perIp = new Map<string, number>();
+  const server = createServer({ pauseOnConnect: false, noDelay: true }, (raw) => {
+    const ip = raw.remoteAddress ?? '?';
+    const n = perIp.get(ip) ?? 0;
+    if (sockets.size >= spec.maxConnections || n >= spec.maxConnectionsPerIp) {
+      log.warn('net.connection-refused', { listener: spec.name, ip, reason: sockets.size >= spec.maxConnections ? 'listener-full' : 'per-ip-limit' });
+      if (spec.tooManyLine && !spec.implicitTls) raw.end(spec.tooManyLine + '\r\n');
+      else raw.destroy();
+      return;
+    }
+    perIp.set(ip, n + 1);
+    sockets.add(raw);
+    raw.once('close', () => {
+      sockets.delete(raw);
+      const m = (perIp.get(ip) ?? 1) - 1;
+      if (m <= 0) perIp.delete(ip);
+      else perIp.set(ip, m);
+    });
+    raw.on('error', () => {});
+    if (spec.implicitTls) {
+      const t = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
+      t.on('error', (err) => {
+        log.debug('net.tls-error', { listener: spec.name, ip, err });
+        raw.destroy();
+      });
+      const timer = setTimeout(() => raw.destroy(), 30_000);
+      t.once('secure', () => {
+        clearTimeout(timer);
+        spec.handler(t, { implicitTls: true, listener: spec.name });
+      });
+    } else {
+      spec.handler(raw, { implicitTls: false, listener: spec.name });
+    }
+  });
+  server.maxConnections = spec.maxConnections + 64;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      const code = err.code ?? 'ERR';
+      let msg = `cannot listen on ${spec.host}:${spec.port} for ${spec.name}: ${err.message}`;
+      if (code === 'EACCES' && spec.port < 1024)
+        msg = `cannot bind port ${spec.port} for ${spec.name}: ports below 1024 need root (or CAP_NET_BIND_SERVICE). Pick another with --${flagFor(spec.name)} PORT (0 = any free port).`;
+      else if (code === 'EADDRINUSE') msg = `port ${spec.port} for ${spec.name} is already in use. Pick another with --${flagFor(spec.name)} PORT (0 = any free port).`;
+      reject(new PortBindError(spec.name, spec.port, code, msg));
+    });
+    server.listen({ host: spec.host, port: spec.port, exclusive: true }, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : spec.port;
+  return {
+    name: spec.name,
+    port,
+    server,
+    sockets,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function flagFor(listener: string): string {
+  return `${listener}-port`;
+}

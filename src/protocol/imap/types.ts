@@ -1,0 +1,133 @@
+// Typed IMAP commands (RFC 9051 §6, RFC 3501 §6 and the extensions Pillarbox implements).
+
+/** A sequence set (RFC 9051 §9 `sequence-set`): ranges with `*` as -1; or `$` (RFC 5182 saved result). */
+export type SeqSet = { saved: true } | { saved: false; ranges: Array<[number, number]> };
+
+export interface FlagSet {
+  /** Bitmask of SystemFlag. */
+  systemFlags: number;
+  keywords: string[];
+}
+
+export type SystemFlagName = 'seen' | 'answered' | 'flagged' | 'deleted' | 'draft';
+
+/** RFC 9051 §6.4.4 search keys as a tree (plus CONDSTORE MODSEQ, RFC 7162 §3.1.5). */
+export type SearchKey =
+  | { k: 'all' }
+  | { k: 'and'; keys: SearchKey[] }
+  | { k: 'or'; a: SearchKey; b: SearchKey }
+  | { k: 'not'; key: SearchKey }
+  /** A system flag set (or not set). */
+  | { k: 'flag'; flag: number; set: boolean }
+  | { k: 'keyword'; keyword: string; set: boolean }
+  /** FROM/TO/CC/BCC/SUBJECT/HEADER: substring of a header field (empty value: field present). */
+  | { k: 'header'; field: string; value: string }
+  | { k: 'body'; value: string }
+  | { k: 'text'; value: string }
+  /** BEFORE/ON/SINCE (internal date) and SENTBEFORE/SENTON/SENTSINCE; `day` = UTC midnight ms of the date. */
+  | { k: 'date'; op: 'before' | 'on' | 'since'; sent: boolean; day: number }
+  | { k: 'size'; op: 'larger' | 'smaller'; n: number }
+  | { k: 'seq'; set: SeqSet }
+  | { k: 'uid'; set: SeqSet }
+  | { k: 'modseq'; modseq: number }
+  /** IMAP4rev1 RECENT/NEW/OLD: Pillarbox never reports \Recent, so RECENT matches nothing. */
+  | { k: 'recent'; set: boolean };
+
+export type SectionText = 'HEADER' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT' | 'TEXT' | 'MIME';
+
+/** BODY[section] (RFC 9051 §6.4.5). */
+export interface SectionSpec {
+  /** Part numbers, e.g. [2, 1] for "2.1"; empty for the whole message. */
+  part: number[];
+  text: SectionText | null;
+  /** Header field names for HEADER.FIELDS[.NOT], as sent. */
+  fields: string[];
+}
+
+export interface Partial {
+  start: number;
+  length: number;
+}
+
+export type FetchItem =
+  | { k: 'FLAGS' }
+  | { k: 'INTERNALDATE' }
+  | { k: 'RFC822.SIZE' }
+  | { k: 'ENVELOPE' }
+  | { k: 'BODY' }
+  | { k: 'BODYSTRUCTURE' }
+  | { k: 'UID' }
+  | { k: 'MODSEQ' }
+  | { k: 'RFC822' }
+  | { k: 'RFC822.HEADER' }
+  | { k: 'RFC822.TEXT' }
+  | { k: 'BODY[]'; peek: boolean; section: SectionSpec; partial: Partial | null }
+  | { k: 'BINARY[]'; peek: boolean; part: number[]; partial: Partial | null }
+  | { k: 'BINARY.SIZE'; part: number[] };
+
+export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'HIGHESTMODSEQ' | 'RECENT' | 'APPENDLIMIT';
+export const STATUS_ITEMS: readonly StatusItem[] = ['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT'];
+
+export interface QresyncParams {
+  uidValidity: number;
+  modseq: number;
+  knownUids: SeqSet | null;
+  seqMatch: { seqs: SeqSet; uids: SeqSet } | null;
+}
+
+export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
+
+export type ImapCommand =
+  | { name: 'CAPABILITY' | 'NOOP' | 'LOGOUT' | 'STARTTLS' | 'CHECK' | 'CLOSE' | 'UNSELECT' | 'IDLE' | 'NAMESPACE' }
+  | { name: 'LOGIN'; user: string; pass: string }
+  | { name: 'AUTHENTICATE'; mechanism: string; initial: string | null }
+  | { name: 'ENABLE'; caps: string[] }
+  | { name: 'SELECT' | 'EXAMINE'; mailbox: string; condstore: boolean; qresync: QresyncParams | null }
+  | { name: 'CREATE'; mailbox: string; specialUse: string[] }
+  | { name: 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE'; mailbox: string }
+  | { name: 'RENAME'; from: string; to: string }
+  | {
+      name: 'LIST';
+      /** LIST-EXTENDED (RFC 5258) syntax used (selection options, several patterns or RETURN). */
+      extended: boolean;
+      selection: string[];
+      reference: string;
+      patterns: string[];
+      returns: { subscribed: boolean; children: boolean; specialUse: boolean; status: StatusItem[] | null };
+    }
+  | { name: 'LSUB'; reference: string; pattern: string }
+  | { name: 'STATUS'; mailbox: string; items: StatusItem[] }
+  | {
+      name: 'APPEND';
+      mailbox: string;
+      flags: FlagSet | null;
+      date: number | null;
+      /** The message; null when the session streamed the literal into the store. */
+      message: Buffer | null;
+      /** Index of the message literal in the raw command. */
+      literalIndex: number;
+      utf8: boolean;
+    }
+  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; key: SearchKey }
+  | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean }
+  | {
+      name: 'STORE';
+      uid: boolean;
+      set: SeqSet;
+      op: 'add' | 'remove' | 'set';
+      silent: boolean;
+      flags: FlagSet;
+      unchangedSince: number | null;
+    }
+  | { name: 'COPY' | 'MOVE'; uid: boolean; set: SeqSet; mailbox: string }
+  | { name: 'EXPUNGE'; uid: boolean; set: SeqSet | null }
+  | { name: 'ID'; params: Array<[string, string | null]> | null }
+  | { name: 'GETQUOTA'; root: string }
+  | { name: 'GETQUOTAROOT'; mailbox: string };
+
+export type CommandName = ImapCommand['name'];
+
+export interface TaggedCommand {
+  tag: string;
+  command: ImapCommand;
+}

@@ -1,0 +1,385 @@
+// Header-field parsing and decoding: RFC 5322 fields and addresses, RFC 2045 Content-Type,
+// RFC 2183 Content-Disposition, RFC 2231 parameter continuations/charsets, RFC 2047 encoded words.
+// Everything here is lenient: malformed input yields a best-effort value, never an exception.
+import libmime from 'libmime';
+import iconv from 'iconv-lite';
+import type { EnvelopeAddress } from './types.ts';
+
+export interface HeaderField {
+  /** Lower-cased field name. */
+  name: string;
+  /** Raw value bytes after the colon, still folded, without the final line ending. */
+  value: Buffer;
+}
+
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Raw header bytes as a string: UTF-8 when valid (RFC 6532), else Latin-1 so no byte is lost. */
+export function bytesToString(b: Buffer): string {
+  let ascii = true;
+  for (let i = 0; i < b.length; i++) if (b[i]! > 0x7f) { ascii = false; break; }
+  if (ascii) return b.toString('latin1');
+  try {
+    return utf8Decoder.decode(b);
+  } catch {
+    return b.toString('latin1');
+  }
+}
+
+/**
+ * Splits a header block into fields (RFC 5322 §2.2). Continuation lines (starting with SP/HT)
+ * belong to the previous field. A line without a colon becomes a field named by the whole line
+ * with an empty value, so nothing is silently lost; the blank line ending the block stops parsing.
+ */
+export function parseHeaderBlock(block: Buffer): HeaderField[] {
+  const out: Array<{ name: string; start: number; end: number }> = [];
+  let i = 0;
+  const n = block.length;
+  while (i < n) {
+    let nl = block.indexOf(10, i);
+    const lineEnd = nl < 0 ? n : nl + 1;
+    let contentEnd = nl < 0 ? n : nl;
+    if (contentEnd > i && block[contentEnd - 1] === 13) contentEnd--;
+    if (contentEnd === i) break; // blank line: end of header
+    const c = block[i];
+    if ((c === 0x20 || c === 0x09) && out.length > 0) {
+      out[out.length - 1]!.end = contentEnd;
+    } else {
+      const colon = block.indexOf(58, i);
+      if (colon >= 0 && colon < contentEnd) {
+        out.push({ name: block.subarray(i, colon).toString('latin1').trim().toLowerCase(), start: colon + 1, end: contentEnd });
+      } else {
+        out.push({ name: block.subarray(i, contentEnd).toString('latin1').trim().toLowerCase(), start: contentEnd, end: contentEnd });
+      }
+    }
+    i = lineEnd;
+    nl = 0;
+  }
+  return out.map((f) => ({ name: f.name, value: block.subarray(f.start, f.end) }));
+}
+
+/** Unfolds a raw value (RFC 5322 §2.2.3: remove CRLF before WSP) and trims surrounding whitespace. */
+export function unfoldValue(value: Buffer): string {
+  return bytesToString(value).replace(/\r?\n/g, '').replace(/^[ \t]+|[ \t]+$/g, '');
+}
+
+/** Converts bytes in `charset` to a string; unknown charsets fall back to UTF-8/Latin-1. */
+export function decodeCharset(buf: Buffer, charset: string | null | undefined): string {
+  const cs = (charset ?? '').trim().toLowerCase();
+  if (cs === '' || cs === 'us-ascii' || cs === 'ascii' || cs === 'utf-8' || cs === 'utf8') return bytesToString(buf);
+  try {
+    if (iconv.encodingExists(cs)) return iconv.decode(buf, cs);
+  } catch {
+    /* fall through */
+  }
+  return bytesToString(buf);
+}
+
+/** RFC 2047 encoded words → UTF-8; never throws. */
+export function decodeWords(s: string): string {
+  if (!s.includes('=?')) return s;
+  try {
+    return libmime.decodeWords(s);
+  } catch {
+    return s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 5322 §3.2 lexical tokens
+
+type Tok =
+  | { t: 'atom'; v: string; ws: boolean }
+  | { t: 'qs'; v: string; ws: boolean }
+  | { t: 'comment'; v: string; ws: boolean }
+  | { t: 'dlit'; v: string; ws: boolean }
+  | { t: 'sp'; v: string; ws: boolean };
+
+const SPECIALS = '()<>[]:;@\\,."';
+
+/** `ws` tells whether whitespace preceded the token. `tspecials` adds RFC 2045 '/', '=', '?'. */
+function tokenize(s: string, mime = false): Tok[] {
+  const out: Tok[] = [];
+  let i = 0;
+  const n = s.length;
+  let ws = false;
+  const specials = mime ? '()<>@,;:\\"/[]?=' : SPECIALS;
+  while (i < n) {
+    const c = s[i]!;
+    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') { ws = true; i++; continue; }
+    if (c === '"') {
+      let v = '';
+      i++;
+      while (i < n && s[i] !== '"') {
+        if (s[i] === '\\' && i + 1 < n) i++;
+        if (s[i] !== '\r' && s[i] !== '\n') v += s[i];
+        i++;
+      }
+      i++;
+      out.push({ t: 'qs', v, ws });
+    } else if (c === '(') {
+      let depth = 1;
+      let v = '';
+      i++;
+      while (i < n && depth > 0) {
+        const d = s[i]!;
+        if (d === '\\' && i + 1 < n) { v += s[i + 1]; i += 2; continue; }
+        if (d === '(') depth++;
+        else if (d === ')') { depth--; if (depth === 0) { i++; break; } }
+        if (d !== '\r' && d !== '\n') v += d;
+        i++;
+      }
+      out.push({ t: 'comment', v, ws });
+    } else if (c === '[' && !mime) {
+      const e = s.indexOf(']', i);
+      const end = e < 0 ? n : e + 1;
+      out.push({ t: 'dlit', v: s.slice(i, end), ws });
+      i = end;
+    } else if (specials.includes(c)) {
+      out.push({ t: 'sp', v: c, ws });
+      i++;
+    } else {
+      let j = i;
+      while (j < n && !specials.includes(s[j]!) && s[j] !== ' ' && s[j] !== '\t' && s[j] !== '\r' && s[j] !== '\n') j++;
+      out.push({ t: 'atom', v: s.slice(i, j), ws });
+      i = j;
+    }
+    ws = false;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Content-Type / Content-Disposition (RFC 2045 §5.1, RFC 2183, RFC 2231)
+
+export interface ParsedMimeHeader {
+  value: string;
+  params: Array<[string, string]>;
+}
+
+function parseParamList(toks: Tok[], i: number): Array<[string, string]> {
+  const raw: Array<[string, string]> = [];
+  while (i < toks.length) {
+    // skip to next ';'
+    while (i < toks.length && !(toks[i]!.t === 'sp' && toks[i]!.v === ';')) i++;
+    i++;
+    while (i < toks.length && toks[i]!.t === 'comment') i++;
+    const nameTok = toks[i];
+    if (!nameTok || nameTok.t !== 'atom') continue;
+    let j = i + 1;
+    while (j < toks.length && toks[j]!.t === 'comment') j++;
+    if (!(toks[j]?.t === 'sp' && toks[j]!.v === '=')) { i = j; continue; }
+    j++;
+    while (j < toks.length && toks[j]!.t === 'comment') j++;
+    const vt = toks[j];
+    if (!vt || !(vt.t === 'atom' || vt.t === 'qs')) { i = j; continue; }
+    let value = vt.v;
+    // Lenient: an unquoted value with specials (e.g. name=foo/bar.txt) continues up to ';'.
+    let k = j + 1;
+    if (vt.t === 'atom') {
+      while (k < toks.length && !(toks[k]!.t === 'sp' && toks[k]!.v === ';') && !toks[k]!.ws && toks[k]!.t !== 'comment') {
+        value += toks[k]!.v;
+        k++;
+      }
+    }
+    raw.push([nameTok.v.toLowerCase(), value]);
+    i = k;
+  }
+  return joinRfc2231(raw);
+}
+
+/**
+ * RFC 2231 §3-4: joins `name*0`, `name*1*`… continuations. As Dovecot does, a parameter that carries
+ * a charset (any `*`-suffixed section) is returned as `name*` with its value still in
+ * `charset'lang'%XX` form, so BODYSTRUCTURE stays 7-bit; use decodeParamValue() to read it.
+ */
+export function joinRfc2231(raw: Array<[string, string]>): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  const groups = new Map<string, { idx: number; parts: Array<{ n: number; v: string; ext: boolean }> }>();
+  for (const [name, value] of raw) {
+    const m = /^([^*]+)\*(\d+)(\*?)$/.exec(name);
+    if (m) {
+      const base = m[1]!;
+      let g = groups.get(base);
+      if (!g) {
+        g = { idx: out.length, parts: [] };
+        groups.set(base, g);
+        out.push([base, '']);
+      }
+      g.parts.push({ n: Number(m[2]), v: value, ext: m[3] === '*' });
+    } else {
+      out.push([name, value]);
+    }
+  }
+  for (const [base, g] of groups) {
+    g.parts.sort((a, b) => a.n - b.n);
+    const ext = g.parts.some((p) => p.ext);
+    let v = '';
+    for (const p of g.parts) {
+      if (ext && !p.ext) v += encodeURIComponent(p.v).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+      else v += p.v;
+    }
+    if (ext && g.parts[0]!.ext === false) v = "''" + v;
+    out[g.idx] = [ext ? base + '*' : base, v];
+  }
+  return out;
+}
+
+/** Parses `type/subtype; params` or `disposition; params`. Value is lower-cased. */
+export function parseMimeHeader(s: string, wantSlash: boolean): ParsedMimeHeader | null {
+  const toks = tokenize(s, true);
+  let i = 0;
+  while (i < toks.length && toks[i]!.t === 'comment') i++;
+  const first = toks[i];
+  if (!first || first.t !== 'atom') return null;
+  let value = first.v.toLowerCase();
+  i++;
+  if (wantSlash) {
+    while (i < toks.length && toks[i]!.t === 'comment') i++;
+    if (!(toks[i]?.t === 'sp' && toks[i]!.v === '/')) return null;
+    i++;
+    while (i < toks.length && toks[i]!.t === 'comment') i++;
+    const sub = toks[i];
+    if (!sub || sub.t !== 'atom') return null;
+    value += '/' + sub.v.toLowerCase();
+    i++;
+  }
+  return { value, params: parseParamList(toks, i) };
+}
+
+/** Decodes a parameter for display (filenames etc.): RFC 2231 `name*` form or RFC 2047 words. */
+export function decodeParamValue(params: Array<[string, string]>, name: string): string | null {
+  const lname = name.toLowerCase();
+  for (const [k, v] of params) {
+    if (k === lname + '*') {
+      const m = /^([^']*)'[^']*'(.*)$/s.exec(v);
+      const charset = m ? m[1]! : 'us-ascii';
+      const data = m ? m[2]! : v;
+      const bytes = Buffer.from(data.replace(/%([0-9a-fA-F]{2})|([^%]+)|%/g, (all, hex: string | undefined) =>
+        hex ? String.fromCharCode(parseInt(hex, 16)) : all), 'latin1');
+      return decodeCharset(bytes, charset || 'utf-8');
+    }
+  }
+  for (const [k, v] of params) if (k === lname) return decodeWords(v);
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address lists (RFC 5322 §3.4) → ENVELOPE addresses (RFC 9051 §7.5.2)
+
+function phraseText(toks: Tok[]): string | null {
+  let s = '';
+  for (const t of toks) {
+    if (t.t === 'comment') continue;
+    if (s !== '' && t.ws) s += ' ';
+    s += t.v;
+  }
+  return s === '' ? null : s;
+}
+
+function lastComment(toks: Tok[]): string | null {
+  for (let i = toks.length - 1; i >= 0; i--) if (toks[i]!.t === 'comment') return toks[i]!.v.trim() || null;
+  return null;
+}
+
+function concat(toks: Tok[]): string {
+  return toks.filter((t) => t.t !== 'comment').map((t) => (t.t === 'qs' ? '"' + t.v.replace(/(["\\])/g, '\\$1') + '"' : t.v)).join('');
+}
+
+/** Parses one mailbox from tokens (no top-level ',' or group syntax). */
+function parseMailbox(toks: Tok[]): EnvelopeAddress | null {
+  if (toks.length === 0) return null;
+  const lt = toks.findIndex((t) => t.t === 'sp' && t.v === '<');
+  let name: string | null;
+  let spec: Tok[];
+  let adl: string | null = null;
+  if (lt >= 0) {
+    name = phraseText(toks.slice(0, lt));
+    let gt = toks.findIndex((t, i) => i > lt && t.t === 'sp' && t.v === '>');
+    if (gt < 0) gt = toks.length;
+    spec = toks.slice(lt + 1, gt);
+    if (name === null) name = lastComment(toks.slice(gt + 1)) ?? lastComment(toks.slice(0, lt));
+    // RFC 5322 §4.4 obs-route: "@a,@b:" before the addr-spec
+    const colon = spec.findIndex((t) => t.t === 'sp' && t.v === ':');
+    if (colon >= 0 && spec[0]?.t === 'sp' && spec[0].v === '@') {
+      adl = concat(spec.slice(0, colon));
+      spec = spec.slice(colon + 1);
+    }
+  } else {
+    spec = toks;
+    name = lastComment(toks);
+  }
+  const at = (() => {
+    for (let i = spec.length - 1; i >= 0; i--) if (spec[i]!.t === 'sp' && spec[i]!.v === '@') return i;
+    return -1;
+  })();
+  const local = concat(at >= 0 ? spec.slice(0, at) : spec);
+  const domain = at >= 0 ? concat(spec.slice(at + 1)) : '';
+  if (local === '' && domain === '' && name === null) return null;
+  return { name, adl, mailbox: local === '' ? null : local, host: domain === '' ? null : domain };
+}
+
+function splitTop(toks: Tok[], sep: string): Tok[][] {
+  const out: Tok[][] = [];
+  let cur: Tok[] = [];
+  let inAngle = false;
+  for (const t of toks) {
+    if (t.t === 'sp' && t.v === '<') inAngle = true;
+    else if (t.t === 'sp' && t.v === '>') inAngle = false;
+    if (!inAngle && t.t === 'sp' && t.v === sep) { out.push(cur); cur = []; continue; }
+    cur.push(t);
+  }
+  out.push(cur);
+  return out;
+}
+
+/**
+ * Parses an address-list header value (raw, RFC 2047 words kept as IMAP sends them) into ENVELOPE
+ * addresses, groups as [NIL NIL name NIL] … [NIL NIL NIL NIL]. Null when the list is empty.
+ */
+export function parseAddressList(value: string): EnvelopeAddress[] | null {
+  const toks = tokenize(value);
+  const out: EnvelopeAddress[] = [];
+  let i = 0;
+  let item: Tok[] = [];
+  let inAngle = false;
+  const flush = () => {
+    const a = parseMailbox(item);
+    if (a) out.push(a);
+    item = [];
+  };
+  while (i < toks.length) {
+    const t = toks[i]!;
+    if (t.t === 'sp' && t.v === '<') inAngle = true;
+    else if (t.t === 'sp' && t.v === '>') inAngle = false;
+    if (!inAngle && t.t === 'sp' && t.v === ',') { flush(); i++; continue; }
+    if (!inAngle && t.t === 'sp' && t.v === ':' && !item.some((x) => x.t === 'sp' && (x.v === '@' || x.v === '<'))) {
+      // RFC 5322 §3.4 group: display-name ":" [group-list] ";"
+      const gname = phraseText(item) ?? '';
+      item = [];
+      let j = i + 1;
+      let depthAngle = false;
+      const members: Tok[] = [];
+      while (j < toks.length) {
+        const u = toks[j]!;
+        if (u.t === 'sp' && u.v === '<') depthAngle = true;
+        else if (u.t === 'sp' && u.v === '>') depthAngle = false;
+        if (!depthAngle && u.t === 'sp' && u.v === ';') break;
+        members.push(u);
+        j++;
+      }
+      out.push({ name: null, adl: null, mailbox: gname, host: null });
+      for (const m of splitTop(members, ',')) {
+        const a = parseMailbox(m);
+        if (a) out.push(a);
+      }
+      out.push({ name: null, adl: null, mailbox: null, host: null });
+      i = j + 1;
+      continue;
+    }
+    item.push(t);
+    i++;
+  }
+  flush();
+  return out.length ? out : null;
+}

@@ -1,0 +1,488 @@
+// SMTP: MX (25), submission (587, STARTTLS then AUTH) and submissions (465, implicit TLS).
+// The protocol engine is the `smtp-server` package; Pillarbox supplies the policy (who may send
+// what to whom) and the delivery (stream the body into the store once, add it to every recipient's
+// mailbox, answer 250 only after the store has committed).
+//
+// Sockets are accepted by main.ts and handed over through SMTPServer#connect(), which takes an
+// already-accepted socket (a TLSSocket whose handshake is done for 465).
+//
+// Decisions documented here:
+// - Message bytes are stored exactly as received after dot-unstuffing (RFC 5321 §4.5.2): bare LF,
+//   bare CR and over-long lines are neither rewritten nor refused. Only CRLF.CRLF ends DATA, so a
+//   bare-LF "dot line" can't end a message early ("SMTP smuggling"); the prepended Return-Path and
+//   Received fields use CRLF.
+// - A recipient is resolved once, at RCPT time; a mailbox that is full then gets 452 4.2.2 (552
+//   5.2.2 if the declared SIZE alone is above its quota) and only that recipient is refused.
+// - An alias resolving to several accounts is accepted or refused as a whole (never half-delivered).
+// - At the end of DATA every target account is checked again with the real size while holding an
+//   in-process lock per account up to the store's commit, so concurrent sessions never overfill a
+//   mailbox and the answer is exact. If a target no longer fits then, nothing is delivered and the
+//   whole message gets 452 4.2.2 (552 5.2.2 if it can never fit): the sender retries or bounces, and
+//   no recipient gets a copy another did not. If the store itself refuses a target (a write from
+//   another process or an IMAP APPEND raced us) after others were committed, the answer is still
+//   452: a retry may duplicate the message for the others, which RFC 5321 §6.1 prefers to losing it.
+
+import { PassThrough } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { TLSSocket, SecureContext } from 'node:tls';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerDataStream,
+  type SMTPServerOptions,
+  type SMTPServerSession,
+} from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { ConnectionInfo, ProtocolServer, ServerDeps, TlsProvider } from '../net/types.ts';
+import type { Account, NewMessage, StagedBlob } from '../store/store.ts';
+import { addressKey, isLoopback } from '../protocol/smtp/address.ts';
+import { formatReceived, formatReturnPath, ReceivedCounter } from '../protocol/smtp/trace.ts';
+import { Resolver, type LocalTarget } from './resolve.ts';
+import { KeyedLocks } from './locks.ts';
+import { createMetaSink } from './meta.ts';
+
+export type SmtpKind = 'mx' | 'submission' | 'submissions';
+
+/** Commands nobody needs (sendmail jokes in smtp-server). */
+const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL'];
+/** A reply text that already carries an RFC 3463 enhanced status code. */
+const HAS_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+
+interface SessionState {
+  tls: { version: string; cipher: string } | null;
+  /** SIZE= of the current MAIL FROM (RFC 1870), 0 if not given. */
+  declaredSize: number;
+  /** Lower-cased RCPT address → where it resolved (current transaction only). */
+  rcpts: Map<string, LocalTarget[]>;
+}
+
+interface Hooks {
+  kind: SmtpKind;
+  closing(): boolean;
+  /** The reply for an AUTH command this session may not use, or null if AUTH may proceed. */
+  authRefusal(conn: SMTPConnection): { code: number; text: string } | null;
+}
+
+class SmtpError extends Error {
+  constructor(readonly responseCode: number, message: string) {
+    super(message);
+  }
+}
+
+/** Connection with Pillarbox's reply texts: enhanced codes chosen by us where the library's default mapping is wrong. */
+class PillarboxConnection extends SMTPConnection {
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    // RFC 2034 §3: our texts start with the right enhanced code already; don't add a second one.
+    if (typeof data === 'string' && HAS_ENHANCED.test(data)) return super.send(code, data, false);
+    super.send(code, data, context);
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    const hooks = (this._server as PillarboxSmtpServer).hooks;
+    if (!this._nextHandler && this._ready && !this._upgrading) {
+      const name = (command.toString('latin1').trim().split(/\s+/)[0] ?? '').toUpperCase();
+      const next = () => this._whenWritable(callback ?? (() => {}));
+      if (hooks.closing() && name !== 'QUIT') {
+        this.send(421, '4.3.2 Server shutting down');
+        return;
+      }
+      if (name === 'AUTH') {
+        const refusal = hooks.authRefusal(this);
+        if (refusal) {
+          this.send(refusal.code, refusal.text);
+          setImmediate(next);
+          return;
+        }
+      }
+    }
+    super._onCommand(command, callback);
+  }
+}
+
+class PillarboxSmtpServer extends SMTPServer {
+  hooks!: Hooks;
+
+  override connect(socket: Socket | TLSSocket, socketOptions?: SMTPConnectionOptions | null): void {
+    // Same as SMTPServer#connect, with our connection class.
+    const connection = new PillarboxConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data) => this._onClientConnect(data));
+    connection.init();
+  }
+}
+
+/** The library asks its secure-context map for '*' at every STARTTLS; answer with the current certificate. */
+class LiveContextMap extends Map<string, SecureContext> {
+  constructor(private readonly tls: TlsProvider) {
+    super();
+  }
+  override get(_key: string): SecureContext {
+    return this.tls.context;
+  }
+}
+
+export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServer {
+  const { store, config, log } = deps;
+  const limits = config.limits;
+  const resolver = new Resolver(store);
+  const locks = new KeyedLocks();
+  const states = new WeakMap<SMTPServerSession, SessionState>();
+  const inflight = new Set<Promise<unknown>>();
+  const sockets = new Set<Socket>();
+  let closing = false;
+
+  const state = (session: SMTPServerSession): SessionState => {
+    let s = states.get(session);
+    if (!s) states.set(session, (s = { tls: null, declaredSize: 0, rcpts: new Map() }));
+    return s;
+  };
+  /** AUTH over plaintext only where the config allows it for loopback peers (tests, local tools). */
+  const plaintextAuthOk = (remoteAddress: string) => config.allowPlaintextLoopback && isLoopback(remoteAddress);
+  const account = (session: SMTPServerSession): Account | null => (session.user ? (session.user as Account) : null);
+
+  const hooks: Hooks = {
+    kind,
+    closing: () => closing,
+    authRefusal(conn) {
+      if (kind === 'mx') return { code: 502, text: '5.5.1 AUTH is not offered on this port; submit mail on port 587 or 465' };
+      // RFC 3207 §4 / RFC 4954 §4: no credentials over a cleartext channel.
+      if (!conn.secure && !plaintextAuthOk(conn.remoteAddress)) return { code: 530, text: '5.7.0 Must issue a STARTTLS command first' };
+      return null;
+    },
+  };
+
+  const options: SMTPServerOptions = {
+    secure: kind === 'submissions',
+    name: config.hostname,
+    banner: 'Pillarbox',
+    key: deps.tls.key,
+    cert: deps.tls.cert,
+    // RFC 1870: advertise the limit; SIZE= above it gets 552 5.3.4 at MAIL FROM, and a body that
+    // goes past it is discarded (never stored) and answered 552.
+    size: limits.maxMessageSize,
+    rejectOversized: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideDSN: true,
+    hideREQUIRETLS: true,
+    authMethods: ['PLAIN', 'LOGIN'],
+    // Policy is enforced in onMailFrom (submission requires AUTH); where AUTH is offered is decided
+    // per session through session.disabledCommands.
+    authOptional: true,
+    allowInsecureAuth: true,
+    disabledCommands: kind === 'mx' ? ['AUTH', ...ALWAYS_DISABLED] : ALWAYS_DISABLED,
+    disableReverseLookup: true,
+    logger: false,
+    maxRecipients: limits.maxRecipients,
+    socketTimeout: limits.smtpTimeout,
+    closeTimeout: 1000,
+
+    onConnect(session, callback) {
+      state(session);
+      if (closing) return callback(new SmtpError(421, '4.3.2 Server shutting down'));
+      // Submission on a cleartext connection: AUTH is neither advertised nor accepted until STARTTLS.
+      if (kind === 'submission' && !plaintextAuthOk(session.remoteAddress)) session.disabledCommands = ['AUTH', ...ALWAYS_DISABLED];
+      callback();
+    },
+
+    onSecure(socket, session, callback) {
+      const tlsSocket = socket as TLSSocket;
+      const cipher = typeof tlsSocket.getCipher === 'function' ? tlsSocket.getCipher() : null;
+      state(session).tls = {
+        version: (typeof tlsSocket.getProtocol === 'function' ? tlsSocket.getProtocol() : null) ?? 'TLS',
+        cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
+      };
+      if (kind === 'submission') session.disabledCommands = ALWAYS_DISABLED;
+      callback();
+    },
+
+    onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void) {
+      if (auth.method !== 'PLAIN' && auth.method !== 'LOGIN') return callback(null, { responseCode: 504, message: '5.5.4 Unrecognized authentication type' });
+      // RFC 4616 §2: we don't support acting as someone else; an authzid must name the same user.
+      if (auth.method === 'PLAIN' && auth.authzid && auth.authcid && auth.authzid.toLowerCase() !== auth.authcid.toLowerCase()) {
+        return callback(null, { responseCode: 535, message: '5.7.8 Authorization identity must be the authentication identity' });
+      }
+      const username = auth.username ?? '';
+      deps.auth.login(username, auth.password ?? '', session.remoteAddress).then(
+        (r) => {
+          if (r.ok) {
+            log.info('smtp.login', { session: session.id, user: r.account.address, ip: session.remoteAddress, listener: kind });
+            return callback(null, { user: r.account });
+          }
+          log.info('smtp.login-failed', { session: session.id, user: username, ip: session.remoteAddress, reason: r.reason });
+          // RFC 4954 §6: 454 4.7.0 temporary failure; 535 5.7.8 invalid credentials.
+          if (r.reason === 'throttled') return callback(null, { responseCode: 454, message: '4.7.0 Too many failed login attempts; try again later' });
+          return callback(null, { responseCode: 535, message: '5.7.8 Authentication credentials invalid' });
+        },
+        (err: unknown) => {
+          log.error('smtp.auth-error', { session: session.id, error: err instanceof Error ? err : String(err) });
+          callback(null, { responseCode: 454, message: '4.7.0 Temporary authentication failure' });
+        },
+      );
+    },
+
+    onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      const st = state(session);
+      st.rcpts = new Map();
+      const size = address.args && typeof address.args.SIZE === 'string' ? Number(address.args.SIZE) : 0;
+      st.declaredSize = Number.isSafeInteger(size) && size > 0 ? size : 0;
+      run(callback, async () => {
+        if (kind === 'mx') return;
+        const user = account(session);
+        if (!user) {
+          // RFC 6409 §4.3 / RFC 4954 §6: submission requires authentication.
+          if (!session.secure && !plaintextAuthOk(session.remoteAddress)) throw new SmtpError(530, '5.7.0 Must issue a STARTTLS command first');
+          throw new SmtpError(530, '5.7.0 Authentication required');
+        }
+        if (address.address === '') return; // null reverse-path: not anyone's address
+        if (!(await ownsAddress(user, address.address))) {
+          log.info('smtp.sender-refused', { session: session.id, user: user.address, from: address.address });
+          throw new SmtpError(553, `5.7.1 <${address.address}>: sender address not owned by ${user.address}`);
+        }
+      });
+    },
+
+    onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      const st = state(session);
+      run(callback, async () => {
+        let rcpt = address.address;
+        // RFC 5321 §4.1.1.3: the domainless "postmaster" must be accepted.
+        if (rcpt.toLowerCase() === 'postmaster') rcpt = `postmaster@${config.hostname}`;
+        const res = await resolver.resolve(rcpt);
+        if (res.kind === 'not-hosted') {
+          if (!account(session)) throw new SmtpError(554, `5.7.1 <${rcpt}>: Relay access denied`);
+          // Authenticated mail to another domain waits for the outbound queue (a later issue).
+          throw new SmtpError(451, `4.3.2 <${rcpt}>: delivery to other domains is not available yet; try again later`);
+        }
+        if (res.kind === 'unknown') throw new SmtpError(550, `5.1.1 <${rcpt}>: no such user here`);
+        if (res.external.length > 0) {
+          throw new SmtpError(451, `4.3.2 <${rcpt}>: forwards to other domains, which is not available yet; try again later`);
+        }
+        for (const t of res.targets) {
+          const q = t.account.quota;
+          if (q <= 0) continue;
+          if (st.declaredSize > q) throw new SmtpError(552, `5.2.2 <${rcpt}>: message is larger than the mailbox quota`);
+          if (t.account.usedBytes >= q || t.account.usedBytes + st.declaredSize > q) {
+            throw new SmtpError(452, `4.2.2 <${rcpt}>: mailbox full`);
+          }
+        }
+        st.rcpts.set(addressKey(address.address), res.targets);
+      });
+    },
+
+    onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {
+      const p = receive(stream, session).then(
+        (message) => callback(null, message),
+        (err: unknown) => {
+          if (err instanceof SmtpError) return callback(err);
+          log.error('smtp.data-error', { session: session.id, error: err instanceof Error ? err : String(err) });
+          callback(new SmtpError(451, '4.3.0 Local error in processing; try again later'));
+        },
+      );
+      inflight.add(p);
+      void p.finally(() => inflight.delete(p));
+    },
+
+    onClose(session: SMTPServerSession) {
+      states.delete(session);
+    },
+  };
+
+  /** Calls back with nothing, or with the SmtpError the body threw (others become 451). */
+  function run(callback: (err?: Error | null) => void, body: () => Promise<void>): void {
+    body().then(
+      () => callback(),
+      (err: unknown) => {
+        if (err instanceof SmtpError) return callback(err);
+        log.error('smtp.error', { error: err instanceof Error ? err : String(err) });
+        callback(new SmtpError(451, '4.3.0 Local error in processing; try again later'));
+      },
+    );
+  }
+
+  /** After AUTH, MAIL FROM must be the user's address or one that resolves to them (alias, +tag, catch-all). */
+  async function ownsAddress(user: Account, from: string): Promise<boolean> {
+    if (addressKey(from) === user.address) return true;
+    const res = await resolver.resolve(from);
+    return res.kind === 'local' && res.targets.some((t) => t.account.id === user.id);
+  }
+
+  /** DATA: stream to the store and the MIME parser, check, deliver; resolves to the 250 text. */
+  async function receive(stream: SMTPServerDataStream, session: SMTPServerSession): Promise<string> {
+    const st = state(session);
+    const env = session.envelope;
+    const from = env.mailFrom ? env.mailFrom.address : '';
+    const rcpts = env.rcptTo.map((r) => r.address);
+    // One message per account, first recipient's mailbox choice wins (adam and adam+work → one copy).
+    const targets: LocalTarget[] = [];
+    const seenAccounts = new Set<number>();
+    for (const r of rcpts) {
+      for (const t of st.rcpts.get(addressKey(r)) ?? []) {
+        if (seenAccounts.has(t.account.id)) continue;
+        seenAccounts.add(t.account.id);
+        targets.push(t);
+      }
+    }
+    const id = `${session.id}.${session.transaction}`;
+    const prefix = Buffer.from(
+      formatReturnPath(from) +
+        formatReceived({
+          helo: session.hostNameAppearsAs || null,
+          clientHostname: session.clientHostname || null,
+          remoteAddress: session.remoteAddress,
+          hostname: config.hostname,
+          protocol: session.transmissionType || 'ESMTP',
+          id,
+          tls: st.tls,
+          forRecipient: rcpts.length === 1 ? rcpts[0]! : null,
+          date: new Date(),
+        }),
+      'utf8',
+    );
+
+    const max = limits.maxMessageSize;
+    const counter = new ReceivedCounter();
+    const meta = createMetaSink();
+    const out = new PassThrough({ highWaterMark: 256 * 1024 });
+    let received = 0;
+    let oversize = false;
+    let failed = false;
+
+    meta.write(prefix);
+    out.write(prefix);
+    const staging = store.stageBlob(out, { maxBytes: max + prefix.length });
+    // Whatever happens to the staging, the client's DATA must be read to its end.
+    const stop = () => {
+      failed = true;
+      stream.resume();
+    };
+    staging.catch(stop);
+    out.on('close', () => stream.resume());
+
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (oversize || failed) return;
+        if (received > max) {
+          // RFC 1870 §6.3: refuse with 552 after the data; don't store any of it.
+          oversize = true;
+          out.destroy();
+          return;
+        }
+        counter.write(chunk);
+        meta.write(chunk);
+        if (!out.write(chunk)) {
+          stream.pause();
+          out.once('drain', () => stream.resume());
+        }
+      });
+      stream.once('end', () => {
+        if (!oversize && !failed) out.end();
+        resolve();
+      });
+      stream.once('error', (err: Error) => {
+        out.destroy(err);
+        reject(err);
+      });
+    });
+
+    let blob: StagedBlob | null = null;
+    try {
+      await ended;
+      blob = await staging.catch(() => null);
+      if (oversize) throw new SmtpError(552, `5.3.4 Message exceeds the fixed maximum message size of ${max} bytes`);
+      if (!blob) throw new SmtpError(451, '4.3.0 Local error in processing; try again later');
+      // RFC 5321 §6.3: a message that went through too many hops is looping.
+      if (counter.count > limits.maxHops) {
+        log.info('smtp.loop', { session: session.id, hops: counter.count });
+        throw new SmtpError(554, `5.4.6 Too many hops (${counter.count} Received headers): mail loop?`);
+      }
+      const m = meta.end();
+      return await deliver(blob, m, targets, session, from, id);
+    } finally {
+      blob?.release();
+    }
+  }
+
+  async function deliver(blob: StagedBlob, m: ReturnType<ReturnType<typeof createMetaSink>['end']>, targets: LocalTarget[], session: SMTPServerSession, from: string, id: string): Promise<string> {
+    if (targets.length === 0) throw new SmtpError(554, '5.5.1 No valid recipients');
+    const unlock = await locks.acquire(targets.map((t) => t.account.id));
+    try {
+      // The real size is known now: check every account again under the lock (see the header note).
+      let temporary = false;
+      const full: string[] = [];
+      for (const t of targets) {
+        const a = await store.getAccountById(t.account.id);
+        if (!a) throw new SmtpError(451, '4.3.0 A recipient account disappeared; try again later');
+        if (a.quota > 0 && a.usedBytes + blob.size > a.quota) {
+          full.push(a.address);
+          if (blob.size <= a.quota) temporary = true;
+        }
+      }
+      if (full.length) {
+        log.info('smtp.quota', { session: session.id, accounts: full.join(','), size: blob.size });
+        if (temporary) throw new SmtpError(452, `4.2.2 Mailbox full: ${full.join(', ')}`);
+        throw new SmtpError(552, `5.2.2 Message is larger than the mailbox quota: ${full.join(', ')}`);
+      }
+      const newMessages: NewMessage[] = targets.map((t) => ({ mailboxId: t.mailboxId }));
+      let results = await store.deliver(blob, m, newMessages, { origin: 'smtp' });
+      // A plus-address folder deleted since RCPT: fall back to INBOX.
+      const missing = results.filter((r) => !r.ok && r.reason === 'no-mailbox');
+      if (missing.length) {
+        const retry: NewMessage[] = [];
+        for (const r of missing) {
+          const t = targets.find((x) => x.mailboxId === r.mailboxId);
+          const inbox = t ? await store.getMailbox(t.account.id, 'INBOX') : null;
+          if (inbox) retry.push({ mailboxId: inbox.id });
+        }
+        if (retry.length) results = [...results.filter((r) => r.ok || r.reason !== 'no-mailbox'), ...(await store.deliver(blob, m, retry, { origin: 'smtp' }))];
+      }
+      const ok = results.filter((r) => r.ok).length;
+      const failed = results.length - ok;
+      if (failed > 0) {
+        log.warn('smtp.delivery-partial', { session: session.id, id, delivered: ok, failed });
+        throw new SmtpError(452, '4.2.2 Mailbox full for a recipient; try again later');
+      }
+      log.info('smtp.delivered', { session: session.id, id, from: from || '<>', mailboxes: ok, size: blob.size, listener: kind });
+      return `2.0.0 OK: delivered as ${id}`;
+    } finally {
+      unlock();
+    }
+  }
+
+  const smtp = new PillarboxSmtpServer(options);
+  smtp.hooks = hooks;
+  smtp.secureContext = new LiveContextMap(deps.tls);
+  smtp.on('error', (err: Error) => log.debug('smtp.connection-error', { listener: kind, error: err }));
+
+  const refuse = (socket: Socket, line: string) => {
+    socket.on('error', () => {});
+    socket.end(line + '\r\n');
+    setTimeout(() => socket.destroy(), 2000).unref();
+  };
+
+  return {
+    // Connection limits (per listener, per IP) are the listener's (src/net/listener.ts).
+    handle(socket: Socket | TLSSocket, _info: ConnectionInfo) {
+      if (closing) return refuse(socket, `421 4.3.2 ${config.hostname} Service shutting down`);
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+      smtp.connect(socket);
+    },
+
+    async close() {
+      closing = true;
+      // Let deliveries that reached the store finish and answer first.
+      await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
+      for (const c of [...smtp.connections]) {
+        c.send(421, '4.3.2 Server shutting down');
+        c.close();
+      }
+      const deadline = Date.now() + 2000;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      for (const s of sockets) s.destroy();
+    },
+  };
+}

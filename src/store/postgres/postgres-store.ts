@@ -1,0 +1,1065 @@
+// The PostgreSQL store: metadata and bodies in one database (pg Pool), so several server processes
+// can share it. Every write is one READ COMMITTED transaction whose invariants rest on row locks,
+// always taken in the same order so concurrent writers queue instead of deadlocking:
+//
+//   account advisory lock (mailbox namespace: create/rename/delete/remove account)
+//   → mailbox rows (FOR NO KEY UPDATE, ascending id)  — serialises UID/MODSEQ allocation
+//   → account rows (ascending id)                      — serialises quota accounting
+//   → blob rows (ascending id)                         — serialises reference counting
+//
+// UID/MODSEQ: `UPDATE mailboxes SET uid_next = uid_next + n … RETURNING` under the mailbox lock.
+// Quota: `UPDATE accounts SET used_bytes = used_bytes + $n WHERE … used_bytes + $n <= quota`: the
+// row lock makes the check-and-add atomic, so usage is exact and never passes the quota.
+// Blobs: `INSERT … ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + n` in the delivery
+// transaction; decremented on expunge and deleted at 0 in the same transaction.
+//
+// Changes are published on the bus after COMMIT, in commit order: each transaction takes a ticket
+// just before sending COMMIT and tickets are published strictly in order, so two commits that
+// touched the same rows (the second waited for the first's locks, hence took a later ticket)
+// can't be published the other way round. Each call resolves after its changes were published.
+// Deadlocks or serialisation failures (which the lock order should prevent) are retried.
+
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import pg from 'pg';
+import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
+import { PG_MIGRATIONS } from './schema.ts';
+import {
+  DEFAULT_MAILBOXES,
+  MAILBOX_SEPARATOR,
+  StoreError,
+  SystemFlag,
+  applyFlagOp,
+  normalizeKeywords,
+  sameFlags,
+  type Account,
+  type AccountSettings,
+  type Alias,
+  type BlobRef,
+  type CopyResult,
+  type DeliveryResult,
+  type Domain,
+  type FlagOp,
+  type FlagUpdate,
+  type Mailbox,
+  type MailboxStatus,
+  type MessageRecord,
+  type MessageSummary,
+  type NewMessage,
+  type SpecialUse,
+  type StagedBlob,
+  type Store,
+  type StoreFlagsResult,
+  type WriteOptions,
+} from '../store.ts';
+import type { MessageMeta } from '../../protocol/mime/types.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://user@host:port/db */
+  url: string;
+  /** Schema to keep the tables in (created if missing); default: the connection's search_path (public). */
+  schema?: string;
+  bus?: ChangeBus;
+  /** Pool size (default 10). */
+  maxConnections?: number;
+  /**
+   * Upper bound for a body staged without `maxBytes`. Staged bodies are held in memory until the
+   * delivery transaction writes them, so this bounds memory per staging (default 64 MiB).
+   */
+  defaultMaxBlobBytes?: number;
+}
+
+type Row = Record<string, any>;
+type Client = pg.PoolClient;
+
+const DEFAULT_MAX_BLOB = 64 * 1024 * 1024;
+const STREAM_CHUNK = 256 * 1024;
+const MAX_RETRIES = 8;
+const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
+
+// int8 → number (our counters stay far below 2^53); bytea in binary results stays a Buffer.
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === 20) return (v: string | Buffer) => Number(typeof v === 'string' ? v : v.readBigInt64BE(0));
+    if (oid === 17 && format === 'binary') return (v: Buffer) => v;
+    return pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Store> {
+  const schema = opts.schema;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new StoreError('invalid', `bad schema name ${schema}`);
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.maxConnections ?? 10,
+    types: TYPES,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  pool.on('error', (err) => console.error('postgres pool: idle client error:', err.message));
+  try {
+    await migrate(pool, schema);
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw err;
+  }
+  return new PostgresStore(pool, opts, lockSpace(schema ?? 'public'));
+}
+
+/** A 31-bit number from the schema name: the first key of this store's advisory locks. */
+function lockSpace(schema: string): number {
+  return createHash('sha256').update(`pillarbox:${schema}`).digest().readInt32BE(0) & 0x7fffffff;
+}
+
+async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query('SELECT pg_advisory_xact_lock($1, 0)', [lockSpace(schema ?? 'public')]);
+    if (schema) await c.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await c.query('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    const done = new Set((await c.query('SELECT version FROM schema_migrations')).rows.map((r: Row) => r.version as number));
+    for (const m of PG_MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await c.query(m.sql(Date.now() / 1000));
+      await c.query('INSERT INTO schema_migrations (version) VALUES ($1)', [m.version]);
+    }
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release();
+  }
+}
+
+/** Publishes each transaction's changes in ticket order (tickets are taken just before COMMIT). */
+class Publisher {
+  #next = 0;
+  #head = 0;
+  readonly #settled = new Map<number, { changes: readonly Change[] | null; done: () => void }>();
+  constructor(private readonly bus: ChangeBus) {}
+
+  take(): number {
+    return this.#next++;
+  }
+
+  /** `changes` null: the commit failed, nothing to publish. Resolves once published. */
+  settle(ticket: number, changes: readonly Change[] | null): Promise<void> {
+    return new Promise((done) => {
+      this.#settled.set(ticket, { changes, done });
+      while (this.#settled.has(this.#head)) {
+        const s = this.#settled.get(this.#head)!;
+        this.#settled.delete(this.#head);
+        this.#head++;
+        if (s.changes && s.changes.length > 0) {
+          try {
+            this.bus.publish(s.changes);
+          } catch (err) {
+            console.error('change bus publish failed:', err);
+          }
+        }
+        s.done();
+      }
+    });
+  }
+}
+
+interface Tx {
+  c: Client;
+  changes: Change[];
+}
+
+function toAccount(r: Row): Account {
+  return {
+    id: r.id,
+    address: r.address,
+    domain: r.domain,
+    passwordHash: r.password_hash,
+    quota: r.quota,
+    usedBytes: r.used_bytes,
+    messageCount: r.message_count,
+    settings: (r.settings ?? {}) as AccountSettings,
+    createdAt: r.created_at as Date,
+  };
+}
+
+function toMailbox(r: Row): Mailbox {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    name: r.name,
+    specialUse: (r.special_use ?? null) as SpecialUse | null,
+    subscribed: r.subscribed === true,
+    uidValidity: r.uid_validity,
+    uidNext: r.uid_next,
+    highestModseq: r.highest_modseq,
+  };
+}
+
+function toAlias(r: Row): Alias {
+  return { address: r.address, targets: r.targets as string[], createdAt: r.created_at as Date };
+}
+
+function toSummary(r: Row): MessageSummary {
+  return {
+    uid: r.uid,
+    modseq: r.modseq,
+    systemFlags: r.system_flags,
+    keywords: r.keywords as string[],
+    internalDate: r.internal_date,
+    savedAt: r.saved_at,
+    size: r.size,
+    blobId: r.blob_id,
+  };
+}
+
+const SUMMARY_COLS = 'uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id';
+
+function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1);
+}
+
+/** INBOX is case-insensitive (RFC 9051 §5.1), also as the first level of a hierarchical name. */
+export function normalizeName(name: string): string {
+  if (name.toUpperCase() === 'INBOX') return 'INBOX';
+  if (name.toUpperCase().startsWith('INBOX' + MAILBOX_SEPARATOR)) return 'INBOX' + name.slice(5);
+  return name;
+}
+
+function validateName(name: string): string {
+  const n = normalizeName(name);
+  if (n === '' || n.length > 1000) throw new StoreError('invalid', 'mailbox name must be 1–1000 characters');
+  if (n.startsWith(MAILBOX_SEPARATOR) || n.endsWith(MAILBOX_SEPARATOR) || n.includes(MAILBOX_SEPARATOR + MAILBOX_SEPARATOR))
+    throw new StoreError('invalid', 'mailbox name has an empty hierarchy level');
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(n)) throw new StoreError('invalid', 'mailbox name contains control characters');
+  return n;
+}
+
+function validateQuota(q: number | undefined): number {
+  if (q === undefined) return 0;
+  if (!Number.isSafeInteger(q) || q < 0) throw new StoreError('invalid', 'quota must be a non-negative integer');
+  return q;
+}
+
+function noNul(s: string, what: string): string {
+  if (s.includes('\0')) throw new StoreError('invalid', `${what} contains a NUL character`);
+  return s;
+}
+
+function sortedUnique(nums: readonly number[]): number[] {
+  return [...new Set(nums)].sort((a, b) => a - b);
+}
+
+function stamp(changes: Change[], origin: string | undefined): void {
+  if (origin === undefined) return;
+  for (const c of changes) c.origin = origin;
+}
+
+function pgCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class PostgresStore implements Store {
+  readonly kind = 'postgres' as const;
+  readonly bus: ChangeBus;
+  readonly #pool: pg.Pool;
+  readonly #publisher: Publisher;
+  readonly #lockSpace: number;
+  readonly #defaultMaxBlob: number;
+  /** Staged bodies waiting for their delivery transaction: id → bytes + pin count. */
+  readonly #staged = new Map<string, { data: Buffer; pins: number }>();
+  #closed = false;
+
+  constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
+    this.#pool = pool;
+    this.bus = opts.bus ?? new LocalChangeBus();
+    this.#publisher = new Publisher(this.bus);
+    this.#lockSpace = lockSpace;
+    this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
+  }
+
+  #check(): void {
+    if (this.#closed) throw new StoreError('invalid', 'store is closed');
+  }
+
+  async #q(text: string, values?: unknown[]): Promise<Row[]> {
+    this.#check();
+    return (await this.#pool.query(text, values)).rows;
+  }
+
+  /** One write transaction, retried on deadlock/serialisation failure; publishes after COMMIT. */
+  async #tx<T>(origin: string | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    this.#check();
+    for (let attempt = 0; ; attempt++) {
+      const c = await this.#pool.connect();
+      const tx: Tx = { c, changes: [] };
+      let ticket: number | null = null;
+      let broken: Error | undefined;
+      try {
+        await c.query('BEGIN');
+        const result = await fn(tx);
+        stamp(tx.changes, origin);
+        ticket = this.#publisher.take();
+        await c.query('COMMIT');
+        const t = ticket;
+        ticket = null;
+        c.release();
+        await this.#publisher.settle(t, tx.changes);
+        return result;
+      } catch (err) {
+        if (ticket !== null) void this.#publisher.settle(ticket, null);
+        try {
+          await c.query('ROLLBACK');
+        } catch (e) {
+          broken = e as Error;
+        }
+        c.release(broken);
+        if (RETRYABLE.has(pgCode(err) ?? '') && attempt < MAX_RETRIES) {
+          await sleep(Math.random() * 5 * (attempt + 1));
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Serialises mailbox-namespace changes of one account (create/rename/delete/remove). */
+  async #lockAccountNamespace(c: Client, accountId: number): Promise<void> {
+    await c.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [this.#lockSpace, accountId % 2147483647]);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#staged.clear();
+    await this.#pool.end();
+  }
+
+  // ---------------------------------------------------------------- domains
+  async addDomain(name: string): Promise<Domain> {
+    const n = noNul(name.toLowerCase(), 'domain');
+    if (n === '') throw new StoreError('invalid', 'empty domain name');
+    return this.#tx(undefined, async ({ c }) => {
+      const r = await c.query('INSERT INTO domains (name) VALUES ($1) ON CONFLICT (name) DO NOTHING RETURNING name, created_at', [n]);
+      if (r.rowCount === 0) throw new StoreError('exists', `domain ${n} already exists`);
+      return { name: r.rows[0].name, createdAt: r.rows[0].created_at };
+    });
+  }
+
+  async removeDomain(name: string): Promise<void> {
+    const n = name.toLowerCase();
+    await this.#tx(undefined, async ({ c }) => {
+      const d = await c.query('SELECT name FROM domains WHERE name = $1 FOR UPDATE', [n]);
+      if (d.rowCount === 0) throw new StoreError('not-found', `no such domain ${n}`);
+      const users = (await c.query('SELECT count(*) AS n FROM accounts WHERE domain = $1', [n])).rows[0].n as number;
+      if (users > 0) throw new StoreError('invalid', `domain ${n} still has ${users} account(s); remove them first`);
+      await c.query('DELETE FROM aliases WHERE domain = $1', [n]);
+      await c.query('DELETE FROM domains WHERE name = $1', [n]);
+    });
+  }
+
+  async listDomains(): Promise<Domain[]> {
+    return (await this.#q('SELECT name, created_at FROM domains ORDER BY name COLLATE "C"')).map((r) => ({ name: r.name, createdAt: r.created_at }));
+  }
+
+  async getDomain(name: string): Promise<Domain | null> {
+    const r = (await this.#q('SELECT name, created_at FROM domains WHERE name = $1', [name.toLowerCase()]))[0];
+    return r ? { name: r.name, createdAt: r.created_at } : null;
+  }
+
+  // ---------------------------------------------------------------- accounts
+  async createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    const address = noNul(a.address.toLowerCase(), 'address');
+    const domain = domainOf(address);
+    const quota = validateQuota(a.quota);
+    return this.#tx(undefined, async (tx) => {
+      const { c } = tx;
+      // The domain row lock serialises account/alias creation within the domain (address clash).
+      const d = await c.query('SELECT name FROM domains WHERE name = $1 FOR UPDATE', [domain]);
+      if (d.rowCount === 0) throw new StoreError('not-found', `unknown domain ${domain}`);
+      if ((await c.query('SELECT 1 FROM accounts WHERE address = $1', [address])).rowCount) throw new StoreError('exists', `account ${address} already exists`);
+      if ((await c.query('SELECT 1 FROM aliases WHERE address = $1', [address])).rowCount) throw new StoreError('exists', `${address} is already an alias`);
+      const r = await c.query('INSERT INTO accounts (address, domain, password_hash, quota, settings) VALUES ($1, $2, $3, $4, $5) RETURNING *', [
+        address,
+        domain,
+        a.passwordHash,
+        quota,
+        JSON.stringify(a.settings ?? {}),
+      ]);
+      const account = toAccount(r.rows[0]);
+      for (const m of DEFAULT_MAILBOXES) await this.#insertMailbox(tx, account.id, m.name, m.specialUse, true);
+      return account;
+    });
+  }
+
+  async getAccount(address: string): Promise<Account | null> {
+    const r = (await this.#q('SELECT * FROM accounts WHERE address = $1', [address.toLowerCase()]))[0];
+    return r ? toAccount(r) : null;
+  }
+
+  async getAccountById(id: number): Promise<Account | null> {
+    const r = (await this.#q('SELECT * FROM accounts WHERE id = $1', [id]))[0];
+    return r ? toAccount(r) : null;
+  }
+
+  async listAccounts(domain?: string): Promise<Account[]> {
+    const rows =
+      domain !== undefined
+        ? await this.#q('SELECT * FROM accounts WHERE domain = $1 ORDER BY address COLLATE "C"', [domain.toLowerCase()])
+        : await this.#q('SELECT * FROM accounts ORDER BY address COLLATE "C"');
+    return rows.map(toAccount);
+  }
+
+  async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    if (patch.quota !== undefined) validateQuota(patch.quota);
+    return this.#tx(undefined, async ({ c }) => {
+      const r = await c.query(
+        `UPDATE accounts SET password_hash = coalesce($2, password_hash), quota = coalesce($3, quota), settings = coalesce($4::jsonb, settings)
+         WHERE id = $1 RETURNING *`,
+        [id, patch.passwordHash ?? null, patch.quota ?? null, patch.settings !== undefined ? JSON.stringify(patch.settings) : null],
+      );
+      if (r.rowCount === 0) throw new StoreError('not-found', `no account ${id}`);
+      return toAccount(r.rows[0]);
+    });
+  }
+
+  async removeAccount(id: number): Promise<void> {
+    await this.#tx(undefined, async (tx) => {
+      const { c } = tx;
+      await this.#lockAccountNamespace(c, id);
+      const boxes = (await c.query('SELECT id FROM mailboxes WHERE account_id = $1 ORDER BY id FOR NO KEY UPDATE', [id])).rows.map((r: Row) => r.id as number);
+      const acc = await c.query('SELECT id FROM accounts WHERE id = $1 FOR UPDATE', [id]);
+      if (acc.rowCount === 0) throw new StoreError('not-found', `no account ${id}`);
+      const del = await c.query('DELETE FROM messages WHERE mailbox_id = ANY($1::bigint[]) RETURNING blob_id', [boxes]);
+      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
+      await c.query('DELETE FROM accounts WHERE id = $1', [id]); // cascades to mailboxes and the expunge log
+      tx.changes.push({ kind: 'account-removed', accountId: id });
+    });
+  }
+
+  // ---------------------------------------------------------------- aliases
+  async setAlias(address: string, targets: string[]): Promise<Alias> {
+    const a = noNul(address.toLowerCase(), 'alias');
+    const domain = a.startsWith('@') ? a.slice(1) : domainOf(a);
+    const ts = [...new Set(targets.map((t) => noNul(t.toLowerCase(), 'alias target')))];
+    return this.#tx(undefined, async ({ c }) => {
+      const d = await c.query('SELECT name FROM domains WHERE name = $1 FOR UPDATE', [domain]);
+      if (d.rowCount === 0) throw new StoreError('not-found', `unknown domain ${domain}`);
+      if ((await c.query('SELECT 1 FROM accounts WHERE address = $1', [a])).rowCount) throw new StoreError('exists', `${a} is an account`);
+      if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
+      const r = await c.query(
+        `INSERT INTO aliases (address, domain, targets) VALUES ($1, $2, $3::jsonb)
+         ON CONFLICT (address) DO UPDATE SET targets = EXCLUDED.targets RETURNING *`,
+        [a, domain, JSON.stringify(ts)],
+      );
+      return toAlias(r.rows[0]);
+    });
+  }
+
+  async removeAlias(address: string): Promise<void> {
+    await this.#tx(undefined, async ({ c }) => {
+      const r = await c.query('DELETE FROM aliases WHERE address = $1', [address.toLowerCase()]);
+      if (r.rowCount === 0) throw new StoreError('not-found', `no alias ${address}`);
+    });
+  }
+
+  async getAlias(address: string): Promise<Alias | null> {
+    const r = (await this.#q('SELECT * FROM aliases WHERE address = $1', [address.toLowerCase()]))[0];
+    return r ? toAlias(r) : null;
+  }
+
+  async listAliases(domain?: string): Promise<Alias[]> {
+    const rows =
+      domain !== undefined
+        ? await this.#q('SELECT * FROM aliases WHERE domain = $1 ORDER BY address COLLATE "C"', [domain.toLowerCase()])
+        : await this.#q('SELECT * FROM aliases ORDER BY address COLLATE "C"');
+    return rows.map(toAlias);
+  }
+
+  // ---------------------------------------------------------------- mailboxes
+  async #insertMailbox(
+    tx: Tx,
+    accountId: number,
+    name: string,
+    specialUse: SpecialUse | null,
+    subscribed: boolean,
+    init: { uidNext?: number; highestModseq?: number } = {},
+  ): Promise<Mailbox> {
+    const r = await tx.c.query(
+      `INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq)
+       VALUES ($1, $2, $3, $4, nextval('uidvalidity_seq'), $5, $6) RETURNING *`,
+      [accountId, name, specialUse, subscribed, init.uidNext ?? 1, init.highestModseq ?? 1],
+    );
+    const mb = toMailbox(r.rows[0]);
+    tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
+    return mb;
+  }
+
+  async listMailboxes(accountId: number): Promise<Mailbox[]> {
+    return (await this.#q(`SELECT * FROM mailboxes WHERE account_id = $1 ORDER BY name <> 'INBOX', name COLLATE "C"`, [accountId])).map(toMailbox);
+  }
+
+  async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
+    const r = (await this.#q('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, normalizeName(name)]))[0];
+    return r ? toMailbox(r) : null;
+  }
+
+  async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
+    const r = (await this.#q('SELECT * FROM mailboxes WHERE id = $1', [mailboxId]))[0];
+    return r ? toMailbox(r) : null;
+  }
+
+  async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
+    const n = validateName(name);
+    return this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      await this.#lockAccountNamespace(c, accountId);
+      if (!(await c.query('SELECT 1 FROM accounts WHERE id = $1', [accountId])).rowCount) throw new StoreError('not-found', `no account ${accountId}`);
+      if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount)
+        throw new StoreError('exists', `mailbox ${n} already exists`);
+      return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
+    });
+  }
+
+  async renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
+    const from = normalizeName(oldName);
+    const to = validateName(newName);
+    await this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      await this.#lockAccountNamespace(c, accountId);
+      const src = (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE', [accountId, from])).rows[0] as Row | undefined;
+      if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
+      if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, to])).rowCount)
+        throw new StoreError('exists', `mailbox ${to} already exists`);
+      if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
+      if (from === 'INBOX') {
+        // RFC 9051 §6.3.6: renaming INBOX moves all its messages into a new mailbox with the new
+        // name and leaves INBOX empty; INBOX's inferiors are unaffected. The messages keep their
+        // UIDs (the new mailbox has its own UIDVALIDITY); INBOX logs them as expunged.
+        const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [src.id])).rows[0]
+          .highest_modseq as number;
+        const dst = await this.#insertMailbox(tx, accountId, to, null, true, { uidNext: src.uid_next, highestModseq: modseq });
+        const moved = await c.query('UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid', [src.id, dst.id, modseq]);
+        const uids = sortedUnique(moved.rows.map((r: Row) => r.uid as number));
+        if (uids.length > 0) {
+          await c.query(
+            `INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
+             ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq`,
+            [src.id, uids, modseq],
+          );
+          tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids, modseq });
+        }
+        return;
+      }
+      // The mailbox and its inferiors (`from/…`) move under `to`.
+      const rows = (
+        await c.query(
+          `SELECT id, name FROM mailboxes WHERE account_id = $1 AND (name = $2 OR left(name, $3) = $4) ORDER BY length(name), name COLLATE "C"`,
+          [accountId, from, from.length + 1, from + MAILBOX_SEPARATOR],
+        )
+      ).rows as Row[];
+      const renames = rows.map((r) => ({ id: r.id as number, oldName: r.name as string, newName: to + (r.name as string).slice(from.length) }));
+      const clash = await c.query('SELECT name FROM mailboxes WHERE account_id = $1 AND name = ANY($2::text[]) AND NOT (id = ANY($3::bigint[])) LIMIT 1', [
+        accountId,
+        renames.map((r) => r.newName),
+        renames.map((r) => r.id),
+      ]);
+      if (clash.rowCount) throw new StoreError('exists', `mailbox ${clash.rows[0].name} already exists`);
+      const spec = JSON.stringify(renames.map((r) => ({ id: r.id, name: r.newName })));
+      // Two steps so no intermediate state collides with (account_id, name) uniqueness.
+      await c.query(`UPDATE mailboxes SET name = chr(1) || id::text WHERE id = ANY($1::bigint[])`, [renames.map((r) => r.id)]);
+      await c.query(`UPDATE mailboxes m SET name = u.name FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, name text) WHERE m.id = u.id`, [spec]);
+      for (const r of renames) tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.oldName, newName: r.newName });
+    });
+  }
+
+  async deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
+    const n = normalizeName(name);
+    if (n === 'INBOX') throw new StoreError('inbox', 'INBOX cannot be deleted');
+    await this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      await this.#lockAccountNamespace(c, accountId);
+      const mb = (await c.query('SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE', [accountId, n])).rows[0] as Row | undefined;
+      if (!mb) throw new StoreError('not-found', `no mailbox ${n}`);
+      const del = await c.query('DELETE FROM messages WHERE mailbox_id = $1 RETURNING size, blob_id', [mb.id]);
+      if (del.rowCount) {
+        const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
+        await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [accountId, bytes, del.rowCount]);
+        await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
+      }
+      await c.query('DELETE FROM mailboxes WHERE id = $1', [mb.id]);
+      tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name: n });
+    });
+  }
+
+  async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    await this.#tx(undefined, async ({ c }) => {
+      const r = await c.query('UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2', [accountId, normalizeName(name), subscribed]);
+      if (r.rowCount === 0) throw new StoreError('not-found', `no mailbox ${name}`);
+    });
+  }
+
+  async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
+    const r = (
+      await this.#q(
+        `SELECT mb.uid_next, mb.uid_validity, mb.highest_modseq, s.*
+         FROM mailboxes mb CROSS JOIN LATERAL (
+           SELECT count(*) AS messages,
+                  count(*) FILTER (WHERE system_flags & ${SystemFlag.Seen} = 0) AS unseen,
+                  count(*) FILTER (WHERE system_flags & ${SystemFlag.Deleted} <> 0) AS deleted,
+                  coalesce(sum(size), 0)::bigint AS size
+           FROM messages WHERE mailbox_id = mb.id) s
+         WHERE mb.id = $1`,
+        [mailboxId],
+      )
+    )[0];
+    if (!r) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+    return {
+      messages: r.messages,
+      unseen: r.unseen,
+      deleted: r.deleted,
+      size: r.size,
+      uidNext: r.uid_next,
+      uidValidity: r.uid_validity,
+      highestModseq: r.highest_modseq,
+    };
+  }
+
+  // ---------------------------------------------------------------- messages
+  async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
+    const rows =
+      opts.changedSince !== undefined
+        ? await this.#q(`SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, [mailboxId, opts.changedSince])
+        : await this.#q(`SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 ORDER BY uid`, [mailboxId]);
+    return rows.map(toSummary);
+  }
+
+  async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
+    if (uids.length === 0) return [];
+    const rows = await this.#q(
+      `SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.saved_at, m.size, m.blob_id, b.meta
+       FROM messages m JOIN blobs b ON b.id = m.blob_id
+       WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
+      [mailboxId, sortedUnique(uids)],
+    );
+    return rows.map((r) => ({ ...toSummary(r), meta: JSON.parse(r.meta as string) as MessageMeta }));
+  }
+
+  async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
+    return (await this.#q('SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid', [mailboxId, sinceModseq])).map((r) => r.uid as number);
+  }
+
+  // ---------------------------------------------------------------- blobs
+  /**
+   * Buffers the body in memory (bounded by maxBytes, default `defaultMaxBlobBytes`): it is written
+   * to the database by the delivery transaction that references it, so it is durable exactly when
+   * that commit is. A too-big stream is drained to its end (so the peer's protocol stays in step)
+   * and refused with 'invalid'.
+   */
+  async stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
+    this.#check();
+    const max = Math.min(opts.maxBytes ?? this.#defaultMaxBlob, 1024 * 1024 * 1024 - 1);
+    let data: Buffer;
+    if (Buffer.isBuffer(input)) {
+      if (input.length > max) throw new StoreError('invalid', `message larger than ${max} bytes`);
+      data = Buffer.from(input); // our own copy: the caller may reuse its buffer
+    } else {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooBig = false;
+      for await (const chunk of input) {
+        const buf: Buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
+        if (tooBig) continue;
+        if (size + buf.length > max) {
+          tooBig = true;
+          chunks.length = 0;
+          continue;
+        }
+        chunks.push(buf);
+        size += buf.length;
+      }
+      if (tooBig) throw new StoreError('invalid', `message larger than ${max} bytes`);
+      data = Buffer.concat(chunks, size);
+    }
+    const id = createHash('sha256').update(data).digest('hex');
+    const entry = this.#staged.get(id);
+    if (entry) entry.pins++;
+    else this.#staged.set(id, { data, pins: 1 });
+    let released = false;
+    return {
+      id,
+      size: data.length,
+      release: () => {
+        if (released) return;
+        released = true;
+        const e = this.#staged.get(id);
+        if (!e) return;
+        if (--e.pins <= 0) this.#staged.delete(id);
+      },
+    };
+  }
+
+  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
+    const staged = this.#staged.get(blobId);
+    if (staged) return sliceRange(staged.data, start, end);
+    this.#check();
+    const s = Math.max(0, start ?? 0);
+    const len = end === undefined ? null : Math.max(0, end - s);
+    // Binary result format: the bytes come back as they are (no hex text doubling the transfer).
+    // `binary` is a pg QueryConfig option its typings lack.
+    const query: pg.QueryConfig & { binary: boolean } = {
+      text:
+        len === null
+          ? 'SELECT substring(data FROM $2::int) AS d FROM blobs WHERE id = $1'
+          : 'SELECT substring(data FROM $2::int FOR $3::int) AS d FROM blobs WHERE id = $1',
+      values: len === null ? [blobId, s + 1] : [blobId, s + 1, len],
+      binary: true,
+    };
+    const r = await this.#pool.query(query);
+    if (r.rowCount === 0) throw new StoreError('not-found', `blob ${blobId} not found`);
+    return r.rows[0].d as Buffer;
+  }
+
+  streamBlob(blobId: string, start?: number, end?: number): Readable {
+    const self = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      const staged = self.#staged.get(blobId);
+      let size: number;
+      if (staged) size = staged.data.length;
+      else {
+        const r = await self.#q('SELECT size FROM blobs WHERE id = $1', [blobId]);
+        if (r.length === 0) throw new StoreError('not-found', `blob ${blobId} not found`);
+        size = r[0].size as number;
+      }
+      const stop = Math.min(end ?? size, size);
+      for (let pos = Math.max(0, start ?? 0); pos < stop; ) {
+        const n = Math.min(STREAM_CHUNK, stop - pos);
+        const buf = await self.readBlob(blobId, pos, pos + n);
+        if (buf.length === 0) break;
+        yield buf;
+        pos += buf.length;
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false });
+  }
+
+  /** Adds n references to a blob, inserting its bytes if it is new (they must be staged then). */
+  async #refBlob(c: Client, blob: BlobRef, meta: MessageMeta, n: number): Promise<void> {
+    const staged = this.#staged.get(blob.id);
+    if (staged) {
+      await c.query(
+        `INSERT INTO blobs (id, size, refcount, meta, data) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + EXCLUDED.refcount`,
+        [blob.id, staged.data.length, n, JSON.stringify(meta), staged.data],
+      );
+      return;
+    }
+    const r = await c.query('UPDATE blobs SET refcount = refcount + $2 WHERE id = $1', [blob.id, n]);
+    if (r.rowCount === 0) throw new StoreError('not-found', `blob ${blob.id} is neither staged nor stored`);
+  }
+
+  /** Drops one reference per entry (ids may repeat); deletes blobs nothing references any more. */
+  async #unrefBlobs(c: Client, blobIds: string[]): Promise<void> {
+    if (blobIds.length === 0) return;
+    const counts = new Map<string, number>();
+    for (const id of blobIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+    const ids = [...counts.keys()].sort();
+    await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+    await c.query('UPDATE blobs b SET refcount = b.refcount - u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id', [
+      JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) }))),
+    ]);
+    await c.query('DELETE FROM blobs WHERE id = ANY($1::text[]) AND refcount <= 0', [ids]);
+  }
+
+  // ---------------------------------------------------------------- writes
+  /** Locks mailbox rows in ascending id order; returns those that exist. */
+  async #lockMailboxes(c: Client, ids: number[]): Promise<Map<number, Row>> {
+    const rows = (await c.query('SELECT * FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [sortedUnique(ids)])).rows as Row[];
+    return new Map(rows.map((r) => [r.id as number, r]));
+  }
+
+  /** Reserves `bytes` (and `count` messages) of the account's quota if it fits (quota 0 = unlimited). */
+  async #reserve(c: Client, accountId: number, bytes: number, count: number): Promise<boolean> {
+    const r = await c.query(
+      `UPDATE accounts SET used_bytes = used_bytes + $2, message_count = message_count + $3
+       WHERE id = $1 AND (quota = 0 OR used_bytes + $2 <= quota) RETURNING id`,
+      [accountId, bytes, count],
+    );
+    return r.rowCount === 1;
+  }
+
+  /** Allocates n consecutive UIDs and MODSEQs in a locked mailbox; returns the first of each. */
+  async #allocate(c: Client, mailboxId: number, n: number): Promise<{ uid: number; modseq: number }> {
+    const r = await c.query(
+      'UPDATE mailboxes SET uid_next = uid_next + $2, highest_modseq = highest_modseq + $2 WHERE id = $1 RETURNING uid_next - $2 AS uid, highest_modseq - $2 + 1 AS modseq',
+      [mailboxId, n],
+    );
+    return { uid: r.rows[0].uid, modseq: r.rows[0].modseq };
+  }
+
+  async #insertMessages(
+    c: Client,
+    mailboxId: number,
+    rows: Array<{ uid: number; modseq: number; systemFlags: number; keywords: string[]; internalDate: number; savedAt: number; size: number; blobId: string }>,
+  ): Promise<void> {
+    if (rows.length === 0) return;
+    await c.query(
+      `INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id)
+       SELECT $1, u.uid, u.modseq, u.system_flags, u.keywords, u.internal_date, u.saved_at, u.size, u.blob_id
+       FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, modseq bigint, system_flags int, keywords jsonb, internal_date bigint, saved_at bigint, size bigint, blob_id text)`,
+      [
+        mailboxId,
+        JSON.stringify(
+          rows.map((r) => ({
+            uid: r.uid,
+            modseq: r.modseq,
+            system_flags: r.systemFlags,
+            keywords: r.keywords,
+            internal_date: r.internalDate,
+            saved_at: r.savedAt,
+            size: r.size,
+            blob_id: r.blobId,
+          })),
+        ),
+      ],
+    );
+  }
+
+  async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    if (targets.length === 0) return [];
+    return this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      const boxes = await this.#lockMailboxes(c, targets.map((t) => t.mailboxId));
+      const results: DeliveryResult[] = new Array(targets.length);
+      // Quota per target, accounts in ascending id order (lock order).
+      const order = targets
+        .map((t, i) => ({ i, mb: boxes.get(t.mailboxId) }))
+        .filter((x) => {
+          if (x.mb) return true;
+          results[x.i] = { ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: targets[x.i]!.mailboxId };
+          return false;
+        })
+        .sort((a, b) => a.mb!.account_id - b.mb!.account_id || a.i - b.i);
+      const accepted: number[] = [];
+      for (const { i, mb } of order) {
+        if (await this.#reserve(c, mb!.account_id, blob.size, 1)) accepted.push(i);
+        else results[i] = { ok: false, reason: 'quota', accountId: mb!.account_id, mailboxId: targets[i]!.mailboxId };
+      }
+      if (accepted.length === 0) return results;
+      await this.#refBlob(c, blob, meta, accepted.length);
+      accepted.sort((a, b) => a - b);
+      const savedAt = Date.now();
+      for (const i of accepted) {
+        const t = targets[i]!;
+        const accountId = boxes.get(t.mailboxId)!.account_id as number;
+        const { uid, modseq } = await this.#allocate(c, t.mailboxId, 1);
+        await this.#insertMessages(c, t.mailboxId, [
+          {
+            uid,
+            modseq,
+            systemFlags: (t.systemFlags ?? 0) & 0x1f,
+            keywords: normalizeKeywords(t.keywords ?? []),
+            internalDate: t.internalDate ?? savedAt,
+            savedAt,
+            size: blob.size,
+            blobId: blob.id,
+          },
+        ]);
+        results[i] = { ok: true, accountId, mailboxId: t.mailboxId, uid, modseq };
+        tx.changes.push({ kind: 'message-added', accountId, mailboxId: t.mailboxId, uid, modseq });
+      }
+      return results;
+    });
+  }
+
+  async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
+    return this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      const mb = (await this.#lockMailboxes(c, [target.mailboxId])).get(target.mailboxId);
+      if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
+      if (!(await this.#reserve(c, mb.account_id, blob.size, 1))) throw new StoreError('quota', 'mailbox is full: quota exceeded');
+      await this.#refBlob(c, blob, meta, 1);
+      const savedAt = Date.now();
+      const { uid, modseq } = await this.#allocate(c, mb.id, 1);
+      await this.#insertMessages(c, mb.id, [
+        {
+          uid,
+          modseq,
+          systemFlags: (target.systemFlags ?? 0) & 0x1f,
+          keywords: normalizeKeywords(target.keywords ?? []),
+          internalDate: target.internalDate ?? savedAt,
+          savedAt,
+          size: blob.size,
+          blobId: blob.id,
+        },
+      ]);
+      tx.changes.push({ kind: 'message-added', accountId: mb.account_id, mailboxId: mb.id, uid, modseq });
+      return { uid, modseq, uidValidity: mb.uid_validity as number };
+    });
+  }
+
+  async storeFlags(
+    mailboxId: number,
+    uids: number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    opts: { unchangedSince?: number } & WriteOptions = {},
+  ): Promise<StoreFlagsResult> {
+    const f = { systemFlags: flags.systemFlags & 0x1f, keywords: flags.keywords };
+    return this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      const mb = (await this.#lockMailboxes(c, [mailboxId])).get(mailboxId);
+      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      const want = sortedUnique(uids);
+      const rows = want.length
+        ? ((await c.query('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', [mailboxId, want]))
+            .rows as Row[])
+        : [];
+      const modified: number[] = [];
+      const changed: Array<{ uid: number; next: { systemFlags: number; keywords: string[] } }> = [];
+      for (const r of rows) {
+        // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
+        if (opts.unchangedSince !== undefined && (r.modseq as number) > opts.unchangedSince) {
+          modified.push(r.uid);
+          continue;
+        }
+        const cur = { systemFlags: r.system_flags as number, keywords: r.keywords as string[] };
+        const next = applyFlagOp(cur, op, f);
+        if (!sameFlags(cur, next)) changed.push({ uid: r.uid, next });
+      }
+      const updated: FlagUpdate[] = [];
+      if (changed.length > 0) {
+        // RFC 7162 §3.1: every changed message gets a new MODSEQ, each its own, in UID order.
+        const base = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + $2 WHERE id = $1 RETURNING highest_modseq - $2 AS base', [mailboxId, changed.length]))
+          .rows[0].base as number;
+        changed.forEach((x, k) => updated.push({ uid: x.uid, modseq: base + k + 1, systemFlags: x.next.systemFlags, keywords: x.next.keywords }));
+        await c.query(
+          `UPDATE messages m SET system_flags = u.f, keywords = u.k, modseq = u.ms
+           FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, f int, k jsonb, ms bigint)
+           WHERE m.mailbox_id = $1 AND m.uid = u.uid`,
+          [mailboxId, JSON.stringify(updated.map((u) => ({ uid: u.uid, f: u.systemFlags, k: u.keywords, ms: u.modseq })))],
+        );
+        for (const u of updated)
+          tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid: u.uid, modseq: u.modseq, systemFlags: u.systemFlags, keywords: u.keywords });
+      }
+      return { updated, modified };
+    });
+  }
+
+  /** Removes the given messages of a locked mailbox and logs them; returns the removed UIDs. */
+  async #expungeIn(tx: Tx, mb: Row, uids: number[], accountUsage: boolean): Promise<number[]> {
+    if (uids.length === 0) return [];
+    const { c } = tx;
+    const del = await c.query('DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid, size, blob_id', [mb.id, uids]);
+    if (del.rowCount === 0) return [];
+    const removed = sortedUnique(del.rows.map((r: Row) => r.uid as number));
+    const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [mb.id])).rows[0].highest_modseq as number;
+    await c.query(
+      `INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
+       ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq`,
+      [mb.id, removed, modseq],
+    );
+    if (accountUsage) {
+      const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
+      await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [mb.account_id, bytes, removed.length]);
+      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
+    }
+    tx.changes.push({ kind: 'messages-expunged', accountId: mb.account_id, mailboxId: mb.id, uids: removed, modseq });
+    return removed;
+  }
+
+  async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
+    const onlyDeleted = opts.onlyDeleted ?? true;
+    return this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      const mb = (await this.#lockMailboxes(c, [mailboxId])).get(mailboxId);
+      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      const cond = onlyDeleted ? ` AND system_flags & ${SystemFlag.Deleted} <> 0` : '';
+      const sel = opts.uids
+        ? await c.query(`SELECT uid FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])${cond} ORDER BY uid`, [mailboxId, sortedUnique(opts.uids)])
+        : await c.query(`SELECT uid FROM messages WHERE mailbox_id = $1${cond} ORDER BY uid`, [mailboxId]);
+      return this.#expungeIn(
+        tx,
+        mb,
+        sel.rows.map((r: Row) => r.uid as number),
+        true,
+      );
+    });
+  }
+
+  async #copy(tx: Tx, srcMailboxId: number, uids: number[], dstMailboxId: number, move: boolean): Promise<CopyResult> {
+    const { c } = tx;
+    const boxes = await this.#lockMailboxes(c, [srcMailboxId, dstMailboxId]);
+    const src = boxes.get(srcMailboxId);
+    const dst = boxes.get(dstMailboxId);
+    if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
+    if (move && src.account_id !== dst.account_id) throw new StoreError('invalid', 'move across accounts');
+    const want = sortedUnique(uids);
+    const rows = want.length
+      ? ((
+          await c.query(
+            'SELECT uid, system_flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid',
+            [srcMailboxId, want],
+          )
+        ).rows as Row[])
+      : [];
+    if (rows.length === 0) return { mapping: [], uidValidity: dst.uid_validity };
+    const sameAccount = src.account_id === dst.account_id;
+    const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
+    if (!(move && sameAccount)) {
+      // A copy adds usage to the destination account: all of it fits or nothing is copied.
+      if (!(await this.#reserve(c, dst.account_id, bytes, rows.length))) throw new StoreError('quota', 'quota exceeded');
+      const ids = [...new Set(rows.map((r) => r.blob_id as string))].sort();
+      const counts = new Map<string, number>();
+      for (const r of rows) counts.set(r.blob_id, (counts.get(r.blob_id) ?? 0) + 1);
+      // The source rows are locked (their mailbox is), so each blob has refcount >= 1: no insert needed.
+      await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+      await c.query('UPDATE blobs b SET refcount = b.refcount + u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id', [
+        JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) }))),
+      ]);
+    }
+    const first = await this.#allocate(c, dstMailboxId, rows.length);
+    const savedAt = Date.now();
+    const inserted = rows.map((r, k) => ({
+      uid: first.uid + k,
+      modseq: first.modseq + k,
+      systemFlags: r.system_flags as number,
+      keywords: r.keywords as string[],
+      internalDate: r.internal_date as number,
+      savedAt,
+      size: r.size as number,
+      blobId: r.blob_id as string,
+    }));
+    await this.#insertMessages(c, dstMailboxId, inserted);
+    for (const m of inserted) tx.changes.push({ kind: 'message-added', accountId: dst.account_id, mailboxId: dstMailboxId, uid: m.uid, modseq: m.modseq });
+    if (move) {
+      // RFC 6851 §3.3: the source loses the messages in the same transaction; usage and blob
+      // references carry over to the copies (same account).
+      await this.#expungeIn(
+        tx,
+        src,
+        rows.map((r) => r.uid as number),
+        false,
+      );
+    }
+    return { mapping: rows.map((r, k) => [r.uid as number, first.uid + k] as [number, number]), uidValidity: dst.uid_validity };
+  }
+
+  async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#tx(opts.origin, (tx) => this.#copy(tx, srcMailboxId, uids, dstMailboxId, false));
+  }
+
+  async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#tx(opts.origin, (tx) => this.#copy(tx, srcMailboxId, uids, dstMailboxId, true));
+  }
+}
+
+function sliceRange(data: Buffer, start?: number, end?: number): Buffer {
+  const e = Math.min(end ?? data.length, data.length);
+  const s = Math.min(Math.max(0, start ?? 0), e);
+  return Buffer.from(data.subarray(s, e));
+}

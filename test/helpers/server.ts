@@ -1,0 +1,172 @@
+// Starts the real `pillarbox serve` as a child process on 127.0.0.1 with every port 0, in a
+// temporary data folder, waits for its ports file, and always stops it (also when the test
+// process exits). Accounts are provisioned through the real admin CLI.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const CLI = join(ROOT, 'src/cli/main.ts');
+const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
+
+export interface Ports {
+  smtp: number;
+  submission: number;
+  submissions: number;
+  imap: number;
+  imaps: number;
+  pop3: number;
+  pop3s: number;
+  http: number;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface StartOptions {
+  /** Allow passwords without TLS from loopback (default false, as in production). */
+  plaintext?: boolean;
+  /** Reuse a data folder (e.g. after a kill); default: a new temporary one. */
+  dataDir?: string;
+  /** `--database` (e.g. a postgres:// URL). */
+  database?: string;
+  /** Extra `serve` flags. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** Keep the data folder after stop (default: removed unless dataDir was given). */
+  keepData?: boolean;
+}
+
+export interface TestServer {
+  ports: Ports;
+  dataDir: string;
+  /** PEM of the server's self-signed certificate (SAN localhost, 127.0.0.1). */
+  ca: string;
+  proc: ChildProcess;
+  /** Server's stdout+stderr so far. */
+  output(): string;
+  cli(args: string[], input?: string): Promise<CliResult>;
+  /** Adds the domain if needed, then the account. */
+  addUser(address: string, password: string, opts?: { quota?: string }): Promise<void>;
+  /** SIGTERM and wait; removes the data folder unless kept. */
+  stop(): Promise<void>;
+  /** SIGKILL and wait; keeps the data folder (for restart tests). */
+  kill(): Promise<void>;
+  /** Same data folder, new process (new ports). */
+  restart(): Promise<TestServer>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+export function runCli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolveP, reject) => {
+    const p = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolveP({ code: code ?? -1, stdout, stderr }));
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pillarbox-test-'));
+  const portsFile = join(dataDir, 'ports.json');
+  rmSync(portsFile, { force: true });
+  const dbArgs = opts.database ? ['--database', opts.database] : [];
+  const args = [
+    '--import',
+    TSX,
+    CLI,
+    'serve',
+    '--data',
+    dataDir,
+    ...dbArgs,
+    '--hostname',
+    'localhost',
+    '--host',
+    '127.0.0.1',
+    ...['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'].flatMap((n) => [`--${n}-port`, '0']),
+    '--ports-file',
+    portsFile,
+    ...(opts.plaintext ? ['--allow-plaintext-loopback'] : []),
+    ...(opts.args ?? []),
+  ];
+  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(proc);
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  let exited = false;
+  const exitP = new Promise<void>((r) =>
+    proc.once('exit', () => {
+      exited = true;
+      live.delete(proc);
+      r();
+    }),
+  );
+
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(portsFile)) {
+    if (exited) throw new Error(`pillarbox serve exited before it was ready:\n${out}`);
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`pillarbox serve not ready after 60 s:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const ports = JSON.parse(readFileSync(portsFile, 'utf8')) as Ports;
+  const ca = readFileSync(join(dataDir, 'tls', 'cert.pem'), 'utf8');
+  const dataFlags = ['--data', dataDir, ...dbArgs];
+
+  const server: TestServer = {
+    ports,
+    dataDir,
+    ca,
+    proc,
+    output: () => out,
+    cli: (a, input) => runCli([...a, ...dataFlags], input === undefined ? {} : { input }),
+    async addUser(address, password, o = {}) {
+      const domain = address.slice(address.lastIndexOf('@') + 1);
+      const d = await runCli(['domain', 'add', domain, ...dataFlags]);
+      if (d.code !== 0 && !/already exists/.test(d.stderr)) throw new Error(`domain add failed: ${d.stderr}`);
+      const u = await runCli(['user', 'add', address, '--password', password, ...(o.quota ? ['--quota', o.quota] : []), ...dataFlags]);
+      if (u.code !== 0) throw new Error(`user add failed: ${u.stderr}`);
+    },
+    async stop() {
+      if (!exited) {
+        proc.kill('SIGTERM');
+        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        await exitP;
+        clearTimeout(t);
+      }
+      if (!opts.dataDir && !opts.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+    async kill() {
+      if (!exited) {
+        proc.kill('SIGKILL');
+        await exitP;
+      }
+    },
+    async restart() {
+      await server.kill();
+      return startServer({ ...opts, dataDir });
+    },
+  };
+  return server;
+}
