@@ -35,7 +35,7 @@ import { getquota, getquotaroot } from './handlers/quota.ts';
 /** A tagged OK text (optionally with a response code), or null when the handler answers itself. */
 export type HandlerResult = string | { code: string | null; text: string } | null;
 
-export type Handler<N extends CommandName> = (s: ImapSession, tag: string, cmd: Extract<ImapCommand, { name: N }>) => Promise<HandlerResult>;
+export type Handler<N extends CommandName> = (s: ImapSession, tag: string, cmd: ImapCommand & { name: N }) => Promise<HandlerResult>;
 
 const ANY: SessionState[] = ['notauth', 'auth', 'selected'];
 const NOTAUTH: SessionState[] = ['notauth'];

@@ -428,7 +428,7 @@ export class ImapSession {
       return;
     }
     this.#badCount = 0;
-    const entry = COMMANDS[cmd.name];
+    const entry = COMMANDS[cmd.name] as unknown as { states: SessionState[]; handler: (s: ImapSession, tag: string, cmd: ImapCommand) => Promise<HandlerResult> };
     if (!entry.states.includes(this.state)) {
       this.#abortAppend();
       const why =
@@ -439,7 +439,7 @@ export class ImapSession {
     const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH') && !cmd.uid); // RFC 9051 §7.5.1
     let result: HandlerResult;
     try {
-      result = await entry.handler(this, tag!, cmd as never);
+      result = await entry.handler(this, tag!, cmd);
     } catch (err) {
       this.#abortAppend();
       if (err instanceof ImapBye) {

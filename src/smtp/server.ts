@@ -42,6 +42,7 @@ import { formatReceived, formatReturnPath, ReceivedCounter } from '../protocol/s
 import { Resolver, type LocalTarget } from './resolve.ts';
 import { KeyedLocks } from './locks.ts';
 import { createMetaSink } from './meta.ts';
+import type { MessageMeta } from '../protocol/mime/types.ts';
 
 export type SmtpKind = 'mx' | 'submission' | 'submissions';
 
@@ -71,8 +72,16 @@ class SmtpError extends Error {
   }
 }
 
+/** The connection of a session (the library hands handlers the session only). */
+const connections = new WeakMap<SMTPServerSession, SMTPConnection>();
+
 /** Connection with Pillarbox's reply texts: enhanced codes chosen by us where the library's default mapping is wrong. */
 class PillarboxConnection extends SMTPConnection {
+  constructor(server: SMTPServer, socket: Socket | TLSSocket, options?: SMTPConnectionOptions | null) {
+    super(server, socket, options);
+    connections.set(this.session, this);
+  }
+
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     // RFC 2034 §3: our texts start with the right enhanced code already; don't add a second one.
     if (typeof data === 'string' && HAS_ENHANCED.test(data)) return super.send(code, data, false);
@@ -361,6 +370,16 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
     staging.catch(stop);
     out.on('close', () => stream.resume());
 
+    // RFC 5321 §4.5.3.2.6 (DATA termination, 10 minutes): the whole transfer has a deadline of
+    // twice the idle timeout, so a client trickling bytes can't hold a session forever.
+    const deadline = setTimeout(() => {
+      log.info('smtp.data-timeout', { session: session.id, received });
+      const conn = connections.get(session);
+      conn?.send(421, '4.4.2 Message transfer took too long; closing connection');
+      conn?._socket.destroy();
+    }, 2 * limits.smtpTimeout);
+    deadline.unref();
+
     const ended = new Promise<void>((resolve, reject) => {
       stream.on('data', (chunk: Buffer) => {
         received += chunk.length;
@@ -386,6 +405,13 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         out.destroy(err);
         reject(err);
       });
+      // Destroyed without an error (the connection went away): never an 'end'.
+      stream.once('close', () => {
+        if (!stream.readableEnded) {
+          out.destroy();
+          reject(new Error('connection closed during DATA'));
+        }
+      });
     });
 
     let blob: StagedBlob | null = null;
@@ -402,11 +428,14 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
       const m = meta.end();
       return await deliver(blob, m, targets, session, from, id);
     } finally {
-      blob?.release();
+      clearTimeout(deadline);
+      // Unpin the staged body whatever happened (also if staging finished after a failure).
+      if (blob) blob.release();
+      else staging.then((b) => b.release(), () => {});
     }
   }
 
-  async function deliver(blob: StagedBlob, m: ReturnType<ReturnType<typeof createMetaSink>['end']>, targets: LocalTarget[], session: SMTPServerSession, from: string, id: string): Promise<string> {
+  async function deliver(blob: StagedBlob, m: MessageMeta, targets: LocalTarget[], session: SMTPServerSession, from: string, id: string): Promise<string> {
     if (targets.length === 0) throw new SmtpError(554, '5.5.1 No valid recipients');
     const unlock = await locks.acquire(targets.map((t) => t.account.id));
     try {

@@ -10,9 +10,10 @@ function paramList(params: Array<[string, string]>, utf8: boolean): string {
 }
 
 function bodyParams(node: MimeNode): Array<[string, string]> {
-  // As Dovecot does: text parts without a charset are labelled with the RFC 2045 §5.2 default.
+  // As Dovecot does: text parts without a charset are labelled with the RFC 2045 §5.2 default
+  // (appended after the given parameters).
   if (node.type === 'text' && !node.params.some(([k]) => k === 'charset')) {
-    return [['charset', 'us-ascii'], ...node.params];
+    return [...node.params, ['charset', 'us-ascii']];
   }
   return node.params;
 }
@@ -26,15 +27,28 @@ function disposition(node: MimeNode, utf8: boolean): string {
 function language(node: MimeNode, utf8: boolean): string {
   const l = node.language;
   if (!l || l.length === 0) return 'NIL';
-  if (l.length === 1) return imapString(l[0]!, utf8);
+  // body-fld-lang allows a single string; Dovecot always sends the list form.
   return '(' + l.map((x) => imapString(x, utf8)).join(' ') + ')';
 }
 
+/** Stand-in for a missing part: an empty text/plain, as Dovecot writes it. */
+function emptyText(at: number): MimeNode {
+  return {
+    headerStart: at, headerEnd: at, bodyStart: at, bodyEnd: at, type: 'text', subtype: 'plain', params: [],
+    id: null, description: null, encoding: '7bit', md5: null, disposition: null, language: null, location: null,
+    size: 0, lines: 0,
+  };
+}
+
+const EMPTY_ENVELOPE = '(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)';
+
 function write(node: MimeNode, extended: boolean, utf8: boolean): string {
-  if (node.type === 'multipart' && node.children && node.children.length > 0) {
-    // body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]
+  if (node.type === 'multipart') {
+    // body-type-mpart = 1*body SP media-subtype [SP body-ext-mpart]. A multipart without a
+    // usable boundary has no parts; the grammar needs one, so (as Dovecot) an empty text/plain.
+    const children = node.children && node.children.length > 0 ? node.children : [emptyText(node.bodyStart)];
     let s = '(';
-    for (const c of node.children) s += write(c, extended, utf8);
+    for (const c of children) s += write(c, extended, utf8);
     s += ' ' + imapString(node.subtype, utf8);
     if (extended) {
       s += ` ${paramList(node.params, utf8)} ${disposition(node, utf8)} ${language(node, utf8)} ${nstring(node.location, utf8)}`;
@@ -50,9 +64,14 @@ function write(node: MimeNode, extended: boolean, utf8: boolean): string {
     imapString(node.encoding, utf8),
     String(node.size),
   ];
-  if (node.message) {
-    // body-type-msg: envelope SP body SP body-fld-lines
-    fields.push(writeEnvelope(node.message.envelope, utf8), write(node.message.root, extended, utf8), String(node.lines));
+  if (node.type === 'message' && node.subtype === 'rfc822') {
+    // body-type-msg: envelope SP body SP body-fld-lines. When the message was not parsed (e.g.
+    // base64 transfer encoding), an empty envelope and text/plain body as Dovecot does.
+    // message/global (RFC 9051 media-message) is written as a basic body like Dovecot 2.3 does,
+    // since IMAP4rev1 (RFC 3501) clients cannot parse an envelope there.
+    if (node.message) fields.push(writeEnvelope(node.message.envelope, utf8), write(node.message.root, extended, utf8));
+    else fields.push(EMPTY_ENVELOPE, write(emptyText(node.bodyStart), extended, utf8));
+    fields.push(String(node.lines));
   } else if (node.type === 'text') {
     fields.push(String(node.lines));
   }

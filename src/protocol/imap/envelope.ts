@@ -1,12 +1,42 @@
-// RFC 9051 §7.5.2 ENVELOPE serialisation.
+// RFC 9051 §7.5.2 ENVELOPE serialisation. Matches Dovecot 2.3 byte for byte on the vectors in
+// test/vectors/mime (see humanString for the subject and display names).
 import type { Envelope, EnvelopeAddress } from '../mime/types.ts';
-import { nstring } from './strings.ts';
+import { nstring, literal, quoted } from './strings.ts';
+
+/**
+ * A string meant for humans (subject, display name), written as Dovecot's
+ * imap_append_string_for_humans() does: CR, LF, TAB and runs of spaces become one space, leading
+ * and trailing whitespace go; a string that needed any change, or holds '"', '\' or 8-bit
+ * characters (unless `utf8`), is sent as a literal, anything else as a plain quoted string.
+ */
+export function humanString(s: string | null, utf8 = false): string {
+  if (s === null) return 'NIL';
+  let modify = false;
+  let lastLwsp = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0) { modify = true; lastLwsp = false; }
+    else if (c === 13 || c === 10 || c === 9 || c === 32) {
+      if (c !== 32 || lastLwsp) modify = true;
+      lastLwsp = true;
+    } else {
+      if (c === 0x22 || c === 0x5c || (c > 0x7e && !utf8)) modify = true;
+      lastLwsp = false;
+    }
+  }
+  if (lastLwsp && s.length > 0) modify = true;
+  if (!modify) return '"' + s + '"';
+  const out = s.replace(/\0/g, '\u0080').replace(/[\r\n\t ]+/g, ' ').trim();
+  if (out === '') return '""';
+  if (utf8 && !/["\\]/.test(out)) return quoted(out);
+  return literal(out);
+}
 
 function addressList(list: EnvelopeAddress[] | null, utf8: boolean): string {
   if (!list || list.length === 0) return 'NIL';
   let s = '(';
   for (const a of list) {
-    s += `(${nstring(a.name, utf8)} ${nstring(a.adl, utf8)} ${nstring(a.mailbox, utf8)} ${nstring(a.host, utf8)})`;
+    s += `(${humanString(a.name, utf8)} ${nstring(a.adl, utf8)} ${nstring(a.mailbox, utf8)} ${nstring(a.host, utf8)})`;
   }
   return s + ')';
 }
@@ -18,7 +48,7 @@ function addressList(list: EnvelopeAddress[] | null, utf8: boolean): string {
 export function writeEnvelope(env: Envelope, utf8 = false): string {
   return '(' + [
     nstring(env.date, utf8),
-    nstring(env.subject, utf8),
+    humanString(env.subject, utf8),
     addressList(env.from, utf8),
     addressList(env.sender, utf8),
     addressList(env.replyTo, utf8),

@@ -305,6 +305,7 @@ export class Reader {
     for (;;) {
       out.push(item());
       if (this.take(')')) return out;
+      if (this.atEnd()) this.fail('Unbalanced parenthesis: missing ")"');
       this.sp();
     }
   }

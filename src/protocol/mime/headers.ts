@@ -172,75 +172,68 @@ function parseParamList(toks: Tok[], i: number): Array<[string, string]> {
     j++;
     while (j < toks.length && toks[j]!.t === 'comment') j++;
     const vt = toks[j];
-    if (!vt || !(vt.t === 'atom' || vt.t === 'qs')) { i = j; continue; }
-    let value = vt.v;
-    // Lenient: an unquoted value with specials (e.g. name=foo/bar.txt) continues up to ';'.
-    let k = j + 1;
-    if (vt.t === 'atom') {
-      while (k < toks.length && !(toks[k]!.t === 'sp' && toks[k]!.v === ';') && !toks[k]!.ws && toks[k]!.t !== 'comment') {
-        value += toks[k]!.v;
-        k++;
-      }
+    if (vt && (vt.t === 'atom' || vt.t === 'qs')) {
+      raw.push([nameTok.v.toLowerCase(), vt.v]);
+      i = j + 1;
+    } else {
+      raw.push([nameTok.v.toLowerCase(), '']); // "name=" with no value, as Dovecot
+      i = j;
     }
-    raw.push([nameTok.v.toLowerCase(), value]);
-    i = k;
   }
   return joinRfc2231(raw);
 }
 
 /**
- * RFC 2231 §3-4: joins `name*0`, `name*1*`… continuations. As Dovecot does, a parameter that carries
- * a charset (any `*`-suffixed section) is returned as `name*` with its value still in
- * `charset'lang'%XX` form, so BODYSTRUCTURE stays 7-bit; use decodeParamValue() to read it.
+ * RFC 2231 §3-4: joins `name*0`, `name*1*`… continuations. As Dovecot 2.3 does, plain parameters
+ * come first in their order, then the RFC 2231 ones sorted by name; a parameter whose first
+ * section carries a charset (`*`-suffixed) is returned as `name*` with its value still in
+ * `charset'lang'%XX` form (later plain sections appended as they are), so BODYSTRUCTURE stays
+ * 7-bit; decodeParamValue() reads it.
  */
 export function joinRfc2231(raw: Array<[string, string]>): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  const groups = new Map<string, { idx: number; parts: Array<{ n: number; v: string; ext: boolean }> }>();
+  const groups = new Map<string, Array<{ n: number; v: string; ext: boolean }>>();
   for (const [name, value] of raw) {
-    const m = /^([^*]+)\*(\d+)(\*?)$/.exec(name);
+    const m = /^([^*]+)\*(?:(\d+)(\*?)|)$/.exec(name);
     if (m) {
       const base = m[1]!;
       let g = groups.get(base);
-      if (!g) {
-        g = { idx: out.length, parts: [] };
-        groups.set(base, g);
-        out.push([base, '']);
-      }
-      g.parts.push({ n: Number(m[2]), v: value, ext: m[3] === '*' });
+      if (!g) groups.set(base, (g = []));
+      if (m[2] === undefined) g.push({ n: -1, v: value, ext: true });
+      else g.push({ n: Number(m[2]), v: value, ext: m[3] === '*' });
     } else {
       out.push([name, value]);
     }
   }
-  for (const [base, g] of groups) {
-    g.parts.sort((a, b) => a.n - b.n);
-    const ext = g.parts.some((p) => p.ext);
-    let v = '';
-    for (const p of g.parts) {
-      if (ext && !p.ext) v += encodeURIComponent(p.v).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
-      else v += p.v;
-    }
-    if (ext && g.parts[0]!.ext === false) v = "''" + v;
-    out[g.idx] = [ext ? base + '*' : base, v];
+  const names = [...groups.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const base of names) {
+    const g = groups.get(base)!.sort((a, b) => a.n - b.n);
+    const ext = g[0]!.ext;
+    out.push([ext ? base + '*' : base, g.map((p) => p.v).join('')]);
   }
   return out;
 }
 
-/** Parses `type/subtype; params` or `disposition; params`. Value is lower-cased. */
-export function parseMimeHeader(s: string, wantSlash: boolean): ParsedMimeHeader | null {
+/**
+ * Parses `type/subtype; params` (wantSlash) or `disposition; params`; the value is lower-cased.
+ * Invalid Content-Type values map as Dovecot 2.3 maps them: no token → "/", a token without
+ * "/subtype" → "token/" (no parameters), a "/" without subtype → "/".
+ */
+export function parseMimeHeader(s: string, wantSlash: boolean): ParsedMimeHeader {
   const toks = tokenize(s, true);
   let i = 0;
   while (i < toks.length && toks[i]!.t === 'comment') i++;
   const first = toks[i];
-  if (!first || first.t !== 'atom') return null;
+  if (!first || first.t !== 'atom') return { value: wantSlash ? '/' : '', params: [] };
   let value = first.v.toLowerCase();
   i++;
   if (wantSlash) {
     while (i < toks.length && toks[i]!.t === 'comment') i++;
-    if (!(toks[i]?.t === 'sp' && toks[i]!.v === '/')) return null;
+    if (!(toks[i]?.t === 'sp' && toks[i]!.v === '/')) return { value: value + '/', params: [] };
     i++;
     while (i < toks.length && toks[i]!.t === 'comment') i++;
     const sub = toks[i];
-    if (!sub || sub.t !== 'atom') return null;
+    if (!sub || sub.t !== 'atom') return { value: '/', params: [] };
     value += '/' + sub.v.toLowerCase();
     i++;
   }
@@ -283,7 +276,7 @@ function lastComment(toks: Tok[]): string | null {
 }
 
 function concat(toks: Tok[]): string {
-  return toks.filter((t) => t.t !== 'comment').map((t) => (t.t === 'qs' ? '"' + t.v.replace(/(["\\])/g, '\\$1') + '"' : t.v)).join('');
+  return toks.filter((t) => t.t !== 'comment').map((t) => t.v).join('');
 }
 
 /** Parses one mailbox from tokens (no top-level ',' or group syntax). */
@@ -315,8 +308,10 @@ function parseMailbox(toks: Tok[]): EnvelopeAddress | null {
   })();
   const local = concat(at >= 0 ? spec.slice(0, at) : spec);
   const domain = at >= 0 ? concat(spec.slice(at + 1)) : '';
-  if (local === '' && domain === '' && name === null) return null;
-  return { name, adl, mailbox: local === '' ? null : local, host: domain === '' ? null : domain };
+  if (local === '' && domain === '' && name === null && lt < 0) return null;
+  // As Dovecot: a missing local part or domain is reported with a placeholder, not NIL, because
+  // NIL host would read as a group marker (RFC 9051 §7.5.2).
+  return { name, adl, mailbox: local === '' ? 'MISSING_MAILBOX' : local, host: domain === '' ? 'MISSING_DOMAIN' : domain };
 }
 
 function splitTop(toks: Tok[], sep: string): Tok[][] {

@@ -31,6 +31,8 @@ interface Frame {
   depth: number;
   /** "--" + boundary while this multipart's boundary is active (not yet closed). */
   boundary: Buffer | null;
+  /** The close delimiter was seen: the rest is epilogue. */
+  closed: boolean;
   /** LF count at bodyStart (for `lines`). */
   nlAtBody: number;
   /** Header collection, only while in header mode. */
@@ -40,6 +42,8 @@ interface Frame {
   digest: boolean;
   /** Frame that is the encapsulated message of a message/rfc822 frame. */
   isMessageRoot: boolean;
+  /** A body part of a multipart (a MIME part even without MIME-Version). */
+  inMultipart: boolean;
   fields: HeaderField[] | null;
 }
 
@@ -56,24 +60,40 @@ function firstField(fields: HeaderField[], name: string): HeaderField | undefine
   return undefined;
 }
 
+function lastField(fields: HeaderField[], name: string): HeaderField | undefined {
+  for (let i = fields.length - 1; i >= 0; i--) if (fields[i]!.name === name) return fields[i];
+  return undefined;
+}
+
 function fieldString(fields: HeaderField[], name: string): string | null {
   const f = firstField(fields, name);
   return f ? unfoldValue(f.value) : null;
 }
 
-/** RFC 9051 §7.5.2 ENVELOPE from a header block. */
+/** Raw value without the whitespace after the colon; folding kept (`nolf` drops CR/LF). */
+function rawValue(f: HeaderField | undefined, nolf: boolean): string | null {
+  if (!f) return null;
+  let s = bytesToString(f.value).replace(/^[ \t]+/, '');
+  if (nolf) s = s.replace(/[\r\n]/g, '');
+  return s;
+}
+
+/**
+ * RFC 9051 §7.5.2 ENVELOPE from a header block. As Dovecot does, the last occurrence of a field
+ * wins, values are raw (RFC 2047 words not decoded), and the subject keeps its folding so that
+ * writeEnvelope() can clean it up exactly as Dovecot does.
+ */
 export function buildEnvelope(fields: HeaderField[]): Envelope {
   const addr = (name: string) => {
-    const f = firstField(fields, name);
-    return f ? parseAddressList(unfoldValue(f.value)) : null;
+    const f = lastField(fields, name);
+    return f ? parseAddressList(bytesToString(f.value)) : null;
   };
-  const nz = (s: string | null) => (s === null || s === '' ? null : s);
   const from = addr('from');
   const sender = addr('sender');
   const replyTo = addr('reply-to');
   return {
-    date: nz(fieldString(fields, 'date')),
-    subject: nz(fieldString(fields, 'subject')),
+    date: rawValue(lastField(fields, 'date'), true),
+    subject: rawValue(lastField(fields, 'subject'), false),
     from,
     // RFC 9051 §7.5.2: absent or empty Sender/Reply-To default to From.
     sender: sender ?? from,
@@ -81,8 +101,8 @@ export function buildEnvelope(fields: HeaderField[]): Envelope {
     to: addr('to'),
     cc: addr('cc'),
     bcc: addr('bcc'),
-    inReplyTo: nz(fieldString(fields, 'in-reply-to')),
-    messageId: nz(fieldString(fields, 'message-id')),
+    inReplyTo: rawValue(lastField(fields, 'in-reply-to'), true),
+    messageId: rawValue(lastField(fields, 'message-id'), true),
   };
 }
 
@@ -110,11 +130,15 @@ function parseDate(s: string | null): number | null {
   return Number.isFinite(t) ? t : null;
 }
 
-/** Fills a node's MIME fields from its header (RFC 2045 §5-6, RFC 2183, RFC 3066, RFC 2557). */
-function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: boolean): void {
+/**
+ * Fills a node's MIME fields from its header (RFC 2045 §5-6, RFC 2183, RFC 3282, RFC 2557).
+ * As Dovecot: the first Content-Type is always honoured; the other Content-* fields only in a
+ * MIME part (RFC 2045 §4): MIME-Version or Content-Type present, or a body part of a multipart.
+ */
+function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: boolean, inMultipart: boolean): void {
   const ct = fieldString(fields, 'content-type');
-  const parsed = ct !== null ? parseMimeHeader(ct, true) : null;
-  if (parsed) {
+  if (ct !== null) {
+    const parsed = parseMimeHeader(ct, true);
     const slash = parsed.value.indexOf('/');
     node.type = parsed.value.slice(0, slash);
     node.subtype = parsed.value.slice(slash + 1);
@@ -124,6 +148,7 @@ function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: 
     node.type = 'message';
     node.subtype = 'rfc822';
   }
+  if (!inMultipart && ct === null && !firstField(fields, 'mime-version')) return;
   const cte = fieldString(fields, 'content-transfer-encoding');
   if (cte) {
     const tok = /^[^\s;(]+/.exec(cte);
@@ -135,7 +160,7 @@ function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: 
   const cd = fieldString(fields, 'content-disposition');
   if (cd !== null) {
     const d = parseMimeHeader(cd, false);
-    if (d) node.disposition = { type: d.value, params: d.params };
+    if (d.value !== '') node.disposition = { type: d.value, params: d.params };
   }
   const cl = fieldString(fields, 'content-language');
   if (cl !== null) {
@@ -160,6 +185,8 @@ export class MimeParser {
   private longLine = false;
   /** After a non-closing boundary line: which multipart gets a new child. */
   private pendingChild: Frame | null = null;
+  /** Offset just after the last boundary line. */
+  private lastDelimEnd = -1;
   private parts = 1;
   private activeBoundaries = 0;
   private maxBoundaryLen = 0;
@@ -171,7 +198,7 @@ export class MimeParser {
   }
 
   private frame(node: MimeNode, depth: number, digest: boolean, isMessageRoot: boolean): Frame {
-    return { node, depth, boundary: null, nlAtBody: 0, hdr: [], hdrLen: 0, digest, isMessageRoot, fields: null };
+    return { node, depth, boundary: null, closed: false, nlAtBody: 0, hdr: [], hdrLen: 0, digest, isMessageRoot, inMultipart: false, fields: null };
   }
 
   write(chunk: Buffer): void {
@@ -185,7 +212,7 @@ export class MimeParser {
     this.run(true);
     const end = this.pos;
     // EOF ends every open part (a missing close delimiter is tolerated).
-    while (this.stack.length) this.endTop(end, end, this.nl);
+    while (this.stack.length) this.endTop(end, this.nl);
     const root = this.rootNode!;
     this.done = {
       v: 1,
@@ -261,12 +288,14 @@ export class MimeParser {
         } else {
           this.consume(nlIdx + 1);
         }
+        this.lastDelimEnd = this.pos;
         const m = this.pendingChild;
         this.pendingChild = null;
         if (m) {
           // RFC 2046 §5.1.1: a body part starts right after the delimiter line.
           const child = this.frame(newNode(this.pos), m.depth + 1, false, false);
           child.digest = m.digest; // carried only to pick the default type below
+          child.inMultipart = true;
           m.node.children!.push(child.node);
           this.parts++;
           this.stack.push(child);
@@ -340,11 +369,9 @@ export class MimeParser {
     const fields = parseHeaderBlock(block);
     f.fields = fields;
     if (this.stack.length === 1) this.rootFields = fields;
-    applyMimeHeaders(node, fields, f.digest && !f.isMessageRoot);
+    applyMimeHeaders(node, fields, f.digest && !f.isMessageRoot, f.inMultipart);
     f.digest = false;
     this.mode = 'body';
-    const enc = node.encoding.toLowerCase();
-    const identity = enc === '7bit' || enc === '8bit' || enc === 'binary';
     if (node.type === 'multipart') {
       const bnd = node.params.find(([k]) => k === 'boundary')?.[1];
       node.children = [];
@@ -354,8 +381,9 @@ export class MimeParser {
         this.activeBoundaries++;
         this.maxBoundaryLen = Math.max(this.maxBoundaryLen, f.boundary.length);
       }
-    } else if (node.type === 'message' && (node.subtype === 'rfc822' || node.subtype === 'global') && identity && f.depth < MAX_DEPTH && this.parts < MAX_PARTS) {
-      // RFC 2046 §5.2.1: the body is a complete message; parse it recursively.
+    } else if (node.type === 'message' && (node.subtype === 'rfc822' || node.subtype === 'global') && f.depth < MAX_DEPTH && this.parts < MAX_PARTS) {
+      // RFC 2046 §5.2.1: the body is a complete message; parse it recursively. (RFC 2046 allows
+      // only 7bit/8bit/binary here; like Dovecot we parse whatever the declared encoding.)
       const inner = this.frame(newNode(end), f.depth + 1, false, true);
       this.parts++;
       this.stack.push(inner);
@@ -364,26 +392,28 @@ export class MimeParser {
     }
   }
 
-  /** Ends the top frame with the given body end. */
-  private endTop(headerCut: number, bodyEnd: number, nlAtEnd: number): void {
+  /** Ends the top frame at absolute offset `end` (`nlEnd` LFs before it). */
+  private endTop(end: number, nlEnd: number): void {
     const f = this.stack.pop()!;
     const node = f.node;
     if (f.fields === null) {
       // header interrupted (boundary or EOF): it ends at the cut, the body is empty.
-      const end = Math.max(node.headerStart, headerCut);
-      this.keepHeader(f, Buffer.alloc(0));
       const block = Buffer.concat(f.hdr);
       f.hdr = [];
       const fields = parseHeaderBlock(block);
       f.fields = fields;
       if (this.stack.length === 0) this.rootFields = fields;
-      applyMimeHeaders(node, fields, f.digest && !f.isMessageRoot);
+      applyMimeHeaders(node, fields, f.digest && !f.isMessageRoot, f.inMultipart);
       if (node.type === 'multipart') node.children = [];
-      node.headerEnd = node.bodyStart = node.bodyEnd = end;
+      node.headerEnd = node.bodyStart = node.bodyEnd = Math.max(node.headerStart, end);
+      node.lines = 0;
+    } else if (end < node.bodyStart) {
+      // the line break taken by a boundary was the blank line ending the header
+      node.headerEnd = node.bodyStart = node.bodyEnd = Math.max(node.headerStart, end);
       node.lines = 0;
     } else {
-      node.bodyEnd = Math.max(node.bodyStart, bodyEnd);
-      node.lines = node.bodyEnd === node.bodyStart ? 0 : Math.max(0, nlAtEnd - f.nlAtBody);
+      node.bodyEnd = end;
+      node.lines = nlEnd - f.nlAtBody;
     }
     node.size = node.bodyEnd - node.bodyStart;
     if (f.boundary) { this.activeBoundaries--; f.boundary = null; }
@@ -394,16 +424,32 @@ export class MimeParser {
     if (this.stack.length === 0) this.rootNode = node;
   }
 
-  /** A boundary line of stack[k] starts at `pos` (buf[0]). */
+  /**
+   * A boundary line of stack[k] starts at `pos` (buf[0]); every part nested below stack[k] ends.
+   * RFC 2046 §5.1.1: the line break before the boundary belongs to it, so parts end before it,
+   * unless that line break ends the previous boundary line (e.g. a close delimiter right before
+   * an outer boundary). As Dovecot, a message/rfc822 part whose encapsulated message was still
+   * in its header keeps that line break (its header does not).
+   */
   private onBoundary(k: number, close: boolean): void {
     const a = this.pos;
-    const cut = this.beforeBreak(a);
+    const cut = Math.max(this.beforeBreak(a), this.lastDelimEnd);
     const nlAtCut = cut < a ? this.nl - 1 : this.nl;
-    while (this.stack.length - 1 > k) this.endTop(cut, cut, nlAtCut);
+    let childHeaderOpen = false;
+    let childWasMessage = false;
+    while (this.stack.length - 1 > k) {
+      const f = this.stack[this.stack.length - 1]!;
+      const keepBreak = childWasMessage && childHeaderOpen;
+      childWasMessage = f.isMessageRoot;
+      childHeaderOpen = f.fields === null;
+      if (keepBreak) this.endTop(a, this.nl);
+      else this.endTop(cut, nlAtCut);
+    }
     const m = this.stack[k]!;
     if (close) {
       // RFC 2046 §5.1.1: after the close delimiter comes the epilogue, part of the multipart body.
       m.boundary = null;
+      m.closed = true;
       this.activeBoundaries--;
       this.pendingChild = null;
     } else if (this.parts >= MAX_PARTS) {

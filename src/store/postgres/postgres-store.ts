@@ -77,11 +77,10 @@ const STREAM_CHUNK = 256 * 1024;
 const MAX_RETRIES = 8;
 const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
 
-// int8 → number (our counters stay far below 2^53); bytea in binary results stays a Buffer.
+// int8 → number (our counters stay far below 2^53).
 const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
     if (oid === 20) return (v: string | Buffer) => Number(typeof v === 'string' ? v : v.readBigInt64BE(0));
-    if (oid === 17 && format === 'binary') return (v: Buffer) => v;
     return pg.types.getTypeParser(oid, format);
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
@@ -709,17 +708,12 @@ class PostgresStore implements Store {
     this.#check();
     const s = Math.max(0, start ?? 0);
     const len = end === undefined ? null : Math.max(0, end - s);
-    // Binary result format: the bytes come back as they are (no hex text doubling the transfer).
-    // `binary` is a pg QueryConfig option its typings lack.
-    const query: pg.QueryConfig & { binary: boolean } = {
-      text:
-        len === null
-          ? 'SELECT substring(data FROM $2::int) AS d FROM blobs WHERE id = $1'
-          : 'SELECT substring(data FROM $2::int FOR $3::int) AS d FROM blobs WHERE id = $1',
-      values: len === null ? [blobId, s + 1] : [blobId, s + 1, len],
-      binary: true,
-    };
-    const r = await this.#pool.query(query);
+    // Text result format (hex): pg's per-query `binary` option decodes bytea through a UTF-8
+    // string in pg 8, which corrupts non-text bytes.
+    const r =
+      len === null
+        ? await this.#pool.query('SELECT substring(data FROM $2::int) AS d FROM blobs WHERE id = $1', [blobId, s + 1])
+        : await this.#pool.query('SELECT substring(data FROM $2::int FOR $3::int) AS d FROM blobs WHERE id = $1', [blobId, s + 1, len]);
     if (r.rowCount === 0) throw new StoreError('not-found', `blob ${blobId} not found`);
     return r.rows[0].d as Buffer;
   }

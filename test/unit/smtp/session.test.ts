@@ -149,4 +149,12 @@ test('implicit TLS (465) with AUTH PLAIN: ESMTPSA, sender must be owned', async 
   c.close();
   const m = (await mailboxMessages(h.store, 'betty@example.com')).find((x) => x.includes('Subject: from adam'))!;
   assert.match(splitPrepended(m).received, /with ESMTPSA id/);
+  // The cached parse (IMAP ENVELOPE etc.) is of the stored bytes.
+  const betty = (await h.store.getAccount('betty@example.com'))!;
+  const inbox = (await h.store.getMailbox(betty.id, 'INBOX'))!;
+  const recs = await h.store.getMessages(inbox.id, (await h.store.listMessages(inbox.id)).map((x) => x.uid));
+  const rec = recs.find((r) => r.meta.envelope.subject === 'from adam')!;
+  assert.ok(rec);
+  assert.equal(rec.size, m.length);
+  assert.equal(rec.meta.root.bodyEnd, m.length);
 });

@@ -1,0 +1,237 @@
+// FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2), BINARY (RFC 3516), CONDSTORE CHANGEDSINCE / MODSEQ
+// (RFC 7162 §3.1.4) and QRESYNC VANISHED (RFC 7162 §3.2.6).
+//
+// ENVELOPE, BODY, BODYSTRUCTURE and section offsets come from the MessageMeta cached at delivery;
+// body bytes are read from the blob by range and written with backpressure.
+
+import type { Handler } from '../commands.ts';
+import type { ImapSession } from '../session.ts';
+import type { FetchItem } from '../../protocol/imap/types.ts';
+import type { MessageRecord, MessageSummary } from '../../store/store.ts';
+import { SystemFlag } from '../../store/store.ts';
+import { ImapNo } from '../errors.ts';
+import { resolveSet } from '../sequence.ts';
+import { flagList, formatSeqSet, internalDate, seqSetHas } from '../../protocol/imap/response.ts';
+import { writeEnvelope } from '../../protocol/imap/envelope.ts';
+import { writeBodyStructure } from '../../protocol/imap/bodystructure.ts';
+import { filterHeader, findPart, sectionRange, sectionString } from '../fetch-parts.ts';
+import { decodeBody } from '../text.ts';
+
+/** Bodies larger than this are streamed from the blob instead of read whole. */
+const STREAM_THRESHOLD = 256 * 1024;
+const BATCH = 100;
+
+const META_ITEMS = new Set(['ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'BODY[]', 'BINARY[]', 'BINARY.SIZE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
+
+/** Sets \Seen (RFC 9051 §6.4.5: BODY[...] without .PEEK, RFC822, RFC822.TEXT, BINARY[...]). */
+function setsSeen(items: readonly FetchItem[]): boolean {
+  return items.some((i) => ((i.k === 'BODY[]' || i.k === 'BINARY[]') && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
+}
+
+type Piece = string | Buffer | { blobId: string; start: number; end: number };
+
+function literalHead(n: number, binary = false): string {
+  return `${binary ? '~' : ''}{${n}}\r\n`;
+}
+
+function partialRange(start: number, end: number, p: { start: number; length: number } | null): [number, number] {
+  if (!p) return [start, end];
+  const s = Math.min(start + p.start, end);
+  return [s, Math.min(s + p.length, end)];
+}
+
+async function bodyPiece(s: ImapSession, rec: MessageRecord, start: number, end: number): Promise<Piece[]> {
+  const n = Math.max(0, end - start);
+  if (n === 0) return ['{0}\r\n'];
+  if (n > STREAM_THRESHOLD) return [literalHead(n), { blobId: rec.blobId, start, end }];
+  const data = await s.deps.store.readBlob(rec.blobId, start, end);
+  return [literalHead(data.length), data];
+}
+
+async function decodedPart(s: ImapSession, rec: MessageRecord, part: number[]): Promise<Buffer> {
+  const node = part.length ? findPart(rec.meta.root, part) : rec.meta.root;
+  if (!node) throw new ImapNo('NONEXISTENT', 'No such message part');
+  if (node.children && node.children.length) throw new ImapNo('UNKNOWN-CTE', 'BINARY of a multipart is not allowed');
+  const enc = node.encoding.toLowerCase();
+  if (!['7bit', '8bit', 'binary', 'base64', 'quoted-printable'].includes(enc)) throw new ImapNo('UNKNOWN-CTE', `Unknown Content-Transfer-Encoding ${node.encoding}`);
+  if (part.length === 0) {
+    // BINARY[] = the whole message; only the body of a single part can be decoded.
+    const raw = await s.deps.store.readBlob(rec.blobId, 0, rec.size);
+    if (enc === '7bit' || enc === '8bit' || enc === 'binary') return raw;
+    return Buffer.concat([raw.subarray(node.headerStart, node.headerEnd), decodeBody(raw.subarray(node.bodyStart, node.bodyEnd), enc)]);
+  }
+  const raw = await s.deps.store.readBlob(rec.blobId, node.bodyStart, node.bodyEnd);
+  return decodeBody(raw, enc);
+}
+
+async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, rec: MessageRecord | null, out: Piece[]): Promise<void> {
+  const sp = (): void => {
+    out.push(' ');
+  };
+  switch (item.k) {
+    case 'UID':
+      return;
+    case 'FLAGS':
+      out.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)}`);
+      return sp();
+    case 'INTERNALDATE':
+      out.push(`INTERNALDATE ${internalDate(msg.internalDate)}`);
+      return sp();
+    case 'RFC822.SIZE':
+      out.push(`RFC822.SIZE ${msg.size}`);
+      return sp();
+    case 'MODSEQ':
+      out.push(`MODSEQ (${msg.modseq})`);
+      return sp();
+    case 'ENVELOPE':
+      out.push(`ENVELOPE ${writeEnvelope(rec!.meta.envelope, s.utf8)}`);
+      return sp();
+    case 'BODY':
+      out.push(`BODY ${writeBodyStructure(rec!.meta.root, false, s.utf8)}`);
+      return sp();
+    case 'BODYSTRUCTURE':
+      out.push(`BODYSTRUCTURE ${writeBodyStructure(rec!.meta.root, true, s.utf8)}`);
+      return sp();
+    case 'RFC822':
+      out.push('RFC822 ', ...(await bodyPiece(s, rec!, 0, msg.size)));
+      return sp();
+    case 'RFC822.HEADER': {
+      const r = rec!.meta.root;
+      out.push('RFC822.HEADER ', ...(await bodyPiece(s, rec!, r.headerStart, r.headerEnd)));
+      return sp();
+    }
+    case 'RFC822.TEXT': {
+      const r = rec!.meta.root;
+      out.push('RFC822.TEXT ', ...(await bodyPiece(s, rec!, r.bodyStart, r.bodyEnd)));
+      return sp();
+    }
+    case 'BODY[]': {
+      const name = `BODY[${sectionString(item.section)}]${item.partial ? `<${item.partial.start}>` : ''} `;
+      const range = sectionRange(rec!.meta.root, msg.size, item.section);
+      if (!range) {
+        // RFC 9051 §6.4.5: a section that does not exist is returned empty.
+        out.push(name, '""');
+        return sp();
+      }
+      if (range.fields) {
+        const block = await s.deps.store.readBlob(rec!.blobId, range.start, range.end);
+        let data = filterHeader(block, range.fields.names, range.fields.not);
+        if (item.partial) data = data.subarray(Math.min(item.partial.start, data.length), Math.min(item.partial.start + item.partial.length, data.length));
+        out.push(name, literalHead(data.length), data);
+        return sp();
+      }
+      const [a, b] = partialRange(range.start, range.end, item.partial);
+      out.push(name, ...(await bodyPiece(s, rec!, a, b)));
+      return sp();
+    }
+    case 'BINARY[]': {
+      const data = await decodedPart(s, rec!, item.part);
+      const d = item.partial ? data.subarray(Math.min(item.partial.start, data.length), Math.min(item.partial.start + item.partial.length, data.length)) : data;
+      out.push(`BINARY[${item.part.join('.')}]${item.partial ? `<${item.partial.start}>` : ''} `, literalHead(d.length, d.includes(0)), d);
+      return sp();
+    }
+    case 'BINARY.SIZE': {
+      const data = await decodedPart(s, rec!, item.part);
+      out.push(`BINARY.SIZE[${item.part.join('.')}] ${data.length}`);
+      return sp();
+    }
+  }
+}
+
+async function writePieces(s: ImapSession, pieces: Piece[]): Promise<void> {
+  let buf: Array<string | Buffer> = [];
+  const flush = async () => {
+    if (!buf.length) return;
+    const data = Buffer.concat(buf.map((b) => (typeof b === 'string' ? Buffer.from(b, 'utf8') : b)));
+    buf = [];
+    await s.writeAwait(data);
+  };
+  for (const p of pieces) {
+    if (typeof p === 'string' || Buffer.isBuffer(p)) {
+      buf.push(p);
+      continue;
+    }
+    await flush();
+    for await (const chunk of s.deps.store.streamBlob(p.blobId, p.start, p.end)) {
+      if (s.closed) return;
+      await s.writeAwait(chunk as Buffer);
+    }
+  }
+  await flush();
+}
+
+export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
+  const sel = s.selected!;
+  let uids = resolveSet(s, cmd.set, cmd.uid);
+  const items = [...cmd.items];
+  const has = (k: FetchItem['k']) => items.some((i) => i.k === k);
+  // RFC 7162 §3.1.4: CHANGEDSINCE implies MODSEQ; any MODSEQ use enables CONDSTORE.
+  if (cmd.changedSince !== null || has('MODSEQ')) {
+    s.condstore = true;
+    if (!has('MODSEQ')) items.push({ k: 'MODSEQ' });
+  }
+  // RFC 7162 §3.2.6: UID FETCH … (CHANGEDSINCE m VANISHED)
+  if (cmd.vanished && cmd.changedSince !== null) {
+    if (!s.qresync) throw new ImapNo('CANNOT', 'VANISHED needs ENABLE QRESYNC');
+    const max = sel.maxUid;
+    const gone = (await s.deps.store.expungedSince(sel.mailboxId, cmd.changedSince)).filter((u) => !cmd.set.saved && seqSetHas(cmd.set, u, max) && !sel.seqOf(u));
+    if (gone.length) s.write(`* VANISHED (EARLIER) ${formatSeqSet(gone)}\r\n`);
+  }
+  const needMeta = items.some((i) => META_ITEMS.has(i.k));
+  const markSeen = setsSeen(items) && !sel.readOnly;
+  const showUid = cmd.uid || s.qresync;
+
+  let summaries: Map<number, MessageSummary> | null = null;
+  if (!needMeta) {
+    const all = await s.deps.store.listMessages(sel.mailboxId, cmd.changedSince !== null ? { changedSince: cmd.changedSince } : undefined);
+    summaries = new Map(all.map((m) => [m.uid, m]));
+  }
+  for (let i = 0; i < uids.length; i += BATCH) {
+    if (s.closed) return null;
+    const chunk = uids.slice(i, i + BATCH);
+    let msgs: MessageSummary[];
+    let recs = new Map<number, MessageRecord>();
+    if (needMeta) {
+      const list = await s.deps.store.getMessages(sel.mailboxId, chunk);
+      recs = new Map(list.map((r) => [r.uid, r]));
+      msgs = list;
+    } else {
+      msgs = chunk.map((u) => summaries!.get(u)).filter((m): m is MessageSummary => m !== undefined);
+    }
+    if (cmd.changedSince !== null) msgs = msgs.filter((m) => m.modseq > cmd.changedSince!);
+    // Implicit \Seen (RFC 9051 §6.4.5), reported as FLAGS in the same response.
+    const seenNow = new Set<number>();
+    if (markSeen) {
+      const unseen = msgs.filter((m) => !(m.systemFlags & SystemFlag.Seen)).map((m) => m.uid);
+      if (unseen.length) {
+        const r = await s.deps.store.storeFlags(sel.mailboxId, unseen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin: s.origin });
+        for (const u of r.updated) {
+          seenNow.add(u.uid);
+          const m = msgs.find((x) => x.uid === u.uid);
+          if (m) {
+            m.systemFlags = u.systemFlags;
+            m.modseq = u.modseq;
+          }
+          sel.pendingFlags.delete(u.uid);
+        }
+      }
+    }
+    for (const msg of msgs) {
+      const seq = sel.seqOf(msg.uid);
+      if (!seq) continue;
+      const rec = recs.get(msg.uid) ?? null;
+      const pieces: Piece[] = [`* ${seq} FETCH (`];
+      if (showUid || has('UID')) pieces.push(`UID ${msg.uid} `);
+      for (const item of items) await renderItem(s, item, msg, rec, pieces);
+      if (seenNow.has(msg.uid) && !has('FLAGS')) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
+      // Drop the trailing space.
+      const last = pieces[pieces.length - 1];
+      if (last === ' ') pieces.pop();
+      else if (typeof last === 'string' && last.endsWith(' ')) pieces[pieces.length - 1] = last.slice(0, -1);
+      pieces.push(')\r\n');
+      await writePieces(s, pieces);
+    }
+  }
+  uids = [];
+  return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
+};

@@ -1,0 +1,79 @@
+// SELECT / EXAMINE (RFC 9051 §6.3.2, §6.3.3) with CONDSTORE (RFC 7162 §3.1.8) and
+// QRESYNC (RFC 7162 §3.2.5) parameters.
+import type { Handler } from '../commands.ts';
+import { ImapBad, ImapNo } from '../errors.ts';
+import { SelectedMailbox } from '../selected.ts';
+import { flagList, formatSeqSet, seqSetHas } from '../../protocol/imap/response.ts';
+import { SystemFlag } from '../../store/store.ts';
+
+const ALL_SYSTEM = SystemFlag.Seen | SystemFlag.Answered | SystemFlag.Flagged | SystemFlag.Deleted | SystemFlag.Draft;
+
+export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
+  const readOnly = cmd.name === 'EXAMINE';
+  if (cmd.qresync && !s.qresync) throw new ImapBad('QRESYNC is not enabled (ENABLE QRESYNC first)');
+  const account = s.account!;
+  const name = s.mailboxFromClient(cmd.mailbox);
+  // RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected; RFC 7162 §3.2.11 [CLOSED].
+  if (s.selected) {
+    s.unselect();
+    if (s.qresync) s.write('* OK [CLOSED] Previous mailbox closed\r\n');
+  }
+  const mb = await s.deps.store.getMailbox(account.id, name);
+  if (!mb) throw new ImapNo('NONEXISTENT', `Mailbox ${name} does not exist`);
+  if (cmd.condstore || cmd.qresync) s.condstore = true;
+
+  const sel = new SelectedMailbox(mb.id, mb.name, mb.uidValidity, readOnly, [], mb.highestModseq);
+  s.selected = sel;
+  s.state = 'selected';
+  const messages = await s.deps.store.listMessages(mb.id);
+  if (s.selected !== sel) return null;
+  sel.initialize(messages.map((m) => m.uid));
+  const fresh = await s.deps.store.getMailboxById(mb.id);
+  const uidNext = Math.max(fresh?.uidNext ?? mb.uidNext, sel.maxUid + 1);
+  const highest = Math.max(fresh?.highestModseq ?? mb.highestModseq, sel.highestModseq);
+  sel.highestModseq = highest;
+
+  const keywords = new Map<string, string>();
+  for (const m of messages) for (const k of m.keywords) if (!keywords.has(k.toLowerCase())) keywords.set(k.toLowerCase(), k);
+  const kw = [...keywords.values()];
+  let out = `* FLAGS ${flagList(ALL_SYSTEM, kw)}\r\n`;
+  out += readOnly
+    ? '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n'
+    : `* OK [PERMANENTFLAGS ${flagList(ALL_SYSTEM, [...kw, '\\*'])}] Flags permitted\r\n`;
+  out += `* ${sel.exists} EXISTS\r\n`;
+  if (!s.rev2) {
+    out += '* 0 RECENT\r\n';
+    const byUid = new Map(messages.map((m) => [m.uid, m]));
+    const firstUnseen = sel.uids.findIndex((u) => !((byUid.get(u)?.systemFlags ?? SystemFlag.Seen) & SystemFlag.Seen));
+    if (firstUnseen >= 0) out += `* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n`;
+  }
+  out += `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid\r\n`;
+  out += `* OK [UIDNEXT ${uidNext}] Predicted next UID\r\n`;
+  out += `* OK [HIGHESTMODSEQ ${highest}] Highest\r\n`;
+  if (s.rev2) out += `* LIST () "/" ${s.mailboxToClient(mb.name)}\r\n`;
+  s.write(out);
+
+  // RFC 7162 §3.2.5.1: what changed since the client's last known state.
+  const q = cmd.qresync;
+  if (q && q.uidValidity === mb.uidValidity) {
+    const maxUid = sel.maxUid;
+    const known = (uid: number) => (q.knownUids ? seqSetHas(q.knownUids, uid, maxUid) : true);
+    // The sequence-match data (§3.2.5.2) only narrows the answer; the full answer is also correct.
+    const since = q.modseq;
+    const vanished = (await s.deps.store.expungedSince(mb.id, since)).filter(known);
+    if (vanished.length) s.write(`* VANISHED (EARLIER) ${formatSeqSet(vanished)}\r\n`);
+    const changed = await s.deps.store.listMessages(mb.id, { changedSince: since });
+    let buf = '';
+    for (const m of changed) {
+      const seq = sel.seqOf(m.uid);
+      if (!seq) continue;
+      buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords)} MODSEQ (${m.modseq}))\r\n`;
+      if (buf.length > 65536) {
+        await s.writeAwait(buf);
+        buf = '';
+      }
+    }
+    if (buf) await s.writeAwait(buf);
+  }
+  return { code: readOnly ? 'READ-ONLY' : 'READ-WRITE', text: `${cmd.name} completed` };
+};

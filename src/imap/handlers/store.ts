@@ -1,0 +1,38 @@
+// STORE and UID STORE (RFC 9051 §6.4.6) with CONDSTORE UNCHANGEDSINCE / MODIFIED (RFC 7162 §3.1.3).
+import type { Handler } from '../commands.ts';
+import { ImapNo } from '../errors.ts';
+import { resolveSet } from '../sequence.ts';
+import { flagList, formatSeqSet } from '../../protocol/imap/response.ts';
+
+export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
+  const sel = s.selected!;
+  if (sel.readOnly) throw new ImapNo('READ-ONLY', 'Mailbox is read-only');
+  if (cmd.unchangedSince !== null) s.condstore = true;
+  const uids = resolveSet(s, cmd.set, cmd.uid);
+  const name = cmd.uid ? 'UID STORE' : 'STORE';
+  if (uids.length === 0) return `${name} completed`;
+  const r = await s.deps.store.storeFlags(sel.mailboxId, uids, cmd.op, cmd.flags, {
+    unchangedSince: cmd.unchangedSince ?? undefined,
+    origin: s.origin,
+  });
+  let out = '';
+  for (const u of r.updated) {
+    const seq = sel.seqOf(u.uid);
+    if (!seq) continue;
+    if (u.modseq > sel.highestModseq) sel.highestModseq = u.modseq;
+    const items: string[] = [];
+    if (cmd.uid || s.qresync) items.push(`UID ${u.uid}`);
+    // RFC 7162 §3.1.3: with UNCHANGEDSINCE the MODSEQ is reported even for .SILENT.
+    if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords)}`);
+    if (s.condstore && (!cmd.silent || cmd.unchangedSince !== null)) items.push(`MODSEQ (${u.modseq})`);
+    if (!cmd.silent || cmd.unchangedSince !== null) out += `* ${seq} FETCH (${items.join(' ')})\r\n`;
+    // A pending report for the same message from another session is now stale.
+    sel.pendingFlags.delete(u.uid);
+  }
+  if (out) await s.writeAwait(out);
+  if (r.modified.length) {
+    const set = cmd.uid ? r.modified : r.modified.map((u) => sel.seqOf(u)).filter((n) => n > 0);
+    return { code: `MODIFIED ${formatSeqSet(set)}`, text: 'Conditional STORE failed for some messages' };
+  }
+  return `${name} completed`;
+};

@@ -1,0 +1,155 @@
+// Evaluates a SEARCH key tree (RFC 9051 §6.4.4) over the selected mailbox. Flags, sizes, dates and
+// UIDs come from the message summaries; header keys from the cached MessageMeta; BODY/TEXT read the
+// body by byte range and decode the text parts.
+
+import type { SearchKey } from '../protocol/imap/types.ts';
+import type { MessageRecord, MessageSummary } from '../store/store.ts';
+import type { MimeNode } from '../protocol/mime/types.ts';
+import { seqSetHas } from '../protocol/imap/response.ts';
+import type { ImapSession } from './session.ts';
+import { textOfMessage } from './text.ts';
+
+interface Need {
+  meta: boolean;
+  body: boolean;
+  modseq: boolean;
+}
+
+function needs(k: SearchKey, n: Need): void {
+  switch (k.k) {
+    case 'and':
+      k.keys.forEach((x) => needs(x, n));
+      break;
+    case 'or':
+      needs(k.a, n);
+      needs(k.b, n);
+      break;
+    case 'not':
+      needs(k.key, n);
+      break;
+    case 'header':
+      n.meta = true;
+      break;
+    case 'date':
+      if (k.sent) n.meta = true;
+      break;
+    case 'body':
+    case 'text':
+      n.meta = true;
+      n.body = true;
+      break;
+    case 'modseq':
+      n.modseq = true;
+      break;
+  }
+}
+
+interface Ctx {
+  seq: number;
+  msg: MessageSummary;
+  rec: MessageRecord | null;
+  body: string | null;
+  headerText: string | null;
+  maxSeq: number;
+  maxUid: number;
+  saved: Set<number>;
+}
+
+const day = (ms: number) => {
+  const d = new Date(ms);
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+};
+
+function includesCi(hay: string, needle: string): boolean {
+  return hay.toLowerCase().includes(needle.toLowerCase());
+}
+
+function match(k: SearchKey, c: Ctx): boolean {
+  switch (k.k) {
+    case 'all':
+      return true;
+    case 'and':
+      return k.keys.every((x) => match(x, c));
+    case 'or':
+      return match(k.a, c) || match(k.b, c);
+    case 'not':
+      return !match(k.key, c);
+    case 'flag':
+      return Boolean(c.msg.systemFlags & k.flag) === k.set;
+    case 'keyword':
+      return c.msg.keywords.some((x) => x.toLowerCase() === k.keyword.toLowerCase()) === k.set;
+    case 'recent':
+      return !k.set;
+    case 'size':
+      return k.op === 'larger' ? c.msg.size > k.n : c.msg.size < k.n;
+    case 'modseq':
+      return c.msg.modseq >= k.modseq;
+    case 'seq':
+      return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.seq, c.maxSeq);
+    case 'uid':
+      return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.msg.uid, c.maxUid);
+    case 'date': {
+      const t = k.sent ? c.rec?.meta.sentDate ?? null : c.msg.internalDate;
+      if (t === null) return false;
+      const d = day(t);
+      return k.op === 'before' ? d < k.day : k.op === 'on' ? d === k.day : d >= k.day;
+    }
+    case 'header': {
+      const sh = c.rec?.meta.search;
+      if (!sh) return false;
+      const f = k.field;
+      if (f === 'subject' || f === 'from' || f === 'to' || f === 'cc' || f === 'bcc') {
+        const v = sh[f];
+        if (k.value === '') return sh.fields.some(([n]) => n === f);
+        return includesCi(v, k.value);
+      }
+      return sh.fields.some(([n, v]) => n === f && (k.value === '' || includesCi(v, k.value)));
+    }
+    case 'body':
+      return c.body !== null && includesCi(c.body, k.value);
+    case 'text': {
+      if (c.headerText === null && c.rec) c.headerText = c.rec.meta.search.fields.map(([n, v]) => `${n}: ${v}`).join('\n');
+      return includesCi(c.headerText ?? '', k.value) || (c.body !== null && includesCi(c.body, k.value));
+    }
+  }
+}
+
+/** Matching UIDs (ascending) among the messages the client knows, and their highest MODSEQ. */
+export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids: number[]; seqs: number[]; highestModseq: number; usedModseq: boolean }> {
+  const sel = s.selected!;
+  const need: Need = { meta: false, body: false, modseq: false };
+  needs(key, need);
+  const all = await s.deps.store.listMessages(sel.mailboxId);
+  const byUid = new Map(all.map((m) => [m.uid, m]));
+  const maxSeq = sel.uids.length;
+  const maxUid = maxSeq ? sel.uids[maxSeq - 1]! : 0;
+  const saved = new Set(s.savedSearch);
+  const uids: number[] = [];
+  const seqs: number[] = [];
+  let highestModseq = 0;
+  const BATCH = need.body ? 50 : 500;
+  for (let i = 0; i < sel.uids.length; i += BATCH) {
+    const chunk = sel.uids.slice(i, i + BATCH);
+    let recs: Map<number, MessageRecord> | null = null;
+    if (need.meta) {
+      recs = new Map((await s.deps.store.getMessages(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
+    }
+    for (let j = 0; j < chunk.length; j++) {
+      const uid = chunk[j]!;
+      const msg = byUid.get(uid);
+      if (!msg) continue; // expunged meanwhile
+      const rec = recs?.get(uid) ?? null;
+      let body: string | null = null;
+      if (need.body && rec) body = await textOfMessage(s.deps.store, rec);
+      const c: Ctx = { seq: i + j + 1, msg, rec, body, headerText: null, maxSeq, maxUid, saved };
+      if (match(key, c)) {
+        uids.push(uid);
+        seqs.push(i + j + 1);
+        if (msg.modseq > highestModseq) highestModseq = msg.modseq;
+      }
+    }
+  }
+  return { uids, seqs, highestModseq, usedModseq: need.modseq };
+}
+
+export type { MimeNode };

@@ -1,0 +1,56 @@
+// Starts the real server for IMAP tests, optionally with IMAP limits in DATA/config.json.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type TestServer } from '../../helpers/server.ts';
+import type { Limits } from '../../../src/config/config.ts';
+
+export interface ImapTestServer extends TestServer {
+  /** Stops the server and removes its data folder. */
+  done(): Promise<void>;
+}
+
+export async function startImapServer(opts: { limits?: Partial<Limits>; plaintext?: boolean; args?: string[] } = {}): Promise<ImapTestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-imap-'));
+  if (opts.limits) writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: opts.limits }));
+  const s = await startServer({ dataDir, plaintext: opts.plaintext, args: opts.args });
+  return Object.assign(s, {
+    async done() {
+      await s.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  });
+}
+
+/** A small MIME message with a binary attachment. */
+export function messageWithAttachment(attachment: Buffer, subject = 'Report'): Buffer {
+  const b64 = attachment.toString('base64').replace(/.{76}/g, '$&\r\n');
+  return Buffer.from(
+    [
+      'From: Alice <alice@example.com>',
+      'To: Bob <bob@example.com>',
+      `Subject: ${subject}`,
+      'Date: Sat, 21 Nov 2026 10:00:00 +0000',
+      'Message-ID: <m1@example.com>',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="b1"',
+      '',
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'See the attached file.',
+      '--b1',
+      'Content-Type: application/octet-stream; name="data.bin"',
+      'Content-Disposition: attachment; filename="data.bin"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      b64,
+      '--b1--',
+      '',
+    ].join('\r\n'),
+  );
+}
+
+export function simpleMessage(subject: string, body = 'Hello\r\n', from = 'alice@example.com', to = 'bob@example.com'): string {
+  return `From: ${from}\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}.${Math.random().toString(36).slice(2)}@example.com>\r\n\r\n${body}`;
+}

@@ -1,0 +1,160 @@
+// A raw IMAP client for protocol-level tests: writes exact bytes, reads responses with literals.
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+
+export interface Response {
+  /** Untagged and continuation lines, literals inlined as {n}\r\n + data. */
+  lines: string[];
+  /** The tagged completion line. */
+  tagged: string;
+  /** Raw bytes of everything received for this command. */
+  raw: Buffer;
+}
+
+export class RawImap {
+  buf = Buffer.alloc(0);
+  closed = false;
+  #waiters: Array<() => void> = [];
+  #tag = 0;
+
+  constructor(public socket: Socket | TLSSocket) {
+    this.#attach(socket);
+  }
+
+  #attach(socket: Socket | TLSSocket): void {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.#wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.#wake();
+    });
+    socket.on('error', () => {});
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  static async connect(port: number, opts: { tls?: boolean; ca?: string } = {}): Promise<RawImap> {
+    const socket = await new Promise<Socket | TLSSocket>((resolve, reject) => {
+      const s = opts.tls
+        ? tlsConnect({ host: '127.0.0.1', port, ca: opts.ca ? [opts.ca] : undefined, servername: 'localhost', rejectUnauthorized: Boolean(opts.ca) }, () => resolve(s))
+        : netConnect({ host: '127.0.0.1', port }, () => resolve(s));
+      s.once('error', reject);
+    });
+    const c = new RawImap(socket);
+    await c.readLine(); // greeting
+    return c;
+  }
+
+  /** Waits for more data (or close); false on timeout. */
+  async #more(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return false;
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(t);
+        resolve(true);
+      };
+      this.#waiters.push(done);
+    });
+  }
+
+  /** One response line including any literals (returned without the final CRLF). */
+  async readLine(timeoutMs = 5000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let pos = 0;
+    for (;;) {
+      const nl = this.buf.indexOf('\r\n', pos);
+      if (nl >= 0) {
+        const m = /\{(\d+)\}$/.exec(this.buf.subarray(pos, nl).toString('latin1'));
+        if (m) {
+          const n = Number(m[1]);
+          if (this.buf.length >= nl + 2 + n) {
+            pos = nl + 2 + n;
+            continue;
+          }
+        } else {
+          const line = this.buf.subarray(0, nl).toString('utf8');
+          this.buf = this.buf.subarray(nl + 2);
+          return line;
+        }
+      }
+      const left = deadline - Date.now();
+      if (left <= 0 || !(await this.#more(left))) {
+        if (this.closed && this.buf.length === 0) throw new Error('connection closed');
+        if (this.closed) {
+          const rest = this.buf.toString('utf8');
+          this.buf = Buffer.alloc(0);
+          return rest;
+        }
+        throw new Error(`timeout waiting for a line; have: ${JSON.stringify(this.buf.toString('latin1').slice(0, 300))}`);
+      }
+    }
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  nextTag(): string {
+    return `t${++this.#tag}`;
+  }
+
+  /** Sends `tag command` and reads until the tagged reply. Answers "+" continuations with nothing (caller handles literals). */
+  async cmd(command: string, timeoutMs = 5000): Promise<Response> {
+    const tag = this.nextTag();
+    this.write(`${tag} ${command}\r\n`);
+    return this.until(tag, timeoutMs);
+  }
+
+  async until(tag: string, timeoutMs = 5000): Promise<Response> {
+    const lines: string[] = [];
+    for (;;) {
+      const line = await this.readLine(timeoutMs);
+      if (line.startsWith(tag + ' ')) return { lines, tagged: line, raw: Buffer.from(lines.concat(line).join('\r\n')) };
+      lines.push(line);
+    }
+  }
+
+  async login(user: string, pass: string): Promise<void> {
+    const r = await this.cmd(`LOGIN ${user} ${pass}`);
+    if (!/ OK /.test(r.tagged)) throw new Error(`login failed: ${r.tagged}`);
+  }
+
+  /** APPEND with a synchronizing literal. */
+  async append(mailbox: string, message: Buffer | string, flags = '', nonSync = false): Promise<Response> {
+    const body = Buffer.isBuffer(message) ? message : Buffer.from(message);
+    const tag = this.nextTag();
+    this.write(`${tag} APPEND ${mailbox}${flags ? ' ' + flags : ''} {${body.length}${nonSync ? '+' : ''}}\r\n`);
+    if (!nonSync) {
+      const cont = await this.readLine();
+      if (!cont.startsWith('+')) return { lines: [], tagged: cont, raw: Buffer.from(cont) };
+    }
+    this.write(Buffer.concat([body, Buffer.from('\r\n')]));
+    return this.until(tag, 15000);
+  }
+
+  async startTls(ca: string): Promise<void> {
+    const r = await this.cmd('STARTTLS');
+    if (!/ OK /.test(r.tagged)) throw new Error(`STARTTLS failed: ${r.tagged}`);
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    this.socket = await new Promise<TLSSocket>((resolve, reject) => {
+      const s = tlsConnect({ socket: plain as Socket, ca: [ca], servername: 'localhost' }, () => resolve(s));
+      s.once('error', reject);
+    });
+    this.#attach(this.socket);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

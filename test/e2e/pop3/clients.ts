@@ -1,0 +1,186 @@
+// Real POP3 clients driven by the end-to-end tests: Python's poplib, fetchmail, getmail6 and
+// curl. Each downloads into a folder of .eml files; `assertSameMessages` compares a folder with
+// the messages that were delivered.
+
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const POPLIB = join(HERE, 'clients/poplib_fetch.py');
+
+export interface PopEndpoint {
+  /** Plain port (STLS). */
+  pop3: number;
+  /** Implicit TLS port. */
+  pop3s: number;
+  caFile: string;
+}
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; okCodes?: number[]; timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const raw = (err as { code?: unknown } | null)?.code;
+      const code = err ? (typeof raw === 'number' ? raw : -1) : 0;
+      if (code !== 0 && !(opts.okCodes ?? []).includes(code)) {
+        reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err?.message}\nstdout: ${stdout}\nstderr: ${stderr}`));
+        return;
+      }
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** MDA used by fetchmail and getmail: writes stdin to a new file in the folder given. */
+function deliverScript(workDir: string): string {
+  const p = join(workDir, 'deliver.sh');
+  writeFileSync(p, '#!/bin/sh\nf=$(mktemp "$1/msg.XXXXXXXXXX")\ncat > "$f"\n');
+  chmodSync(p, 0o755);
+  return p;
+}
+
+/** Python poplib, UIDL-tracking (state file), over implicit TLS or STLS. Returns how many it fetched. */
+export async function runPoplib(
+  ep: PopEndpoint,
+  o: { user: string; password: string; outDir: string; stateFile: string; delete: boolean; stls?: boolean },
+): Promise<number> {
+  mkdirSync(o.outDir, { recursive: true });
+  const r = await run('python3', [
+    POPLIB,
+    'localhost',
+    String(o.stls ? ep.pop3 : ep.pop3s),
+    o.stls ? 'stls' : 'ssl',
+    ep.caFile,
+    o.user,
+    o.password,
+    o.outDir,
+    o.stateFile,
+    o.delete ? 'delete' : 'keep',
+  ]);
+  const m = /fetched (\d+)/.exec(r.stdout);
+  assert.ok(m, `poplib output: ${r.stdout} ${r.stderr}`);
+  return Number(m[1]);
+}
+
+/**
+ * fetchmail over STLS on the plain port, delivering to an MDA (fetchmail hands the MDA LF line
+ * ends). `keep` = fetchmail's own keep (leave on server, track UIDLs in its id file).
+ */
+export async function runFetchmail(
+  ep: PopEndpoint,
+  o: { user: string; password: string; outDir: string; workDir: string; keep: boolean },
+): Promise<number> {
+  mkdirSync(o.outDir, { recursive: true });
+  mkdirSync(o.workDir, { recursive: true });
+  const mda = deliverScript(o.workDir);
+  const rc = join(o.workDir, 'fetchmailrc');
+  writeFileSync(
+    rc,
+    [
+      'set no syslog',
+      'set no bouncemail',
+      // No Received: line of its own, so the delivered message can be compared with the original.
+      'set invisible',
+      `poll localhost protocol pop3 port ${ep.pop3} timeout 60`,
+      `  user "${o.user}" there with password "${o.password}" is root here`,
+      `  sslproto 'TLS1.2+' sslcertck sslcertfile "${ep.caFile}" sslcommonname localhost`,
+      `  ${o.keep ? 'keep' : 'nokeep'}`,
+      `  mda "${mda} ${o.outDir}"`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
+  const before = readdirSync(o.outDir).length;
+  // Exit code 1 = "no mail".
+  await run('fetchmail', ['-f', rc, '-i', join(o.workDir, 'fetchids'), '--pidfile', join(o.workDir, 'fetchmail.pid')], {
+    env: { ...process.env, HOME: o.workDir },
+    okCodes: [1],
+  });
+  return readdirSync(o.outDir).length - before;
+}
+
+/** getmail6 over implicit TLS (SimplePOP3SSLRetriever), UIDL-tracking in its getmaildir. */
+export async function runGetmail(
+  ep: PopEndpoint,
+  o: { user: string; password: string; outDir: string; workDir: string; delete: boolean },
+): Promise<number> {
+  mkdirSync(o.outDir, { recursive: true });
+  mkdirSync(o.workDir, { recursive: true });
+  const mda = deliverScript(o.workDir);
+  writeFileSync(
+    join(o.workDir, 'getmailrc'),
+    [
+      '[retriever]',
+      'type = SimplePOP3SSLRetriever',
+      'server = localhost',
+      `port = ${ep.pop3s}`,
+      `username = ${o.user}`,
+      `password = ${o.password}`,
+      `ca_certs = ${ep.caFile}`,
+      '',
+      '[destination]',
+      'type = MDA_external',
+      `path = ${mda}`,
+      `arguments = ("${o.outDir}",)`,
+      'unixfrom = false',
+      // The tests run as root; getmail refuses root commands unless told.
+      'allow_root_commands = true',
+      '',
+      '[options]',
+      'read_all = false',
+      `delete = ${o.delete ? 'true' : 'false'}`,
+      'delivered_to = false',
+      'received = false',
+      'verbose = 0',
+      'message_log_syslog = false',
+      '',
+    ].join('\n'),
+  );
+  const before = readdirSync(o.outDir).length;
+  await run('getmail', ['--getmaildir', o.workDir, '--rcfile', 'getmailrc']);
+  return readdirSync(o.outDir).length - before;
+}
+
+/** curl over pop3s: RETR 1..count on one connection (URL globbing), or DELE them with `dele`. */
+export async function runCurl(ep: PopEndpoint, o: { user: string; password: string; outDir: string; count: number; dele?: boolean }): Promise<void> {
+  mkdirSync(o.outDir, { recursive: true });
+  const base = ['-s', '-S', '--resolve', `localhost:${ep.pop3s}:127.0.0.1`, '--cacert', ep.caFile, '-u', `${o.user}:${o.password}`];
+  const url = `pop3s://localhost:${ep.pop3s}/[1-${o.count}]`;
+  if (o.dele) await run('curl', [...base, url, '-X', 'DELE', '-I']);
+  else await run('curl', [...base, url, '-o', join(o.outDir, '#1.eml')]);
+}
+
+/** curl LIST: the message numbers the server currently shows. */
+export async function curlList(ep: PopEndpoint, o: { user: string; password: string }): Promise<string[]> {
+  const r = await run('curl', ['-s', '-S', '--resolve', `localhost:${ep.pop3s}:127.0.0.1`, '--cacert', ep.caFile, '-u', `${o.user}:${o.password}`, `pop3s://localhost:${ep.pop3s}/`]);
+  return r.stdout.split(/\r?\n/).filter(Boolean);
+}
+
+const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The folder holds exactly the expected messages, byte for byte (as a multiset). `lf`: the client
+ * delivers with LF line ends (fetchmail, getmail); `returnPath`: getmail puts its own
+ * `Return-Path: <sender>` line first, which is removed before comparing.
+ */
+export function assertSameMessages(dir: string, expected: Buffer[], opts: { lf?: boolean; returnPath?: boolean } = {}): void {
+  const norm = (b: Buffer) => (opts.lf ? Buffer.from(b.toString('latin1').replace(/\r\n/g, '\n'), 'latin1') : b);
+  const want = expected.map((b) => digest(norm(b))).sort();
+  const got = readdirSync(dir)
+    .sort()
+    .map((f) => {
+      let b = readFileSync(join(dir, f));
+      if (opts.returnPath) {
+        const nl = b.indexOf('\n');
+        assert.match(b.subarray(0, nl).toString(), /^Return-Path: </, `${f} starts with getmail's Return-Path`);
+        b = b.subarray(nl + 1);
+      }
+      return digest(b);
+    })
+    .sort();
+  assert.equal(got.length, want.length, `${dir}: ${got.length} messages, expected ${want.length}`);
+  assert.deepEqual(got, want, `${dir}: contents differ from what was delivered`);
+}
