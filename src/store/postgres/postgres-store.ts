@@ -762,11 +762,19 @@ class PostgresStore implements Store {
     const counts = new Map<string, number>();
     for (const id of blobIds) counts.set(id, (counts.get(id) ?? 0) + 1);
     const ids = [...counts.keys()].sort();
+    if (ids.length === 1) {
+      const left = await c.query('UPDATE blobs SET refcount = refcount - $2 WHERE id = $1 RETURNING refcount', [ids[0], counts.get(ids[0]!)]);
+      if (left.rowCount && (left.rows[0].refcount as number) <= 0) await c.query('DELETE FROM blobs WHERE id = $1', [ids[0]]);
+      return;
+    }
+    // Several rows: lock them in id order first (lock order), then update and sweep.
     await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
-    await c.query('UPDATE blobs b SET refcount = b.refcount - u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id', [
-      JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) }))),
-    ]);
-    await c.query('DELETE FROM blobs WHERE id = ANY($1::text[]) AND refcount <= 0', [ids]);
+    const left = await c.query(
+      'UPDATE blobs b SET refcount = b.refcount - u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id RETURNING b.id, b.refcount',
+      [JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) })))],
+    );
+    const dead = left.rows.filter((r: Row) => (r.refcount as number) <= 0).map((r: Row) => r.id as string);
+    if (dead.length > 0) await c.query('DELETE FROM blobs WHERE id = ANY($1::text[])', [dead]);
   }
 
   // ---------------------------------------------------------------- writes
@@ -786,41 +794,48 @@ class PostgresStore implements Store {
     return r.rowCount === 1;
   }
 
-  /** Allocates n consecutive UIDs and MODSEQs in a locked mailbox; returns the first of each. */
-  async #allocate(c: Client, mailboxId: number, n: number): Promise<{ uid: number; modseq: number }> {
+  /**
+   * Adds messages to mailboxes the transaction has locked, in one statement: each mailbox's
+   * uid_next/highest_modseq advance by its number of new messages, which get consecutive UIDs and
+   * MODSEQs in input order. Returns the UID and MODSEQ of each input row, in input order.
+   */
+  async #insertNew(c: Client, rows: NewRow[]): Promise<Array<{ uid: number; modseq: number }>> {
+    if (rows.length === 0) return [];
     const r = await c.query(
-      'UPDATE mailboxes SET uid_next = uid_next + $2, highest_modseq = highest_modseq + $2 WHERE id = $1 RETURNING uid_next - $2 AS uid, highest_modseq - $2 + 1 AS modseq',
-      [mailboxId, n],
-    );
-    return { uid: r.rows[0].uid, modseq: r.rows[0].modseq };
-  }
-
-  async #insertMessages(
-    c: Client,
-    mailboxId: number,
-    rows: Array<{ uid: number; modseq: number; systemFlags: number; keywords: string[]; internalDate: number; savedAt: number; size: number; blobId: string }>,
-  ): Promise<void> {
-    if (rows.length === 0) return;
-    await c.query(
-      `INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id)
-       SELECT $1, u.uid, u.modseq, u.system_flags, u.keywords, u.internal_date, u.saved_at, u.size, u.blob_id
-       FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, modseq bigint, system_flags int, keywords jsonb, internal_date bigint, saved_at bigint, size bigint, blob_id text)`,
+      `WITH t AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb)
+           AS t(i int, mailbox_id bigint, system_flags int, keywords jsonb, internal_date bigint, size bigint, blob_id text)
+       ), o AS (
+         SELECT t.*, row_number() OVER (PARTITION BY t.mailbox_id ORDER BY t.i) - 1 AS k FROM t
+       ), n AS (
+         SELECT mailbox_id, count(*) AS n FROM t GROUP BY mailbox_id
+       ), a AS (
+         UPDATE mailboxes m SET uid_next = m.uid_next + n.n, highest_modseq = m.highest_modseq + n.n
+         FROM n WHERE m.id = n.mailbox_id
+         RETURNING m.id, m.uid_next - n.n AS first_uid, m.highest_modseq - n.n + 1 AS first_modseq
+       ), s AS (
+         SELECT o.*, a.first_uid + o.k AS uid, a.first_modseq + o.k AS modseq FROM o JOIN a ON a.id = o.mailbox_id
+       ), ins AS (
+         INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id)
+         SELECT mailbox_id, uid, modseq, system_flags, keywords, internal_date, $2, size, blob_id FROM s
+       )
+       SELECT i, uid, modseq FROM s ORDER BY i`,
       [
-        mailboxId,
         JSON.stringify(
-          rows.map((r) => ({
-            uid: r.uid,
-            modseq: r.modseq,
-            system_flags: r.systemFlags,
-            keywords: r.keywords,
-            internal_date: r.internalDate,
-            saved_at: r.savedAt,
-            size: r.size,
-            blob_id: r.blobId,
+          rows.map((x, i) => ({
+            i,
+            mailbox_id: x.mailboxId,
+            system_flags: x.systemFlags & 0x1f,
+            keywords: normalizeKeywords(x.keywords),
+            internal_date: x.internalDate,
+            size: x.size,
+            blob_id: x.blobId,
           })),
         ),
+        Date.now(),
       ],
     );
+    return r.rows.map((x: Row) => ({ uid: x.uid as number, modseq: x.modseq as number }));
   }
 
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
@@ -829,7 +844,7 @@ class PostgresStore implements Store {
       const { c } = tx;
       const boxes = await this.#lockMailboxes(c, targets.map((t) => t.mailboxId));
       const results: DeliveryResult[] = new Array(targets.length);
-      // Quota per target, accounts in ascending id order (lock order).
+      // Quota per target (each on its own), accounts in ascending id order (lock order).
       const order = targets
         .map((t, i) => ({ i, mb: boxes.get(t.mailboxId) }))
         .filter((x) => {
@@ -846,26 +861,21 @@ class PostgresStore implements Store {
       if (accepted.length === 0) return results;
       await this.#refBlob(c, blob, meta, accepted.length);
       accepted.sort((a, b) => a - b);
-      const savedAt = Date.now();
-      for (const i of accepted) {
-        const t = targets[i]!;
-        const accountId = boxes.get(t.mailboxId)!.account_id as number;
-        const { uid, modseq } = await this.#allocate(c, t.mailboxId, 1);
-        await this.#insertMessages(c, t.mailboxId, [
-          {
-            uid,
-            modseq,
-            systemFlags: (t.systemFlags ?? 0) & 0x1f,
-            keywords: normalizeKeywords(t.keywords ?? []),
-            internalDate: t.internalDate ?? savedAt,
-            savedAt,
-            size: blob.size,
-            blobId: blob.id,
-          },
-        ]);
-        results[i] = { ok: true, accountId, mailboxId: t.mailboxId, uid, modseq };
-        tx.changes.push({ kind: 'message-added', accountId, mailboxId: t.mailboxId, uid, modseq });
-      }
+      const now = Date.now();
+      const added = await this.#insertNew(
+        c,
+        accepted.map((i) => {
+          const t = targets[i]!;
+          return { mailboxId: t.mailboxId, systemFlags: t.systemFlags ?? 0, keywords: t.keywords ?? [], internalDate: t.internalDate ?? now, size: blob.size, blobId: blob.id };
+        }),
+      );
+      accepted.forEach((i, k) => {
+        const mailboxId = targets[i]!.mailboxId;
+        const accountId = boxes.get(mailboxId)!.account_id as number;
+        const { uid, modseq } = added[k]!;
+        results[i] = { ok: true, accountId, mailboxId, uid, modseq };
+        tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid, modseq });
+      });
       return results;
     });
   }
@@ -877,20 +887,17 @@ class PostgresStore implements Store {
       if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (!(await this.#reserve(c, mb.account_id, blob.size, 1))) throw new StoreError('quota', 'mailbox is full: quota exceeded');
       await this.#refBlob(c, blob, meta, 1);
-      const savedAt = Date.now();
-      const { uid, modseq } = await this.#allocate(c, mb.id, 1);
-      await this.#insertMessages(c, mb.id, [
+      const [added] = await this.#insertNew(c, [
         {
-          uid,
-          modseq,
-          systemFlags: (target.systemFlags ?? 0) & 0x1f,
-          keywords: normalizeKeywords(target.keywords ?? []),
-          internalDate: target.internalDate ?? savedAt,
-          savedAt,
+          mailboxId: mb.id,
+          systemFlags: target.systemFlags ?? 0,
+          keywords: target.keywords ?? [],
+          internalDate: target.internalDate ?? Date.now(),
           size: blob.size,
           blobId: blob.id,
         },
       ]);
+      const { uid, modseq } = added!;
       tx.changes.push({ kind: 'message-added', accountId: mb.account_id, mailboxId: mb.id, uid, modseq });
       return { uid, modseq, uidValidity: mb.uid_validity as number };
     });
@@ -928,15 +935,19 @@ class PostgresStore implements Store {
       const updated: FlagUpdate[] = [];
       if (changed.length > 0) {
         // RFC 7162 §3.1: every changed message gets a new MODSEQ, each its own, in UID order.
-        const base = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + $2 WHERE id = $1 RETURNING highest_modseq - $2 AS base', [mailboxId, changed.length]))
-          .rows[0].base as number;
-        changed.forEach((x, k) => updated.push({ uid: x.uid, modseq: base + k + 1, systemFlags: x.next.systemFlags, keywords: x.next.keywords }));
-        await c.query(
-          `UPDATE messages m SET system_flags = u.f, keywords = u.k, modseq = u.ms
-           FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, f int, k jsonb, ms bigint)
-           WHERE m.mailbox_id = $1 AND m.uid = u.uid`,
-          [mailboxId, JSON.stringify(updated.map((u) => ({ uid: u.uid, f: u.systemFlags, k: u.keywords, ms: u.modseq })))],
+        const spec = changed.map((x, k) => ({ uid: x.uid, f: x.next.systemFlags, kw: x.next.keywords, k }));
+        const r = await c.query(
+          `WITH a AS (
+             UPDATE mailboxes SET highest_modseq = highest_modseq + $3 WHERE id = $1 RETURNING highest_modseq - $3 AS base
+           )
+           UPDATE messages m SET system_flags = u.f, keywords = u.kw, modseq = a.base + u.k + 1
+           FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, f int, kw jsonb, k bigint), a
+           WHERE m.mailbox_id = $1 AND m.uid = u.uid
+           RETURNING m.uid, m.modseq`,
+          [mailboxId, JSON.stringify(spec), changed.length],
         );
+        const modseqOf = new Map(r.rows.map((x: Row) => [x.uid as number, x.modseq as number]));
+        for (const x of changed) updated.push({ uid: x.uid, modseq: modseqOf.get(x.uid)!, systemFlags: x.next.systemFlags, keywords: x.next.keywords });
         for (const u of updated)
           tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid: u.uid, modseq: u.modseq, systemFlags: u.systemFlags, keywords: u.keywords });
       }
@@ -944,23 +955,39 @@ class PostgresStore implements Store {
     });
   }
 
-  /** Removes the given messages of a locked mailbox and logs them; returns the removed UIDs. */
-  async #expungeIn(tx: Tx, mb: Row, uids: number[], accountUsage: boolean): Promise<number[]> {
-    if (uids.length === 0) return [];
+  /**
+   * Removes messages of a locked mailbox (given UIDs, or all; optionally only \Deleted ones), logs
+   * them under one new MODSEQ (RFC 7162 §3.2.10) in the same statement; returns the removed rows.
+   */
+  async #expungeIn(tx: Tx, mb: Row, sel: { uids?: number[]; onlyDeleted: boolean }, accountUsage: boolean): Promise<number[]> {
     const { c } = tx;
-    const del = await c.query('DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING uid, size, blob_id', [mb.id, uids]);
-    if (del.rowCount === 0) return [];
-    const removed = sortedUnique(del.rows.map((r: Row) => r.uid as number));
-    const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [mb.id])).rows[0].highest_modseq as number;
-    await c.query(
-      `INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
-       ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq`,
-      [mb.id, removed, modseq],
+    if (sel.uids && sel.uids.length === 0) return [];
+    const conds = ['mailbox_id = $1'];
+    const values: unknown[] = [mb.id];
+    if (sel.uids) {
+      values.push(sortedUnique(sel.uids));
+      conds.push(`uid = ANY($${values.length}::bigint[])`);
+    }
+    if (sel.onlyDeleted) conds.push(`system_flags & ${SystemFlag.Deleted} <> 0`);
+    const del = await c.query(
+      `WITH d AS (
+         DELETE FROM messages WHERE ${conds.join(' AND ')} RETURNING uid, size, blob_id
+       ), m AS (
+         UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM d) RETURNING highest_modseq
+       ), l AS (
+         INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, d.uid, m.highest_modseq FROM d, m
+         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq
+       )
+       SELECT d.uid, d.size, d.blob_id, m.highest_modseq AS modseq FROM d, m ORDER BY d.uid`,
+      values,
     );
+    if (del.rowCount === 0) return [];
+    const removed = del.rows.map((r: Row) => r.uid as number);
+    const modseq = del.rows[0].modseq as number;
     if (accountUsage) {
+      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
       const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
       await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [mb.account_id, bytes, removed.length]);
-      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
     }
     tx.changes.push({ kind: 'messages-expunged', accountId: mb.account_id, mailboxId: mb.id, uids: removed, modseq });
     return removed;
@@ -969,19 +996,9 @@ class PostgresStore implements Store {
   async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
     const onlyDeleted = opts.onlyDeleted ?? true;
     return this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      const mb = (await this.#lockMailboxes(c, [mailboxId])).get(mailboxId);
+      const mb = (await this.#lockMailboxes(tx.c, [mailboxId])).get(mailboxId);
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      const cond = onlyDeleted ? ` AND system_flags & ${SystemFlag.Deleted} <> 0` : '';
-      const sel = opts.uids
-        ? await c.query(`SELECT uid FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])${cond} ORDER BY uid`, [mailboxId, sortedUnique(opts.uids)])
-        : await c.query(`SELECT uid FROM messages WHERE mailbox_id = $1${cond} ORDER BY uid`, [mailboxId]);
-      return this.#expungeIn(
-        tx,
-        mb,
-        sel.rows.map((r: Row) => r.uid as number),
-        true,
-      );
+      return this.#expungeIn(tx, mb, { ...(opts.uids ? { uids: opts.uids } : {}), onlyDeleted }, true);
     });
   }
 
@@ -1002,45 +1019,37 @@ class PostgresStore implements Store {
         ).rows as Row[])
       : [];
     if (rows.length === 0) return { mapping: [], uidValidity: dst.uid_validity };
-    const sameAccount = src.account_id === dst.account_id;
-    const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
-    if (!(move && sameAccount)) {
-      // A copy adds usage to the destination account: all of it fits or nothing is copied.
-      if (!(await this.#reserve(c, dst.account_id, bytes, rows.length))) throw new StoreError('quota', 'quota exceeded');
+    if (!(move && src.account_id === dst.account_id)) {
+      // The source rows are locked (their mailbox is), so each blob has refcount >= 1 and stays.
       const ids = [...new Set(rows.map((r) => r.blob_id as string))].sort();
       const counts = new Map<string, number>();
       for (const r of rows) counts.set(r.blob_id, (counts.get(r.blob_id) ?? 0) + 1);
-      // The source rows are locked (their mailbox is), so each blob has refcount >= 1: no insert needed.
-      await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
+      if (ids.length > 1) await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
       await c.query('UPDATE blobs b SET refcount = b.refcount + u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id', [
         JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) }))),
       ]);
+      // A copy adds usage to the destination account: all of it fits or nothing is copied.
+      const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
+      if (!(await this.#reserve(c, dst.account_id, bytes, rows.length))) throw new StoreError('quota', 'quota exceeded');
     }
-    const first = await this.#allocate(c, dstMailboxId, rows.length);
-    const savedAt = Date.now();
-    const inserted = rows.map((r, k) => ({
-      uid: first.uid + k,
-      modseq: first.modseq + k,
-      systemFlags: r.system_flags as number,
-      keywords: r.keywords as string[],
-      internalDate: r.internal_date as number,
-      savedAt,
-      size: r.size as number,
-      blobId: r.blob_id as string,
-    }));
-    await this.#insertMessages(c, dstMailboxId, inserted);
-    for (const m of inserted) tx.changes.push({ kind: 'message-added', accountId: dst.account_id, mailboxId: dstMailboxId, uid: m.uid, modseq: m.modseq });
+    const added = await this.#insertNew(
+      c,
+      rows.map((r) => ({
+        mailboxId: dstMailboxId,
+        systemFlags: r.system_flags as number,
+        keywords: r.keywords as string[],
+        internalDate: r.internal_date as number,
+        size: r.size as number,
+        blobId: r.blob_id as string,
+      })),
+    );
+    for (const m of added) tx.changes.push({ kind: 'message-added', accountId: dst.account_id, mailboxId: dstMailboxId, uid: m.uid, modseq: m.modseq });
     if (move) {
       // RFC 6851 §3.3: the source loses the messages in the same transaction; usage and blob
       // references carry over to the copies (same account).
-      await this.#expungeIn(
-        tx,
-        src,
-        rows.map((r) => r.uid as number),
-        false,
-      );
+      await this.#expungeIn(tx, src, { uids: rows.map((r) => r.uid as number), onlyDeleted: false }, false);
     }
-    return { mapping: rows.map((r, k) => [r.uid as number, first.uid + k] as [number, number]), uidValidity: dst.uid_validity };
+    return { mapping: rows.map((r, k) => [r.uid as number, added[k]!.uid] as [number, number]), uidValidity: dst.uid_validity };
   }
 
   async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
@@ -1050,6 +1059,15 @@ class PostgresStore implements Store {
   async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
     return this.#tx(opts.origin, (tx) => this.#copy(tx, srcMailboxId, uids, dstMailboxId, true));
   }
+}
+
+interface NewRow {
+  mailboxId: number;
+  systemFlags: number;
+  keywords: string[];
+  internalDate: number;
+  size: number;
+  blobId: string;
 }
 
 function sliceRange(data: Buffer, start?: number, end?: number): Buffer {

@@ -1,0 +1,231 @@
+// IMAP sessions against the real server: TLS on 993 and STARTTLS on 143 (LOGINDISABLED before),
+// bad input of every kind, the unbounded line, the per-account connection limit, isolation.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as netConnect } from 'node:net';
+import { RawImap } from './raw-client.ts';
+import { startImapServer, simpleMessage, type ImapTestServer } from './harness.ts';
+
+let srv: ImapTestServer;
+const A = 'alice@example.com';
+const B = 'bob@example.com';
+const PW = 'correct horse';
+
+before(async () => {
+  srv = await startImapServer({ args: ['--max-message-size', '1MB'] });
+  await srv.addUser(A, PW);
+  await srv.addUser(B, PW);
+});
+after(async () => {
+  await srv?.done();
+});
+
+async function tlsLogin(user = A): Promise<RawImap> {
+  const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
+  await c.login(user, `"${PW}"`);
+  return c;
+}
+
+test('port 143 advertises STARTTLS and LOGINDISABLED; login works only after STARTTLS', async () => {
+  const c = await RawImap.connect(srv.ports.imap);
+  try {
+    const cap = await c.cmd('CAPABILITY');
+    assert.match(cap.lines[0]!, /^\* CAPABILITY .*IMAP4rev2.*IMAP4rev1/);
+    assert.match(cap.lines[0]!, / STARTTLS/);
+    assert.match(cap.lines[0]!, / LOGINDISABLED/);
+    const denied = await c.cmd(`LOGIN ${A} "${PW}"`);
+    assert.match(denied.tagged, /^t\d+ NO \[PRIVACYREQUIRED\]/);
+    await c.startTls(srv.ca);
+    const cap2 = await c.cmd('CAPABILITY');
+    assert.doesNotMatch(cap2.lines[0]!, /STARTTLS|LOGINDISABLED/);
+    assert.match(cap2.lines[0]!, /AUTH=PLAIN/);
+    const ok = await c.cmd(`LOGIN ${A} "${PW}"`);
+    assert.match(ok.tagged, /OK \[CAPABILITY [^\]]*IDLE[^\]]*QRESYNC[^\]]*\] Logged in/);
+    const list = await c.cmd('LIST "" "*"');
+    assert.deepEqual(
+      list.lines.map((l) => l.replace(/^\* LIST \(([^)]*)\) "\/" /, '$1 ')),
+      ['\\HasNoChildren "INBOX"', '\\HasNoChildren \\Archive "Archive"', '\\HasNoChildren \\Drafts "Drafts"', '\\HasNoChildren \\Junk "Junk"', '\\HasNoChildren \\Sent "Sent"', '\\HasNoChildren \\Trash "Trash"'],
+    );
+  } finally {
+    c.close();
+  }
+});
+
+test('port 993 (implicit TLS): AUTHENTICATE PLAIN with SASL-IR, wrong password refused', async () => {
+  const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
+  try {
+    const bad = await c.cmd(`AUTHENTICATE PLAIN ${Buffer.from(`\0${A}\0wrong`).toString('base64')}`);
+    assert.match(bad.tagged, /NO \[AUTHENTICATIONFAILED\]/);
+    const ok = await c.cmd(`AUTHENTICATE PLAIN ${Buffer.from(`\0${A}\0${PW}`).toString('base64')}`);
+    assert.match(ok.tagged, /OK/);
+    const sel = await c.cmd('SELECT INBOX');
+    assert.match(sel.tagged, /OK \[READ-WRITE\]/);
+  } finally {
+    c.close();
+  }
+});
+
+test('bad input gets BAD/NO and the session keeps working', async () => {
+  const c = await tlsLogin();
+  try {
+    await c.cmd('SELECT INBOX');
+    assert.match((await c.append('INBOX', simpleMessage('keep me'))).tagged, /OK \[APPENDUID/);
+    assert.match((await c.cmd('FROBNICATE now')).tagged, /^t\d+ BAD .*Unknown command/);
+    assert.match((await c.cmd('FETCH 1:x (FLAGS)')).tagged, /^t\d+ BAD .*sequence set/);
+    assert.match((await c.cmd('FETCH 99 (FLAGS)')).tagged, /^t\d+ BAD .*sequence number/);
+    assert.match((await c.cmd('FETCH 1 (FLAGS UID')).tagged, /^t\d+ BAD .*[Uu]nbalanced/);
+    assert.match((await c.cmd('SEARCH (FLAGGED')).tagged, /^t\d+ BAD/);
+    assert.match((await c.cmd('FETCH 1 (FLAGS))')).tagged, /^t\d+ BAD/);
+    assert.match((await c.cmd('SELECT "no such box"')).tagged, /^t\d+ NO \[NONEXISTENT\]/);
+    assert.match((await c.cmd('LOGIN x y')).tagged, /^t\d+ BAD/);
+
+    // A synchronizing literal over APPENDLIMIT: NO [TOOBIG] before any data is sent.
+    const tag = c.nextTag();
+    c.write(`${tag} APPEND INBOX {${2 * 1024 * 1024}}\r\n`);
+    assert.match(await c.readLine(), new RegExp(`^${tag} NO \\[TOOBIG\\] .*APPENDLIMIT`));
+    // A non-synchronizing one: the data is read and dropped, then NO [TOOBIG].
+    const big = Buffer.alloc(1024 * 1024 + 10, 0x61);
+    const tag2 = c.nextTag();
+    c.write(Buffer.concat([Buffer.from(`${tag2} APPEND INBOX {${big.length}+}\r\n`), big, Buffer.from('\r\n')]));
+    assert.match(await c.readLine(10000), new RegExp(`^${tag2} NO \\[TOOBIG\\]`));
+
+    const f = await c.cmd('FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])');
+    assert.match(f.tagged, /OK/);
+    assert.match(f.lines[0]!, /Subject: keep me/);
+    assert.match((await c.cmd('NOOP')).tagged, /OK/);
+    const st = await c.cmd('STATUS INBOX (MESSAGES)');
+    assert.match(st.lines[0]!, /MESSAGES 1\)/);
+  } finally {
+    c.close();
+  }
+});
+
+test('a 100 MB line gets BYE and close; the server keeps serving other sessions', async () => {
+  const other = await tlsLogin();
+  const sock = netConnect({ host: '127.0.0.1', port: srv.ports.imap });
+  let received = '';
+  sock.on('data', (d) => (received += d.toString('latin1')));
+  sock.on('error', () => {});
+  const closed = new Promise<void>((r) => sock.once('close', () => r()));
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  const chunk = Buffer.alloc(1024 * 1024, 0x41);
+  let sent = 0;
+  const writer = (async () => {
+    sock.write('a1 LOGIN ');
+    while (sent < 100 && !sock.destroyed) {
+      sent++;
+      if (!sock.write(chunk)) await new Promise<void>((r) => {
+        sock.once('drain', r);
+        sock.once('close', r);
+      });
+    }
+  })();
+  await closed;
+  await writer;
+  assert.match(received, /\* BYE \[TOOBIG\] Line longer than/);
+  assert.ok(sent < 100, `server closed before the whole line was sent (sent ${sent} MB)`);
+  try {
+    assert.match((await other.cmd('NOOP')).tagged, /OK/);
+    const fresh = await tlsLogin();
+    assert.match((await fresh.cmd('SELECT INBOX')).tagged, /OK/);
+    fresh.close();
+  } finally {
+    other.close();
+  }
+});
+
+test('the sixth simultaneous login is refused with the limit; the first five keep working', async () => {
+  const five: RawImap[] = [];
+  try {
+    for (let i = 0; i < 5; i++) five.push(await tlsLogin(B));
+    const sixth = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
+    const r = await sixth.cmd(`LOGIN ${B} "${PW}"`);
+    assert.match(r.tagged, /^t\d+ NO \[LIMIT\] .*at most 5/);
+    for (const c of five) assert.match((await c.cmd('NOOP')).tagged, /OK/);
+    // The refused session is still usable and may try again once a slot frees up.
+    five.shift()!.close();
+    await new Promise((res) => setTimeout(res, 200));
+    assert.match((await sixth.cmd(`LOGIN ${B} "${PW}"`)).tagged, /OK/);
+    sixth.close();
+  } finally {
+    for (const c of five) c.close();
+  }
+});
+
+test('one account never reaches another account’s mailboxes', async () => {
+  const a = await tlsLogin(A);
+  const b = await tlsLogin(B);
+  try {
+    assert.match((await a.cmd('CREATE "Private/Secret"')).tagged, /OK/);
+    await a.append('"Private/Secret"', simpleMessage('secret'));
+    for (const name of ['"Private/Secret"', 'Private/Secret', `"${A}/Private/Secret"`, '"../Private/Secret"', '"/Private/Secret"']) {
+      assert.match((await b.cmd(`SELECT ${name}`)).tagged, /NO/, name);
+      assert.match((await b.cmd(`STATUS ${name} (MESSAGES)`)).tagged, /NO/, name);
+    }
+    const list = await b.cmd('LIST "" "*"');
+    assert.ok(!list.lines.some((l) => /Private/.test(l)));
+    await b.cmd('SELECT INBOX');
+    const f = await b.cmd('UID FETCH 1:* (BODY.PEEK[])');
+    assert.equal(f.lines.length, 0);
+    assert.match((await b.cmd('UID COPY 1:* "Private/Secret"')).tagged, /NO \[TRYCREATE\]|OK/);
+    const st = await a.cmd('STATUS "Private/Secret" (MESSAGES)');
+    assert.match(st.lines[0]!, /MESSAGES 1\)/);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+test('mailbox management: create, rename (also INBOX), delete, subscribe, LIST-EXTENDED', async () => {
+  const c = await tlsLogin(A);
+  try {
+    assert.match((await c.cmd('CREATE Projects/2026')).tagged, /OK/);
+    assert.match((await c.cmd('CREATE Projects')).tagged, /NO \[ALREADYEXISTS\]/);
+    assert.match((await c.cmd('RENAME Projects Work')).tagged, /OK/);
+    const l = await c.cmd('LIST "" "Work*"');
+    assert.deepEqual(l.lines, ['* LIST (\\HasChildren) "/" "Work"', '* LIST (\\HasNoChildren) "/" "Work/2026"']);
+    const pct = await c.cmd('LIST "" "%"');
+    assert.ok(pct.lines.includes('* LIST (\\HasChildren) "/" "Work"'));
+    assert.ok(!pct.lines.some((x) => x.includes('Work/2026')));
+    assert.match((await c.cmd('UNSUBSCRIBE Work/2026')).tagged, /OK/);
+    const sub = await c.cmd('LIST (SUBSCRIBED) "" "Work*" RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))');
+    assert.deepEqual(sub.lines, ['* LIST (\\HasChildren \\Subscribed) "/" "Work"', '* STATUS "Work" (MESSAGES 0 UIDNEXT 1)']);
+    const special = await c.cmd('LIST (SPECIAL-USE) "" "*"');
+    assert.deepEqual(
+      special.lines.map((x) => x.split(' ').pop()),
+      ['"Archive"', '"Drafts"', '"Junk"', '"Sent"', '"Trash"'],
+    );
+    // RFC 9051 §6.3.6: renaming INBOX moves its messages and leaves INBOX empty.
+    await c.append('INBOX', simpleMessage('old inbox mail'));
+    const before = await c.cmd('STATUS INBOX (MESSAGES)');
+    const n = Number(/MESSAGES (\d+)/.exec(before.lines[0]!)![1]);
+    assert.match((await c.cmd('RENAME INBOX "Old Inbox"')).tagged, /OK/);
+    assert.match((await c.cmd('STATUS INBOX (MESSAGES)')).lines[0]!, /MESSAGES 0\)/);
+    assert.match((await c.cmd('STATUS "Old Inbox" (MESSAGES)')).lines[0]!, new RegExp(`MESSAGES ${n}\\)`));
+    assert.match((await c.cmd('DELETE Work/2026')).tagged, /OK/);
+    assert.match((await c.cmd('DELETE INBOX')).tagged, /NO/);
+    // Non-ASCII names: modified UTF-7 for IMAP4rev1 clients, UTF-8 after ENABLE UTF8=ACCEPT.
+    assert.match((await c.cmd('CREATE "Entw&APw-rfe"')).tagged, /OK/);
+    assert.deepEqual((await c.cmd('LIST "" "Entw*"')).lines, ['* LIST (\\HasNoChildren) "/" "Entw&APw-rfe"']);
+    await c.cmd('ENABLE UTF8=ACCEPT');
+    assert.deepEqual((await c.cmd('LIST "" "Entw*"')).lines, ['* LIST (\\HasNoChildren) "/" "Entwürfe"']);
+  } finally {
+    c.close();
+  }
+});
+
+test('commands in the wrong state are refused and change nothing', async () => {
+  const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
+  try {
+    assert.match((await c.cmd('SELECT INBOX')).tagged, /BAD .*Log in first/);
+    assert.match((await c.cmd('FETCH 1 FLAGS')).tagged, /BAD/);
+    await c.login(A, `"${PW}"`);
+    assert.match((await c.cmd('FETCH 1 FLAGS')).tagged, /BAD .*Select a mailbox first/);
+    assert.match((await c.cmd('LOGIN a b')).tagged, /BAD/);
+    const id = await c.cmd('ID ("name" "test-suite" "version" "1.0")');
+    assert.match(id.lines[0]!, /^\* ID \("name" "Pillarbox"/);
+    assert.match((await c.cmd('LOGOUT')).lines[0]!, /^\* BYE/);
+  } finally {
+    c.close();
+  }
+});

@@ -1,0 +1,83 @@
+// Issue #2: `pillarbox serve` starts every listener, writes the ports file once ready, makes a
+// self-signed certificate for its hostname, and explains a port it can't bind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { startServer, ROOT } from '../helpers/server.ts';
+import { loadConfig } from '../../src/config/load.ts';
+
+function firstLine(port: number, tls: boolean, ca?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls ? tlsConnect({ host: '127.0.0.1', port, ca: ca ? [ca] : [], servername: 'localhost' }) : netConnect({ host: '127.0.0.1', port });
+    s.setEncoding('utf8');
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d;
+      const i = buf.indexOf('\r\n');
+      if (i >= 0) {
+        s.destroy();
+        resolve(buf.slice(0, i));
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+test('every listener answers on the ports it wrote, TLS with a certificate for the hostname', async () => {
+  const srv = await startServer();
+  try {
+    assert.deepEqual(Object.keys(srv.ports).sort(), ['http', 'imap', 'imaps', 'pop3', 'pop3s', 'smtp', 'submission', 'submissions']);
+    const cert = new X509Certificate(srv.ca);
+    assert.match(cert.subjectAltName ?? '', /DNS:localhost/);
+    assert.match(cert.subjectAltName ?? '', /IP Address:127\.0\.0\.1/);
+    assert.match(await firstLine(srv.ports.smtp, false), /^220 localhost/);
+    assert.match(await firstLine(srv.ports.submission, false), /^220 /);
+    assert.match(await firstLine(srv.ports.submissions, true, srv.ca), /^220 /);
+    assert.match(await firstLine(srv.ports.imap, false), /^\* OK/);
+    assert.match(await firstLine(srv.ports.imaps, true, srv.ca), /^\* OK/);
+    assert.match(await firstLine(srv.ports.pop3, false), /^\+OK/);
+    assert.match(await firstLine(srv.ports.pop3s, true, srv.ca), /^\+OK/);
+    const res = await fetch(`http://127.0.0.1:${srv.ports.http}/healthz`);
+    assert.equal(res.status, 200);
+    assert.match(srv.output(), /No domain yet\. Add your first domain and user/);
+  } finally {
+    await srv.stop();
+  }
+});
+
+test('config precedence: file < environment < flags', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-cfg-'));
+  try {
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ hostname: 'file.example', ports: { imap: 1143, pop3: 1110 }, limits: { maxRecipients: 7 } }));
+    const c = loadConfig({ data: dir, 'pop3-port': '2110' }, { PILLARBOX_IMAP_PORT: '3143', PILLARBOX_POP3_PORT: '4110' });
+    assert.equal(c.hostname, 'file.example');
+    assert.equal(c.ports.imap, 3143);
+    assert.equal(c.ports.pop3, 2110);
+    assert.equal(c.ports.smtp, 25);
+    assert.equal(c.limits.maxRecipients, 7);
+    assert.throws(() => loadConfig({ data: dir, 'imap-port': '99999' }, {}), /not a port number/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an unprivileged user gets a clear message for a port below 1024', { skip: process.getuid?.() !== 0 ? 'needs root to switch to nobody' : false }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-lowport-'));
+  chmodSync(dir, 0o777);
+  try {
+    const r = spawnSync('runuser', ['-u', 'nobody', '--', join(ROOT, 'bin/pillarbox'), 'serve', '--data', join(dir, 'd'), '--host', '127.0.0.1', '--hostname', 'localhost', '--smtp-port', '0', '--submission-port', '0', '--submissions-port', '0', '--imap-port', '143'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /cannot bind port 143 for imap: ports below 1024 need root.*--imap-port PORT/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
