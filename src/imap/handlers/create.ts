@@ -25,7 +25,7 @@ export const create: Handler<'CREATE'> = async (s, _tag, cmd) => {
     const parent = parts.slice(0, i).join('/');
     if (!(await s.deps.store.getMailbox(accountId, parent))) {
       try {
-        await s.deps.store.createMailbox(accountId, parent, { subscribed: false, origin: s.origin });
+        await s.deps.store.createMailbox(accountId, parent, { subscribed: true, origin: s.origin });
       } catch (err) {
         if (!(err instanceof StoreError && err.code === 'exists')) throw err;
       }

@@ -985,9 +985,9 @@ class PostgresStore implements Store {
     const removed = del.rows.map((r: Row) => r.uid as number);
     const modseq = del.rows[0].modseq as number;
     if (accountUsage) {
-      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
       const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
       await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [mb.account_id, bytes, removed.length]);
+      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
     }
     tx.changes.push({ kind: 'messages-expunged', accountId: mb.account_id, mailboxId: mb.id, uids: removed, modseq });
     return removed;
@@ -1020,6 +1020,9 @@ class PostgresStore implements Store {
       : [];
     if (rows.length === 0) return { mapping: [], uidValidity: dst.uid_validity };
     if (!(move && src.account_id === dst.account_id)) {
+      // A copy adds usage to the destination account: all of it fits or nothing is copied.
+      const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
+      if (!(await this.#reserve(c, dst.account_id, bytes, rows.length))) throw new StoreError('quota', 'quota exceeded');
       // The source rows are locked (their mailbox is), so each blob has refcount >= 1 and stays.
       const ids = [...new Set(rows.map((r) => r.blob_id as string))].sort();
       const counts = new Map<string, number>();
@@ -1028,9 +1031,6 @@ class PostgresStore implements Store {
       await c.query('UPDATE blobs b SET refcount = b.refcount + u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id', [
         JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) }))),
       ]);
-      // A copy adds usage to the destination account: all of it fits or nothing is copied.
-      const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
-      if (!(await this.#reserve(c, dst.account_id, bytes, rows.length))) throw new StoreError('quota', 'quota exceeded');
     }
     const added = await this.#insertNew(
       c,

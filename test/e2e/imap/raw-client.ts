@@ -69,6 +69,11 @@ export class RawImap {
 
   /** One response line including any literals (returned without the final CRLF). */
   async readLine(timeoutMs = 5000): Promise<string> {
+    return (await this.readRaw(timeoutMs)).toString('utf8');
+  }
+
+  /** One response line with its literals, as bytes (without the final CRLF). */
+  async readRaw(timeoutMs = 5000): Promise<Buffer> {
     const deadline = Date.now() + timeoutMs;
     let pos = 0;
     for (;;) {
@@ -82,7 +87,7 @@ export class RawImap {
             continue;
           }
         } else {
-          const line = this.buf.subarray(0, nl).toString('utf8');
+          const line = Buffer.from(this.buf.subarray(0, nl));
           this.buf = this.buf.subarray(nl + 2);
           return line;
         }
@@ -91,7 +96,7 @@ export class RawImap {
       if (left <= 0 || !(await this.#more(left))) {
         if (this.closed && this.buf.length === 0) throw new Error('connection closed');
         if (this.closed) {
-          const rest = this.buf.toString('utf8');
+          const rest = this.buf;
           this.buf = Buffer.alloc(0);
           return rest;
         }
@@ -117,9 +122,12 @@ export class RawImap {
 
   async until(tag: string, timeoutMs = 5000): Promise<Response> {
     const lines: string[] = [];
+    const raws: Buffer[] = [];
     for (;;) {
-      const line = await this.readLine(timeoutMs);
-      if (line.startsWith(tag + ' ')) return { lines, tagged: line, raw: Buffer.from(lines.concat(line).join('\r\n')) };
+      const rawLine = await this.readRaw(timeoutMs);
+      const line = rawLine.toString('utf8');
+      raws.push(rawLine, Buffer.from('\r\n'));
+      if (line.startsWith(tag + ' ')) return { lines, tagged: line, raw: Buffer.concat(raws) };
       lines.push(line);
     }
   }
@@ -140,6 +148,16 @@ export class RawImap {
     }
     this.write(Buffer.concat([body, Buffer.from('\r\n')]));
     return this.until(tag, 15000);
+  }
+
+  /** The literal that follows `key` (e.g. "BODY[2]<0>") in raw response bytes. */
+  static literalAfter(raw: Buffer, key: string): Buffer | null {
+    const i = raw.indexOf(key + ' ');
+    if (i < 0) return null;
+    const m = /^~?\{(\d+)\}\r\n/.exec(raw.subarray(i + key.length + 1, i + key.length + 40).toString('latin1'));
+    if (!m) return null;
+    const start = i + key.length + 1 + m[0].length;
+    return raw.subarray(start, start + Number(m[1]));
   }
 
   async startTls(ca: string): Promise<void> {

@@ -78,6 +78,9 @@ test('bad input gets BAD/NO and the session keeps working', async () => {
     assert.match((await c.cmd('FETCH 1 (FLAGS))')).tagged, /^t\d+ BAD/);
     assert.match((await c.cmd('SELECT "no such box"')).tagged, /^t\d+ NO \[NONEXISTENT\]/);
     assert.match((await c.cmd('LOGIN x y')).tagged, /^t\d+ BAD/);
+    // RFC 9051 §6.3.2: the failed SELECT left no mailbox selected.
+    assert.match((await c.cmd('FETCH 1 (FLAGS)')).tagged, /^t\d+ BAD/);
+    assert.match((await c.cmd('SELECT INBOX')).tagged, /OK/);
 
     // A synchronizing literal over APPENDLIMIT: NO [TOOBIG] before any data is sent.
     const tag = c.nextTag();

@@ -3,7 +3,7 @@
 // the messages that were delivered.
 
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
@@ -139,6 +139,11 @@ export async function runGetmail(
       '',
     ].join('\n'),
   );
+  // getmail names its UIDL memory oldmail-HOST-PORT-USER; a restarted test server has new ports,
+  // so carry the memory over as a user's getmail would keep it for a fixed port.
+  const want = `oldmail-localhost-${ep.pop3s}-${o.user}`;
+  const prev = readdirSync(o.workDir).find((f) => f.startsWith('oldmail-localhost-') && f.endsWith(`-${o.user}`) && f !== want);
+  if (prev && !existsSync(join(o.workDir, want))) copyFileSync(join(o.workDir, prev), join(o.workDir, want));
   const before = readdirSync(o.outDir).length;
   await run('getmail', ['--getmaildir', o.workDir, '--rcfile', 'getmailrc']);
   return readdirSync(o.outDir).length - before;
