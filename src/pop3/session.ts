@@ -15,6 +15,7 @@ import type { Change } from '../store/bus.ts';
 import { COMMAND_STATES, LineSplitter, decodeSaslPlain, parseCommand, parseNumber } from '../protocol/pop3/commands.ts';
 import type { LineEvent, Pop3Command } from '../protocol/pop3/commands.ts';
 import { DotStuffEncoder, TopFilter, continuationLine, errLine, multiLine, okLine } from '../protocol/pop3/responses.ts';
+import { isPopHidden, popExtension, type PopStoreExtension } from './store-ext.ts';
 
 /** Keyword that hides a message from later (non-recent) POP sessions once POP deleted it under `keep`. */
 export const POP_DELETED_KEYWORD = '$POPDeleted';
@@ -27,13 +28,20 @@ const MAX_AUTH_FAILURES = 5;
 /** Lines queued (pipelined) before the socket is paused. */
 const QUEUE_HIGH = 64;
 const QUEUE_LOW = 16;
+/** Bytes of unsent output after which command processing waits for the client to read. */
+const OUTPUT_HIGH = 256 * 1024;
 
 type State = 'authorization' | 'transaction' | 'update' | 'closed';
 
 interface SnapMessage {
   /** Message number, 1-based (RFC 1939 §4). */
   num: number;
+  /** RFC 1939 §7 unique-id: `<uidValidity>.<uid>` of INBOX, stable for the message's life. */
+  uidl: string;
   uid: number;
+  /** Not in INBOX any more: a POP-removed message the store retains for recent mode. */
+  retained: boolean;
+  savedAt: number;
   size: number;
   blobId: string;
   deleted: boolean;
@@ -62,6 +70,7 @@ export class Pop3Session {
   readonly id: string;
   readonly #deps: ServerDeps;
   readonly #store: Store;
+  readonly #ext: PopStoreExtension | null;
   #socket: Socket | TLSSocket;
   #tls: boolean;
   readonly #remote: string;
@@ -86,6 +95,7 @@ export class Pop3Session {
     this.id = id;
     this.#deps = deps;
     this.#store = deps.store;
+    this.#ext = popExtension(deps.store);
     this.#socket = socket;
     this.#tls = info.implicitTls;
     this.#remote = socket.remoteAddress ?? '';
@@ -205,6 +215,8 @@ export class Pop3Session {
           this.#deps.log.error('pop3.command-failed', { session: this.id, error: err });
           if (!this.#isClosed()) this.#send(errLine('Internal server error; please try again', 'SYS/TEMP'));
         }
+        // Output backpressure: a client that pipelines without reading must not grow our buffers.
+        if (this.#socket.writableLength > OUTPUT_HIGH && !(await this.#write(''))) break;
         if (this.#queue.length <= QUEUE_LOW && !this.#isClosed() && this.#socket.isPaused()) this.#socket.resume();
         if (this.#shuttingDown && !this.#isClosed()) {
           this.#send(errLine('Server shutting down; no changes were made', 'SYS/TEMP'));
@@ -408,7 +420,8 @@ export class Pop3Session {
     if (!res.ok) {
       this.#authFailures++;
       this.#deps.log.info('pop3.login-failed', { session: this.id, user: name, remote: this.#remote, reason: res.reason });
-      if (res.reason === 'throttled') this.#send(errLine(res.message || 'Too many failed logins; try again later', 'LOGIN-DELAY'));
+      // RFC 3206 §4: SYS/TEMP, a condition that goes away by itself; the client should retry later.
+      if (res.reason === 'throttled') this.#send(errLine(res.message || 'Too many failed logins; try again later', 'SYS/TEMP'));
       else if (res.reason === 'disabled') this.#send(errLine(res.message || 'This account is disabled', 'AUTH'));
       else this.#send(errLine('Authentication failed: wrong user name or password', 'AUTH'));
       if (this.#authFailures >= MAX_AUTH_FAILURES) {
@@ -457,22 +470,37 @@ export class Pop3Session {
       const now = Date.now();
       let since = settings.showSince ?? -Infinity;
       if (recent) since = Math.max(since, now - RECENT_DAYS * DAY_MS);
-      this.#messages = [];
+      const snap: SnapMessage[] = [];
       this.#byUid.clear();
+      const make = (uidValidity: number, m: { uid: number; size: number; blobId: string; savedAt: number }, retained: boolean): SnapMessage => ({
+        num: 0,
+        uidl: `${uidValidity}.${m.uid}`,
+        uid: m.uid,
+        retained,
+        savedAt: m.savedAt,
+        size: m.size,
+        blobId: m.blobId,
+        deleted: false,
+        gone: false,
+        retrieved: false,
+      });
       for (const m of list) {
         if (!this.#visible(m, since, recent)) continue;
-        const sm: SnapMessage = {
-          num: this.#messages.length + 1,
-          uid: m.uid,
-          size: m.size,
-          blobId: m.blobId,
-          deleted: false,
-          gone: false,
-          retrieved: false,
-        };
-        this.#messages.push(sm);
+        const sm = make(inbox.uidValidity, m, false);
+        snap.push(sm);
         this.#byUid.set(m.uid, sm);
       }
+      if (recent && this.#ext) {
+        // Recent mode also shows what other POP sessions removed from INBOX in the window.
+        const present = new Set(snap.map((m) => m.uidl));
+        for (const r of await this.#ext.popRetained(inbox.id, since)) {
+          const sm = make(r.uidValidity, r, true);
+          if (!present.has(sm.uidl)) snap.push(sm);
+        }
+        snap.sort((a, b) => a.savedAt - b.savedAt || (a.retained === b.retained ? a.uid - b.uid : a.retained ? -1 : 1));
+      }
+      snap.forEach((m, i) => (m.num = i + 1));
+      this.#messages = snap;
     } catch (err) {
       release?.();
       this.#login?.unsubscribe();
@@ -495,7 +523,7 @@ export class Pop3Session {
   /** What POP shows: INBOX since `since`; hidden: what a POP client deleted under `keep` (except in recent mode). */
   #visible(m: MessageSummary, since: number, recent: boolean): boolean {
     if (m.savedAt < since) return false;
-    if (!recent && m.keywords.some((k) => k.toLowerCase() === POP_DELETED_KEYWORD.toLowerCase())) return false;
+    if (!recent && (isPopHidden(m) || m.keywords.some((k) => k.toLowerCase() === POP_DELETED_KEYWORD.toLowerCase()))) return false;
     return true;
   }
 
@@ -580,7 +608,7 @@ export class Pop3Session {
 
   /** RFC 1939 §7: unique-id, 1–70 chars in 0x21–0x7E, stable for the message's life. */
   #uidOf(m: SnapMessage): string {
-    return `${this.#login!.inbox.uidValidity}.${m.uid}`;
+    return m.uidl;
   }
 
   #uidl(cmd: Pop3Command): void {
@@ -631,7 +659,7 @@ export class Pop3Session {
    */
   async #sendMessage(m: SnapMessage, top: TopFilter | null, okText: string): Promise<boolean> {
     const login = this.#login!;
-    const still = await this.#store.getMessages(login.inbox.id, [m.uid]);
+    const still = m.retained ? [m] : await this.#store.getMessages(login.inbox.id, [m.uid]);
     if (still.length === 0) {
       m.gone = true;
       this.#send(errLine(`Message ${m.num} was removed by another client during this session`));
@@ -704,8 +732,9 @@ export class Pop3Session {
     const login = this.#login!;
     const origin = `pop3:${this.id}`;
     const inboxId = login.inbox.id;
-    const deleted = this.#messages.filter((m) => m.deleted && !m.gone).map((m) => m.uid);
-    const retrieved = this.#messages.filter((m) => m.retrieved && !m.gone).map((m) => m.uid);
+    const inInbox = (m: SnapMessage) => !m.gone && !m.retained;
+    const deleted = this.#messages.filter((m) => m.deleted && inInbox(m)).map((m) => m.uid);
+    const retrieved = this.#messages.filter((m) => m.retrieved && inInbox(m)).map((m) => m.uid);
     const deletedSet = new Set(deleted);
     const action = login.deleteAction;
 
@@ -718,6 +747,7 @@ export class Pop3Session {
       this.#logUpdate('recent', 0, retrieved.length);
       return `Bye; recent mode deletes nothing (${deleted.length} marked message${deleted.length === 1 ? '' : 's'} left in place)`;
     }
+    if (this.#ext) return this.#updateInOneCall(this.#ext, login, deleted, retrieved);
     if (action === 'keep') {
       if (seenOnly.length) await this.#store.storeFlags(inboxId, seenOnly, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin });
       // keep: leave it, marked \Seen, and hidden from later POP sessions (not from IMAP).
@@ -743,6 +773,26 @@ export class Pop3Session {
     const res = await this.#store.moveMessages(inboxId, deleted, dst.id, { origin });
     this.#logUpdate(action, res.mapping.length, retrieved.length);
     return `Bye; ${res.mapping.length} message${res.mapping.length === 1 ? '' : 's'} moved to ${dst.name}`;
+  }
+
+  /** With the store's POP extension: the whole UPDATE in one transaction, retaining removed mail for recent mode. */
+  async #updateInOneCall(ext: PopStoreExtension, login: Login, deleted: number[], retrieved: number[]): Promise<string> {
+    const action = login.deleteAction;
+    const deletedSet = new Set(deleted);
+    // Expunged messages need no \Seen; moved ones keep their flags, so they get it first.
+    const seen = !login.markSeen ? [] : action === 'expunge' ? retrieved.filter((u) => !deletedSet.has(u)) : retrieved;
+    const res = await ext.popUpdate(
+      login.inbox.id,
+      { seen, remove: deleted, action, retainSince: action === 'keep' ? null : Date.now() - RECENT_DAYS * DAY_MS },
+      { origin: `pop3:${this.id}` },
+    );
+    const count = action === 'keep' ? deleted.length : res.removed.length;
+    this.#logUpdate(action, count, retrieved.length);
+    const s = count === 1 ? '' : 's';
+    if (action === 'keep') return `Bye; ${count} message${s} kept on the server and hidden from POP`;
+    if (count === 0) return 'Bye; no messages deleted';
+    if (action === 'expunge') return `Bye; ${count} message${s} deleted`;
+    return `Bye; ${count} message${s} moved to ${res.mailbox?.name ?? (action === 'trash' ? 'Trash' : 'Archive')}`;
   }
 
   /** The account's \Trash or \Archive mailbox; created (as Trash/Archive) if the user removed it. */

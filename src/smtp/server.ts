@@ -39,7 +39,7 @@ import type { ConnectionInfo, ProtocolServer, ServerDeps, TlsProvider } from '..
 import type { Account, NewMessage, StagedBlob } from '../store/store.ts';
 import { addressKey, isLoopback } from '../protocol/smtp/address.ts';
 import { formatReceived, formatReturnPath, ReceivedCounter } from '../protocol/smtp/trace.ts';
-import { Resolver, type LocalTarget } from './resolve.ts';
+import { Resolver, type LocalTarget, type Resolution } from './resolve.ts';
 import { KeyedLocks } from './locks.ts';
 import { createMetaSink } from './meta.ts';
 import type { MessageMeta } from '../protocol/mime/types.ts';
@@ -257,9 +257,22 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
       const st = state(session);
       run(callback, async () => {
         let rcpt = address.address;
-        // RFC 5321 §4.1.1.3: the domainless "postmaster" must be accepted.
-        if (rcpt.toLowerCase() === 'postmaster') rcpt = `postmaster@${config.hostname}`;
-        const res = await resolver.resolve(rcpt);
+        let res: Resolution;
+        if (rcpt.toLowerCase() === 'postmaster') {
+          // RFC 5321 §4.1.1.3: the domainless "postmaster" must be accepted: the postmaster of our
+          // hostname's domain, else of the first hosted domain that has one.
+          rcpt = `postmaster@${config.hostname}`;
+          res = await resolver.resolve(rcpt);
+          for (const d of res.kind === 'local' ? [] : await store.listDomains()) {
+            const r = await resolver.resolve(`postmaster@${d.name}`);
+            if (r.kind === 'local') {
+              [rcpt, res] = [`postmaster@${d.name}`, r];
+              break;
+            }
+          }
+        } else {
+          res = await resolver.resolve(rcpt);
+        }
         if (res.kind === 'not-hosted') {
           if (!account(session)) throw new SmtpError(554, `5.7.1 <${rcpt}>: Relay access denied`);
           // Authenticated mail to another domain waits for the outbound queue (a later issue).

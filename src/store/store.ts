@@ -4,7 +4,9 @@
 //
 // Rules every implementation keeps (tested by test/store/conformance.test.ts):
 // - A body is durable (written and fsync'd) before any metadata that references it commits.
-// - Every mutation publishes its Changes on `store.bus` after commit, in commit order.
+// - Every mutation publishes its Changes on `store.bus` after commit, in commit order, and its
+//   promise resolves only after that (a listener can already read what the change describes).
+// - Mailbox creation does not create missing parents: the IMAP layer does (RFC 9051 §6.3.4).
 // - UIDs and MODSEQs of a mailbox strictly increase; UIDVALIDITY never repeats for a name.
 // - Account quota usage (`usedBytes`) is exact under concurrency and never exceeds the quota
 //   through a delivery, append or copy (quota 0 = unlimited).
@@ -162,6 +164,7 @@ export interface NewMessage {
 export type DeliveryResult =
   | { ok: true; accountId: number; mailboxId: number; uid: number; modseq: number }
   | { ok: false; reason: 'quota'; accountId: number; mailboxId: number }
+  /** accountId is 0: the mailbox no longer exists. */
   | { ok: false; reason: 'no-mailbox'; accountId: number; mailboxId: number };
 
 export type FlagOp = 'add' | 'remove' | 'set';
@@ -197,7 +200,6 @@ export class StoreError extends Error {
       | 'not-found'
       | 'quota'
       | 'invalid'
-      | 'has-children'
       | 'inbox'
       | 'noperm',
     message: string,
@@ -251,7 +253,7 @@ export interface Store {
    * messages into a new mailbox with the new name and leaves INBOX empty.
    */
   renameMailbox(accountId: number, oldName: string, newName: string, opts?: WriteOptions): Promise<void>;
-  /** Deletes the mailbox and its messages. INBOX cannot be deleted ('inbox'). */
+  /** Deletes the mailbox and its messages; its children are kept. INBOX cannot be deleted ('inbox'). */
   deleteMailbox(accountId: number, name: string, opts?: WriteOptions): Promise<void>;
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
@@ -266,7 +268,9 @@ export interface Store {
 
   /**
    * Writes a body durably (streamed; never whole in memory for the file store) and pins it until
-   * release(). Nothing references it yet. `maxBytes` aborts with StoreError 'invalid' past it.
+   * release(). Nothing references it yet, but readBlob/streamBlob already work on it. Input past
+   * `maxBytes` is still read to its end (so the peer's protocol stays in step), then refused with
+   * StoreError 'invalid'. Callers pass their configured limit (PostgreSQL buffers up to it).
    */
   stageBlob(input: Readable | Buffer, opts?: { maxBytes?: number }): Promise<StagedBlob>;
   /** Reads bytes [start, end) of a blob (whole blob by default). */

@@ -3,16 +3,10 @@
 // filtering, transfer decoding, and text extraction for SEARCH BODY/TEXT.
 import type { MessageMeta, MimeNode } from '../mime/types.ts';
 import { decodeCharset } from '../mime/headers.ts';
+// The command parser's SectionSpec ({ part: number[]; text: SectionText | null; fields: string[] }).
+import type { SectionSpec, SectionText } from './types.ts';
 
-export type SectionText = 'HEADER' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT' | 'TEXT' | 'MIME';
-
-export interface SectionSpec {
-  /** Part numbers, [] for the whole message. */
-  part: number[];
-  text: SectionText | null;
-  /** Field names for HEADER.FIELDS(.NOT), as given (matching is case-insensitive). */
-  fields: string[];
-}
+export type { SectionSpec, SectionText };
 
 /** Canonical text of a section spec, as echoed in the FETCH response: `1.2.HEADER.FIELDS (FROM TO)`. */
 export function formatSection(s: SectionSpec): string {

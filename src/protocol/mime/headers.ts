@@ -1,6 +1,7 @@
 // Header-field parsing and decoding: RFC 5322 fields and addresses, RFC 2045 Content-Type,
 // RFC 2183 Content-Disposition, RFC 2231 parameter continuations/charsets, RFC 2047 encoded words.
 // Everything here is lenient: malformed input yields a best-effort value, never an exception.
+import { isAscii, isUtf8 } from 'node:buffer';
 import libmime from 'libmime';
 import iconv from 'iconv-lite';
 import type { EnvelopeAddress } from './types.ts';
@@ -12,18 +13,11 @@ export interface HeaderField {
   value: Buffer;
 }
 
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
-
 /** Raw header bytes as a string: UTF-8 when valid (RFC 6532), else Latin-1 so no byte is lost. */
 export function bytesToString(b: Buffer): string {
-  let ascii = true;
-  for (let i = 0; i < b.length; i++) if (b[i]! > 0x7f) { ascii = false; break; }
-  if (ascii) return b.toString('latin1');
-  try {
-    return utf8Decoder.decode(b);
-  } catch {
-    return b.toString('latin1');
-  }
+  if (b.length === 0) return '';
+  if (isAscii(b)) return b.toString('latin1');
+  return isUtf8(b) ? b.toString('utf8') : b.toString('latin1');
 }
 
 /**
@@ -60,7 +54,13 @@ export function parseHeaderBlock(block: Buffer): HeaderField[] {
 
 /** Unfolds a raw value (RFC 5322 §2.2.3: remove CRLF before WSP) and trims surrounding whitespace. */
 export function unfoldValue(value: Buffer): string {
-  return bytesToString(value).replace(/\r?\n/g, '').replace(/^[ \t]+|[ \t]+$/g, '');
+  const s = bytesToString(value);
+  const folded = value.includes(10);
+  const unfolded = folded ? s.replace(/\r?\n/g, '') : s;
+  const first = unfolded.charCodeAt(0);
+  const last = unfolded.charCodeAt(unfolded.length - 1);
+  if (first === 32 || first === 9 || last === 32 || last === 9) return unfolded.replace(/^[ \t]+|[ \t]+$/g, '');
+  return unfolded;
 }
 
 /** Converts bytes in `charset` to a string; unknown charsets fall back to UTF-8/Latin-1. */
@@ -69,6 +69,8 @@ export function decodeCharset(buf: Buffer, charset: string | null | undefined): 
   if (cs === '' || cs === 'us-ascii' || cs === 'ascii' || cs === 'utf-8' || cs === 'utf8') return bytesToString(buf);
   try {
     if (iconv.encodingExists(cs)) return iconv.decode(buf, cs);
+    // iconv-lite lacks ISO-2022-JP and friends; libmime's charset layer has them.
+    if (/^(jis|iso-?2022-?jp|euc-?jp)/.test(cs)) return libmime.decodeWord(cs, 'B', buf.toString('base64'));
   } catch {
     /* fall through */
   }
@@ -95,29 +97,47 @@ type Tok =
   | { t: 'dlit'; v: string; ws: boolean }
   | { t: 'sp'; v: string; ws: boolean };
 
-const SPECIALS = '()<>[]:;@\\,."';
+function specialTable(chars: string): Uint8Array {
+  const t = new Uint8Array(128);
+  for (const c of chars) t[c.charCodeAt(0)] = 1;
+  for (const c of ' \t\r\n') t[c.charCodeAt(0)] = 2;
+  return t;
+}
+/** RFC 5322 §3.2.3 specials (plus whitespace). */
+const RFC5322 = specialTable('()<>[]:;@\\,."');
+/** RFC 2045 §5.1 tspecials (plus whitespace). */
+const TSPECIALS = specialTable('()<>@,;:\\"/[]?=');
 
-/** `ws` tells whether whitespace preceded the token. `tspecials` adds RFC 2045 '/', '=', '?'. */
+/** `ws` tells whether whitespace preceded the token. `mime` uses RFC 2045 tspecials. */
 function tokenize(s: string, mime = false): Tok[] {
   const out: Tok[] = [];
   let i = 0;
   const n = s.length;
   let ws = false;
-  const specials = mime ? '()<>@,;:\\"/[]?=' : SPECIALS;
+  const table = mime ? TSPECIALS : RFC5322;
   while (i < n) {
-    const c = s[i]!;
-    if (c === ' ' || c === '\t' || c === '\r' || c === '\n') { ws = true; i++; continue; }
-    if (c === '"') {
+    const code = s.charCodeAt(i);
+    const cls = code < 128 ? table[code]! : 0;
+    if (cls === 2) { ws = true; i++; continue; }
+    if (code === 0x22) {
+      // quoted-string; quoted-pairs unescaped, CR/LF of folding dropped
+      let j = i + 1;
       let v = '';
-      i++;
-      while (i < n && s[i] !== '"') {
-        if (s[i] === '\\' && i + 1 < n) i++;
-        if (s[i] !== '\r' && s[i] !== '\n') v += s[i];
-        i++;
+      let segStart = j;
+      while (j < n && s.charCodeAt(j) !== 0x22) {
+        const d = s.charCodeAt(j);
+        if (d === 0x5c || d === 13 || d === 10) {
+          v += s.slice(segStart, j);
+          if (d === 0x5c && j + 1 < n) { v += s[j + 1]; j += 2; } else j++;
+          segStart = j;
+          continue;
+        }
+        j++;
       }
-      i++;
+      v += s.slice(segStart, j);
       out.push({ t: 'qs', v, ws });
-    } else if (c === '(') {
+      i = j + 1;
+    } else if (code === 0x28) {
       let depth = 1;
       let v = '';
       i++;
@@ -130,17 +150,21 @@ function tokenize(s: string, mime = false): Tok[] {
         i++;
       }
       out.push({ t: 'comment', v, ws });
-    } else if (c === '[' && !mime) {
+    } else if (code === 0x5b && !mime) {
       const e = s.indexOf(']', i);
       const end = e < 0 ? n : e + 1;
       out.push({ t: 'dlit', v: s.slice(i, end), ws });
       i = end;
-    } else if (specials.includes(c)) {
-      out.push({ t: 'sp', v: c, ws });
+    } else if (cls === 1) {
+      out.push({ t: 'sp', v: s[i]!, ws });
       i++;
     } else {
-      let j = i;
-      while (j < n && !specials.includes(s[j]!) && s[j] !== ' ' && s[j] !== '\t' && s[j] !== '\r' && s[j] !== '\n') j++;
+      let j = i + 1;
+      while (j < n) {
+        const c = s.charCodeAt(j);
+        if (c < 128 && table[c] !== 0) break;
+        j++;
+      }
       out.push({ t: 'atom', v: s.slice(i, j), ws });
       i = j;
     }
@@ -287,11 +311,11 @@ function parseMailbox(toks: Tok[]): EnvelopeAddress | null {
   let spec: Tok[];
   let adl: string | null = null;
   if (lt >= 0) {
+    // name-addr: the display name is the phrase; comments are not names here (as Dovecot)
     name = phraseText(toks.slice(0, lt));
     let gt = toks.findIndex((t, i) => i > lt && t.t === 'sp' && t.v === '>');
     if (gt < 0) gt = toks.length;
     spec = toks.slice(lt + 1, gt);
-    if (name === null) name = lastComment(toks.slice(gt + 1)) ?? lastComment(toks.slice(0, lt));
     // RFC 5322 §4.4 obs-route: "@a,@b:" before the addr-spec
     const colon = spec.findIndex((t) => t.t === 'sp' && t.v === ':');
     if (colon >= 0 && spec[0]?.t === 'sp' && spec[0].v === '@') {
@@ -318,9 +342,11 @@ function splitTop(toks: Tok[], sep: string): Tok[][] {
   const out: Tok[][] = [];
   let cur: Tok[] = [];
   let inAngle = false;
-  for (const t of toks) {
+  for (let i = 0; i < toks.length; i++) {
+    const t = toks[i]!;
     if (t.t === 'sp' && t.v === '<') inAngle = true;
     else if (t.t === 'sp' && t.v === '>') inAngle = false;
+    if (inAngle && t.t === 'sp' && t.v === ',' && !(toks[i + 1]?.t === 'sp' && toks[i + 1]!.v === '@')) inAngle = false;
     if (!inAngle && t.t === 'sp' && t.v === sep) { out.push(cur); cur = []; continue; }
     cur.push(t);
   }
@@ -347,6 +373,9 @@ export function parseAddressList(value: string): EnvelopeAddress[] | null {
     const t = toks[i]!;
     if (t.t === 'sp' && t.v === '<') inAngle = true;
     else if (t.t === 'sp' && t.v === '>') inAngle = false;
+    // Inside <...> a comma only belongs to an obs-route ("<@a,@b:x@y>", RFC 5322 §4.4);
+    // any other comma means the '>' is missing: treat it as a separator.
+    if (inAngle && t.t === 'sp' && t.v === ',' && !(toks[i + 1]?.t === 'sp' && toks[i + 1]!.v === '@')) inAngle = false;
     if (!inAngle && t.t === 'sp' && t.v === ',') { flush(); i++; continue; }
     if (!inAngle && t.t === 'sp' && t.v === ':' && !item.some((x) => x.t === 'sp' && (x.v === '@' || x.v === '<'))) {
       // RFC 5322 §3.4 group: display-name ":" [group-list] ";"

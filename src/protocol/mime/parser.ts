@@ -205,6 +205,9 @@ export class MimeParser {
     if (this.done || chunk.length === 0) return;
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     this.run(false);
+    // Keep our own copy of the small unprocessed tail: a view would pin the caller's (possibly
+    // large, possibly reused) chunk.
+    if (this.buf.length) this.buf = Buffer.from(this.buf);
   }
 
   end(): MessageMeta {
@@ -234,6 +237,17 @@ export class MimeParser {
     let i = part.indexOf(10);
     while (i !== -1) { c++; i = part.indexOf(10, i + 1); }
     this.nl += c;
+    if (n >= 2) { this.prev2 = b[n - 2]!; this.prev1 = b[n - 1]!; }
+    else { this.prev2 = this.prev1; this.prev1 = b[0]!; }
+    this.pos += n;
+    this.buf = b.subarray(n);
+  }
+
+  /** consume() when the number of LFs in the first n bytes is known. */
+  private consumeKnown(n: number, lfs: number): void {
+    if (n <= 0) return;
+    const b = this.buf;
+    this.nl += lfs;
     if (n >= 2) { this.prev2 = b[n - 2]!; this.prev1 = b[n - 1]!; }
     else { this.prev2 = this.prev1; this.prev1 = b[0]!; }
     this.pos += n;
@@ -318,34 +332,42 @@ export class MimeParser {
   /** Processes header lines; returns false when it needs more data. */
   private headerStep(final: boolean): boolean {
     const top = this.stack[this.stack.length - 1]!;
+    const b = this.buf;
+    // Complete header lines [0, j) are kept and consumed in one go (one copy, one LF count).
+    let j = 0;
+    let lines = 0;
+    const flush = () => {
+      if (j === 0) return;
+      this.keepHeader(top, b.subarray(0, j));
+      this.consumeKnown(j, lines);
+    };
     for (;;) {
-      const b = this.buf;
-      if (b.length === 0) return false;
+      if (j === b.length) { flush(); return false; }
       if (!this.longLine) {
-        const m = this.matchBoundary(0, final);
-        if (m === 'more') return false;
-        if (m) { this.onBoundary(m.k, m.close); return true; }
+        const m = this.matchBoundary(j, final);
+        if (m === 'more') { flush(); return false; }
+        if (m) { flush(); this.onBoundary(m.k, m.close); return true; }
       }
-      const nlIdx = b.indexOf(10);
+      const nlIdx = b.indexOf(10, j);
       if (nlIdx < 0) {
-        if (!final && b.length < LONG_LINE) return false;
+        if (!final && b.length - j < LONG_LINE) { flush(); return false; }
         // partial long line (or last line at EOF without LF)
-        this.keepHeader(top, b);
-        this.consume(b.length);
+        flush();
+        this.keepHeader(top, this.buf);
+        this.consumeKnown(this.buf.length, 0);
         this.longLine = true;
         if (final) return false;
-        continue;
+        return true;
       }
-      const isBlank = !this.longLine && (nlIdx === 0 || (nlIdx === 1 && b[0] === 13));
+      const isBlank = !this.longLine && (nlIdx === j || (nlIdx === j + 1 && b[j] === 13));
+      j = nlIdx + 1;
+      lines++;
+      this.longLine = false;
       if (isBlank) {
-        this.keepHeader(top, b.subarray(0, nlIdx + 1));
-        this.consume(nlIdx + 1);
+        flush();
         this.endHeader(top, this.pos);
         return true;
       }
-      this.keepHeader(top, b.subarray(0, nlIdx + 1));
-      this.consume(nlIdx + 1);
-      this.longLine = false;
     }
   }
 

@@ -12,6 +12,8 @@
 // row lock makes the check-and-add atomic, so usage is exact and never passes the quota.
 // Blobs: `INSERT … ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + n` in the delivery
 // transaction; decremented on expunge and deleted at 0 in the same transaction.
+// Delivery and APPEND run those steps inside one server-side function (pb_deliver, migration 2),
+// so a busy mailbox stays locked for one statement plus COMMIT.
 //
 // Changes are published on the bus after COMMIT, in commit order: each transaction takes a ticket
 // just before sending COMMIT and tickets are published strictly in order, so two commits that
@@ -381,7 +383,6 @@ class PostgresStore implements Store {
       const d = await c.query('SELECT name FROM domains WHERE name = $1 FOR UPDATE', [domain]);
       if (d.rowCount === 0) throw new StoreError('not-found', `unknown domain ${domain}`);
       if ((await c.query('SELECT 1 FROM accounts WHERE address = $1', [address])).rowCount) throw new StoreError('exists', `account ${address} already exists`);
-      if ((await c.query('SELECT 1 FROM aliases WHERE address = $1', [address])).rowCount) throw new StoreError('exists', `${address} is already an alias`);
       const r = await c.query('INSERT INTO accounts (address, domain, password_hash, quota, settings) VALUES ($1, $2, $3, $4, $5) RETURNING *', [
         address,
         domain,
@@ -448,7 +449,6 @@ class PostgresStore implements Store {
     return this.#tx(undefined, async ({ c }) => {
       const d = await c.query('SELECT name FROM domains WHERE name = $1 FOR UPDATE', [domain]);
       if (d.rowCount === 0) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if ((await c.query('SELECT 1 FROM accounts WHERE address = $1', [a])).rowCount) throw new StoreError('exists', `${a} is an account`);
       if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
       const r = await c.query(
         `INSERT INTO aliases (address, domain, targets) VALUES ($1, $2, $3::jsonb)
@@ -741,21 +741,6 @@ class PostgresStore implements Store {
     return Readable.from(chunks(), { objectMode: false });
   }
 
-  /** Adds n references to a blob, inserting its bytes if it is new (they must be staged then). */
-  async #refBlob(c: Client, blob: BlobRef, meta: MessageMeta, n: number): Promise<void> {
-    const staged = this.#staged.get(blob.id);
-    if (staged) {
-      await c.query(
-        `INSERT INTO blobs (id, size, refcount, meta, data) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + EXCLUDED.refcount`,
-        [blob.id, staged.data.length, n, JSON.stringify(meta), staged.data],
-      );
-      return;
-    }
-    const r = await c.query('UPDATE blobs SET refcount = refcount + $2 WHERE id = $1', [blob.id, n]);
-    if (r.rowCount === 0) throw new StoreError('not-found', `blob ${blob.id} is neither staged nor stored`);
-  }
-
   /** Drops one reference per entry (ids may repeat); deletes blobs nothing references any more. */
   async #unrefBlobs(c: Client, blobIds: string[]): Promise<void> {
     if (blobIds.length === 0) return;
@@ -838,68 +823,53 @@ class PostgresStore implements Store {
     return r.rows.map((x: Row) => ({ uid: x.uid as number, modseq: x.modseq as number }));
   }
 
+  /** Runs pb_deliver (migration 2): quota, blob reference and message rows in one statement. */
+  async #deliverRows(c: Client, blob: BlobRef, meta: MessageMeta, targets: NewMessage[]): Promise<Row[]> {
+    const staged = this.#staged.get(blob.id);
+    const now = Date.now();
+    const spec = targets.map((t) => ({
+      mailbox_id: t.mailboxId,
+      system_flags: (t.systemFlags ?? 0) & 0x1f,
+      keywords: normalizeKeywords(t.keywords ?? []),
+      internal_date: Math.trunc(t.internalDate ?? now),
+    }));
+    try {
+      const r = await c.query('SELECT * FROM pb_deliver($1, $2, $3, $4, $5::jsonb, $6)', [
+        blob.id,
+        staged ? staged.data.length : blob.size,
+        JSON.stringify(meta),
+        staged ? staged.data : null,
+        JSON.stringify(spec),
+        now,
+      ]);
+      return (r.rows as Row[]).sort((a, b) => a.idx - b.idx);
+    } catch (err) {
+      if (pgCode(err) === 'P0002') throw new StoreError('not-found', `blob ${blob.id} is neither staged nor stored`);
+      throw err;
+    }
+  }
+
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
     if (targets.length === 0) return [];
     return this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      const boxes = await this.#lockMailboxes(c, targets.map((t) => t.mailboxId));
-      const results: DeliveryResult[] = new Array(targets.length);
-      // Quota per target (each on its own), accounts in ascending id order (lock order).
-      const order = targets
-        .map((t, i) => ({ i, mb: boxes.get(t.mailboxId) }))
-        .filter((x) => {
-          if (x.mb) return true;
-          results[x.i] = { ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: targets[x.i]!.mailboxId };
-          return false;
-        })
-        .sort((a, b) => a.mb!.account_id - b.mb!.account_id || a.i - b.i);
-      const accepted: number[] = [];
-      for (const { i, mb } of order) {
-        if (await this.#reserve(c, mb!.account_id, blob.size, 1)) accepted.push(i);
-        else results[i] = { ok: false, reason: 'quota', accountId: mb!.account_id, mailboxId: targets[i]!.mailboxId };
-      }
-      if (accepted.length === 0) return results;
-      await this.#refBlob(c, blob, meta, accepted.length);
-      accepted.sort((a, b) => a - b);
-      const now = Date.now();
-      const added = await this.#insertNew(
-        c,
-        accepted.map((i) => {
-          const t = targets[i]!;
-          return { mailboxId: t.mailboxId, systemFlags: t.systemFlags ?? 0, keywords: t.keywords ?? [], internalDate: t.internalDate ?? now, size: blob.size, blobId: blob.id };
-        }),
-      );
-      accepted.forEach((i, k) => {
-        const mailboxId = targets[i]!.mailboxId;
-        const accountId = boxes.get(mailboxId)!.account_id as number;
-        const { uid, modseq } = added[k]!;
-        results[i] = { ok: true, accountId, mailboxId, uid, modseq };
-        tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid, modseq });
+      const rows = await this.#deliverRows(tx.c, blob, meta, targets);
+      return rows.map((r): DeliveryResult => {
+        if (r.res === 'ok') {
+          tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq });
+          return { ok: true, accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq };
+        }
+        return { ok: false, reason: r.res === 'quota' ? 'quota' : 'no-mailbox', accountId: r.acc, mailboxId: r.mbox };
       });
-      return results;
     });
   }
 
   async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
     return this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      const mb = (await this.#lockMailboxes(c, [target.mailboxId])).get(target.mailboxId);
-      if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
-      if (!(await this.#reserve(c, mb.account_id, blob.size, 1))) throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      await this.#refBlob(c, blob, meta, 1);
-      const [added] = await this.#insertNew(c, [
-        {
-          mailboxId: mb.id,
-          systemFlags: target.systemFlags ?? 0,
-          keywords: target.keywords ?? [],
-          internalDate: target.internalDate ?? Date.now(),
-          size: blob.size,
-          blobId: blob.id,
-        },
-      ]);
-      const { uid, modseq } = added!;
-      tx.changes.push({ kind: 'message-added', accountId: mb.account_id, mailboxId: mb.id, uid, modseq });
-      return { uid, modseq, uidValidity: mb.uid_validity as number };
+      const r = (await this.#deliverRows(tx.c, blob, meta, [target]))[0]!;
+      if (r.res === 'no-mailbox') throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
+      if (r.res === 'quota') throw new StoreError('quota', 'mailbox is full: quota exceeded');
+      tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq });
+      return { uid: r.new_uid, modseq: r.new_modseq, uidValidity: r.uidv };
     });
   }
 

@@ -86,4 +86,71 @@ CREATE TABLE expunged (
 CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
 `,
   },
+  {
+    version: 2,
+    // Delivery in one round trip: the whole locked section runs in the server, so a busy mailbox
+    // is held for one statement plus COMMIT instead of a round trip per step. Same lock order as
+    // the rest of the store: mailboxes (ascending id) → accounts (ascending id) → blob.
+    // p_targets: [{mailbox_id, system_flags, keywords, internal_date}]; p_data NULL = the blob
+    // must already exist (raises P0002). One row per target: res 'ok' | 'quota' | 'no-mailbox'.
+    sql: () => `
+CREATE FUNCTION pb_deliver(p_blob text, p_size bigint, p_meta text, p_data bytea, p_targets jsonb, p_now bigint)
+RETURNS TABLE (idx int, res text, acc bigint, mbox bigint, new_uid bigint, new_modseq bigint, uidv bigint)
+LANGUAGE plpgsql AS $fn$
+#variable_conflict use_column
+DECLARE
+  t record;
+  ok_i int[] := '{}';
+  ok_mb bigint[] := '{}';
+  ok_acc bigint[] := '{}';
+BEGIN
+  PERFORM 1 FROM mailboxes m
+    WHERE m.id IN (SELECT (e->>'mailbox_id')::bigint FROM jsonb_array_elements(p_targets) e)
+    ORDER BY m.id FOR NO KEY UPDATE;
+  FOR t IN
+    SELECT (e.ord - 1)::int AS i, (e.v->>'mailbox_id')::bigint AS mailbox_id, m.account_id
+    FROM jsonb_array_elements(p_targets) WITH ORDINALITY AS e(v, ord)
+    LEFT JOIN mailboxes m ON m.id = (e.v->>'mailbox_id')::bigint
+    ORDER BY m.account_id NULLS FIRST, e.ord
+  LOOP
+    IF t.account_id IS NULL THEN
+      idx := t.i; res := 'no-mailbox'; acc := 0; mbox := t.mailbox_id; new_uid := NULL; new_modseq := NULL; uidv := NULL;
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    UPDATE accounts a SET used_bytes = a.used_bytes + p_size, message_count = a.message_count + 1
+      WHERE a.id = t.account_id AND (a.quota = 0 OR a.used_bytes + p_size <= a.quota);
+    IF FOUND THEN
+      ok_i := ok_i || t.i; ok_mb := ok_mb || t.mailbox_id; ok_acc := ok_acc || t.account_id;
+    ELSE
+      idx := t.i; res := 'quota'; acc := t.account_id; mbox := t.mailbox_id; new_uid := NULL; new_modseq := NULL; uidv := NULL;
+      RETURN NEXT;
+    END IF;
+  END LOOP;
+  IF cardinality(ok_i) = 0 THEN
+    RETURN;
+  END IF;
+  IF p_data IS NOT NULL THEN
+    INSERT INTO blobs (id, size, refcount, meta, data) VALUES (p_blob, p_size, cardinality(ok_i), p_meta, p_data)
+      ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + EXCLUDED.refcount;
+  ELSE
+    UPDATE blobs SET refcount = refcount + cardinality(ok_i) WHERE id = p_blob;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'blob % is neither staged nor stored', p_blob USING ERRCODE = 'P0002';
+    END IF;
+  END IF;
+  FOR t IN SELECT * FROM unnest(ok_i, ok_mb, ok_acc) AS u(i, mailbox_id, account_id) ORDER BY i LOOP
+    UPDATE mailboxes m SET uid_next = m.uid_next + 1, highest_modseq = m.highest_modseq + 1
+      WHERE m.id = t.mailbox_id
+      RETURNING m.uid_next - 1, m.highest_modseq, m.uid_validity INTO new_uid, new_modseq, uidv;
+    INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id)
+      SELECT t.mailbox_id, new_uid, new_modseq, (e->>'system_flags')::int, e->'keywords', (e->>'internal_date')::bigint, p_now, p_size, p_blob
+      FROM (SELECT p_targets->t.i AS e) x;
+    idx := t.i; res := 'ok'; acc := t.account_id; mbox := t.mailbox_id;
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
+`,
+  },
 ];

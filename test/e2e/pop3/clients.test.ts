@@ -35,11 +35,11 @@ function mailbox(tag: number): Buffer[] {
   });
 }
 
-async function account(settings?: AccountSettings) {
+async function account(settings?: AccountSettings, count = COUNT) {
   const id = ++n;
   const address = `client${id}@example.com`;
   await t.addAccount(address, PASSWORD, settings);
-  const bodies = mailbox(id);
+  const bodies = mailbox(id).slice(0, count);
   await t.deliver(address, bodies);
   const dir = join(work, `acc${id}`);
   return { address, bodies, dir };
@@ -121,12 +121,12 @@ test('curl pop3s: 200 byte-exact; DELE under keep hides them from POP but not fr
 
 test('POP deletion under expunge, trash and archive, as the store sees it afterwards', async () => {
   for (const action of ['expunge', 'trash', 'archive'] as const) {
-    const { address, dir } = await account({ pop: { deleteAction: action } });
-    assert.equal(await runPoplib(t, { user: address, password: PASSWORD, outDir: join(dir, 'run1'), stateFile: join(dir, 'state'), delete: true }), COUNT);
+    const { address, dir } = await account({ pop: { deleteAction: action } }, 50);
+    assert.equal(await runPoplib(t, { user: address, password: PASSWORD, outDir: join(dir, 'run1'), stateFile: join(dir, 'state'), delete: true }), 50);
     assert.equal((await t.messages(address)).length, 0, `${action}: INBOX empty`);
     if (action !== 'expunge') {
       const moved = await t.messages(address, action === 'trash' ? '\\Trash' : '\\Archive');
-      assert.equal(moved.length, COUNT, `${action}: all in the special-use mailbox`);
+      assert.equal(moved.length, 50, `${action}: all in the special-use mailbox`);
       assert.ok(seenAll(moved));
     } else {
       assert.equal((await t.messages(address, '\\Trash')).length, 0);

@@ -36,6 +36,8 @@ export interface Harness {
   tlsPort: number;
   ca: string;
   caFile: string;
+  /** Server-side sockets currently open. */
+  serverSockets(): Socket[];
   /** Closes listeners, sessions and the store, then opens everything again on the same data dir and ports. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -46,6 +48,8 @@ export interface HarnessOptions {
   maxLineLength?: number;
   pop3Timeout?: number;
   debug?: boolean;
+  /** Wraps the store the POP3 server gets (e.g. to add store methods a test needs). */
+  wrapStore?: (s: Store) => Store;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -77,7 +81,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const open = async () => {
     const store = await openSqliteStore({ path: config.database, blobDir: join(dir, 'blobs'), bus: new LocalChangeBus() });
     const deps: ServerDeps = {
-      store,
+      store: opts.wrapStore ? opts.wrapStore(store) : store,
       config,
       tls,
       auth: createAuthenticator(store, { maxFailures: 1000, windowMs: 60_000, failDelayMs: 5 }),
@@ -116,6 +120,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     dir,
     ca: certPem,
     caFile,
+    serverSockets: () => [...sockets],
     restart: async () => {
       await shut();
       await open();
@@ -189,6 +194,7 @@ export class LineClient {
   #buf = Buffer.alloc(0);
   #waiters: Array<() => void> = [];
   #ended = false;
+  ca: string = cert().cert;
 
   constructor(socket: Socket | TLSSocket) {
     this.socket = socket;
@@ -213,12 +219,13 @@ export class LineClient {
     for (const f of w) f();
   }
 
-  static async connect(port: number, tls = false): Promise<LineClient> {
+  static async connect(port: number, tls = false, ca: string = cert().cert): Promise<LineClient> {
     const socket = tls
-      ? tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca: cert().cert })
+      ? tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca })
       : netConnect({ port, host: '127.0.0.1' });
     await once(socket, tls ? 'secureConnect' : 'connect');
     const c = new LineClient(socket);
+    c.ca = ca;
     const greeting = await c.line();
     if (!greeting.startsWith('+OK')) throw new Error('bad greeting ' + greeting);
     return c;
@@ -295,7 +302,7 @@ export class LineClient {
     if (!r.startsWith('+OK')) throw new Error('STLS refused: ' + r);
     this.socket.removeAllListeners('data');
     this.socket.removeAllListeners('close');
-    const s = tlsConnect({ socket: this.socket as Socket, servername: 'localhost', ca: cert().cert });
+    const s = tlsConnect({ socket: this.socket as Socket, servername: 'localhost', ca: this.ca });
     await once(s, 'secureConnect');
     this.socket = s;
     this.#listen(s);

@@ -343,3 +343,16 @@ test('a large message streams with backpressure to a slow reader, byte-exact', a
   assert.equal(await c.cmd('NOOP'), '+OK');
   await c.cmd('QUIT');
 });
+
+test('a client that pipelines without reading does not make the server buffer without bound', async () => {
+  const { address } = await account(200);
+  const c = await login(address);
+  c.socket.pause();
+  // 20000 LISTs of 200 lines: about 40 MB of answers if the server kept going.
+  const flood = Buffer.from('LIST\r\n'.repeat(20000));
+  c.socket.write(flood);
+  await new Promise((r) => setTimeout(r, 1500));
+  const buffered = Math.max(...h.serverSockets().map((s) => s.writableLength));
+  assert.ok(buffered < 2 * 1024 * 1024, `server holds ${buffered} bytes of unsent output`);
+  c.close();
+});

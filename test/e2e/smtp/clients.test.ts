@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
+import { ImapFlow } from 'imapflow';
 import { startServer, type TestServer } from '../../helpers/server.ts';
 import { stored, splitPrepended, run, RawSmtp } from './util.ts';
 
@@ -136,6 +137,35 @@ test('AUTH refused on a cleartext 587 connection even when the client insists', 
   assert.match(await c.cmd('AUTH PLAIN ' + Buffer.from('\0adam@example.com\0adam-secret').toString('base64')), /^530 5\.7\.0 Must issue a STARTTLS command first/);
   assert.match(await c.cmd('AUTH LOGIN'), /^530 5\.7\.0 /);
   c.close();
+});
+
+test('a message delivered by SMTP reaches an IMAP client waiting in IDLE (imapflow), with the cached parse', async () => {
+  const client = new ImapFlow({ host: '127.0.0.1', port: srv.ports.imaps, secure: true, tls: { ca: [srv.ca], servername: 'localhost' }, auth: { user: 'adam@example.com', pass: 'adam-secret' }, logger: false, autoIdleDelay: 100 });
+  await client.connect();
+  try {
+    const box = await client.mailboxOpen('INBOX');
+    const deadline = Date.now() + 5000;
+    while (!client.idling) {
+      if (Date.now() > deadline) throw new Error('client never entered IDLE');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const before = box.exists; // imapflow updates `box` in place
+    const arrived = new Promise<number>((resolve) => client.once('exists', (d: { count: number }) => resolve(d.count)));
+    const t = nodemailer.createTransport({ host: '127.0.0.1', port: srv.ports.smtp, secure: false, ignoreTLS: true });
+    await t.sendMail({ envelope: { from: 'live@elsewhere.example', to: ['adam@example.com'] }, raw: 'From: Live <live@elsewhere.example>\r\nSubject: live delivery\r\n\r\nnow\r\n' });
+    t.close();
+    let timer: NodeJS.Timeout | undefined;
+    const count = await Promise.race([arrived, new Promise<number>((_, j) => (timer = setTimeout(() => j(new Error('no EXISTS within 5 s')), 5000)))]);
+    clearTimeout(timer);
+    assert.equal(count, before + 1);
+    const msg = await client.fetchOne(String(count), { envelope: true, source: true });
+    assert.ok(msg);
+    assert.equal(msg.envelope?.subject, 'live delivery');
+    assert.equal(msg.envelope?.from?.[0]?.address, 'live@elsewhere.example');
+    assert.match(msg.source!.toString(), /^Return-Path: <live@elsewhere\.example>\r\nReceived: from /);
+  } finally {
+    await client.logout();
+  }
 });
 
 // Last: it throttles logins from 127.0.0.1 for the rest of this server's life.

@@ -145,3 +145,18 @@ test('MAIL FROM after AUTH: own address and aliases that reach the user are allo
   assert.ok((await mailboxMessages(h.store, 'dave@example.com')).some((m) => m.includes('Subject: from sales')));
   assert.ok(!(await mailboxMessages(h.store, 'dave@example.com')).some((m) => m.includes('Subject: forged')));
 });
+
+test('the domainless "postmaster" is accepted (RFC 5321 §4.1.1.3)', async () => {
+  await h.store.setAlias('postmaster@example.com', ['dave@example.com']);
+  const c = await RawSmtp.connect(h.ports.smtp);
+  await c.reply();
+  await c.cmd('EHLO client.test');
+  assert.match(await c.cmd('MAIL FROM:<x@elsewhere.example>'), /^250/);
+  assert.match(await c.cmd('RCPT TO:<Postmaster>'), /^250/);
+  assert.match(await c.cmd('DATA'), /^354/);
+  c.write('Subject: to the postmaster\r\n\r\nx\r\n.\r\n');
+  assert.match(await c.reply(), /^250 /);
+  c.close();
+  // Domains are tried in order: catch.example (its catch-all → betty) comes before example.com.
+  assert.ok((await mailboxMessages(h.store, 'betty@example.com')).some((m) => m.includes('Subject: to the postmaster')));
+});

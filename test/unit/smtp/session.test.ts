@@ -158,3 +158,19 @@ test('implicit TLS (465) with AUTH PLAIN: ESMTPSA, sender must be owned', async 
   assert.equal(rec.size, m.length);
   assert.equal(rec.meta.root.bodyEnd, m.length);
 });
+
+test('SMTPUTF8: a UTF-8 mailbox name is resolved and the message stored as sent', async () => {
+  await h.addUser('jörg@example.com', 'jörg-pw');
+  const { c } = await ehlo(h.ports.smtp);
+  assert.match(await c.cmd('MAIL FROM:<müller@elsewhere.example> SMTPUTF8 BODY=8BITMIME'), /^250/);
+  assert.match(await c.cmd('RCPT TO:<JÖRG@example.com>'), /^250/);
+  assert.match(await c.cmd('DATA'), /^354/);
+  const body = Buffer.from('From: müller@elsewhere.example\r\nSubject: Grüße\r\n\r\nÄÖÜ 日本\r\n');
+  c.write(Buffer.concat([body, Buffer.from('.\r\n')]));
+  assert.match(await c.reply(), /^250 /);
+  c.close();
+  const [m] = await mailboxMessages(h.store, 'jörg@example.com');
+  const { returnPath, rest } = splitPrepended(m!);
+  assert.equal(Buffer.from(returnPath, 'latin1').toString('utf8'), 'Return-Path: <müller@elsewhere.example>');
+  assert.ok(rest.equals(body));
+});

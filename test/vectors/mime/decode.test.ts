@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseMessage } from '../../../src/protocol/mime/parser.ts';
-import { decodeParamValue, decodeWords, parseAddressList, parseMimeHeader, joinRfc2231 } from '../../../src/protocol/mime/headers.ts';
+import { decodeCharset, decodeParamValue, decodeWords, parseAddressList, parseMimeHeader, joinRfc2231 } from '../../../src/protocol/mime/headers.ts';
 import {
   parseSection, formatSection, resolveSection, readSection, filterHeaderFields, decodeTransferEncoding, extractText,
 } from '../../../src/protocol/imap/section.ts';
@@ -20,6 +20,9 @@ test('RFC 2047 encoded words decode to UTF-8 (Q/B, ISO-8859-1, UTF-8, ISO-2022-J
   assert.equal(decodeWords('=?utf-8?q?a_b?= =?utf-8?q?c?= plain'), 'a bc plain');
   assert.equal(decodeWords('=?iso-2022-jp?B?GyRCJUYlOSVIGyhC?='), 'テスト');
   assert.equal(decodeWords('no words here'), 'no words here');
+  assert.equal(decodeCharset(Buffer.from('GyRCJUYlOSVIGyhC', 'base64'), 'ISO-2022-JP'), 'テスト');
+  assert.equal(decodeCharset(Buffer.from([0x80]), 'windows-1252'), '€');
+  assert.equal(decodeCharset(Buffer.from('plain'), 'x-bogus'), 'plain');
   const m = parseMessage(load('02-nested.eml'));
   assert.equal(m.search.subject, 'Grüße und 😀');
   assert.equal(m.search.from, 'Jörg Müller <joerg@example.de>');
@@ -75,6 +78,15 @@ test('address lists: groups, quoted local parts, comments, routes, missing parts
   assert.deepEqual(parseAddressList(''), null);
   assert.deepEqual(parseAddressList('a@b, , c@d'), [
     { name: null, adl: null, mailbox: 'a', host: 'b' }, { name: null, adl: null, mailbox: 'c', host: 'd' }]);
+  // Malformed lists: every recoverable address (Dovecot stops at the first error).
+  const bad = parseMessage(load('28-malformed-addresses.eml')).envelope;
+  assert.deepEqual(bad.from, [
+    { name: 'foo@bar', adl: null, mailbox: 'x', host: 'y.example' }, { name: null, adl: null, mailbox: 'b', host: 'example.com' }]);
+  assert.deepEqual(bad.to, [
+    { name: 'plain \\\\ backslash', adl: null, mailbox: 'bs', host: 'example.com' }, { name: null, adl: null, mailbox: 'c', host: 'example.com' }]);
+  assert.deepEqual(bad.cc, [
+    { name: null, adl: null, mailbox: 'broken', host: 'example.com' }, { name: null, adl: null, mailbox: 'd', host: 'example.com' }]);
+  assert.deepEqual(parseAddressList('(comment) <c@example.com>'), [{ name: null, adl: null, mailbox: 'c', host: 'example.com' }]);
   assert.equal(humanString('a\r\n\tb  c '), '{5}\r\na b c');
   assert.equal(humanString('plain'), '"plain"');
   assert.equal(humanString('   '), '""');

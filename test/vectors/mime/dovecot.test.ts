@@ -31,14 +31,38 @@ const CASE_DIFFERS = new Set(['01-simple', '13-weird-mime']);
 const LATIN1_HEADERS = new Set(['09-latin1-headers']);
 // - Dovecot counts sizes of bare-LF messages as if stored with CRLF; our offsets are raw bytes.
 //   These vectors are compared after converting the message to CRLF (the form IMAP requires).
-const BARE_LF = new Set(['14-bare-lf']);
+const BARE_LF = new Set(['14-bare-lf', '25-nodemailer']); // 25 has one stray bare LF
 const KNOWN: Record<string, Array<[string, string]>> = {};
+// - Dovecot quotes strings of any length; strings.ts sends those over 1024 bytes as literals to
+//   keep response lines short. Our long literals are turned back into quoted strings to compare.
+function quoteLongLiterals(s: string): string {
+  let out = '';
+  let i = 0;
+  const re = /\{(\d+)\}\r\n/g;
+  for (let m = re.exec(s); m; m = re.exec(s)) {
+    const start = m.index + m[0].length;
+    const content = Buffer.from(s.slice(start), 'utf8').subarray(0, Number(m[1])).toString('utf8');
+    out += s.slice(i, m.index);
+    if (content.length > 1024 && /^[\x20-\x7e]*$/.test(content)) out += '"' + content.replace(/[\\"]/g, '\\$&') + '"';
+    else out += s.slice(m.index, start + content.length);
+    i = start + content.length;
+    re.lastIndex = i;
+  }
+  return out + s.slice(i);
+}
+// - Dovecot gives up on a malformed address list (keeping what came before the error, with
+//   placeholders such as SYNTAX_ERROR); we recover every address we can, and skip empty list
+//   elements rather than reporting MISSING_MAILBOX@MISSING_DOMAIN. Checked in decode.test.ts.
+const ENVELOPE_DIFFERS = new Set(['28-malformed-addresses']);
 // - Dovecot replaces NUL with 0x80 in BODY[] and even in BINARY[] (RFC 3516 sends it as
 //   literal8); we return the bytes unchanged: whether NUL can be sent is the session's call.
 const NUL_REPLACED = new Set(['17-encodings']);
 // - Dovecot returns BINARY[] of a base64 message/rfc822 part undecoded; we decode it as its
 //   Content-Transfer-Encoding says (RFC 3516 §4.2).
 const BINARY_SKIP = new Set(['18-message-global:2']);
+// - Dovecot bug: HEADER.FIELDS of an encapsulated message whose header is cut short by a
+//   boundary returns fields of the enclosing part's MIME header too; we filter that header only.
+const SECTION_SKIP = new Set(['21-interrupted-headers:1.HEADER.FIELDS (From To Subject Content-Type X-Nonexistent)']);
 
 const files = readdirSync(join(here, 'messages')).filter((f) => f.endsWith('.eml')).sort();
 
@@ -70,10 +94,12 @@ for (const f of files) {
       }
       envExpected = Buffer.from(out, 'utf8');
     }
-    assert.equal(writeEnvelope(meta.envelope), envExpected.toString('utf8'), 'ENVELOPE');
+    if (!ENVELOPE_DIFFERS.has(name)) {
+      assert.equal(quoteLongLiterals(writeEnvelope(meta.envelope)), envExpected.toString('utf8'), 'ENVELOPE');
+    }
 
     for (const [item, ext] of [['BODYSTRUCTURE', true], ['BODY', false]] as const) {
-      let ours = writeBodyStructure(meta.root, ext);
+      let ours = quoteLongLiterals(writeBodyStructure(meta.root, ext));
       let theirs = fix(dec(fx[item])!.toString('utf8'));
       if (CASE_DIFFERS.has(name)) { ours = ours.toLowerCase(); theirs = theirs.toLowerCase(); }
       assert.equal(ours, theirs, item);
@@ -81,6 +107,7 @@ for (const f of files) {
     assert.equal(String(raw.length), fx['RFC822.SIZE'], 'RFC822.SIZE');
 
     for (const [sec, v] of Object.entries(fx.sections as Record<string, Enc>)) {
+      if (SECTION_SKIP.has(`${name}:${sec}`)) continue;
       const spec = parseSection(sec);
       assert.ok(spec, `section ${sec} parses`);
       if (v !== null && typeof v === 'object' && 'error' in v) assert.fail(`dovecot error for ${sec}: ${v.error}`);

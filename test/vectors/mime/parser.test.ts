@@ -93,9 +93,13 @@ test('malformed input never throws and keeps invariants', () => {
     const base = vectors[rnd(vectors.length)]!.raw;
     const m = Buffer.from(base);
     for (let k = 0; k < 10; k++) m[rnd(m.length)] = alphabet[rnd(alphabet.length)]!;
-    const cut = rnd(m.length);
-    const meta = parseChunks(m.subarray(0, rnd(m.length + 1)), [Math.min(cut, m.length)]);
-    checkInvariants(meta.root, 0, m.length);
+    const sub = m.subarray(0, rnd(m.length + 1)); // also truncated at a random point
+    const a = rnd(sub.length + 1);
+    const b = a + rnd(sub.length - a + 1);
+    const meta = parseChunks(sub, [a, b]);
+    assert.deepEqual(meta, parseMessage(sub), 'chunked == whole on mutated input');
+    checkInvariants(meta.root, 0, sub.length);
+    assert.equal(meta.root.bodyEnd, sub.length);
     writeBodyStructure(meta.root, true);
     writeEnvelope(meta.envelope);
   }

@@ -1,0 +1,25 @@
+import { startDovecot, startPostfix } from './lib/peers.ts';
+import { ImapConn } from './lib/imap-client.ts';
+import { benchMain, sleep, run } from './lib/util.ts';
+import { sizedMessage } from './lib/corpus.ts';
+await benchMain(async () => {
+  const accounts = [{ address: 'u1@example.com', password: 'pw1' }, { address: 'u2@example.com', password: 'pw1' }];
+  const d = await startDovecot({ accounts });
+  console.log('dovecot', d.ports, d.memory());
+  const pf = await startPostfix({ lmtpPort: d.ports.lmtp, accounts });
+  console.log('postfix', pf.port, pf.memory());
+  const c = await ImapConn.connect(d.ports.imap);
+  console.log(c.capabilities);
+  console.log(await c.login('u1@example.com', 'pw1'));
+  const idle = await c.idle();
+  c.onUntagged = (l) => console.log('untagged', l, Date.now());
+  require;
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync('/tmp/m.eml', sizedMessage(10240).toString());
+  const t = Date.now();
+  console.log(run('smtp-source', ['-m', '3', '-s', '1', '-d', '-F', '/tmp/m.eml', '-f', 'x@example.org', '-t', 'u1@example.com', `127.0.0.1:${pf.port}`]), Date.now() - t);
+  await sleep(1500);
+  console.log(await idle.done());
+  console.log(await c.ok('SELECT INBOX'));
+  console.log(pf.queued(), pf.logTail(10), d.logTail(10));
+});

@@ -1,0 +1,128 @@
+// Pillarbox for the benchmarks: the real `pillarbox serve` (test/helpers/server.ts) on its default
+// embedded store (SQLite + blob files) with its normal durability, plaintext auth allowed on
+// loopback like the Dovecot peer, accounts provisioned through the admin CLI, and connection
+// limits raised where a benchmark needs thousands of connections from 127.0.0.1.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { runCli, startServer, type TestServer } from '../../test/helpers/server.ts';
+import { eatmydata, type Account } from './peers.ts';
+import { BENCH_DIR, descendants, killTree, log, memoryOf, onCleanup, pool, ROOT, type Mem } from './util.ts';
+
+export interface PillarboxOptions {
+  accounts: Account[];
+  /** Per-account simultaneous IMAP logins (`user set … imap.maxConnections`; default: leave 5). */
+  imapMaxConnections?: number;
+  /** config.json limits (e.g. maxConnectionsPerIp). */
+  limits?: Record<string, number>;
+  /** Runs before the server starts, with the data folder provisioned (e.g. a store fill). */
+  beforeStart?: (dataDir: string) => Promise<void>;
+}
+
+export interface Pillarbox {
+  server: TestServer;
+  dataDir: string;
+  ports: TestServer['ports'];
+  pid: number;
+  /** Memory of the server process (and any child it has). */
+  memory(): Mem;
+  stop(): Promise<void>;
+}
+
+/** Limits that let one loopback load generator open many connections. */
+export function benchLimits(connections: number): Record<string, number> {
+  return { maxConnectionsPerIp: connections + 100, maxConnections: Math.max(20000, connections + 100) };
+}
+
+async function cli(dataDir: string, args: string[]): Promise<void> {
+  const r = await runCli([...args, '--data', dataDir]);
+  if (r.code !== 0 && !/already exists/i.test(r.stderr)) throw new Error(`pillarbox ${args.slice(0, 3).join(' ')}: ${r.stderr.trim() || r.stdout.trim()}`);
+}
+
+/** Provisions domains and accounts through the admin CLI (a few at a time). */
+export async function provision(dataDir: string, accounts: Account[], imapMaxConnections?: number): Promise<void> {
+  const t = performance.now();
+  const domains = [...new Set(accounts.map((a) => a.address.split('@')[1]!))];
+  for (const d of domains) await cli(dataDir, ['domain', 'add', d]);
+  await pool(accounts, 4, async (a) => {
+    await cli(dataDir, ['user', 'add', a.address, '--password', a.password]);
+    if (imapMaxConnections) await cli(dataDir, ['user', 'set', a.address, 'imap.maxConnections', String(Math.min(1000, imapMaxConnections))]);
+  });
+  log(`pillarbox: ${accounts.length} accounts provisioned through the CLI in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
+
+export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-pillarbox-'));
+  const removeDir = () => {
+    if (!process.env.BENCH_KEEP) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const offDir = onCleanup('pillarbox data', removeDir);
+  writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { ...(opts.limits ?? {}) }, logLevel: 'warn' }, null, 2));
+  // The CLI needs the database to exist: `serve` creates it, and so does the first CLI command
+  // opening the store. Provision first (server not running), then fill, then start.
+  await provision(dataDir, opts.accounts, opts.imapMaxConnections);
+  if (opts.beforeStart) await opts.beforeStart(dataDir);
+
+  const env: Record<string, string> = {};
+  if (process.env.BENCH_PROFILE) {
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`.trim();
+    log(`pillarbox: CPU profile will be written to ${process.env.BENCH_PROFILE}`);
+  }
+  if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_NODE_OPTIONS}`.trim();
+  const server = await startServer({ plaintext: true, dataDir, env, args: ['--log-level', 'warn'] });
+  const pid = server.proc.pid!;
+  const offProc = onCleanup('pillarbox', () => killTree(pid), async () => {
+    await server.stop();
+  });
+  return {
+    server,
+    dataDir,
+    ports: server.ports,
+    pid,
+    memory: () => memoryOf([pid, ...descendants(pid)]),
+    async stop() {
+      offProc();
+      await server.stop();
+      offDir();
+      removeDir();
+    },
+  };
+}
+
+export interface FillJob {
+  /** Every message goes to this mailbox of each of these accounts (one delivery, many targets). */
+  addresses: string[];
+  mailbox: string;
+  /** Corpus indexes [from, from + count). */
+  from: number;
+  count: number;
+  seed?: number;
+  maxBytes?: number;
+  /** Adds `X-Bench-Seq: <i>` so every message is a distinct body. */
+  unique?: boolean;
+  /** Every Nth message is \Seen (0 = none). */
+  seenEvery?: number;
+}
+
+/**
+ * Fills mailboxes through the Store API in a separate process, before the server starts. fsync is
+ * turned off for the fill only (eatmydata) and the files are synced once at the end: the server
+ * then runs with its normal durability.
+ */
+export async function fillStore(dataDir: string, jobs: FillJob[]): Promise<void> {
+  const t = performance.now();
+  const jobFile = join(dataDir, 'bench-fill.json');
+  writeFileSync(jobFile, JSON.stringify(jobs));
+  const tsx = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
+  const script = join(BENCH_DIR, 'lib', 'fill-worker.ts');
+  const [pre, ...preArgs] = [...eatmydata(), process.execPath];
+  const p = spawn(pre!, [...preArgs, '--import', tsx, script, dataDir, jobFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const off = onCleanup('fill', () => killTree(p.pid!));
+  const code = await new Promise<number>((r) => p.on('exit', (c) => r(c ?? 1)));
+  off();
+  rmSync(jobFile, { force: true });
+  if (code !== 0) throw new Error(`store fill failed (exit ${code})`);
+  log(`pillarbox: store filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
