@@ -200,6 +200,7 @@ export class StoreError extends Error {
       | 'not-found'
       | 'quota'
       | 'invalid'
+      | 'has-children'
       | 'inbox'
       | 'noperm',
     message: string,
