@@ -13,7 +13,6 @@ await benchMain(async () => {
   console.log(await c.login('u1@example.com', 'pw1'));
   const idle = await c.idle();
   c.onUntagged = (l) => console.log('untagged', l, Date.now());
-  require;
   const { writeFileSync } = await import('node:fs');
   writeFileSync('/tmp/m.eml', sizedMessage(10240).toString());
   const t = Date.now();

@@ -48,6 +48,8 @@ export type SmtpKind = 'mx' | 'submission' | 'submissions';
 
 /** Commands nobody needs (sendmail jokes in smtp-server). */
 const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL'];
+/** Commands an unauthenticated client may send on a submission port before it is disconnected. */
+const MAX_UNAUTHENTICATED_COMMANDS = 20;
 /** A reply text that already carries an RFC 3463 enhanced status code. */
 const HAS_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
 
@@ -77,6 +79,8 @@ const connections = new WeakMap<SMTPServerSession, SMTPConnection>();
 
 /** Connection with Pillarbox's reply texts: enhanced codes chosen by us where the library's default mapping is wrong. */
 class PillarboxConnection extends SMTPConnection {
+  #unauthenticated = 0;
+
   constructor(server: SMTPServer, socket: Socket | TLSSocket, options?: SMTPConnectionOptions | null) {
     super(server, socket, options);
     connections.set(this.session, this);
@@ -96,6 +100,16 @@ class PillarboxConnection extends SMTPConnection {
       if (hooks.closing() && name !== 'QUIT') {
         this.send(421, '4.3.2 Server shutting down');
         return;
+      }
+      // Submission ports: a client that doesn't authenticate gets a bounded number of commands
+      // (what smtp-server does itself when AUTH is mandatory; AUTH attempts are the authenticator's
+      // to throttle).
+      if (hooks.kind !== 'mx' && !this.session.user && name !== 'AUTH' && name !== 'QUIT') {
+        this.#unauthenticated++;
+        if (this.#unauthenticated > MAX_UNAUTHENTICATED_COMMANDS) {
+          this.send(421, '4.7.0 Too many commands without authentication; closing connection');
+          return;
+        }
       }
       if (name === 'AUTH') {
         const refusal = hooks.authRefusal(this);

@@ -16,7 +16,11 @@ export function defaultDatabase(dataDir: string): string {
 export async function openStore(database: string, dataDir: string, opts: { bus?: ChangeBus; collectGarbage?: boolean } = {}): Promise<Store> {
   if (isPostgresUrl(database)) {
     const { openPostgresStore } = await import('./postgres/postgres-store.ts');
-    return openPostgresStore({ url: database, ...(opts.bus ? { bus: opts.bus } : {}) });
+    // `?schema=NAME` keeps Pillarbox's tables in their own schema (created if missing).
+    const url = new URL(database);
+    const schema = url.searchParams.get('schema') ?? undefined;
+    url.searchParams.delete('schema');
+    return openPostgresStore({ url: url.toString(), ...(schema ? { schema } : {}), ...(opts.bus ? { bus: opts.bus } : {}) });
   }
   const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
   const path = isAbsolute(database) ? database : resolve(database);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { startServer, ROOT } from '../helpers/server.ts';
 import { loadConfig } from '../../src/config/load.ts';
+import { PG_URL, probePostgres, freshSchemaName, dropSchema } from '../store/pg-env.ts';
 
 function firstLine(port: number, tls: boolean, ca?: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -79,5 +80,27 @@ test('an unprivileged user gets a clear message for a port below 1024', { skip: 
     assert.match(r.stderr, /cannot bind port 143 for imap: ports below 1024 need root.*--imap-port PORT/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('serve on PostgreSQL: --database postgres://…, admin CLI on the same database', async (t) => {
+  const problem = await probePostgres();
+  if (problem) {
+    if (process.env.CI === 'true') assert.fail(`PostgreSQL is unreachable in CI: ${problem}`);
+    t.skip(`PostgreSQL not reachable: ${problem}`);
+    return;
+  }
+  const schema = freshSchemaName();
+  const srv = await startServer({ database: `${PG_URL}?schema=${schema}` });
+  try {
+    await srv.addUser('pg@example.com', 'pw-pg');
+    const show = await srv.cli(['user', 'show', 'pg@example.com', '--json']);
+    assert.equal(show.code, 0, show.stderr);
+    assert.equal(JSON.parse(show.stdout).mailboxes.length, 6);
+    assert.match(srv.output(), /store: postgres/);
+    assert.match(await firstLine(srv.ports.imaps, true, srv.ca), /^\* OK/);
+  } finally {
+    await srv.stop();
+    await dropSchema(schema);
   }
 });

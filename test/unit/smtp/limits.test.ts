@@ -84,3 +84,22 @@ test('close(): idle sessions are told 421 4.3.2', async () => {
   c.close();
   await closing;
 });
+
+test('submission: an unauthenticated client gets a bounded number of commands (421 4.7.0)', async () => {
+  const h = await startHarness();
+  try {
+    const c = await RawSmtp.connect(h.ports.submission);
+    await c.reply();
+    let last = '';
+    for (let i = 0; i < 25 && !/^421/.test(last); i++) last = await c.cmd('NOOP');
+    assert.match(last, /^421 4\.7\.0 Too many commands without authentication/);
+    c.close();
+    // MX sessions have no such cap (they never authenticate).
+    const m = await RawSmtp.connect(h.ports.smtp);
+    await m.reply();
+    for (let i = 0; i < 30; i++) assert.match(await m.cmd('NOOP'), /^250/);
+    m.close();
+  } finally {
+    await h.close();
+  }
+});
