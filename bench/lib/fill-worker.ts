@@ -25,24 +25,33 @@ try {
       if (!mb) throw new Error(`no mailbox ${job.mailbox} for ${address}`);
       targets.push({ mailboxId: mb.id });
     }
-    for (let i = job.from; i < job.from + job.count; i++) {
-      const { raw } = corpusMessage(i, {
-        seed: job.seed ?? 1,
-        ...(job.maxBytes ? { maxBytes: job.maxBytes } : {}),
-        ...(job.unique ? { extraHeaders: [`X-Bench-Seq: ${i}`] } : {}),
-      });
-      const meta = parseMessage(raw);
-      const staged = await store.stageBlob(raw);
-      try {
-        const seen = job.seenEvery && i % job.seenEvery === 0 ? SystemFlag.Seen : 0;
-        const t: NewMessage[] = targets.map((x) => ({ mailboxId: x.mailboxId, systemFlags: seen, internalDate: Date.UTC(2024, 0, 1) + i * 60_000 }));
-        const res = await store.deliver(staged, meta, t);
-        for (const r of res) if (!r.ok) throw new Error(`delivery failed: ${r.reason}`);
-      } finally {
-        staged.release();
+    // Bodies are staged (written) a batch at a time in parallel; deliveries commit in order.
+    const BATCH = 64;
+    for (let b = job.from; b < job.from + job.count; b += BATCH) {
+      const idx: number[] = [];
+      for (let i = b; i < Math.min(job.from + job.count, b + BATCH); i++) idx.push(i);
+      const prepared = await Promise.all(
+        idx.map(async (i) => {
+          const { raw } = corpusMessage(i, {
+            seed: job.seed ?? 1,
+            ...(job.maxBytes ? { maxBytes: job.maxBytes } : {}),
+            ...(job.unique ? { extraHeaders: [`X-Bench-Seq: ${i}`] } : {}),
+          });
+          return { i, meta: parseMessage(raw), staged: await store.stageBlob(raw) };
+        }),
+      );
+      for (const { i, meta, staged } of prepared) {
+        try {
+          const seen = job.seenEvery && i % job.seenEvery === 0 ? SystemFlag.Seen : 0;
+          const t: NewMessage[] = targets.map((x) => ({ mailboxId: x.mailboxId, systemFlags: seen, internalDate: Date.UTC(2024, 0, 1) + i * 60_000 }));
+          const res = await store.deliver(staged, meta, t);
+          for (const r of res) if (!r.ok) throw new Error(`delivery failed: ${r.reason}`);
+        } finally {
+          staged.release();
+        }
+        total += targets.length;
+        if (total % 20000 < targets.length) process.stderr.write(`  fill: ${total} messages (${Math.round(total / ((performance.now() - t0) / 1000))}/s)\n`);
       }
-      total += targets.length;
-      if (total % 20000 < targets.length) process.stderr.write(`  fill: ${total} messages (${Math.round(total / ((performance.now() - t0) / 1000))}/s)\n`);
     }
   }
 } finally {

@@ -36,21 +36,55 @@ export function benchLimits(connections: number): Record<string, number> {
   return { maxConnectionsPerIp: connections + 100, maxConnections: Math.max(20000, connections + 100) };
 }
 
-async function cli(dataDir: string, args: string[]): Promise<void> {
-  const r = await runCli([...args, '--data', dataDir]);
-  if (r.code !== 0 && !/already exists/i.test(r.stderr)) throw new Error(`pillarbox ${args.slice(0, 3).join(' ')}: ${r.stderr.trim() || r.stdout.trim()}`);
-}
-
-/** Provisions domains and accounts through the admin CLI (a few at a time). */
+/**
+ * Provisions domains and accounts through the admin CLI. Many accounts: the CLI's own main() runs
+ * every command in one child process (same code as `./bin/pillarbox domain add …` / `user add …` /
+ * `user set …`, without a process start per command). BENCH_CLI_PROCESSES=1 spawns
+ * `pillarbox` once per command instead.
+ */
 export async function provision(dataDir: string, accounts: Account[], imapMaxConnections?: number): Promise<void> {
   const t = performance.now();
   const domains = [...new Set(accounts.map((a) => a.address.split('@')[1]!))];
-  for (const d of domains) await cli(dataDir, ['domain', 'add', d]);
-  await pool(accounts, 4, async (a) => {
-    await cli(dataDir, ['user', 'add', a.address, '--password', a.password]);
-    if (imapMaxConnections) await cli(dataDir, ['user', 'set', a.address, 'imap.maxConnections', String(Math.min(1000, imapMaxConnections))]);
-  });
+  const data = ['--data', dataDir];
+  const domainJobs = domains.map((d) => ['domain', 'add', d, ...data]);
+  const userJobs = accounts.flatMap((a) => [
+    ['user', 'add', a.address, '--password', a.password, ...data],
+    ...(imapMaxConnections ? [['user', 'set', a.address, 'imap.maxConnections', String(Math.min(1000, imapMaxConnections)), ...data]] : []),
+  ]);
+  if (process.env.BENCH_CLI_PROCESSES) {
+    const one = async (args: string[]) => {
+      const r = await runCli(args);
+      if (r.code !== 0 && !/already exists/i.test(r.stderr)) throw new Error(`pillarbox ${args.slice(0, 3).join(' ')}: ${r.stderr.trim() || r.stdout.trim()}`);
+    };
+    for (const j of domainJobs) await one(j);
+    // user add before user set for each account: keep them in order per account.
+    const perAccount = accounts.map((_, i) => userJobs.filter((j) => j[2] === accounts[i]!.address));
+    await pool(perAccount, 4, async (jobs) => {
+      for (const j of jobs) await one(j);
+    });
+  } else {
+    await runWorker('provision-worker.ts', [JSON.stringify(domainJobs)], false);
+    // user set must follow user add of the same account: two rounds.
+    await runWorker('provision-worker.ts', [JSON.stringify(userJobs.filter((j) => j[1] === 'add'))], false);
+    const sets = userJobs.filter((j) => j[1] === 'set');
+    if (sets.length) await runWorker('provision-worker.ts', [JSON.stringify(sets)], false);
+  }
   log(`pillarbox: ${accounts.length} accounts provisioned through the CLI in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+}
+
+/** Runs bench/lib/<script> under tsx with a JSON job file argument (written to a temp file). */
+async function runWorker(script: string, args: string[], noFsync: boolean, extraArgs: string[] = []): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-job-'));
+  const jobFile = join(dir, 'job.json');
+  writeFileSync(jobFile, args[0]!);
+  const tsx = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
+  const [pre, ...preArgs] = [...(noFsync ? eatmydata() : []), process.execPath];
+  const p = spawn(pre!, [...preArgs, '--import', tsx, join(BENCH_DIR, 'lib', script), ...extraArgs, jobFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const off = onCleanup(script, () => killTree(p.pid!));
+  const code = await new Promise<number>((r) => p.on('exit', (c) => r(c ?? 1)));
+  off();
+  rmSync(dir, { recursive: true, force: true });
+  if (code !== 0) throw new Error(`${script} failed (exit ${code})`);
 }
 
 export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox> {
@@ -59,7 +93,7 @@ export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox>
     if (!process.env.BENCH_KEEP) rmSync(dataDir, { recursive: true, force: true });
   };
   const offDir = onCleanup('pillarbox data', removeDir);
-  writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { ...(opts.limits ?? {}) }, logLevel: 'warn' }, null, 2));
+  writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { ...(opts.limits ?? {}) } }, null, 2));
   // The CLI needs the database to exist: `serve` creates it, and so does the first CLI command
   // opening the store. Provision first (server not running), then fill, then start.
   await provision(dataDir, opts.accounts, opts.imapMaxConnections);
@@ -71,7 +105,7 @@ export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox>
     log(`pillarbox: CPU profile will be written to ${process.env.BENCH_PROFILE}`);
   }
   if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_NODE_OPTIONS}`.trim();
-  const server = await startServer({ plaintext: true, dataDir, env, args: ['--log-level', 'warn'] });
+  const server = await startServer({ plaintext: true, dataDir, env });
   const pid = server.proc.pid!;
   const offProc = onCleanup('pillarbox', () => killTree(pid), async () => {
     await server.stop();
@@ -113,16 +147,6 @@ export interface FillJob {
  */
 export async function fillStore(dataDir: string, jobs: FillJob[]): Promise<void> {
   const t = performance.now();
-  const jobFile = join(dataDir, 'bench-fill.json');
-  writeFileSync(jobFile, JSON.stringify(jobs));
-  const tsx = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
-  const script = join(BENCH_DIR, 'lib', 'fill-worker.ts');
-  const [pre, ...preArgs] = [...eatmydata(), process.execPath];
-  const p = spawn(pre!, [...preArgs, '--import', tsx, script, dataDir, jobFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  const off = onCleanup('fill', () => killTree(p.pid!));
-  const code = await new Promise<number>((r) => p.on('exit', (c) => r(c ?? 1)));
-  off();
-  rmSync(jobFile, { force: true });
-  if (code !== 0) throw new Error(`store fill failed (exit ${code})`);
+  await runWorker('fill-worker.ts', [JSON.stringify(jobs)], true, [dataDir]);
   log(`pillarbox: store filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }

@@ -421,3 +421,74 @@ export function writeFileEnsured(path: string, data: string | Buffer): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, data);
 }
+
+// ---------------------------------------------------------------- benchmark plumbing
+
+export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
+
+/** Runs one side of a benchmark; a failure becomes a short reason for the table ("n/a (reason)"). */
+export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (err) {
+    const msg = (err as Error).message ?? String(err);
+    log(`${what} failed: ${(err as Error).stack ?? msg}`);
+    const first = msg.split('\n')[0]!.trim();
+    return { ok: false, reason: first.length > 70 ? first.slice(0, 67) + '…' : first };
+  } finally {
+    await cleanupAll();
+  }
+}
+
+export function benchAccounts(n: number, prefix = 'bench'): Array<{ address: string; password: string }> {
+  return Array.from({ length: n }, (_, i) => ({ address: `${prefix}${i}@example.com`, password: `pass-${prefix}-${i}` }));
+}
+
+/** Builds a row from two outcomes and a getter. */
+export function row<A, B>(
+  figure: string,
+  unit: string,
+  better: Better,
+  p: Outcome<A>,
+  q: Outcome<B>,
+  getP: (a: A) => number | null,
+  getQ: (b: B) => number | null,
+): Row {
+  const pv = p.ok ? getP(p.value) : null;
+  const qv = q.ok ? getQ(q.value) : null;
+  return {
+    figure,
+    unit,
+    better,
+    pillarbox: pv === null || pv === undefined || Number.isNaN(pv) ? null : pv,
+    peer: qv === null || qv === undefined || Number.isNaN(qv) ? null : qv,
+    ...(p.ok ? (pv === null ? { pillarboxNote: 'not measured' } : {}) : { pillarboxNote: p.reason }),
+    ...(q.ok ? (qv === null ? { peerNote: 'not measured' } : {}) : { peerNote: q.reason }),
+  };
+}
+
+/** Prints the table, writes bench/results/<name>.json, returns the table text. */
+export function report(r: {
+  name: string;
+  title: string;
+  peer: string;
+  started: number;
+  params: Record<string, unknown>;
+  rows: Row[];
+  details: Record<string, unknown>;
+}): string {
+  const table = renderTable(r.title, r.peer, r.rows);
+  const file = writeResult({
+    name: r.name,
+    title: r.title,
+    peer: r.peer,
+    startedAt: new Date(r.started).toISOString(),
+    durationSeconds: Math.round((Date.now() - r.started) / 100) / 10,
+    params: r.params,
+    rows: r.rows.map((x) => ({ ...x, ratio: advantage(x) })),
+    details: r.details,
+    table,
+  });
+  process.stdout.write('\n' + table + `(written to ${file.replace(ROOT + '/', '')})\n\n`);
+  return table;
+}

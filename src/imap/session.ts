@@ -11,7 +11,7 @@ import type { Change } from '../store/bus.ts';
 import type { MessageMeta } from '../protocol/mime/types.ts';
 import { MimeParser } from '../protocol/mime/parser.ts';
 import { Receiver, type RawCommand, type ReceiverEvent } from '../protocol/imap/receiver.ts';
-import { ImapParseError, isAppendMessageLiteral, parseCommand, readCommandName, readTag } from '../protocol/imap/parser.ts';
+import { ImapParseError, appendMessageMailbox, parseCommand, readCommandName, readTag } from '../protocol/imap/parser.ts';
 import { decodeMailboxUtf7, encodeMailboxUtf7 } from '../protocol/imap/utf7.ts';
 import { imapString } from '../protocol/imap/strings.ts';
 import { statusLine } from '../protocol/imap/response.ts';
@@ -289,7 +289,7 @@ export class ImapSession {
         this.close();
         return;
       case 'literal':
-        this.#onLiteral(ev.pending, ev.size, ev.nonSync);
+        await this.#onLiteral(ev.pending, ev.size, ev.nonSync);
         return;
       case 'literal-data': {
         const pt = this.#appendStream;
@@ -333,7 +333,7 @@ export class ImapSession {
   }
 
   /** Decides about an announced literal before any of its data is read (RFC 7888 §4, RFC 7889 §4). */
-  #onLiteral(pending: RawCommand, size: number, nonSync: boolean): void {
+  async #onLiteral(pending: RawCommand, size: number, nonSync: boolean): Promise<void> {
     const head = readCommandName(pending);
     const tag = head?.tag ?? '*';
     const refuse = (cond: 'NO' | 'BAD', code: string | null, text: string) => {
@@ -350,10 +350,23 @@ export class ImapSession {
       refuse('BAD', null, 'Literal not expected here');
       return;
     }
-    if (head?.name === 'APPEND' && isAppendMessageLiteral(pending)) {
+    const appendTo = head?.name === 'APPEND' ? appendMessageMailbox(pending) : null;
+    if (appendTo !== null) {
       if (this.state !== 'auth' && this.state !== 'selected') return refuse('BAD', null, 'Log in first');
       const limit = this.deps.config.limits.appendLimit;
       if (size > limit) return refuse('NO', 'TOOBIG', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
+      // Refuse before the upload what would be refused after it: no mailbox, no room.
+      try {
+        const name = this.mailboxFromClient(appendTo);
+        if (!(await this.deps.store.getMailbox(this.account!.id, name))) return refuse('NO', 'TRYCREATE', `Mailbox ${name} does not exist`);
+        const acc = await this.deps.store.getAccountById(this.account!.id);
+        if (acc && acc.quota > 0 && acc.usedBytes + size > acc.quota) return refuse('NO', 'OVERQUOTA', 'The message does not fit in the mailbox quota');
+      } catch (err) {
+        const r = toReply(err);
+        if (r) return refuse(r.cond, r.code, r.text);
+        throw err;
+      }
+      if (this.#closed) return;
       this.#startAppend(size);
       if (!nonSync) this.write('+ Ready for literal data\r\n');
       this.#receiver.accept('stream');
@@ -519,6 +532,7 @@ export class ImapSession {
   /** Unselects (no expunge). */
   unselect(): void {
     this.selected = null;
+    this.savedSearch = [];
     if (this.state === 'selected') this.state = 'auth';
   }
 

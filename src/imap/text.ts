@@ -1,46 +1,31 @@
-// The searchable text of a message (SEARCH BODY/TEXT): decoded text/* leaf parts, read from the
-// blob by byte range (never the whole message for a large one).
+// The searchable text of a message (SEARCH BODY/TEXT) via the MIME helper's extractText. Small
+// messages are read whole; for a large one only its text parts are read, by byte range.
 import type { MessageRecord, Store } from '../store/store.ts';
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { decodeCharset } from '../protocol/mime/headers.ts';
+import { decodeTransferEncoding, extractText, MAX_EXTRACT_CHARS } from '../protocol/imap/section.ts';
 
-/** Most bytes of one part that SEARCH reads. */
-const MAX_PART_TEXT = 4 * 1024 * 1024;
-
-export function decodeBody(raw: Buffer, encoding: string): Buffer {
-  const enc = encoding.toLowerCase();
-  if (enc === 'base64') return Buffer.from(raw.toString('latin1').replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
-  if (enc === 'quoted-printable') {
-    const s = raw.toString('latin1').replace(/=\r?\n/g, '');
-    const out: number[] = [];
-    for (let i = 0; i < s.length; i++) {
-      const c = s.charCodeAt(i);
-      if (c === 0x3d && /^[0-9A-Fa-f]{2}$/.test(s.slice(i + 1, i + 3))) {
-        out.push(parseInt(s.slice(i + 1, i + 3), 16));
-        i += 2;
-      } else out.push(c & 0xff);
-    }
-    return Buffer.from(out);
-  }
-  return raw;
-}
+/** Messages up to this size are read whole for SEARCH BODY/TEXT. */
+const READ_WHOLE = 2 * 1024 * 1024;
 
 function textLeaves(node: MimeNode, out: MimeNode[]): void {
   if (node.children?.length) for (const c of node.children) textLeaves(c, out);
   else if (node.message) textLeaves(node.message.root, out);
-  else if (node.type === 'text') out.push(node);
+  else if (node.type === 'text' && !(node.disposition?.type === 'attachment' && node.subtype !== 'plain' && node.subtype !== 'html')) out.push(node);
 }
 
 export async function textOfMessage(store: Store, rec: MessageRecord): Promise<string> {
+  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId), rec.meta);
   const leaves: MimeNode[] = [];
   textLeaves(rec.meta.root, leaves);
   let text = '';
   for (const n of leaves) {
-    const end = Math.min(n.bodyEnd, n.bodyStart + MAX_PART_TEXT);
+    if (text.length >= MAX_EXTRACT_CHARS) break;
+    const end = Math.min(n.bodyEnd, n.bodyStart + MAX_EXTRACT_CHARS);
     if (end <= n.bodyStart) continue;
     const raw = await store.readBlob(rec.blobId, n.bodyStart, end);
     const charset = n.params.find(([k]) => k === 'charset')?.[1] ?? null;
-    text += decodeCharset(decodeBody(raw, n.encoding), charset) + '\n';
+    text += decodeCharset(decodeTransferEncoding(raw, n.encoding) ?? raw, charset) + '\n';
   }
   return text;
 }

@@ -14,8 +14,7 @@ import { resolveSet } from '../sequence.ts';
 import { flagList, formatSeqSet, internalDate, seqSetHas } from '../../protocol/imap/response.ts';
 import { writeEnvelope } from '../../protocol/imap/envelope.ts';
 import { writeBodyStructure } from '../../protocol/imap/bodystructure.ts';
-import { filterHeader, findPart, sectionRange, sectionString } from '../fetch-parts.ts';
-import { decodeBody } from '../text.ts';
+import { decodeTransferEncoding, filterHeaderFields, findPart, formatSection, resolveSection } from '../../protocol/imap/section.ts';
 
 /** Bodies larger than this are streamed from the blob instead of read whole. */
 const STREAM_THRESHOLD = 256 * 1024;
@@ -51,17 +50,20 @@ async function bodyPiece(s: ImapSession, rec: MessageRecord, start: number, end:
 async function decodedPart(s: ImapSession, rec: MessageRecord, part: number[]): Promise<Buffer> {
   const node = part.length ? findPart(rec.meta.root, part) : rec.meta.root;
   if (!node) throw new ImapNo('NONEXISTENT', 'No such message part');
-  if (node.children && node.children.length) throw new ImapNo('UNKNOWN-CTE', 'BINARY of a multipart is not allowed');
-  const enc = node.encoding.toLowerCase();
-  if (!['7bit', '8bit', 'binary', 'base64', 'quoted-printable'].includes(enc)) throw new ImapNo('UNKNOWN-CTE', `Unknown Content-Transfer-Encoding ${node.encoding}`);
   if (part.length === 0) {
-    // BINARY[] = the whole message; only the body of a single part can be decoded.
+    // BINARY[] = the whole message (RFC 3516 §4.2): headers as they are, a single-part body decoded.
     const raw = await s.deps.store.readBlob(rec.blobId, 0, rec.size);
-    if (enc === '7bit' || enc === '8bit' || enc === 'binary') return raw;
-    return Buffer.concat([raw.subarray(node.headerStart, node.headerEnd), decodeBody(raw.subarray(node.bodyStart, node.bodyEnd), enc)]);
+    if (node.children && node.children.length) return raw;
+    const body = decodeTransferEncoding(raw.subarray(node.bodyStart, node.bodyEnd), node.encoding);
+    if (!body) throw new ImapNo('UNKNOWN-CTE', `Unknown Content-Transfer-Encoding ${node.encoding}`);
+    return Buffer.concat([raw.subarray(0, node.bodyStart), body]);
   }
+  if (node.children && node.children.length) throw new ImapNo('UNKNOWN-CTE', 'BINARY of a multipart is not allowed');
   const raw = await s.deps.store.readBlob(rec.blobId, node.bodyStart, node.bodyEnd);
-  return decodeBody(raw, enc);
+  // RFC 3516 §4.3: UNKNOWN-CTE when the encoding cannot be decoded.
+  const body = decodeTransferEncoding(raw, node.encoding);
+  if (!body) throw new ImapNo('UNKNOWN-CTE', `Unknown Content-Transfer-Encoding ${node.encoding}`);
+  return body;
 }
 
 async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, rec: MessageRecord | null, out: Piece[]): Promise<void> {
@@ -106,16 +108,16 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
       return sp();
     }
     case 'BODY[]': {
-      const name = `BODY[${sectionString(item.section)}]${item.partial ? `<${item.partial.start}>` : ''} `;
-      const range = sectionRange(rec!.meta.root, msg.size, item.section);
-      if (!range) {
+      const name = `BODY[${formatSection(item.section)}]${item.partial ? `<${item.partial.start}>` : ''} `;
+      const range = resolveSection(rec!.meta, item.section);
+      if (range.kind === 'empty') {
         // RFC 9051 §6.4.5: a section that does not exist is returned empty.
         out.push(name, '""');
         return sp();
       }
-      if (range.fields) {
+      if (range.kind === 'header-fields') {
         const block = await s.deps.store.readBlob(rec!.blobId, range.start, range.end);
-        let data = filterHeader(block, range.fields.names, range.fields.not);
+        let data = filterHeaderFields(block, range.names, range.not);
         if (item.partial) data = data.subarray(Math.min(item.partial.start, data.length), Math.min(item.partial.start + item.partial.length, data.length));
         out.push(name, literalHead(data.length), data);
         return sp();
@@ -138,26 +140,36 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
   }
 }
 
-async function writePieces(s: ImapSession, pieces: Piece[]): Promise<void> {
-  let buf: Array<string | Buffer> = [];
-  const flush = async () => {
-    if (!buf.length) return;
-    const data = Buffer.concat(buf.map((b) => (typeof b === 'string' ? Buffer.from(b, 'utf8') : b)));
-    buf = [];
-    await s.writeAwait(data);
-  };
-  for (const p of pieces) {
-    if (typeof p === 'string' || Buffer.isBuffer(p)) {
-      buf.push(p);
-      continue;
-    }
-    await flush();
-    for await (const chunk of s.deps.store.streamBlob(p.blobId, p.start, p.end)) {
-      if (s.closed) return;
-      await s.writeAwait(chunk as Buffer);
+/** Coalesces small responses into writes of up to ~64 KB; streams large bodies from the blob. */
+class Output {
+  #buf: Buffer[] = [];
+  #size = 0;
+  constructor(readonly s: ImapSession) {}
+
+  async add(pieces: Piece[]): Promise<void> {
+    for (const p of pieces) {
+      if (typeof p === 'string' || Buffer.isBuffer(p)) {
+        const b = typeof p === 'string' ? Buffer.from(p, 'utf8') : p;
+        this.#buf.push(b);
+        this.#size += b.length;
+        if (this.#size >= 65536) await this.flush();
+        continue;
+      }
+      await this.flush();
+      for await (const chunk of this.s.deps.store.streamBlob(p.blobId, p.start, p.end)) {
+        if (this.s.closed) return;
+        await this.s.writeAwait(chunk as Buffer);
+      }
     }
   }
-  await flush();
+
+  async flush(): Promise<void> {
+    if (!this.#size && !this.#buf.length) return;
+    const data = Buffer.concat(this.#buf);
+    this.#buf = [];
+    this.#size = 0;
+    await this.s.writeAwait(data);
+  }
 }
 
 export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
@@ -186,6 +198,7 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
     const all = await s.deps.store.listMessages(sel.mailboxId, cmd.changedSince !== null ? { changedSince: cmd.changedSince } : undefined);
     summaries = new Map(all.map((m) => [m.uid, m]));
   }
+  const output = new Output(s);
   for (let i = 0; i < uids.length; i += BATCH) {
     if (s.closed) return null;
     const chunk = uids.slice(i, i + BATCH);
@@ -229,9 +242,10 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
       if (last === ' ') pieces.pop();
       else if (typeof last === 'string' && last.endsWith(' ')) pieces[pieces.length - 1] = last.slice(0, -1);
       pieces.push(')\r\n');
-      await writePieces(s, pieces);
+      await output.add(pieces);
     }
   }
+  await output.flush();
   uids = [];
   return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
 };

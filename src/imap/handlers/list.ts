@@ -55,18 +55,22 @@ export const list: Handler<'LIST'> = async (s, _tag, cmd) => {
   const selSubscribed = cmd.selection.includes('SUBSCRIBED');
   const selSpecial = cmd.selection.includes('SPECIAL-USE');
   const showSubscribed = selSubscribed || cmd.returns.subscribed;
+  const recursive = cmd.selection.includes('RECURSIVEMATCH');
+  const subscribedNames = mailboxes.filter((m) => m.subscribed).map((m) => m.name);
   let out = '';
   for (const e of entries) {
     if (!res.some((re) => re.test(e.name))) continue;
     const mb = e.mailbox;
-    if (selSubscribed && !mb?.subscribed) continue;
+    // RFC 5258 §3.5: with RECURSIVEMATCH a parent of a matching child is returned with CHILDINFO.
+    const childInfo = recursive && selSubscribed && subscribedNames.some((n) => n.startsWith(e.name + '/'));
+    if (selSubscribed && !mb?.subscribed && !childInfo) continue;
     if (selSpecial && !mb?.specialUse) continue;
     const attrs: string[] = [];
     if (!mb) attrs.push('\\Noselect');
     attrs.push(e.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
     if (showSubscribed && mb?.subscribed) attrs.push('\\Subscribed');
     if (mb?.specialUse) attrs.push(mb.specialUse);
-    out += `* LIST (${attrs.join(' ')}) "/" ${s.mailboxToClient(e.name)}\r\n`;
+    out += `* LIST (${attrs.join(' ')}) "/" ${s.mailboxToClient(e.name)}${childInfo ? ' ("CHILDINFO" ("SUBSCRIBED"))' : ''}\r\n`;
     if (cmd.returns.status && mb) {
       s.write(out);
       out = '';

@@ -21,6 +21,7 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const mb = await s.deps.store.getMailbox(account.id, name);
   if (!mb) throw new ImapNo('NONEXISTENT', `Mailbox ${name} does not exist`);
   if (cmd.condstore || cmd.qresync) s.condstore = true;
+  s.savedSearch = []; // RFC 5182 §2.1: the saved result does not survive a SELECT
 
   const sel = new SelectedMailbox(mb.id, mb.name, mb.uidValidity, readOnly, [], mb.highestModseq);
   s.selected = sel;

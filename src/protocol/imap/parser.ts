@@ -334,21 +334,22 @@ export function readCommandName(raw: RawCommand): { tag: string; name: string } 
 }
 
 /**
- * For an APPEND whose literal is announced: true when this literal is the message itself (so the
- * session can stream it and check APPENDLIMIT), false when it is, e.g., the mailbox name.
+ * For an APPEND whose literal is announced: the mailbox name (as sent) when this literal is the
+ * message itself, so the session can check the mailbox and APPENDLIMIT before "+" and stream the
+ * data; null when it is another literal (e.g. the mailbox name) or the line does not parse.
  */
-export function isAppendMessageLiteral(pending: RawCommand): boolean {
+export function appendMessageMailbox(pending: RawCommand): string | null {
   const r = new Reader(pending);
   try {
     r.tag = readTag(pending);
-    if (r.tag === null) return false;
+    if (r.tag === null) return null;
     r.pos = r.tag.length;
     r.sp();
-    if (!r.takeWord('APPEND')) return false;
+    if (!r.takeWord('APPEND')) return null;
     r.sp();
-    if (r.si === pending.segments.length - 1 && r.atLiteral()) return false; // the mailbox
-    r.astring();
-    if (r.atLiteral()) return false;
+    if (r.si === pending.segments.length - 1 && r.atLiteral()) return null; // the mailbox
+    const mailbox = r.astring();
+    if (r.atLiteral()) return null;
     r.sp();
     if (r.peek() === '(') {
       r.flagList();
@@ -362,10 +363,14 @@ export function isAppendMessageLiteral(pending: RawCommand): boolean {
       r.sp();
       r.expect('(');
     }
-    return r.atLiteral() && r.si === pending.segments.length - 1;
+    return r.atLiteral() && r.si === pending.segments.length - 1 ? mailbox : null;
   } catch {
-    return false;
+    return null;
   }
+}
+
+export function isAppendMessageLiteral(pending: RawCommand): boolean {
+  return appendMessageMailbox(pending) !== null;
 }
 
 /** Parses one complete command. Throws ImapParseError (with the tag when one was read). */

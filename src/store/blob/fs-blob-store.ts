@@ -92,7 +92,7 @@ export class FsBlobStore {
         await fsp.unlink(tmp);
       } else {
         await fsp.rename(tmp, final);
-        fsyncDir(join(this.dir, id.slice(0, 2)));
+        await fsyncDirAsync(join(this.dir, id.slice(0, 2)));
       }
     } catch (err) {
       release();
@@ -183,5 +183,15 @@ export function fsyncDir(dir: string): void {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The rename into place is durable once the folder is fsync'd (off the event loop). */
+export async function fsyncDirAsync(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -145,8 +145,13 @@ class SqliteStore implements Store {
   /** Runs fn in one IMMEDIATE transaction, then removes dead blobs and publishes the changes. */
   #write<T>(fn: (tx: Tx) => T): T {
     if (this.#closed) throw new StoreError('invalid', 'store is closed');
-    const tx: Tx = { changes: [], deadBlobs: [] };
+    const tx: Tx = { changes: [], deadBlobs: [], start: 0 };
     const result = this.#db.transaction(() => fn(tx)).immediate();
+    this.#afterCommit(tx);
+    return result;
+  }
+
+  #afterCommit(tx: Tx): void {
     for (const id of tx.deadBlobs) {
       try {
         this.#blobs.removeIfUnpinned(id);
@@ -155,11 +160,66 @@ class SqliteStore implements Store {
       }
     }
     this.bus.publish(tx.changes);
-    return result;
+  }
+
+  // Group commit for deliveries and appends: writes queued within one turn of the event loop
+  // share one transaction (one fsync), each inside its own savepoint so one failure harms no
+  // other. Every caller still resolves only after the shared commit is durable.
+  #batch: Array<{ fn: (tx: Tx) => unknown; resolve: (v: any) => void; reject: (e: unknown) => void }> = [];
+  #batchScheduled = false;
+
+  #writeBatched<T>(fn: (tx: Tx) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreError('invalid', 'store is closed'));
+    return new Promise<T>((resolve, reject) => {
+      this.#batch.push({ fn, resolve, reject });
+      if (!this.#batchScheduled) {
+        this.#batchScheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  #flush(): void {
+    this.#batchScheduled = false;
+    const items = this.#batch;
+    this.#batch = [];
+    if (this.#closed) {
+      for (const it of items) it.reject(new StoreError('invalid', 'store is closed'));
+      return;
+    }
+    const tx: Tx = { changes: [], deadBlobs: [], start: 0 };
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    try {
+      this.#db
+        .transaction(() => {
+          for (const it of items) {
+            const marks = [tx.changes.length, tx.deadBlobs.length] as const;
+            tx.start = marks[0];
+            try {
+              outcomes.push({ ok: true, value: this.#db.transaction(() => it.fn(tx))() });
+            } catch (err) {
+              tx.changes.length = marks[0];
+              tx.deadBlobs.length = marks[1];
+              outcomes.push({ ok: false, err });
+            }
+          }
+        })
+        .immediate();
+    } catch (err) {
+      for (const it of items) it.reject(err);
+      return;
+    }
+    this.#afterCommit(tx);
+    items.forEach((it, i) => {
+      const o = outcomes[i]!;
+      if (o.ok) it.resolve(o.value);
+      else it.reject(o.err);
+    });
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    if (this.#batch.length) this.#flush();
     this.#closed = true;
     this.#db.close();
   }
@@ -507,7 +567,7 @@ class SqliteStore implements Store {
   }
 
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const results: DeliveryResult[] = [];
       let refs = 0;
       for (const t of targets) {
@@ -536,7 +596,7 @@ class SqliteStore implements Store {
   }
 
   async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const mb = this.#db.prepare('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (!this.#fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
@@ -674,11 +734,13 @@ class SqliteStore implements Store {
 interface Tx {
   changes: Change[];
   deadBlobs: string[];
+  /** First change of the current write (several writes share a batched transaction). */
+  start: number;
 }
 
 function stamp(tx: Tx, origin: string | undefined): void {
   if (origin === undefined) return;
-  for (const c of tx.changes) c.origin = origin;
+  for (let i = tx.start; i < tx.changes.length; i++) tx.changes[i]!.origin = origin;
 }
 
 /** INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */

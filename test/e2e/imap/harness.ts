@@ -4,20 +4,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../../helpers/server.ts';
 import type { Limits } from '../../../src/config/config.ts';
+import { PG_URL, dropSchema, freshSchemaName } from '../../store/pg-env.ts';
 
 export interface ImapTestServer extends TestServer {
   /** Stops the server and removes its data folder. */
   done(): Promise<void>;
 }
 
-export async function startImapServer(opts: { limits?: Partial<Limits>; plaintext?: boolean; args?: string[] } = {}): Promise<ImapTestServer> {
+export async function startImapServer(
+  opts: { limits?: Partial<Limits>; plaintext?: boolean; args?: string[]; postgres?: boolean } = {},
+): Promise<ImapTestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-imap-'));
   if (opts.limits) writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: opts.limits }));
-  const s = await startServer({ dataDir, plaintext: opts.plaintext, args: opts.args });
+  const schema = opts.postgres ? freshSchemaName() : null;
+  const s = await startServer({ dataDir, plaintext: opts.plaintext, args: opts.args, database: schema ? `${PG_URL}?schema=${schema}` : undefined });
   return Object.assign(s, {
     async done() {
       await s.stop();
       rmSync(dataDir, { recursive: true, force: true });
+      if (schema) await dropSchema(schema);
     },
   });
 }

@@ -232,3 +232,41 @@ test('commands in the wrong state are refused and change nothing', async () => {
     c.close();
   }
 });
+
+test('every command is refused in a state where it is not allowed (RFC 9051 §3)', async () => {
+  const notAuth = ['ENABLE CONDSTORE', 'SELECT INBOX', 'EXAMINE INBOX', 'CREATE x', 'DELETE x', 'RENAME x y', 'SUBSCRIBE x', 'UNSUBSCRIBE x', 'LIST "" *', 'LSUB "" *', 'NAMESPACE', 'STATUS INBOX (MESSAGES)', 'APPEND INBOX {1+}\r\nx', 'IDLE', 'GETQUOTA ""', 'GETQUOTAROOT INBOX'];
+  const notSelected = ['CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'UID EXPUNGE 1', 'SEARCH ALL', 'UID SEARCH ALL', 'FETCH 1 FLAGS', 'UID FETCH 1 FLAGS', 'STORE 1 +FLAGS (\\Seen)', 'UID STORE 1 +FLAGS (\\Seen)', 'COPY 1 Trash', 'UID COPY 1 Trash', 'MOVE 1 Trash', 'UID MOVE 1 Trash'];
+  const authOnly = ['STARTTLS', 'LOGIN a b', 'AUTHENTICATE PLAIN'];
+  const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
+  try {
+    for (const cmd of [...notAuth, ...notSelected]) assert.match((await c.cmd(cmd)).tagged, /^t\d+ BAD /, `not authenticated: ${cmd}`);
+    await c.login(A, `"${PW}"`);
+    for (const cmd of [...notSelected, ...authOnly]) assert.match((await c.cmd(cmd)).tagged, /^t\d+ BAD /, `authenticated: ${cmd}`);
+    await c.cmd('SELECT INBOX');
+    for (const cmd of authOnly) assert.match((await c.cmd(cmd)).tagged, /^t\d+ BAD /, `selected: ${cmd}`);
+    for (const cmd of ['CAPABILITY', 'NOOP', 'CHECK', 'NAMESPACE']) assert.match((await c.cmd(cmd)).tagged, /^t\d+ OK /, cmd);
+  } finally {
+    c.close();
+  }
+});
+
+test('APPEND is refused before the upload when the mailbox is missing or the quota is full', async () => {
+  const Q = 'quota@example.com';
+  await srv.addUser(Q, PW, { quota: '20KB' });
+  const c = await tlsLogin(Q);
+  try {
+    const tag = c.nextTag();
+    c.write(`${tag} APPEND Nowhere {100}\r\n`);
+    assert.match(await c.readLine(), new RegExp(`^${tag} NO \\[TRYCREATE\\]`));
+    const tag2 = c.nextTag();
+    c.write(`${tag2} APPEND INBOX {30000}\r\n`);
+    assert.match(await c.readLine(), new RegExp(`^${tag2} NO \\[OVERQUOTA\\]`));
+    assert.match((await c.append('INBOX', simpleMessage('fits', 'x'.repeat(5000)))).tagged, /OK/);
+    const q = await c.cmd('GETQUOTAROOT INBOX');
+    assert.equal(q.lines[0], '* QUOTAROOT "INBOX" ""');
+    assert.match(q.lines[1]!, /^\* QUOTA "" \(STORAGE [56] 20\)$/);
+    assert.match((await c.cmd('NOOP')).tagged, /OK/);
+  } finally {
+    c.close();
+  }
+});
