@@ -3,6 +3,7 @@
 // refused without checking the password until the window passes. A failed attempt is answered
 // after a short delay so guessing is slow even below the limit.
 
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../store/store.ts';
 import type { Authenticator, AuthResult } from '../net/types.ts';
 import { verifyPassword } from './password.ts';
@@ -36,8 +37,34 @@ class FailureCounter {
   }
 }
 
+/**
+ * Remembers recent successful logins so a client that logs in often (phones reconnecting, POP3
+ * polling) doesn't pay a full scrypt each time. Only an HMAC under a per-process random key of
+ * (account, stored hash, password) is kept, in memory; a password change changes the stored hash
+ * and so misses the cache.
+ */
+class LoginCache {
+  readonly #key = randomBytes(32);
+  readonly #entries = new Map<number, { mac: Buffer; expires: number }>();
+  constructor(readonly ttlMs: number, readonly max: number) {}
+  #mac(accountId: number, hash: string, password: string): Buffer {
+    return createHmac('sha256', this.#key).update(`${accountId}\0${hash}\0`).update(password, 'utf8').digest();
+  }
+  has(accountId: number, hash: string, password: string, t: number): boolean {
+    const e = this.#entries.get(accountId);
+    if (!e || e.expires < t) return false;
+    return timingSafeEqual(e.mac, this.#mac(accountId, hash, password));
+  }
+  add(accountId: number, hash: string, password: string, t: number): void {
+    this.#entries.delete(accountId);
+    this.#entries.set(accountId, { mac: this.#mac(accountId, hash, password), expires: t + this.ttlMs });
+    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value as number);
+  }
+}
+
 export function createAuthenticator(store: Store, opts: ThrottleOptions = DEFAULT_THROTTLE): Authenticator {
   const failures = new FailureCounter(opts.windowMs);
+  const cache = new LoginCache(60 * 60 * 1000, 100_000);
   const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
   return {
     async login(username: string, password: string, remoteAddress: string): Promise<AuthResult> {
@@ -48,13 +75,16 @@ export function createAuthenticator(store: Store, opts: ThrottleOptions = DEFAUL
         return { ok: false, reason: 'throttled', message: 'Too many failed logins; try again later' };
       }
       const account = user.includes('@') ? await store.getAccount(user) : null;
-      const ok = account ? await verifyPassword(password, account.passwordHash) : false;
+      const ok = account
+        ? cache.has(account.id, account.passwordHash, password, t) || (await verifyPassword(password, account.passwordHash))
+        : false;
       if (!account || !ok) {
         failures.add('ip:' + remoteAddress, t);
         failures.add('user:' + user, t);
         await delay(opts.failDelayMs);
         return { ok: false, reason: 'invalid', message: 'Invalid username or password' };
       }
+      cache.add(account.id, account.passwordHash, password, t);
       return { ok: true, account };
     },
   };
