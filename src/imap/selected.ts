@@ -137,13 +137,14 @@ export class SelectedMailbox {
         const drop = new Set(gone);
         this.uids = this.uids.filter((u) => !drop.has(u));
       } else {
-        // Highest sequence number first, so no renumbering affects the next one.
-        for (let i = gone.length - 1; i >= 0; i--) {
-          const seq = this.seqOf(gone[i]!);
-          if (!seq) continue;
-          this.uids.splice(seq - 1, 1);
-          out += `* ${seq} EXPUNGE\r\n`;
-        }
+        // Highest sequence number first, so no renumbering affects the next one: each number is
+        // its position in the list as it was before this flush.
+        const seqs = gone.map((u) => this.seqOf(u)).filter((n) => n > 0);
+        const parts: string[] = [];
+        for (let i = seqs.length - 1; i >= 0; i--) parts.push(`* ${seqs[i]} EXPUNGE\r\n`);
+        out += parts.join('');
+        const drop = new Set(gone);
+        this.uids = this.uids.filter((u) => !drop.has(u));
       }
     }
     if (this.pendingFlags.size > 0) {

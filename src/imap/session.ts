@@ -65,6 +65,7 @@ export class ImapSession {
 
   #receiver: Receiver;
   #pumping = false;
+  #inputEnded = false;
   #closed = false;
   #paused = false;
   #badCount = 0;
@@ -102,7 +103,11 @@ export class ImapSession {
     socket.on('data', this.#onData);
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
-    socket.on('end', () => this.close());
+    // Half-close: finish the commands already received, then close.
+    socket.on('end', () => {
+      this.#inputEnded = true;
+      if (!this.#pumping) this.close();
+    });
   }
 
   get closed(): boolean {
@@ -269,6 +274,10 @@ export class ImapSession {
       this.close();
     } finally {
       this.#pumping = false;
+    }
+    if (this.#inputEnded) {
+      this.close();
+      return;
     }
     if (this.#paused && !this.#closed) {
       this.#paused = false;
@@ -479,7 +488,10 @@ export class ImapSession {
 
   startIdle(tag: string): void {
     const every = this.deps.config.limits.imapIdleKeepalive;
-    const keepalive = setInterval(() => this.write('* OK Still here\r\n'), every);
+    // 0 turns the keepalive off.
+    const keepalive = setInterval(() => {
+      if (every > 0) this.write('* OK Still here\r\n');
+    }, every > 0 ? every : 2 ** 30);
     keepalive.unref();
     this.idle = { tag, keepalive };
     this.write('+ idling\r\n');
@@ -501,6 +513,7 @@ export class ImapSession {
   #armAutologout(): void {
     if (this.#autologout) clearTimeout(this.#autologout);
     const ms = this.deps.config.limits.imapIdleTimeout;
+    if (!(ms > 0)) return; // 0: no autologout
     this.#autologout = setTimeout(() => {
       if (this.idle) {
         this.#armAutologout();
@@ -525,6 +538,10 @@ export class ImapSession {
     tls.on('data', this.#onData);
     tls.on('error', () => this.close());
     tls.on('close', () => this.close());
+    tls.on('end', () => {
+      this.#inputEnded = true;
+      if (!this.#pumping) this.close();
+    });
   }
 
   // ---- shutdown

@@ -174,7 +174,7 @@ class Output {
 
 export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
-  let uids = resolveSet(s, cmd.set, cmd.uid);
+  const uids = resolveSet(s, cmd.set, cmd.uid);
   const items = [...cmd.items];
   const has = (k: FetchItem['k']) => items.some((i) => i.k === k);
   // RFC 7162 §3.1.4: CHANGEDSINCE implies MODSEQ; any MODSEQ use enables CONDSTORE.
@@ -199,53 +199,57 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
     summaries = new Map(all.map((m) => [m.uid, m]));
   }
   const output = new Output(s);
-  for (let i = 0; i < uids.length; i += BATCH) {
-    if (s.closed) return null;
-    const chunk = uids.slice(i, i + BATCH);
-    let msgs: MessageSummary[];
-    let recs = new Map<number, MessageRecord>();
-    if (needMeta) {
-      const list = await s.deps.store.getMessages(sel.mailboxId, chunk);
-      recs = new Map(list.map((r) => [r.uid, r]));
-      msgs = list;
-    } else {
-      msgs = chunk.map((u) => summaries!.get(u)).filter((m): m is MessageSummary => m !== undefined);
-    }
-    if (cmd.changedSince !== null) msgs = msgs.filter((m) => m.modseq > cmd.changedSince!);
-    // Implicit \Seen (RFC 9051 §6.4.5), reported as FLAGS in the same response.
-    const seenNow = new Set<number>();
-    if (markSeen) {
-      const unseen = msgs.filter((m) => !(m.systemFlags & SystemFlag.Seen)).map((m) => m.uid);
-      if (unseen.length) {
-        const r = await s.deps.store.storeFlags(sel.mailboxId, unseen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin: s.origin });
-        for (const u of r.updated) {
-          seenNow.add(u.uid);
-          const m = msgs.find((x) => x.uid === u.uid);
-          if (m) {
-            m.systemFlags = u.systemFlags;
-            m.modseq = u.modseq;
+  try {
+    for (let i = 0; i < uids.length; i += BATCH) {
+      if (s.closed) return null;
+      const chunk = uids.slice(i, i + BATCH);
+      let msgs: MessageSummary[];
+      let recs = new Map<number, MessageRecord>();
+      if (needMeta) {
+        const list = await s.deps.store.getMessages(sel.mailboxId, chunk);
+        recs = new Map(list.map((r) => [r.uid, r]));
+        msgs = list;
+      } else {
+        msgs = chunk.map((u) => summaries!.get(u)).filter((m): m is MessageSummary => m !== undefined);
+      }
+      if (cmd.changedSince !== null) msgs = msgs.filter((m) => m.modseq > cmd.changedSince!);
+      // Implicit \Seen (RFC 9051 §6.4.5), reported as FLAGS in the same response.
+      const seenNow = new Set<number>();
+      if (markSeen) {
+        const unseen = msgs.filter((m) => !(m.systemFlags & SystemFlag.Seen)).map((m) => m.uid);
+        if (unseen.length) {
+          const r = await s.deps.store.storeFlags(sel.mailboxId, unseen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin: s.origin });
+          for (const u of r.updated) {
+            seenNow.add(u.uid);
+            const m = msgs.find((x) => x.uid === u.uid);
+            if (m) {
+              m.systemFlags = u.systemFlags;
+              m.modseq = u.modseq;
+            }
+            sel.pendingFlags.delete(u.uid);
           }
-          sel.pendingFlags.delete(u.uid);
         }
       }
+      for (const msg of msgs) {
+        const seq = sel.seqOf(msg.uid);
+        if (!seq) continue;
+        const rec = recs.get(msg.uid) ?? null;
+        const pieces: Piece[] = [`* ${seq} FETCH (`];
+        if (showUid || has('UID')) pieces.push(`UID ${msg.uid} `);
+        for (const item of items) await renderItem(s, item, msg, rec, pieces);
+        if (seenNow.has(msg.uid) && !has('FLAGS')) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
+        if (seenNow.has(msg.uid) && s.condstore && !items.some((x) => x.k === 'MODSEQ')) pieces.push(`MODSEQ (${msg.modseq}) `);
+        // Drop the trailing space.
+        const last = pieces[pieces.length - 1];
+        if (last === ' ') pieces.pop();
+        else if (typeof last === 'string' && last.endsWith(' ')) pieces[pieces.length - 1] = last.slice(0, -1);
+        pieces.push(')\r\n');
+        await output.add(pieces);
+      }
     }
-    for (const msg of msgs) {
-      const seq = sel.seqOf(msg.uid);
-      if (!seq) continue;
-      const rec = recs.get(msg.uid) ?? null;
-      const pieces: Piece[] = [`* ${seq} FETCH (`];
-      if (showUid || has('UID')) pieces.push(`UID ${msg.uid} `);
-      for (const item of items) await renderItem(s, item, msg, rec, pieces);
-      if (seenNow.has(msg.uid) && !has('FLAGS')) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
-      // Drop the trailing space.
-      const last = pieces[pieces.length - 1];
-      if (last === ' ') pieces.pop();
-      else if (typeof last === 'string' && last.endsWith(' ')) pieces[pieces.length - 1] = last.slice(0, -1);
-      pieces.push(')\r\n');
-      await output.add(pieces);
-    }
+  } finally {
+    // What was rendered before a failure (e.g. UNKNOWN-CTE) still reaches the client.
+    await output.flush();
   }
-  await output.flush();
-  uids = [];
   return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
 };

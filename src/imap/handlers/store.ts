@@ -22,10 +22,11 @@ export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
     if (u.modseq > sel.highestModseq) sel.highestModseq = u.modseq;
     const items: string[] = [];
     if (cmd.uid || s.qresync) items.push(`UID ${u.uid}`);
-    // RFC 7162 §3.1.3: with UNCHANGEDSINCE the MODSEQ is reported even for .SILENT.
+    // RFC 7162 §3.1.3: with UNCHANGEDSINCE the MODSEQ is reported even for .SILENT; with CONDSTORE
+    // on, Pillarbox (like Dovecot) always reports it so the client's cache keeps the new MODSEQ.
     if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords)}`);
-    if (s.condstore && (!cmd.silent || cmd.unchangedSince !== null)) items.push(`MODSEQ (${u.modseq})`);
-    if (!cmd.silent || cmd.unchangedSince !== null) out += `* ${seq} FETCH (${items.join(' ')})\r\n`;
+    if (s.condstore) items.push(`MODSEQ (${u.modseq})`);
+    if (!cmd.silent || s.condstore) out += `* ${seq} FETCH (${items.join(' ')})\r\n`;
     // A pending report for the same message from another session is now stale.
     sel.pendingFlags.delete(u.uid);
   }

@@ -204,3 +204,27 @@ test('RFC 9051 §7.5.1: no EXPUNGE while FETCH/STORE/SEARCH by sequence number; 
     b.close();
   }
 });
+
+test('RFC822 items, BINARY of a single-part message, UNKNOWN-CTE, a missing part, EXAMINE keeps \\Seen unset', async () => {
+  const c = await login();
+  try {
+    await c.cmd('CREATE Misc');
+    const single = Buffer.from('From: a@example.com\r\nSubject: single\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nGr=C3=BC=C3=9Fe=\r\n aus K=C3=B6ln\r\n');
+    await c.append('Misc', single);
+    await c.append('Misc', 'From: a@example.com\r\nSubject: uu\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin 644 x\r\nend\r\n');
+    await c.cmd('EXAMINE Misc');
+    const r = await c.cmd('FETCH 1 (RFC822.HEADER RFC822.TEXT BINARY[1] BINARY.SIZE[1] BODY[5])');
+    const hdrEnd = single.indexOf('\r\n\r\n') + 4;
+    assert.deepEqual(RawImap.literalAfter(r.raw, 'RFC822.HEADER'), single.subarray(0, hdrEnd));
+    assert.deepEqual(RawImap.literalAfter(r.raw, 'RFC822.TEXT'), single.subarray(hdrEnd));
+    assert.equal(RawImap.literalAfter(r.raw, 'BINARY[1]')?.toString('utf8'), 'Grüße aus Köln\r\n');
+    assert.match(r.raw.toString('latin1'), /BINARY\.SIZE\[1\] 19/);
+    assert.match(r.raw.toString('latin1'), /BODY\[5\] ""/);
+    assert.match((await c.cmd('FETCH 1 (FLAGS)')).lines[0]!, /FLAGS \(\)/, 'EXAMINE is read-only: no implicit \\Seen');
+    const uu = await c.cmd('FETCH 2 (BINARY[1] BODYSTRUCTURE)');
+    assert.match(uu.tagged, /NO \[UNKNOWN-CTE\]/, uu.lines.join('\n'));
+    assert.match((await c.cmd('STORE 1 +FLAGS (\\Seen)')).tagged, /NO \[READ-ONLY\]/);
+  } finally {
+    c.close();
+  }
+});

@@ -12,7 +12,8 @@ export interface Response {
 }
 
 export class RawImap {
-  buf = Buffer.alloc(0);
+  #chunks: Buffer[] = [];
+  #len = 0;
   closed = false;
   #waiters: Array<() => void> = [];
   #tag = 0;
@@ -23,7 +24,8 @@ export class RawImap {
 
   #attach(socket: Socket | TLSSocket): void {
     socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
+      this.#chunks.push(d);
+      this.#len += d.length;
       this.#wake();
     });
     socket.on('close', () => {
@@ -31,6 +33,17 @@ export class RawImap {
       this.#wake();
     });
     socket.on('error', () => {});
+  }
+
+  /** Everything received and not yet consumed, as one Buffer. */
+  get buf(): Buffer {
+    if (this.#chunks.length !== 1) this.#chunks = [Buffer.concat(this.#chunks, this.#len)];
+    return this.#chunks[0]!;
+  }
+
+  set buf(b: Buffer) {
+    this.#chunks = [b];
+    this.#len = b.length;
   }
 
   #wake(): void {
@@ -81,11 +94,17 @@ export class RawImap {
       if (nl >= 0) {
         const m = /\{(\d+)\}$/.exec(this.buf.subarray(pos, nl).toString('latin1'));
         if (m) {
-          const n = Number(m[1]);
-          if (this.buf.length >= nl + 2 + n) {
-            pos = nl + 2 + n;
+          const need = nl + 2 + Number(m[1]);
+          if (this.buf.length >= need) {
+            pos = need;
             continue;
           }
+          // Wait for the whole literal without re-joining the buffer on every chunk.
+          while (this.#len < need) {
+            const left = deadline - Date.now();
+            if (left <= 0 || !(await this.#more(left))) break;
+          }
+          if (this.#len >= need) continue;
         } else {
           const line = Buffer.from(this.buf.subarray(0, nl));
           this.buf = this.buf.subarray(nl + 2);

@@ -270,3 +270,42 @@ test('APPEND is refused before the upload when the mailbox is missing or the quo
     c.close();
   }
 });
+
+test('IMAP4rev1 LSUB and IMAP4rev2 after ENABLE: ESEARCH answers, no RECENT, LIST in SELECT', async () => {
+  const c = await tlsLogin(B);
+  try {
+    await c.cmd('CREATE Lists/Node');
+    await c.cmd('UNSUBSCRIBE Lists');
+    const l = await c.cmd('LSUB "" "%"');
+    assert.ok(l.lines.includes('* LSUB (\\Noselect) "/" "Lists"'), l.lines.join('\n'));
+    assert.ok(l.lines.includes('* LSUB () "/" "INBOX"'));
+    const l2 = await c.cmd('LSUB "" "Lists/*"');
+    assert.deepEqual(l2.lines, ['* LSUB () "/" "Lists/Node"']);
+    const rev1 = await c.cmd('SELECT INBOX');
+    assert.ok(rev1.lines.includes('* 0 RECENT'));
+    assert.equal((await c.cmd('SEARCH ALL')).lines[0]!.split(' ')[1], 'SEARCH');
+    assert.equal((await c.cmd('ENABLE IMAP4rev2')).lines[0], '* ENABLED IMAP4rev2');
+    const rev2 = await c.cmd('SELECT INBOX');
+    assert.ok(!rev2.lines.some((x) => /RECENT/.test(x)));
+    assert.ok(rev2.lines.includes('* LIST () "/" "INBOX"'));
+    assert.match((await c.cmd('SEARCH ALL')).lines[0]!, /^\* ESEARCH \(TAG "t\d+"\)/);
+  } finally {
+    c.close();
+  }
+});
+
+test('the per-account limit set with the admin CLI applies to the next login', async () => {
+  const L = 'limited@example.com';
+  await srv.addUser(L, PW);
+  const set = await srv.cli(['user', 'set', L, 'imap.maxConnections', '2']);
+  assert.equal(set.code, 0, set.stderr);
+  const two = [await tlsLogin(L), await tlsLogin(L)];
+  try {
+    const third = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
+    assert.match((await third.cmd(`LOGIN ${L} "${PW}"`)).tagged, /NO \[LIMIT\] .*at most 2/);
+    third.close();
+    for (const c of two) assert.match((await c.cmd('NOOP')).tagged, /OK/);
+  } finally {
+    for (const c of two) c.close();
+  }
+});
