@@ -88,6 +88,7 @@ export class FsBlobStore {
     const release = this.#pin(id);
     const final = this.path(id);
     try {
+      await this.settled(id);
       if (existsSync(final)) {
         await fsp.unlink(tmp);
       } else {
@@ -103,6 +104,7 @@ export class FsBlobStore {
   }
 
   async read(id: string, start = 0, end?: number): Promise<Buffer> {
+    await this.settled(id);
     let fh;
     try {
       fh = await fsp.open(this.path(id), 'r');
@@ -139,14 +141,27 @@ export class FsBlobStore {
     return createReadStream(this.path(id), opts);
   }
 
-  /** Unlinks a blob whose last reference was committed away, unless a delivery has it pinned. Synchronous on purpose: no await between the pin check and the unlink. */
+  /**
+   * Unlinks a blob whose last reference was committed away, unless a delivery has it pinned.
+   * The unlink runs off the event loop; a stage() of the same content meanwhile waits for it
+   * before checking whether the file exists, so it can never lose its body to this unlink.
+   */
   removeIfUnpinned(id: string): void {
-    if (this.isPinned(id)) return;
-    try {
-      unlinkSync(this.path(id));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    if (this.isPinned(id) || this.#deleting.has(id)) return;
+    const p = fsp
+      .unlink(this.path(id))
+      .catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') console.error('blob unlink failed', id, err.message);
+      })
+      .finally(() => this.#deleting.delete(id));
+    this.#deleting.set(id, p);
+  }
+
+  readonly #deleting = new Map<string, Promise<void>>();
+
+  /** Resolves when no unlink of this blob is in flight. */
+  async settled(id: string): Promise<void> {
+    await this.#deleting.get(id);
   }
 
   /** Start-up collection: temp files, and files no metadata references (`isReferenced` false). */
