@@ -30,6 +30,12 @@ const QUEUE_HIGH = 64;
 const QUEUE_LOW = 16;
 /** Bytes of unsent output after which command processing waits for the client to read. */
 const OUTPUT_HIGH = 256 * 1024;
+/** How often RETR/TOP re-read the store's expunge log. */
+const EXPUNGE_CHECK_MS = 1000;
+/** Messages up to this size are read in one call rather than streamed. */
+const SMALL_MESSAGE = 128 * 1024;
+/** Largest single write while streaming a message. */
+const WRITE_CHUNK = 64 * 1024;
 
 type State = 'authorization' | 'transaction' | 'update' | 'closed';
 
@@ -58,6 +64,8 @@ interface Login {
   markSeen: boolean;
   release: (() => void) | null;
   unsubscribe: () => void;
+  /** INBOX HIGHESTMODSEQ at login: expunges after it come from other clients. */
+  modseqAtLogin: number;
 }
 
 export function isLoopback(addr: string | undefined): boolean {
@@ -85,6 +93,8 @@ export class Pop3Session {
   #login: Login | null = null;
   #messages: SnapMessage[] = [];
   #byUid = new Map<number, SnapMessage>();
+  /** When the store's expunge log was last read (see #refreshExpunged). */
+  #expungeCheckedAt = 0;
   #shuttingDown = false;
   /** Set while a long response (RETR/TOP) is being written. */
   #streaming: Readable | null = null;
@@ -206,6 +216,8 @@ export class Pop3Session {
   async #pump(): Promise<void> {
     if (this.#processing) return;
     this.#processing = true;
+    // The autologout timer measures client inactivity (RFC 1939 §3), not time we spend working.
+    this.#socket.setTimeout(0);
     try {
       while (this.#queue.length && !this.#isClosed()) {
         const ev = this.#queue.shift()!;
@@ -225,6 +237,7 @@ export class Pop3Session {
       }
     } finally {
       this.#processing = false;
+      if (!this.#isClosed()) this.#socket.setTimeout(this.#deps.config.limits.pop3Timeout);
     }
   }
 
@@ -240,6 +253,7 @@ export class Pop3Session {
       return;
     }
     const cmd = parseCommand(ev.text);
+    this.#deps.log.debug('pop3.command', { session: this.id, command: cmd.name.slice(0, 16), arg: cmd.name === 'PASS' || cmd.name === 'AUTH' ? undefined : cmd.args[0]?.slice(0, 16) });
     if (cmd.name === '') {
       this.#send(errLine('Empty command'));
       return;
@@ -460,6 +474,7 @@ export class Pop3Session {
         markSeen: settings.markSeen,
         release,
         unsubscribe,
+        modseqAtLogin: inbox.highestModseq,
       };
       if (this.#state !== 'authorization') {
         // The connection closed while we waited.
@@ -653,52 +668,96 @@ export class Pop3Session {
   }
 
   /**
-   * Streams a message as a multi-line response with backpressure. The message is checked to
-   * still exist and its first bytes are read before +OK is sent, so a message expunged by
-   * another client gets a clean -ERR. Returns true when the whole response was written.
+   * Expunges by other server processes (which the in-process change bus does not carry) are read
+   * from the store's expunge log, at most once a second.
+   */
+  async #refreshExpunged(): Promise<void> {
+    const now = Date.now();
+    if (now - this.#expungeCheckedAt < EXPUNGE_CHECK_MS) return;
+    this.#expungeCheckedAt = now;
+    const login = this.#login!;
+    for (const uid of await this.#store.expungedSince(login.inbox.id, login.modseqAtLogin)) {
+      const m = this.#byUid.get(uid);
+      if (m) m.gone = true;
+    }
+  }
+
+  /**
+   * Sends a message as a multi-line response, streamed with backpressure. Its first bytes are read
+   * before +OK is sent, so an unreadable message gets a clean -ERR. Messages other sessions of this
+   * server expunge are known from the change bus (`gone`, refused in #pick), those other processes
+   * expunge from the expunge log (#refreshExpunged). Returns true when the whole response was written.
    */
   async #sendMessage(m: SnapMessage, top: TopFilter | null, okText: string): Promise<boolean> {
-    const login = this.#login!;
-    const still = m.retained ? [m] : await this.#store.getMessages(login.inbox.id, [m.uid]);
-    if (still.length === 0) {
-      m.gone = true;
+    if (!m.retained) await this.#refreshExpunged();
+    if (m.gone) {
       this.#send(errLine(`Message ${m.num} was removed by another client during this session`));
       return false;
     }
-    const stream = this.#store.streamBlob(m.blobId);
-    this.#streaming = stream;
-    const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    let stream: Readable | null = null;
+    let it: AsyncIterator<Buffer>;
+    let first: IteratorResult<Buffer>;
     try {
-      let first: IteratorResult<Buffer>;
-      try {
+      if (m.size <= SMALL_MESSAGE) {
+        // One read instead of a stream: most mail is small.
+        const whole = await this.#store.readBlob(m.blobId);
+        first = { done: false, value: whole };
+        it = { next: async () => ({ done: true, value: undefined }) };
+      } else {
+        stream = this.#store.streamBlob(m.blobId);
+        this.#streaming = stream;
+        it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
         first = await it.next();
-      } catch (err) {
+      }
+    } catch (err) {
+      stream?.destroy();
+      this.#streaming = null;
+      const login = this.#login!;
+      if (!m.retained && (await this.#store.getMessages(login.inbox.id, [m.uid])).length === 0) {
+        m.gone = true;
+        this.#send(errLine(`Message ${m.num} was removed by another client during this session`));
+      } else {
         this.#deps.log.warn('pop3.read-failed', { session: this.id, uid: m.uid, error: err });
         this.#send(errLine(`Message ${m.num} cannot be read right now; try again later`, 'SYS/TEMP'));
-        return false;
       }
+      return false;
+    }
+    try {
       if (this.#isClosed()) return false;
-      if (!(await this.#write(okLine(okText)))) return false;
+      // Output is coalesced into writes of up to WRITE_CHUNK bytes: the status line goes out with
+      // the first bytes of the message and the terminator with the last, never as tiny writes.
       const enc = new DotStuffEncoder();
+      let held: Buffer[] = [Buffer.from(okLine(okText))];
+      let heldLen = held[0]!.length;
       let r = first;
       try {
         while (!r.done) {
           let chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value);
           if (top) chunk = top.push(chunk);
-          if (chunk.length && !(await this.#write(enc.push(chunk)))) return false;
+          if (chunk.length) {
+            const out = enc.push(chunk);
+            if (heldLen + out.length > WRITE_CHUNK) {
+              if (!(await this.#write(held.length === 1 ? held[0]! : Buffer.concat(held, heldLen)))) return false;
+              held = [];
+              heldLen = 0;
+            }
+            held.push(out);
+            heldLen += out.length;
+          }
           if (top?.done) break;
           r = await it.next();
         }
       } catch (err) {
-        // Half a response already went out: the only safe thing left is to drop the connection.
+        // Part of a response may already be out: the only safe thing left is to drop the connection.
         this.#deps.log.error('pop3.stream-failed', { session: this.id, uid: m.uid, error: err });
         this.#socket.destroy();
         return false;
       }
-      return this.#write(enc.end());
+      held.push(enc.end());
+      return this.#write(Buffer.concat(held));
     } finally {
       this.#streaming = null;
-      stream.destroy();
+      stream?.destroy();
     }
   }
 

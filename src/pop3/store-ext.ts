@@ -27,8 +27,9 @@ export interface PopUpdate {
   action: PopDeleteAction;
   /**
    * For expunge/trash/archive: every removed message with savedAt >= this is recorded for recent
-   * mode (holding a reference on its blob) until its savedAt is older than this bound at a later
-   * popUpdate/popRetained call, which drops such entries. null = retain nothing.
+   * mode, holding a reference on its blob (not counted in the account's usedBytes). The same call
+   * drops older records (savedAt < retainSince) of this INBOX and releases their blobs.
+   * null = retain nothing (the session passes now − 30 days).
    */
   retainSince: number | null;
 }

@@ -188,6 +188,39 @@ export interface CopyResult {
   uidValidity: number;
 }
 
+/** A message a POP3 session removed from INBOX, kept readable for recent-mode sessions. */
+export interface PopRetainedMessage {
+  /** UIDVALIDITY and UID it had in INBOX: its POP3 UIDL stays `<uidValidity>.<uid>`. */
+  uidValidity: number;
+  uid: number;
+  size: number;
+  blobId: string;
+  savedAt: number;
+}
+
+/** The POP3 UPDATE state (RFC 1939 §6), applied in one transaction. */
+export interface PopUpdate {
+  /** INBOX UIDs to mark \Seen. */
+  seen: number[];
+  /** INBOX UIDs the POP client deleted. */
+  remove: number[];
+  /**
+   * What happens to `remove`: 'expunge' expunges; 'trash' / 'archive' move to the account's
+   * \Trash / \Archive mailbox (created when missing); 'keep' adds \Seen and the keyword
+   * POP_DELETED_KEYWORD, which hides it from later (non-recent) POP sessions.
+   */
+  action: PopDeleteAction;
+  /**
+   * For expunge/trash/archive: removed messages saved at or after this moment are retained for
+   * recent mode (holding a blob reference, not counted in usedBytes); retained rows of this
+   * INBOX older than it are dropped. null = retain nothing.
+   */
+  retainSince: number | null;
+}
+
+/** Keyword a 'keep' POP delete sets (like Dovecot's pop3_deleted_flag). */
+export const POP_DELETED_KEYWORD = '$POPDeleted';
+
 /** Who made a change; sessions skip their own changes on the bus. */
 export interface WriteOptions {
   origin?: string;
@@ -305,6 +338,16 @@ export interface Store {
   copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts?: WriteOptions): Promise<CopyResult>;
   /** Atomic copy + expunge from source (RFC 6851). Same account only. */
   moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts?: WriteOptions): Promise<CopyResult>;
+
+  // ---- POP3
+  /**
+   * The POP3 UPDATE state in ONE transaction, publishing the same Changes as storeFlags /
+   * expunge / moveMessages. Returns the UIDs removed from INBOX (none for 'keep') and the
+   * mailbox they went to (trash/archive).
+   */
+  popUpdate(inboxId: number, u: PopUpdate, opts?: WriteOptions): Promise<{ removed: number[]; mailbox: Mailbox | null }>;
+  /** Retained messages of this INBOX with savedAt >= since, oldest first (recent mode). */
+  popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]>;
 }
 
 /** Settings with defaults applied. */

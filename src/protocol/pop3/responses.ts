@@ -55,29 +55,38 @@ export class DotStuffEncoder {
   #lastWasCR = false;
 
   push(chunk: Buffer): Buffer {
-    const parts: Buffer[] = [];
-    let pos = 0;
     const n = chunk.length;
+    if (n === 0) return chunk;
+    // Only the spots that change are cut out: runs of clean CRLF lines pass as one slice.
+    const parts: Buffer[] = [];
+    let segStart = 0;
+    let pos = 0;
     while (pos < n) {
-      if (this.#atLineStart && chunk[pos] === DOT) parts.push(DOTB);
+      if (this.#atLineStart && chunk[pos] === DOT) {
+        if (pos > segStart) parts.push(chunk.subarray(segStart, pos));
+        parts.push(DOTB);
+        segStart = pos;
+      }
       this.#atLineStart = false;
       const idx = chunk.indexOf(LF, pos);
       if (idx === -1) {
-        parts.push(chunk.subarray(pos));
         this.#lastWasCR = chunk[n - 1] === CR;
         break;
       }
       const crBefore = idx > pos ? chunk[idx - 1] === CR : this.#lastWasCR;
-      if (crBefore) parts.push(chunk.subarray(pos, idx + 1));
-      else {
-        if (idx > pos) parts.push(chunk.subarray(pos, idx));
+      if (!crBefore) {
+        // Bare LF → CRLF.
+        if (idx > segStart) parts.push(chunk.subarray(segStart, idx));
         parts.push(CRLF);
+        segStart = idx + 1;
       }
       this.#atLineStart = true;
       this.#lastWasCR = false;
       pos = idx + 1;
     }
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    if (parts.length === 0) return chunk;
+    if (segStart < n) parts.push(chunk.subarray(segStart));
+    return Buffer.concat(parts);
   }
 
   /** The bytes that end the response: a CRLF if the data did not end with one, then ".CRLF". */

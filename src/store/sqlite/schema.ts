@@ -69,4 +69,22 @@ CREATE TABLE expunged (
 CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
 `,
   },
+  {
+    version: 2,
+    sql: `
+-- Messages a POP3 client removed from INBOX, kept (blob referenced, outside quota) so that
+-- recent-mode POP sessions still see the last 30 days.
+CREATE TABLE pop_retained (
+  inbox_id INTEGER NOT NULL,
+  account_id INTEGER NOT NULL,
+  uid_validity INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  saved_at INTEGER NOT NULL,
+  PRIMARY KEY (inbox_id, uid_validity, uid)
+) WITHOUT ROWID;
+CREATE INDEX pop_retained_saved ON pop_retained(inbox_id, saved_at);
+`,
+  },
 ];

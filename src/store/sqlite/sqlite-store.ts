@@ -13,6 +13,7 @@ import { MIGRATIONS } from './schema.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
+  POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
   applyFlagOp,
@@ -31,6 +32,8 @@ import {
   type MessageRecord,
   type MessageSummary,
   type NewMessage,
+  type PopRetainedMessage,
+  type PopUpdate,
   type SpecialUse,
   type StagedBlob,
   type Store,
@@ -308,6 +311,7 @@ class SqliteStore implements Store {
       if (!this.#db.prepare('SELECT 1 FROM accounts WHERE id = ?').get(id)) throw new StoreError('not-found', `no account ${id}`);
       const boxes = this.#db.prepare('SELECT id FROM mailboxes WHERE account_id = ?').pluck().all(id) as number[];
       for (const mb of boxes) this.#dropMailboxContents(tx, mb);
+      this.#dropRetained(tx, 'account_id = ?', [id]);
       this.#db.prepare('DELETE FROM mailboxes WHERE account_id = ?').run(id);
       this.#db.prepare('DELETE FROM accounts WHERE id = ?').run(id);
       tx.changes.push({ kind: 'account-removed', accountId: id });
@@ -621,29 +625,105 @@ class SqliteStore implements Store {
     return this.#write((tx) => {
       const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      const updated: StoreFlagsResult['updated'] = [];
-      const modified: number[] = [];
-      const sel = this.#db.prepare('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?');
-      const upd = this.#db.prepare('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
-      for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
-        const r = sel.get(mailboxId, uid) as Row | undefined;
-        if (!r) continue;
-        // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
-        if (opts.unchangedSince !== undefined && r.modseq > opts.unchangedSince) {
-          modified.push(uid);
-          continue;
-        }
-        const cur = { systemFlags: r.system_flags as number, keywords: JSON.parse(r.keywords) as string[] };
-        const next = applyFlagOp(cur, op, flags);
-        if (sameFlags(cur, next)) continue;
-        const modseq = this.#bumpModseq(mailboxId);
-        upd.run(next.systemFlags, JSON.stringify(next.keywords), modseq, mailboxId, uid);
-        updated.push({ uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
-        tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
-      }
+      const r = this.#flagsIn(tx, mb.account_id, mailboxId, uids, op, flags, opts.unchangedSince);
       stamp(tx, opts.origin);
-      return { updated, modified };
+      return r;
     });
+  }
+
+  #flagsIn(
+    tx: Tx,
+    accountId: number,
+    mailboxId: number,
+    uids: number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    unchangedSince?: number,
+  ): StoreFlagsResult {
+    const updated: StoreFlagsResult['updated'] = [];
+    const modified: number[] = [];
+    const sel = this.#db.prepare('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const upd = this.#db.prepare('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
+    for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
+      const r = sel.get(mailboxId, uid) as Row | undefined;
+      if (!r) continue;
+      // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
+      if (unchangedSince !== undefined && r.modseq > unchangedSince) {
+        modified.push(uid);
+        continue;
+      }
+      const cur = { systemFlags: r.system_flags as number, keywords: JSON.parse(r.keywords) as string[] };
+      const next = applyFlagOp(cur, op, flags);
+      if (sameFlags(cur, next)) continue;
+      const modseq = this.#bumpModseq(mailboxId);
+      upd.run(next.systemFlags, JSON.stringify(next.keywords), modseq, mailboxId, uid);
+      updated.push({ uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
+      tx.changes.push({ kind: 'flags-changed', accountId, mailboxId, uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
+    }
+    return { updated, modified };
+  }
+
+  // ---------------------------------------------------------------- POP3
+  async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
+    return this.#write((tx) => {
+      const inbox = this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(inboxId) as Row | undefined;
+      if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
+      const accountId = inbox.account_id as number;
+      const present = (uids: number[]) => {
+        const has = this.#db.prepare('SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?');
+        return [...new Set(uids)].sort((a, b) => a - b).filter((x) => has.get(inboxId, x));
+      };
+      const remove = present(u.remove);
+      const removeSet = new Set(remove);
+      // Retrieved messages are \Seen also where a delete moves them (trash/archive); for an
+      // expunge the flag change would be pointless.
+      const seen = present(u.seen).filter((x) => u.action !== 'expunge' || !removeSet.has(x));
+      if (seen.length) this.#flagsIn(tx, accountId, inboxId, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
+      let removed: number[] = [];
+      let target: Mailbox | null = null;
+      if (u.action === 'keep') {
+        this.#flagsIn(tx, accountId, inboxId, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
+      } else if (remove.length) {
+        if (u.retainSince !== null) {
+          const ins = this.#db.prepare(
+            `INSERT OR IGNORE INTO pop_retained (inbox_id, account_id, uid_validity, uid, blob_id, size, saved_at)
+             SELECT mailbox_id, ?, ?, uid, blob_id, size, saved_at FROM messages WHERE mailbox_id = ? AND uid = ? AND saved_at >= ?`,
+          );
+          const ref = this.#db.prepare('UPDATE blobs SET refcount = refcount + 1 WHERE id = (SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?)');
+          for (const uid of remove) if (ins.run(accountId, inbox.uid_validity, inboxId, uid, u.retainSince).changes) ref.run(inboxId, uid);
+        }
+        if (u.action === 'expunge') {
+          this.#expungeIn(tx, accountId, inboxId, remove);
+        } else {
+          const use: SpecialUse = u.action === 'trash' ? '\\Trash' : '\\Archive';
+          let row = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
+          if (!row) {
+            const base = u.action === 'trash' ? 'Trash' : 'Archive';
+            const taken = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, base) as Row | undefined;
+            row = taken ?? { id: this.#insertMailbox(tx, accountId, base, use, true).id };
+          }
+          this.#copyIn(tx, inboxId, remove, row.id as number, true);
+          target = toMailbox(this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(row.id) as Row);
+        }
+        removed = remove;
+      }
+      if (u.retainSince !== null) this.#dropRetained(tx, 'inbox_id = ? AND saved_at < ?', [inboxId, u.retainSince]);
+      stamp(tx, opts.origin);
+      return { removed, mailbox: target };
+    });
+  }
+
+  #dropRetained(tx: Tx, where: string, args: unknown[]): void {
+    const rows = this.#db.prepare(`SELECT blob_id, count(*) AS n FROM pop_retained WHERE ${where} GROUP BY blob_id`).all(...args) as Row[];
+    if (rows.length === 0) return;
+    this.#db.prepare(`DELETE FROM pop_retained WHERE ${where}`).run(...args);
+    for (const r of rows) this.#unrefBlob(tx, r.blob_id, r.n);
+  }
+
+  async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
+    return (
+      this.#db.prepare('SELECT * FROM pop_retained WHERE inbox_id = ? AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
+    ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 
   #expungeIn(tx: Tx, accountId: number, mailboxId: number, uids: number[]): number {

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:net';
+import { once } from 'node:events';
 
 const HERE = fileURLToPath(new URL('.', import.meta.url));
 const POPLIB = join(HERE, 'clients/poplib_fetch.py');
@@ -102,51 +104,113 @@ export async function runFetchmail(
   return readdirSync(o.outDir).length - before;
 }
 
-/** getmail6 over implicit TLS (SimplePOP3SSLRetriever), UIDL-tracking in its getmaildir. */
+/**
+ * A minimal LMTP server (RFC 2033) that writes each message it receives to a new file in `outDir`
+ * (dot-unstuffed, CRLF as received). getmail delivers to it: its forking destinations (Maildir,
+ * Mboxrd, MDA_external) race SIGCHLD against their wait and hang for the socket timeout now and
+ * then (getmailcore/baseclasses.py ForkingBase), its LMTP destination does not fork.
+ */
+export async function startLmtpSink(outDir: string): Promise<{ port: number; close(): Promise<void> }> {
+  mkdirSync(outDir, { recursive: true });
+  let seq = 0;
+  const server = createServer((sock) => {
+    let buf = Buffer.alloc(0);
+    let inData = false;
+    let rcpts = 0;
+    sock.on('error', () => {});
+    sock.write('220 lmtp-sink ready\r\n');
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          const empty = buf.subarray(0, 3).toString() === '.\r\n';
+          if (end === -1 && !empty) return;
+          const raw = empty ? Buffer.alloc(0) : buf.subarray(0, end + 2);
+          buf = buf.subarray(empty ? 3 : end + 5);
+          const text = raw.toString('latin1').split('\r\n').map((l) => (l.startsWith('.') ? l.slice(1) : l)).join('\r\n');
+          writeFileSync(join(outDir, `msg.${String(++seq).padStart(6, '0')}`), Buffer.from(text, 'latin1'));
+          inData = false;
+          // RFC 2033 §4.2: one reply per accepted recipient.
+          for (let i = 0; i < Math.max(rcpts, 1); i++) sock.write('250 2.0.0 stored\r\n');
+          rcpts = 0;
+          continue;
+        }
+        const nl = buf.indexOf('\r\n');
+        if (nl === -1) return;
+        const line = buf.subarray(0, nl).toString('latin1');
+        buf = buf.subarray(nl + 2);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'LHLO') sock.write('250-lmtp-sink\r\n250-8BITMIME\r\n250 PIPELINING\r\n');
+        else if (verb === 'MAIL') sock.write('250 2.1.0 ok\r\n');
+        else if (verb === 'RCPT') {
+          rcpts++;
+          sock.write('250 2.1.5 ok\r\n');
+        } else if (verb === 'DATA') {
+          inData = true;
+          sock.write('354 go ahead\r\n');
+        } else if (verb === 'QUIT') {
+          sock.end('221 2.0.0 bye\r\n');
+          return;
+        } else sock.write('250 ok\r\n');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/** getmail6 over implicit TLS (SimplePOP3SSLRetriever), UIDL-tracking in its getmaildir, delivering over LMTP. */
 export async function runGetmail(
   ep: PopEndpoint,
   o: { user: string; password: string; outDir: string; workDir: string; delete: boolean },
 ): Promise<number> {
   mkdirSync(o.outDir, { recursive: true });
   mkdirSync(o.workDir, { recursive: true });
-  const mda = deliverScript(o.workDir);
-  writeFileSync(
-    join(o.workDir, 'getmailrc'),
-    [
-      '[retriever]',
-      'type = SimplePOP3SSLRetriever',
-      'server = localhost',
-      `port = ${ep.pop3s}`,
-      `username = ${o.user}`,
-      `password = ${o.password}`,
-      `ca_certs = ${ep.caFile}`,
-      '',
-      '[destination]',
-      'type = MDA_external',
-      `path = ${mda}`,
-      `arguments = ("${o.outDir}",)`,
-      'unixfrom = false',
-      // The tests run as root; getmail refuses root commands unless told.
-      'allow_root_commands = true',
-      '',
-      '[options]',
-      'read_all = false',
-      `delete = ${o.delete ? 'true' : 'false'}`,
-      'delivered_to = false',
-      'received = false',
-      'verbose = 0',
-      'message_log_syslog = false',
-      '',
-    ].join('\n'),
-  );
-  // getmail names its UIDL memory oldmail-HOST-PORT-USER; a restarted test server has new ports,
-  // so carry the memory over as a user's getmail would keep it for a fixed port.
-  const want = `oldmail-localhost-${ep.pop3s}-${o.user}`;
-  const prev = readdirSync(o.workDir).find((f) => f.startsWith('oldmail-localhost-') && f.endsWith(`-${o.user}`) && f !== want);
-  if (prev && !existsSync(join(o.workDir, want))) copyFileSync(join(o.workDir, prev), join(o.workDir, want));
-  const before = readdirSync(o.outDir).length;
-  await run('getmail', ['--getmaildir', o.workDir, '--rcfile', 'getmailrc']);
-  return readdirSync(o.outDir).length - before;
+  const sink = await startLmtpSink(o.outDir);
+  try {
+    writeFileSync(
+      join(o.workDir, 'getmailrc'),
+      [
+        '[retriever]',
+        'type = SimplePOP3SSLRetriever',
+        'server = localhost',
+        `port = ${ep.pop3s}`,
+        `username = ${o.user}`,
+        `password = ${o.password}`,
+        `ca_certs = ${ep.caFile}`,
+        '',
+        '[destination]',
+        'type = MDA_lmtp',
+        'host = 127.0.0.1',
+        `port = ${sink.port}`,
+        'override = mailbox@localhost',
+        '',
+        '[options]',
+        'read_all = false',
+        `delete = ${o.delete ? 'true' : 'false'}`,
+        'delivered_to = false',
+        'received = false',
+        'verbose = 1',
+        'message_log_syslog = false',
+        '',
+      ].join('\n'),
+    );
+    // getmail names its UIDL memory oldmail-HOST-PORT-USER; a restarted test server has new ports,
+    // so carry the memory over as a user's getmail would keep it for a fixed port.
+    const want = `oldmail-localhost-${ep.pop3s}-${o.user}`;
+    const prev = readdirSync(o.workDir).find((f) => f.startsWith('oldmail-localhost-') && f.endsWith(`-${o.user}`) && f !== want);
+    if (prev && !existsSync(join(o.workDir, want))) copyFileSync(join(o.workDir, prev), join(o.workDir, want));
+    const before = readdirSync(o.outDir).length;
+    await run('getmail', ['--getmaildir', o.workDir, '--rcfile', 'getmailrc']);
+    return readdirSync(o.outDir).length - before;
+  } finally {
+    await sink.close();
+  }
 }
 
 /** curl over pop3s: RETR 1..count on one connection (URL globbing), or DELE them with `dele`. */
@@ -168,23 +232,14 @@ const digest = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /**
  * The folder holds exactly the expected messages, byte for byte (as a multiset). `lf`: the client
- * delivers with LF line ends (fetchmail, getmail); `returnPath`: getmail puts its own
- * `Return-Path: <sender>` line first, which is removed before comparing.
+ * delivers with LF line ends (fetchmail hands its MDA LF lines).
  */
-export function assertSameMessages(dir: string, expected: Buffer[], opts: { lf?: boolean; returnPath?: boolean } = {}): void {
+export function assertSameMessages(dir: string, expected: Buffer[], opts: { lf?: boolean } = {}): void {
   const norm = (b: Buffer) => (opts.lf ? Buffer.from(b.toString('latin1').replace(/\r\n/g, '\n'), 'latin1') : b);
   const want = expected.map((b) => digest(norm(b))).sort();
   const got = readdirSync(dir)
     .sort()
-    .map((f) => {
-      let b = readFileSync(join(dir, f));
-      if (opts.returnPath) {
-        const nl = b.indexOf('\n');
-        assert.match(b.subarray(0, nl).toString(), /^Return-Path: </, `${f} starts with getmail's Return-Path`);
-        b = b.subarray(nl + 1);
-      }
-      return digest(b);
-    })
+    .map((f) => digest(readFileSync(join(dir, f))))
     .sort();
   assert.equal(got.length, want.length, `${dir}: ${got.length} messages, expected ${want.length}`);
   assert.deepEqual(got, want, `${dir}: contents differ from what was delivered`);

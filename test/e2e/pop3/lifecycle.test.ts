@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { startHarness, addAccount, deliverMessages, makeMessage, LineClient } from './harness.ts';
 
 test('autologout after inactivity: -ERR, connection closed, DELE marks not applied (RFC 1939 §3)', async () => {
-  const h = await startHarness({ pop3Timeout: 400 });
+  const h = await startHarness({ pop3Timeout: 1000 });
   try {
     const acc = await addAccount(h.store, 'idle@example.com', 'pw');
     await deliverMessages(h.store, acc.id, [makeMessage(1), makeMessage(2)]);

@@ -59,6 +59,12 @@ function withPopExtension(store: Store): Store {
           return b ? Readable.from([b.subarray(start ?? 0, end ?? b.length)]) : target.streamBlob(blobId, start, end);
         };
       }
+      if (prop === 'readBlob') {
+        return async (blobId: string, start?: number, end?: number) => {
+          const b = bodyOf(blobId);
+          return b ? b.subarray(start ?? 0, end ?? b.length) : target.readBlob(blobId, start, end);
+        };
+      }
       const v = Reflect.get(target, prop, receiver);
       return typeof v === 'function' ? v.bind(target) : v;
     },

@@ -14,7 +14,7 @@ let n = 0;
 const PASSWORD = 'imap and pop';
 
 before(async () => {
-  t = await serverTarget();
+  t = await serverTarget({ cliAccounts: true });
 });
 after(async () => {
   await t.close();

@@ -356,3 +356,19 @@ test('a client that pipelines without reading does not make the server buffer wi
   assert.ok(buffered < 2 * 1024 * 1024, `server holds ${buffered} bytes of unsent output`);
   c.close();
 });
+
+test('a message expunged by another process (no change-bus event): RETR still gets a clean -ERR', async () => {
+  const { address, uids, inbox } = await account(2);
+  const c = await login(address);
+  const { openSqliteStore } = await import('../../../src/store/sqlite/sqlite-store.ts');
+  const other = await openSqliteStore({ path: `${h.dir}/pillarbox.sqlite`, blobDir: `${h.dir}/blobs` });
+  try {
+    await other.expunge(inbox.id, { uids: [uids[0]!], onlyDeleted: false });
+  } finally {
+    await other.close();
+  }
+  assert.equal(await c.cmd('RETR 1'), '-ERR Message 1 was removed by another client during this session');
+  assert.match(await c.cmd('RETR 2'), /^\+OK/);
+  await c.multi();
+  assert.equal(await c.cmd('QUIT'), '+OK Bye; no messages deleted');
+});

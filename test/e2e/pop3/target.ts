@@ -56,12 +56,12 @@ export async function harnessTarget(): Promise<Target> {
 }
 
 /**
- * The real `pillarbox serve` child process (test/helpers/server.ts). Accounts and POP settings go
- * through the admin CLI; mail is delivered through a store opened on the server's data dir in this
+ * The real `pillarbox serve` child process (test/helpers/server.ts). Accounts are made through the
+ * admin CLI (`cliAccounts`) or the store, POP settings through the CLI; mail is delivered through a store opened on the server's data dir in this
  * process (SQLite WAL allows both; the server's change bus does not see these deliveries).
  */
-export async function serverTarget(): Promise<Target & { server: TestServer; store: Store }> {
-  let s = await startServer();
+export async function serverTarget(opts: { cliAccounts?: boolean } = {}): Promise<Target & { server: TestServer; store: Store }> {
+  let s = await startServer(process.env.POP3_DEBUG ? { args: ["--log-level", "debug"] } : {});
   const caFile = join(s.dataDir, 'test-ca.pem');
   writeFileSync(caFile, s.ca);
   const store = await openStore(join(s.dataDir, 'pillarbox.sqlite'), s.dataDir);
@@ -89,8 +89,13 @@ export async function serverTarget(): Promise<Target & { server: TestServer; sto
     caFile,
     ca: s.ca,
     async addAccount(address: string, password: string, settings?: AccountSettings) {
-      await s.addUser(address, password);
-      if (settings?.pop) await setPop(address, settings.pop);
+      if (opts.cliAccounts) {
+        await s.addUser(address, password);
+        if (settings?.pop) await setPop(address, settings.pop);
+      } else {
+        // Straight into the store: each admin CLI run costs a process start.
+        await addAccount(store, address, password, settings);
+      }
     },
     setPop,
     async deliver(address: string, bodies: Buffer[]) {
