@@ -95,7 +95,7 @@ function toSummary(r: Row): MessageSummary {
     uid: r.uid,
     modseq: r.modseq,
     systemFlags: r.system_flags,
-    keywords: JSON.parse(r.keywords) as string[],
+    keywords: r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]),
     internalDate: r.internal_date,
     savedAt: r.saved_at,
     size: r.size,
@@ -489,15 +489,29 @@ class SqliteStore implements Store {
 
   // ---------------------------------------------------------------- messages
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    const rows =
+    // Raw rows (arrays) and a hand-built object: this lists whole mailboxes (SELECT, FETCH 1:*).
+    const cols = 'SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ?';
+    const rows = (
       opts.changedSince !== undefined
-        ? (this.#db
-            .prepare('SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
-            .all(mailboxId, opts.changedSince) as Row[])
-        : (this.#db
-            .prepare('SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ? ORDER BY uid')
-            .all(mailboxId) as Row[]);
-    return rows.map(toSummary);
+        ? this.#db.prepare(`${cols} AND modseq > ? ORDER BY uid`).raw().all(mailboxId, opts.changedSince)
+        : this.#db.prepare(`${cols} ORDER BY uid`).raw().all(mailboxId)
+    ) as unknown[][];
+    const out: MessageSummary[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      const kw = r[3] as string;
+      out[i] = {
+        uid: r[0] as number,
+        modseq: r[1] as number,
+        systemFlags: r[2] as number,
+        keywords: kw === '[]' ? [] : (JSON.parse(kw) as string[]),
+        internalDate: r[4] as number,
+        savedAt: r[5] as number,
+        size: r[6] as number,
+        blobId: r[7] as string,
+      };
+    }
+    return out;
   }
 
   async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
