@@ -5,7 +5,8 @@
 // Reports operations per second per command and p50/p99 latency, Pillarbox against Dovecot.
 //
 // Env: BENCH_IMAP_CLIENTS (100), BENCH_IMAP_ACCOUNTS (25), BENCH_IMAP_SECONDS (30),
-//      BENCH_IMAP_PREFILL (messages per INBOX, 200), BENCH_IMAP_RELOGIN_EVERY (10 iterations)
+//      BENCH_IMAP_PREFILL (messages per INBOX, 200), BENCH_IMAP_RELOGIN_EVERY (10 iterations),
+//      BENCH_IMAP_READONLY=1 (diagnostic: no STORE/APPEND/EXPUNGE)
 
 import { corpusMessage, SUBJECT_NEEDLE } from './lib/corpus.ts';
 import { ImapConn, existsOf, respCode, uidsOfFetch, type Reply } from './lib/imap-client.ts';
@@ -37,6 +38,8 @@ export interface MixedParams {
   seconds: number;
   prefill: number;
   reloginEvery: number;
+  /** Diagnostic: leave out STORE, APPEND and EXPUNGE (BENCH_IMAP_READONLY=1). */
+  readOnly: boolean;
 }
 
 export function mixedParams(): MixedParams {
@@ -46,6 +49,7 @@ export function mixedParams(): MixedParams {
     seconds: envInt('BENCH_IMAP_SECONDS', 30),
     prefill: envInt('BENCH_IMAP_PREFILL', 200),
     reloginEvery: envInt('BENCH_IMAP_RELOGIN_EVERY', 10),
+    readOnly: envInt('BENCH_IMAP_READONLY', 0) === 1,
   };
 }
 
@@ -141,15 +145,17 @@ async function runMix(port: number, accounts: Array<{ address: string; password:
           const u = uids[Math.floor(rnd() * uids.length)]!;
           await timed('FETCH BODY[]', () => c.command(`UID FETCH ${u} (BODY.PEEK[])`));
         }
-        if (uids.length) {
+        if (uids.length && !p.readOnly) {
           const s = uids[Math.floor(rnd() * uids.length)]!;
           await timed('STORE', () => c.command(`UID STORE ${s} +FLAGS (\\Seen)`));
           const d = uids[Math.floor(rnd() * uids.length)]!;
           await timed('STORE', () => c.command(`UID STORE ${d} +FLAGS (\\Deleted)`));
         }
-        const raw = appendPool[Math.floor(rnd() * appendPool.length)]!;
-        await timed('APPEND', () => c.append('INBOX', raw));
-        await timed('EXPUNGE', () => c.command('EXPUNGE'));
+        if (!p.readOnly) {
+          const raw = appendPool[Math.floor(rnd() * appendPool.length)]!;
+          await timed('APPEND', () => c.append('INBOX', raw));
+          await timed('EXPUNGE', () => c.command('EXPUNGE'));
+        }
         if (now() >= end) break;
         // IDLE for a moment: latency counts the two round trips, not the dwell.
         {

@@ -75,6 +75,7 @@ export async function provision(dataDir: string, accounts: Account[], imapMaxCon
 /** Runs bench/lib/<script> under tsx with a JSON job file argument (written to a temp file). */
 async function runWorker(script: string, args: string[], noFsync: boolean, extraArgs: string[] = []): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-job-'));
+  const offDir = onCleanup('job folder', () => rmSync(dir, { recursive: true, force: true }));
   const jobFile = join(dir, 'job.json');
   writeFileSync(jobFile, args[0]!);
   const tsx = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
@@ -83,6 +84,7 @@ async function runWorker(script: string, args: string[], noFsync: boolean, extra
   const off = onCleanup(script, () => killTree(p.pid!));
   const code = await new Promise<number>((r) => p.on('exit', (c) => r(c ?? 1)));
   off();
+  offDir();
   rmSync(dir, { recursive: true, force: true });
   if (code !== 0) throw new Error(`${script} failed (exit ${code})`);
 }
@@ -101,7 +103,9 @@ export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox>
 
   const env: Record<string, string> = {};
   if (process.env.BENCH_PROFILE) {
-    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${process.env.BENCH_PROFILE}`.trim();
+    // node refuses --cpu-prof in NODE_OPTIONS: an --import'ed module runs the profiler in-process.
+    env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import ${join(BENCH_DIR, 'lib', 'cpu-profiler.mjs')}`.trim();
+    env.BENCH_PROFILE_DIR = process.env.BENCH_PROFILE;
     log(`pillarbox: CPU profile will be written to ${process.env.BENCH_PROFILE}`);
   }
   if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_NODE_OPTIONS}`.trim();

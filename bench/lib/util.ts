@@ -3,7 +3,7 @@
 
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem, hostname, release } from 'node:os';
+import { cpus, totalmem, hostname, release, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -73,6 +73,9 @@ export async function cleanupAll(): Promise<void> {
   cleaning = false;
 }
 
+/** Set on Ctrl-C/SIGTERM: no new server or load is started after it. */
+export let stopping = false;
+
 let handlersInstalled = false;
 export function installSignalHandlers(): void {
   if (handlersInstalled) return;
@@ -88,6 +91,7 @@ export function installSignalHandlers(): void {
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(sig, () => {
+      stopping = true;
       log(`${sig}: stopping every server started by the benchmark`);
       cleanupAll().finally(() => process.exit(130));
     });
@@ -279,7 +283,8 @@ export class Recorder {
 
 // ---------------------------------------------------------------- the table
 
-export type Better = 'higher' | 'lower';
+/** Which way is better; 'none' = informational (no ratio). */
+export type Better = 'higher' | 'lower' | 'none';
 
 export interface Row {
   figure: string;
@@ -294,7 +299,7 @@ export interface Row {
 
 /** Pillarbox ÷ peer for "higher is better", peer ÷ Pillarbox for "lower is better": >1 means Pillarbox wins. */
 export function advantage(r: Row): number | null {
-  if (r.pillarbox === null || r.peer === null || !Number.isFinite(r.pillarbox) || !Number.isFinite(r.peer)) return null;
+  if (r.better === 'none' || r.pillarbox === null || r.peer === null || !Number.isFinite(r.pillarbox) || !Number.isFinite(r.peer)) return null;
   if (r.better === 'higher') return r.peer === 0 ? null : r.pillarbox / r.peer;
   return r.pillarbox === 0 ? null : r.peer / r.pillarbox;
 }
@@ -345,6 +350,8 @@ export function machineInfo(): Record<string, unknown> {
     hostname: hostname(),
     kernel: release(),
     node: process.version,
+    /** 1/5/15-minute load averages when the result was written (other work on the machine skews figures). */
+    loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
     dovecot,
     postfix,
   };
@@ -428,6 +435,11 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 /** Runs one side of a benchmark; a failure becomes a short reason for the table ("n/a (reason)"). */
 export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<Outcome<T>> {
+  // BENCH_SIDES=pillarbox (or =peer) runs one side only, e.g. while iterating on a fix.
+  const sides = (process.env.BENCH_SIDES ?? 'pillarbox,peer').toLowerCase().split(',');
+  const side = what === 'Pillarbox' ? 'pillarbox' : 'peer';
+  if (!sides.includes(side)) return { ok: false, reason: 'skipped (BENCH_SIDES)' };
+  if (stopping) return { ok: false, reason: 'interrupted' };
   try {
     return { ok: true, value: await fn() };
   } catch (err) {
@@ -478,8 +490,10 @@ export function report(r: {
   details: Record<string, unknown>;
 }): string {
   const table = renderTable(r.title, r.peer, r.rows);
+  // A one-sided or diagnostic run must not overwrite the side-by-side result.
+  const partial = process.env.BENCH_SIDES || r.params.readOnly ? '-partial' : '';
   const file = writeResult({
-    name: r.name,
+    name: r.name + partial,
     title: r.title,
     peer: r.peer,
     startedAt: new Date(r.started).toISOString(),
