@@ -127,20 +127,25 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const uids: number[] = [];
   const seqs: number[] = [];
   let highestModseq = 0;
-  const BATCH = need.body ? 50 : 500;
+  // BODY/TEXT: a batch's bodies are read in parallel (the reads wait on the disk, not the CPU),
+  // few enough at once to bound memory.
+  const BATCH = need.body ? 16 : 500;
   for (let i = 0; i < sel.uids.length; i += BATCH) {
     const chunk = sel.uids.slice(i, i + BATCH);
     let recs: Map<number, MessageRecord> | null = null;
     if (need.meta) {
       recs = new Map((await s.deps.store.getMessages(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
     }
+    const bodies =
+      need.body && recs
+        ? await Promise.all(chunk.map((uid) => (recs!.has(uid) && byUid.has(uid) ? textOfMessage(s.deps.store, recs!.get(uid)!) : Promise.resolve(null))))
+        : null;
     for (let j = 0; j < chunk.length; j++) {
       const uid = chunk[j]!;
       const msg = byUid.get(uid);
       if (!msg) continue; // expunged meanwhile
       const rec = recs?.get(uid) ?? null;
-      let body: string | null = null;
-      if (need.body && rec) body = await textOfMessage(s.deps.store, rec);
+      const body: string | null = bodies ? (bodies[j] ?? null) : null;
       const c: Ctx = { seq: i + j + 1, msg, rec, body, headerText: null, maxSeq, maxUid, saved };
       if (match(key, c)) {
         uids.push(uid);

@@ -22,6 +22,24 @@ const BATCH = 100;
 
 const META_ITEMS = new Set(['ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'BODY[]', 'BINARY[]', 'BINARY.SIZE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
+/** Items rendered from the message summary alone. */
+const SIMPLE_ITEMS = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'MODSEQ']);
+
+function renderSimple(item: FetchItem, msg: MessageSummary): string {
+  switch (item.k) {
+    case 'FLAGS':
+      return `FLAGS ${flagList(msg.systemFlags, msg.keywords)}`;
+    case 'INTERNALDATE':
+      return `INTERNALDATE ${internalDate(msg.internalDate)}`;
+    case 'RFC822.SIZE':
+      return `RFC822.SIZE ${msg.size}`;
+    case 'MODSEQ':
+      return `MODSEQ (${msg.modseq})`;
+    default:
+      return '';
+  }
+}
+
 /** Sets \Seen (RFC 9051 §6.4.5: BODY[...] without .PEEK, RFC822, RFC822.TEXT, BINARY[...]). */
 function setsSeen(items: readonly FetchItem[]): boolean {
   return items.some((i) => ((i.k === 'BODY[]' || i.k === 'BINARY[]') && !i.peek) || i.k === 'RFC822' || i.k === 'RFC822.TEXT');
@@ -190,6 +208,7 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
     if (gone.length) s.write(`* VANISHED (EARLIER) ${formatSeqSet(gone)}\r\n`);
   }
   const needMeta = items.some((i) => META_ITEMS.has(i.k));
+  const simple = items.every((i) => SIMPLE_ITEMS.has(i.k));
   const markSeen = setsSeen(items) && !sel.readOnly;
   const showUid = cmd.uid || s.qresync;
 
@@ -229,6 +248,28 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
             sel.pendingFlags.delete(u.uid);
           }
         }
+      }
+      if (simple) {
+        // Fast path for FETCH of flags and sizes only (e.g. `UID FETCH 1:* (FLAGS)` on a big
+        // mailbox): one string per batch, no per-item awaits.
+        let text = '';
+        for (const msg of msgs) {
+          const seq = sel.seqOf(msg.uid);
+          if (!seq) continue;
+          let line = `* ${seq} FETCH (`;
+          const parts: string[] = [];
+          if (showUid || has('UID')) parts.push(`UID ${msg.uid}`);
+          for (const item of items) {
+            const t = renderSimple(item, msg);
+            if (t) parts.push(t);
+          }
+          if (seenNow.has(msg.uid) && !has('FLAGS')) parts.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)}`);
+          if (seenNow.has(msg.uid) && s.condstore && !items.some((x) => x.k === 'MODSEQ')) parts.push(`MODSEQ (${msg.modseq})`);
+          line += parts.join(' ') + ')\r\n';
+          text += line;
+        }
+        if (text) await output.add([text]);
+        continue;
       }
       for (const msg of msgs) {
         const seq = sel.seqOf(msg.uid);

@@ -140,8 +140,24 @@ class SqliteStore implements Store {
     }
   }
 
+  /** Prepared statements, compiled once per SQL text (prepare was ~4% of CPU under load). */
+  readonly #stmts = new Map<string, Database.Statement>();
+
+  #q(sql: string): Database.Statement {
+    let st = this.#stmts.get(sql);
+    if (!st) {
+      st = this.#db.prepare(sql);
+      this.#stmts.set(sql, st);
+    } else if (st.reader) {
+      // pluck()/raw() are modes set on the statement object: reset them for each use.
+      st.pluck(false);
+      st.raw(false);
+    }
+    return st;
+  }
+
   collectGarbage(): void {
-    const has = this.#db.prepare('SELECT 1 FROM blobs WHERE id = ?').pluck();
+    const has = this.#q('SELECT 1 FROM blobs WHERE id = ?').pluck();
     this.#blobs.collectGarbage((id) => has.get(id) !== undefined);
   }
 
@@ -231,9 +247,9 @@ class SqliteStore implements Store {
   async addDomain(name: string): Promise<Domain> {
     const n = name.toLowerCase();
     return this.#write(() => {
-      if (this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('exists', `domain ${n} already exists`);
+      if (this.#q('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('exists', `domain ${n} already exists`);
       const t = now();
-      this.#db.prepare('INSERT INTO domains (name, created_at) VALUES (?, ?)').run(n, t);
+      this.#q('INSERT INTO domains (name, created_at) VALUES (?, ?)').run(n, t);
       return { name: n, createdAt: new Date(t) };
     });
   }
@@ -241,20 +257,20 @@ class SqliteStore implements Store {
   async removeDomain(name: string): Promise<void> {
     const n = name.toLowerCase();
     this.#write(() => {
-      if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('not-found', `no such domain ${n}`);
-      const users = this.#db.prepare('SELECT count(*) FROM accounts WHERE domain = ?').pluck().get(n) as number;
+      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('not-found', `no such domain ${n}`);
+      const users = this.#q('SELECT count(*) FROM accounts WHERE domain = ?').pluck().get(n) as number;
       if (users > 0) throw new StoreError('invalid', `domain ${n} still has ${users} account(s); remove them first`);
-      this.#db.prepare('DELETE FROM aliases WHERE domain = ?').run(n);
-      this.#db.prepare('DELETE FROM domains WHERE name = ?').run(n);
+      this.#q('DELETE FROM aliases WHERE domain = ?').run(n);
+      this.#q('DELETE FROM domains WHERE name = ?').run(n);
     });
   }
 
   async listDomains(): Promise<Domain[]> {
-    return (this.#db.prepare('SELECT * FROM domains ORDER BY name').all() as Row[]).map((r) => ({ name: r.name, createdAt: new Date(r.created_at) }));
+    return (this.#q('SELECT * FROM domains ORDER BY name').all() as Row[]).map((r) => ({ name: r.name, createdAt: new Date(r.created_at) }));
   }
 
   async getDomain(name: string): Promise<Domain | null> {
-    const r = this.#db.prepare('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase()) as Row | undefined;
+    const r = this.#q('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase()) as Row | undefined;
     return r ? { name: r.name, createdAt: new Date(r.created_at) } : null;
   }
 
@@ -263,57 +279,57 @@ class SqliteStore implements Store {
     const address = a.address.toLowerCase();
     const domain = domainOf(address);
     return this.#write((tx) => {
-      if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if (this.#db.prepare('SELECT 1 FROM accounts WHERE address = ?').get(address)) throw new StoreError('exists', `account ${address} already exists`);
+      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
+      if (this.#q('SELECT 1 FROM accounts WHERE address = ?').get(address)) throw new StoreError('exists', `account ${address} already exists`);
       const t = now();
       const info = this.#db
         .prepare('INSERT INTO accounts (address, domain, password_hash, quota, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(address, domain, a.passwordHash, a.quota ?? 0, JSON.stringify(a.settings ?? {}), t);
       const accountId = Number(info.lastInsertRowid);
       for (const m of DEFAULT_MAILBOXES) this.#insertMailbox(tx, accountId, m.name, m.specialUse, true);
-      return toAccount(this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
+      return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
     });
   }
 
   async getAccount(address: string): Promise<Account | null> {
-    const r = this.#db.prepare('SELECT * FROM accounts WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
+    const r = this.#q('SELECT * FROM accounts WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
     return r ? toAccount(r) : null;
   }
 
   async getAccountById(id: number): Promise<Account | null> {
-    const r = this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
+    const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
     return r ? toAccount(r) : null;
   }
 
   async listAccounts(domain?: string): Promise<Account[]> {
     const rows = domain
-      ? (this.#db.prepare('SELECT * FROM accounts WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
-      : (this.#db.prepare('SELECT * FROM accounts ORDER BY address').all() as Row[]);
+      ? (this.#q('SELECT * FROM accounts WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
+      : (this.#q('SELECT * FROM accounts ORDER BY address').all() as Row[]);
     return rows.map(toAccount);
   }
 
   async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
     return this.#write(() => {
-      const r = this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
+      const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
       if (!r) throw new StoreError('not-found', `no account ${id}`);
-      if (patch.passwordHash !== undefined) this.#db.prepare('UPDATE accounts SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
+      if (patch.passwordHash !== undefined) this.#q('UPDATE accounts SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
       if (patch.quota !== undefined) {
         if (!Number.isSafeInteger(patch.quota) || patch.quota < 0) throw new StoreError('invalid', 'quota must be a non-negative integer');
-        this.#db.prepare('UPDATE accounts SET quota = ? WHERE id = ?').run(patch.quota, id);
+        this.#q('UPDATE accounts SET quota = ? WHERE id = ?').run(patch.quota, id);
       }
-      if (patch.settings !== undefined) this.#db.prepare('UPDATE accounts SET settings = ? WHERE id = ?').run(JSON.stringify(patch.settings), id);
-      return toAccount(this.#db.prepare('SELECT * FROM accounts WHERE id = ?').get(id) as Row);
+      if (patch.settings !== undefined) this.#q('UPDATE accounts SET settings = ? WHERE id = ?').run(JSON.stringify(patch.settings), id);
+      return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row);
     });
   }
 
   async removeAccount(id: number): Promise<void> {
     this.#write((tx) => {
-      if (!this.#db.prepare('SELECT 1 FROM accounts WHERE id = ?').get(id)) throw new StoreError('not-found', `no account ${id}`);
-      const boxes = this.#db.prepare('SELECT id FROM mailboxes WHERE account_id = ?').pluck().all(id) as number[];
+      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(id)) throw new StoreError('not-found', `no account ${id}`);
+      const boxes = this.#q('SELECT id FROM mailboxes WHERE account_id = ?').pluck().all(id) as number[];
       for (const mb of boxes) this.#dropMailboxContents(tx, mb);
       this.#dropRetained(tx, 'account_id = ?', [id]);
-      this.#db.prepare('DELETE FROM mailboxes WHERE account_id = ?').run(id);
-      this.#db.prepare('DELETE FROM accounts WHERE id = ?').run(id);
+      this.#q('DELETE FROM mailboxes WHERE account_id = ?').run(id);
+      this.#q('DELETE FROM accounts WHERE id = ?').run(id);
       tx.changes.push({ kind: 'account-removed', accountId: id });
     });
   }
@@ -324,42 +340,42 @@ class SqliteStore implements Store {
     const domain = a.startsWith('@') ? a.slice(1) : domainOf(a);
     const ts = [...new Set(targets.map((t) => t.toLowerCase()))];
     return this.#write(() => {
-      if (!this.#db.prepare('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
+      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
       if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
       const t = now();
       this.#db
         .prepare('INSERT INTO aliases (address, domain, targets, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET targets = excluded.targets')
         .run(a, domain, JSON.stringify(ts), t);
-      const r = this.#db.prepare('SELECT * FROM aliases WHERE address = ?').get(a) as Row;
+      const r = this.#q('SELECT * FROM aliases WHERE address = ?').get(a) as Row;
       return { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) };
     });
   }
 
   async removeAlias(address: string): Promise<void> {
     this.#write(() => {
-      const info = this.#db.prepare('DELETE FROM aliases WHERE address = ?').run(address.toLowerCase());
+      const info = this.#q('DELETE FROM aliases WHERE address = ?').run(address.toLowerCase());
       if (info.changes === 0) throw new StoreError('not-found', `no alias ${address}`);
     });
   }
 
   async getAlias(address: string): Promise<Alias | null> {
-    const r = this.#db.prepare('SELECT * FROM aliases WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
+    const r = this.#q('SELECT * FROM aliases WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
     return r ? { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) } : null;
   }
 
   async listAliases(domain?: string): Promise<Alias[]> {
     const rows = domain
-      ? (this.#db.prepare('SELECT * FROM aliases WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
-      : (this.#db.prepare('SELECT * FROM aliases ORDER BY address').all() as Row[]);
+      ? (this.#q('SELECT * FROM aliases WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
+      : (this.#q('SELECT * FROM aliases ORDER BY address').all() as Row[]);
     return rows.map((r) => ({ address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) }));
   }
 
   // ---------------------------------------------------------------- mailboxes
   /** UIDVALIDITY never repeats within this store: max(clock seconds, last + 1). */
   #nextUidValidity(): number {
-    const last = (this.#db.prepare("SELECT value FROM settings WHERE key = 'last_uidvalidity'").pluck().get() as string | undefined) ?? '0';
+    const last = (this.#q("SELECT value FROM settings WHERE key = 'last_uidvalidity'").pluck().get() as string | undefined) ?? '0';
     const v = Math.max(Math.floor(now() / 1000) % 0x7fffffff, Number(last) + 1);
-    this.#db.prepare("INSERT INTO settings (key, value) VALUES ('last_uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(v));
+    this.#q("INSERT INTO settings (key, value) VALUES ('last_uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(v));
     return v;
   }
 
@@ -367,30 +383,30 @@ class SqliteStore implements Store {
     const info = this.#db
       .prepare('INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, 1)')
       .run(accountId, name, specialUse, subscribed ? 1 : 0, this.#nextUidValidity(), uidNext);
-    const mb = toMailbox(this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
+    const mb = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
     tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
     return mb;
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (this.#db.prepare("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map(toMailbox);
+    return (this.#q("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map(toMailbox);
   }
 
   async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    const r = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, normalizeName(name)) as Row | undefined;
+    const r = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, normalizeName(name)) as Row | undefined;
     return r ? toMailbox(r) : null;
   }
 
   async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    const r = this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+    const r = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
     return r ? toMailbox(r) : null;
   }
 
   async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
     const n = validateName(name);
     return this.#write((tx) => {
-      if (!this.#db.prepare('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
-      if (this.#db.prepare('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
+      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
+      if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
       const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
       stamp(tx, opts.origin);
       return mb;
@@ -401,29 +417,29 @@ class SqliteStore implements Store {
     const from = normalizeName(oldName);
     const to = validateName(newName);
     this.#write((tx) => {
-      const src = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
+      const src = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
       if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
-      if (this.#db.prepare('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
+      if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
       if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
       if (from === 'INBOX') {
         // RFC 9051 §6.3.6: renaming INBOX moves its messages into a new mailbox and leaves INBOX
         // empty; INBOX's inferiors are unaffected.
         const dst = this.#insertMailbox(tx, accountId, to, null, true, src.uid_next);
-        const uids = this.#db.prepare('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(src.id) as number[];
+        const uids = this.#q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(src.id) as number[];
         const modseq = this.#bumpModseq(src.id);
-        this.#db.prepare('UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, dst.id);
-        this.#db.prepare('UPDATE messages SET mailbox_id = ?, modseq = ? WHERE mailbox_id = ?').run(dst.id, modseq, src.id);
-        const logE = this.#db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+        this.#q('UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, dst.id);
+        this.#q('UPDATE messages SET mailbox_id = ?, modseq = ? WHERE mailbox_id = ?').run(dst.id, modseq, src.id);
+        const logE = this.#q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
         for (const u of uids) logE.run(src.id, u, modseq);
         if (uids.length) tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids, modseq });
       } else {
         const rows = this.#db
           .prepare("SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)")
           .all(accountId, from, from.length + 1, from + MAILBOX_SEPARATOR) as Row[];
-        const upd = this.#db.prepare('UPDATE mailboxes SET name = ? WHERE id = ?');
+        const upd = this.#q('UPDATE mailboxes SET name = ? WHERE id = ?');
         for (const r of rows) {
           const nn = to + (r.name as string).slice(from.length);
-          if (r.id !== src.id && this.#db.prepare('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
+          if (r.id !== src.id && this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
             throw new StoreError('exists', `mailbox ${nn} already exists`);
           upd.run(nn, r.id);
           tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.name, newName: nn });
@@ -437,10 +453,10 @@ class SqliteStore implements Store {
     const n = normalizeName(name);
     if (n === 'INBOX') throw new StoreError('inbox', 'INBOX cannot be deleted');
     this.#write((tx) => {
-      const mb = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n) as Row | undefined;
+      const mb = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${n}`);
       this.#dropMailboxContents(tx, mb.id);
-      this.#db.prepare('DELETE FROM mailboxes WHERE id = ?').run(mb.id);
+      this.#q('DELETE FROM mailboxes WHERE id = ?').run(mb.id);
       tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name: n });
       stamp(tx, opts.origin);
     });
@@ -448,24 +464,24 @@ class SqliteStore implements Store {
 
   /** Deletes every message of a mailbox, with quota and blob bookkeeping; no expunge log (the mailbox goes). */
   #dropMailboxContents(tx: Tx, mailboxId: number): void {
-    const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row;
-    const agg = this.#db.prepare('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages WHERE mailbox_id = ?').get(mailboxId) as Row;
-    const blobs = this.#db.prepare('SELECT blob_id, count(*) AS n FROM messages WHERE mailbox_id = ? GROUP BY blob_id').all(mailboxId) as Row[];
-    this.#db.prepare('DELETE FROM messages WHERE mailbox_id = ?').run(mailboxId);
-    this.#db.prepare('DELETE FROM expunged WHERE mailbox_id = ?').run(mailboxId);
+    const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row;
+    const agg = this.#q('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages WHERE mailbox_id = ?').get(mailboxId) as Row;
+    const blobs = this.#q('SELECT blob_id, count(*) AS n FROM messages WHERE mailbox_id = ? GROUP BY blob_id').all(mailboxId) as Row[];
+    this.#q('DELETE FROM messages WHERE mailbox_id = ?').run(mailboxId);
+    this.#q('DELETE FROM expunged WHERE mailbox_id = ?').run(mailboxId);
     for (const b of blobs) this.#unrefBlob(tx, b.blob_id, b.n);
-    this.#db.prepare('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(agg.bytes, agg.n, mb.account_id);
+    this.#q('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(agg.bytes, agg.n, mb.account_id);
   }
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
     this.#write(() => {
-      const info = this.#db.prepare('UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?').run(subscribed ? 1 : 0, accountId, normalizeName(name));
+      const info = this.#q('UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?').run(subscribed ? 1 : 0, accountId, normalizeName(name));
       if (info.changes === 0) throw new StoreError('not-found', `no mailbox ${name}`);
     });
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    const mb = this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+    const mb = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
     if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
     const r = this.#db
       .prepare(
@@ -493,8 +509,8 @@ class SqliteStore implements Store {
     const cols = 'SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ?';
     const rows = (
       opts.changedSince !== undefined
-        ? this.#db.prepare(`${cols} AND modseq > ? ORDER BY uid`).raw().all(mailboxId, opts.changedSince)
-        : this.#db.prepare(`${cols} ORDER BY uid`).raw().all(mailboxId)
+        ? this.#q(`${cols} AND modseq > ? ORDER BY uid`).raw().all(mailboxId, opts.changedSince)
+        : this.#q(`${cols} ORDER BY uid`).raw().all(mailboxId)
     ) as unknown[][];
     const out: MessageSummary[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
@@ -517,21 +533,42 @@ class SqliteStore implements Store {
   async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
     if (uids.length === 0) return [];
     const out: MessageRecord[] = [];
-    const stmt = this.#db.prepare(
-      `SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.saved_at, m.size, m.blob_id, b.meta
-       FROM messages m JOIN blobs b ON b.id = m.blob_id WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
+    const stmt = this.#q(
+      `SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id
+       FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`,
     );
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     for (let i = 0; i < sorted.length; i += 500) {
       for (const r of stmt.all(mailboxId, JSON.stringify(sorted.slice(i, i + 500))) as Row[]) {
-        out.push({ ...toSummary(r), meta: JSON.parse(r.meta) as MessageMeta });
+        out.push({ ...toSummary(r), meta: this.#meta(r.blob_id) });
       }
     }
     return out;
   }
 
+  // Parsed MessageMeta by blob id. A blob's content never changes, so neither does its parse;
+  // parsing the JSON was the top cost of FETCH ENVELOPE/BODYSTRUCTURE and header SEARCH.
+  // Entries are shared and must be treated as read-only.
+  readonly #metaCache = new Map<string, MessageMeta>();
+  static readonly META_CACHE_MAX = 20_000;
+
+  #meta(blobId: string): MessageMeta {
+    let m = this.#metaCache.get(blobId);
+    if (m) {
+      this.#metaCache.delete(blobId);
+      this.#metaCache.set(blobId, m);
+      return m;
+    }
+    const text = this.#q('SELECT meta FROM blobs WHERE id = ?').pluck().get(blobId) as string | undefined;
+    if (text === undefined) throw new StoreError('not-found', `blob ${blobId} has no metadata`);
+    m = JSON.parse(text) as MessageMeta;
+    this.#metaCache.set(blobId, m);
+    if (this.#metaCache.size > SqliteStore.META_CACHE_MAX) this.#metaCache.delete(this.#metaCache.keys().next().value as string);
+    return m;
+  }
+
   async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
-    return this.#db.prepare('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
+    return this.#q('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
   }
 
   async stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
@@ -547,7 +584,7 @@ class SqliteStore implements Store {
   }
 
   #bumpModseq(mailboxId: number): number {
-    return this.#db.prepare('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').pluck().get(mailboxId) as number;
+    return this.#q('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').pluck().get(mailboxId) as number;
   }
 
   #refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
@@ -557,9 +594,9 @@ class SqliteStore implements Store {
   }
 
   #unrefBlob(tx: Tx, blobId: string, n: number): void {
-    const left = this.#db.prepare('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
+    const left = this.#q('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
     if (left !== undefined && left <= 0) {
-      this.#db.prepare('DELETE FROM blobs WHERE id = ?').run(blobId);
+      this.#q('DELETE FROM blobs WHERE id = ?').run(blobId);
       tx.deadBlobs.push(blobId);
     }
   }
@@ -572,14 +609,14 @@ class SqliteStore implements Store {
     this.#db
       .prepare('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(normalizeKeywords(m.keywords)), m.internalDate, now(), blob.size, blob.id);
-    this.#db.prepare('UPDATE accounts SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?').run(blob.size, accountId);
+    this.#q('UPDATE accounts SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?').run(blob.size, accountId);
     tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq });
     return { uid: mb.uid, modseq: mb.modseq };
   }
 
   /** Reserves `bytes` of the account's quota if it fits (quota 0 = unlimited). */
   #fits(accountId: number, bytes: number): boolean {
-    const a = this.#db.prepare('SELECT quota, used_bytes FROM accounts WHERE id = ?').get(accountId) as Row | undefined;
+    const a = this.#q('SELECT quota, used_bytes FROM accounts WHERE id = ?').get(accountId) as Row | undefined;
     if (!a) return false;
     return a.quota === 0 || a.used_bytes + bytes <= a.quota;
   }
@@ -589,7 +626,7 @@ class SqliteStore implements Store {
       const results: DeliveryResult[] = [];
       let refs = 0;
       for (const t of targets) {
-        const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(t.mailboxId) as Row | undefined;
+        const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(t.mailboxId) as Row | undefined;
         if (!mb) {
           results.push({ ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: t.mailboxId });
           continue;
@@ -607,7 +644,7 @@ class SqliteStore implements Store {
         });
         results.push({ ok: true, accountId: mb.account_id, mailboxId: t.mailboxId, uid: r.uid, modseq: r.modseq });
       }
-      if (refs > 0) this.#db.prepare('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(refs, blob.id);
+      if (refs > 0) this.#q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(refs, blob.id);
       stamp(tx, opts.origin);
       return results;
     });
@@ -615,7 +652,7 @@ class SqliteStore implements Store {
 
   async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
     return this.#writeBatched((tx) => {
-      const mb = this.#db.prepare('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
+      const mb = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (!this.#fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
       this.#refBlob(blob, meta, 1);
@@ -637,7 +674,7 @@ class SqliteStore implements Store {
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
     return this.#write((tx) => {
-      const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+      const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
       const r = this.#flagsIn(tx, mb.account_id, mailboxId, uids, op, flags, opts.unchangedSince);
       stamp(tx, opts.origin);
@@ -656,8 +693,8 @@ class SqliteStore implements Store {
   ): StoreFlagsResult {
     const updated: StoreFlagsResult['updated'] = [];
     const modified: number[] = [];
-    const sel = this.#db.prepare('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const upd = this.#db.prepare('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
+    const sel = this.#q('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const upd = this.#q('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
     for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
       const r = sel.get(mailboxId, uid) as Row | undefined;
       if (!r) continue;
@@ -680,11 +717,11 @@ class SqliteStore implements Store {
   // ---------------------------------------------------------------- POP3
   async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
     return this.#write((tx) => {
-      const inbox = this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(inboxId) as Row | undefined;
+      const inbox = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(inboxId) as Row | undefined;
       if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
       const accountId = inbox.account_id as number;
       const present = (uids: number[]) => {
-        const has = this.#db.prepare('SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?');
+        const has = this.#q('SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?');
         return [...new Set(uids)].sort((a, b) => a - b).filter((x) => has.get(inboxId, x));
       };
       const remove = present(u.remove);
@@ -699,25 +736,25 @@ class SqliteStore implements Store {
         this.#flagsIn(tx, accountId, inboxId, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
       } else if (remove.length) {
         if (u.retainSince !== null) {
-          const ins = this.#db.prepare(
+          const ins = this.#q(
             `INSERT OR IGNORE INTO pop_retained (inbox_id, account_id, uid_validity, uid, blob_id, size, saved_at)
              SELECT mailbox_id, ?, ?, uid, blob_id, size, saved_at FROM messages WHERE mailbox_id = ? AND uid = ? AND saved_at >= ?`,
           );
-          const ref = this.#db.prepare('UPDATE blobs SET refcount = refcount + 1 WHERE id = (SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?)');
+          const ref = this.#q('UPDATE blobs SET refcount = refcount + 1 WHERE id = (SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?)');
           for (const uid of remove) if (ins.run(accountId, inbox.uid_validity, inboxId, uid, u.retainSince).changes) ref.run(inboxId, uid);
         }
         if (u.action === 'expunge') {
           this.#expungeIn(tx, accountId, inboxId, remove);
         } else {
           const use: SpecialUse = u.action === 'trash' ? '\\Trash' : '\\Archive';
-          let row = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
+          let row = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
           if (!row) {
             const base = u.action === 'trash' ? 'Trash' : 'Archive';
-            const taken = this.#db.prepare('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, base) as Row | undefined;
+            const taken = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, base) as Row | undefined;
             row = taken ?? { id: this.#insertMailbox(tx, accountId, base, use, true).id };
           }
           this.#copyIn(tx, inboxId, remove, row.id as number, true);
-          target = toMailbox(this.#db.prepare('SELECT * FROM mailboxes WHERE id = ?').get(row.id) as Row);
+          target = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(row.id) as Row);
         }
         removed = remove;
       }
@@ -728,24 +765,24 @@ class SqliteStore implements Store {
   }
 
   #dropRetained(tx: Tx, where: string, args: unknown[]): void {
-    const rows = this.#db.prepare(`SELECT blob_id, count(*) AS n FROM pop_retained WHERE ${where} GROUP BY blob_id`).all(...args) as Row[];
+    const rows = this.#q(`SELECT blob_id, count(*) AS n FROM pop_retained WHERE ${where} GROUP BY blob_id`).all(...args) as Row[];
     if (rows.length === 0) return;
-    this.#db.prepare(`DELETE FROM pop_retained WHERE ${where}`).run(...args);
+    this.#q(`DELETE FROM pop_retained WHERE ${where}`).run(...args);
     for (const r of rows) this.#unrefBlob(tx, r.blob_id, r.n);
   }
 
   async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
     return (
-      this.#db.prepare('SELECT * FROM pop_retained WHERE inbox_id = ? AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
+      this.#q('SELECT * FROM pop_retained WHERE inbox_id = ? AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
     ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 
   #expungeIn(tx: Tx, accountId: number, mailboxId: number, uids: number[]): number {
     if (uids.length === 0) return 0;
     const modseq = this.#bumpModseq(mailboxId);
-    const sel = this.#db.prepare('SELECT size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const del = this.#db.prepare('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const log = this.#db.prepare('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+    const sel = this.#q('SELECT size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const del = this.#q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const log = this.#q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
     let bytes = 0;
     for (const uid of uids) {
       const r = sel.get(mailboxId, uid) as Row;
@@ -754,20 +791,20 @@ class SqliteStore implements Store {
       bytes += r.size;
       this.#unrefBlob(tx, r.blob_id, 1);
     }
-    this.#db.prepare('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(bytes, uids.length, accountId);
+    this.#q('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(bytes, uids.length, accountId);
     tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId, uids, modseq });
     return modseq;
   }
 
   async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
     return this.#write((tx) => {
-      const mb = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+      const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
       const onlyDeleted = opts.onlyDeleted ?? true;
       let uids = (
         onlyDeleted
-          ? this.#db.prepare(`SELECT uid FROM messages WHERE mailbox_id = ? AND system_flags & ${SystemFlag.Deleted} != 0 ORDER BY uid`).pluck().all(mailboxId)
-          : this.#db.prepare('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailboxId)
+          ? this.#q(`SELECT uid FROM messages WHERE mailbox_id = ? AND system_flags & ${SystemFlag.Deleted} != 0 ORDER BY uid`).pluck().all(mailboxId)
+          : this.#q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailboxId)
       ) as number[];
       if (opts.uids) {
         const want = new Set(opts.uids);
@@ -780,11 +817,11 @@ class SqliteStore implements Store {
   }
 
   #copyIn(tx: Tx, srcMailboxId: number, uids: number[], dstMailboxId: number, move: boolean): CopyResult {
-    const src = this.#db.prepare('SELECT account_id FROM mailboxes WHERE id = ?').get(srcMailboxId) as Row | undefined;
-    const dst = this.#db.prepare('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(dstMailboxId) as Row | undefined;
+    const src = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(srcMailboxId) as Row | undefined;
+    const dst = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(dstMailboxId) as Row | undefined;
     if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
     if (move && src.account_id !== dst.account_id) throw new StoreError('invalid', 'move across accounts');
-    const sel = this.#db.prepare('SELECT uid, system_flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const sel = this.#q('SELECT uid, system_flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
     const rows: Row[] = [];
     for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
       const r = sel.get(srcMailboxId, uid) as Row | undefined;
@@ -794,7 +831,7 @@ class SqliteStore implements Store {
     const sameAccount = src.account_id === dst.account_id;
     if (!(move && sameAccount) && !this.#fits(dst.account_id, bytes)) throw new StoreError('quota', 'quota exceeded');
     const mapping: Array<[number, number]> = [];
-    const refBlob = this.#db.prepare('UPDATE blobs SET refcount = refcount + 1 WHERE id = ?');
+    const refBlob = this.#q('UPDATE blobs SET refcount = refcount + 1 WHERE id = ?');
     for (const r of rows) {
       refBlob.run(r.blob_id);
       const n = this.#insertMessage(tx, dst.account_id, dstMailboxId, { id: r.blob_id, size: r.size }, {
