@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Change } from '../../src/store/bus.ts';
-import { DEFAULT_MAILBOXES, StoreError, SystemFlag, type Account, type Mailbox, type Store } from '../../src/store/store.ts';
+import { DEFAULT_MAILBOXES, POP_DELETED_KEYWORD, StoreError, SystemFlag, type Account, type Mailbox, type PopUpdate, type Store } from '../../src/store/store.ts';
 import type { MessageMeta } from '../../src/protocol/mime/types.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from './pg-env.ts';
 
@@ -118,6 +118,8 @@ function body(tag = 'm', size = 200): Buffer {
   const head = `From: sender@example.net\r\nSubject: ${tag} ${++bodyCounter} ${randomBytes(6).toString('hex')}\r\n\r\n`;
   return Buffer.from(head + 'x'.repeat(Math.max(0, size - head.length - 2)) + '\r\n');
 }
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -922,6 +924,239 @@ for (const backend of backends) {
           assert.deepEqual(await store.listMessages(mb.id), []);
         }
         await store.removeAccount(b.id);
+        await assert.rejects(store.readBlob(st.id), storeError('not-found'));
+      }));
+
+    // ---------------------------------------------------------------- POP3 (popUpdate / popRetained)
+
+    /** Calls popUpdate and returns its result with the bus batches it published (one transaction = one batch). */
+    async function popUpdateRecorded(store: Store, accountId: number, inboxId: number, u: PopUpdate, origin = 'pop-1') {
+      const batches: Change[][] = [];
+      const off = store.bus.subscribe(accountId, (cs) => batches.push([...cs]));
+      try {
+        const result = await store.popUpdate(inboxId, u, { origin });
+        return { result, batches };
+      } finally {
+        off();
+      }
+    }
+
+    it('POP3 update: keep, expunge, trash and archive each in one transaction, with the right changes', () =>
+      withStore(async (store) => {
+        const { account: acc, boxes } = await account(store, 'pop@example.com');
+        const inbox = boxes.INBOX!.id;
+        const m: Array<Awaited<ReturnType<typeof put>>> = [];
+        for (let i = 0; i < 8; i++) m.push(await put(store, inbox, body(`pop${i}`, 300 + i)));
+        const uid = (i: number) => m[i]!.uid;
+        const flagsOf = async (mailboxId: number) => new Map((await store.listMessages(mailboxId)).map((x) => [x.uid, x]));
+        const used0 = (await store.getAccountById(acc.id))!.usedBytes;
+
+        // 'keep': \Seen for seen; \Seen + POP_DELETED_KEYWORD for removed; nothing leaves INBOX.
+        // UIDs that don't exist are ignored.
+        const keep = await popUpdateRecorded(store, acc.id, inbox, { seen: [uid(0), 424242], remove: [uid(1), 999999], action: 'keep', retainSince: null });
+        assert.deepEqual(keep.result, { removed: [], mailbox: null });
+        let f = await flagsOf(inbox);
+        assert.equal(f.size, 8);
+        assert.equal(f.get(uid(0))!.systemFlags, SystemFlag.Seen);
+        assert.deepEqual(f.get(uid(0))!.keywords, []);
+        assert.equal(f.get(uid(1))!.systemFlags, SystemFlag.Seen);
+        assert.deepEqual(f.get(uid(1))!.keywords, [POP_DELETED_KEYWORD]);
+        assert.equal(f.get(uid(2))!.systemFlags, 0);
+        assert.equal(keep.batches.length, 1, 'one transaction, one publish');
+        assert.deepEqual(
+          keep.batches[0]!.map((c) => [c.kind, 'uid' in c ? c.uid : null, c.origin]),
+          [
+            ['flags-changed', uid(0), 'pop-1'],
+            ['flags-changed', uid(1), 'pop-1'],
+          ],
+        );
+        const kc = keep.batches[0]![1]!;
+        assert.ok(kc.kind === 'flags-changed');
+        assert.deepEqual(kc.keywords, [POP_DELETED_KEYWORD]);
+        assert.equal(kc.modseq, f.get(uid(1))!.modseq);
+
+        // 'expunge': removed messages go (expunge log, quota); removed ones are not flagged first.
+        const ex = await popUpdateRecorded(store, acc.id, inbox, { seen: [uid(2), uid(3)], remove: [uid(3), 777777], action: 'expunge', retainSince: null });
+        assert.deepEqual(ex.result, { removed: [uid(3)], mailbox: null });
+        f = await flagsOf(inbox);
+        assert.ok(!f.has(uid(3)));
+        assert.equal(f.get(uid(2))!.systemFlags, SystemFlag.Seen);
+        assert.equal(ex.batches.length, 1);
+        const exKinds = ex.batches[0]!.map((c) => [c.kind, c.origin]);
+        assert.deepEqual(exKinds, [
+          ['flags-changed', 'pop-1'],
+          ['messages-expunged', 'pop-1'],
+        ]);
+        const exc = ex.batches[0]![1]!;
+        assert.ok(exc.kind === 'messages-expunged');
+        assert.deepEqual(exc.uids, [uid(3)]);
+        assert.deepEqual(await store.expungedSince(inbox, exc.modseq - 1), [uid(3)]);
+        assert.equal((await store.getAccountById(acc.id))!.usedBytes, used0 - m[3]!.size);
+        await assert.rejects(store.readBlob(m[3]!.blobId), storeError('not-found'));
+
+        // 'trash' into the existing \Trash mailbox: like MOVE (flags kept, usage unchanged); a
+        // retrieved message is \Seen there too.
+        const usedBefore = (await store.getAccountById(acc.id))!.usedBytes;
+        const tr = await popUpdateRecorded(store, acc.id, inbox, { seen: [uid(4)], remove: [uid(4), uid(5)], action: 'trash', retainSince: null });
+        assert.deepEqual(tr.result.removed, [uid(4), uid(5)]);
+        assert.equal(tr.result.mailbox?.id, boxes.Trash!.id);
+        assert.equal(tr.result.mailbox?.specialUse, '\\Trash');
+        assert.equal(tr.result.mailbox?.uidNext, boxes.Trash!.uidNext + 2);
+        f = await flagsOf(inbox);
+        assert.ok(!f.has(uid(4)) && !f.has(uid(5)));
+        const inTrash = await store.listMessages(boxes.Trash!.id);
+        assert.deepEqual(inTrash.map((x) => x.blobId), [m[4]!.blobId, m[5]!.blobId]);
+        assert.deepEqual(inTrash.map((x) => x.systemFlags), [SystemFlag.Seen, 0], 'retrieved (seen) messages moved to Trash are \\Seen');
+        assert.equal((await store.getAccountById(acc.id))!.usedBytes, usedBefore);
+        assert.equal(tr.batches.length, 1);
+        assert.deepEqual(
+          tr.batches[0]!.map((c) => [c.kind, 'mailboxId' in c ? c.mailboxId : null, c.origin]),
+          [
+            ['flags-changed', inbox, 'pop-1'],
+            ['message-added', boxes.Trash!.id, 'pop-1'],
+            ['message-added', boxes.Trash!.id, 'pop-1'],
+            ['messages-expunged', inbox, 'pop-1'],
+          ],
+        );
+
+        // 'archive' when the account has no \Archive mailbox: created as 'Archive' with that use.
+        await store.deleteMailbox(acc.id, 'Archive');
+        const ar = await popUpdateRecorded(store, acc.id, inbox, { seen: [], remove: [uid(6)], action: 'archive', retainSince: null });
+        const archive = (await store.getMailbox(acc.id, 'Archive'))!;
+        assert.ok(archive);
+        assert.equal(archive.specialUse, '\\Archive');
+        assert.equal(ar.result.mailbox?.id, archive.id);
+        assert.deepEqual((await store.listMessages(archive.id)).map((x) => x.blobId), [m[6]!.blobId]);
+        assert.equal(ar.batches.length, 1);
+        assert.deepEqual(
+          ar.batches[0]!.map((c) => [c.kind, 'mailboxId' in c ? c.mailboxId : null]),
+          [
+            ['mailbox-created', archive.id],
+            ['message-added', archive.id],
+            ['messages-expunged', inbox],
+          ],
+        );
+
+        // 'trash' when a mailbox named Trash exists without the special use: that one is used.
+        await store.deleteMailbox(acc.id, 'Trash');
+        const plain = await store.createMailbox(acc.id, 'Trash');
+        const tr2 = await popUpdateRecorded(store, acc.id, inbox, { seen: [], remove: [uid(7)], action: 'trash', retainSince: null });
+        assert.equal(tr2.result.mailbox?.id, plain.id);
+        assert.equal(tr2.result.mailbox?.specialUse, null);
+        assert.deepEqual((await store.listMessages(plain.id)).map((x) => x.blobId), [m[7]!.blobId]);
+        assert.ok(!tr2.batches.flat().some((c) => c.kind === 'mailbox-created'));
+        assert.equal((await store.listMailboxes(acc.id)).filter((x) => x.name === 'Trash').length, 1);
+
+        // Nothing to remove: nothing moves, no mailbox is created, nothing is published.
+        await store.deleteMailbox(acc.id, 'Archive');
+        const none = await popUpdateRecorded(store, acc.id, inbox, { seen: [], remove: [uid(6), 31337], action: 'archive', retainSince: null });
+        assert.deepEqual(none.result, { removed: [], mailbox: null });
+        assert.equal(await store.getMailbox(acc.id, 'Archive'), null);
+        assert.deepEqual(none.batches, []);
+
+        assert.deepEqual((await store.listMessages(inbox)).map((x) => x.uid), [uid(0), uid(1), uid(2)]);
+        assert.deepEqual(await usage(store, acc.id), {
+          bytes: (await store.getAccountById(acc.id))!.usedBytes,
+          count: (await store.getAccountById(acc.id))!.messageCount,
+        });
+        await assert.rejects(store.popUpdate(999999, { seen: [], remove: [1], action: 'expunge', retainSince: null }), storeError('not-found'));
+        await assert.rejects(store.popUpdate(999999, { seen: [], remove: [1], action: 'trash', retainSince: null }), storeError('not-found'));
+      }));
+
+    it('POP3 retention: removed messages stay listed and readable, outside the quota, until older than retainSince', () =>
+      withStore(async (store) => {
+        const { account: acc, boxes } = await account(store, 'pop@example.com');
+        const { boxes: other } = await account(store, 'other@example.com');
+        const inbox = boxes.INBOX!.id;
+        const uidValidity = boxes.INBOX!.uidValidity;
+        const old = await put(store, inbox, body('old', 310));
+        await pause(15);
+        const cut = Date.now();
+        await pause(5);
+        const a = await put(store, inbox, body('a', 320));
+        const b = await put(store, inbox, body('b', 330));
+        // c's body is also in another account.
+        const rawC = body('c', 340);
+        const stC = await store.stageBlob(rawC);
+        const dC = await store.deliver(stC, meta('c', rawC.length), [{ mailboxId: inbox }, { mailboxId: other.INBOX!.id }]);
+        stC.release();
+        assert.ok(dC[0]!.ok && dC[1]!.ok);
+        const c = { uid: (dC[0] as { uid: number }).uid, blobId: stC.id, size: rawC.length };
+        const keepMe = await put(store, inbox, body('stays', 350));
+        const saved = new Map((await store.listMessages(inbox)).map((x) => [x.uid, x.savedAt]));
+        assert.ok(saved.get(old.uid)! < cut && saved.get(a.uid)! >= cut);
+
+        // Expunge with retention: only messages saved at or after retainSince are retained.
+        const r1 = await store.popUpdate(inbox, { seen: [old.uid, a.uid], remove: [old.uid, a.uid], action: 'expunge', retainSince: cut });
+        assert.deepEqual(r1.removed, [old.uid, a.uid]);
+        assert.deepEqual(await store.popRetained(inbox, 0), [{ uidValidity, uid: a.uid, size: a.size, blobId: a.blobId, savedAt: saved.get(a.uid)! }]);
+        assert.deepEqual(await store.popRetained(inbox, saved.get(a.uid)! + 1), []);
+        await assert.rejects(store.readBlob(old.blobId), storeError('not-found'), 'not retained: its body goes');
+        assert.equal((await store.readBlob(a.blobId)).length, a.size, 'retained: its body stays readable');
+        let accNow = (await store.getAccountById(acc.id))!;
+        assert.equal(accNow.usedBytes, b.size + c.size + keepMe.size, 'retained messages are not counted in usedBytes');
+        assert.equal(accNow.messageCount, 3);
+        assert.deepEqual(await store.listMessages(inbox).then((l) => l.map((x) => x.uid)), [b.uid, c.uid, keepMe.uid]);
+
+        // Trash with retention, then expunged from Trash: still listed and readable.
+        const r2 = await store.popUpdate(inbox, { seen: [], remove: [b.uid, c.uid], action: 'trash', retainSince: cut });
+        assert.equal(r2.mailbox?.id, boxes.Trash!.id);
+        const retained = await store.popRetained(inbox, cut);
+        assert.deepEqual(retained.map((x) => [x.uidValidity, x.uid, x.blobId, x.size]), [
+          [uidValidity, a.uid, a.blobId, a.size],
+          [uidValidity, b.uid, b.blobId, b.size],
+          [uidValidity, c.uid, c.blobId, c.size],
+        ]);
+        assert.ok(isIncreasing(retained.map((x) => x.savedAt * 1000 + x.uid)), 'oldest first');
+        const trashed = await store.listMessages(boxes.Trash!.id);
+        await store.expunge(boxes.Trash!.id, { uids: trashed.map((x) => x.uid), onlyDeleted: false });
+        assert.deepEqual(await store.listMessages(boxes.Trash!.id), []);
+        assert.equal((await store.readBlob(b.blobId)).length, b.size);
+        assert.equal((await store.readBlob(c.blobId)).length, c.size);
+        accNow = (await store.getAccountById(acc.id))!;
+        assert.equal(accNow.usedBytes, keepMe.size);
+        assert.equal(accNow.messageCount, 1);
+        assert.deepEqual(await usage(store, acc.id), { bytes: keepMe.size, count: 1 });
+
+        // The next update with a later retainSince drops older rows and frees bodies nothing else holds.
+        const later = Math.max(...retained.map((x) => x.savedAt)) + 1;
+        const r3 = await store.popUpdate(inbox, { seen: [keepMe.uid], remove: [], action: 'expunge', retainSince: later });
+        assert.deepEqual(r3, { removed: [], mailbox: null });
+        assert.deepEqual(await store.popRetained(inbox, 0), []);
+        await assert.rejects(store.readBlob(a.blobId), storeError('not-found'));
+        await assert.rejects(store.readBlob(b.blobId), storeError('not-found'));
+        sameBytes(await store.readBlob(c.blobId), rawC, 'a body another account still holds stays');
+        assert.equal((await store.listMessages(inbox))[0]!.systemFlags, SystemFlag.Seen);
+        assert.equal((await store.getAccountById(acc.id))!.usedBytes, keepMe.size);
+
+        // retainSince null retains nothing.
+        await store.popUpdate(inbox, { seen: [], remove: [keepMe.uid], action: 'expunge', retainSince: null });
+        assert.deepEqual(await store.popRetained(inbox, 0), []);
+        await assert.rejects(store.readBlob(keepMe.blobId), storeError('not-found'));
+        assert.equal((await store.getAccountById(acc.id))!.usedBytes, 0);
+      }));
+
+    it('POP3 retention: account removal frees retained bodies', () =>
+      withStore(async (store) => {
+        const { account: acc, boxes } = await account(store, 'pop@example.com');
+        const { account: other, boxes: ob } = await account(store, 'other@example.com');
+        const inbox = boxes.INBOX!.id;
+        const own = await put(store, inbox, body('own', 300));
+        const raw = body('shared', 320);
+        const st = await store.stageBlob(raw);
+        const d = await store.deliver(st, meta('s', raw.length), [{ mailboxId: inbox }, { mailboxId: ob.INBOX!.id }]);
+        st.release();
+        const sharedUid = (d[0] as { uid: number }).uid;
+        const since = Date.now() - 60_000;
+        await store.popUpdate(inbox, { seen: [], remove: [own.uid, sharedUid], action: 'archive', retainSince: since });
+        await store.expunge(boxes.Archive!.id, { onlyDeleted: false });
+        assert.equal((await store.popRetained(inbox, since)).length, 2);
+        assert.equal((await store.getAccountById(acc.id))!.usedBytes, 0);
+        await store.removeAccount(acc.id);
+        assert.deepEqual(await store.popRetained(inbox, 0), []);
+        await assert.rejects(store.readBlob(own.blobId), storeError('not-found'));
+        sameBytes(await store.readBlob(st.id), raw, 'still referenced by the other account');
+        await store.removeAccount(other.id);
         await assert.rejects(store.readBlob(st.id), storeError('not-found'));
       }));
 

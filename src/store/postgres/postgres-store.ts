@@ -11,7 +11,8 @@
 // Quota: `UPDATE accounts SET used_bytes = used_bytes + $n WHERE … used_bytes + $n <= quota`: the
 // row lock makes the check-and-add atomic, so usage is exact and never passes the quota.
 // Blobs: `INSERT … ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + n` in the delivery
-// transaction; decremented on expunge and deleted at 0 in the same transaction.
+// transaction; decremented on expunge and deleted at 0 in the same transaction. A blob's refcount
+// counts its messages plus its POP3 retained rows (pop_retained, migration 3: outside the quota).
 // Delivery and APPEND run those steps inside one server-side function (pb_deliver, migration 2),
 // so a busy mailbox stays locked for one statement plus COMMIT.
 //
@@ -29,6 +30,7 @@ import { PG_MIGRATIONS } from './schema.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
+  POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
   applyFlagOp,
@@ -48,6 +50,8 @@ import {
   type MessageRecord,
   type MessageSummary,
   type NewMessage,
+  type PopRetainedMessage,
+  type PopUpdate,
   type SpecialUse,
   type StagedBlob,
   type Store,
@@ -435,7 +439,9 @@ class PostgresStore implements Store {
       const acc = await c.query('SELECT id FROM accounts WHERE id = $1 FOR UPDATE', [id]);
       if (acc.rowCount === 0) throw new StoreError('not-found', `no account ${id}`);
       const del = await c.query('DELETE FROM messages WHERE mailbox_id = ANY($1::bigint[]) RETURNING blob_id', [boxes]);
-      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
+      // POP3 retained copies hold references too (and would block the mailbox cascade).
+      const kept = await c.query('DELETE FROM pop_retained WHERE account_id = $1 RETURNING blob_id', [id]);
+      await this.#unrefBlobs(c, [...del.rows, ...kept.rows].map((r: Row) => r.blob_id as string));
       await c.query('DELETE FROM accounts WHERE id = $1', [id]); // cascades to mailboxes and the expunge log
       tx.changes.push({ kind: 'account-removed', accountId: id });
     });
@@ -743,20 +749,28 @@ class PostgresStore implements Store {
 
   /** Drops one reference per entry (ids may repeat); deletes blobs nothing references any more. */
   async #unrefBlobs(c: Client, blobIds: string[]): Promise<void> {
-    if (blobIds.length === 0) return;
-    const counts = new Map<string, number>();
-    for (const id of blobIds) counts.set(id, (counts.get(id) ?? 0) + 1);
-    const ids = [...counts.keys()].sort();
+    const deltas = new Map<string, number>();
+    for (const id of blobIds) deltas.set(id, (deltas.get(id) ?? 0) - 1);
+    await this.#adjustBlobs(c, deltas);
+  }
+
+  /**
+   * Adds `delta` references to each blob (negative: drops them) in one pass; deletes blobs nothing
+   * references any more. Blobs whose delta is 0 are not touched.
+   */
+  async #adjustBlobs(c: Client, deltas: ReadonlyMap<string, number>): Promise<void> {
+    const ids = [...deltas.keys()].filter((id) => deltas.get(id) !== 0).sort();
+    if (ids.length === 0) return;
     if (ids.length === 1) {
-      const left = await c.query('UPDATE blobs SET refcount = refcount - $2 WHERE id = $1 RETURNING refcount', [ids[0], counts.get(ids[0]!)]);
+      const left = await c.query('UPDATE blobs SET refcount = refcount + $2 WHERE id = $1 RETURNING refcount', [ids[0], deltas.get(ids[0]!)]);
       if (left.rowCount && (left.rows[0].refcount as number) <= 0) await c.query('DELETE FROM blobs WHERE id = $1', [ids[0]]);
       return;
     }
     // Several rows: lock them in id order first (lock order), then update and sweep.
     await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
     const left = await c.query(
-      'UPDATE blobs b SET refcount = b.refcount - u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id RETURNING b.id, b.refcount',
-      [JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) })))],
+      'UPDATE blobs b SET refcount = b.refcount + u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id RETURNING b.id, b.refcount',
+      [JSON.stringify(ids.map((id) => ({ id, n: deltas.get(id) })))],
     );
     const dead = left.rows.filter((r: Row) => (r.refcount as number) <= 0).map((r: Row) => r.id as string);
     if (dead.length > 0) await c.query('DELETE FROM blobs WHERE id = ANY($1::text[])', [dead]);
@@ -880,56 +894,153 @@ class PostgresStore implements Store {
     flags: { systemFlags: number; keywords: string[] },
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
+    return this.#tx(opts.origin, async (tx) => {
+      const mb = (await this.#lockMailboxes(tx.c, [mailboxId])).get(mailboxId);
+      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      return this.#flagsIn(tx, mb, uids, op, flags, opts.unchangedSince);
+    });
+  }
+
+  /** Flag changes in a mailbox the transaction has locked (storeFlags, popUpdate). */
+  async #flagsIn(
+    tx: Tx,
+    mb: Row,
+    uids: number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    unchangedSince?: number,
+  ): Promise<StoreFlagsResult> {
+    const { c } = tx;
+    const mailboxId = mb.id as number;
     const f = { systemFlags: flags.systemFlags & 0x1f, keywords: flags.keywords };
+    const want = sortedUnique(uids);
+    const rows = want.length
+      ? ((await c.query('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', [mailboxId, want]))
+          .rows as Row[])
+      : [];
+    const modified: number[] = [];
+    const changed: Array<{ uid: number; next: { systemFlags: number; keywords: string[] } }> = [];
+    for (const r of rows) {
+      // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
+      if (unchangedSince !== undefined && (r.modseq as number) > unchangedSince) {
+        modified.push(r.uid);
+        continue;
+      }
+      const cur = { systemFlags: r.system_flags as number, keywords: r.keywords as string[] };
+      const next = applyFlagOp(cur, op, f);
+      if (!sameFlags(cur, next)) changed.push({ uid: r.uid, next });
+    }
+    const updated: FlagUpdate[] = [];
+    if (changed.length > 0) {
+      // RFC 7162 §3.1: every changed message gets a new MODSEQ, each its own, in UID order.
+      const spec = changed.map((x, k) => ({ uid: x.uid, f: x.next.systemFlags, kw: x.next.keywords, k }));
+      const r = await c.query(
+        `WITH a AS (
+           UPDATE mailboxes SET highest_modseq = highest_modseq + $3 WHERE id = $1 RETURNING highest_modseq - $3 AS base
+         )
+         UPDATE messages m SET system_flags = u.f, keywords = u.kw, modseq = a.base + u.k + 1
+         FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, f int, kw jsonb, k bigint), a
+         WHERE m.mailbox_id = $1 AND m.uid = u.uid
+         RETURNING m.uid, m.modseq`,
+        [mailboxId, JSON.stringify(spec), changed.length],
+      );
+      const modseqOf = new Map(r.rows.map((x: Row) => [x.uid as number, x.modseq as number]));
+      for (const x of changed) updated.push({ uid: x.uid, modseq: modseqOf.get(x.uid)!, systemFlags: x.next.systemFlags, keywords: x.next.keywords });
+      for (const u of updated)
+        tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid: u.uid, modseq: u.modseq, systemFlags: u.systemFlags, keywords: u.keywords });
+    }
+    return { updated, modified };
+  }
+
+  // ---------------------------------------------------------------- POP3
+  async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
+    const moveTo: SpecialUse | null = u.action === 'trash' ? '\\Trash' : u.action === 'archive' ? '\\Archive' : null;
     return this.#tx(opts.origin, async (tx) => {
       const { c } = tx;
-      const mb = (await this.#lockMailboxes(c, [mailboxId])).get(mailboxId);
-      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      const want = sortedUnique(uids);
-      const rows = want.length
-        ? ((await c.query('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', [mailboxId, want]))
-            .rows as Row[])
-        : [];
-      const modified: number[] = [];
-      const changed: Array<{ uid: number; next: { systemFlags: number; keywords: string[] } }> = [];
-      for (const r of rows) {
-        // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
-        if (opts.unchangedSince !== undefined && (r.modseq as number) > opts.unchangedSince) {
-          modified.push(r.uid);
-          continue;
+      // Lock order: the account's namespace lock (the target may have to be created, and must not
+      // be renamed or deleted under us), then the mailboxes in ascending id, then the account row
+      // (expunge), then the blobs (one pass at the end).
+      let target: Row | undefined;
+      if (moveTo && u.remove.length > 0) {
+        const owner = (await c.query('SELECT account_id FROM mailboxes WHERE id = $1', [inboxId])).rows[0] as Row | undefined;
+        if (!owner) throw new StoreError('not-found', `no mailbox ${inboxId}`);
+        await this.#lockAccountNamespace(c, owner.account_id);
+        target = (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND special_use = $2 ORDER BY id LIMIT 1', [owner.account_id, moveTo])).rows[0];
+        // A mailbox of the usual name without the special use is used as it is.
+        target ??= (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2', [owner.account_id, u.action === 'trash' ? 'Trash' : 'Archive']))
+          .rows[0];
+      }
+      const inbox = (await this.#lockMailboxes(c, target ? [inboxId, target.id as number] : [inboxId])).get(inboxId);
+      if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
+      const accountId = inbox.account_id as number;
+      const present = async (uids: number[]): Promise<number[]> => {
+        const want = sortedUnique(uids);
+        if (want.length === 0) return [];
+        const r = await c.query('SELECT uid FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', [inboxId, want]);
+        return r.rows.map((x: Row) => x.uid as number);
+      };
+      const remove = await present(u.remove);
+      const removeSet = new Set(remove);
+      // RFC 1939 §6: the UPDATE state. Retrieved messages are \Seen also where a delete moves
+      // them (trash/archive); for an expunge the flag change would be pointless.
+      const seen = (await present(u.seen)).filter((x) => u.action !== 'expunge' || !removeSet.has(x));
+      if (seen.length) await this.#flagsIn(tx, inbox, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
+      const blobs = new Map<string, number>();
+      const ref = (id: string, n: number) => blobs.set(id, (blobs.get(id) ?? 0) + n);
+      let removed: number[] = [];
+      let mailbox: Mailbox | null = null;
+      if (u.action === 'keep') {
+        await this.#flagsIn(tx, inbox, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
+      } else if (remove.length > 0) {
+        if (u.retainSince !== null) {
+          // Retained rows hold a blob reference each (outside the quota) until dropped below.
+          const kept = await c.query(
+            `INSERT INTO pop_retained (inbox_id, account_id, uid_validity, uid, blob_id, size, saved_at)
+             SELECT mailbox_id, $2, $3, uid, blob_id, size, saved_at FROM messages
+             WHERE mailbox_id = $1 AND uid = ANY($4::bigint[]) AND saved_at >= $5
+             ON CONFLICT DO NOTHING RETURNING blob_id`,
+            [inboxId, accountId, inbox.uid_validity, remove, u.retainSince],
+          );
+          for (const r of kept.rows as Row[]) ref(r.blob_id, 1);
         }
-        const cur = { systemFlags: r.system_flags as number, keywords: r.keywords as string[] };
-        const next = applyFlagOp(cur, op, f);
-        if (!sameFlags(cur, next)) changed.push({ uid: r.uid, next });
+        if (u.action === 'expunge') {
+          await this.#expungeIn(tx, inbox, { uids: remove, onlyDeleted: false }, true, blobs);
+        } else {
+          if (!target) target = { id: (await this.#insertMailbox(tx, accountId, u.action === 'trash' ? 'Trash' : 'Archive', moveTo, true)).id };
+          await this.#copy(tx, inboxId, remove, target.id as number, true);
+          mailbox = toMailbox((await c.query('SELECT * FROM mailboxes WHERE id = $1', [target.id])).rows[0]);
+        }
+        removed = remove;
       }
-      const updated: FlagUpdate[] = [];
-      if (changed.length > 0) {
-        // RFC 7162 §3.1: every changed message gets a new MODSEQ, each its own, in UID order.
-        const spec = changed.map((x, k) => ({ uid: x.uid, f: x.next.systemFlags, kw: x.next.keywords, k }));
-        const r = await c.query(
-          `WITH a AS (
-             UPDATE mailboxes SET highest_modseq = highest_modseq + $3 WHERE id = $1 RETURNING highest_modseq - $3 AS base
-           )
-           UPDATE messages m SET system_flags = u.f, keywords = u.kw, modseq = a.base + u.k + 1
-           FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, f int, kw jsonb, k bigint), a
-           WHERE m.mailbox_id = $1 AND m.uid = u.uid
-           RETURNING m.uid, m.modseq`,
-          [mailboxId, JSON.stringify(spec), changed.length],
-        );
-        const modseqOf = new Map(r.rows.map((x: Row) => [x.uid as number, x.modseq as number]));
-        for (const x of changed) updated.push({ uid: x.uid, modseq: modseqOf.get(x.uid)!, systemFlags: x.next.systemFlags, keywords: x.next.keywords });
-        for (const u of updated)
-          tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid: u.uid, modseq: u.modseq, systemFlags: u.systemFlags, keywords: u.keywords });
+      if (u.retainSince !== null) {
+        const dropped = await c.query('DELETE FROM pop_retained WHERE inbox_id = $1 AND saved_at < $2 RETURNING blob_id', [inboxId, u.retainSince]);
+        for (const r of dropped.rows as Row[]) ref(r.blob_id, -1);
       }
-      return { updated, modified };
+      await this.#adjustBlobs(c, blobs);
+      return { removed, mailbox };
     });
+  }
+
+  async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
+    const rows = await this.#q('SELECT uid_validity, uid, size, blob_id, saved_at FROM pop_retained WHERE inbox_id = $1 AND saved_at >= $2 ORDER BY saved_at, uid', [
+      inboxId,
+      since,
+    ]);
+    return rows.map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 
   /**
    * Removes messages of a locked mailbox (given UIDs, or all; optionally only \Deleted ones), logs
    * them under one new MODSEQ (RFC 7162 §3.2.10) in the same statement; returns the removed rows.
    */
-  async #expungeIn(tx: Tx, mb: Row, sel: { uids?: number[]; onlyDeleted: boolean }, accountUsage: boolean): Promise<number[]> {
+  async #expungeIn(
+    tx: Tx,
+    mb: Row,
+    sel: { uids?: number[]; onlyDeleted: boolean },
+    accountUsage: boolean,
+    /** With accountUsage: collect the blob references dropped here instead of applying them. */
+    pendingBlobs?: Map<string, number>,
+  ): Promise<number[]> {
     const { c } = tx;
     if (sel.uids && sel.uids.length === 0) return [];
     const conds = ['mailbox_id = $1'];
@@ -957,7 +1068,8 @@ class PostgresStore implements Store {
     if (accountUsage) {
       const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
       await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [mb.account_id, bytes, removed.length]);
-      await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
+      if (pendingBlobs) for (const r of del.rows as Row[]) pendingBlobs.set(r.blob_id, (pendingBlobs.get(r.blob_id) ?? 0) - 1);
+      else await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
     }
     tx.changes.push({ kind: 'messages-expunged', accountId: mb.account_id, mailboxId: mb.id, uids: removed, modseq });
     return removed;

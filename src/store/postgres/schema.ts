@@ -153,4 +153,26 @@ END
 $fn$;
 `,
   },
+  {
+    version: 3,
+    // Messages a POP3 client removed from INBOX, kept (holding one blob reference each, outside
+    // the quota) so recent-mode POP sessions still list them. inbox_id has no cascade: deleting
+    // the mailbox while rows remain fails, so their blob references can't leak (removeAccount
+    // drops them first). Same meaning as the SQLite table of that name.
+    sql: () => `
+CREATE TABLE pop_retained (
+  inbox_id bigint NOT NULL REFERENCES mailboxes(id),
+  account_id bigint NOT NULL,
+  uid_validity bigint NOT NULL,
+  uid bigint NOT NULL,
+  blob_id text NOT NULL REFERENCES blobs(id),
+  size bigint NOT NULL,
+  saved_at bigint NOT NULL,
+  PRIMARY KEY (inbox_id, uid_validity, uid)
+);
+CREATE INDEX pop_retained_saved ON pop_retained(inbox_id, saved_at);
+CREATE INDEX pop_retained_account ON pop_retained(account_id);
+CREATE INDEX pop_retained_blob ON pop_retained(blob_id);
+`,
+  },
 ];

@@ -87,4 +87,8 @@ CREATE TABLE pop_retained (
 CREATE INDEX pop_retained_saved ON pop_retained(inbox_id, saved_at);
 `,
   },
+  {
+    version: 3,
+    sql: `CREATE INDEX pop_retained_account ON pop_retained(account_id);`,
+  },
 ];
