@@ -48,6 +48,8 @@ interface Ctx {
   seq: number;
   msg: MessageSummary;
   rec: MessageRecord | null;
+  /** Sent date and search headers (from getSearchData, or from rec when the body is needed too). */
+  sd: { sentDate: number | null; search: MessageRecord['meta']['search'] } | null;
   body: string | null;
   headerText: string | null;
   maxSeq: number;
@@ -89,13 +91,13 @@ function match(k: SearchKey, c: Ctx): boolean {
     case 'uid':
       return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.msg.uid, c.maxUid);
     case 'date': {
-      const t = k.sent ? c.rec?.meta.sentDate ?? null : c.msg.internalDate;
+      const t = k.sent ? c.sd?.sentDate ?? null : c.msg.internalDate;
       if (t === null) return false;
       const d = day(t);
       return k.op === 'before' ? d < k.day : k.op === 'on' ? d === k.day : d >= k.day;
     }
     case 'header': {
-      const sh = c.rec?.meta.search;
+      const sh = c.sd?.search;
       if (!sh) return false;
       const f = k.field;
       if (f === 'subject' || f === 'from' || f === 'to' || f === 'cc' || f === 'bcc') {
@@ -108,7 +110,7 @@ function match(k: SearchKey, c: Ctx): boolean {
     case 'body':
       return c.body !== null && includesCi(c.body, k.value);
     case 'text': {
-      if (c.headerText === null && c.rec) c.headerText = c.rec.meta.search.fields.map(([n, v]) => `${n}: ${v}`).join('\n');
+      if (c.headerText === null && c.sd) c.headerText = c.sd.search.fields.map(([n, v]) => `${n}: ${v}`).join('\n');
       return includesCi(c.headerText ?? '', k.value) || (c.body !== null && includesCi(c.body, k.value));
     }
   }
@@ -129,12 +131,16 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   let highestModseq = 0;
   // BODY/TEXT: a batch's bodies are read in parallel (the reads wait on the disk, not the CPU),
   // few enough at once to bound memory.
-  const BATCH = need.body ? 16 : 500;
+  const BATCH = need.body ? 16 : 2000;
   for (let i = 0; i < sel.uids.length; i += BATCH) {
     const chunk = sel.uids.slice(i, i + BATCH);
     let recs: Map<number, MessageRecord> | null = null;
-    if (need.meta) {
+    let sds: Map<number, NonNullable<Ctx['sd']>> | null = null;
+    if (need.body) {
       recs = new Map((await s.deps.store.getMessages(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
+      sds = new Map([...recs].map(([u, r]) => [u, { sentDate: r.meta.sentDate, search: r.meta.search }]));
+    } else if (need.meta) {
+      sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk)).map((d) => [d.uid, d]));
     }
     const bodies =
       need.body && recs
@@ -146,7 +152,7 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
       if (!msg) continue; // expunged meanwhile
       const rec = recs?.get(uid) ?? null;
       const body: string | null = bodies ? (bodies[j] ?? null) : null;
-      const c: Ctx = { seq: i + j + 1, msg, rec, body, headerText: null, maxSeq, maxUid, saved };
+      const c: Ctx = { seq: i + j + 1, msg, rec, sd: sds?.get(uid) ?? null, body, headerText: null, maxSeq, maxUid, saved };
       if (match(key, c)) {
         uids.push(uid);
         seqs.push(i + j + 1);

@@ -141,6 +141,12 @@ export interface MessageRecord extends MessageSummary {
   meta: MessageMeta;
 }
 
+export interface SearchData {
+  uid: number;
+  sentDate: number | null;
+  search: MessageMeta['search'];
+}
+
 export interface BlobRef {
   /** SHA-256 hex of the content. */
   id: string;
@@ -297,6 +303,11 @@ export interface Store {
   listMessages(mailboxId: number, opts?: { changedSince?: number }): Promise<MessageSummary[]>;
   /** Full records for the given UIDs (missing ones omitted), ordered by UID. */
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
+  /**
+   * What header SEARCH keys need (sent date and the decoded search headers) for the given UIDs,
+   * ordered by UID — without the MIME tree, so searching a big mailbox stays cheap.
+   */
+  getSearchData(mailboxId: number, uids: number[]): Promise<SearchData[]>;
   /** UIDs expunged with modseq > sinceModseq, ascending (QRESYNC VANISHED (EARLIER)). */
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]>;
 

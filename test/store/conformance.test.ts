@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { parseMessage } from '../../src/protocol/mime/parser.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -452,6 +453,33 @@ for (const backend of backends) {
         assert.equal(added.length, 50);
         assert.ok(isIncreasing(added.map((c) => (c.kind === 'message-added' ? c.modseq : 0))), 'changes published out of order');
         assert.ok(isIncreasing(added.map((c) => (c.kind === 'message-added' ? c.uid : 0))));
+      }));
+
+    it('getSearchData: sent date and decoded search headers without the MIME tree', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 's@example.com');
+        const inbox = boxes.INBOX!;
+        const uids: number[] = [];
+        for (const raw of [
+          'From: =?UTF-8?B?SsO8cmdlbg==?= <j@example.org>\r\nTo: s@example.com\r\nDate: Tue, 03 Mar 2026 10:00:00 +0000\r\nSubject: =?UTF-8?Q?Rechnung_f=C3=BCr_M=C3=A4rz?=\r\n\r\nhi\r\n',
+          'Subject: no date\r\n\r\nbody\r\n',
+        ]) {
+          const buf = Buffer.from(raw);
+          const staged = await store.stageBlob(buf);
+          try {
+            uids.push((await store.append(staged, parseMessage(buf), { mailboxId: inbox.id })).uid);
+          } finally {
+            staged.release();
+          }
+        }
+        const data = await store.getSearchData(inbox.id, [uids[1]!, 999, uids[0]!]);
+        assert.deepEqual(data.map((d) => d.uid), uids);
+        assert.equal(data[0]!.search.subject, 'Rechnung für März');
+        assert.match(data[0]!.search.from, /Jürgen/);
+        assert.equal(data[0]!.sentDate, Date.UTC(2026, 2, 3, 10));
+        assert.equal(data[1]!.sentDate, null);
+        assert.equal(data[1]!.search.subject, 'no date');
+        assert.deepEqual(await store.getSearchData(inbox.id, []), []);
       }));
 
     it('flags: changes bump MODSEQ, unchanged flags do not; UNCHANGEDSINCE; listMessages(changedSince)', () =>

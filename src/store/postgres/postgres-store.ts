@@ -52,6 +52,7 @@ import {
   type NewMessage,
   type PopRetainedMessage,
   type PopUpdate,
+  type SearchData,
   type SpecialUse,
   type StagedBlob,
   type Store,
@@ -652,6 +653,21 @@ class PostgresStore implements Store {
       [mailboxId, sortedUnique(uids)],
     );
     return rows.map((r) => ({ ...toSummary(r), meta: JSON.parse(r.meta as string) as MessageMeta }));
+  }
+
+  async getSearchData(mailboxId: number, uids: number[]): Promise<SearchData[]> {
+    if (uids.length === 0) return [];
+    const rows = await this.#q(
+      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, (b.meta::json -> 'search')::text AS search
+       FROM messages m JOIN blobs b ON b.id = m.blob_id
+       WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
+      [mailboxId, sortedUnique(uids)],
+    );
+    return rows.map((r) => ({
+      uid: r.uid as number,
+      sentDate: r.sent == null ? null : Number(r.sent),
+      search: JSON.parse(r.search as string) as SearchData['search'],
+    }));
   }
 
   async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {

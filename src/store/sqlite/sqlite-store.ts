@@ -34,6 +34,7 @@ import {
   type NewMessage,
   type PopRetainedMessage,
   type PopUpdate,
+  type SearchData,
   type SpecialUse,
   type StagedBlob,
   type Store,
@@ -546,11 +547,29 @@ class SqliteStore implements Store {
     return out;
   }
 
+  async getSearchData(mailboxId: number, uids: number[]): Promise<SearchData[]> {
+    if (uids.length === 0) return [];
+    // json_extract pulls the small search part out in C; the MIME tree is never parsed here.
+    const stmt = this.#q(
+      `SELECT m.uid, json_extract(b.meta, '$.sentDate') AS sent, json_extract(b.meta, '$.search') AS search
+       FROM messages m JOIN blobs b ON b.id = m.blob_id
+       WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
+    );
+    const out: SearchData[] = [];
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; i += 1000) {
+      for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
+        out.push({ uid: r[0] as number, sentDate: (r[1] as number | null) ?? null, search: JSON.parse(r[2] as string) as SearchData['search'] });
+      }
+    }
+    return out;
+  }
+
   // Parsed MessageMeta by blob id. A blob's content never changes, so neither does its parse;
   // parsing the JSON was the top cost of FETCH ENVELOPE/BODYSTRUCTURE and header SEARCH.
   // Entries are shared and must be treated as read-only.
   readonly #metaCache = new Map<string, MessageMeta>();
-  static readonly META_CACHE_MAX = 20_000;
+  static readonly META_CACHE_MAX = 2_000;
 
   #meta(blobId: string): MessageMeta {
     let m = this.#metaCache.get(blobId);
