@@ -182,7 +182,8 @@ class SqliteStore implements Store {
     this.bus.publish(tx.changes);
   }
 
-  // Group commit for deliveries and appends: writes queued within one turn of the event loop
+  // Group commit for message writes (deliver, append, flags, expunge, copy, move, POP3 update):
+  // writes queued within one turn of the event loop
   // share one transaction (one fsync), each inside its own savepoint so one failure harms no
   // other. Every caller still resolves only after the shared commit is durable.
   #batch: Array<{ fn: (tx: Tx) => unknown; resolve: (v: any) => void; reject: (e: unknown) => void }> = [];
@@ -692,7 +693,7 @@ class SqliteStore implements Store {
     flags: { systemFlags: number; keywords: string[] },
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
       const r = this.#flagsIn(tx, mb.account_id, mailboxId, uids, op, flags, opts.unchangedSince);
@@ -735,7 +736,7 @@ class SqliteStore implements Store {
 
   // ---------------------------------------------------------------- POP3
   async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const inbox = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(inboxId) as Row | undefined;
       if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
       const accountId = inbox.account_id as number;
@@ -816,7 +817,7 @@ class SqliteStore implements Store {
   }
 
   async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
       const onlyDeleted = opts.onlyDeleted ?? true;
@@ -865,7 +866,7 @@ class SqliteStore implements Store {
   }
 
   async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const r = this.#copyIn(tx, srcMailboxId, uids, dstMailboxId, false);
       stamp(tx, opts.origin);
       return r;
@@ -873,7 +874,7 @@ class SqliteStore implements Store {
   }
 
   async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       const r = this.#copyIn(tx, srcMailboxId, uids, dstMailboxId, true);
       stamp(tx, opts.origin);
       return r;
