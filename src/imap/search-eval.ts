@@ -11,6 +11,8 @@ import { textOfMessage } from './text.ts';
 
 interface Need {
   meta: boolean;
+  /** Every header field (HEADER with another name or an empty value, TEXT), not just the five. */
+  fields: boolean;
   body: boolean;
   modseq: boolean;
 }
@@ -29,6 +31,7 @@ function needs(k: SearchKey, n: Need): void {
       break;
     case 'header':
       n.meta = true;
+      if (k.value === '' || !['subject', 'from', 'to', 'cc', 'bcc'].includes(k.field)) n.fields = true;
       break;
     case 'date':
       if (k.sent) n.meta = true;
@@ -36,6 +39,7 @@ function needs(k: SearchKey, n: Need): void {
     case 'body':
     case 'text':
       n.meta = true;
+      n.fields = true;
       n.body = true;
       break;
     case 'modseq':
@@ -119,7 +123,7 @@ function match(k: SearchKey, c: Ctx): boolean {
 /** Matching UIDs (ascending) among the messages the client knows, and their highest MODSEQ. */
 export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids: number[]; seqs: number[]; highestModseq: number; usedModseq: boolean }> {
   const sel = s.selected!;
-  const need: Need = { meta: false, body: false, modseq: false };
+  const need: Need = { meta: false, fields: false, body: false, modseq: false };
   needs(key, need);
   const all = await s.deps.store.listMessages(sel.mailboxId);
   const byUid = new Map(all.map((m) => [m.uid, m]));
@@ -140,7 +144,7 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
       recs = new Map((await s.deps.store.getMessages(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
       sds = new Map([...recs].map(([u, r]) => [u, { sentDate: r.meta.sentDate, search: r.meta.search }]));
     } else if (need.meta) {
-      sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk)).map((d) => [d.uid, d]));
+      sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));
     }
     const bodies =
       need.body && recs

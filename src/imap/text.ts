@@ -15,7 +15,7 @@ function textLeaves(node: MimeNode, out: MimeNode[]): void {
 }
 
 export async function textOfMessage(store: Store, rec: MessageRecord): Promise<string> {
-  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId), rec.meta);
+  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId, 0, rec.size), rec.meta);
   const leaves: MimeNode[] = [];
   textLeaves(rec.meta.root, leaves);
   let text = '';

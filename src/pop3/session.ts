@@ -700,7 +700,7 @@ export class Pop3Session {
     try {
       if (m.size <= SMALL_MESSAGE) {
         // One read instead of a stream: most mail is small.
-        const whole = await this.#store.readBlob(m.blobId);
+        const whole = await this.#store.readBlob(m.blobId, 0, m.size);
         first = { done: false, value: whole };
         it = { next: async () => ({ done: true, value: undefined }) };
       } else {

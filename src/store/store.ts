@@ -305,9 +305,10 @@ export interface Store {
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
   /**
    * What header SEARCH keys need (sent date and the decoded search headers) for the given UIDs,
-   * ordered by UID — without the MIME tree, so searching a big mailbox stays cheap.
+   * ordered by UID — without the MIME tree, so searching a big mailbox stays cheap. With
+   * `fields: false`, `search.fields` is left empty (SUBJECT/FROM/TO/CC/BCC keys don't need it).
    */
-  getSearchData(mailboxId: number, uids: number[]): Promise<SearchData[]>;
+  getSearchData(mailboxId: number, uids: number[], opts?: { fields?: boolean }): Promise<SearchData[]>;
   /** UIDs expunged with modseq > sinceModseq, ascending (QRESYNC VANISHED (EARLIER)). */
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]>;
 

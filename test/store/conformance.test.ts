@@ -479,6 +479,11 @@ for (const backend of backends) {
         assert.equal(data[0]!.sentDate, Date.UTC(2026, 2, 3, 10));
         assert.equal(data[1]!.sentDate, null);
         assert.equal(data[1]!.search.subject, 'no date');
+        assert.ok(data[0]!.search.fields.some(([n]) => n === 'date'));
+        const lean = await store.getSearchData(inbox.id, uids, { fields: false });
+        assert.equal(lean[0]!.search.subject, 'Rechnung für März');
+        assert.equal(lean[0]!.sentDate, Date.UTC(2026, 2, 3, 10));
+        assert.deepEqual(lean[0]!.search.fields, []);
         assert.deepEqual(await store.getSearchData(inbox.id, []), []);
       }));
 

@@ -655,10 +655,13 @@ class PostgresStore implements Store {
     return rows.map((r) => ({ ...toSummary(r), meta: JSON.parse(r.meta as string) as MessageMeta }));
   }
 
-  async getSearchData(mailboxId: number, uids: number[]): Promise<SearchData[]> {
+  async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
     if (uids.length === 0) return [];
+    const search = (opts.fields ?? true)
+      ? "(b.meta::json -> 'search')::text"
+      : "json_build_object('subject', b.meta::json #> '{search,subject}', 'from', b.meta::json #> '{search,from}', 'to', b.meta::json #> '{search,to}', 'cc', b.meta::json #> '{search,cc}', 'bcc', b.meta::json #> '{search,bcc}', 'fields', json_build_array())::text";
     const rows = await this.#q(
-      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, (b.meta::json -> 'search')::text AS search
+      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, ${search} AS search
        FROM messages m JOIN blobs b ON b.id = m.blob_id
        WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
       [mailboxId, sortedUnique(uids)],

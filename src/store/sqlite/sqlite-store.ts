@@ -548,11 +548,15 @@ class SqliteStore implements Store {
     return out;
   }
 
-  async getSearchData(mailboxId: number, uids: number[]): Promise<SearchData[]> {
+  async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
     if (uids.length === 0) return [];
     // json_extract pulls the small search part out in C; the MIME tree is never parsed here.
+    const withFields = opts.fields ?? true;
+    const cols = withFields
+      ? "json_extract(b.meta, '$.search')"
+      : "json_extract(b.meta, '$.search.subject'), json_extract(b.meta, '$.search.from'), json_extract(b.meta, '$.search.to'), json_extract(b.meta, '$.search.cc'), json_extract(b.meta, '$.search.bcc')";
     const stmt = this.#q(
-      `SELECT m.uid, json_extract(b.meta, '$.sentDate') AS sent, json_extract(b.meta, '$.search') AS search
+      `SELECT m.uid, json_extract(b.meta, '$.sentDate'), ${cols}
        FROM messages m JOIN blobs b ON b.id = m.blob_id
        WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
     );
@@ -560,7 +564,10 @@ class SqliteStore implements Store {
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     for (let i = 0; i < sorted.length; i += 1000) {
       for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
-        out.push({ uid: r[0] as number, sentDate: (r[1] as number | null) ?? null, search: JSON.parse(r[2] as string) as SearchData['search'] });
+        const search: SearchData['search'] = withFields
+          ? (JSON.parse(r[2] as string) as SearchData['search'])
+          : { subject: (r[2] as string) ?? '', from: (r[3] as string) ?? '', to: (r[4] as string) ?? '', cc: (r[5] as string) ?? '', bcc: (r[6] as string) ?? '', fields: [] };
+        out.push({ uid: r[0] as number, sentDate: (r[1] as number | null) ?? null, search });
       }
     }
     return out;
