@@ -10,15 +10,14 @@ import type { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { ServerDeps, ConnectionInfo } from '../net/types.ts';
 import type { Account, Mailbox, MessageSummary, PopDeleteAction, Store } from '../store/store.ts';
-import { StoreError, SystemFlag, accountSettings } from '../store/store.ts';
+import { POP_DELETED_KEYWORD, StoreError, SystemFlag, accountSettings } from '../store/store.ts';
 import type { Change } from '../store/bus.ts';
 import { COMMAND_STATES, LineSplitter, decodeSaslPlain, parseCommand, parseNumber } from '../protocol/pop3/commands.ts';
 import type { LineEvent, Pop3Command } from '../protocol/pop3/commands.ts';
 import { DotStuffEncoder, TopFilter, continuationLine, errLine, multiLine, okLine } from '../protocol/pop3/responses.ts';
-import { isPopHidden, popExtension, type PopStoreExtension } from './store-ext.ts';
 
 /** Keyword that hides a message from later (non-recent) POP sessions once POP deleted it under `keep`. */
-export const POP_DELETED_KEYWORD = '$POPDeleted';
+export { POP_DELETED_KEYWORD };
 /** Login prefix that selects recent mode: the last RECENT_DAYS days of INBOX, nothing deleted. */
 export const RECENT_PREFIX = 'recent:';
 export const RECENT_DAYS = 30;
@@ -78,7 +77,6 @@ export class Pop3Session {
   readonly id: string;
   readonly #deps: ServerDeps;
   readonly #store: Store;
-  readonly #ext: PopStoreExtension | null;
   #socket: Socket | TLSSocket;
   #tls: boolean;
   readonly #remote: string;
@@ -105,7 +103,6 @@ export class Pop3Session {
     this.id = id;
     this.#deps = deps;
     this.#store = deps.store;
-    this.#ext = popExtension(deps.store);
     this.#socket = socket;
     this.#tls = info.implicitTls;
     this.#remote = socket.remoteAddress ?? '';
@@ -505,10 +502,10 @@ export class Pop3Session {
         snap.push(sm);
         this.#byUid.set(m.uid, sm);
       }
-      if (recent && this.#ext) {
+      if (recent) {
         // Recent mode also shows what other POP sessions removed from INBOX in the window.
         const present = new Set(snap.map((m) => m.uidl));
-        for (const r of await this.#ext.popRetained(inbox.id, since)) {
+        for (const r of await this.#store.popRetained(inbox.id, since)) {
           const sm = make(r.uidValidity, r, true);
           if (!present.has(sm.uidl)) snap.push(sm);
         }
@@ -538,7 +535,7 @@ export class Pop3Session {
   /** What POP shows: INBOX since `since`; hidden: what a POP client deleted under `keep` (except in recent mode). */
   #visible(m: MessageSummary, since: number, recent: boolean): boolean {
     if (m.savedAt < since) return false;
-    if (!recent && (isPopHidden(m) || m.keywords.some((k) => k.toLowerCase() === POP_DELETED_KEYWORD.toLowerCase()))) return false;
+    if (!recent && m.keywords.some((k) => k.toLowerCase() === POP_DELETED_KEYWORD.toLowerCase())) return false;
     return true;
   }
 
@@ -794,53 +791,22 @@ export class Pop3Session {
     const inInbox = (m: SnapMessage) => !m.gone && !m.retained;
     const deleted = this.#messages.filter((m) => m.deleted && inInbox(m)).map((m) => m.uid);
     const retrieved = this.#messages.filter((m) => m.retrieved && inInbox(m)).map((m) => m.uid);
-    const deletedSet = new Set(deleted);
-    const action = login.deleteAction;
-
-    // \Seen first (idempotent), then the destructive step: a failure in between leaves the
-    // messages in place, only marked read.
-    const seenOnly = login.markSeen ? retrieved.filter((u) => !deletedSet.has(u)) : [];
     if (login.recent) {
       const seen = login.markSeen ? retrieved : [];
       if (seen.length) await this.#store.storeFlags(inboxId, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin });
       this.#logUpdate('recent', 0, retrieved.length);
       return `Bye; recent mode deletes nothing (${deleted.length} marked message${deleted.length === 1 ? '' : 's'} left in place)`;
     }
-    if (this.#ext) return this.#updateInOneCall(this.#ext, login, deleted, retrieved);
-    if (action === 'keep') {
-      if (seenOnly.length) await this.#store.storeFlags(inboxId, seenOnly, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin });
-      // keep: leave it, marked \Seen, and hidden from later POP sessions (not from IMAP).
-      if (deleted.length) {
-        await this.#store.storeFlags(inboxId, deleted, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] }, { origin });
-      }
-      this.#logUpdate('keep', deleted.length, retrieved.length);
-      return `Bye; ${deleted.length} message${deleted.length === 1 ? '' : 's'} kept on the server and hidden from POP`;
-    }
-    const seen = login.markSeen ? retrieved : [];
-    if (seen.length) await this.#store.storeFlags(inboxId, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin });
-    if (deleted.length === 0) {
-      this.#logUpdate(action, 0, retrieved.length);
-      return 'Bye; no messages deleted';
-    }
-    if (action === 'expunge') {
-      const removed = await this.#store.expunge(inboxId, { uids: deleted, onlyDeleted: false, origin });
-      this.#logUpdate('expunge', removed.length, retrieved.length);
-      return `Bye; ${removed.length} message${removed.length === 1 ? '' : 's'} deleted`;
-    }
-    const use = action === 'trash' ? '\\Trash' : '\\Archive';
-    const dst = await this.#specialMailbox(login.account.id, use);
-    const res = await this.#store.moveMessages(inboxId, deleted, dst.id, { origin });
-    this.#logUpdate(action, res.mapping.length, retrieved.length);
-    return `Bye; ${res.mapping.length} message${res.mapping.length === 1 ? '' : 's'} moved to ${dst.name}`;
+    return this.#updateInOneCall(login, deleted, retrieved);
   }
 
-  /** With the store's POP extension: the whole UPDATE in one transaction, retaining removed mail for recent mode. */
-  async #updateInOneCall(ext: PopStoreExtension, login: Login, deleted: number[], retrieved: number[]): Promise<string> {
+  /** The whole UPDATE in one store transaction (store.popUpdate), retaining removed mail for recent mode. */
+  async #updateInOneCall(login: Login, deleted: number[], retrieved: number[]): Promise<string> {
     const action = login.deleteAction;
     const deletedSet = new Set(deleted);
     // Expunged messages need no \Seen; moved ones keep their flags, so they get it first.
     const seen = !login.markSeen ? [] : action === 'expunge' ? retrieved.filter((u) => !deletedSet.has(u)) : retrieved;
-    const res = await ext.popUpdate(
+    const res = await this.#store.popUpdate(
       login.inbox.id,
       { seen, remove: deleted, action, retainSince: action === 'keep' ? null : Date.now() - RECENT_DAYS * DAY_MS },
       { origin: `pop3:${this.id}` },
@@ -852,23 +818,6 @@ export class Pop3Session {
     if (count === 0) return 'Bye; no messages deleted';
     if (action === 'expunge') return `Bye; ${count} message${s} deleted`;
     return `Bye; ${count} message${s} moved to ${res.mailbox?.name ?? (action === 'trash' ? 'Trash' : 'Archive')}`;
-  }
-
-  /** The account's \Trash or \Archive mailbox; created (as Trash/Archive) if the user removed it. */
-  async #specialMailbox(accountId: number, use: '\\Trash' | '\\Archive'): Promise<Mailbox> {
-    const boxes = await this.#store.listMailboxes(accountId);
-    const found = boxes.find((b) => b.specialUse === use);
-    if (found) return found;
-    const name = use === '\\Trash' ? 'Trash' : 'Archive';
-    try {
-      return await this.#store.createMailbox(accountId, name, { specialUse: use, origin: `pop3:${this.id}` });
-    } catch (err) {
-      if (err instanceof StoreError && err.code === 'exists') {
-        const mb = await this.#store.getMailbox(accountId, name);
-        if (mb) return mb;
-      }
-      throw err;
-    }
   }
 
   #logUpdate(action: string, changed: number, retrieved: number): void {

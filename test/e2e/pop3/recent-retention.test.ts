@@ -1,79 +1,14 @@
-// Recent mode over the proposed store extension (src/pop3/store-ext.ts): a POP session that
-// expunges or moves mail leaves it readable for `recent:` sessions. The store here is the real
-// SQLite store plus a stand-in for the two proposed methods (built from the current Store calls,
-// with retained bodies kept in memory), so the session's side of the contract is exercised until
-// the store implements it for real.
+// Recent mode over the store's POP3 methods (popUpdate / popRetained): a POP session that
+// expunges or moves mail leaves it readable for `recent:` sessions, and its whole UPDATE is one
+// store transaction (one batch of changes on the bus).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Readable } from 'node:stream';
-import type { Store } from '../../../src/store/store.ts';
-import { SystemFlag } from '../../../src/store/store.ts';
-import type { PopStoreExtension, PopRetainedMessage } from '../../../src/pop3/store-ext.ts';
-import { POP_DELETED_KEYWORD } from '../../../src/pop3/session.ts';
+import type { Change } from '../../../src/store/bus.ts';
 import { startHarness, addAccount, deliverMessages, makeMessage, LineClient, type Harness } from './harness.ts';
-
-const calls: string[] = [];
-
-function withPopExtension(store: Store): Store {
-  const retained = new Map<number, Array<PopRetainedMessage & { body: Buffer }>>();
-  const ext: PopStoreExtension = {
-    async popUpdate(inboxId, u, opts) {
-      calls.push(`popUpdate ${u.action} seen=${u.seen.length} remove=${u.remove.length}`);
-      const inbox = (await store.getMailboxById(inboxId))!;
-      if (u.seen.length) await store.storeFlags(inboxId, u.seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, opts);
-      if (u.action === 'keep') {
-        if (u.remove.length) await store.storeFlags(inboxId, u.remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] }, opts);
-        return { removed: [], mailbox: null };
-      }
-      const present = (await store.listMessages(inboxId)).filter((m) => u.remove.includes(m.uid));
-      if (u.retainSince !== null) {
-        const list = retained.get(inboxId) ?? [];
-        for (const m of present) {
-          if (m.savedAt >= u.retainSince) {
-            list.push({ uidValidity: inbox.uidValidity, uid: m.uid, size: m.size, blobId: m.blobId, savedAt: m.savedAt, body: await store.readBlob(m.blobId) });
-          }
-        }
-        retained.set(inboxId, list);
-      }
-      const uids = present.map((m) => m.uid);
-      if (u.action === 'expunge') return { removed: await store.expunge(inboxId, { uids, onlyDeleted: false, ...opts }), mailbox: null };
-      const use = u.action === 'trash' ? '\\Trash' : '\\Archive';
-      const dst = (await store.listMailboxes(inbox.accountId)).find((b) => b.specialUse === use)!;
-      await store.moveMessages(inboxId, uids, dst.id, opts);
-      return { removed: uids, mailbox: dst };
-    },
-    async popRetained(inboxId, since) {
-      return (retained.get(inboxId) ?? []).filter((r) => r.savedAt >= since).map(({ body: _b, ...r }) => r);
-    },
-  };
-  const bodyOf = (blobId: string) => {
-    for (const list of retained.values()) for (const r of list) if (r.blobId === blobId) return r.body;
-    return null;
-  };
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      if (prop === 'popUpdate' || prop === 'popRetained') return ext[prop];
-      if (prop === 'streamBlob') {
-        return (blobId: string, start?: number, end?: number) => {
-          const b = bodyOf(blobId);
-          return b ? Readable.from([b.subarray(start ?? 0, end ?? b.length)]) : target.streamBlob(blobId, start, end);
-        };
-      }
-      if (prop === 'readBlob') {
-        return async (blobId: string, start?: number, end?: number) => {
-          const b = bodyOf(blobId);
-          return b ? b.subarray(start ?? 0, end ?? b.length) : target.readBlob(blobId, start, end);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
-}
 
 let h: Harness;
 before(async () => {
-  h = await startHarness({ wrapStore: withPopExtension });
+  h = await startHarness();
 });
 after(async () => {
   await h.close();
@@ -97,14 +32,17 @@ async function uidlsAndBodies(address: string): Promise<Map<string, Buffer>> {
 
 for (const action of ['expunge', 'trash'] as const) {
   test(`recent mode: two recent: clients each get every message after a normal client removed them (${action})`, async () => {
-    calls.length = 0;
     const address = `recent-${action}@example.com`;
     const acc = await addAccount(h.store, address, 'pw', { pop: { deleteAction: action } });
     const bodies = Array.from({ length: 20 }, (_, i) => makeMessage(i));
     await deliverMessages(h.store, acc.id, bodies);
+    const batches: Change[][] = [];
+    const off = h.store.bus.subscribe(acc.id, (cs) => batches.push([...cs]));
     const first = await uidlsAndBodies(address);
+    off();
     assert.equal(first.size, 20);
-    assert.deepEqual(calls, [`popUpdate ${action} seen=${action === 'expunge' ? 0 : 20} remove=20`], 'one store call at QUIT');
+    assert.equal(batches.length, 1, 'the UPDATE at QUIT is one transaction: one batch of changes');
+    assert.ok(batches[0]!.some((c) => c.kind === 'messages-expunged'));
     const inbox = (await h.store.getMailbox(acc.id, 'INBOX'))!;
     assert.equal((await h.store.listMessages(inbox.id)).length, 0);
     for (const round of [1, 2]) {
