@@ -172,6 +172,7 @@ class SqliteStore implements Store {
   }
 
   #afterCommit(tx: Tx): void {
+    this.#dropSummaries(tx.changes);
     for (const id of tx.deadBlobs) {
       try {
         this.#blobs.removeIfUnpinned(id);
@@ -506,14 +507,47 @@ class SqliteStore implements Store {
   }
 
   // ---------------------------------------------------------------- messages
-  async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    // Raw rows (arrays) and a hand-built object: this lists whole mailboxes (SELECT, FETCH 1:*).
-    const cols = 'SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ?';
-    const rows = (
-      opts.changedSince !== undefined
-        ? this.#q(`${cols} AND modseq > ? ORDER BY uid`).raw().all(mailboxId, opts.changedSince)
-        : this.#q(`${cols} ORDER BY uid`).raw().all(mailboxId)
-    ) as unknown[][];
+  // Whole-mailbox summary lists, cached per mailbox (SELECT, FETCH 1:*, SEARCH and QRESYNC all
+  // list the mailbox; reading 100k rows costs ~150 ms). An entry is used only while the mailbox's
+  // HIGHESTMODSEQ is unchanged — every message write bumps it, also one from another process —
+  // and is dropped after our own commits to free memory early. Callers get copies.
+  readonly #summaryCache = new Map<number, { hms: number; list: MessageSummary[] }>();
+  #summaryCacheSize = 0;
+  static readonly SUMMARY_CACHE_MAX = 300_000;
+
+  #dropSummaries(changes: readonly Change[]): void {
+    if (this.#summaryCache.size === 0) return;
+    for (const c of changes) {
+      if (c.kind === 'account-removed') {
+        this.#summaryCache.clear();
+        this.#summaryCacheSize = 0;
+        return;
+      }
+      const e = this.#summaryCache.get(c.mailboxId);
+      if (e) {
+        this.#summaryCache.delete(c.mailboxId);
+        this.#summaryCacheSize -= e.list.length;
+      }
+    }
+  }
+
+  #loadSummaries(mailboxId: number): MessageSummary[] {
+    const hms = this.#q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined;
+    const cached = this.#summaryCache.get(mailboxId);
+    if (cached) {
+      this.#summaryCache.delete(mailboxId);
+      if (cached.hms === hms) {
+        this.#summaryCache.set(mailboxId, cached);
+        return cached.list;
+      }
+      this.#summaryCacheSize -= cached.list.length;
+    }
+    // Raw rows (arrays) and a hand-built object.
+    const rows = this.#q(
+      'SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ? ORDER BY uid',
+    )
+      .raw()
+      .all(mailboxId) as unknown[][];
     const out: MessageSummary[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
@@ -529,6 +563,23 @@ class SqliteStore implements Store {
         blobId: r[7] as string,
       };
     }
+    if (hms !== undefined && out.length <= SqliteStore.SUMMARY_CACHE_MAX) {
+      this.#summaryCache.set(mailboxId, { hms, list: out });
+      this.#summaryCacheSize += out.length;
+      for (const [id, e] of this.#summaryCache) {
+        if (this.#summaryCacheSize <= SqliteStore.SUMMARY_CACHE_MAX) break;
+        this.#summaryCache.delete(id);
+        this.#summaryCacheSize -= e.list.length;
+      }
+    }
+    return out;
+  }
+
+  async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
+    const all = this.#loadSummaries(mailboxId);
+    const out: MessageSummary[] = [];
+    const since = opts.changedSince;
+    for (const m of all) if (since === undefined || m.modseq > since) out.push({ ...m, keywords: [...m.keywords] });
     return out;
   }
 
