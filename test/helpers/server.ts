@@ -7,21 +7,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PORT_NAMES, type PortName } from '../../src/config/config.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'src/cli/main.ts');
 const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
 
-export interface Ports {
-  smtp: number;
-  submission: number;
-  submissions: number;
-  imap: number;
-  imaps: number;
-  pop3: number;
-  pop3s: number;
-  http: number;
-}
+/** The ports file: every listener's bound port, keyed by the names of src/config/config.ts. */
+export type Ports = Record<PortName, number>;
 
 export interface CliResult {
   code: number;
@@ -101,7 +94,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     'localhost',
     '--host',
     '127.0.0.1',
-    ...['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'].flatMap((n) => [`--${n}-port`, '0']),
+    ...PORT_NAMES.flatMap((n) => [`--${n}-port`, '0']),
     '--ports-file',
     portsFile,
     ...(opts.plaintext ? ['--allow-plaintext-loopback'] : []),

@@ -48,8 +48,6 @@ export interface HarnessOptions {
   maxLineLength?: number;
   pop3Timeout?: number;
   debug?: boolean;
-  /** Wraps the store the POP3 server gets (e.g. to add store methods a test needs). */
-  wrapStore?: (s: Store) => Store;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -81,7 +79,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const open = async () => {
     const store = await openSqliteStore({ path: config.database, blobDir: join(dir, 'blobs'), bus: new LocalChangeBus() });
     const deps: ServerDeps = {
-      store: opts.wrapStore ? opts.wrapStore(store) : store,
+      store,
       config,
       tls,
       auth: createAuthenticator(store, { maxFailures: 1000, windowMs: 60_000, failDelayMs: 5 }),
