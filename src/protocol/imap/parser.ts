@@ -454,24 +454,21 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
             const modseq = r.number64();
             let knownUids: SeqSet | null = null;
             let seqMatch: QresyncParams['seqMatch'] = null;
+            // RFC 7162 §3.2.5: [SP known-uids] [SP "(" seq-match-data ")"]
+            const matchData = (): QresyncParams['seqMatch'] => {
+              r.expect('(');
+              const seqs = r.seqSet();
+              r.sp();
+              const uids = r.seqSet();
+              r.expect(')');
+              return { seqs, uids };
+            };
             if (r.take(' ')) {
               if (r.peek() !== '(') {
                 knownUids = r.seqSet();
-                if (r.take(' ')) {
-                  r.expect('(');
-                  const seqs = r.seqSet();
-                  r.sp();
-                  const uids = r.seqSet();
-                  r.expect(')');
-                  seqMatch = { seqs, uids };
-                }
+                if (r.take(' ')) seqMatch = matchData();
               } else {
-                r.expect('(');
-                const seqs = r.seqSet();
-                r.sp();
-                const uids = r.seqSet();
-                r.expect(')');
-                seqMatch = { seqs, uids };
+                seqMatch = matchData();
               }
             }
             r.expect(')');
