@@ -6,7 +6,9 @@
 // there; reported as "first SELECT").
 //
 // Env: BENCH_LARGE_MESSAGES (100000), BENCH_LARGE_MAX_BYTES (8000), BENCH_LARGE_REPS (3; BODY
-//      search: BENCH_LARGE_BODY_REPS, 1)
+//      search: BENCH_LARGE_BODY_REPS, 1); for development, BENCH_LARGE_REUSE=DIR fills a Pillarbox
+//      data folder once and reuses it in later runs (not for published figures: earlier runs'
+//      flag changes stay in it).
 
 import { corpusMessage, BODY_NEEDLE, SUBJECT_NEEDLE } from './lib/corpus.ts';
 import { ImapConn, respCode, searchResult, type Reply } from './lib/imap-client.ts';
@@ -133,6 +135,7 @@ export async function largeMailbox(): Promise<string> {
     let fillSeconds = 0;
     const s = await startPillarbox({
       accounts: [account],
+      reuseDir: process.env.BENCH_LARGE_REUSE || undefined,
       beforeStart: async (dir) => {
         const t = performance.now();
         await fillStore(dir, [{ addresses: [account.address], mailbox: 'INBOX', from: 0, count: p.messages, maxBytes: p.maxBytes, unique: true, seenEvery: 2 }]);

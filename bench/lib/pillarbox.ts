@@ -3,7 +3,7 @@
 // loopback like the Dovecot peer, accounts provisioned through the admin CLI, and connection
 // limits raised where a benchmark needs thousands of connections from 127.0.0.1.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -19,6 +19,11 @@ export interface PillarboxOptions {
   limits?: Record<string, number>;
   /** Runs before the server starts, with the data folder provisioned (e.g. a store fill). */
   beforeStart?: (dataDir: string) => Promise<void>;
+  /**
+   * For development only: use (and keep) this data folder; provisioning and beforeStart run only
+   * the first time (a `.filled` marker records that they completed).
+   */
+  reuseDir?: string;
 }
 
 export interface Pillarbox {
@@ -90,16 +95,21 @@ async function runWorker(script: string, args: string[], noFsync: boolean, extra
 }
 
 export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'bench-pillarbox-'));
+  const reuse = opts.reuseDir;
+  if (reuse) mkdirSync(reuse, { recursive: true });
+  const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'bench-pillarbox-'));
   const removeDir = () => {
-    if (!process.env.BENCH_KEEP) rmSync(dataDir, { recursive: true, force: true });
+    if (!process.env.BENCH_KEEP && !reuse) rmSync(dataDir, { recursive: true, force: true });
   };
   const offDir = onCleanup('pillarbox data', removeDir);
-  writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { ...(opts.limits ?? {}) } }, null, 2));
-  // The CLI needs the database to exist: `serve` creates it, and so does the first CLI command
-  // opening the store. Provision first (server not running), then fill, then start.
-  await provision(dataDir, opts.accounts, opts.imapMaxConnections);
-  if (opts.beforeStart) await opts.beforeStart(dataDir);
+  if (!reuse || !existsSync(join(dataDir, '.filled'))) {
+    writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { ...(opts.limits ?? {}) } }, null, 2));
+    // The CLI needs the database to exist: `serve` creates it, and so does the first CLI command
+    // opening the store. Provision first (server not running), then fill, then start.
+    await provision(dataDir, opts.accounts, opts.imapMaxConnections);
+    if (opts.beforeStart) await opts.beforeStart(dataDir);
+    if (reuse) writeFileSync(join(dataDir, '.filled'), '');
+  } else log(`pillarbox: reusing the filled data folder ${dataDir}`);
 
   const env: Record<string, string> = {};
   if (process.env.BENCH_PROFILE) {

@@ -3,13 +3,17 @@
 // body by byte range and decode the text parts.
 
 import type { SearchKey } from '../protocol/imap/types.ts';
-import type { MessageRecord, MessageSummary } from '../store/store.ts';
+import type { MessageRecord, MessageRoot, MessageSummary, SearchHeaderField } from '../store/store.ts';
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { seqSetHas } from '../protocol/imap/response.ts';
 import type { ImapSession } from './session.ts';
 import { textOfMessage } from './text.ts';
 
+const STORE_FIELDS = new Set<string>(['subject', 'from', 'to', 'cc', 'bcc']);
+
 interface Need {
+  /** SUBJECT/FROM/TO/CC/BCC keys with a value: answered by store.matchHeader for the whole mailbox. */
+  headerKeys: Array<Extract<SearchKey, { k: 'header' }>>;
   meta: boolean;
   /** Every header field (HEADER with another name or an empty value, TEXT), not just the five. */
   fields: boolean;
@@ -30,13 +34,19 @@ function needs(k: SearchKey, n: Need): void {
       needs(k.key, n);
       break;
     case 'header':
+      if (k.value !== '' && STORE_FIELDS.has(k.field)) {
+        n.headerKeys.push(k);
+        break;
+      }
       n.meta = true;
-      if (k.value === '' || !['subject', 'from', 'to', 'cc', 'bcc'].includes(k.field)) n.fields = true;
+      n.fields = true;
       break;
     case 'date':
       if (k.sent) n.meta = true;
       break;
     case 'body':
+      n.body = true;
+      break;
     case 'text':
       n.meta = true;
       n.fields = true;
@@ -51,7 +61,6 @@ function needs(k: SearchKey, n: Need): void {
 interface Ctx {
   seq: number;
   msg: MessageSummary;
-  rec: MessageRecord | null;
   /** Sent date and search headers (from getSearchData, or from rec when the body is needed too). */
   sd: { sentDate: number | null; search: MessageRecord['meta']['search'] } | null;
   body: string | null;
@@ -59,6 +68,8 @@ interface Ctx {
   maxSeq: number;
   maxUid: number;
   saved: Set<number>;
+  /** UIDs matching each store-answered header key. */
+  headerHits: Map<SearchKey, Set<number>>;
 }
 
 const day = (ms: number) => {
@@ -101,6 +112,8 @@ function match(k: SearchKey, c: Ctx): boolean {
       return k.op === 'before' ? d < k.day : k.op === 'on' ? d === k.day : d >= k.day;
     }
     case 'header': {
+      const hits = c.headerHits.get(k);
+      if (hits) return hits.has(c.msg.uid);
       const sh = c.sd?.search;
       if (!sh) return false;
       const f = k.field;
@@ -123,8 +136,10 @@ function match(k: SearchKey, c: Ctx): boolean {
 /** Matching UIDs (ascending) among the messages the client knows, and their highest MODSEQ. */
 export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids: number[]; seqs: number[]; highestModseq: number; usedModseq: boolean }> {
   const sel = s.selected!;
-  const need: Need = { meta: false, fields: false, body: false, modseq: false };
+  const need: Need = { headerKeys: [], meta: false, fields: false, body: false, modseq: false };
   needs(key, need);
+  const headerHits = new Map<SearchKey, Set<number>>();
+  for (const k of need.headerKeys) headerHits.set(k, new Set(await s.deps.store.matchHeader(sel.mailboxId, k.field as SearchHeaderField, k.value)));
   const all = await s.deps.store.listMessages(sel.mailboxId);
   const byUid = new Map(all.map((m) => [m.uid, m]));
   const maxSeq = sel.uids.length;
@@ -133,35 +148,35 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const uids: number[] = [];
   const seqs: number[] = [];
   let highestModseq = 0;
-  // BODY/TEXT: a batch's bodies are read in parallel (the reads wait on the disk, not the CPU),
-  // few enough at once to bound memory.
-  const BATCH = need.body ? 16 : 2000;
-  for (let i = 0; i < sel.uids.length; i += BATCH) {
-    const chunk = sel.uids.slice(i, i + BATCH);
-    let recs: Map<number, MessageRecord> | null = null;
+  // Rows come from the store in chunks; BODY/TEXT bodies are read GROUP at a time, matched and
+  // dropped before the next group, so memory stays bounded whatever the mailbox size.
+  const CHUNK = need.body ? 500 : 2000;
+  const GROUP = 16;
+  for (let i = 0; i < sel.uids.length; i += CHUNK) {
+    const chunk = sel.uids.slice(i, i + CHUNK);
+    let roots: Map<number, MessageRoot> | null = null;
     let sds: Map<number, NonNullable<Ctx['sd']>> | null = null;
-    if (need.body) {
-      recs = new Map((await s.deps.store.getMessages(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
-      sds = new Map([...recs].map(([u, r]) => [u, { sentDate: r.meta.sentDate, search: r.meta.search }]));
-    } else if (need.meta) {
-      sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));
-    }
-    const bodies =
-      need.body && recs
-        ? await Promise.all(chunk.map((uid) => (recs!.has(uid) && byUid.has(uid) ? textOfMessage(s.deps.store, recs!.get(uid)!) : Promise.resolve(null))))
+    if (need.body) roots = new Map((await s.deps.store.getMessageRoots(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
+    if (need.meta) sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));
+    for (let g = 0; g < chunk.length; g += GROUP) {
+      const group = roots ? chunk.slice(g, g + GROUP) : chunk;
+      const bodies = roots
+        ? await Promise.all(group.map((uid) => (roots!.has(uid) && byUid.has(uid) ? textOfMessage(s.deps.store, roots!.get(uid)!) : Promise.resolve(null))))
         : null;
-    for (let j = 0; j < chunk.length; j++) {
-      const uid = chunk[j]!;
-      const msg = byUid.get(uid);
-      if (!msg) continue; // expunged meanwhile
-      const rec = recs?.get(uid) ?? null;
-      const body: string | null = bodies ? (bodies[j] ?? null) : null;
-      const c: Ctx = { seq: i + j + 1, msg, rec, sd: sds?.get(uid) ?? null, body, headerText: null, maxSeq, maxUid, saved };
-      if (match(key, c)) {
-        uids.push(uid);
-        seqs.push(i + j + 1);
-        if (msg.modseq > highestModseq) highestModseq = msg.modseq;
+      const base = roots ? g : 0;
+      for (let j = 0; j < group.length; j++) {
+        const uid = group[j]!;
+        const msg = byUid.get(uid);
+        if (!msg) continue; // expunged meanwhile
+        const seq = i + base + j + 1;
+        const c: Ctx = { seq, msg, sd: sds?.get(uid) ?? null, body: bodies ? (bodies[j] ?? null) : null, headerText: null, maxSeq, maxUid, saved, headerHits };
+        if (match(key, c)) {
+          uids.push(uid);
+          seqs.push(seq);
+          if (msg.modseq > highestModseq) highestModseq = msg.modseq;
+        }
       }
+      if (!roots) break;
     }
   }
   return { uids, seqs, highestModseq, usedModseq: need.modseq };

@@ -1,6 +1,6 @@
 // The searchable text of a message (SEARCH BODY/TEXT) via the MIME helper's extractText. Small
 // messages are read whole; for a large one only its text parts are read, by byte range.
-import type { MessageRecord, Store } from '../store/store.ts';
+import type { MessageRoot, Store } from '../store/store.ts';
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { decodeCharset } from '../protocol/mime/headers.ts';
 import { decodeTransferEncoding, extractText, MAX_EXTRACT_CHARS } from '../protocol/imap/section.ts';
@@ -14,10 +14,10 @@ function textLeaves(node: MimeNode, out: MimeNode[]): void {
   else if (node.type === 'text' && !(node.disposition?.type === 'attachment' && node.subtype !== 'plain' && node.subtype !== 'html')) out.push(node);
 }
 
-export async function textOfMessage(store: Store, rec: MessageRecord): Promise<string> {
-  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId, 0, rec.size), rec.meta);
+export async function textOfMessage(store: Store, rec: Omit<MessageRoot, 'uid'>): Promise<string> {
+  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId, 0, rec.size), rec);
   const leaves: MimeNode[] = [];
-  textLeaves(rec.meta.root, leaves);
+  textLeaves(rec.root, leaves);
   let text = '';
   for (const n of leaves) {
     if (text.length >= MAX_EXTRACT_CHARS) break;

@@ -14,7 +14,7 @@
 
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
-import type { MessageMeta } from '../protocol/mime/types.ts';
+import type { MessageMeta, MimeNode } from '../protocol/mime/types.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
 export const SystemFlag = {
@@ -119,6 +119,9 @@ export interface MailboxStatus {
 }
 
 /** What a session keeps per message: cheap to list for a whole mailbox. */
+/** The header fields SEARCH has its own keys for (RFC 9051 §6.4.4). */
+export type SearchHeaderField = 'subject' | 'from' | 'to' | 'cc' | 'bcc';
+
 export interface MessageSummary {
   uid: number;
   modseq: number;
@@ -139,6 +142,14 @@ export interface MessageSummary {
 /** A message with its cached parse (ENVELOPE, BODYSTRUCTURE, part ranges, search headers). */
 export interface MessageRecord extends MessageSummary {
   meta: MessageMeta;
+}
+
+/** What SEARCH BODY/TEXT needs to find a message's text parts: its MIME tree, not the rest of the parse. */
+export interface MessageRoot {
+  uid: number;
+  size: number;
+  blobId: string;
+  root: MimeNode;
 }
 
 export interface SearchData {
@@ -299,7 +310,11 @@ export interface Store {
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
 
   // ---- messages
-  /** Summaries ordered by UID. With `changedSince`, only those with modseq > changedSince. */
+  /**
+   * Summaries ordered by UID. With `changedSince`, only those with modseq > changedSince.
+   * The array is the caller's; the summaries in it may be shared with the store's cache and
+   * must not be modified (copy one to change it).
+   */
   listMessages(mailboxId: number, opts?: { changedSince?: number }): Promise<MessageSummary[]>;
   /** Full records for the given UIDs (missing ones omitted), ordered by UID. */
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]>;
@@ -309,6 +324,14 @@ export interface Store {
    * `fields: false`, `search.fields` is left empty (SUBJECT/FROM/TO/CC/BCC keys don't need it).
    */
   getSearchData(mailboxId: number, uids: number[], opts?: { fields?: boolean }): Promise<SearchData[]>;
+  /**
+   * UIDs (ascending) of the mailbox's messages whose decoded SUBJECT/FROM/TO/CC/BCC header
+   * contains `value` (non-empty), compared case-insensitively (RFC 9051 §6.4.4 SEARCH SUBJECT
+   * etc.). Backends answer it from data filled at delivery, without reading each message.
+   */
+  matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]>;
+  /** The MIME tree (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
+  getMessageRoots(mailboxId: number, uids: number[]): Promise<MessageRoot[]>;
   /** UIDs expunged with modseq > sinceModseq, ascending (QRESYNC VANISHED (EARLIER)). */
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]>;
 

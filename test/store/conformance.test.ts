@@ -487,6 +487,47 @@ for (const backend of backends) {
         assert.deepEqual(await store.getSearchData(inbox.id, []), []);
       }));
 
+    it('matchHeader: case-insensitive substring of decoded SUBJECT/FROM/TO/CC/BCC, kept through copy, move, expunge and INBOX rename', () =>
+      withStore(async (store) => {
+        const { account: acc, boxes } = await account(store, 'h@example.com');
+        const inbox = boxes.INBOX!;
+        const add = async (mailboxId: number, raw: string) => {
+          const buf = Buffer.from(raw);
+          const staged = await store.stageBlob(buf);
+          try {
+            return (await store.append(staged, parseMessage(buf), { mailboxId })).uid;
+          } finally {
+            staged.release();
+          }
+        };
+        const u1 = await add(inbox.id, 'From: =?UTF-8?B?SsO8cmdlbg==?= <j@example.org>\r\nTo: s@example.com\r\nCc: Team <team@example.net>\r\nSubject: =?UTF-8?Q?Rechnung_f=C3=BCr_M=C3=A4rz?=\r\n\r\nhi\r\n');
+        const u2 = await add(inbox.id, 'From: other@example.org\r\nSubject: Invoice 42\r\n\r\nbody\r\n');
+        const u3 = await add(inbox.id, 'Subject: none\r\n\r\nbody\r\n');
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', 'MÄRZ'), [u1], 'non-ASCII folded, encoded word decoded');
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', 'invoice'), [u2]);
+        assert.deepEqual(await store.matchHeader(inbox.id, 'from', 'jürgen'), [u1]);
+        assert.deepEqual(await store.matchHeader(inbox.id, 'from', 'EXAMPLE.ORG'), [u1, u2]);
+        assert.deepEqual(await store.matchHeader(inbox.id, 'cc', 'team@'), [u1]);
+        assert.deepEqual(await store.matchHeader(inbox.id, 'bcc', 'x'), []);
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', '%'), [], 'no pattern characters');
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', 'e'), [u1, u2, u3]);
+
+        const copy = await store.copyMessages(inbox.id, [u1], boxes.Archive!.id);
+        const moved = await store.moveMessages(inbox.id, [u2], boxes.Trash!.id);
+        assert.deepEqual(await store.matchHeader(boxes.Archive!.id, 'subject', 'märz'), [copy.mapping[0]![1]]);
+        assert.deepEqual(await store.matchHeader(boxes.Trash!.id, 'subject', 'invoice'), [moved.mapping[0]![1]]);
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', 'invoice'), [], 'moved away');
+        await store.expunge(inbox.id, { uids: [u3], onlyDeleted: false });
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', 'none'), []);
+
+        await store.renameMailbox(acc.id, 'INBOX', 'Old');
+        const old = (await store.getMailbox(acc.id, 'Old'))!;
+        assert.deepEqual(await store.matchHeader(old.id, 'subject', 'märz'), [u1], 'INBOX rename takes the messages along');
+        assert.deepEqual(await store.matchHeader(inbox.id, 'subject', 'märz'), []);
+        await store.deleteMailbox(acc.id, 'Archive');
+        assert.deepEqual(await store.matchHeader(boxes.Archive!.id, 'subject', 'märz'), []);
+      }));
+
     it('flags: changes bump MODSEQ, unchanged flags do not; UNCHANGEDSINCE; listMessages(changedSince)', () =>
       withStore(async (store) => {
         const { boxes } = await account(store, 'a@example.com');

@@ -41,18 +41,84 @@ test('mailbox listings follow writes from this store and from another process', 
     assert.deepEqual(after[0]!.keywords, ['Work']);
     assert.deepEqual((await a.listMessages(inbox.id, { changedSince: after[1]!.modseq })).map((m) => m.uid), [u1]);
 
-    // Changing a returned summary does not change what the next caller gets.
-    after[0]!.systemFlags = 0;
-    after[0]!.keywords.push('Mutated');
+    // Summaries are shared with the cache and frozen: changing one throws and changes nothing.
+    assert.throws(() => {
+      after[0]!.systemFlags = 0;
+    }, TypeError);
+    assert.throws(() => after[0]!.keywords.push('Mutated'), TypeError);
+    after.pop(); // the array itself is the caller's
     const again = await a.listMessages(inbox.id);
     assert.equal(again[0]!.systemFlags, SystemFlag.Flagged);
     assert.deepEqual(again[0]!.keywords, ['Work']);
+    assert.equal(again.length, 2);
 
     // Own writes: expunge, then the listing is current.
     await a.storeFlags(inbox.id, [u2], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] });
     await a.expunge(inbox.id);
     assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1]);
     assert.deepEqual((await b.listMessages(inbox.id)).map((m) => m.uid), [u1]);
+  } finally {
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+// Our own commits update the cached listing in place (no reload); after any mix of writes —
+// concurrent ones sharing a group commit, one failing inside the batch, copies, moves, INBOX
+// renamed away — the listing must equal what a second store reads from the database.
+test('the cached listing, updated in place, always equals the database', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-cache-'));
+  const opts = { path: join(dir, 'db.sqlite'), blobDir: join(dir, 'blobs') };
+  const a = await openSqliteStore(opts);
+  const b = await openSqliteStore(opts);
+  const same = async (mailboxId: number, what: string) => {
+    const mine = await a.listMessages(mailboxId);
+    const fresh = await b.listMessages(mailboxId);
+    assert.deepEqual(mine.map((m) => ({ ...m })), fresh.map((m) => ({ ...m })), what);
+    for (const since of [0, Math.floor((fresh.at(-1)?.modseq ?? 0) / 2)])
+      assert.deepEqual((await a.listMessages(mailboxId, { changedSince: since })).map((m) => m.uid), fresh.filter((m) => m.modseq > since).map((m) => m.uid), `${what}: changedSince ${since}`);
+  };
+  try {
+    await a.addDomain('example.com');
+    const acc = await a.createAccount({ address: 'c@example.com', passwordHash: 'x' });
+    const inbox = (await a.getMailbox(acc.id, 'INBOX'))!;
+    const archive = (await a.getMailbox(acc.id, 'Archive'))!;
+    const uids: number[] = [];
+    for (let i = 0; i < 20; i++) uids.push(await put(a, inbox.id, i));
+    await a.listMessages(inbox.id);
+    await a.listMessages(archive.id);
+    await same(inbox.id, 'after appends');
+
+    // Concurrent writes of every kind in one event-loop turn (one group commit), one of which fails.
+    const flags = { systemFlags: SystemFlag.Seen, keywords: ['$Label1'] };
+    const results = await Promise.allSettled([
+      a.storeFlags(inbox.id, uids.slice(0, 5), 'add', flags),
+      put(a, inbox.id, 100),
+      a.storeFlags(inbox.id, [uids[1]!], 'remove', { systemFlags: SystemFlag.Seen, keywords: [] }),
+      a.copyMessages(inbox.id, uids.slice(5, 8), archive.id),
+      a.moveMessages(inbox.id, uids.slice(8, 10), archive.id),
+      a.append({ id: 'f'.repeat(64), size: 1 }, parseMessage(Buffer.from('x')), { mailboxId: 999999 }),
+      a.storeFlags(inbox.id, [uids[12]!], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] }),
+      put(a, archive.id, 101),
+    ]);
+    assert.equal(results.filter((r) => r.status === 'rejected').length, 1, 'only the append to a missing mailbox fails');
+    await same(inbox.id, 'INBOX after the batch');
+    await same(archive.id, 'Archive after the batch');
+
+    await a.expunge(inbox.id);
+    await a.storeFlags(inbox.id, uids.slice(14), 'set', { systemFlags: SystemFlag.Answered, keywords: ['Work', 'Later'] });
+    await same(inbox.id, 'after expunge and replace');
+
+    // Another process writes between two of ours: our next write must not patch a stale listing.
+    await put(b, inbox.id, 200);
+    await a.storeFlags(inbox.id, [uids[15]!], 'add', { systemFlags: SystemFlag.Flagged, keywords: [] });
+    await same(inbox.id, 'after a write from another process');
+
+    // INBOX renamed away: its messages leave INBOX (RFC 9051 §6.3.6).
+    await a.renameMailbox(acc.id, 'INBOX', 'Old');
+    await same(inbox.id, 'INBOX after rename');
+    assert.equal((await a.listMessages(inbox.id)).length, 0);
   } finally {
     await a.close();
     await b.close();

@@ -238,13 +238,14 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
         const unseen = msgs.filter((m) => !(m.systemFlags & SystemFlag.Seen)).map((m) => m.uid);
         if (unseen.length) {
           const r = await s.deps.store.storeFlags(sel.mailboxId, unseen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin: s.origin });
+          const byUid = new Map(r.updated.map((u) => [u.uid, u]));
+          // Summaries may be shared with the store's cache: replace, don't modify.
+          msgs = msgs.map((m) => {
+            const u = byUid.get(m.uid);
+            return u ? { ...m, systemFlags: u.systemFlags, modseq: u.modseq, keywords: u.keywords } : m;
+          });
           for (const u of r.updated) {
             seenNow.add(u.uid);
-            const m = msgs.find((x) => x.uid === u.uid);
-            if (m) {
-              m.systemFlags = u.systemFlags;
-              m.modseq = u.modseq;
-            }
             sel.pendingFlags.delete(u.uid);
           }
         }

@@ -12,8 +12,15 @@ const FLAG_NAMES: ReadonlyArray<readonly [string, number]> = [
   ['\\Draft', 16],
 ];
 
+const SYSTEM_ONLY: readonly string[] = Array.from(
+  { length: 32 },
+  (_, bits) => '(' + FLAG_NAMES.filter(([, bit]) => bits & bit).map(([n]) => n).join(' ') + ')',
+);
+
 /** "(\Seen \Flagged $Label1)" */
 export function flagList(systemFlags: number, keywords: readonly string[]): string {
+  // Most messages have no keywords: one of 32 precomputed lists (FETCH FLAGS on a big mailbox).
+  if (keywords.length === 0 && systemFlags >= 0 && systemFlags < 32) return SYSTEM_ONLY[systemFlags]!;
   const out: string[] = [];
   for (const [n, bit] of FLAG_NAMES) if (systemFlags & bit) out.push(n);
   out.push(...keywords);

@@ -319,7 +319,7 @@ function safeChar(cp: number): string {
  * stripped), including those of attached messages, for SEARCH BODY / TEXT. Capped at
  * MAX_EXTRACT_CHARS.
  */
-export function extractText(raw: Buffer, meta: MessageMeta): string {
+export function extractText(raw: Buffer, meta: Pick<MessageMeta, 'root'>): string {
   const out: string[] = [];
   let total = 0;
   const visit = (n: MimeNode): void => {

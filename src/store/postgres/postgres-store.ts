@@ -53,13 +53,15 @@ import {
   type PopRetainedMessage,
   type PopUpdate,
   type SearchData,
+  type SearchHeaderField,
+  type MessageRoot,
   type SpecialUse,
   type StagedBlob,
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
 } from '../store.ts';
-import type { MessageMeta } from '../../protocol/mime/types.ts';
+import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -671,6 +673,30 @@ class PostgresStore implements Store {
       sentDate: r.sent == null ? null : Number(r.sent),
       search: JSON.parse(r.search as string) as SearchData['search'],
     }));
+  }
+
+  async getMessageRoots(mailboxId: number, uids: number[]): Promise<MessageRoot[]> {
+    if (uids.length === 0) return [];
+    const rows = await this.#q(
+      `SELECT m.uid, m.size, m.blob_id, (b.meta::json -> 'root')::text AS root
+       FROM messages m JOIN blobs b ON b.id = m.blob_id
+       WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
+      [mailboxId, sortedUnique(uids)],
+    );
+    return rows.map((r) => ({ uid: r.uid as number, size: Number(r.size), blobId: r.blob_id as string, root: JSON.parse(r.root as string) as MimeNode }));
+  }
+
+  async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
+    if (!['subject', 'from', 'to', 'cc', 'bcc'].includes(field)) throw new StoreError('invalid', `no search field ${field}`);
+    // Compared here, not with SQL lower(): its case folding depends on the database's locale.
+    const needle = value.toLowerCase();
+    const rows = await this.#q(
+      `SELECT m.uid, b.meta::json #>> $2::text[] AS v
+       FROM messages m JOIN blobs b ON b.id = m.blob_id
+       WHERE m.mailbox_id = $1 ORDER BY m.uid`,
+      [mailboxId, ['search', field]],
+    );
+    return rows.filter((r) => typeof r.v === 'string' && (r.v as string).toLowerCase().includes(needle)).map((r) => r.uid as number);
   }
 
   async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {

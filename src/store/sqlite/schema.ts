@@ -91,4 +91,29 @@ CREATE INDEX pop_retained_saved ON pop_retained(inbox_id, saved_at);
     version: 3,
     sql: `CREATE INDEX pop_retained_account ON pop_retained(account_id);`,
   },
+  {
+    version: 4,
+    sql: `
+-- The five header fields SEARCH SUBJECT/FROM/TO/CC/BCC look at, decoded and case-folded
+-- (pb_fold = JavaScript toLowerCase, registered by the store), one small row per message in
+-- mailbox order: a header search over a big mailbox is one range scan with instr() in SQLite,
+-- returning only the matches, instead of extracting the fields from each body's cached parse.
+CREATE TABLE message_search (
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  subject TEXT NOT NULL,
+  from_addr TEXT NOT NULL,
+  to_addr TEXT NOT NULL,
+  cc_addr TEXT NOT NULL,
+  bcc_addr TEXT NOT NULL,
+  PRIMARY KEY (mailbox_id, uid)
+) WITHOUT ROWID;
+INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr)
+  SELECT m.mailbox_id, m.uid,
+         pb_fold(coalesce(json_extract(b.meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(b.meta, '$.search.from'), '')),
+         pb_fold(coalesce(json_extract(b.meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(b.meta, '$.search.cc'), '')),
+         pb_fold(coalesce(json_extract(b.meta, '$.search.bcc'), ''))
+  FROM messages m JOIN blobs b ON b.id = m.blob_id;
+`,
+  },
 ];

@@ -35,13 +35,15 @@ import {
   type PopRetainedMessage,
   type PopUpdate,
   type SearchData,
+  type SearchHeaderField,
+  type MessageRoot,
   type SpecialUse,
   type StagedBlob,
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
 } from '../store.ts';
-import type { MessageMeta } from '../../protocol/mime/types.ts';
+import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 
 type Row = Record<string, any>;
 
@@ -124,6 +126,8 @@ class SqliteStore implements Store {
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 10000');
     db.pragma('foreign_keys = ON');
+    // Case folding for header search, the same in migrations and at delivery (see message_search).
+    db.function('pb_fold', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? foldForSearch(v) : v));
     this.#db = db;
     this.#migrate();
   }
@@ -165,14 +169,14 @@ class SqliteStore implements Store {
   /** Runs fn in one IMMEDIATE transaction, then removes dead blobs and publishes the changes. */
   #write<T>(fn: (tx: Tx) => T): T {
     if (this.#closed) throw new StoreError('invalid', 'store is closed');
-    const tx: Tx = { changes: [], deadBlobs: [], start: 0 };
+    const tx: Tx = newTx();
     const result = this.#db.transaction(() => fn(tx)).immediate();
     this.#afterCommit(tx);
     return result;
   }
 
   #afterCommit(tx: Tx): void {
-    this.#dropSummaries(tx.changes);
+    this.#updateSummaries(tx);
     for (const id of tx.deadBlobs) {
       try {
         this.#blobs.removeIfUnpinned(id);
@@ -209,7 +213,7 @@ class SqliteStore implements Store {
       for (const it of items) it.reject(new StoreError('invalid', 'store is closed'));
       return;
     }
-    const tx: Tx = { changes: [], deadBlobs: [], start: 0 };
+    const tx: Tx = newTx();
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
     try {
       this.#db
@@ -432,6 +436,7 @@ class SqliteStore implements Store {
         const modseq = this.#bumpModseq(src.id);
         this.#q('UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, dst.id);
         this.#q('UPDATE messages SET mailbox_id = ?, modseq = ? WHERE mailbox_id = ?').run(dst.id, modseq, src.id);
+        this.#q('UPDATE message_search SET mailbox_id = ? WHERE mailbox_id = ?').run(dst.id, src.id);
         const logE = this.#q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
         for (const u of uids) logE.run(src.id, u, modseq);
         if (uids.length) tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids, modseq });
@@ -471,6 +476,7 @@ class SqliteStore implements Store {
     const agg = this.#q('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages WHERE mailbox_id = ?').get(mailboxId) as Row;
     const blobs = this.#q('SELECT blob_id, count(*) AS n FROM messages WHERE mailbox_id = ? GROUP BY blob_id').all(mailboxId) as Row[];
     this.#q('DELETE FROM messages WHERE mailbox_id = ?').run(mailboxId);
+    this.#q('DELETE FROM message_search WHERE mailbox_id = ?').run(mailboxId);
     this.#q('DELETE FROM expunged WHERE mailbox_id = ?').run(mailboxId);
     for (const b of blobs) this.#unrefBlob(tx, b.blob_id, b.n);
     this.#q('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(agg.bytes, agg.n, mb.account_id);
@@ -509,25 +515,58 @@ class SqliteStore implements Store {
   // ---------------------------------------------------------------- messages
   // Whole-mailbox summary lists, cached per mailbox (SELECT, FETCH 1:*, SEARCH and QRESYNC all
   // list the mailbox; reading 100k rows costs ~150 ms). An entry is used only while the mailbox's
-  // HIGHESTMODSEQ is unchanged — every message write bumps it, also one from another process —
-  // and is dropped after our own commits to free memory early. Callers get copies.
+  // HIGHESTMODSEQ equals the one the entry is at. Our own commits update the entries in place
+  // (every message write bumps HIGHESTMODSEQ by one per change, so an entry follows a change only
+  // if the change's MODSEQ is exactly one above it); a write from another process, or anything
+  // not understood, leaves the entry behind and the next read reloads it. Entries are frozen
+  // objects shared with callers (flag changes replace them), so a listing costs one array copy
+  // and a caller that modifies one gets a TypeError instead of corrupting the cache.
   readonly #summaryCache = new Map<number, { hms: number; list: MessageSummary[] }>();
   #summaryCacheSize = 0;
   static readonly SUMMARY_CACHE_MAX = 300_000;
 
-  #dropSummaries(changes: readonly Change[]): void {
+  #dropSummary(mailboxId: number): void {
+    const e = this.#summaryCache.get(mailboxId);
+    if (!e) return;
+    this.#summaryCache.delete(mailboxId);
+    this.#summaryCacheSize -= e.list.length;
+  }
+
+  #updateSummaries(tx: Tx): void {
     if (this.#summaryCache.size === 0) return;
-    for (const c of changes) {
+    for (const c of tx.changes) {
       if (c.kind === 'account-removed') {
         this.#summaryCache.clear();
         this.#summaryCacheSize = 0;
         return;
       }
       const e = this.#summaryCache.get(c.mailboxId);
-      if (e) {
-        this.#summaryCache.delete(c.mailboxId);
-        this.#summaryCacheSize -= e.list.length;
+      if (!e) continue;
+      if (c.kind === 'mailbox-created' || c.kind === 'mailbox-renamed') continue;
+      if (c.kind === 'mailbox-deleted' || c.modseq !== e.hms + 1) {
+        this.#dropSummary(c.mailboxId);
+        continue;
       }
+      const list = e.list;
+      if (c.kind === 'message-added') {
+        const m = tx.added.get(`${c.mailboxId}:${c.uid}`);
+        if (!m || (list.length && list[list.length - 1]!.uid >= c.uid)) {
+          this.#dropSummary(c.mailboxId);
+          continue;
+        }
+        list.push(Object.freeze({ ...m, keywords: frozenKeywords(m.keywords) }));
+        this.#summaryCacheSize++;
+      } else if (c.kind === 'flags-changed') {
+        const i = uidIndex(list, c.uid);
+        if (i >= 0) list[i] = Object.freeze({ ...list[i]!, modseq: c.modseq, systemFlags: c.systemFlags, keywords: frozenKeywords(c.keywords) });
+      } else {
+        const gone = new Set(c.uids);
+        let w = 0;
+        for (let r = 0; r < list.length; r++) if (!gone.has(list[r]!.uid)) list[w++] = list[r]!;
+        this.#summaryCacheSize -= list.length - w;
+        list.length = w;
+      }
+      e.hms = c.modseq;
     }
   }
 
@@ -552,16 +591,16 @@ class SqliteStore implements Store {
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
       const kw = r[3] as string;
-      out[i] = {
+      out[i] = Object.freeze({
         uid: r[0] as number,
         modseq: r[1] as number,
         systemFlags: r[2] as number,
-        keywords: kw === '[]' ? [] : (JSON.parse(kw) as string[]),
+        keywords: kw === '[]' ? NO_KEYWORDS : Object.freeze(JSON.parse(kw) as string[]),
         internalDate: r[4] as number,
         savedAt: r[5] as number,
         size: r[6] as number,
         blobId: r[7] as string,
-      };
+      }) as MessageSummary;
     }
     if (hms !== undefined && out.length <= SqliteStore.SUMMARY_CACHE_MAX) {
       this.#summaryCache.set(mailboxId, { hms, list: out });
@@ -577,9 +616,10 @@ class SqliteStore implements Store {
 
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
     const all = this.#loadSummaries(mailboxId);
-    const out: MessageSummary[] = [];
     const since = opts.changedSince;
-    for (const m of all) if (since === undefined || m.modseq > since) out.push({ ...m, keywords: [...m.keywords] });
+    if (since === undefined) return all.slice();
+    const out: MessageSummary[] = [];
+    for (const m of all) if (m.modseq > since) out.push(m);
     return out;
   }
 
@@ -619,6 +659,36 @@ class SqliteStore implements Store {
           ? (v[1] as SearchData['search'])
           : { subject: (v[1] as string) ?? '', from: (v[2] as string) ?? '', to: (v[3] as string) ?? '', cc: (v[4] as string) ?? '', bcc: (v[5] as string) ?? '', fields: [] };
         out.push({ uid: r[0] as number, sentDate: (v[0] as number | null) ?? null, search });
+      }
+    }
+    return out;
+  }
+
+  async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
+    // message_search (migration 4) holds the fields case-folded: instr() on the folded needle is
+    // the case-insensitive substring match of RFC 9051 §6.4.4, evaluated inside SQLite.
+    const column = { subject: 'subject', from: 'from_addr', to: 'to_addr', cc: 'cc_addr', bcc: 'bcc_addr' }[field];
+    if (!column) throw new StoreError('invalid', `no search column for ${field}`);
+    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND instr(${column}, ?) > 0 ORDER BY uid`)
+      .pluck()
+      .all(mailboxId, foldForSearch(value)) as number[];
+  }
+
+  async getMessageRoots(mailboxId: number, uids: number[]): Promise<MessageRoot[]> {
+    if (uids.length === 0) return [];
+    // Only the MIME tree (about a quarter of the cached parse) is extracted and parsed.
+    const stmt = this.#q(
+      `SELECT m.uid, m.size, m.blob_id, json_extract(b.meta, '$.root')
+       FROM messages m JOIN blobs b ON b.id = m.blob_id
+       WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
+    );
+    const out: MessageRoot[] = [];
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length; i += 1000) {
+      for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
+        const blobId = r[2] as string;
+        const root = this.#metaCache.get(blobId)?.root ?? (JSON.parse(r[3] as string) as MimeNode);
+        out.push({ uid: r[0] as number, size: r[1] as number, blobId, root });
       }
     }
     return out;
@@ -666,9 +736,8 @@ class SqliteStore implements Store {
   }
 
   #refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
-    this.#db
-      .prepare('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + excluded.refcount')
-      .run(blob.id, blob.size, n, JSON.stringify(meta));
+    if (this.#q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(n, blob.id).changes) return;
+    this.#q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, JSON.stringify(meta));
   }
 
   #unrefBlob(tx: Tx, blobId: string, n: number): void {
@@ -681,12 +750,29 @@ class SqliteStore implements Store {
 
   /** Adds one message row; the caller has checked quota and referenced the blob. */
   #insertMessage(tx: Tx, accountId: number, mailboxId: number, blob: { id: string; size: number }, m: { systemFlags: number; keywords: string[]; internalDate: number }): { uid: number; modseq: number } {
-    const mb = this.#db
-      .prepare('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq AS modseq')
+    const mb = this.#q('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq AS modseq')
       .get(mailboxId) as Row;
-    this.#db
-      .prepare('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(normalizeKeywords(m.keywords)), m.internalDate, now(), blob.size, blob.id);
+    const keywords = normalizeKeywords(m.keywords);
+    const savedAt = now();
+    this.#q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(keywords), m.internalDate, savedAt, blob.size, blob.id);
+    this.#q(
+      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr)
+       SELECT ?, ?, pb_fold(coalesce(json_extract(meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(meta, '$.search.from'), '')),
+              pb_fold(coalesce(json_extract(meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(meta, '$.search.cc'), '')),
+              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), ''))
+       FROM blobs WHERE id = ?`,
+    ).run(mailboxId, mb.uid, blob.id);
+    tx.added.set(`${mailboxId}:${mb.uid}`, {
+      uid: mb.uid,
+      modseq: mb.modseq,
+      systemFlags: m.systemFlags,
+      keywords,
+      internalDate: m.internalDate,
+      savedAt,
+      size: blob.size,
+      blobId: blob.id,
+    });
     this.#q('UPDATE accounts SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?').run(blob.size, accountId);
     tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq });
     return { uid: mb.uid, modseq: mb.modseq };
@@ -860,11 +946,13 @@ class SqliteStore implements Store {
     const modseq = this.#bumpModseq(mailboxId);
     const sel = this.#q('SELECT size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
     const del = this.#q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const delSearch = this.#q('DELETE FROM message_search WHERE mailbox_id = ? AND uid = ?');
     const log = this.#q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
     let bytes = 0;
     for (const uid of uids) {
       const r = sel.get(mailboxId, uid) as Row;
       del.run(mailboxId, uid);
+      delSearch.run(mailboxId, uid);
       log.run(mailboxId, uid, modseq);
       bytes += r.size;
       this.#unrefBlob(tx, r.blob_id, 1);
@@ -943,8 +1031,39 @@ class SqliteStore implements Store {
 interface Tx {
   changes: Change[];
   deadBlobs: string[];
+  /** Summaries of the rows inserted, by "mailboxId:uid", for the listing cache. */
+  added: Map<string, MessageSummary>;
   /** First change of the current write (several writes share a batched transaction). */
   start: number;
+}
+
+/** Case folding for header SEARCH (RFC 9051 §6.4.4 leaves the comparison to the server). */
+function foldForSearch(v: string): string {
+  return v.toLowerCase();
+}
+
+const NO_KEYWORDS = Object.freeze([]) as unknown as string[];
+
+function frozenKeywords(k: readonly string[]): string[] {
+  return (k.length === 0 ? NO_KEYWORDS : Object.freeze([...k])) as string[];
+}
+
+function newTx(): Tx {
+  return { changes: [], deadBlobs: [], added: new Map(), start: 0 };
+}
+
+/** Index of a UID in a UID-ordered list, or -1. */
+function uidIndex(list: readonly MessageSummary[], uid: number): number {
+  let lo = 0;
+  let hi = list.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const v = list[mid]!.uid;
+    if (v === uid) return mid;
+    if (v < uid) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
 }
 
 function stamp(tx: Tx, origin: string | undefined): void {
