@@ -141,42 +141,60 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const headerHits = new Map<SearchKey, Set<number>>();
   for (const k of need.headerKeys) headerHits.set(k, new Set(await s.deps.store.matchHeader(sel.mailboxId, k.field as SearchHeaderField, k.value)));
   const all = await s.deps.store.listMessages(sel.mailboxId);
-  const byUid = new Map(all.map((m) => [m.uid, m]));
+  // The session's UIDs and the listing are both ascending: align them in one walk (msgAt[i] is
+  // the summary of sequence number i + 1, undefined if expunged meanwhile).
+  const msgAt: Array<MessageSummary | undefined> = new Array(sel.uids.length);
+  for (let i = 0, li = 0; i < sel.uids.length; i++) {
+    const u = sel.uids[i]!;
+    while (li < all.length && all[li]!.uid < u) li++;
+    msgAt[i] = li < all.length && all[li]!.uid === u ? all[li] : undefined;
+  }
   const maxSeq = sel.uids.length;
   const maxUid = maxSeq ? sel.uids[maxSeq - 1]! : 0;
   const saved = new Set(s.savedSearch);
   const uids: number[] = [];
   const seqs: number[] = [];
   let highestModseq = 0;
-  // Rows come from the store in chunks; BODY/TEXT bodies are read GROUP at a time, matched and
-  // dropped before the next group, so memory stays bounded whatever the mailbox size.
+  // Rows come from the store in chunks. BODY/TEXT: up to WINDOW bodies are read ahead (the reads
+  // overlap each other and the text extraction of earlier ones); each is matched and dropped in
+  // order, so memory stays bounded whatever the mailbox size.
   const CHUNK = need.body ? 500 : 2000;
-  const GROUP = 16;
+  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, sd: null, body: null, headerText: null, maxSeq, maxUid, saved, headerHits };
+  const WINDOW = 16;
   for (let i = 0; i < sel.uids.length; i += CHUNK) {
     const chunk = sel.uids.slice(i, i + CHUNK);
     let roots: Map<number, MessageRoot> | null = null;
     let sds: Map<number, NonNullable<Ctx['sd']>> | null = null;
     if (need.body) roots = new Map((await s.deps.store.getMessageRoots(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
     if (need.meta) sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));
-    for (let g = 0; g < chunk.length; g += GROUP) {
-      const group = roots ? chunk.slice(g, g + GROUP) : chunk;
-      const bodies = roots
-        ? await Promise.all(group.map((uid) => (roots!.has(uid) && byUid.has(uid) ? textOfMessage(s.deps.store, roots!.get(uid)!) : Promise.resolve(null))))
-        : null;
-      const base = roots ? g : 0;
-      for (let j = 0; j < group.length; j++) {
-        const uid = group[j]!;
-        const msg = byUid.get(uid);
-        if (!msg) continue; // expunged meanwhile
-        const seq = i + base + j + 1;
-        const c: Ctx = { seq, msg, sd: sds?.get(uid) ?? null, body: bodies ? (bodies[j] ?? null) : null, headerText: null, maxSeq, maxUid, saved, headerHits };
-        if (match(key, c)) {
-          uids.push(uid);
-          seqs.push(seq);
-          if (msg.modseq > highestModseq) highestModseq = msg.modseq;
-        }
+    const texts: Array<Promise<string | null> | undefined> = [];
+    const readAhead = (j: number): void => {
+      const r = roots?.get(chunk[j]!);
+      // A failed read rejects when awaited below, in order, like a read done then would.
+      texts[j] = r && msgAt[i + j] ? textOfMessage(s.deps.store, r) : Promise.resolve(null);
+      texts[j]!.catch(() => {});
+    };
+    if (roots) for (let j = 0; j < Math.min(WINDOW, chunk.length); j++) readAhead(j);
+    for (let j = 0; j < chunk.length; j++) {
+      const uid = chunk[j]!;
+      let body: string | null = null;
+      if (roots) {
+        body = await texts[j]!;
+        texts[j] = undefined;
+        if (j + WINDOW < chunk.length) readAhead(j + WINDOW);
       }
-      if (!roots) break;
+      const msg = msgAt[i + j];
+      if (!msg) continue; // expunged meanwhile
+      c.seq = i + j + 1;
+      c.msg = msg;
+      c.sd = sds?.get(uid) ?? null;
+      c.body = body;
+      c.headerText = null;
+      if (match(key, c)) {
+        uids.push(uid);
+        seqs.push(i + j + 1);
+        if (msg.modseq > highestModseq) highestModseq = msg.modseq;
+      }
     }
   }
   return { uids, seqs, highestModseq, usedModseq: need.modseq };

@@ -15,7 +15,7 @@ function textLeaves(node: MimeNode, out: MimeNode[]): void {
 }
 
 export async function textOfMessage(store: Store, rec: Omit<MessageRoot, 'uid'>): Promise<string> {
-  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId, 0, rec.size), rec);
+  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId, 0, rec.size, { overlap: true }), rec);
   const leaves: MimeNode[] = [];
   textLeaves(rec.root, leaves);
   let text = '';

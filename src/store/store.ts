@@ -342,8 +342,12 @@ export interface Store {
    * StoreError 'invalid'. Callers pass their configured limit (PostgreSQL buffers up to it).
    */
   stageBlob(input: Readable | Buffer, opts?: { maxBytes?: number }): Promise<StagedBlob>;
-  /** Reads bytes [start, end) of a blob (whole blob by default). */
-  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
+  /**
+   * Reads bytes [start, end) of a blob (whole blob by default). `overlap`: the caller keeps several
+   * reads in flight (a bulk scan such as SEARCH BODY), so the read should not block the caller
+   * while it waits on the disk.
+   */
+  readBlob(blobId: string, start?: number, end?: number, opts?: { overlap?: boolean }): Promise<Buffer>;
   /** Streams bytes [start, end) of a blob. */
   streamBlob(blobId: string, start?: number, end?: number): Readable;
 

@@ -190,6 +190,11 @@ class Output {
   }
 }
 
+function isAscending(xs: readonly number[]): boolean {
+  for (let i = 1; i < xs.length; i++) if (xs[i]! <= xs[i - 1]!) return false;
+  return true;
+}
+
 export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
   const uids = resolveSet(s, cmd.set, cmd.uid);
@@ -213,12 +218,54 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
   const showUid = cmd.uid || s.qresync;
 
   let summaries: Map<number, MessageSummary> | null = null;
+  let listing: MessageSummary[] = [];
   if (!needMeta) {
-    const all = await s.deps.store.listMessages(sel.mailboxId, cmd.changedSince !== null ? { changedSince: cmd.changedSince } : undefined);
-    summaries = new Map(all.map((m) => [m.uid, m]));
+    listing = await s.deps.store.listMessages(sel.mailboxId, cmd.changedSince !== null ? { changedSince: cmd.changedSince } : undefined);
+    if (!simple) summaries = new Map(listing.map((m) => [m.uid, m]));
   }
   const output = new Output(s);
   try {
+    if (simple) {
+      // Flags, sizes, dates only (e.g. `UID FETCH 1:* (FLAGS)` on a big mailbox): no store call
+      // per message and nothing marked \Seen. The requested UIDs, the listing and the session's
+      // UID list are all ascending: one merge walk gives each message and its sequence number.
+      const wanted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
+      const withUid = showUid || has('UID');
+      const rest = items.filter((i) => i.k !== 'UID');
+      const known = sel.uids;
+      let li = 0;
+      let si = 0;
+      let text = '';
+      for (const uid of wanted) {
+        while (li < listing.length && listing[li]!.uid < uid) li++;
+        if (li >= listing.length) break;
+        const msg = listing[li]!;
+        if (msg.uid !== uid) continue;
+        while (si < known.length && known[si]! < uid) si++;
+        if (known[si] !== uid) continue;
+        let line = `* ${si + 1} FETCH (`;
+        let sep = '';
+        if (withUid) {
+          line += `UID ${uid}`;
+          sep = ' ';
+        }
+        for (const item of rest) {
+          const t = renderSimple(item, msg);
+          if (t) {
+            line += sep + t;
+            sep = ' ';
+          }
+        }
+        text += line + ')\r\n';
+        if (text.length >= 65536) {
+          await output.add([text]);
+          text = '';
+          if (s.closed) return null;
+        }
+      }
+      if (text) await output.add([text]);
+      return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
+    }
     for (let i = 0; i < uids.length; i += BATCH) {
       if (s.closed) return null;
       const chunk = uids.slice(i, i + BATCH);
@@ -249,28 +296,6 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
             sel.pendingFlags.delete(u.uid);
           }
         }
-      }
-      if (simple) {
-        // Fast path for FETCH of flags and sizes only (e.g. `UID FETCH 1:* (FLAGS)` on a big
-        // mailbox): one string per batch, no per-item awaits.
-        let text = '';
-        for (const msg of msgs) {
-          const seq = sel.seqOf(msg.uid);
-          if (!seq) continue;
-          let line = `* ${seq} FETCH (`;
-          const parts: string[] = [];
-          if (showUid || has('UID')) parts.push(`UID ${msg.uid}`);
-          for (const item of items) {
-            const t = renderSimple(item, msg);
-            if (t) parts.push(t);
-          }
-          if (seenNow.has(msg.uid) && !has('FLAGS')) parts.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)}`);
-          if (seenNow.has(msg.uid) && s.condstore && !items.some((x) => x.k === 'MODSEQ')) parts.push(`MODSEQ (${msg.modseq})`);
-          line += parts.join(' ') + ')\r\n';
-          text += line;
-        }
-        if (text) await output.add([text]);
-        continue;
       }
       for (const msg of msgs) {
         const seq = sel.seqOf(msg.uid);

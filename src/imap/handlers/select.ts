@@ -44,9 +44,8 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   out += `* ${sel.exists} EXISTS\r\n`;
   if (!s.rev2) {
     out += '* 0 RECENT\r\n';
-    const byUid = new Map(messages.map((m) => [m.uid, m]));
-    const firstUnseen = sel.uids.findIndex((u) => !((byUid.get(u)?.systemFlags ?? SystemFlag.Seen) & SystemFlag.Seen));
-    if (firstUnseen >= 0) out += `* OK [UNSEEN ${firstUnseen + 1}] First unseen\r\n`;
+    const unseen = messages.find((m) => !(m.systemFlags & SystemFlag.Seen) && sel.seqOf(m.uid) > 0);
+    if (unseen) out += `* OK [UNSEEN ${sel.seqOf(unseen.uid)}] First unseen\r\n`;
   }
   out += `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid\r\n`;
   out += `* OK [UIDNEXT ${uidNext}] Predicted next UID\r\n`;

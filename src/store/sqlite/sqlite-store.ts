@@ -723,8 +723,8 @@ class SqliteStore implements Store {
     return this.#blobs.stage(input, opts.maxBytes);
   }
 
-  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#blobs.read(blobId, start, end);
+  async readBlob(blobId: string, start?: number, end?: number, opts: { overlap?: boolean } = {}): Promise<Buffer> {
+    return this.#blobs.read(blobId, start, end, opts.overlap ?? false);
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
