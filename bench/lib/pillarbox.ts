@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { runCli, startServer, type TestServer } from '../../test/helpers/server.ts';
 import { eatmydata, type Account } from './peers.ts';
 import { BENCH_DIR, descendants, killTree, log, memoryOf, onCleanup, pool, ROOT, type Mem } from './util.ts';
@@ -94,7 +94,28 @@ async function runWorker(script: string, args: string[], noFsync: boolean, extra
   if (code !== 0) throw new Error(`${script} failed (exit ${code})`);
 }
 
+/**
+ * The server runs as `npm start` runs it: the build of scripts/build.mjs (plain JavaScript, no
+ * TypeScript transform at run time), made once per benchmark process into a temp folder.
+ * BENCH_SOURCES=1 runs the sources through tsx instead.
+ */
+let builtFile: string | null = null;
+function useBuild(): void {
+  if (process.env.BENCH_SOURCES || builtFile) return;
+  // Inside the checkout, so the build's package imports resolve from its node_modules.
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  const dir = mkdtempSync(join(ROOT, 'dist', '.bench-build-'));
+  onCleanup('build folder', () => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'pillarbox.mjs');
+  const r = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs'), '--outfile', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
+  builtFile = file;
+  process.env.PILLARBOX_BUILT = file;
+  log(`pillarbox: built ${file} (as npm start does)`);
+}
+
 export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox> {
+  useBuild();
   const reuse = opts.reuseDir;
   if (reuse) mkdirSync(reuse, { recursive: true });
   const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'bench-pillarbox-'));

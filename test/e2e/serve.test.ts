@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
@@ -49,6 +49,50 @@ test('every listener answers on the ports it wrote, TLS with a certificate for t
     assert.match(srv.output(), /No domain yet\. Add your first domain and user/);
   } finally {
     await srv.stop();
+  }
+});
+
+test('the build `npm start` runs: one plain-JavaScript file that serves and administers like the sources', async () => {
+  // Inside the checkout, so the build's package imports resolve from its node_modules.
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  const dir = mkdtempSync(join(ROOT, 'dist', '.test-build-'));
+  const built = join(dir, 'pillarbox.mjs');
+  const saved = process.env.PILLARBOX_BUILT;
+  try {
+    const b = spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs'), '--outfile', built], { encoding: 'utf8' });
+    assert.equal(b.status, 0, b.stderr);
+    process.env.PILLARBOX_BUILT = built; // test/helpers/server.ts runs `node FILE` instead of tsx
+    const srv = await startServer({ plaintext: true });
+    try {
+      assert.match(srv.output(), /No domain yet\. Add your first domain and user/);
+      await srv.addUser('built@example.com', 'pw-built-1');
+      const listed = await srv.cli(['user', 'list']);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.match(listed.stdout, /built@example\.com/);
+      // A login over IMAP against the account the built CLI made.
+      const reply = await new Promise<string>((resolve, reject) => {
+        const s = netConnect({ host: '127.0.0.1', port: srv.ports.imap });
+        s.setEncoding('utf8');
+        let buf = '';
+        s.on('data', (d) => {
+          buf += d;
+          if (buf.startsWith('* OK') && !buf.includes('a ')) s.write('a LOGIN built@example.com pw-built-1\r\n');
+          const m = /^a (OK|NO|BAD).*$/m.exec(buf);
+          if (m) {
+            s.destroy();
+            resolve(m[0]);
+          }
+        });
+        s.on('error', reject);
+      });
+      assert.match(reply, /^a OK/);
+    } finally {
+      await srv.stop();
+    }
+  } finally {
+    if (saved === undefined) delete process.env.PILLARBOX_BUILT;
+    else process.env.PILLARBOX_BUILT = saved;
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -13,6 +13,15 @@ export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'src/cli/main.ts');
 const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
 
+/**
+ * How to run the CLI: the sources through tsx; or, with PILLARBOX_BUILT=FILE (a build made by
+ * scripts/build.mjs, as `npm start` runs it), that file with plain node.
+ */
+export function cliArgv(): string[] {
+  const built = process.env.PILLARBOX_BUILT;
+  return built ? [built] : ['--import', TSX, CLI];
+}
+
 /** The ports file: every listener's bound port, keyed by the names of src/config/config.ts. */
 export type Ports = Record<PortName, number>;
 
@@ -62,7 +71,7 @@ process.on('exit', () => {
 
 export function runCli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolveP, reject) => {
-    const p = spawn(process.execPath, ['--import', TSX, CLI, ...args], {
+    const p = spawn(process.execPath, [...cliArgv(), ...args], {
       cwd: ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -83,9 +92,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   rmSync(portsFile, { force: true });
   const dbArgs = opts.database ? ['--database', opts.database] : [];
   const args = [
-    '--import',
-    TSX,
-    CLI,
+    ...cliArgv(),
     'serve',
     '--data',
     dataDir,
