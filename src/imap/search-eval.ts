@@ -3,7 +3,7 @@
 // body by byte range and decode the text parts.
 
 import type { SearchKey } from '../protocol/imap/types.ts';
-import type { MessageRecord, MessageRoot, MessageSummary, SearchHeaderField } from '../store/store.ts';
+import type { MessageRecord, MessageTextPlan, MessageSummary, SearchHeaderField } from '../store/store.ts';
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { seqSetHas } from '../protocol/imap/response.ts';
 import type { ImapSession } from './session.ts';
@@ -163,22 +163,22 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const WINDOW = 16;
   for (let i = 0; i < sel.uids.length; i += CHUNK) {
     const chunk = sel.uids.slice(i, i + CHUNK);
-    let roots: Map<number, MessageRoot> | null = null;
+    let plans: Map<number, MessageTextPlan> | null = null;
     let sds: Map<number, NonNullable<Ctx['sd']>> | null = null;
-    if (need.body) roots = new Map((await s.deps.store.getMessageRoots(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
+    if (need.body) plans = new Map((await s.deps.store.getTextPlans(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
     if (need.meta) sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));
     const texts: Array<Promise<string | null> | undefined> = [];
     const readAhead = (j: number): void => {
-      const r = roots?.get(chunk[j]!);
+      const r = plans?.get(chunk[j]!);
       // A failed read rejects when awaited below, in order, like a read done then would.
       texts[j] = r && msgAt[i + j] ? textOfMessage(s.deps.store, r) : Promise.resolve(null);
       texts[j]!.catch(() => {});
     };
-    if (roots) for (let j = 0; j < Math.min(WINDOW, chunk.length); j++) readAhead(j);
+    if (plans) for (let j = 0; j < Math.min(WINDOW, chunk.length); j++) readAhead(j);
     for (let j = 0; j < chunk.length; j++) {
       const uid = chunk[j]!;
       let body: string | null = null;
-      if (roots) {
+      if (plans) {
         body = await texts[j]!;
         texts[j] = undefined;
         if (j + WINDOW < chunk.length) readAhead(j + WINDOW);

@@ -1,31 +1,24 @@
-// The searchable text of a message (SEARCH BODY/TEXT) via the MIME helper's extractText. Small
-// messages are read whole; for a large one only its text parts are read, by byte range.
-import type { MessageRoot, Store } from '../store/store.ts';
-import type { MimeNode } from '../protocol/mime/types.ts';
-import { decodeCharset } from '../protocol/mime/headers.ts';
-import { decodeTransferEncoding, extractText, MAX_EXTRACT_CHARS } from '../protocol/imap/section.ts';
+// The searchable text of a message (SEARCH BODY/TEXT, RFC 9051 §6.4.4), from its text plan (the
+// text parts' byte ranges, stored at delivery: src/protocol/mime/text-plan.ts). A message up to
+// READ_WHOLE is read in one go; from a bigger one only the span of its text parts, at most
+// MAX_EXTRACT_CHARS past the first, so a large attachment is never read.
+import type { MessageTextPlan, Store } from '../store/store.ts';
+import { extractPlannedText, MAX_EXTRACT_CHARS } from '../protocol/imap/section.ts';
 
 /** Messages up to this size are read whole for SEARCH BODY/TEXT. */
 const READ_WHOLE = 2 * 1024 * 1024;
 
-function textLeaves(node: MimeNode, out: MimeNode[]): void {
-  if (node.children?.length) for (const c of node.children) textLeaves(c, out);
-  else if (node.message) textLeaves(node.message.root, out);
-  else if (node.type === 'text' && !(node.disposition?.type === 'attachment' && node.subtype !== 'plain' && node.subtype !== 'html')) out.push(node);
-}
-
-export async function textOfMessage(store: Store, rec: Omit<MessageRoot, 'uid'>): Promise<string> {
-  if (rec.size <= READ_WHOLE) return extractText(await store.readBlob(rec.blobId, 0, rec.size, { overlap: true }), rec);
-  const leaves: MimeNode[] = [];
-  textLeaves(rec.root, leaves);
+export async function textOfMessage(store: Store, m: Omit<MessageTextPlan, 'uid'>): Promise<string> {
+  if (m.plan.length === 0) return '';
+  // `overlap`: the caller keeps several reads in flight (see search-eval.ts).
+  if (m.size <= READ_WHOLE) return extractPlannedText(await store.readBlob(m.blobId, 0, m.size, { overlap: true }), m.plan);
   let text = '';
-  for (const n of leaves) {
+  for (const leaf of m.plan) {
     if (text.length >= MAX_EXTRACT_CHARS) break;
-    const end = Math.min(n.bodyEnd, n.bodyStart + MAX_EXTRACT_CHARS);
-    if (end <= n.bodyStart) continue;
-    const raw = await store.readBlob(rec.blobId, n.bodyStart, end);
-    const charset = n.params.find(([k]) => k === 'charset')?.[1] ?? null;
-    text += decodeCharset(decodeTransferEncoding(raw, n.encoding) ?? raw, charset) + '\n';
+    const end = Math.min(leaf[1], leaf[0] + MAX_EXTRACT_CHARS);
+    if (end <= leaf[0]) continue;
+    const raw = await store.readBlob(m.blobId, leaf[0], end);
+    text += (text ? '\n' : '') + extractPlannedText(raw, [[leaf[0], end, leaf[2], leaf[3], leaf[4]]], leaf[0]);
   }
   return text;
 }

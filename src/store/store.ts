@@ -14,7 +14,7 @@
 
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
-import type { MessageMeta, MimeNode } from '../protocol/mime/types.ts';
+import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
 export const SystemFlag = {
@@ -144,12 +144,12 @@ export interface MessageRecord extends MessageSummary {
   meta: MessageMeta;
 }
 
-/** What SEARCH BODY/TEXT needs to find a message's text parts: its MIME tree, not the rest of the parse. */
-export interface MessageRoot {
+/** What SEARCH BODY/TEXT needs to read a message's text: where its text parts are (textPlan). */
+export interface MessageTextPlan {
   uid: number;
   size: number;
   blobId: string;
-  root: MimeNode;
+  plan: TextLeaf[];
 }
 
 export interface SearchData {
@@ -330,8 +330,8 @@ export interface Store {
    * etc.). Backends answer it from data filled at delivery, without reading each message.
    */
   matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]>;
-  /** The MIME tree (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
-  getMessageRoots(mailboxId: number, uids: number[]): Promise<MessageRoot[]>;
+  /** The text plans (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
+  getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]>;
   /** UIDs expunged with modseq > sinceModseq, ascending (QRESYNC VANISHED (EARLIER)). */
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]>;
 

@@ -528,6 +528,34 @@ for (const backend of backends) {
         assert.deepEqual(await store.matchHeader(boxes.Archive!.id, 'subject', 'märz'), []);
       }));
 
+    it('getTextPlans: the text parts SEARCH BODY reads (HTML marked, non-text attachments left out), also for copies', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 'p@example.com');
+        const raw = Buffer.from(
+          'Subject: plan\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain text\r\n' +
+            '--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>html=20text</p>\r\n' +
+            '--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\nJVBERi0=\r\n--b--\r\n',
+        );
+        const staged = await store.stageBlob(raw);
+        let uid: number;
+        try {
+          uid = (await store.append(staged, parseMessage(raw), { mailboxId: boxes.INBOX!.id })).uid;
+        } finally {
+          staged.release();
+        }
+        const [p] = await store.getTextPlans(boxes.INBOX!.id, [uid, 999]);
+        assert.equal(p!.uid, uid);
+        assert.equal(p!.size, raw.length);
+        assert.deepEqual(p!.plan.map(([s, e, enc, cs, html]) => [raw.subarray(s, e).toString().trim(), enc.toLowerCase(), cs, html]), [
+          ['plain text', '7bit', 'utf-8', 0],
+          ['<p>html=20text</p>', 'quoted-printable', null, 1],
+        ]);
+        const copy = await store.copyMessages(boxes.INBOX!.id, [uid], boxes.Archive!.id);
+        const [c] = await store.getTextPlans(boxes.Archive!.id, [copy.mapping[0]![1]]);
+        assert.deepEqual(c!.plan, p!.plan);
+        assert.deepEqual(await store.getTextPlans(boxes.INBOX!.id, []), []);
+      }));
+
     it('flags: changes bump MODSEQ, unchanged flags do not; UNCHANGEDSINCE; listMessages(changedSince)', () =>
       withStore(async (store) => {
         const { boxes } = await account(store, 'a@example.com');

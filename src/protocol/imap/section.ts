@@ -1,7 +1,8 @@
 // BODY[section] / BINARY[section] support (RFC 9051 §6.4.5, RFC 3516): section-spec parsing,
 // mapping to byte ranges of the stored message from the cached MIME tree, HEADER.FIELDS
 // filtering, transfer decoding, and text extraction for SEARCH BODY/TEXT.
-import type { MessageMeta, MimeNode } from '../mime/types.ts';
+import type { MessageMeta, MimeNode, TextLeaf } from '../mime/types.ts';
+import { textPlan } from '../mime/text-plan.ts';
 import { decodeCharset } from '../mime/headers.ts';
 // The command parser's SectionSpec ({ part: number[]; text: SectionText | null; fields: string[] }).
 import type { SectionSpec, SectionText } from './types.ts';
@@ -320,23 +321,25 @@ function safeChar(cp: number): string {
  * MAX_EXTRACT_CHARS.
  */
 export function extractText(raw: Buffer, meta: Pick<MessageMeta, 'root'>): string {
+  return extractPlannedText(raw, textPlan(meta.root));
+}
+
+/**
+ * The same from a stored text plan. `raw` holds the message's bytes from offset `base` (the whole
+ * message: 0); a leaf outside it contributes what it has.
+ */
+export function extractPlannedText(raw: Buffer, plan: readonly TextLeaf[], base = 0): string {
   const out: string[] = [];
   let total = 0;
-  const visit = (n: MimeNode): void => {
-    if (total >= MAX_EXTRACT_CHARS) return;
-    if (n.children && n.children.length) { for (const c of n.children) visit(c); return; }
-    if (n.message) { visit(n.message.root); return; }
-    if (n.type !== 'text') return;
-    if (n.disposition?.type === 'attachment' && n.subtype !== 'plain' && n.subtype !== 'html') return;
-    const body = raw.subarray(n.bodyStart, Math.min(n.bodyEnd, raw.length));
-    const decoded = decodeTransferEncoding(body, n.encoding) ?? body;
-    const charset = n.params.find(([k]) => k === 'charset')?.[1];
+  for (const [start, end, encoding, charset, html] of plan) {
+    if (total >= MAX_EXTRACT_CHARS) break;
+    const body = raw.subarray(Math.max(0, start - base), Math.max(0, Math.min(end - base, raw.length)));
+    const decoded = decodeTransferEncoding(body, encoding) ?? body;
     let text = decodeCharset(decoded, charset);
-    if (n.subtype === 'html') text = stripHtml(text);
+    if (html) text = stripHtml(text);
     if (total + text.length > MAX_EXTRACT_CHARS) text = text.slice(0, MAX_EXTRACT_CHARS - total);
     total += text.length;
     out.push(text);
-  };
-  visit(meta.root);
+  }
   return out.join('\n');
 }

@@ -69,6 +69,9 @@ export interface SearchHeaders {
   fields: Array<[string, string]>;
 }
 
+/** A text part for SEARCH BODY/TEXT: body byte range [start, end), transfer encoding, charset, 1 if HTML. */
+export type TextLeaf = [start: number, end: number, encoding: string, charset: string | null, html: 0 | 1];
+
 export interface MessageMeta {
   /** Format version of this object. */
   v: 1;

@@ -54,7 +54,7 @@ import {
   type PopUpdate,
   type SearchData,
   type SearchHeaderField,
-  type MessageRoot,
+  type MessageTextPlan,
   type SpecialUse,
   type StagedBlob,
   type Store,
@@ -62,6 +62,7 @@ import {
   type WriteOptions,
 } from '../store.ts';
 import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
+import { textPlan } from '../../protocol/mime/text-plan.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -675,7 +676,7 @@ class PostgresStore implements Store {
     }));
   }
 
-  async getMessageRoots(mailboxId: number, uids: number[]): Promise<MessageRoot[]> {
+  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
     if (uids.length === 0) return [];
     const rows = await this.#q(
       `SELECT m.uid, m.size, m.blob_id, (b.meta::json -> 'root')::text AS root
@@ -683,7 +684,7 @@ class PostgresStore implements Store {
        WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
       [mailboxId, sortedUnique(uids)],
     );
-    return rows.map((r) => ({ uid: r.uid as number, size: Number(r.size), blobId: r.blob_id as string, root: JSON.parse(r.root as string) as MimeNode }));
+    return rows.map((r) => ({ uid: r.uid as number, size: Number(r.size), blobId: r.blob_id as string, plan: textPlan(JSON.parse(r.root as string) as MimeNode) }));
   }
 
   async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {

@@ -94,10 +94,12 @@ CREATE INDEX pop_retained_saved ON pop_retained(inbox_id, saved_at);
   {
     version: 4,
     sql: `
--- The five header fields SEARCH SUBJECT/FROM/TO/CC/BCC look at, decoded and case-folded
--- (pb_fold = JavaScript toLowerCase, registered by the store), one small row per message in
--- mailbox order: a header search over a big mailbox is one range scan with instr() in SQLite,
--- returning only the matches, instead of extracting the fields from each body's cached parse.
+-- What SEARCH needs per message, one small row in mailbox order (no random reads of each body's
+-- 2 KB cached parse): the five header fields SEARCH SUBJECT/FROM/TO/CC/BCC look at, decoded and
+-- case-folded (pb_fold = JavaScript toLowerCase, registered by the store), so a header search
+-- is one range scan with instr() inside SQLite returning only the matches; and the text plan
+-- (pb_text_plan: the byte ranges, encodings and charsets of the text parts, as JSON) that
+-- SEARCH BODY/TEXT reads the body by.
 CREATE TABLE message_search (
   mailbox_id INTEGER NOT NULL,
   uid INTEGER NOT NULL,
@@ -106,13 +108,14 @@ CREATE TABLE message_search (
   to_addr TEXT NOT NULL,
   cc_addr TEXT NOT NULL,
   bcc_addr TEXT NOT NULL,
+  text_plan TEXT NOT NULL,
   PRIMARY KEY (mailbox_id, uid)
 ) WITHOUT ROWID;
-INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr)
+INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
   SELECT m.mailbox_id, m.uid,
          pb_fold(coalesce(json_extract(b.meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(b.meta, '$.search.from'), '')),
          pb_fold(coalesce(json_extract(b.meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(b.meta, '$.search.cc'), '')),
-         pb_fold(coalesce(json_extract(b.meta, '$.search.bcc'), ''))
+         pb_fold(coalesce(json_extract(b.meta, '$.search.bcc'), '')), pb_text_plan(b.meta)
   FROM messages m JOIN blobs b ON b.id = m.blob_id;
 `,
   },

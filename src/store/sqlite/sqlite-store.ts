@@ -36,14 +36,15 @@ import {
   type PopUpdate,
   type SearchData,
   type SearchHeaderField,
-  type MessageRoot,
+  type MessageTextPlan,
   type SpecialUse,
   type StagedBlob,
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
 } from '../store.ts';
-import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
+import type { MessageMeta, TextLeaf } from '../../protocol/mime/types.ts';
+import { textPlan } from '../../protocol/mime/text-plan.ts';
 
 type Row = Record<string, any>;
 
@@ -128,6 +129,8 @@ class SqliteStore implements Store {
     db.pragma('foreign_keys = ON');
     // Case folding for header search, the same in migrations and at delivery (see message_search).
     db.function('pb_fold', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? foldForSearch(v) : v));
+    // A body's text plan from its cached parse (message_search.text_plan).
+    db.function('pb_text_plan', { deterministic: true }, (meta: unknown) => JSON.stringify(textPlan((JSON.parse(meta as string) as MessageMeta).root)));
     this.#db = db;
     this.#migrate();
   }
@@ -674,21 +677,19 @@ class SqliteStore implements Store {
       .all(mailboxId, foldForSearch(value)) as number[];
   }
 
-  async getMessageRoots(mailboxId: number, uids: number[]): Promise<MessageRoot[]> {
+  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
     if (uids.length === 0) return [];
-    // Only the MIME tree (about a quarter of the cached parse) is extracted and parsed.
+    // From message_search, stored in mailbox order next to messages: no per-message parse read.
     const stmt = this.#q(
-      `SELECT m.uid, m.size, m.blob_id, json_extract(b.meta, '$.root')
-       FROM messages m JOIN blobs b ON b.id = m.blob_id
+      `SELECT m.uid, m.size, m.blob_id, s.text_plan
+       FROM messages m JOIN message_search s ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid
        WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
     );
-    const out: MessageRoot[] = [];
+    const out: MessageTextPlan[] = [];
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     for (let i = 0; i < sorted.length; i += 1000) {
       for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
-        const blobId = r[2] as string;
-        const root = this.#metaCache.get(blobId)?.root ?? (JSON.parse(r[3] as string) as MimeNode);
-        out.push({ uid: r[0] as number, size: r[1] as number, blobId, root });
+        out.push({ uid: r[0] as number, size: r[1] as number, blobId: r[2] as string, plan: JSON.parse(r[3] as string) as TextLeaf[] });
       }
     }
     return out;
@@ -757,10 +758,10 @@ class SqliteStore implements Store {
     this.#q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(keywords), m.internalDate, savedAt, blob.size, blob.id);
     this.#q(
-      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr)
+      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
        SELECT ?, ?, pb_fold(coalesce(json_extract(meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(meta, '$.search.from'), '')),
               pb_fold(coalesce(json_extract(meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(meta, '$.search.cc'), '')),
-              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), ''))
+              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), '')), pb_text_plan(meta)
        FROM blobs WHERE id = ?`,
     ).run(mailboxId, mb.uid, blob.id);
     tx.added.set(`${mailboxId}:${mb.uid}`, {
