@@ -7,7 +7,7 @@
 // concurrent expunge of the last other copy of the same content never unlinks it.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { close, createReadStream, open, promises as fsp, read, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync, readSync } from 'node:fs';
+import { close, createReadStream, fstat, open, promises as fsp, read, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,6 +16,7 @@ import { StoreError, type StagedBlob } from '../store.ts';
 // The callback API (promisified) costs one thread-pool round trip per call, less than FileHandle.
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
+const fstatAsync = promisify(fstat);
 const readAsync = (fd: number, buf: Buffer, off: number, len: number, pos: number) =>
   new Promise<number>((resolve, reject) => read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
 
@@ -120,32 +121,7 @@ export class FsBlobStore {
     // close) queue behind the fsyncs of concurrent deliveries. A bulk scan that keeps several
     // reads in flight (`overlap`) uses the thread pool instead, so reads of bodies that are not in
     // the page cache (~100 µs each here) overlap each other and the caller's work.
-    if (end !== undefined && end - start <= SYNC_READ_MAX) return overlap ? this.#readPooled(id, start, end) : this.#readSync(id, start, end);
-    let fh;
-    try {
-      fh = await fsp.open(this.path(id), 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${id} not found`);
-      throw err;
-    }
-    try {
-      const total = (await fh.stat()).size;
-      const e = Math.min(end ?? total, total);
-      const s = Math.min(Math.max(0, start), e);
-      const buf = Buffer.allocUnsafe(e - s);
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesRead } = await fh.read(buf, off, buf.length - off, s + off);
-        if (bytesRead === 0) break;
-        off += bytesRead;
-      }
-      return off === buf.length ? buf : buf.subarray(0, off);
-    } finally {
-      await fh.close();
-    }
-  }
-
-  async #readPooled(id: string, start: number, end: number): Promise<Buffer> {
+    if (end !== undefined && end - start <= SYNC_READ_MAX && !overlap) return this.#readSync(id, start, end);
     let fd: number;
     try {
       fd = await openAsync(this.path(id), 'r');
@@ -154,8 +130,10 @@ export class FsBlobStore {
       throw err;
     }
     try {
-      const s = Math.max(0, start);
-      const buf = Buffer.allocUnsafe(Math.max(0, end - s));
+      const total = end === undefined ? (await fstatAsync(fd)).size : end;
+      const e = Math.min(end ?? total, total);
+      const s = Math.min(Math.max(0, start), e);
+      const buf = Buffer.allocUnsafe(e - s);
       let off = 0;
       while (off < buf.length) {
         const n = await readAsync(fd, buf, off, buf.length - off, s + off);
