@@ -101,7 +101,8 @@ async function runWorker(script: string, args: string[], noFsync: boolean, extra
  */
 let builtFile: string | null = null;
 function useBuild(): void {
-  if (process.env.BENCH_SOURCES || builtFile) return;
+  // run-all's cleanup between benchmarks removes the folder: build again then.
+  if (process.env.BENCH_SOURCES || (builtFile && existsSync(builtFile))) return;
   // Inside the checkout, so the build's package imports resolve from its node_modules.
   mkdirSync(join(ROOT, 'dist'), { recursive: true });
   const dir = mkdtempSync(join(ROOT, 'dist', '.bench-build-'));

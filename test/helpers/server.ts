@@ -113,17 +113,24 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
   let exited = false;
+  let exitCode: number | string | null = null;
   const exitP = new Promise<void>((r) =>
-    proc.once('exit', () => {
+    proc.once('exit', (code, signal) => {
       exited = true;
+      exitCode = code ?? signal;
       live.delete(proc);
       r();
     }),
   );
+  // 'exit' can come before the last output is read: 'close' follows once stdout/stderr end.
+  const closeP = new Promise<void>((r) => proc.once('close', () => r()));
 
   const deadline = Date.now() + 60_000;
   while (!existsSync(portsFile)) {
-    if (exited) throw new Error(`pillarbox serve exited before it was ready:\n${out}`);
+    if (exited) {
+      await Promise.race([closeP, new Promise((r) => setTimeout(r, 2000))]);
+      throw new Error(`pillarbox serve exited (${exitCode}) before it was ready:\n${out}`);
+    }
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');
       throw new Error(`pillarbox serve not ready after 60 s:\n${out}`);
