@@ -1,8 +1,15 @@
 // Summarises V8 CPU profiles (node --cpu-prof, or BENCH_PROFILE=DIR for the Pillarbox server in any
 // benchmark): top functions by self time and by total (inclusive) time.
 // Usage: npx tsx bench/profile-summary.ts FILE.cpuprofile [more…] [--top N] [--filter TEXT]
+//        [--callers NAME]: the commonest call stacks (8 frames up) of the frames labelled NAME…
 
 import { readFileSync } from 'node:fs';
+
+// Piped into head: stop quietly when the reader goes away.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 interface Node {
   id: number;
@@ -21,10 +28,12 @@ interface Profile {
 const args = process.argv.slice(2);
 let top = 30;
 let filter = '';
+let callers = '';
 const files: string[] = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--top') top = Number(args[++i]);
   else if (args[i] === '--filter') filter = args[++i]!;
+  else if (args[i] === '--callers') callers = args[++i]!;
   else files.push(args[i]!);
 }
 
@@ -39,6 +48,7 @@ for (const file of files) {
     const url = n.callFrame.url.replace(/^file:\/\//, '').replace(/^.*\/work\/main\//, '');
     return `${n.callFrame.functionName || '(anonymous)'} ${url ? `${url}:${n.callFrame.lineNumber + 1}` : ''}`.trim();
   };
+  const stacks = new Map<string, number>();
   const self = new Map<string, number>();
   const total = new Map<string, number>();
   let all = 0;
@@ -47,6 +57,12 @@ for (const file of files) {
     const n = byId.get(id)!;
     self.set(label(n), (self.get(label(n)) ?? 0) + us);
     // inclusive: every distinct frame on the stack
+    if (callers && label(n).startsWith(callers)) {
+      const frames: string[] = [];
+      for (let cur: number | undefined = id, k = 0; cur !== undefined && k < 8; cur = parent.get(cur), k++) frames.push(label(byId.get(cur)!));
+      const key = frames.join('\n      ← ');
+      stacks.set(key, (stacks.get(key) ?? 0) + us);
+    }
     const seen = new Set<string>();
     for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
       const l = label(byId.get(cur)!);
@@ -63,4 +79,8 @@ for (const file of files) {
   console.log(`${file}: ${(all / 1000).toFixed(0)} ms sampled over ${((p.endTime - p.startTime) / 1e6).toFixed(1)} s`);
   show(self, 'self time');
   show(total, 'total time (inclusive)');
+  if (callers) {
+    console.log(`\ncall stacks of ${callers}`);
+    for (const [k, us] of [...stacks.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`${(us / 1000).toFixed(0).padStart(8)} ms  ${k}`);
+  }
 }
