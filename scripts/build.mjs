@@ -4,9 +4,12 @@
 // (about 60 MB of resident memory) and the start-up compile. bin/pillarbox keeps running the
 // sources through tsx, so a checkout never runs a stale build.
 //
+// The SEARCH BODY worker (src/store/blob/body-scan-worker.ts) is a second entry, written next to
+// the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it.
+//
 // Usage: node scripts/build.mjs [--outfile FILE]
 import { build } from 'esbuild';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -14,8 +17,12 @@ const i = process.argv.indexOf('--outfile');
 const outfile = i > 0 ? process.argv[i + 1] : join(root, 'dist', 'pillarbox.mjs');
 
 await build({
-  entryPoints: [join(root, 'src', 'cli', 'main.ts')],
-  outfile,
+  entryPoints: [
+    { in: join(root, 'src', 'cli', 'main.ts'), out: basename(outfile).replace(/\.m?js$/, '') },
+    { in: join(root, 'src', 'store', 'blob', 'body-scan-worker.ts'), out: 'body-scan-worker' },
+  ],
+  outdir: dirname(outfile),
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   format: 'esm',

@@ -1,13 +1,13 @@
 // Evaluates a SEARCH key tree (RFC 9051 §6.4.4) over the selected mailbox. Flags, sizes, dates and
-// UIDs come from the message summaries; header keys from the cached MessageMeta; BODY/TEXT read the
-// body by byte range and decode the text parts.
+// UIDs come from the message summaries; SUBJECT/FROM/TO/CC/BCC from store.matchHeader, other header
+// keys from the cached search data; BODY and the body half of TEXT from store.matchBody (one scan
+// of the mailbox's bodies for all needles, off the event loop where the backend can).
 
 import type { SearchKey } from '../protocol/imap/types.ts';
-import type { MessageRecord, MessageTextPlan, MessageSummary, SearchHeaderField } from '../store/store.ts';
+import type { MessageRecord, MessageSummary, SearchHeaderField } from '../store/store.ts';
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { seqSetHas } from '../protocol/imap/response.ts';
 import type { ImapSession } from './session.ts';
-import { textOfMessage } from './text.ts';
 
 const STORE_FIELDS = new Set<string>(['subject', 'from', 'to', 'cc', 'bcc']);
 
@@ -17,7 +17,8 @@ interface Need {
   meta: boolean;
   /** Every header field (HEADER with another name or an empty value, TEXT), not just the five. */
   fields: boolean;
-  body: boolean;
+  /** Values of BODY and TEXT keys: searched in the bodies by store.matchBody. */
+  bodyNeedles: Set<string>;
   modseq: boolean;
 }
 
@@ -45,12 +46,12 @@ function needs(k: SearchKey, n: Need): void {
       if (k.sent) n.meta = true;
       break;
     case 'body':
-      n.body = true;
+      n.bodyNeedles.add(k.value);
       break;
     case 'text':
       n.meta = true;
       n.fields = true;
-      n.body = true;
+      n.bodyNeedles.add(k.value);
       break;
     case 'modseq':
       n.modseq = true;
@@ -63,13 +64,14 @@ interface Ctx {
   msg: MessageSummary;
   /** Sent date and search headers (from getSearchData, or from rec when the body is needed too). */
   sd: { sentDate: number | null; search: MessageRecord['meta']['search'] } | null;
-  body: string | null;
   headerText: string | null;
   maxSeq: number;
   maxUid: number;
   saved: Set<number>;
   /** UIDs matching each store-answered header key. */
   headerHits: Map<SearchKey, Set<number>>;
+  /** UIDs whose body contains each BODY/TEXT value. */
+  bodyHits: Map<string, Set<number>>;
 }
 
 const day = (ms: number) => {
@@ -125,10 +127,11 @@ function match(k: SearchKey, c: Ctx): boolean {
       return sh.fields.some(([n, v]) => n === f && (k.value === '' || includesCi(v, k.value)));
     }
     case 'body':
-      return c.body !== null && includesCi(c.body, k.value);
+      return c.bodyHits.get(k.value)?.has(c.msg.uid) ?? false;
     case 'text': {
+      // RFC 9051 §6.4.4 TEXT: "in the header or body of the message".
       if (c.headerText === null && c.sd) c.headerText = c.sd.search.fields.map(([n, v]) => `${n}: ${v}`).join('\n');
-      return includesCi(c.headerText ?? '', k.value) || (c.body !== null && includesCi(c.body, k.value));
+      return includesCi(c.headerText ?? '', k.value) || (c.bodyHits.get(k.value)?.has(c.msg.uid) ?? false);
     }
   }
 }
@@ -136,10 +139,16 @@ function match(k: SearchKey, c: Ctx): boolean {
 /** Matching UIDs (ascending) among the messages the client knows, and their highest MODSEQ. */
 export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids: number[]; seqs: number[]; highestModseq: number; usedModseq: boolean }> {
   const sel = s.selected!;
-  const need: Need = { headerKeys: [], meta: false, fields: false, body: false, modseq: false };
+  const need: Need = { headerKeys: [], meta: false, fields: false, bodyNeedles: new Set(), modseq: false };
   needs(key, need);
   const headerHits = new Map<SearchKey, Set<number>>();
   for (const k of need.headerKeys) headerHits.set(k, new Set(await s.deps.store.matchHeader(sel.mailboxId, k.field as SearchHeaderField, k.value)));
+  const bodyHits = new Map<string, Set<number>>();
+  if (need.bodyNeedles.size) {
+    const needles = [...need.bodyNeedles];
+    const hits = await s.deps.store.matchBody(sel.mailboxId, sel.uids.slice(), needles);
+    needles.forEach((n, i) => bodyHits.set(n, new Set(hits[i])));
+  }
   const all = await s.deps.store.listMessages(sel.mailboxId);
   // The session's UIDs and the listing are both ascending: align them in one walk (msgAt[i] is
   // the summary of sequence number i + 1, undefined if expunged meanwhile).
@@ -155,40 +164,20 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const uids: number[] = [];
   const seqs: number[] = [];
   let highestModseq = 0;
-  // Rows come from the store in chunks. BODY/TEXT: up to WINDOW bodies are read ahead (the reads
-  // overlap each other and the text extraction of earlier ones); each is matched and dropped in
-  // order, so memory stays bounded whatever the mailbox size.
-  const CHUNK = need.body ? 500 : 2000;
-  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, sd: null, body: null, headerText: null, maxSeq, maxUid, saved, headerHits };
-  const WINDOW = 16;
+  // Header search data comes from the store in chunks, so memory stays bounded whatever the size.
+  const CHUNK = 2000;
+  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
   for (let i = 0; i < sel.uids.length; i += CHUNK) {
     const chunk = sel.uids.slice(i, i + CHUNK);
-    let plans: Map<number, MessageTextPlan> | null = null;
     let sds: Map<number, NonNullable<Ctx['sd']>> | null = null;
-    if (need.body) plans = new Map((await s.deps.store.getTextPlans(sel.mailboxId, chunk)).map((r) => [r.uid, r]));
     if (need.meta) sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));
-    const texts: Array<Promise<string | null> | undefined> = [];
-    const readAhead = (j: number): void => {
-      const r = plans?.get(chunk[j]!);
-      // A failed read rejects when awaited below, in order, like a read done then would.
-      texts[j] = r && msgAt[i + j] ? textOfMessage(s.deps.store, r) : Promise.resolve(null);
-      texts[j]!.catch(() => {});
-    };
-    if (plans) for (let j = 0; j < Math.min(WINDOW, chunk.length); j++) readAhead(j);
     for (let j = 0; j < chunk.length; j++) {
       const uid = chunk[j]!;
-      let body: string | null = null;
-      if (plans) {
-        body = await texts[j]!;
-        texts[j] = undefined;
-        if (j + WINDOW < chunk.length) readAhead(j + WINDOW);
-      }
       const msg = msgAt[i + j];
       if (!msg) continue; // expunged meanwhile
       c.seq = i + j + 1;
       c.msg = msg;
       c.sd = sds?.get(uid) ?? null;
-      c.body = body;
       c.headerText = null;
       if (match(key, c)) {
         uids.push(uid);

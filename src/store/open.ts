@@ -4,6 +4,7 @@
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Store } from './store.ts';
 import type { ChangeBus } from './bus.ts';
+import type { Logger } from '../obs/log.ts';
 
 export function isPostgresUrl(database: string): boolean {
   return /^postgres(ql)?:\/\//i.test(database);
@@ -13,7 +14,7 @@ export function defaultDatabase(dataDir: string): string {
   return join(dataDir, 'pillarbox.sqlite');
 }
 
-export async function openStore(database: string, dataDir: string, opts: { bus?: ChangeBus; collectGarbage?: boolean } = {}): Promise<Store> {
+export async function openStore(database: string, dataDir: string, opts: { bus?: ChangeBus; collectGarbage?: boolean; log?: Logger } = {}): Promise<Store> {
   if (isPostgresUrl(database)) {
     const { openPostgresStore } = await import('./postgres/postgres-store.ts');
     // `?schema=NAME` keeps Pillarbox's tables in their own schema (created if missing).
@@ -24,5 +25,5 @@ export async function openStore(database: string, dataDir: string, opts: { bus?:
   }
   const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
   const path = isAbsolute(database) ? database : resolve(database);
-  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false });
+  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}) });
 }

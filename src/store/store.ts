@@ -332,6 +332,13 @@ export interface Store {
   matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]>;
   /** The text plans (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
   getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]>;
+  /**
+   * SEARCH BODY (RFC 9051 §6.4.4): for each needle, the UIDs (ascending) among `uids` whose body
+   * text — the text plan's parts, transfer- and charset-decoded, HTML tags stripped — contains
+   * it, compared case-insensitively. A message gone meanwhile matches nothing. Backends may scan
+   * off the event loop (the SQLite/file store scans on worker threads: src/store/blob/body-scan.ts).
+   */
+  matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]>;
   /** UIDs expunged with modseq > sinceModseq, ascending (QRESYNC VANISHED (EARLIER)). */
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]>;
 
@@ -342,12 +349,8 @@ export interface Store {
    * StoreError 'invalid'. Callers pass their configured limit (PostgreSQL buffers up to it).
    */
   stageBlob(input: Readable | Buffer, opts?: { maxBytes?: number }): Promise<StagedBlob>;
-  /**
-   * Reads bytes [start, end) of a blob (whole blob by default). `overlap`: the caller keeps several
-   * reads in flight (a bulk scan such as SEARCH BODY), so the read should not block the caller
-   * while it waits on the disk.
-   */
-  readBlob(blobId: string, start?: number, end?: number, opts?: { overlap?: boolean }): Promise<Buffer>;
+  /** Reads bytes [start, end) of a blob (whole blob by default). */
+  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
   /** Streams bytes [start, end) of a blob. */
   streamBlob(blobId: string, start?: number, end?: number): Readable;
 

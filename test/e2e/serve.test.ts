@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
 import { startServer, ROOT } from '../helpers/server.ts';
+import { RawImap } from './imap/raw-client.ts';
+import { appendBodySearchMailbox } from './imap/harness.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { PG_URL, probePostgres, freshSchemaName, dropSchema } from '../store/pg-env.ts';
 
@@ -86,6 +88,18 @@ test('the build `npm start` runs: one plain-JavaScript file that serves and admi
         s.on('error', reject);
       });
       assert.match(reply, /^a OK/);
+      // SEARCH BODY on a mailbox big enough for the worker threads: the build ships their module.
+      const c = await RawImap.connect(srv.ports.imap);
+      try {
+        await c.login('built@example.com', 'pw-built-1');
+        const want = await appendBodySearchMailbox(c, 'INBOX', 240);
+        await c.cmd('SELECT INBOX');
+        const found = (await c.cmd('SEARCH BODY zanzibar', 30_000)).lines[0]!.replace(/^\* SEARCH ?/, '').split(' ').filter(Boolean).map(Number);
+        assert.deepEqual(found, want.body);
+        assert.doesNotMatch(srv.output(), /body-scan-worker-failed/);
+      } finally {
+        c.close();
+      }
     } finally {
       await srv.stop();
     }

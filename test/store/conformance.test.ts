@@ -556,6 +556,53 @@ for (const backend of backends) {
         assert.deepEqual(await store.getTextPlans(boxes.INBOX!.id, []), []);
       }));
 
+    it('matchBody: decoded text parts, case-insensitive, several needles at once; attachments and gone messages never match', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 'b@example.com');
+        const inbox = boxes.INBOX!.id;
+        const put = async (raw: Buffer): Promise<number> => {
+          const staged = await store.stageBlob(raw);
+          try {
+            return (await store.append(staged, parseMessage(raw), { mailboxId: inbox })).uid;
+          } finally {
+            staged.release();
+          }
+        };
+        const plain = await put(Buffer.from('Subject: a\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nOff to ZANZIBAR next week\r\n'));
+        // HTML, quoted-printable: the word is split by a tag and a soft line break.
+        const html = await put(
+          Buffer.from('Subject: b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>zan<b>zi</b>=\r\nbar &amp; more</p>\r\n'),
+        );
+        // base64 in ISO-8859-1.
+        const latin = await put(
+          Buffer.from(
+            `Subject: c\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from('Grüße aus Köln', 'latin1').toString('base64')}\r\n`,
+          ),
+        );
+        // The needle only inside a PDF attachment and in a header: not body text.
+        const attached = await put(
+          Buffer.from(
+            'Subject: zanzibar\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n' +
+              `--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment\r\n\r\nzanzibar ${Buffer.from('zanzibar').toString('base64')}\r\n--b--\r\n`,
+          ),
+        );
+        // Over 2 MB: only the text parts are read, not the attachment before them.
+        const big = await put(
+          Buffer.from(
+            'Subject: big\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n' +
+              `--b\r\nContent-Type: application/octet-stream\r\n\r\n${'A'.repeat(2_200_000)}\r\n` +
+              '--b\r\nContent-Type: text/plain\r\n\r\nthe Zanzibar report\r\n--b--\r\n',
+          ),
+        );
+        const all = [plain, html, latin, attached, big];
+        assert.deepEqual(await store.matchBody(inbox, all, ['zanzibar', 'KÖLN', 'nowhere', '&']), [[plain, html, big], [latin], [], [html]]);
+        assert.deepEqual(await store.matchBody(inbox, [big, plain, 999], ['zanzibar']), [[plain, big]], 'only the UIDs asked for, ascending');
+        assert.deepEqual(await store.matchBody(inbox, all, []), []);
+        // Expunged (and its body removed): matches nothing, and is no error.
+        await store.expunge(inbox, { uids: [plain], onlyDeleted: false });
+        assert.deepEqual(await store.matchBody(inbox, all, ['zanzibar']), [[html, big]]);
+      }));
+
     it('flags: changes bump MODSEQ, unchanged flags do not; UNCHANGEDSINCE; listMessages(changedSince)', () =>
       withStore(async (store) => {
         const { boxes } = await account(store, 'a@example.com');

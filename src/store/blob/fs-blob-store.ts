@@ -114,14 +114,13 @@ export class FsBlobStore {
     return { id, size, release };
   }
 
-  async read(id: string, start = 0, end?: number, overlap = false): Promise<Buffer> {
+  async read(id: string, start = 0, end?: number): Promise<Buffer> {
     await this.settled(id);
     // Small ranges (most messages, header blocks, parts) are read synchronously: they come from
     // the page cache in microseconds, while four thread-pool round trips (open, stat, read,
-    // close) queue behind the fsyncs of concurrent deliveries. A bulk scan that keeps several
-    // reads in flight (`overlap`) uses the thread pool instead, so reads of bodies that are not in
-    // the page cache (~100 µs each here) overlap each other and the caller's work.
-    if (end !== undefined && end - start <= SYNC_READ_MAX && !overlap) return this.#readSync(id, start, end);
+    // close) queue behind the fsyncs of concurrent deliveries. Bulk scans (SEARCH BODY) read on
+    // worker threads instead (body-scan.ts).
+    if (end !== undefined && end - start <= SYNC_READ_MAX) return this.#readSync(id, start, end);
     let fd: number;
     try {
       fd = await openAsync(this.path(id), 'r');
@@ -155,15 +154,7 @@ export class FsBlobStore {
       throw err;
     }
     try {
-      const s = Math.max(0, start);
-      const buf = Buffer.allocUnsafe(Math.max(0, end - s));
-      let off = 0;
-      while (off < buf.length) {
-        const n = readSync(fd, buf, off, buf.length - off, s + off);
-        if (n === 0) break;
-        off += n;
-      }
-      return off === buf.length ? buf : buf.subarray(0, off);
+      return readRangeSync(fd, start, end);
     } finally {
       closeSync(fd);
     }
@@ -222,6 +213,19 @@ export class FsBlobStore {
     }
     return { removed };
   }
+}
+
+/** Bytes [start, end) of an open file (fewer at its end). */
+export function readRangeSync(fd: number, start: number, end: number): Buffer {
+  const s = Math.max(0, start);
+  const buf = Buffer.allocUnsafe(Math.max(0, end - s));
+  let off = 0;
+  while (off < buf.length) {
+    const n = readSync(fd, buf, off, buf.length - off, s + off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off === buf.length ? buf : buf.subarray(0, off);
 }
 
 async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {

@@ -63,6 +63,7 @@ import {
 } from '../store.ts';
 import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
+import { scanBodies } from '../body-search.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -685,6 +686,12 @@ class PostgresStore implements Store {
       [mailboxId, sortedUnique(uids)],
     );
     return rows.map((r) => ({ uid: r.uid as number, size: Number(r.size), blobId: r.blob_id as string, plan: textPlan(JSON.parse(r.root as string) as MimeNode) }));
+  }
+
+  async matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
+    if (needles.length === 0) return [];
+    // Bodies live in the database: read by range with several queries in flight.
+    return scanBodies((id, start, end) => this.readBlob(id, start, end), await this.getTextPlans(mailboxId, uids), needles);
   }
 
   async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {

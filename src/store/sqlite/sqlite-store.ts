@@ -8,6 +8,9 @@ import { dirname } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
+import { BodyScanPool } from '../blob/body-scan.ts';
+import type { BodyScanItem } from '../body-search.ts';
+import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
 import {
@@ -56,6 +59,8 @@ export interface SqliteStoreOptions {
   bus?: ChangeBus;
   /** Remove orphaned blob files at open (the server does; the admin CLI doesn't). */
   collectGarbage?: boolean;
+  /** Where the store reports trouble it works around (a SEARCH worker that failed). */
+  log?: Logger;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -117,11 +122,15 @@ class SqliteStore implements Store {
   readonly bus: ChangeBus;
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
+  readonly #bodyScan: BodyScanPool;
   #closed = false;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#blobs = new FsBlobStore(opts.blobDir);
+    this.#bodyScan = new BodyScanPool(opts.blobDir, (id, start, end) => this.#blobs.read(id, start, end), {
+      onWorkerError: (err) => opts.log?.warn('store.body-scan-worker-failed', { err }),
+    });
     const db = new Database(opts.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
@@ -250,6 +259,7 @@ class SqliteStore implements Store {
     if (this.#closed) return;
     if (this.#batch.length) this.#flush();
     this.#closed = true;
+    await this.#bodyScan.close();
     this.#db.close();
   }
 
@@ -677,22 +687,53 @@ class SqliteStore implements Store {
       .all(mailboxId, foldForSearch(value)) as number[];
   }
 
-  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
-    if (uids.length === 0) return [];
-    // From message_search, stored in mailbox order next to messages: no per-message parse read.
-    const stmt = this.#q(
-      `SELECT m.uid, m.size, m.blob_id, s.text_plan
+  /**
+   * [uid, size, blob id, text plan JSON] of the given UIDs (ascending, distinct). From
+   * message_search, stored in mailbox order next to messages: no per-message parse read. Dense
+   * UIDs (a SEARCH over most of a mailbox): one range scan filtered here; sparse ones: a lookup each.
+   */
+  #textPlanRows(mailboxId: number, sorted: readonly number[]): Array<[number, number, string, string]> {
+    if (sorted.length === 0) return [];
+    const sql = `SELECT m.uid, m.size, m.blob_id, s.text_plan
        FROM messages m JOIN message_search s ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid
-       WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
-    );
-    const out: MessageTextPlan[] = [];
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    for (let i = 0; i < sorted.length; i += 1000) {
-      for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
-        out.push({ uid: r[0] as number, size: r[1] as number, blobId: r[2] as string, plan: JSON.parse(r[3] as string) as TextLeaf[] });
+       WHERE m.mailbox_id = ?`;
+    const lo = sorted[0]!;
+    const hi = sorted[sorted.length - 1]!;
+    if (hi - lo < 4 * sorted.length) {
+      const rows = this.#q(`${sql} AND m.uid BETWEEN ? AND ? ORDER BY m.uid`).raw().all(mailboxId, lo, hi) as Array<[number, number, string, string]>;
+      const out: Array<[number, number, string, string]> = [];
+      let k = 0;
+      for (const r of rows) {
+        while (k < sorted.length && sorted[k]! < r[0]) k++;
+        if (sorted[k] === r[0]) out.push(r);
       }
+      return out;
+    }
+    return this.#q(`${sql} AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`).raw().all(mailboxId, JSON.stringify(sorted)) as Array<[number, number, string, string]>;
+  }
+
+  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    const out: MessageTextPlan[] = [];
+    for (let i = 0; i < sorted.length; i += 1000) {
+      for (const r of this.#textPlanRows(mailboxId, sorted.slice(i, i + 1000))) out.push({ uid: r[0], size: r[1], blobId: r[2], plan: JSON.parse(r[3]) as TextLeaf[] });
     }
     return out;
+  }
+
+  async matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
+    if (needles.length === 0) return [];
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    // The plans are read in slices with an event-loop turn between (other sessions go on), and go
+    // to the workers as stored (JSON): the workers parse them.
+    const self = this;
+    async function* slices(): AsyncGenerator<BodyScanItem[]> {
+      for (let i = 0; i < sorted.length; i += 1000) {
+        if (i > 0) await new Promise((r) => setImmediate(r));
+        yield self.#textPlanRows(mailboxId, sorted.slice(i, i + 1000)).map((r) => ({ uid: r[0], size: r[1], blobId: r[2], plan: r[3] }));
+      }
+    }
+    return this.#bodyScan.scan(slices(), needles, sorted.length);
   }
 
   // Parsed MessageMeta by blob id. A blob's content never changes, so neither does its parse;
@@ -724,8 +765,8 @@ class SqliteStore implements Store {
     return this.#blobs.stage(input, opts.maxBytes);
   }
 
-  async readBlob(blobId: string, start?: number, end?: number, opts: { overlap?: boolean } = {}): Promise<Buffer> {
-    return this.#blobs.read(blobId, start, end, opts.overlap ?? false);
+  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
+    return this.#blobs.read(blobId, start, end);
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {

@@ -3,8 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { RawImap } from './raw-client.ts';
-import { startImapServer, messageWithAttachment, simpleMessage, type ImapTestServer } from './harness.ts';
+import { appendBodySearchMailbox, startImapServer, messageWithAttachment, simpleMessage, type ImapTestServer } from './harness.ts';
 
 let srv: ImapTestServer;
 const A = 'carol@example.com';
@@ -103,6 +104,29 @@ test('SEARCH over flags, headers, body text, sizes, dates, UIDs; ESEARCH and SAV
     assert.match((await c.cmd('SEARCH RETURN (SAVE) FLAGGED')).tagged, /OK/);
     const saved = await c.cmd('FETCH $ (UID)');
     assert.deepEqual(saved.lines, ['* 1 FETCH (UID 1)']);
+  } finally {
+    c.close();
+  }
+});
+
+test('SEARCH BODY / TEXT over a mailbox big enough to be scanned on worker threads', async () => {
+  const c = await login();
+  try {
+    await c.cmd('CREATE Many');
+    const want = await appendBodySearchMailbox(c, 'Many', 320);
+    await c.cmd('SELECT Many');
+    const nums = (line: string | undefined) => (line ?? '').replace(/^\* SEARCH ?/, '').split(' ').filter(Boolean).map(Number);
+    const threads = () => Number(/^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${srv.proc.pid}/status`, 'utf8'))![1]);
+    const before = threads();
+    assert.deepEqual(nums((await c.cmd('SEARCH BODY zanzibar', 30_000)).lines[0]), want.body);
+    // The scan ran on worker threads (they stay a while for the next search), none failed.
+    assert.ok(threads() > before, `worker threads started (${before} → ${threads()})`);
+    assert.doesNotMatch(srv.output(), /body-scan-worker-failed/);
+    assert.deepEqual(nums((await c.cmd('SEARCH TEXT ZANZIBAR', 30_000)).lines[0]), want.text);
+    // Two needles in one scan, combined with flags and sequence numbers.
+    const either = nums((await c.cmd('SEARCH 1:100 OR BODY zanzibar BODY "message 5,"', 30_000)).lines[0]);
+    assert.deepEqual(either, [...new Set([...want.body.filter((n) => n <= 100), 5])].sort((a, b) => a - b));
+    assert.deepEqual(nums((await c.cmd('SEARCH NOT BODY zanzibar', 30_000)).lines[0]).length, 320 - want.body.length);
   } finally {
     c.close();
   }

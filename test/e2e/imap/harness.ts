@@ -59,3 +59,28 @@ export function messageWithAttachment(attachment: Buffer, subject = 'Report'): B
 export function simpleMessage(subject: string, body = 'Hello\r\n', from = 'alice@example.com', to = 'bob@example.com'): string {
   return `From: ${from}\r\nTo: ${to}\r\nSubject: ${subject}\r\nDate: Sat, 21 Nov 2026 10:00:00 +0000\r\nMessage-ID: <${subject.replace(/\W/g, '')}.${Math.random().toString(36).slice(2)}@example.com>\r\n\r\n${body}`;
 }
+
+/**
+ * Appends `n` messages to `mailbox` for a SEARCH BODY / TEXT test: every 7th has the needle in its
+ * body (an HTML part, quoted-printable, split by a tag), every 11th only in its Subject. Returns
+ * the sequence numbers BODY and TEXT must find (mailbox assumed empty before).
+ */
+export async function appendBodySearchMailbox(c: { append(mailbox: string, message: Buffer | string, flags?: string, nonSync?: boolean): Promise<{ tagged: string }> }, mailbox: string, n: number, needle = 'Zanzibar'): Promise<{ body: number[]; text: number[] }> {
+  const body: number[] = [];
+  const text: number[] = [];
+  for (let i = 1; i <= n; i++) {
+    const inBody = i % 7 === 0;
+    const inSubject = i % 11 === 0;
+    const half = Math.floor(needle.length / 2);
+    const html = inBody ? `<p>trip to ${needle.slice(0, half)}<b>${needle.slice(half)}</b>=\r\n next week</p>` : `<p>message ${i}, nothing to see</p>`;
+    const raw =
+      `From: a@example.com\r\nTo: b@example.com\r\nSubject: ${inSubject ? `${needle} ${i}` : `note ${i}`}\r\nMIME-Version: 1.0\r\n` +
+      'Content-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nplain part\r\n' +
+      `--x\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n${html}\r\n--x--\r\n`;
+    const r = await c.append(mailbox, raw, '', true);
+    if (!/ OK /.test(r.tagged)) throw new Error(`APPEND ${i}: ${r.tagged}`);
+    if (inBody) body.push(i);
+    if (inBody || inSubject) text.push(i);
+  }
+  return { body, text };
+}
