@@ -117,19 +117,19 @@ export class ImapConn {
         }
         continue;
       }
-      // countOnly fast path: whole untagged lines without a literal are counted off the bytes.
-      if (this.#line.length === 0 && !this.#skipLine && !this.onUntagged) {
-        const p = this.#pending[0];
-        if (p?.countOnly) {
-          let n = 0;
-          while (buf[pos] === 0x2a) {
-            const lf = buf.indexOf(0x0a, pos);
-            if (lf < 0 || buf[lf - 1] !== 0x0d || buf[lf - 2] === 0x7d) break;
-            n++;
-            pos = lf + 1;
-          }
-          p.untaggedCount += n;
+      // A new line while the command only counts untagged responses (and nobody listens to them).
+      const p = this.#pending[0];
+      const counting = this.#line.length === 0 && !this.#skipLine && !this.onUntagged && p?.countOnly === true;
+      // Fast path: whole untagged lines without a literal are counted off the bytes.
+      if (counting) {
+        let n = 0;
+        while (buf[pos] === 0x2a) {
+          const lf = buf.indexOf(0x0a, pos);
+          if (lf < 0 || buf[lf - 1] !== 0x0d || buf[lf - 2] === 0x7d) break;
+          n++;
+          pos = lf + 1;
         }
+        p.untaggedCount += n;
       }
       const i = buf.indexOf(CRLF, pos);
       if (i < 0) break;
@@ -150,8 +150,8 @@ export class ImapConn {
           open = k;
         }
       }
-      const starts = this.#line.length === 0 && this.#skipLine === false;
-      if (starts && buf[pos] === 0x2a && !this.onUntagged && this.#pending[0]?.countOnly) this.#skipLine = true;
+      // An untagged line with a literal: skipped, counted at its end.
+      if (counting && buf[pos] === 0x2a) this.#skipLine = true;
       if (this.#skipLine) {
         pos = i + 2;
         if (lit >= 0) {

@@ -30,20 +30,26 @@ export function scanTarget(item: Pick<BodyScanItem, 'size' | 'plan'>): ScanTarge
 }
 
 /** Messages up to this size are read whole; from a bigger one only its text parts (capped). */
-export const READ_WHOLE = 2 * 1024 * 1024;
+const READ_WHOLE = 2 * 1024 * 1024;
+
+/**
+ * A large message's text leaves, each cut to at most MAX_EXTRACT_CHARS bytes (empty ones left out):
+ * what is read of it, so an attachment is never read.
+ */
+function clippedLeaves(plan: readonly TextLeaf[]): TextLeaf[] {
+  const out: TextLeaf[] = [];
+  for (const [start, end, encoding, charset, html] of plan) {
+    const e = Math.min(end, start + MAX_EXTRACT_CHARS);
+    if (e > start) out.push([start, e, encoding, charset, html]);
+  }
+  return out;
+}
 
 /** The byte ranges [start, end) of the blob that hold the message's searchable text. */
 export function readsFor(item: ScanTarget): Array<[number, number]> {
   if (item.plan.length === 0) return [];
   if (item.size <= READ_WHOLE) return [[0, item.size]];
-  // A large message (big attachments): each text leaf, at most MAX_EXTRACT_CHARS bytes of it, so
-  // an attachment is never read.
-  const out: Array<[number, number]> = [];
-  for (const [start, end] of item.plan) {
-    const e = Math.min(end, start + MAX_EXTRACT_CHARS);
-    if (e > start) out.push([start, e]);
-  }
-  return out;
+  return clippedLeaves(item.plan).map(([start, end]) => [start, end]);
 }
 
 /** The searchable text, from the buffers readsFor's ranges gave (in the same order). */
@@ -52,13 +58,9 @@ export function textFrom(item: ScanTarget, bufs: Buffer[]): string {
   if (item.size <= READ_WHOLE) return extractPlannedText(bufs[0]!, item.plan);
   const parts: string[] = [];
   let total = 0;
-  let k = 0;
-  for (const leaf of item.plan) {
-    const e = Math.min(leaf[1], leaf[0] + MAX_EXTRACT_CHARS);
-    if (e <= leaf[0]) continue;
-    const buf = bufs[k++]!;
-    if (total >= MAX_EXTRACT_CHARS) break;
-    const t = extractPlannedText(buf, [[leaf[0], e, leaf[2], leaf[3], leaf[4]]], leaf[0]);
+  const leaves = clippedLeaves(item.plan);
+  for (let k = 0; k < leaves.length && total < MAX_EXTRACT_CHARS; k++) {
+    const t = extractPlannedText(bufs[k]!, [leaves[k]!], leaves[k]![0]);
     total += t.length;
     parts.push(t);
   }

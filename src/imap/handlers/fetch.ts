@@ -22,12 +22,10 @@ const BATCH = 100;
 
 const META_ITEMS = new Set(['ENVELOPE', 'BODY', 'BODYSTRUCTURE', 'BODY[]', 'BINARY[]', 'BINARY.SIZE', 'RFC822', 'RFC822.HEADER', 'RFC822.TEXT']);
 
-/** Items rendered from the message summary alone. */
-const SIMPLE_ITEMS = new Set(['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'MODSEQ']);
-
 /**
- * Renderers of the summary-only items (SIMPLE_ITEMS other than UID). The same function objects for
- * every command: optimised code that calls one stays valid for the next FETCH.
+ * Renderers of the items that come from the message summary alone (UID is written by the caller).
+ * The same function objects for every command: optimised code that calls one stays valid for the
+ * next FETCH.
  */
 const SIMPLE_RENDERERS: Readonly<Record<string, (m: MessageSummary) => string>> = {
   FLAGS: (m) => `FLAGS ${flagList(m.systemFlags, m.keywords)}`,
@@ -35,6 +33,9 @@ const SIMPLE_RENDERERS: Readonly<Record<string, (m: MessageSummary) => string>> 
   'RFC822.SIZE': (m) => `RFC822.SIZE ${m.size}`,
   MODSEQ: (m) => `MODSEQ (${m.modseq})`,
 };
+
+/** Items rendered from the message summary alone. */
+const SIMPLE_ITEMS = new Set(['UID', ...Object.keys(SIMPLE_RENDERERS)]);
 
 function simpleRenderer(item: FetchItem): (msg: MessageSummary) => string {
   const r = SIMPLE_RENDERERS[item.k];
@@ -94,16 +95,10 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
     case 'UID':
       return;
     case 'FLAGS':
-      out.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)}`);
-      return sp();
     case 'INTERNALDATE':
-      out.push(`INTERNALDATE ${internalDate(msg.internalDate)}`);
-      return sp();
     case 'RFC822.SIZE':
-      out.push(`RFC822.SIZE ${msg.size}`);
-      return sp();
     case 'MODSEQ':
-      out.push(`MODSEQ (${msg.modseq})`);
+      out.push(simpleRenderer(item)(msg));
       return sp();
     case 'ENVELOPE':
       out.push(`ENVELOPE ${writeEnvelope(rec!.meta.envelope, s.utf8)}`);

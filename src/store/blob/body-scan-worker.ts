@@ -2,21 +2,18 @@
 // page cache that costs microseconds, and blocking here blocks no session — and matches their text
 // with the shared scanner (../body-search.ts). One job at a time; results go back in item order.
 import { closeSync, openSync } from 'node:fs';
-import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { foldNeedles, matchInto, readsFor, scanTarget, textFrom } from '../body-search.ts';
 import type { ScanJob, ScanReply } from './body-scan.ts';
-import { readRangeSync } from './fs-blob-store.ts';
+import { blobPath, readRangeSync } from './fs-blob-store.ts';
 
 const dir = (workerData as { dir: string }).dir;
-const BLOB_ID = /^[0-9a-f]{64}$/;
 
 /** The ranges of one blob, or null when the file is gone (expunged and removed meanwhile). */
 function readRanges(blobId: string, ranges: Array<[number, number]>): Buffer[] | null {
-  if (!BLOB_ID.test(blobId)) throw new Error(`bad blob id ${blobId}`);
   let fd: number;
   try {
-    fd = openSync(join(dir, blobId.slice(0, 2), blobId), 'r');
+    fd = openSync(blobPath(dir, blobId), 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
@@ -31,11 +28,11 @@ function readRanges(blobId: string, ranges: Array<[number, number]>): Buffer[] |
 function run(job: ScanJob): number[][] {
   const folded = foldNeedles(job.needles);
   const hits = folded.map((): number[] => []);
-  for (const [uid, blobId, size, plan] of job.items) {
-    const target = scanTarget({ size, plan });
+  for (const item of job.items) {
+    const target = scanTarget(item);
     const ranges = readsFor(target);
-    const bufs = ranges.length ? readRanges(blobId, ranges) : [];
-    if (bufs) matchInto(textFrom(target, bufs), folded, uid, hits);
+    const bufs = ranges.length ? readRanges(item.blobId, ranges) : [];
+    if (bufs) matchInto(textFrom(target, bufs), folded, item.uid, hits);
   }
   return hits;
 }

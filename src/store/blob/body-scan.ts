@@ -12,12 +12,11 @@
 //   same scanner (../body-search.ts), so a search never fails because a worker could not start.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { TextLeaf } from '../../protocol/mime/types.ts';
 import { scanBodies, type BodyScanItem } from '../body-search.ts';
 
 export interface ScanJob {
   id: number;
-  items: Array<[uid: number, blobId: string, size: number, plan: TextLeaf[] | string]>;
+  items: BodyScanItem[];
   needles: string[];
 }
 export type ScanReply = { id: number; hits: number[][] } | { id: number; error: string };
@@ -93,11 +92,10 @@ export class BodyScanPool {
     for await (const chunk of chunks) {
       if (chunk.length === 0) continue;
       if (inThread) {
-        parts.push(scanBodies(this.#fallback, chunk, needles));
-        await parts[parts.length - 1];
+        parts.push(Promise.resolve(await scanBodies(this.#fallback, chunk, needles)));
         continue;
       }
-      const job: ScanJob = { id: this.#nextId++, items: chunk.map((x) => [x.uid, x.blobId, x.size, x.plan]), needles: [...needles] };
+      const job: ScanJob = { id: this.#nextId++, items: chunk, needles: [...needles] };
       const p = this.#submit(job).catch((err: Error) => {
         this.#onWorkerError(err);
         return scanBodies(this.#fallback, chunk, needles);
@@ -166,10 +164,7 @@ export class BodyScanPool {
       this.#dispatch();
     };
     worker.on('error', gone);
-    worker.on('exit', (code) => {
-      if (slot.job) gone(new Error(`body-scan worker exited (${code})`));
-      else gone(new Error('idle'));
-    });
+    worker.on('exit', (code) => gone(new Error(`body-scan worker exited (${code})`)));
     this.#slots.push(slot);
     return slot;
   }

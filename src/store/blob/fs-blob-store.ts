@@ -39,8 +39,7 @@ export class FsBlobStore {
   }
 
   path(id: string): string {
-    if (!/^[0-9a-f]{64}$/.test(id)) throw new StoreError('invalid', `bad blob id ${id}`);
-    return join(this.dir, id.slice(0, 2), id);
+    return blobPath(this.dir, id);
   }
 
   isPinned(id: string): boolean {
@@ -213,6 +212,12 @@ export class FsBlobStore {
     }
     return { removed };
   }
+}
+
+/** Where blob `id` lives under `dir`: DIR/ab/<sha256 hex>. */
+export function blobPath(dir: string, id: string): string {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new StoreError('invalid', `bad blob id ${id}`);
+  return join(dir, id.slice(0, 2), id);
 }
 
 /** Bytes [start, end) of an open file (fewer at its end). */
