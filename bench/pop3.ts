@@ -36,7 +36,9 @@ class Pop3Conn {
   #buf: Buffer = Buffer.alloc(0);
   #waiter: (() => void) | null = null;
   #err: Error | null = null;
-  private constructor(readonly socket: Socket) {
+  readonly socket: Socket;
+  private constructor(socket: Socket) {
+    this.socket = socket;
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => {
       this.#buf = this.#buf.length ? Buffer.concat([this.#buf, d]) : d;

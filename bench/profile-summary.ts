@@ -1,6 +1,6 @@
 // Summarises V8 CPU profiles (node --cpu-prof, or BENCH_PROFILE=DIR for the Pillarbox server in any
 // benchmark): top functions by self time and by total (inclusive) time.
-// Usage: npx tsx bench/profile-summary.ts FILE.cpuprofile [more…] [--top N] [--filter TEXT]
+// Usage: npx node bench/profile-summary.ts FILE.cpuprofile [more…] [--top N] [--filter TEXT]
 //        [--callers NAME]: the commonest call stacks (8 frames up) of the frames labelled NAME…
 
 import { readFileSync } from 'node:fs';

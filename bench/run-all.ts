@@ -3,8 +3,8 @@
 // table and writes bench/results/<name>.json plus bench/results/summary.json and summary.md.
 //
 // Sizes: defaults fit in about 15 minutes on 2 cores; see each script's header for its BENCH_*
-// variables. BENCH_ONLY=imap-mixed,pop3 runs a subset. BENCH_PROFILE=DIR writes a CPU profile of
-// every Pillarbox server started (summarise with `npx tsx bench/profile-summary.ts DIR/*.cpuprofile`).
+// variables. `npm run bench -- imap-mixed pop3` (or BENCH_ONLY=imap-mixed,pop3) runs a subset. BENCH_PROFILE=DIR writes a CPU profile of
+// every Pillarbox server started (summarise with `npx node bench/profile-summary.ts DIR/*.cpuprofile`).
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,7 +26,9 @@ const ALL: Array<[string, () => Promise<string>]> = [
 
 await benchMain(
   async () => {
-    const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
+    const only = [...process.argv.slice(2), ...(process.env.BENCH_ONLY ?? '').split(',')].filter(Boolean);
+    const unknown = only.filter((n) => !ALL.some(([m]) => m === n));
+    if (unknown.length) throw new Error(`unknown benchmark ${unknown.join(', ')}; choose from ${ALL.map(([n]) => n).join(', ')}`);
     const chosen = only.length ? ALL.filter(([n]) => only.includes(n)) : ALL;
     const t0 = Date.now();
     ensurePeers();

@@ -1,8 +1,8 @@
 // Builds the server and CLI into one plain-JavaScript file, dist/pillarbox.mjs (esbuild: our
 // TypeScript bundled, npm packages left as imports). `npm start` runs it with plain node: no
 // TypeScript transform at run time, which saves the loader thread and esbuild's service process
-// (about 60 MB of resident memory) and the start-up compile. bin/pillarbox keeps running the
-// sources through tsx, so a checkout never runs a stale build.
+// (about 60 MB of resident memory) and the start-up compile. bin/pillarbox runs the TypeScript
+// sources directly (Node 24 strips the types), so a checkout never runs a stale build.
 //
 // The SEARCH BODY worker (src/store/blob/body-scan-worker.ts) is a second entry, written next to
 // the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it.
@@ -26,7 +26,7 @@ await build({
   bundle: true,
   platform: 'node',
   format: 'esm',
-  target: 'node20',
+  target: 'node24',
   packages: 'external',
   sourcemap: 'linked',
   logLevel: 'warning',

@@ -20,5 +20,5 @@ if (files.length === 0) {
   process.exit(1);
 }
 const conc = process.env.TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${conc}`, ...files], { stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${conc}`, ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

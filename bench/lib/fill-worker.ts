@@ -1,4 +1,4 @@
-// Child process of fillStore(): `node --import tsx fill-worker.ts DATA_DIR JOBS.json`.
+// Child process of fillStore(): `node fill-worker.ts DATA_DIR JOBS.json`.
 // Delivers generated corpus messages through the Store API (stageBlob → parseMessage → deliver),
 // exactly what an SMTP delivery stores, then syncs the files to disk.
 

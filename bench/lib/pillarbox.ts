@@ -77,15 +77,14 @@ export async function provision(dataDir: string, accounts: Account[], imapMaxCon
   log(`pillarbox: ${accounts.length} accounts provisioned through the CLI in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 }
 
-/** Runs bench/lib/<script> under tsx with a JSON job file argument (written to a temp file). */
+/** Runs bench/lib/<script> (TypeScript, types stripped by Node) with a JSON job file argument (written to a temp file). */
 async function runWorker(script: string, args: string[], noFsync: boolean, extraArgs: string[] = []): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-job-'));
   const offDir = onCleanup('job folder', () => rmSync(dir, { recursive: true, force: true }));
   const jobFile = join(dir, 'job.json');
   writeFileSync(jobFile, args[0]!);
-  const tsx = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
   const [pre, ...preArgs] = [...(noFsync ? eatmydata() : []), process.execPath];
-  const p = spawn(pre!, [...preArgs, '--import', tsx, join(BENCH_DIR, 'lib', script), ...extraArgs, jobFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+  const p = spawn(pre!, [...preArgs, join(BENCH_DIR, 'lib', script), ...extraArgs, jobFile], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
   const off = onCleanup(script, () => killTree(p.pid!));
   const code = await new Promise<number>((r) => p.on('exit', (c) => r(c ?? 1)));
   off();
@@ -97,7 +96,7 @@ async function runWorker(script: string, args: string[], noFsync: boolean, extra
 /**
  * The server runs as `npm start` runs it: the build of scripts/build.mjs (plain JavaScript, no
  * TypeScript transform at run time), made once per benchmark process into a temp folder.
- * BENCH_SOURCES=1 runs the sources through tsx instead.
+ * BENCH_SOURCES=1 runs the TypeScript sources instead.
  */
 let builtFile: string | null = null;
 function useBuild(): void {

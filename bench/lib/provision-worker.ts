@@ -1,6 +1,6 @@
 // Child process of provision(): runs the admin CLI's own main() for each argv in JOBS.json, in one
 // process (the same code path as `./bin/pillarbox …`, without a process start per command).
-// `node --import tsx provision-worker.ts JOBS.json`; JOBS.json is string[][] (argv lists).
+// `node provision-worker.ts JOBS.json`; JOBS.json is string[][] (argv lists).
 
 import { readFileSync } from 'node:fs';
 import { main } from '../../src/cli/main.ts';

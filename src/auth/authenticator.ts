@@ -20,7 +20,10 @@ export const DEFAULT_THROTTLE: ThrottleOptions = { maxFailures: 10, windowMs: 5 
 
 class FailureCounter {
   readonly #hits = new Map<string, number[]>();
-  constructor(readonly windowMs: number) {}
+  readonly windowMs: number;
+  constructor(windowMs: number) {
+    this.windowMs = windowMs;
+  }
   count(key: string, t: number): number {
     const list = this.#hits.get(key);
     if (!list) return 0;
@@ -46,7 +49,12 @@ class FailureCounter {
 class LoginCache {
   readonly #key = randomBytes(32);
   readonly #entries = new Map<number, { mac: Buffer; expires: number }>();
-  constructor(readonly ttlMs: number, readonly max: number) {}
+  readonly ttlMs: number;
+  readonly max: number;
+  constructor(ttlMs: number, max: number) {
+    this.ttlMs = ttlMs;
+    this.max = max;
+  }
   #mac(accountId: number, hash: string, password: string): Buffer {
     return createHmac('sha256', this.#key).update(`${accountId}\0${hash}\0`).update(password, 'utf8').digest();
   }

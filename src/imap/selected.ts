@@ -26,14 +26,23 @@ export class SelectedMailbox {
   /** The mailbox was deleted or renamed away under the session. */
   gone = false;
 
+  readonly mailboxId: number;
+  name: string;
+  readonly uidValidity: number;
+  readonly readOnly: boolean;
+  highestModseq: number;
   constructor(
-    readonly mailboxId: number,
-    public name: string,
-    readonly uidValidity: number,
-    readonly readOnly: boolean,
+    mailboxId: number,
+    name: string,
+    uidValidity: number,
+    readOnly: boolean,
     uids: number[],
-    public highestModseq: number,
-  ) {
+    highestModseq: number) {
+    this.mailboxId = mailboxId;
+    this.name = name;
+    this.uidValidity = uidValidity;
+    this.readOnly = readOnly;
+    this.highestModseq = highestModseq;
     this.uids = uids;
     this.maxUid = uids.length ? uids[uids.length - 1]! : 0;
     if (uids.length) this.#early = null;

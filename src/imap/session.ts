@@ -78,11 +78,12 @@ export class ImapSession {
   #onData = (chunk: Buffer) => this.#input(chunk);
   #closedCallbacks: Array<() => void> = [];
 
+  readonly deps: ServerDeps;
   constructor(
-    readonly deps: ServerDeps,
+    deps: ServerDeps,
     socket: Socket | TLSSocket,
-    info: ConnectionInfo,
-  ) {
+    info: ConnectionInfo) {
+    this.deps = deps;
     this.id = `imap-${process.pid}-${nextSessionId++}`;
     this.origin = this.id;
     this.socket = socket;

@@ -27,8 +27,14 @@ export interface BoundListener {
 }
 
 export class PortBindError extends Error {
-  constructor(readonly listener: string, readonly port: number, readonly code: string, message: string) {
+  readonly listener: string;
+  readonly port: number;
+  readonly code: string;
+  constructor(listener: string, port: number, code: string, message: string) {
     super(message);
+    this.listener = listener;
+    this.port = port;
+    this.code = code;
   }
 }
 

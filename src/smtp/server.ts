@@ -69,8 +69,10 @@ interface Hooks {
 }
 
 class SmtpError extends Error {
-  constructor(readonly responseCode: number, message: string) {
+  readonly responseCode: number;
+  constructor(responseCode: number, message: string) {
     super(message);
+    this.responseCode = responseCode;
   }
 }
 
@@ -139,8 +141,10 @@ class PillarboxSmtpServer extends SMTPServer {
 
 /** The library asks its secure-context map for '*' at every STARTTLS; answer with the current certificate. */
 class LiveContextMap extends Map<string, SecureContext> {
-  constructor(private readonly tls: TlsProvider) {
+  private readonly tls: TlsProvider;
+  constructor(tls: TlsProvider) {
     super();
+    this.tls = tls;
   }
   override get(_key: string): SecureContext {
     return this.tls.context;

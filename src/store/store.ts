@@ -243,19 +243,13 @@ export interface WriteOptions {
   origin?: string;
 }
 
+export type StoreErrorCode = 'exists' | 'not-found' | 'quota' | 'invalid' | 'has-children' | 'inbox' | 'noperm';
+
 export class StoreError extends Error {
-  constructor(
-    readonly code:
-      | 'exists'
-      | 'not-found'
-      | 'quota'
-      | 'invalid'
-      | 'has-children'
-      | 'inbox'
-      | 'noperm',
-    message: string,
-  ) {
+  readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string) {
     super(message);
+    this.code = code;
     this.name = 'StoreError';
   }
 }

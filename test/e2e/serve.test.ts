@@ -63,7 +63,7 @@ test('the build `npm start` runs: one plain-JavaScript file that serves and admi
   try {
     const b = spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs'), '--outfile', built], { encoding: 'utf8' });
     assert.equal(b.status, 0, b.stderr);
-    process.env.PILLARBOX_BUILT = built; // test/helpers/server.ts runs `node FILE` instead of tsx
+    process.env.PILLARBOX_BUILT = built; // test/helpers/server.ts runs `node FILE` instead of the sources
     const srv = await startServer({ plaintext: true });
     try {
       assert.match(srv.output(), /No domain yet\. Add your first domain and user/);

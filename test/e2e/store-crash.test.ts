@@ -20,7 +20,7 @@ test('SIGKILL during 500 concurrent deliveries loses no acknowledged message (sq
     await setup.createAccount({ address: 'crash@example.com', passwordHash: 'x' });
     await setup.close();
 
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/helpers/deliver-worker.ts'), dataDir, database, '500'], {
+    const child = spawn(process.execPath, [join(ROOT, 'test/helpers/deliver-worker.ts'), dataDir, database, '500'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
     });

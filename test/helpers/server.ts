@@ -11,15 +11,14 @@ import { PORT_NAMES, type PortName } from '../../src/config/config.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'src/cli/main.ts');
-const TSX = join(ROOT, 'node_modules/tsx/dist/esm/index.mjs');
 
 /**
- * How to run the CLI: the sources through tsx; or, with PILLARBOX_BUILT=FILE (a build made by
+ * How to run the CLI: the TypeScript sources (Node strips the types); or, with PILLARBOX_BUILT=FILE (a build made by
  * scripts/build.mjs, as `npm start` runs it), that file with plain node.
  */
 export function cliArgv(): string[] {
   const built = process.env.PILLARBOX_BUILT;
-  return built ? [built] : ['--import', TSX, CLI];
+  return built ? [built] : [CLI];
 }
 
 /** The ports file: every listener's bound port, keyed by the names of src/config/config.ts. */

@@ -31,7 +31,9 @@ export function splitPrepended(raw: Buffer): { returnPath: string; received: str
 export class RawSmtp {
   #buf = '';
   #waiters: Array<() => void> = [];
-  constructor(readonly socket: Socket) {
+  readonly socket: Socket;
+  constructor(socket: Socket) {
+    this.socket = socket;
     socket.setEncoding('latin1');
     socket.on('data', (d: string) => {
       this.#buf += d;

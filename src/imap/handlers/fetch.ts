@@ -159,7 +159,10 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
 class Output {
   #buf: Buffer[] = [];
   #size = 0;
-  constructor(readonly s: ImapSession) {}
+  readonly s: ImapSession;
+  constructor(s: ImapSession) {
+    this.s = s;
+  }
 
   async add(pieces: Piece[]): Promise<void> {
     for (const p of pieces) {
@@ -202,13 +205,24 @@ class SimpleFetchCursor {
   #w = 0;
   #li = 0;
   #si = 0;
+  readonly wanted: readonly number[];
+  readonly listing: readonly MessageSummary[];
+  readonly known: readonly number[];
+  readonly withUid: boolean;
+  readonly renderers: ReadonlyArray<(m: MessageSummary) => string>;
   constructor(
-    readonly wanted: readonly number[],
-    readonly listing: readonly MessageSummary[],
-    readonly known: readonly number[],
-    readonly withUid: boolean,
-    readonly renderers: ReadonlyArray<(m: MessageSummary) => string>,
-  ) {}
+    wanted: readonly number[],
+    listing: readonly MessageSummary[],
+    known: readonly number[],
+    withUid: boolean,
+    renderers: ReadonlyArray<(m: MessageSummary) => string>,
+  ) {
+    this.wanted = wanted;
+    this.listing = listing;
+    this.known = known;
+    this.withUid = withUid;
+    this.renderers = renderers;
+  }
 
   next(): string | null {
     const { wanted, listing, known, withUid, renderers } = this;

@@ -20,11 +20,12 @@ import type {
 import { STATUS_ITEMS } from './types.ts';
 
 export class ImapParseError extends Error {
+  readonly tag: string | null;
   constructor(
     message: string,
-    readonly tag: string | null = null,
-  ) {
+    tag: string | null = null) {
     super(message);
+    this.tag = tag;
     this.name = 'ImapParseError';
   }
 }
@@ -57,7 +58,9 @@ export class Reader {
   pos = 0;
   tag: string | null = null;
 
-  constructor(readonly raw: RawCommand) {
+  readonly raw: RawCommand;
+  constructor(raw: RawCommand) {
+    this.raw = raw;
     this.segs = raw.segments.map((b) => b.toString('utf8'));
   }
 

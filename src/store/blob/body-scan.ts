@@ -22,8 +22,8 @@ export interface ScanJob {
 export type ScanReply = { id: number; hits: number[][] } | { id: number; error: string };
 
 /**
- * The worker's module. Run from the sources (tsx), it is the .ts next to this file and is loaded
- * through tsx's API; from the build (scripts/build.mjs), the .mjs the build writes next to the
+ * The worker's module. Run from the sources, it is the .ts next to this file (Node strips the
+ * types); from the build (scripts/build.mjs), the .mjs the build writes next to the
  * bundle.
  */
 function spawnWorker(dir: string): Worker {
@@ -32,13 +32,8 @@ function spawnWorker(dir: string): Worker {
   // per cent of scan speed.
   const opts = { workerData: { dir }, resourceLimits: { maxYoungGenerationSizeMb: 4 } };
   const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    const url = new URL('./body-scan-worker.ts', here).href;
-    const tsx = import.meta.resolve('tsx/esm/api');
-    const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(url)}); });`;
-    return new Worker(boot, { ...opts, eval: true });
-  }
-  return new Worker(new URL('./body-scan-worker.mjs', here), opts);
+  const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
+  return new Worker(new URL(`./body-scan-worker${ext}`, here), opts);
 }
 
 interface Slot {

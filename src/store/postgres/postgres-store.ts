@@ -147,7 +147,10 @@ class Publisher {
   #next = 0;
   #head = 0;
   readonly #settled = new Map<number, { changes: readonly Change[] | null; done: () => void }>();
-  constructor(private readonly bus: ChangeBus) {}
+  private readonly bus: ChangeBus;
+  constructor(bus: ChangeBus) {
+    this.bus = bus;
+  }
 
   take(): number {
     return this.#next++;

@@ -18,7 +18,9 @@ export class RawImap {
   #waiters: Array<() => void> = [];
   #tag = 0;
 
-  constructor(public socket: Socket | TLSSocket) {
+  socket: Socket | TLSSocket;
+  constructor(socket: Socket | TLSSocket) {
+    this.socket = socket;
     this.#attach(socket);
   }
 

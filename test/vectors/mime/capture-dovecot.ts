@@ -1,7 +1,7 @@
 // Captures Dovecot's answers for the MIME vectors as fixture files (not a test; re-run by hand):
 //
-//   npx tsx test/vectors/mime/capture-dovecot.ts            # every messages/*.eml → dovecot/*.json
-//   npx tsx test/vectors/mime/capture-dovecot.ts probe FILE 'BODYSTRUCTURE' 'BODY.PEEK[1]'
+//   npx node test/vectors/mime/capture-dovecot.ts            # every messages/*.eml → dovecot/*.json
+//   npx node test/vectors/mime/capture-dovecot.ts probe FILE 'BODYSTRUCTURE' 'BODY.PEEK[1]'
 //
 // It starts Debian's Dovecot (must be installed; run as root) on 127.0.0.1 on a free port in a
 // temp dir, APPENDs each message, EXAMINEs INBOX and FETCHes one item per command, recording the
@@ -97,7 +97,9 @@ service auth {
 export class RawImap {
   private buf = Buffer.alloc(0);
   private waiters: Array<() => void> = [];
-  private constructor(private sock: net.Socket) {
+  private sock: net.Socket;
+  private constructor(sock: net.Socket) {
+    this.sock = sock;
     sock.on('data', (d: Buffer) => {
       this.buf = Buffer.concat([this.buf, d]);
       const w = this.waiters; this.waiters = [];
