@@ -214,7 +214,7 @@ export class Pop3Session {
   }
 
   #goodbye(): void {
-    this.#send(errLine('No changes were made; server shutting down', 'SYS/TEMP'));
+    this.#send(errLine('Server shutting down; no changes were made', 'SYS/TEMP'));
     this.#end();
   }
 

@@ -280,6 +280,35 @@ test('SMTP DATA streaming at SIGTERM: finished within the drain time it gets 250
   }
 });
 
+test('an IMAP APPEND uploading at SIGTERM finishes within the drain time: OK, then BYE, and the message is stored', async () => {
+  const srv = await serverWithUser({ shutdownGrace: 5000 });
+  try {
+    const c = await Lines.connect(srv.ports.imap);
+    c.send(`a LOGIN ${USER} ${PASS}`);
+    await c.next(/^a OK/);
+    const body = Buffer.concat([Buffer.from('Subject: appended across the shutdown\r\n\r\n'), ...Array.from({ length: 20 }, (_, i) => filler(i))]);
+    c.send(`b APPEND INBOX {${body.length}}`);
+    await c.next(/^\+ /);
+    await write(c, body.subarray(0, 100_000));
+    const exited = once(srv.proc, 'exit');
+    srv.proc.kill('SIGTERM');
+    await stopping(srv);
+    await new Promise((r) => setTimeout(r, 100));
+    await write(c, body.subarray(100_000));
+    await write(c, '\r\n');
+    assert.match(await c.next(/^b /), /^b OK/);
+    assert.match(await c.next(/^\* BYE/), /^\* BYE \[UNAVAILABLE\]/);
+    await exited;
+    const msgs = await stored(srv.dataDir, USER);
+    assert.equal(msgs.length, 1);
+    assert.ok(msgs[0]!.equals(body));
+    assert.doesNotMatch(srv.output(), /Z error /);
+  } finally {
+    await srv.stop();
+    rmSync(srv.dataDir, { recursive: true, force: true });
+  }
+});
+
 test('SMTP DATA still streaming when the drain time is over: 421 mid-DATA, nothing stored, the server exits', async () => {
   const grace = 1000;
   const srv = await serverWithUser({ shutdownGrace: grace });
