@@ -14,6 +14,8 @@ import { join } from 'node:path';
 import { PORT_NAMES } from '../../src/config/config.ts';
 import { ROOT, startServer, type Ports, type TestServer } from '../helpers/server.ts';
 import { stored } from './smtp/util.ts';
+import { RawImap } from './imap/raw-client.ts';
+import { appendBodySearchMailbox } from './imap/harness.ts';
 
 const USER = 'stop@example.com';
 const PASS = 'pw-stop-1';
@@ -199,7 +201,27 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
-test('live sessions get their goodbye line at SIGTERM (IMAP IDLE and between commands, IMAPS, POP3 TRANSACTION, SMTP after EHLO), and the server exits within the drain time', async () => {
+test('after SEARCH BODY has started the body-scan worker threads, SIGTERM still exits in well under a second', async () => {
+  const srv = await serverWithUser();
+  try {
+    const c = await RawImap.connect(srv.ports.imap);
+    await c.login(USER, PASS);
+    const want = await appendBodySearchMailbox(c, 'INBOX', 240);
+    await c.cmd('SELECT INBOX');
+    const found = (await c.cmd('SEARCH BODY zanzibar', 30_000)).lines[0]!.replace(/^\* SEARCH ?/, '').split(' ').filter(Boolean).map(Number);
+    assert.deepEqual(found, want.body);
+    c.close();
+    const ms = await signalAndWait(srv);
+    console.log(`# exit after SEARCH BODY: ${ms.toFixed(0)} ms`);
+    assert.ok(ms < 3000, `took ${ms.toFixed(0)} ms`);
+    assert.equal(srv.proc.exitCode, 0);
+  } finally {
+    await srv.stop();
+    rmSync(srv.dataDir, { recursive: true, force: true });
+  }
+});
+
+test('live sessions get their goodbye line at SIGTERM (IMAP IDLE and between commands, IMAPS, POP3 TRANSACTION, SMTP after EHLO; HTTP keep-alive and an unfinished TLS handshake are closed), and the server exits within the drain time', async () => {
   const grace = 4000;
   const srv = await serverWithUser({ shutdownGrace: grace });
   try {
@@ -226,6 +248,13 @@ test('live sessions get their goodbye line at SIGTERM (IMAP IDLE and between com
     const smtp = await Lines.connect(srv.ports.smtp);
     smtp.send('EHLO client.example');
     await smtp.next(/^250 /);
+    // An HTTP keep-alive connection, and a connection to 993 that never starts its TLS handshake.
+    const http = new Lines(netConnect(srv.ports.http, '127.0.0.1'));
+    http.send('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n');
+    await http.next(/^ok/);
+    const mute = netConnect(srv.ports.imaps, '127.0.0.1');
+    mute.on('error', () => {});
+    await once(mute, 'connect');
 
     const ms = await signalAndWait(srv);
     console.log(`# exit with 5 live sessions: ${ms.toFixed(0)} ms (drain time ${grace} ms)`);
@@ -234,7 +263,8 @@ test('live sessions get their goodbye line at SIGTERM (IMAP IDLE and between com
     assert.match(await imaps.next(/^\* BYE/), /^\* BYE \[UNAVAILABLE\] .*shutting down/);
     assert.match(await pop.next(/^-ERR/), /^-ERR \[SYS\/TEMP\] .*shutting down/);
     assert.equal(await smtp.next(/^421/), '421 4.3.2 localhost Service shutting down');
-    for (const c of [idle, between, imaps, pop, smtp]) await c.whenClosed();
+    for (const c of [idle, between, imaps, pop, smtp, http]) await c.whenClosed();
+    mute.destroy();
     assert.ok(ms < grace, `exit took ${ms.toFixed(0)} ms, drain time ${grace} ms`);
     assert.match(srv.output(), /server\.stopped .*drained=true/);
     assert.doesNotMatch(srv.output(), /Z error /);
