@@ -2,13 +2,14 @@
 // authenticator, and the protocol servers bound to their listeners.
 
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { dirname } from 'node:path';
 import type { Config, PortName } from './config/config.ts';
 import { openStore, isPostgresUrl } from './store/open.ts';
 import { loadTls } from './net/tls.ts';
 import { createAuthenticator } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
+import { deferred } from './net/drain.ts';
 import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
 import { createLogger, type Logger } from './obs/log.ts';
 import type { ProtocolServer, ServerDeps } from './net/types.ts';
@@ -23,10 +24,15 @@ export interface RunningServer {
   ports: Record<PortName, number>;
   certFile: string;
   generatedCert: boolean;
-  stop(): Promise<void>;
+  /**
+   * Stops the server (see stopAll); resolves once the store is closed. `now` (a second signal)
+   * cuts the drain short: sockets are destroyed at once, the store still closes cleanly.
+   */
+  stop(opts?: { now?: boolean }): Promise<void>;
 }
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir });
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log });
   const { provider: tls, generated, certFile } = loadTls({
@@ -103,8 +109,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   mkdirSync(dirname(config.portsFile), { recursive: true });
   writeFileSync(config.portsFile + '.tmp', JSON.stringify(ports, null, 2) + '\n');
   renameSync(config.portsFile + '.tmp', config.portsFile);
-  log.info('server.ready', { hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
+  log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
+  const now = deferred();
   let stopping: Promise<void> | null = null;
   return {
     config,
@@ -112,17 +119,56 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     ports,
     certFile,
     generatedCert: generated,
-    stop() {
-      stopping ??= (async () => {
-        for (const b of bound) b.server.close();
-        http.close();
-        http.closeAllConnections?.();
-        await Promise.race([Promise.allSettled(protocols.map((p) => p.close())), new Promise((r) => setTimeout(r, 5000))]);
-        for (const b of bound) for (const s of b.sockets) s.destroy();
-        await store.close();
-        log.info('server.stopped');
-      })();
+    stop(opts = {}) {
+      if (opts.now) now.resolve();
+      stopping ??= stopAll(config, log, { protocols, bound, http, store, now: now.promise });
       return stopping;
     },
   };
+}
+
+/** After the drain is cut short, how long goodbyes said mid-transfer get to reach their clients. */
+const LINGER_MS = 1000;
+/** Upper bound on waiting for store work in flight (a commit) once every socket is gone. */
+const SETTLE_MS = 5000;
+
+/**
+ * The shutdown sequence: no new connections; goodbyes between commands (drain, up to
+ * limits.shutdownGrace, or until `now`); then goodbyes mid-upload and destroyed sockets; then the
+ * store work in flight finishes and the store closes. Every timer is cleared, so the process
+ * exits by itself once this resolves.
+ */
+async function stopAll(
+  config: Config,
+  log: Logger,
+  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; now: Promise<void> },
+): Promise<void> {
+  const started = Date.now();
+  const sessions = s.bound.reduce((n, b) => n + b.sockets.size, 0);
+  log.info('server.stopping', { sessions, grace: config.limits.shutdownGrace });
+  for (const b of s.bound) b.server.close();
+  s.http.close();
+  s.http.closeAllConnections();
+  const drained = Promise.allSettled(s.protocols.map((p) => p.close()));
+  let complete = await within(drained, config.limits.shutdownGrace, s.now);
+  if (!complete) {
+    for (const p of s.protocols) p.abort();
+    complete = await within(drained, LINGER_MS, s.now);
+  }
+  const left = s.bound.reduce((n, b) => n + b.sockets.size, 0);
+  for (const b of s.bound) for (const sock of b.sockets) sock.destroy();
+  if (!(await within(Promise.allSettled(s.protocols.map((p) => p.settled())), SETTLE_MS))) log.warn('server.settle-timeout', { ms: SETTLE_MS });
+  await s.store.close();
+  log.info('server.stopped', { ms: Date.now() - started, drained: complete, destroyed: left });
+}
+
+/** True if `p` settled within `ms` (and before `cut`, if given); the timer never outlives the wait. */
+async function within(p: Promise<unknown>, ms: number, cut?: Promise<void>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true), timeout, ...(cut ? [cut.then(() => false)] : [])]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -24,6 +24,11 @@ export interface Limits {
   pop3Timeout: number;
   /** Max Received: headers before a message is refused as looping. */
   maxHops: number;
+  /**
+   * Shutdown drain, ms: how long sessions get to finish the command or message in progress after
+   * SIGTERM/SIGINT before they are told goodbye mid-transfer and their sockets destroyed.
+   */
+  shutdownGrace: number;
 }
 
 export interface Config {
@@ -66,4 +71,5 @@ export const DEFAULT_LIMITS: Limits = {
   imapIdleKeepalive: 2 * 60 * 1000,
   pop3Timeout: 10 * 60 * 1000,
   maxHops: 30,
+  shutdownGrace: 5000,
 };

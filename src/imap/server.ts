@@ -2,6 +2,7 @@
 // 143 (STARTTLS) and 993 (implicit TLS); main.ts binds `handle` to both listeners.
 
 import type { ProtocolServer, ServerDeps } from '../net/types.ts';
+import { flushedOrClosed } from '../net/drain.ts';
 import { ImapSession } from './session.ts';
 
 export interface ImapServer extends ProtocolServer {
@@ -11,11 +12,14 @@ export interface ImapServer extends ProtocolServer {
 
 export function createImapServer(deps: ServerDeps): ImapServer {
   const sessions = new Set<ImapSession>();
+  /** Sessions live when shutdown began (new ones are refused from then on). */
+  let leaving: ImapSession[] = [];
   let closing = false;
   return {
     handle(socket, info) {
       if (closing) {
-        socket.end('* BYE Server shutting down\r\n');
+        socket.on('error', () => {});
+        socket.end('* BYE [UNAVAILABLE] Server shutting down\r\n');
         return;
       }
       const s = new ImapSession(deps, socket, info);
@@ -24,18 +28,16 @@ export function createImapServer(deps: ServerDeps): ImapServer {
     },
     async close() {
       closing = true;
-      const waits: Promise<void>[] = [];
-      for (const s of [...sessions]) {
-        waits.push(
-          new Promise<void>((resolve) => {
-            if (s.socket.destroyed) return resolve();
-            s.socket.once('close', () => resolve());
-            setTimeout(resolve, 3000).unref();
-          }),
-        );
-        s.shutdown();
-      }
-      await Promise.all(waits);
+      leaving = [...sessions];
+      const gone = leaving.map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.onClose(resolve))).then(() => flushedOrClosed(s.socket)));
+      for (const s of leaving) s.shutdown();
+      await Promise.all(gone);
+    },
+    abort() {
+      for (const s of leaving) s.shutdown(true);
+    },
+    async settled() {
+      await Promise.all(leaving.map((s) => s.settled()));
     },
     sessions: () => sessions,
   };

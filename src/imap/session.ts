@@ -65,6 +65,8 @@ export class ImapSession {
 
   #receiver: Receiver;
   #pumping = false;
+  #work: Promise<void> = Promise.resolve(); // the command loop's run (see settled)
+  #leaving = false;
   #inputEnded = false;
   #closed = false;
   #paused = false;
@@ -257,7 +259,7 @@ export class ImapSession {
       this.#paused = true;
       this.socket.pause();
     }
-    void this.#pump();
+    if (!this.#pumping) this.#work = this.#pump();
   }
 
   async #pump(): Promise<void> {
@@ -268,6 +270,7 @@ export class ImapSession {
         const ev = this.#receiver.next();
         if (!ev) break;
         await this.#onEvent(ev);
+        if (this.#leaving && !this.append) this.#bye(); // shutdown: after the response, before the next command
       }
     } catch (err) {
       this.deps.log.error('imap.session-error', { session: this.id, err });
@@ -576,11 +579,24 @@ export class ImapSession {
     this.#closedCallbacks = [];
   }
 
-  /** Server shutdown: BYE and close. */
-  shutdown(): void {
-    this.write('* BYE Server shutting down\r\n');
+  /**
+   * Server shutdown (RFC 9051 §7.1.5): BYE at once between commands and in IDLE, else after the
+   * current response. `force` (drain time over): BYE during an APPEND upload too, destroy mid-response.
+   */
+  shutdown(force = false): void {
+    this.#leaving = true;
+    if (this.#closed) return;
+    if (this.append ? force : !this.#pumping) this.#bye();
+    else if (force) this.socket.destroy();
+  }
+
+  #bye(): void {
+    this.write('* BYE [UNAVAILABLE] Server shutting down\r\n');
     this.close();
   }
+
+  /** Resolves when the command in progress (if any) is done with the store. */
+  settled = (): Promise<void> => this.#work;
 }
 
 export { ImapBad, ImapNo };

@@ -66,6 +66,8 @@ export async function bindListener(spec: ListenerSpec, tls: TlsProvider, log: Lo
         raw.destroy();
       });
       const timer = setTimeout(() => raw.destroy(), 30_000);
+      // A handshake that never completes must not leave the timer holding the process at shutdown.
+      raw.once('close', () => clearTimeout(timer));
       t.once('secure', () => {
         clearTimeout(timer);
         spec.handler(t, { implicitTls: true, listener: spec.name });

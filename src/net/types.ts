@@ -57,6 +57,18 @@ export type ConnectionHandler = (socket: Socket | TLSSocket, info: ConnectionInf
 /** Each protocol module exports one of these; main.ts binds it to its listeners. */
 export interface ProtocolServer {
   handle: ConnectionHandler;
-  /** Stops accepting work, says goodbye to sessions (BYE / 421 / -ERR), resolves when closed. */
+  /**
+   * Shutdown, step 1 (drain): new connections get the goodbye line and are closed; every session
+   * gets its goodbye (BYE / 421 / -ERR) as soon as it is between commands, never in the middle of a
+   * response. Resolves once every session has closed or flushed its goodbye.
+   */
   close(): Promise<void>;
+  /**
+   * Step 2, when the drain time is over: goodbye now to sessions where that cuts no response in
+   * half (an IMAP APPEND or SMTP DATA still uploading); sockets of the others are destroyed.
+   * Work already handed to the store goes on (see settled).
+   */
+  abort(): void;
+  /** Step 3: resolves when work the sessions handed to the store (a delivery, an APPEND, a POP3 UPDATE) has finished. */
+  settled(): Promise<void>;
 }

@@ -7,6 +7,8 @@ import { Pop3Session } from './session.ts';
 
 export function createPop3Server(deps: ServerDeps): ProtocolServer {
   const sessions = new Set<Pop3Session>();
+  /** Sessions live when shutdown began (new ones are refused from then on). */
+  let leaving: Pop3Session[] = [];
   let closing = false;
   let seq = 0;
   const prefix = Date.now().toString(36);
@@ -24,7 +26,15 @@ export function createPop3Server(deps: ServerDeps): ProtocolServer {
     },
     async close() {
       closing = true;
-      await Promise.all([...sessions].map((s) => s.shutdown()));
+      leaving = [...sessions];
+      for (const s of leaving) s.shutdown();
+      await Promise.all(leaving.map((s) => s.gone()));
+    },
+    abort() {
+      for (const s of leaving) s.shutdown(true);
+    },
+    async settled() {
+      await Promise.all(leaving.map((s) => s.settled()));
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Readable } from 'node:stream';
 import type { ServerDeps, ConnectionInfo } from '../net/types.ts';
+import { deferred, flushedOrClosed } from '../net/drain.ts';
 import type { Account, Mailbox, MessageSummary, PopDeleteAction, Store } from '../store/store.ts';
 import { POP_DELETED_KEYWORD, StoreError, SystemFlag, accountSettings } from '../store/store.ts';
 import type { Change } from '../store/bus.ts';
@@ -94,6 +95,9 @@ export class Pop3Session {
   /** When the store's expunge log was last read (see #refreshExpunged). */
   #expungeCheckedAt = 0;
   #shuttingDown = false;
+  /** The command loop's run (see settled); resolved by #end (see gone). */
+  #work: Promise<void> = Promise.resolve();
+  #ended = deferred();
   /** Set while a long response (RETR/TOP) is being written. */
   #streaming: Readable | null = null;
   readonly closed: Promise<void>;
@@ -118,7 +122,7 @@ export class Pop3Session {
   readonly #onData = (chunk: Buffer) => {
     for (const ev of this.#splitter.push(chunk)) this.#queue.push(ev);
     if (this.#queue.length >= QUEUE_HIGH) this.#socket.pause();
-    void this.#pump();
+    if (!this.#processing) this.#work = this.#pump();
   };
   readonly #onClose = () => this.#cleanup();
   readonly #onError = (err: Error) => this.#deps.log.debug('pop3.socket-error', { session: this.id, error: err });
@@ -178,6 +182,7 @@ export class Pop3Session {
     this.#state = 'closed';
     this.#queue = [];
     this.#socket.end();
+    this.#ended.resolve();
     // A peer that never reads must not keep the socket forever.
     setTimeout(() => this.#socket.destroy(), 10_000).unref();
   }
@@ -196,16 +201,31 @@ export class Pop3Session {
     this.#resolveClosed();
   }
 
-  /** Server shutdown: answer -ERR and close; a session in UPDATE finishes its store call first. */
-  async shutdown(): Promise<void> {
+  /**
+   * Server shutdown (RFC 2449 §8 / RFC 3206 §4 [SYS/TEMP]): -ERR at once between commands, else
+   * after the current command's reply (a QUIT in UPDATE finishes its store call and says +OK).
+   * `force` (drain time over): a session still in a command has its socket destroyed.
+   */
+  shutdown(force = false): void {
     this.#shuttingDown = true;
-    if (!this.#processing && !this.#isClosed()) {
-      this.#send(errLine('Server shutting down; no changes were made', 'SYS/TEMP'));
-      this.#end();
-    }
-    const t = setTimeout(() => this.#socket.destroy(), 5000);
-    await this.closed;
-    clearTimeout(t);
+    if (this.#isClosed()) return;
+    if (!this.#processing) this.#goodbye();
+    else if (force) this.#socket.destroy();
+  }
+
+  #goodbye(): void {
+    this.#send(errLine('Server shutting down; no changes were made', 'SYS/TEMP'));
+    this.#end();
+  }
+
+  /** Resolves once the session is closed or its last line (and FIN) is flushed. */
+  gone(): Promise<void> {
+    return Promise.race([this.closed, this.#ended.promise.then(() => flushedOrClosed(this.#socket))]);
+  }
+
+  /** Resolves when the command in progress (if any) is done with the store. */
+  settled(): Promise<void> {
+    return this.#work;
   }
 
   // ---------------------------------------------------------------- command loop
@@ -227,10 +247,7 @@ export class Pop3Session {
         // Output backpressure: a client that pipelines without reading must not grow our buffers.
         if (this.#socket.writableLength > OUTPUT_HIGH && !(await this.#write(''))) break;
         if (this.#queue.length <= QUEUE_LOW && !this.#isClosed() && this.#socket.isPaused()) this.#socket.resume();
-        if (this.#shuttingDown && !this.#isClosed()) {
-          this.#send(errLine('Server shutting down; no changes were made', 'SYS/TEMP'));
-          this.#end();
-        }
+        if (this.#shuttingDown && !this.#isClosed()) this.#goodbye();
       }
     } finally {
       this.#processing = false;

@@ -36,6 +36,7 @@ import {
 } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { ConnectionInfo, ProtocolServer, ServerDeps, TlsProvider } from '../net/types.ts';
+import { deferred, flushedOrClosed } from '../net/drain.ts';
 import type { Account, NewMessage, StagedBlob } from '../store/store.ts';
 import { addressKey, isLoopback } from '../protocol/smtp/address.ts';
 import { formatReceived, formatReturnPath, ReceivedCounter } from '../protocol/smtp/trace.ts';
@@ -52,6 +53,17 @@ const ALWAYS_DISABLED = ['WIZ', 'SHELL', 'KILL'];
 const MAX_UNAUTHENTICATED_COMMANDS = 20;
 /** A reply text that already carries an RFC 3463 enhanced status code. */
 const HAS_ENHANCED = /^[245]\.\d{1,3}\.\d{1,3} /;
+/** The 421 text at shutdown (RFC 5321 §3.8, §4.2.3 "<domain> Service not available"; RFC 3463 4.3.2 system not accepting messages). */
+const shuttingDown = (hostname: string) => `4.3.2 ${hostname} Service shutting down`;
+
+/** The client's DATA ended without its final dot: the connection went away (or was closed at shutdown). */
+class DataAborted extends Error {
+  readonly received: number;
+  constructor(received: number) {
+    super('connection closed during DATA');
+    this.received = received;
+  }
+}
 
 interface SessionState {
   tls: { version: string; cipher: string } | null;
@@ -82,6 +94,9 @@ const connections = new WeakMap<SMTPServerSession, SMTPConnection>();
 /** Connection with Pillarbox's reply texts: enhanced codes chosen by us where the library's default mapping is wrong. */
 class PillarboxConnection extends SMTPConnection {
   #unauthenticated = 0;
+  /** Set by shutdown(): a 421 follows the reply in progress. */
+  #leaving = false;
+  readonly #gone = deferred();
 
   constructor(server: SMTPServer, socket: Socket | TLSSocket, options?: SMTPConnectionOptions | null) {
     super(server, socket, options);
@@ -90,8 +105,38 @@ class PillarboxConnection extends SMTPConnection {
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     // RFC 2034 §3: our texts start with the right enhanced code already; don't add a second one.
-    if (typeof data === 'string' && HAS_ENHANCED.test(data)) return super.send(code, data, false);
-    super.send(code, data, context);
+    if (typeof data === 'string' && HAS_ENHANCED.test(data)) super.send(code, data, false);
+    else super.send(code, data, context);
+    // Shutdown: once this reply ends the command or message in progress, the 421 follows it.
+    if (this.#leaving && code !== 421) setImmediate(() => this.#goodbye(false));
+  }
+
+  /**
+   * Server shutdown (RFC 5321 §3.8: a server may close with 421 at any time): 421 at once between
+   * commands, else right after the reply to the command or message in progress, never before a
+   * message being committed is answered. `force` (drain time over): also while the client is still
+   * sending DATA, which is then not stored. Resolves once the 421 is flushed or the connection closed.
+   */
+  shutdown(force = false): Promise<void> {
+    this.#leaving = true;
+    this.#goodbye(force);
+    return this.#gone.promise.then(() => flushedOrClosed(this._socket));
+  }
+
+  #goodbye(force: boolean): void {
+    if (this._closing || this._closed || this._upgrading || this._handlerPending) return;
+    if (this._dataStream && !(force && this._parser && this._parser._dataMode)) return;
+    this.send(421, shuttingDown(this.name));
+  }
+
+  override close(): void {
+    super.close();
+    this.#gone.resolve();
+  }
+
+  override _onClose(): void {
+    super._onClose();
+    this.#gone.resolve();
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {
@@ -100,7 +145,7 @@ class PillarboxConnection extends SMTPConnection {
       const name = (command.toString('latin1').trim().split(/\s+/)[0] ?? '').toUpperCase();
       const next = () => this._whenWritable(callback ?? (() => {}));
       if (hooks.closing() && name !== 'QUIT') {
-        this.send(421, '4.3.2 Server shutting down');
+        this.send(421, shuttingDown(this.name));
         return;
       }
       // Submission ports: a client that doesn't authenticate gets a bounded number of commands
@@ -158,7 +203,8 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
   const locks = new KeyedLocks();
   const states = new WeakMap<SMTPServerSession, SessionState>();
   const inflight = new Set<Promise<unknown>>();
-  const sockets = new Set<Socket>();
+  /** Connections live when shutdown began (new ones are refused from then on). */
+  let leaving: PillarboxConnection[] = [];
   let closing = false;
 
   const state = (session: SMTPServerSession): SessionState => {
@@ -208,7 +254,7 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
 
     onConnect(session, callback) {
       state(session);
-      if (closing) return callback(new SmtpError(421, '4.3.2 Server shutting down'));
+      if (closing) return callback(new SmtpError(421, shuttingDown(config.hostname)));
       // Submission on a cleartext connection: AUTH is neither advertised nor accepted until STARTTLS.
       if (kind === 'submission' && !plaintextAuthOk(session.remoteAddress)) session.disabledCommands = ['AUTH', ...ALWAYS_DISABLED];
       callback();
@@ -317,6 +363,11 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         (message) => callback(null, message),
         (err: unknown) => {
           if (err instanceof SmtpError) return callback(err);
+          if (err instanceof DataAborted) {
+            // Nobody is left to answer; nothing was stored.
+            log.info('smtp.data-aborted', { session: session.id, received: err.received, shutdown: closing || undefined });
+            return callback(new SmtpError(451, '4.3.0 Message not received in full'));
+          }
           log.error('smtp.data-error', { session: session.id, error: err instanceof Error ? err : String(err) });
           callback(new SmtpError(451, '4.3.0 Local error in processing; try again later'));
         },
@@ -432,16 +483,15 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         if (!oversize && !failed) out.end();
         resolve();
       });
-      stream.once('error', (err: Error) => {
-        out.destroy(err);
-        reject(err);
-      });
-      // Destroyed without an error (the connection went away): never an 'end'.
+      // The data stream errs (or is destroyed without an error) only when the connection goes away
+      // before the final dot: never an 'end' then.
+      const aborted = () => {
+        out.destroy(new Error('DATA aborted'));
+        reject(new DataAborted(received));
+      };
+      stream.once('error', aborted);
       stream.once('close', () => {
-        if (!stream.readableEnded) {
-          out.destroy();
-          reject(new Error('connection closed during DATA'));
-        }
+        if (!stream.readableEnded) aborted();
       });
     });
 
@@ -526,23 +576,23 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
   return {
     // Connection limits (per listener, per IP) are the listener's (src/net/listener.ts).
     handle(socket: Socket | TLSSocket, _info: ConnectionInfo) {
-      if (closing) return refuse(socket, `421 4.3.2 ${config.hostname} Service shutting down`);
-      sockets.add(socket);
-      socket.once('close', () => sockets.delete(socket));
+      if (closing) return refuse(socket, `421 ${shuttingDown(config.hostname)}`);
       smtp.connect(socket);
     },
 
     async close() {
       closing = true;
-      // Let deliveries that reached the store finish and answer first.
-      await Promise.race([Promise.allSettled([...inflight]), new Promise((r) => setTimeout(r, 10_000).unref())]);
-      for (const c of [...smtp.connections]) {
-        c.send(421, '4.3.2 Server shutting down');
-        c.close();
-      }
-      const deadline = Date.now() + 2000;
-      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      for (const s of sockets) s.destroy();
+      leaving = [...smtp.connections] as PillarboxConnection[];
+      await Promise.all(leaving.map((c) => c.shutdown()));
+    },
+
+    abort() {
+      for (const c of leaving) void c.shutdown(true);
+    },
+
+    async settled() {
+      // Deliveries that reached the store finish (and answer, if the client is still there).
+      await Promise.allSettled([...inflight]);
     },
   };
 }

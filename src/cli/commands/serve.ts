@@ -74,13 +74,23 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
       '',
     ].join('\n'),
   );
+  // SIGTERM/SIGINT: drain and stop (src/main.ts stopAll); a second one during the drain cuts it
+  // short (sockets destroyed at once, the store still closed cleanly). Listeners stay installed
+  // until the store is closed, so no signal takes Node's default exit in the middle of it.
   await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      process.stdout.write(`${sig}: stopping\n`);
-      server.stop().then(resolve, resolve);
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      process.stdout.write(signals === 1 ? `${sig}: stopping\n` : `${sig}: stopping now\n`);
+      server.stop({ now: signals > 1 }).then(done, done);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    const done = () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
   return 0;
 }
