@@ -170,7 +170,10 @@ export function createLogger(opts: LogLevel | LoggerOptions = 'info', write?: (l
       process.on(signal, h);
       return () => void process.off(signal, h);
     },
-    close: () => out.close(),
+    close: () => {
+      onDrain(); // drops not yet reported are reported last
+      return out.close();
+    },
   };
 }
 

@@ -126,7 +126,7 @@ test('config precedence: file < environment < flags', () => {
   }
 });
 
-test('an unprivileged user gets a clear message for a port below 1024', { skip: process.getuid?.() !== 0 ? 'needs root to switch to nobody' : false }, () => {
+test('an unprivileged user gets a clear message for a port below 1024', process.getuid?.() !== 0 ? { skip: 'needs root to switch to nobody' } : needs('runuser'), () => {
   const dir = mkdtempSync(join(tmpdir(), 'pillarbox-lowport-'));
   chmodSync(dir, 0o777);
   try {
