@@ -122,6 +122,13 @@ test('config precedence: file < environment < flags', () => {
     assert.equal(c.ports.smtp, 25);
     assert.equal(c.limits.maxRecipients, 7);
     assert.throws(() => loadConfig({ data: dir, 'imap-port': '99999' }, {}), /not a port number/);
+    // Logs: file < environment < flags, like every setting.
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ logFormat: 'json', logFile: join(dir, 'from-file.log') }));
+    const l1 = loadConfig({ data: dir }, {});
+    assert.deepEqual([l1.logFormat, l1.logFile], ['json', join(dir, 'from-file.log')]);
+    const l2 = loadConfig({ data: dir, 'log-format': 'text' }, { PILLARBOX_LOG_FILE: join(dir, 'env.log'), PILLARBOX_LOG_FORMAT: 'json' });
+    assert.deepEqual([l2.logFormat, l2.logFile], ['text', join(dir, 'env.log')]);
+    assert.throws(() => loadConfig({ data: dir, 'log-format': 'xml' }, {}), /--log-format must be text or json/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
