@@ -3,7 +3,8 @@
 // domain" lines).
 //
 // - The folder the user stands in: npm runs scripts in the package root and passes the folder it
-//   was started in as INIT_CWD; otherwise the process's cwd.
+//   was started in as INIT_CWD (used when this package's script runs us in its root); otherwise
+//   the process's cwd.
 // - The program: `pillarbox` when that name on the user's PATH is this very installation
 //   (npm install -g / npm link, or a symlink); else this checkout's bin/pillarbox, as a path from
 //   that folder (./bin/pillarbox at the checkout's root) or absolute; else `node FILE` as started.
@@ -88,9 +89,11 @@ export function invocation(
   env: NodeJS.ProcessEnv = process.env,
   script: string = process.argv[1] ?? '',
 ): Invocation {
-  const underNpm = env.npm_lifecycle_event !== undefined && env.INIT_CWD !== undefined;
-  const cwd = underNpm ? resolve(env.INIT_CWD!) : process.cwd();
   const root = packageRoot(script);
+  // Started by an npm script of this package (npm start): npm runs it in the package root. An
+  // INIT_CWD inherited from some other npm run (a test runner's) doesn't count.
+  const underNpm = !!env.INIT_CWD && !!env.npm_lifecycle_event && env.npm_package_name === 'pillarbox' && root !== null && resolve(process.cwd()) === root;
+  const cwd = underNpm ? resolve(env.INIT_CWD!) : process.cwd();
   const bin = root ? join(root, 'bin', 'pillarbox') : null;
   let program: string;
   const found = onPath('pillarbox', env, underNpm);

@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, chmodSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, chmodSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { startServer, ROOT, type StartOptions } from '../helpers/server.ts';
+import { startServer, cliArgv, ROOT, type StartOptions } from '../helpers/server.ts';
+import { PORT_NAMES } from '../../src/config/config.ts';
 import { needs } from '../helpers/external.ts';
 import { RawImap } from './imap/raw-client.ts';
 import { appendBodySearchMailbox } from './imap/harness.ts';
@@ -263,12 +264,32 @@ test('the banner\'s commands work as printed: `npm start` run from a sub-folder 
 });
 
 test('the ports file exists exactly while the server is ready: written after the banner, removed at stop', async () => {
-  const srv = await startServer();
-  const portsFile = join(srv.dataDir, 'ports.json');
-  assert.ok(existsSync(portsFile));
-  assert.match(srv.stdout(), /\nReady\.\n$/, 'the banner ends with Ready.');
-  srv.proc.kill('SIGTERM');
-  await new Promise((r) => srv.proc.once('exit', r));
-  assert.equal(existsSync(portsFile), false, 'removed at stop');
-  await srv.stop();
+  // stdout to a file, not a pipe: what the server wrote is on disk the moment write() returns, so
+  // "the banner is complete when the ports file appears" is checked without a race of our own.
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-ready-'));
+  const portsFile = join(dir, 'ports.json');
+  const outFile = join(dir, 'out.txt');
+  const fd = openSync(outFile, 'w');
+  const args = ['serve', '--data', join(dir, 'data'), '--hostname', 'localhost', '--host', '127.0.0.1', '--ports-file', portsFile, ...PORT_NAMES.flatMap((n) => [`--${n}-port`, '0'])];
+  const proc = spawn(process.execPath, [...cliArgv(), ...args], { cwd: ROOT, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  try {
+    writeFileSync(portsFile, '{"stale": true}\n'); // from an earlier run: must not count as ready
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (existsSync(portsFile) && !readFileSync(portsFile, 'utf8').includes('stale')) break;
+      assert.ok(Date.now() < deadline && proc.exitCode === null, `not ready: ${readFileSync(outFile, 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const out = readFileSync(outFile, 'utf8');
+    assert.match(out, /^Pillarbox is running/m);
+    assert.match(out, /^Ready\.$/m, `the banner was complete when the ports file appeared:\n${out}`);
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(portsFile, 'utf8'))).sort(), [...PORT_NAMES].sort());
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    assert.equal(existsSync(portsFile), false, 'removed at stop');
+  } finally {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
