@@ -87,20 +87,37 @@ interface Output {
   close(): Promise<void>;
 }
 
-/** A capped writer over a Writable (a file stream or process.stderr). */
+/**
+ * A capped writer over a Writable (a file stream, or process.stderr which is not ours to end).
+ * A file that fails (can't be opened, disk error) is reported once on stderr; its lines are dropped
+ * until reopen() succeeds.
+ */
 function cappedOutput(open: () => NodeJS.WritableStream & { writableLength: number }, cap: number, onDrain: () => void, owned: boolean): Output {
   let stream = open();
-  const attach = (s: typeof stream) => {
-    s.on('drain', onDrain);
-    s.on('error', (err: Error) => {
-      // Nowhere better to say it: stderr, once per failure of the stream.
-      process.stderr.write(`${new Date().toISOString()} error log.write-failed error=${JSON.stringify(err.message)}\n`);
+  let failed = false;
+  let waiting = false;
+  const watch = (s: typeof stream) => {
+    if (!owned) return;
+    s.once('error', (err: Error) => {
+      if (s !== stream) return;
+      failed = true;
+      process.stderr.write(formatLine('text', 'error', 'log.write-failed', { error: err }));
     });
   };
-  attach(stream);
+  watch(stream);
   return {
     write(line) {
-      if (stream.writableLength + line.length > cap) return false;
+      if (failed || stream.writableLength + line.length > cap) {
+        // Report the drop once the stream has room again ('drain' follows a full buffer).
+        if (!failed && !waiting) {
+          waiting = true;
+          stream.once('drain', () => {
+            waiting = false;
+            onDrain();
+          });
+        }
+        return false;
+      }
       stream.write(line);
       return true;
     },
@@ -108,14 +125,18 @@ function cappedOutput(open: () => NodeJS.WritableStream & { writableLength: numb
       if (!owned) return;
       const old = stream;
       stream = open();
-      attach(stream);
+      failed = false;
+      waiting = false;
+      watch(stream);
       old.end();
+      old.on('error', () => {});
     },
     close() {
       if (!owned) return Promise.resolve();
       return new Promise<void>((resolve) => {
-        stream.end(() => resolve());
+        if (failed) return resolve();
         stream.once('error', () => resolve());
+        stream.end(() => resolve());
       });
     },
   };

@@ -138,6 +138,8 @@ test('bad input: one clear line, non-zero exit, store unchanged', async () => {
     [['alias', 'remove', 'nothing@example.com'], /no alias/],
     [['user', 'add', 'y@example.com', '--password', 'x', '--bogus'], /Unknown option '--bogus'/],
     [['frob'], /unknown command "frob"/],
+    [['serve', '--log-file', '/nonexistent-dir/pillarbox.log'], /cannot open the log file \/nonexistent-dir\/pillarbox\.log/],
+    [['serve', '--log-format', 'xml'], /--log-format must be text or json/],
   ];
   for (const [args, expect, input] of cases) {
     const r = await cli(args, input);

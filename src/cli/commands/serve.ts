@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { PortBindError } from '../../net/listener.ts';
 import { createLogger } from '../../obs/log.ts';
@@ -53,6 +53,14 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   const { startServer, writePortsFile } = await import('../../main.ts');
   // A ports file left by an earlier run must not say "ready" for this one.
   rmSync(config.portsFile, { force: true });
+  if (config.logFile) {
+    // A log file that can't be opened is a start-up error, not a server that logs nowhere.
+    try {
+      closeSync(openSync(config.logFile, 'a'));
+    } catch (err) {
+      throw new CliError(`cannot open the log file ${config.logFile}: ${(err as Error).message}`, 73);
+    }
+  }
   const log = createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile });
   const stopReopening = config.logFile ? log.reopenOn('SIGHUP') : () => {};
   let server;
