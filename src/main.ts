@@ -31,7 +31,20 @@ export interface RunningServer {
   stop(opts?: { now?: boolean }): Promise<void>;
 }
 
-export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+/**
+ * Writes the bound ports as JSON, atomically (temporary file, then rename), so a reader never sees
+ * half a file: its presence means every listener accepts connections.
+ */
+export function writePortsFile(file: string, ports: Record<PortName, number>): void {
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file + '.tmp', JSON.stringify(ports, null, 2) + '\n');
+  renameSync(file + '.tmp', file);
+}
+
+export async function startServer(
+  config: Config,
+  log: Logger = createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile }),
+): Promise<RunningServer> {
   log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir });
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log });
@@ -105,10 +118,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     throw err;
   }
 
-  // Written last, atomically: its presence means every listener accepts connections.
-  mkdirSync(dirname(config.portsFile), { recursive: true });
-  writeFileSync(config.portsFile + '.tmp', JSON.stringify(ports, null, 2) + '\n');
-  renameSync(config.portsFile + '.tmp', config.portsFile);
+  // The ports file is the caller's to write (writePortsFile), once it has said it is ready:
+  // `pillarbox serve` writes it after printing its banner.
   log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   const now = deferred();

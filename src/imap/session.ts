@@ -222,7 +222,7 @@ export class ImapSession {
     this.#release = release;
     this.state = 'auth';
     this.#unsubscribe = this.deps.store.bus.subscribe(account.id, (changes) => this.#onChanges(changes));
-    this.deps.log.info('imap.login', { session: this.id, account: account.address, ip: this.remoteAddress });
+    this.deps.log.info('imap.login', { protocol: 'imap', session: this.id, user: account.address, ip: this.remoteAddress });
   }
 
   // ---- selected mailbox changes

@@ -52,23 +52,44 @@ export async function bindListener(spec: ListenerSpec, tls: TlsProvider, log: Lo
     }
     perIp.set(ip, n + 1);
     sockets.add(raw);
+    // One line when a connection opens and one when it closes (net.open / net.close).
+    const remote = `${ip.startsWith('::ffff:') ? ip.slice(7) : ip}:${raw.remotePort ?? 0}`;
+    const opened = Date.now();
+    let reason: string | null = null;
+    const note = (r: string) => {
+      reason ??= r;
+    };
+    raw.once('timeout', () => note('timeout'));
+    log.info('net.open', { listener: spec.name, remote, tls: spec.implicitTls });
     raw.once('close', () => {
       sockets.delete(raw);
       const m = (perIp.get(ip) ?? 1) - 1;
       if (m <= 0) perIp.delete(ip);
       else perIp.set(ip, m);
+      // Bytes on the wire (TLS records included). After STARTTLS the TLS socket owns the handle and
+      // the client's FIN is not seen here, so such a connection closes as "server" unless it failed.
+      log.info('net.close', { listener: spec.name, remote, durationMs: Date.now() - opened, bytesIn: raw.bytesRead, bytesOut: raw.bytesWritten, reason: reason ?? 'server' });
     });
-    raw.on('error', () => {});
+    // The client's FIN before we ended our side: the client closed.
+    raw.once('end', () => note(raw.writableEnded ? 'server' : 'client'));
+    raw.on('error', (err: NodeJS.ErrnoException) => note(`error:${err.code ?? 'ERR'}`));
     if (spec.implicitTls) {
       const t = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
-      t.on('error', (err) => {
+      let secured = false;
+      t.once('end', () => note(t.writableEnded ? 'server' : 'client'));
+      t.on('error', (err: NodeJS.ErrnoException) => {
+        note(secured ? `error:${err.code ?? 'ERR'}` : 'tls-handshake');
         log.debug('net.tls-error', { listener: spec.name, ip, err });
         raw.destroy();
       });
-      const timer = setTimeout(() => raw.destroy(), 30_000);
+      const timer = setTimeout(() => {
+        note('tls-handshake-timeout');
+        raw.destroy();
+      }, 30_000);
       // A handshake that never completes must not leave the timer holding the process at shutdown.
       raw.once('close', () => clearTimeout(timer));
       t.once('secure', () => {
+        secured = true;
         clearTimeout(timer);
         spec.handler(t, { implicitTls: true, listener: spec.name });
       });

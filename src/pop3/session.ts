@@ -447,7 +447,7 @@ export class Pop3Session {
     if (this.#state !== 'authorization') return;
     if (!res.ok) {
       this.#authFailures++;
-      this.#deps.log.info('pop3.login-failed', { session: this.id, user: name, remote: this.#remote, reason: res.reason });
+      this.#deps.log.info('pop3.login-failed', { protocol: 'pop3', session: this.id, user: name.slice(0, 200), ip: this.#remote, reason: res.reason });
       // RFC 3206 §4: SYS/TEMP, a condition that goes away by itself; the client should retry later.
       if (res.reason === 'throttled') this.#send(errLine(res.message || 'Too many failed logins; try again later', 'SYS/TEMP'));
       else if (res.reason === 'disabled') this.#send(errLine(res.message || 'This account is disabled', 'AUTH'));
@@ -461,7 +461,7 @@ export class Pop3Session {
     const account = res.account;
     const settings = accountSettings(account).pop;
     if (!settings.enabled) {
-      this.#deps.log.info('pop3.login-refused', { session: this.id, account: account.address, reason: 'pop-disabled' });
+      this.#deps.log.info('pop3.login-failed', { protocol: 'pop3', session: this.id, user: account.address, ip: this.#remote, reason: 'pop-disabled' });
       this.#send(errLine('POP is disabled for this account; use IMAP, or ask the administrator to enable POP', 'AUTH'));
       return;
     }
@@ -471,7 +471,7 @@ export class Pop3Session {
     if (!recent) {
       release = this.#deps.connections.acquire('pop3', account.id, 1);
       if (!release) {
-        this.#deps.log.info('pop3.login-refused', { session: this.id, account: account.address, reason: 'in-use' });
+        this.#deps.log.info('pop3.login-failed', { protocol: 'pop3', session: this.id, user: account.address, ip: this.#remote, reason: 'in-use' });
         this.#send(errLine('Another POP3 session of this account is open; try again when it ends', 'IN-USE'));
         return;
       }
@@ -539,9 +539,10 @@ export class Pop3Session {
     if (this.#state !== 'authorization') return;
     this.#state = 'transaction';
     this.#deps.log.info('pop3.login', {
+      protocol: 'pop3',
       session: this.id,
-      account: account.address,
-      remote: this.#remote,
+      user: account.address,
+      ip: this.#remote,
       recent,
       messages: this.#messages.length,
     });

@@ -281,10 +281,10 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
       deps.auth.login(username, auth.password ?? '', session.remoteAddress).then(
         (r) => {
           if (r.ok) {
-            log.info('smtp.login', { session: session.id, user: r.account.address, ip: session.remoteAddress, listener: kind });
+            log.info('smtp.login', { protocol: 'smtp', session: session.id, user: r.account.address, ip: session.remoteAddress, listener: kind });
             return callback(null, { user: r.account });
           }
-          log.info('smtp.login-failed', { session: session.id, user: username, ip: session.remoteAddress, reason: r.reason });
+          log.info('smtp.login-failed', { protocol: 'smtp', session: session.id, user: username, ip: session.remoteAddress, listener: kind, reason: r.reason });
           // RFC 4954 §6: 454 4.7.0 temporary failure; 535 5.7.8 invalid credentials.
           if (r.reason === 'throttled') return callback(null, { responseCode: 454, message: '4.7.0 Too many failed login attempts; try again later' });
           return callback(null, { responseCode: 535, message: '5.7.8 Authentication credentials invalid' });
@@ -311,7 +311,7 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         }
         if (address.address === '') return; // null reverse-path: not anyone's address
         if (!(await ownsAddress(user, address.address))) {
-          log.info('smtp.sender-refused', { session: session.id, user: user.address, from: address.address });
+          log.info('smtp.sender-refused', { session: session.id, user: user.address, from: address.address, ip: session.remoteAddress, code: 553 });
           throw new SmtpError(553, `5.7.1 <${address.address}>: sender address not owned by ${user.address}`);
         }
       });
@@ -319,6 +319,20 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
 
     onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, callback: (err?: Error | null) => void) {
       const st = state(session);
+      /** A refused recipient: one log line (smtp.rcpt-refused), then the reply. */
+      const refuse = (code: number, text: string, reason: string, rcpt = address.address) => {
+        log.info('smtp.rcpt-refused', {
+          session: session.id,
+          listener: kind,
+          ip: session.remoteAddress,
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address || '<>' : undefined,
+          to: rcpt,
+          user: account(session)?.address,
+          code,
+          reason,
+        });
+        return new SmtpError(code, text);
+      };
       run(callback, async () => {
         let rcpt = address.address;
         let res: Resolution;
@@ -338,20 +352,20 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
           res = await resolver.resolve(rcpt);
         }
         if (res.kind === 'not-hosted') {
-          if (!account(session)) throw new SmtpError(554, `5.7.1 <${rcpt}>: Relay access denied`);
+          if (!account(session)) throw refuse(554, `5.7.1 <${rcpt}>: Relay access denied`, 'relay-denied', rcpt);
           // Authenticated mail to another domain waits for the outbound queue (a later issue).
-          throw new SmtpError(451, `4.3.2 <${rcpt}>: delivery to other domains is not available yet; try again later`);
+          throw refuse(451, `4.3.2 <${rcpt}>: delivery to other domains is not available yet; try again later`, 'no-outbound', rcpt);
         }
-        if (res.kind === 'unknown') throw new SmtpError(550, `5.1.1 <${rcpt}>: no such user here`);
+        if (res.kind === 'unknown') throw refuse(550, `5.1.1 <${rcpt}>: no such user here`, 'unknown-user', rcpt);
         if (res.external.length > 0) {
-          throw new SmtpError(451, `4.3.2 <${rcpt}>: forwards to other domains, which is not available yet; try again later`);
+          throw refuse(451, `4.3.2 <${rcpt}>: forwards to other domains, which is not available yet; try again later`, 'external-forward', rcpt);
         }
         for (const t of res.targets) {
           const q = t.account.quota;
           if (q <= 0) continue;
-          if (st.declaredSize > q) throw new SmtpError(552, `5.2.2 <${rcpt}>: message is larger than the mailbox quota`);
+          if (st.declaredSize > q) throw refuse(552, `5.2.2 <${rcpt}>: message is larger than the mailbox quota`, 'over-quota', rcpt);
           if (t.account.usedBytes >= q || t.account.usedBytes + st.declaredSize > q) {
-            throw new SmtpError(452, `4.2.2 <${rcpt}>: mailbox full`);
+            throw refuse(452, `4.2.2 <${rcpt}>: mailbox full`, 'over-quota', rcpt);
           }
         }
         st.rcpts.set(addressKey(address.address), res.targets);
@@ -532,7 +546,7 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         }
       }
       if (full.length) {
-        log.info('smtp.quota', { session: session.id, accounts: full.join(','), size: blob.size });
+        log.info('smtp.quota', { session: session.id, ip: session.remoteAddress, accounts: full.join(','), size: blob.size, code: temporary ? 452 : 552 });
         if (temporary) throw new SmtpError(452, `4.2.2 Mailbox full: ${full.join(', ')}`);
         throw new SmtpError(552, `5.2.2 Message is larger than the mailbox quota: ${full.join(', ')}`);
       }
@@ -555,7 +569,17 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         log.warn('smtp.delivery-partial', { session: session.id, id, delivered: ok, failed });
         throw new SmtpError(452, '4.2.2 Mailbox full for a recipient; try again later');
       }
-      log.info('smtp.delivered', { session: session.id, id, from: from || '<>', mailboxes: ok, size: blob.size, listener: kind });
+      log.info('smtp.delivered', {
+        session: session.id,
+        listener: kind,
+        ip: session.remoteAddress,
+        id,
+        msgid: m.envelope.messageId ?? undefined,
+        size: blob.size,
+        from: from || '<>',
+        to: session.envelope.rcptTo.map((r) => r.address),
+        mailboxes: targets.map((t) => `${t.account.address}/${t.mailbox}`),
+      });
       return `2.0.0 OK: delivered as ${id}`;
     } finally {
       unlock();

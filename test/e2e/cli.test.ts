@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli, type CliResult } from '../helpers/server.ts';
+import { spawnSync } from 'node:child_process';
+import { runCli, cliArgv, ROOT, type CliResult } from '../helpers/server.ts';
+import { needs } from '../helpers/external.ts';
 import { openStore, defaultDatabase } from '../../src/store/open.ts';
 import { verifyPassword } from '../../src/auth/password.ts';
 
@@ -136,6 +138,8 @@ test('bad input: one clear line, non-zero exit, store unchanged', async () => {
     [['alias', 'remove', 'nothing@example.com'], /no alias/],
     [['user', 'add', 'y@example.com', '--password', 'x', '--bogus'], /Unknown option '--bogus'/],
     [['frob'], /unknown command "frob"/],
+    [['serve', '--log-file', '/nonexistent-dir/pillarbox.log'], /cannot open the log file \/nonexistent-dir\/pillarbox\.log/],
+    [['serve', '--log-format', 'xml'], /--log-format must be text or json/],
   ];
   for (const [args, expect, input] of cases) {
     const r = await cli(args, input);
@@ -151,4 +155,70 @@ test('a missing data folder is a clear error', async () => {
   const r = await runCli(['user', 'list', '--data', join(dataDir, 'nope')]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /does not exist/);
+});
+
+test('common options before or after the command', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-cli-order-'));
+  try {
+    assert.equal((await runCli(['--data', dir, 'domain', 'add', 'before.example'])).code, 0);
+    assert.equal((await runCli(['domain', 'add', 'after.example', '--data', dir])).code, 0);
+    const before = await runCli([`--data=${dir}`, '--json', 'domain', 'list']);
+    assert.equal(before.code, 0, before.stderr);
+    assert.deepEqual(JSON.parse(before.stdout).map((d: { domain: string }) => d.domain), ['after.example', 'before.example']);
+    const after = await runCli(['domain', 'list', '--json', '--data', dir]);
+    assert.equal(after.stdout, before.stdout);
+    const bad = await runCli(['--imap-port', '1', 'serve']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /unknown option "--imap-port" before the command.*go after it/);
+    const noValue = await runCli(['--data']);
+    assert.match(noValue.stderr, /option --data needs a value/);
+    const help = await runCli(['--data', dir, '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /before or after the command/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--password-stdin from a pipe takes the first line', async () => {
+  assert.equal((await cli(['user', 'add', 'piped@example.com', '--password-stdin'], 'first line\nsecond line\n')).code, 0);
+  const store = await openStore(defaultDatabase(dataDir), dataDir);
+  try {
+    const a = (await store.getAccount('piped@example.com'))!;
+    assert.ok(await verifyPassword('first line', a.passwordHash));
+  } finally {
+    await store.close();
+  }
+});
+
+const PTY = join(ROOT, 'test/helpers/pty_run.py');
+/** The CLI on a real terminal (python3's pty), typing `answers` at each "assword for" prompt. */
+function onTerminal(args: string[], answers: string[]): { code: number; screen: string } {
+  const r = spawnSync('python3', [PTY, 'assword for', ...answers, '--', process.execPath, ...cliArgv(), ...args, '--data', dataDir], { encoding: 'utf8', timeout: 90_000 });
+  assert.ok(r.stdout, `pty_run printed nothing: ${r.stderr}`);
+  return { code: r.status ?? -1, screen: JSON.parse(r.stdout.trim().split('\n').pop()!) as string };
+}
+
+test('--password-stdin on a terminal: asks twice on the terminal, shows nothing typed, the account works', needs('python3'), async () => {
+  const pw = 'tty sëcret 42';
+  const r = onTerminal(['user', 'add', 'tty@example.com', '--password-stdin'], [pw, pw]);
+  assert.equal(r.code, 0, r.screen);
+  assert.match(r.screen, /^Password for tty@example\.com: \r?\nRetype the password for tty@example\.com: \r?\nadded tty@example\.com/);
+  assert.ok(!r.screen.includes('sëcret') && !r.screen.includes('42'), `the password was echoed: ${JSON.stringify(r.screen)}`);
+  // passwd too, then the new password is the one that verifies.
+  const p = onTerminal(['user', 'passwd', 'tty@example.com', '--password-stdin'], ['second pw', 'second pw']);
+  assert.equal(p.code, 0, p.screen);
+  assert.ok(!p.screen.includes('second pw'));
+  const store = await openStore(defaultDatabase(dataDir), dataDir);
+  try {
+    const a = (await store.getAccount('tty@example.com'))!;
+    assert.ok(await verifyPassword('second pw', a.passwordHash));
+  } finally {
+    await store.close();
+  }
+  // Two different answers: refused, nothing created.
+  const m = onTerminal(['user', 'add', 'typo@example.com', '--password-stdin'], ['one', 'two']);
+  assert.equal(m.code, 1);
+  assert.match(m.screen, /the passwords do not match/);
+  assert.match((await cli(['user', 'show', 'typo@example.com'])).stderr, /no account/);
 });

@@ -4,12 +4,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, chmodSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { startServer, ROOT } from '../helpers/server.ts';
+import { startServer, cliArgv, ROOT, type StartOptions } from '../helpers/server.ts';
+import { PORT_NAMES } from '../../src/config/config.ts';
+import { needs } from '../helpers/external.ts';
 import { RawImap } from './imap/raw-client.ts';
 import { appendBodySearchMailbox } from './imap/harness.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -121,12 +123,19 @@ test('config precedence: file < environment < flags', () => {
     assert.equal(c.ports.smtp, 25);
     assert.equal(c.limits.maxRecipients, 7);
     assert.throws(() => loadConfig({ data: dir, 'imap-port': '99999' }, {}), /not a port number/);
+    // Logs: file < environment < flags, like every setting.
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ logFormat: 'json', logFile: join(dir, 'from-file.log') }));
+    const l1 = loadConfig({ data: dir }, {});
+    assert.deepEqual([l1.logFormat, l1.logFile], ['json', join(dir, 'from-file.log')]);
+    const l2 = loadConfig({ data: dir, 'log-format': 'text' }, { PILLARBOX_LOG_FILE: join(dir, 'env.log'), PILLARBOX_LOG_FORMAT: 'json' });
+    assert.deepEqual([l2.logFormat, l2.logFile], ['text', join(dir, 'env.log')]);
+    assert.throws(() => loadConfig({ data: dir, 'log-format': 'xml' }, {}), /--log-format must be text or json/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('an unprivileged user gets a clear message for a port below 1024', { skip: process.getuid?.() !== 0 ? 'needs root to switch to nobody' : false }, () => {
+test('an unprivileged user gets a clear message for a port below 1024', process.getuid?.() !== 0 ? { skip: 'needs root to switch to nobody' } : needs('runuser'), () => {
   const dir = mkdtempSync(join(tmpdir(), 'pillarbox-lowport-'));
   chmodSync(dir, 0o777);
   try {
@@ -160,5 +169,127 @@ test('serve on PostgreSQL: --database postgres://…, admin CLI on the same data
   } finally {
     await srv.stop();
     await dropSchema(schema);
+  }
+});
+
+/** The commands under "No domain yet", as printed. */
+function bannerCommands(stdout: string): string[] {
+  const i = stdout.indexOf('No domain yet. Add your first domain and user:\n');
+  assert.ok(i >= 0, `no first-steps section in:\n${stdout}`);
+  const out: string[] = [];
+  for (const line of stdout.slice(i).split('\n').slice(1)) {
+    if (!line.startsWith('  ')) break;
+    out.push(line.trim());
+  }
+  assert.equal(out.length, 2, stdout);
+  return out;
+}
+
+/** Runs one printed line with sh in `cwd` (a password on stdin for --password-stdin). */
+function sh(line: string, cwd: string, env: NodeJS.ProcessEnv, input: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', line], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code: code ?? -1, out }));
+    p.stdin.end(input);
+  });
+}
+
+/**
+ * Starts the server the way a user would, runs every command of the banner as printed from the
+ * same folder with the same PATH, and logs in with the account they made.
+ */
+async function bannerWorks(o: StartOptions & { cwd: string; env: Record<string, string> }, expectPrefix: RegExp): Promise<string[]> {
+  const srv = await startServer({ ...o, plaintext: true });
+  try {
+    const cmds = bannerCommands(srv.stdout());
+    for (const c of cmds) assert.match(c, expectPrefix);
+    const env = { ...process.env, ...o.env };
+    for (const c of cmds) {
+      const r = await sh(c, o.cwd, env, 'pw-banner-1\n');
+      assert.equal(r.code, 0, `${c} (in ${o.cwd}): ${r.out}`);
+    }
+    const c = await RawImap.connect(srv.ports.imap);
+    try {
+      await c.login('you@example.com', 'pw-banner-1');
+    } finally {
+      c.close();
+    }
+    return cmds;
+  } finally {
+    await srv.stop();
+  }
+}
+
+test('the banner\'s commands work as printed: ./bin/pillarbox from the checkout, with --data', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'pillarbox-banner-'));
+  try {
+    const cmds = await bannerWorks({ command: ['./bin/pillarbox', 'serve'], cwd: ROOT, dataDir: data, env: { PILLARBOX_DATA: '' } }, /^\.\/bin\/pillarbox /);
+    assert.equal(cmds[0], `./bin/pillarbox domain add example.com --data ${data}`);
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test('the banner\'s commands work as printed: an installed `pillarbox` on PATH, default and relative data folders', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'pillarbox-global-'));
+  try {
+    // What npm install -g / npm link makes: a pillarbox on PATH that is a link to bin/pillarbox.
+    mkdirSync(join(home, 'bin'));
+    symlinkSync(join(ROOT, 'bin/pillarbox'), join(home, 'bin/pillarbox'));
+    const env = { PATH: `${join(home, 'bin')}:${process.env.PATH}`, PILLARBOX_DATA: '' };
+    mkdirSync(join(home, 'site'));
+    const plain = await bannerWorks({ command: ['pillarbox', 'serve'], cwd: join(home, 'site'), dataArg: null, env }, /^pillarbox /);
+    assert.equal(plain[0], 'pillarbox domain add example.com', 'the default data folder needs no --data');
+    assert.ok(existsSync(join(home, 'site/data/pillarbox.sqlite')));
+    const rel = await bannerWorks({ command: ['pillarbox', 'serve'], cwd: join(home, 'site'), dataArg: 'other data', dataDir: join(home, 'site/other data'), env }, /^pillarbox /);
+    assert.equal(rel[0], `pillarbox domain add example.com --data './other data'`);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('the banner\'s commands work as printed: `npm start` run from a sub-folder of the checkout', needs('npm'), async () => {
+  const data = mkdtempSync(join(tmpdir(), 'pillarbox-npm-'));
+  try {
+    // npm runs the script in the checkout's root; the user stands in test/.
+    const cmds = await bannerWorks({ command: ['npm', 'start', '--silent', '--'], cwd: join(ROOT, 'test'), dataDir: data, env: { PILLARBOX_DATA: '' } }, new RegExp(`^${join(ROOT, 'bin/pillarbox')} `));
+    assert.equal(cmds[0], `${join(ROOT, 'bin/pillarbox')} domain add example.com --data ${data}`);
+  } finally {
+    rmSync(data, { recursive: true, force: true });
+  }
+});
+
+test('the ports file exists exactly while the server is ready: written after the banner, removed at stop', async () => {
+  // stdout to a file, not a pipe: what the server wrote is on disk the moment write() returns, so
+  // "the banner is complete when the ports file appears" is checked without a race of our own.
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-ready-'));
+  const portsFile = join(dir, 'ports.json');
+  const outFile = join(dir, 'out.txt');
+  const fd = openSync(outFile, 'w');
+  const args = ['serve', '--data', join(dir, 'data'), '--hostname', 'localhost', '--host', '127.0.0.1', '--ports-file', portsFile, ...PORT_NAMES.flatMap((n) => [`--${n}-port`, '0'])];
+  const proc = spawn(process.execPath, [...cliArgv(), ...args], { cwd: ROOT, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  try {
+    writeFileSync(portsFile, '{"stale": true}\n'); // from an earlier run: must not count as ready
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      if (existsSync(portsFile) && !readFileSync(portsFile, 'utf8').includes('stale')) break;
+      assert.ok(Date.now() < deadline && proc.exitCode === null, `not ready: ${readFileSync(outFile, 'utf8')}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const out = readFileSync(outFile, 'utf8');
+    assert.match(out, /^Pillarbox is running/m);
+    assert.match(out, /^Ready\.$/m, `the banner was complete when the ports file appeared:\n${out}`);
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(portsFile, 'utf8'))).sort(), [...PORT_NAMES].sort());
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    assert.equal(existsSync(portsFile), false, 'removed at stop');
+  } finally {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   }
 });

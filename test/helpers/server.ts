@@ -1,6 +1,10 @@
 // Starts the real `pillarbox serve` as a child process on 127.0.0.1 with every port 0, in a
-// temporary data folder, waits for its ports file, and always stops it (also when the test
-// process exits). Accounts are provisioned through the real admin CLI.
+// temporary data folder, waits until it is ready, and always stops it (also when the test process
+// exits). Accounts are provisioned through the real admin CLI.
+//
+// Ready means: the ports file exists, which `serve` writes only after its banner was written to
+// stdout; the banner's last line is "Ready.", and the helper also waits for that line to arrive
+// through the pipe (the file can be seen before the pipe's bytes are read here).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -42,6 +46,15 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Keep the data folder after stop (default: removed unless dataDir was given). */
   keepData?: boolean;
+  /**
+   * The command up to and including `serve` (default: this Node, the CLI, `serve`), e.g.
+   * ['./bin/pillarbox', 'serve'] or ['npm', 'start', '--'].
+   */
+  command?: string[];
+  /** The child's working folder (default: the checkout). */
+  cwd?: string;
+  /** What to pass as --data (default: the data folder's absolute path); null passes none (serve uses ./data of cwd). */
+  dataArg?: string | null;
 }
 
 export interface TestServer {
@@ -52,6 +65,8 @@ export interface TestServer {
   proc: ChildProcess;
   /** Server's stdout+stderr so far. */
   output(): string;
+  /** Server's stdout so far (the banner). */
+  stdout(): string;
   cli(args: string[], input?: string): Promise<CliResult>;
   /** Adds the domain if needed, then the account. */
   addUser(address: string, password: string, opts?: { quota?: string }): Promise<void>;
@@ -64,8 +79,16 @@ export interface TestServer {
 }
 
 const live = new Set<ChildProcess>();
+/** Signals the child's process group (it runs detached): `npm start` and the server under it alike. */
+function signal(p: ChildProcess, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-p.pid!, sig);
+  } catch {
+    p.kill(sig);
+  }
+}
 process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
+  for (const p of live) signal(p, 'SIGKILL');
 });
 
 export function runCli(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
@@ -86,15 +109,15 @@ export function runCli(args: string[], opts: { input?: string; env?: Record<stri
 }
 
 export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
-  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pillarbox-test-'));
+  const cwd = opts.cwd ?? ROOT;
+  const dataDir = opts.dataArg === null ? resolve(cwd, 'data') : (opts.dataDir ?? mkdtempSync(join(tmpdir(), 'pillarbox-test-')));
   const portsFile = join(dataDir, 'ports.json');
   rmSync(portsFile, { force: true });
   const dbArgs = opts.database ? ['--database', opts.database] : [];
+  const [cmd, ...cmdArgs] = opts.command ?? [process.execPath, ...cliArgv(), 'serve'];
   const args = [
-    ...cliArgv(),
-    'serve',
-    '--data',
-    dataDir,
+    ...cmdArgs,
+    ...(opts.dataArg === null ? [] : ['--data', opts.dataArg ?? dataDir]),
     ...dbArgs,
     '--hostname',
     'localhost',
@@ -106,10 +129,14 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     ...(opts.plaintext ? ['--allow-plaintext-loopback'] : []),
     ...(opts.args ?? []),
   ];
-  const proc = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd!, args, { cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   live.add(proc);
   let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
+  let stdout = '';
+  proc.stdout!.on('data', (d) => {
+    out += d;
+    stdout += d;
+  });
   proc.stderr!.on('data', (d) => (out += d));
   let exited = false;
   let exitCode: number | string | null = null;
@@ -125,13 +152,13 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   const closeP = new Promise<void>((r) => proc.once('close', () => r()));
 
   const deadline = Date.now() + 60_000;
-  while (!existsSync(portsFile)) {
+  while (!existsSync(portsFile) || !/^Ready\.$/m.test(stdout)) {
     if (exited) {
       await Promise.race([closeP, new Promise((r) => setTimeout(r, 2000))]);
       throw new Error(`pillarbox serve exited (${exitCode}) before it was ready:\n${out}`);
     }
     if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
+      signal(proc, 'SIGKILL');
       throw new Error(`pillarbox serve not ready after 60 s:\n${out}`);
     }
     await new Promise((r) => setTimeout(r, 25));
@@ -146,6 +173,7 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     ca,
     proc,
     output: () => out,
+    stdout: () => stdout,
     cli: (a, input) => runCli([...a, ...dataFlags], input === undefined ? {} : { input }),
     async addUser(address, password, o = {}) {
       const domain = address.slice(address.lastIndexOf('@') + 1);
@@ -156,16 +184,16 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     },
     async stop() {
       if (!exited) {
-        proc.kill('SIGTERM');
-        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+        signal(proc, 'SIGTERM');
+        const t = setTimeout(() => signal(proc, 'SIGKILL'), 10_000);
         await exitP;
         clearTimeout(t);
       }
-      if (!opts.dataDir && !opts.keepData) rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.dataDir && !opts.keepData && opts.dataArg !== null) rmSync(dataDir, { recursive: true, force: true });
     },
     async kill() {
       if (!exited) {
-        proc.kill('SIGKILL');
+        signal(proc, 'SIGKILL');
         await exitP;
       }
     },

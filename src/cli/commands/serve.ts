@@ -1,6 +1,9 @@
+import { closeSync, openSync, rmSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { PortBindError } from '../../net/listener.ts';
+import { createLogger } from '../../obs/log.ts';
 import { CliError, type CommandContext } from '../context.ts';
+import { invocation } from '../invocation.ts';
 
 export const SERVE_HELP = `Usage: pillarbox serve [options]
 
@@ -23,14 +26,19 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --pop3s-port N            POP3 over implicit TLS (default 995)
   --http-port N             HTTP (health check now, webmail later; default 8080)
                             Port 0 means any free port; see --ports-file.
-  --ports-file FILE         where the bound ports are written as JSON once the server is ready
-                            (default DATA/ports.json)
+  --ports-file FILE         where the bound ports are written as JSON (default DATA/ports.json).
+                            Removed at start and at stop; written once every listener accepts
+                            connections and this banner has been printed (its last line is
+                            "Ready."), so its presence means "ready".
   --tls-cert FILE --tls-key FILE
                             a real certificate and key (PEM) instead of the self-signed one
   --max-message-size SIZE   largest message accepted (default 50MB)
   --allow-plaintext-loopback
                             allow passwords without TLS on connections from 127.0.0.1/::1
   --log-level LEVEL         debug, info, warn or error (default info)
+  --log-file FILE           append logs to FILE instead of stderr; SIGHUP reopens it (logrotate)
+  --log-format FORMAT       text (time level event key=value …, default) or json (one object a
+                            line: {"time","level","event",…fields})
 `;
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
@@ -42,17 +50,31 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     if (err instanceof ConfigError) throw new CliError(err.message, 64);
     throw err;
   }
-  const { startServer } = await import('../../main.ts');
+  const { startServer, writePortsFile } = await import('../../main.ts');
+  // A ports file left by an earlier run must not say "ready" for this one.
+  rmSync(config.portsFile, { force: true });
+  if (config.logFile) {
+    // A log file that can't be opened is a start-up error, not a server that logs nowhere.
+    try {
+      closeSync(openSync(config.logFile, 'a'));
+    } catch (err) {
+      throw new CliError(`cannot open the log file ${config.logFile}: ${(err as Error).message}`, 73);
+    }
+  }
+  const log = createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile });
+  const stopReopening = config.logFile ? log.reopenOn('SIGHUP') : () => {};
   let server;
   try {
-    server = await startServer(config);
+    server = await startServer(config, log);
   } catch (err) {
+    stopReopening();
+    await log.close();
     if (err instanceof PortBindError || (err instanceof Error && /cannot listen/.test(err.message))) throw new CliError(err.message, 69);
     throw err;
   }
   const p = server.ports;
-  const cli = process.argv[1]?.endsWith('main.ts') ? './bin/pillarbox' : 'pillarbox';
-  const dataFlag = ctx.flags.data ? ` --data ${ctx.flags.data}` : '';
+  // Commands that work as printed from where the user started the server (src/cli/invocation.ts).
+  const { program: cli, storeFlags: dataFlag } = invocation(config, ctx.flags);
   const domains = await server.store.listDomains();
   process.stdout.write(
     [
@@ -71,8 +93,11 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
             `  ${cli} user add you@example.com --password-stdin --quota 1GB${dataFlag}`,
           ]
         : []),
+      'Ready.',
       '',
     ].join('\n'),
+    // The ports file is written only once the whole banner has been handed to stdout.
+    () => writePortsFile(config.portsFile, p),
   );
   // SIGTERM/SIGINT: drain and stop (src/main.ts stopAll); a second one during the drain cuts it
   // short (sockets destroyed at once, the store still closed cleanly). Listeners stay installed
@@ -92,5 +117,8 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+  rmSync(config.portsFile, { force: true });
+  stopReopening();
+  await log.close();
   return 0;
 }

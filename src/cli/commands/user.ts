@@ -1,7 +1,7 @@
 import { hashPassword } from '../../auth/password.ts';
 import { formatSize, parseSize } from '../../config/load.ts';
 import { accountSettings, type Account, type AccountSettings, type PopDeleteAction } from '../../store/store.ts';
-import { CliError, output, parseAddress, parseDomain, readStdin, withStore, type CommandContext } from '../context.ts';
+import { CliError, output, parseAddress, parseDomain, promptHidden, readStdinLine, withStore, type CommandContext } from '../context.ts';
 
 export const USER_HELP = `Usage: pillarbox user add ADDRESS (--password P | --password-stdin) [--quota SIZE]
        pillarbox user passwd ADDRESS (--password P | --password-stdin)
@@ -13,7 +13,8 @@ export const USER_HELP = `Usage: pillarbox user add ADDRESS (--password P | --pa
 
 Accounts. The domain must exist (pillarbox domain add). Every account starts with INBOX, Sent,
 Drafts, Trash, Junk and Archive. SIZE is like 500MB, 2GB or 0 (unlimited); quota use counts every
-message in every mailbox. Passwords are stored as scrypt hashes.
+message in every mailbox. Passwords are stored as scrypt hashes. --password-stdin on a terminal
+asks for the password twice without showing it; from a pipe or file it reads the first line.
 
 Settings for "user set":
   imap.maxConnections N          simultaneous IMAP logins (default 5)
@@ -25,10 +26,20 @@ Settings for "user set":
 Options: --data DIR, --database URL, --json
 `;
 
-async function readPassword(ctx: CommandContext): Promise<string> {
+/**
+ * The new password: --password P; or --password-stdin, which on a terminal asks without echo (twice,
+ * to catch a typo) and from a pipe or file reads the first line.
+ */
+async function readPassword(ctx: CommandContext, address: string): Promise<string> {
   let pw: string | undefined;
   if (typeof ctx.flags.password === 'string') pw = ctx.flags.password;
-  else if (ctx.flags['password-stdin']) pw = (await readStdin()).replace(/\r?\n$/, '');
+  else if (ctx.flags['password-stdin']) {
+    if (process.stdin.isTTY) {
+      const [first, again] = await promptHidden([`Password for ${address}: `, `Retype the password for ${address}: `]);
+      if (first !== '' && first !== again) throw new CliError('the passwords do not match; nothing changed');
+      pw = first;
+    } else pw = await readStdinLine();
+  }
   if (pw === undefined) throw new CliError('missing password: use --password P or --password-stdin');
   if (pw.length === 0) throw new CliError('the password is empty');
   if (pw.length > 1024) throw new CliError('the password is longer than 1024 characters');
@@ -108,7 +119,7 @@ export async function userCommand(ctx: CommandContext): Promise<number> {
       const address = parseAddress(args[0]);
       if (args.length > 1) throw new CliError(`unexpected argument "${args[1]}"`);
       const quota = ctx.flags.quota === undefined ? 0 : parseQuota(ctx.flags.quota as string);
-      const pw = await readPassword(ctx);
+      const pw = await readPassword(ctx, address);
       const passwordHash = await hashPassword(pw);
       const a = await withStore(ctx, (s) => s.createAccount({ address, passwordHash, quota }));
       output(ctx, describe(a), `added ${a.address}${a.quota ? ` with a quota of ${formatSize(a.quota)}` : ''}`);
@@ -116,7 +127,7 @@ export async function userCommand(ctx: CommandContext): Promise<number> {
     }
     case 'passwd': {
       const address = parseAddress(args[0]);
-      const pw = await readPassword(ctx);
+      const pw = await readPassword(ctx, address);
       const passwordHash = await hashPassword(pw);
       await withStore(ctx, async (s) => {
         const a = await s.getAccount(address);

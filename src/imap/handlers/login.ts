@@ -6,11 +6,15 @@ import { ImapNo } from '../errors.ts';
 import { accountSettings } from '../../store/store.ts';
 
 export async function doLogin(s: ImapSession, user: string, pass: string): Promise<HandlerResult> {
-  if (!s.loginAllowed) throw new ImapNo('PRIVACYREQUIRED', 'Use STARTTLS (or port 993) before logging in');
+  const failed = (reason: string) => s.deps.log.info('imap.login-failed', { protocol: 'imap', session: s.id, user: user.slice(0, 200), ip: s.remoteAddress, reason });
+  if (!s.loginAllowed) {
+    failed('tls-required');
+    throw new ImapNo('PRIVACYREQUIRED', 'Use STARTTLS (or port 993) before logging in');
+  }
   const r = await s.deps.auth.login(user, pass, s.remoteAddress);
   if (s.closed) return null;
   if (!r.ok) {
-    s.deps.log.info('imap.login-failed', { session: s.id, user: user.slice(0, 200), ip: s.remoteAddress, reason: r.reason });
+    failed(r.reason);
     if (r.reason === 'throttled') throw new ImapNo('UNAVAILABLE', r.message || 'Too many failed logins, try again later');
     if (r.reason === 'disabled') throw new ImapNo('AUTHORIZATIONFAILED', r.message || 'Account disabled');
     throw new ImapNo('AUTHENTICATIONFAILED', 'Invalid credentials');
@@ -18,7 +22,7 @@ export async function doLogin(s: ImapSession, user: string, pass: string): Promi
   const limit = accountSettings(r.account).imapMaxConnections;
   const release = s.deps.connections.acquire('imap', r.account.id, limit);
   if (!release) {
-    s.deps.log.info('imap.connection-limit', { session: s.id, account: r.account.address, limit });
+    s.deps.log.info('imap.login-failed', { protocol: 'imap', session: s.id, user: r.account.address, ip: s.remoteAddress, reason: 'connection-limit', limit });
     throw new ImapNo('LIMIT', `Too many IMAP connections for this account: at most ${limit} at the same time are allowed`);
   }
   s.authenticated(r.account, release);

@@ -7,6 +7,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startImapServer, type ImapTestServer } from './harness.ts';
+import { needs } from '../../helpers/external.ts';
+
+const PYTHON = needs('python3');
 
 const SCRIPT = fileURLToPath(new URL('./clients/imaplib_session.py', import.meta.url));
 let srv: ImapTestServer;
@@ -39,13 +42,13 @@ function runPython(args: string[]): Promise<{ code: number; out: string }> {
   });
 }
 
-test('imaplib full session over 993', async () => {
+test('imaplib full session over 993', PYTHON, async () => {
   const r = await runPython(['127.0.0.1', String(srv.ports.imaps), 'ssl', caFile, U, PW, 'ssl']);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /^OK \d+ checks/m);
 });
 
-test('imaplib full session over 143 with STARTTLS', async () => {
+test('imaplib full session over 143 with STARTTLS', PYTHON, async () => {
   const r = await runPython(['127.0.0.1', String(srv.ports.imap), 'starttls', caFile, U, PW, 'starttls']);
   assert.equal(r.code, 0, r.out);
   assert.match(r.out, /^OK \d+ checks/m);

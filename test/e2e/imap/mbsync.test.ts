@@ -3,13 +3,14 @@
 // must agree and nothing may be duplicated.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { RawImap } from './raw-client.ts';
 import { startImapServer, type ImapTestServer } from './harness.ts';
+import { needs } from '../../helpers/external.ts';
 
-const HAVE_MBSYNC = spawnSync('mbsync', ['--version']).status === 0;
+const MBSYNC = needs('mbsync');
 const U = 'ivan@example.com';
 const PW = 'ivan-sync-pw';
 const FOLDERS = ['INBOX', 'Work', 'Lists', 'Family', 'Receipts'];
@@ -83,7 +84,7 @@ function mbsync(): Promise<{ code: number; out: string }> {
 }
 
 before(async () => {
-  if (!HAVE_MBSYNC) return;
+  if (MBSYNC.skip) return;
   srv = await startImapServer();
   await srv.addUser(U, PW);
   dir = join(srv.dataDir, 'mbsync-client');
@@ -140,7 +141,7 @@ after(async () => {
   await srv?.done();
 });
 
-test('mbsync: two-way sync of 500 messages in 5 folders, then again after changes on both sides', { skip: !HAVE_MBSYNC && 'mbsync not installed' }, async () => {
+test('mbsync: two-way sync of 500 messages in 5 folders, then again after changes on both sides', MBSYNC, async () => {
   const t0 = Date.now();
   const first = await mbsync();
   console.log(`first sync ${Date.now() - t0} ms`);

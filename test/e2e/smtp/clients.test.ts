@@ -10,6 +10,7 @@ import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { startServer, type TestServer } from '../../helpers/server.ts';
 import { stored, splitPrepended, run, RawSmtp } from './util.ts';
+import { needs } from '../../helpers/external.ts';
 
 let srv: TestServer;
 let tmp: string;
@@ -68,7 +69,7 @@ test('submission 587: STARTTLS + AUTH PLAIN (nodemailer), a 10 MB attachment sto
   assert.ok(rest.equals(raw), 'body identical');
 });
 
-test('Python smtplib: STARTTLS on 25, STARTTLS + AUTH LOGIN on 587, implicit TLS + AUTH PLAIN on 465', async () => {
+test('Python smtplib: STARTTLS on 25, STARTTLS + AUTH LOGIN on 587, implicit TLS + AUTH PLAIN on 465', needs('python3'), async () => {
   const py = `
 import smtplib, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[1])
@@ -108,7 +109,7 @@ print('PYOK')
   assert.ok(!adam.some((m) => m.includes('Subject: forged')));
 });
 
-test('swaks: relay attempts are refused (554 5.7.1) on 25 and without AUTH on 587; AUTH needs TLS on 587', async () => {
+test('swaks: relay attempts are refused (554 5.7.1) on 25 and without AUTH on 587; AUTH needs TLS on 587', needs('swaks'), async () => {
   const base = ['--server', '127.0.0.1', '--helo', 'swaks.test', '--h-Subject', 'relay test', '--body', 'x'];
   const r1 = await run('swaks', [...base, '--port', String(srv.ports.smtp), '--from', 'spammer@elsewhere.example', '--to', 'victim@other.example']);
   assert.notEqual(r1.code, 0);

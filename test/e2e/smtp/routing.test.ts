@@ -7,6 +7,7 @@ import nodemailer from 'nodemailer';
 import { ImapFlow } from 'imapflow';
 import { startServer, type TestServer } from '../../helpers/server.ts';
 import { stored, withStore, run, RawSmtp } from './util.ts';
+import { needs } from '../../helpers/external.ts';
 
 let srv: TestServer;
 
@@ -55,7 +56,7 @@ test('support@ → support@, adam@, betty@: one stored body in three mailboxes',
   });
 });
 
-test('plus-addressing: into a folder the user made over IMAP, else INBOX (swaks)', async () => {
+test('plus-addressing: into a folder the user made over IMAP, else INBOX (swaks)', needs('swaks'), async () => {
   const imap = new ImapFlow({ host: '127.0.0.1', port: srv.ports.imaps, secure: true, tls: { ca: [srv.ca], servername: 'localhost' }, auth: { user: 'adam@example.com', pass: 'adam-pw' }, logger: false });
   await imap.connect();
   await imap.mailboxCreate('Receipts');
