@@ -6,7 +6,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { dirname } from 'node:path';
 import type { Config, PortName } from './config/config.ts';
 import { openStore, isPostgresUrl } from './store/open.ts';
-import { loadTls } from './net/tls.ts';
+import { loadTls, type LoadedTls } from './net/tls.ts';
 import { createAuthenticator } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
 import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
@@ -23,18 +23,25 @@ export interface RunningServer {
   ports: Record<PortName, number>;
   certFile: string;
   generatedCert: boolean;
+  /** The certificate in use at start: self-signed or not, made/remade now, its fingerprint. */
+  tls: Pick<LoadedTls, 'selfSigned' | 'generated' | 'regenerated' | 'reason' | 'hostname' | 'fingerprint256' | 'certFile' | 'summary'>;
   stop(): Promise<void>;
 }
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log });
-  const { provider: tls, generated, certFile } = loadTls({
-    dataDir: config.dataDir,
-    hostname: config.hostname,
-    certFile: config.tlsCert,
-    keyFile: config.tlsKey,
-  });
+  let loaded: LoadedTls;
+  try {
+    loaded = loadTls({ dataDir: config.dataDir, hostname: config.hostname, certFile: config.tlsCert, keyFile: config.tlsKey, log });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const { provider: tls, generated, certFile } = loaded;
+  // SIGHUP re-reads the certificate files (as after a renewal); sessions already open keep theirs.
+  const onSighup = () => void loaded.reload('SIGHUP');
+  process.on('SIGHUP', onSighup);
   const deps: ServerDeps = {
     store,
     config,
@@ -93,6 +100,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     const addr = http.address();
     ports.http = typeof addr === 'object' && addr ? addr.port : config.ports.http;
   } catch (err) {
+    process.off('SIGHUP', onSighup);
+    loaded.dispose();
     for (const b of bound) await b.close();
     http.close();
     await store.close();
@@ -112,8 +121,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     ports,
     certFile,
     generatedCert: generated,
+    tls: loaded,
     stop() {
       stopping ??= (async () => {
+        process.off('SIGHUP', onSighup);
+        loaded.dispose();
         for (const b of bound) b.server.close();
         http.close();
         http.closeAllConnections?.();

@@ -61,7 +61,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
       `  IMAP      ${config.host}:${p.imap} (STARTTLS)   IMAPS :${p.imaps} (TLS)`,
       `  POP3      ${config.host}:${p.pop3} (STLS)   POP3S :${p.pop3s} (TLS)`,
       `  HTTP      ${config.host}:${p.http}`,
-      `  TLS       ${server.generatedCert ? 'made a self-signed certificate: ' : ''}${server.certFile}`,
+      `  TLS       ${server.tls.summary}`,
       `  ports     ${config.portsFile}`,
       ...(domains.length === 0
         ? [
