@@ -7,7 +7,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { TLSSocket, createSecureContext, type SecureContext } from 'node:tls';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { TlsProvider } from './types.ts';
 import type { Logger } from '../obs/log.ts';
 import { silentLogger } from '../obs/log.ts';
@@ -73,6 +73,11 @@ export interface TlsMaterial {
   context: SecureContext;
   fingerprint256: string;
   validTo: string;
+  /** Issued by its own key. */
+  selfSigned: boolean;
+  /** The first DNS name of the SAN, else the CN. */
+  name: string;
+  x509: X509Certificate;
 }
 
 /** Checks a certificate/key pair and builds its context; throws a message fit for an operator. */
@@ -91,7 +96,15 @@ export function buildMaterial(cert: string, key: string): TlsMaterial {
   }
   if (!x.checkPrivateKey(pk)) throw new Error('the private key does not belong to the certificate');
   const context = createSecureContext({ cert, key, ...TLS_SETTINGS });
-  return { cert, key, context, fingerprint256: x.fingerprint256, validTo: x.validTo };
+  const name = /DNS:([^,\s]+)/.exec(x.subjectAltName ?? '')?.[1] ?? /CN=([^\n,]+)/.exec(x.subject)?.[1] ?? '?';
+  // Not checkIssued: OpenSSL wants keyCertSign of an issuer, which a leaf rightly lacks.
+  const selfSigned = x.issuer === x.subject && x.verify(x.publicKey);
+  return { cert, key, context, fingerprint256: x.fingerprint256, validTo: x.validTo, selfSigned, name, x509: x };
+}
+
+/** A certificate that cannot be used at start: the CLI shows the message without a stack (exit 78, EX_CONFIG). */
+export class TlsLoadError extends Error {
+  override name = 'TlsLoadError';
 }
 
 function readPem(file: string): string {
@@ -102,7 +115,7 @@ function readPem(file: string): string {
 
 export interface LoadedTls {
   provider: TlsProvider;
-  /** True when the certificate is the self-signed one in DATA/tls (ours or put there). */
+  /** The certificate is self-signed (ours, or one given that is). */
   selfSigned: boolean;
   /** A self-signed certificate was made on this start (none before). */
   generated: boolean;
@@ -118,6 +131,8 @@ export interface LoadedTls {
   summary: string;
   /** Reads the files again; the new pair serves new handshakes. False (old one kept, logged) on error or no change. */
   reload(reason: string): boolean;
+  /** Renews our self-signed certificate when it ends within 30 days of `now` (checked every 12 h); true when it did. */
+  renewIfDue(now?: number): Promise<boolean>;
   /** Stops watching the files. */
   dispose(): void;
 }
@@ -149,7 +164,7 @@ const MADE_ANEW: Record<string, string> = {
 };
 
 /** Makes the self-signed pair in DATA/tls when needed (see judgeSelfSigned); says what it did. */
-function ensureSelfSigned(files: SelfSignedFiles, hostname: string, log: Logger): { made: boolean; existed: boolean; reason: string | null; material: TlsMaterial } {
+function ensureSelfSigned(files: SelfSignedFiles, hostname: string, log: Logger): { made: boolean; existed: boolean; ours: boolean; reason: string | null; material: TlsMaterial } {
   const verdict = judgeSelfSigned(files, hostname);
   const make = (reason: string, existed: boolean) => {
     const previous = existed ? readRecord(files) : null;
@@ -163,16 +178,16 @@ function ensureSelfSigned(files: SelfSignedFiles, hostname: string, log: Logger)
       previousHostname: previous && previous.hostname !== hostname ? previous.hostname : undefined,
       certFile: files.certFile,
     });
-    return { made: true, existed, reason, material: buildMaterial(pair.cert, pair.key) };
+    return { made: true, existed, ours: true, reason, material: buildMaterial(pair.cert, pair.key) };
   };
   if (verdict.action === 'make') return make(verdict.reason, verdict.reason !== 'missing');
   if (verdict.note) log.warn('tls.self-signed-kept', { certFile: files.certFile, note: verdict.note });
   try {
-    return { made: false, existed: true, reason: null, material: buildMaterial(readPem(files.certFile), readPem(files.keyFile)) };
+    return { made: false, existed: true, ours: verdict.ours, reason: null, material: buildMaterial(readPem(files.certFile), readPem(files.keyFile)) };
   } catch (err) {
     // Our own pair, half replaced (a crash between the two renames): make a whole one.
     if (verdict.ours) return make('unreadable', true);
-    throw new Error(`cannot use the TLS certificate in ${files.dir}: ${(err as Error).message}`);
+    throw new TlsLoadError(`cannot use the TLS certificate in ${files.dir}: ${(err as Error).message}`);
   }
 }
 
@@ -180,10 +195,13 @@ function ensureSelfSigned(files: SelfSignedFiles, hostname: string, log: Logger)
 export function loadTls(opts: LoadTlsOptions): LoadedTls {
   const log = opts.log ?? silentLogger;
   const userSupplied = Boolean(opts.certFile && opts.keyFile);
+  if (!userSupplied && (opts.certFile || opts.keyFile)) {
+    throw new TlsLoadError(`${opts.certFile ? '--tls-cert' : '--tls-key'} needs ${opts.certFile ? '--tls-key' : '--tls-cert'} too (the certificate and its private key)`);
+  }
   const files = selfSignedFiles(opts.dataDir);
   let certFile = files.certFile;
   let keyFile = files.keyFile;
-  let made = { made: false, existed: true, reason: null as string | null };
+  let made = { made: false, existed: true, ours: false, reason: null as string | null };
   let material: TlsMaterial;
   if (userSupplied) {
     certFile = opts.certFile!;
@@ -191,7 +209,7 @@ export function loadTls(opts: LoadTlsOptions): LoadedTls {
     try {
       material = buildMaterial(readPem(certFile), readPem(keyFile));
     } catch (err) {
-      throw new Error(`cannot use --tls-cert ${certFile} --tls-key ${keyFile}: ${(err as Error).message}`);
+      throw new TlsLoadError(`cannot use --tls-cert ${certFile} --tls-key ${keyFile}: ${(err as Error).message}`);
     }
   } else {
     const r = ensureSelfSigned(files, opts.hostname, log);
@@ -200,7 +218,44 @@ export function loadTls(opts: LoadTlsOptions): LoadedTls {
   }
   const holder = { current: material };
   const provider = createProvider(holder);
-  const reload = (reason: string): boolean => {
+  const reload = reloader(holder, certFile, keyFile, log);
+  const interval = opts.watchIntervalMs ?? envWatchInterval();
+  const renew = (now = Date.now()) => (userSupplied ? Promise.resolve(false) : renewIfDue(files, opts.hostname, log, reload, now));
+  const unwatch = opts.watch === false || interval === 0 ? () => {} : watchPair(certFile, keyFile, interval, reload);
+  const renewTimer = opts.watch === false || userSupplied ? null : setInterval(() => void renew(), RENEW_CHECK_MS);
+  renewTimer?.unref();
+  const dispose = () => {
+    unwatch();
+    if (renewTimer) clearInterval(renewTimer);
+  };
+  const selfSigned = made.ours || material.selfSigned;
+  const what = made.ours ? `self-signed certificate for ${opts.hostname}` : `${material.selfSigned ? 'self-signed ' : ''}certificate for ${material.name}`;
+  let how = !made.made ? '' : !made.existed ? ' (made now)' : ` (${MADE_ANEW[made.reason ?? ''] ?? 'made anew'})`;
+  // RFC 6125 §6: clients check the name they connect to against the SAN.
+  if (!(isIP(opts.hostname) ? material.x509.checkIP(opts.hostname) : material.x509.checkHost(opts.hostname))) {
+    log.warn('tls.hostname-not-in-certificate', { hostname: opts.hostname, certFile, names: material.x509.subjectAltName ?? material.x509.subject });
+    how += ` (does not name ${opts.hostname})`;
+  }
+  return {
+    provider,
+    summary: `${what}${how}, SHA-256 fingerprint ${material.fingerprint256}, ${certFile}`,
+    selfSigned,
+    generated: made.made && !made.existed,
+    regenerated: made.made && made.existed,
+    reason: made.reason,
+    hostname: opts.hostname,
+    fingerprint256: material.fingerprint256,
+    certFile,
+    keyFile,
+    reload,
+    renewIfDue: renew,
+    dispose,
+  };
+}
+
+/** Re-reads the pair; a pair that fails validation is logged and the current one kept. */
+function reloader(holder: { current: TlsMaterial }, certFile: string, keyFile: string, log: Logger): (reason: string) => boolean {
+  return (reason) => {
     try {
       const cert = readPem(certFile);
       const key = readPem(keyFile);
@@ -218,37 +273,19 @@ export function loadTls(opts: LoadTlsOptions): LoadedTls {
       return false;
     }
   };
-  const interval = opts.watchIntervalMs ?? envWatchInterval();
-  const renew = userSupplied ? null : () => renewIfDue(files, opts.hostname, log, reload);
-  const dispose = opts.watch === false || interval === 0 ? () => {} : watchPair(certFile, keyFile, interval, reload, renew);
-  const what = userSupplied ? 'certificate' : `self-signed certificate for ${opts.hostname}`;
-  const how = !made.made ? '' : !made.existed ? ' (made now)' : ` (${MADE_ANEW[made.reason ?? ''] ?? 'made anew'})`;
-  return {
-    provider,
-    summary: `${what}${how}, SHA-256 fingerprint ${material.fingerprint256}, ${certFile}`,
-    selfSigned: !userSupplied,
-    generated: made.made && !made.existed,
-    regenerated: made.made && made.existed,
-    reason: made.reason,
-    hostname: opts.hostname,
-    fingerprint256: material.fingerprint256,
-    certFile,
-    keyFile,
-    reload,
-    dispose,
-  };
 }
 
 /** Renews our self-signed certificate 30 days before its end, while serving. */
-async function renewIfDue(files: SelfSignedFiles, hostname: string, log: Logger, reload: (reason: string) => boolean): Promise<void> {
-  const verdict = judgeSelfSigned(files, hostname);
-  if (verdict.action !== 'make' || verdict.reason !== 'expiring') return;
+async function renewIfDue(files: SelfSignedFiles, hostname: string, log: Logger, reload: (reason: string) => boolean, now: number): Promise<boolean> {
+  const verdict = judgeSelfSigned(files, hostname, now);
+  if (verdict.action !== 'make' || verdict.reason !== 'expiring') return false;
   try {
     const rec = writeSelfSigned(files, hostname, await generateSelfSignedAsync(hostname));
     log.info('tls.self-signed-regenerated', { hostname, reason: 'expiring', fingerprint256: rec.fingerprint256, notAfter: rec.notAfter });
-    reload('renewed');
+    return reload('renewed');
   } catch (err) {
     log.warn('tls.renew-failed', { hostname, error: err });
+    return false;
   }
 }
 
@@ -258,7 +295,7 @@ async function renewIfDue(files: SelfSignedFiles, hostname: string, log: Logger,
  * files have been still for SETTLE_MS; a half-written pair fails validation, is logged and the
  * next change tries again.
  */
-function watchPair(certFile: string, keyFile: string, interval: number, reload: (reason: string) => boolean, renew: (() => Promise<void>) | null): () => void {
+function watchPair(certFile: string, keyFile: string, interval: number, reload: (reason: string) => boolean): () => void {
   let timer: NodeJS.Timeout | null = null;
   const onChange = (curr: Stats, prev: Stats) => {
     if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
@@ -271,13 +308,10 @@ function watchPair(certFile: string, keyFile: string, interval: number, reload: 
   };
   watchFile(certFile, { interval, persistent: false }, onChange);
   watchFile(keyFile, { interval, persistent: false }, onChange);
-  const renewTimer = renew ? setInterval(() => void renew(), RENEW_CHECK_MS) : null;
-  renewTimer?.unref();
   return () => {
     unwatchFile(certFile, onChange);
     unwatchFile(keyFile, onChange);
     if (timer) clearTimeout(timer);
-    if (renewTimer) clearInterval(renewTimer);
   };
 }
 

@@ -48,6 +48,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     server = await startServer(config);
   } catch (err) {
     if (err instanceof PortBindError || (err instanceof Error && /cannot listen/.test(err.message))) throw new CliError(err.message, 69);
+    if (err instanceof Error && err.name === 'TlsLoadError') throw new CliError(err.message, 78);
     throw err;
   }
   const p = server.ports;
