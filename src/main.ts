@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { dirname } from 'node:path';
 import type { Config, PortName } from './config/config.ts';
 import { openStore, isPostgresUrl } from './store/open.ts';
-import { loadTls } from './net/tls.ts';
+import { loadTls, type LoadedTls } from './net/tls.ts';
 import { createAuthenticator } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
 import { deferred } from './net/drain.ts';
@@ -24,6 +24,8 @@ export interface RunningServer {
   ports: Record<PortName, number>;
   certFile: string;
   generatedCert: boolean;
+  /** The certificate in use at start: self-signed or not, made/remade now, its fingerprint. */
+  tls: Pick<LoadedTls, 'selfSigned' | 'generated' | 'regenerated' | 'reason' | 'hostname' | 'fingerprint256' | 'certFile' | 'summary'>;
   /**
    * Stops the server (see stopAll); resolves once the store is closed. `now` (a second signal)
    * cuts the drain short: sockets are destroyed at once, the store still closes cleanly.
@@ -48,12 +50,17 @@ export async function startServer(
   log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir });
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log });
-  const { provider: tls, generated, certFile } = loadTls({
-    dataDir: config.dataDir,
-    hostname: config.hostname,
-    certFile: config.tlsCert,
-    keyFile: config.tlsKey,
-  });
+  let loaded: LoadedTls;
+  try {
+    loaded = loadTls({ dataDir: config.dataDir, hostname: config.hostname, certFile: config.tlsCert, keyFile: config.tlsKey, log });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const { provider: tls, generated, certFile } = loaded;
+  // SIGHUP re-reads the certificate files (as after a renewal); sessions already open keep theirs.
+  const onSighup = () => void loaded.reload('SIGHUP');
+  process.on('SIGHUP', onSighup);
   const deps: ServerDeps = {
     store,
     config,
@@ -112,6 +119,8 @@ export async function startServer(
     const addr = http.address();
     ports.http = typeof addr === 'object' && addr ? addr.port : config.ports.http;
   } catch (err) {
+    process.off('SIGHUP', onSighup);
+    loaded.dispose();
     for (const b of bound) await b.close();
     http.close();
     await store.close();
@@ -130,8 +139,13 @@ export async function startServer(
     ports,
     certFile,
     generatedCert: generated,
+    tls: loaded,
     stop(opts = {}) {
       if (opts.now) now.resolve();
+      if (!stopping) {
+        process.off('SIGHUP', onSighup);
+        loaded.dispose();
+      }
       stopping ??= stopAll(config, log, { protocols, bound, http, store, now: now.promise });
       return stopping;
     },

@@ -8,10 +8,15 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../obs/log.ts';
 
 export interface TlsProvider {
-  /** Current certificate and key (PEM). */
+  /**
+   * The CURRENT certificate, key (PEM) and secure context: read them at each handshake, never keep
+   * them, since a reload (SIGHUP, changed files) replaces them for new handshakes.
+   */
   readonly cert: string;
   readonly key: string;
   readonly context: SecureContext;
+  /** SHA-256 fingerprint of the current certificate, `AB:CD:…`. */
+  readonly fingerprint256: string;
   /** Server side of STARTTLS/STLS on an accepted plain socket; resolves once the handshake is done. */
   upgrade(socket: Socket): Promise<TLSSocket>;
 }

@@ -60,7 +60,7 @@ export interface StartOptions {
 export interface TestServer {
   ports: Ports;
   dataDir: string;
-  /** PEM of the server's self-signed certificate (SAN localhost, 127.0.0.1). */
+  /** PEM of the server's certificate at start: the self-signed one (SAN localhost, 127.0.0.1), or --tls-cert's. */
   ca: string;
   proc: ChildProcess;
   /** Server's stdout+stderr so far. */
@@ -164,7 +164,9 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     await new Promise((r) => setTimeout(r, 25));
   }
   const ports = JSON.parse(readFileSync(portsFile, 'utf8')) as Ports;
-  const ca = readFileSync(join(dataDir, 'tls', 'cert.pem'), 'utf8');
+  // The served certificate: --tls-cert FILE when given, else the self-signed one in DATA/tls.
+  const certArg = opts.args?.lastIndexOf('--tls-cert') ?? -1;
+  const ca = readFileSync(certArg >= 0 ? resolve(ROOT, opts.args![certArg + 1]!) : join(dataDir, 'tls', 'cert.pem'), 'utf8');
   const dataFlags = ['--data', dataDir, ...dbArgs];
 
   const server: TestServer = {

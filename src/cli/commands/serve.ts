@@ -70,6 +70,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     stopReopening();
     await log.close();
     if (err instanceof PortBindError || (err instanceof Error && /cannot listen/.test(err.message))) throw new CliError(err.message, 69);
+    if (err instanceof Error && err.name === 'TlsLoadError') throw new CliError(err.message, 78);
     throw err;
   }
   const p = server.ports;
@@ -83,7 +84,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
       `  IMAP      ${config.host}:${p.imap} (STARTTLS)   IMAPS :${p.imaps} (TLS)`,
       `  POP3      ${config.host}:${p.pop3} (STLS)   POP3S :${p.pop3s} (TLS)`,
       `  HTTP      ${config.host}:${p.http}`,
-      `  TLS       ${server.generatedCert ? 'made a self-signed certificate: ' : ''}${server.certFile}`,
+      `  TLS       ${server.tls.summary}`,
       `  ports     ${config.portsFile}`,
       ...(domains.length === 0
         ? [
