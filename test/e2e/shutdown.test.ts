@@ -276,7 +276,9 @@ test('live sessions get their goodbye line at SIGTERM (IMAP IDLE and between com
 });
 
 test('SMTP DATA streaming at SIGTERM: finished within the drain time it gets 250 and is stored, then 421; a disconnect mid-DATA is logged as smtp.data-aborted', async () => {
-  const srv = await serverWithUser({ shutdownGrace: 60_000 }) // generous: the server exits as soon as the upload is done, and a busy machine must not turn the upload into a 421;
+  // A generous grace: the server exits as soon as the upload is done, and a busy machine must not
+  // turn the upload into a 421.
+  const srv = await serverWithUser({ shutdownGrace: 60_000 });
   try {
     // A client that goes away in the middle of DATA: info, not error, and nothing stored.
     const gone = await smtpInData(srv.ports.smtp);
@@ -311,7 +313,9 @@ test('SMTP DATA streaming at SIGTERM: finished within the drain time it gets 250
 });
 
 test('an IMAP APPEND uploading at SIGTERM finishes within the drain time: OK, then BYE, and the message is stored', async () => {
-  const srv = await serverWithUser({ shutdownGrace: 60_000 }) // generous: the server exits as soon as the upload is done, and a busy machine must not turn the upload into a 421;
+  // A generous grace: the server exits as soon as the upload is done, and a busy machine must not
+  // turn the upload into a 421.
+  const srv = await serverWithUser({ shutdownGrace: 60_000 });
   try {
     const c = await Lines.connect(srv.ports.imap);
     c.send(`a LOGIN ${USER} ${PASS}`);
