@@ -37,7 +37,7 @@ export class PgLoginFailures implements LoginFailureStore {
 
   async list(filter?: LoginFailureFilter): Promise<LoginFailureRow[]> {
     const w = where(filter);
-    return (await this.#pool.query(`SELECT * FROM login_failures${w.sql} ORDER BY ip, username`, w.args)).rows.map(toRow);
+    return (await this.#pool.query(`SELECT * FROM login_failures${w.sql} ORDER BY ip COLLATE "C", username COLLATE "C"`, w.args)).rows.map(toRow);
   }
 
   async record(ip: string, username: string, at: number, halfLifeMs: number): Promise<LoginFailureRow> {
