@@ -74,141 +74,166 @@ export interface ThrottledAuthenticator extends Authenticator {
   close(): void;
 }
 
-export function createAuthenticator(store: Store, opts: AuthenticatorOptions = {}): ThrottledAuthenticator {
-  const policy: ThrottlePolicy = { ...DEFAULT_POLICY, ...opts.policy };
-  const log = opts.log ?? NO_LOG;
-  const clock = opts.clock ?? realClock;
-  const state = new ThrottleState(policy);
-  const cache = new LoginCache(60 * 60 * 1000, 100_000);
-  const wrong = new WrongPasswords();
-  const refreshing = new Map<string, Promise<void>>();
-  // Unknown names are checked against this too, so a miss takes as long as a wrong password.
-  let dummyHash: Promise<string> | null = null;
-  const forgetAfter = () => clock.now() - 10 * policy.halfLifeMs;
+const errText = (err: unknown) => (err instanceof Error ? err : String(err));
 
-  const ready = (async () => {
-    await store.loginFailures.prune(forgetAfter());
+class ThrottledLogin implements ThrottledAuthenticator {
+  readonly state: ThrottleState;
+  readonly ready: Promise<void>;
+  readonly #store: Store;
+  readonly #policy: ThrottlePolicy;
+  readonly #log: Logger;
+  readonly #clock: Clock;
+  readonly #cache = new LoginCache(60 * 60 * 1000, 100_000);
+  readonly #wrong = new WrongPasswords();
+  readonly #refreshing = new Map<string, Promise<void>>();
+  readonly #sweep: NodeJS.Timeout;
+  /** Unknown names are checked against this too, so a miss takes as long as a wrong password. */
+  #dummyHash: Promise<string> | null = null;
+
+  constructor(store: Store, opts: AuthenticatorOptions) {
+    this.#store = store;
+    this.#policy = { ...DEFAULT_POLICY, ...opts.policy };
+    this.#log = opts.log ?? NO_LOG;
+    this.#clock = opts.clock ?? realClock;
+    this.state = new ThrottleState(this.#policy);
+    this.ready = this.#load().catch((err: unknown) => this.#log.warn('auth.throttle-load-failed', { error: errText(err) }));
+    this.#sweep = setInterval(() => {
+      this.state.sweep(this.#clock.now());
+      store.loginFailures.prune(this.#forgetBefore()).catch(() => {});
+    }, SWEEP_MS);
+    this.#sweep.unref?.();
+  }
+
+  close(): void {
+    clearInterval(this.#sweep);
+  }
+
+  /** Rows older than ten half-lives have decayed to nothing (1/1024 of their score). */
+  #forgetBefore(): number {
+    return this.#clock.now() - 10 * this.#policy.halfLifeMs;
+  }
+
+  async #load(): Promise<void> {
+    await this.#store.loginFailures.prune(this.#forgetBefore());
     const bySource = new Map<string, LoginFailureRow[]>();
-    for (const r of await store.loginFailures.list()) (bySource.get(r.ip) ?? bySource.set(r.ip, []).get(r.ip)!).push(r);
-    for (const [ip, rows] of bySource) state.replaceSource(ip, rows);
-  })().catch((err: unknown) => log.warn('auth.throttle-load-failed', { error: err instanceof Error ? err : String(err) }));
-
-  const sweep = setInterval(() => {
-    state.sweep(clock.now());
-    store.loginFailures.prune(forgetAfter()).catch(() => {});
-  }, SWEEP_MS);
-  sweep.unref?.();
+    for (const r of await this.#store.loginFailures.list()) (bySource.get(r.ip) ?? bySource.set(r.ip, []).get(r.ip)!).push(r);
+    for (const [ip, rows] of bySource) this.state.replaceSource(ip, rows);
+  }
 
   /** Re-reads a source's rows (one read shared by the attempts arriving meanwhile). */
-  function refresh(ip: string): Promise<void> {
-    let p = refreshing.get(ip);
+  #refresh(ip: string): Promise<void> {
+    let p = this.#refreshing.get(ip);
     if (!p) {
-      const v = state.version(ip);
-      p = store.loginFailures
+      const v = this.state.version(ip);
+      p = this.#store.loginFailures
         .list({ ip })
-        .then((rows) => void state.replaceSource(ip, rows, v))
-        .catch((err: unknown) => log.warn('auth.throttle-read-failed', { ip, error: err instanceof Error ? err : String(err) }))
-        .finally(() => refreshing.delete(ip));
-      refreshing.set(ip, p);
+        .then((rows) => void this.state.replaceSource(ip, rows, v))
+        .catch((err: unknown) => this.#log.warn('auth.throttle-read-failed', { ip, error: errText(err) }))
+        .finally(() => this.#refreshing.delete(ip));
+      this.#refreshing.set(ip, p);
     }
     return p;
   }
 
   /** Waits until the policy lets the attempt go (reserved) or refuses it; `held`: it had to wait for others. */
-  async function admit(ip: string, name: string): Promise<{ d: Exclude<Decision, { kind: 'wait' }>; held: boolean }> {
-    const deadline = clock.now() + policy.maxWaitMs;
+  async #admit(ip: string, name: string): Promise<{ d: Exclude<Decision, { kind: 'wait' }>; held: boolean }> {
+    const deadline = this.#clock.now() + this.#policy.maxWaitMs;
     for (let held = false; ; held = true) {
-      const d = state.reserve(ip, name, clock.now());
+      const d = this.state.reserve(ip, name, this.#clock.now());
       if (d.kind !== 'wait') return { d, held };
-      const left = deadline - clock.now();
-      if (left <= 0) return { d: { kind: 'refuse', retryAfterMs: policy.delayMs, by: 'pair' }, held };
+      const left = deadline - this.#clock.now();
+      if (left <= 0) return { d: { kind: 'refuse', retryAfterMs: this.#policy.delayMs, by: 'pair' }, held };
       const ac = new AbortController();
-      await Promise.race([state.settled(ip, name), clock.sleep(left, ac.signal)]);
-      ac.abort();
+      await Promise.race([this.state.settled(ip, name, ac.signal), this.#clock.sleep(left, ac.signal)]);
+      ac.abort(); // whichever lost: the timer is cleared, the waiter leaves the lanes' lists
     }
   }
 
   /** The password check itself: login cache, known-wrong passwords, then scrypt. */
-  async function check(name: string, ip: string, password: string): Promise<{ account: Account | null; ok: boolean; repeat: boolean }> {
-    const account = name.includes('@') ? await store.getAccount(name) : null;
+  async #check(name: string, ip: string, password: string): Promise<{ account: Account | null; ok: boolean; repeat: boolean }> {
+    const account = name.includes('@') ? await this.#store.getAccount(name) : null;
     const id = account?.id ?? 0;
     const hash = account?.passwordHash ?? '';
-    const t = clock.now();
-    if (account && cache.has(id, hash, password, t)) return { account, ok: true, repeat: false };
+    const t = this.#clock.now();
+    if (account && this.#cache.has(id, hash, password, t)) return { account, ok: true, repeat: false };
     const wrongKey = `${ip}\0${name}`;
-    if (wrong.has(wrongKey, id, hash, password)) return { account, ok: false, repeat: true };
-    const ok = account ? await verifyPassword(password, hash) : (await verifyPassword(password, await (dummyHash ??= hashPassword('x'))), false);
+    if (this.#wrong.has(wrongKey, id, hash, password)) return { account, ok: false, repeat: true };
+    let ok = false;
+    if (account) ok = await verifyPassword(password, hash);
+    else await verifyPassword(password, await (this.#dummyHash ??= hashPassword('x')));
     if (ok && account) {
-      cache.add(id, hash, password, t);
-      wrong.forget(wrongKey);
-    } else wrong.add(wrongKey, id, hash, password);
+      this.#cache.add(id, hash, password, t);
+      this.#wrong.forget(wrongKey);
+    } else this.#wrong.add(wrongKey, id, hash, password);
     return { account, ok, repeat: false };
   }
 
   /** Records the outcome in memory and in the store, before the attempt stops counting as in flight. */
-  async function record(ip: string, name: string, ok: boolean): Promise<void> {
+  async #record(ip: string, name: string, ok: boolean): Promise<void> {
+    const stored = this.state.effectiveName(ip, name);
     if (ok) {
-      if (!state.hasPair(ip, name)) return;
-      const stored = state.effectiveName(ip, name);
-      state.clearPair(ip, name);
-      await store.loginFailures.clear({ ip, username: stored }).catch((err: unknown) => log.warn('auth.throttle-write-failed', { ip, error: err instanceof Error ? err : String(err) }));
+      if (!this.state.hasPair(ip, name)) return;
+      this.state.clearPair(ip, name);
+      await this.#store.loginFailures.clear({ ip, username: stored }).catch((err: unknown) => this.#log.warn('auth.throttle-write-failed', { ip, error: errText(err) }));
       return;
     }
-    const stored = state.effectiveName(ip, name);
     try {
-      state.applyFailure(await store.loginFailures.record(ip, stored, clock.now(), policy.halfLifeMs));
+      this.state.applyFailure(await this.#store.loginFailures.record(ip, stored, this.#clock.now(), this.#policy.halfLifeMs));
     } catch (err) {
-      log.warn('auth.throttle-write-failed', { ip, error: err instanceof Error ? err : String(err) });
-      state.localFailure(ip, stored, clock.now());
+      this.#log.warn('auth.throttle-write-failed', { ip, error: errText(err) });
+      this.state.localFailure(ip, stored, this.#clock.now());
     }
   }
 
-  async function login(username: string, password: string, remoteAddress: string): Promise<AuthResult> {
-    await ready;
+  async login(username: string, password: string, remoteAddress: string): Promise<AuthResult> {
+    await this.ready;
     const name = loginName(username);
     const ip = sourceKey(remoteAddress);
     const logUser = name.slice(0, 200);
-    const arrived = clock.now();
-    if (state.hasSource(ip)) await refresh(ip);
-    const { d, held: waitedForOthers } = await admit(ip, name);
+    const now = () => this.#clock.now();
+    const arrived = now();
+    if (this.state.hasSource(ip)) await this.#refresh(ip);
+    const { d, held: waitedForOthers } = await this.#admit(ip, name);
     if (d.kind === 'refuse') {
-      const retry = Math.ceil((d.retryAfterMs + policy.delayMs) / 1000);
-      log.warn('auth.throttled', { user: logUser, ip: remoteAddress, action: 'refused', by: d.by, failures: round(state.pairScore(ip, name, clock.now())), retryAfter: retry });
-      await clock.sleep(policy.failDelayMs);
+      const retry = Math.ceil((d.retryAfterMs + this.#policy.delayMs) / 1000);
+      this.#log.warn('auth.throttled', { user: logUser, ip: remoteAddress, action: 'refused', by: d.by, failures: round(this.state.pairScore(ip, name, now())), retryAfter: retry });
+      await this.#clock.sleep(this.#policy.failDelayMs);
       return { ok: false, reason: 'throttled', message: `Too many failed logins; try again in ${retry} s` };
     }
     let result: { account: Account | null; ok: boolean; repeat: boolean };
     let waited = 0;
-    const held = waitedForOthers || d.at > clock.now();
+    const held = waitedForOthers || d.at > now();
     try {
-      const wait = d.at - clock.now();
+      const wait = d.at - now();
       if (wait > 0) {
-        log.info('auth.throttled', { user: logUser, ip: remoteAddress, action: 'delayed', by: d.by, wait, failures: round(state.pairScore(ip, name, clock.now())) });
-        await clock.sleep(wait);
+        this.#log.info('auth.throttled', { user: logUser, ip: remoteAddress, action: 'delayed', by: d.by, wait, failures: round(this.state.pairScore(ip, name, now())) });
+        await this.#clock.sleep(wait);
       }
-      waited = clock.now() - arrived;
-      result = await check(name, ip, password);
-      if (!result.repeat) await record(ip, name, result.ok);
+      waited = now() - arrived;
+      result = await this.#check(name, ip, password);
+      if (!result.repeat) await this.#record(ip, name, result.ok);
     } finally {
-      state.finish(d.ticket);
+      this.state.finish(d.ticket);
     }
     if (result.ok && result.account) return { ok: true, account: result.account };
-    log.info('auth.login-failed', {
+    this.#log.info('auth.login-failed', {
       user: logUser,
       ip: remoteAddress,
       source: ip === remoteAddress ? undefined : ip,
       reason: result.account ? 'wrong-password' : 'unknown-user',
       repeat: result.repeat || undefined,
-      failures: round(state.pairScore(ip, name, clock.now())),
+      failures: round(this.state.pairScore(ip, name, now())),
       waited,
       held: held || undefined,
-      delay: state.currentDelay(ip, name, clock.now()),
+      delay: this.state.currentDelay(ip, name, now()),
     });
-    await clock.sleep(policy.failDelayMs);
+    await this.#clock.sleep(this.#policy.failDelayMs);
     return { ok: false, reason: 'invalid', message: 'Invalid username or password' };
   }
+}
 
-  return { login, ready, state, close: () => clearInterval(sweep) };
+export function createAuthenticator(store: Store, opts: AuthenticatorOptions = {}): ThrottledAuthenticator {
+  return new ThrottledLogin(store, opts);
 }
 
 function round(x: number): number {

@@ -239,16 +239,23 @@ export class ThrottleState {
     return { kind: 'go', at, ticket: { ip, name }, by: at > now ? by : 'none' };
   }
 
-  /** Resolves when an attempt on this pair or its source finishes (then decide again). */
-  settled(ip: string, rawName: string): Promise<void> {
+  /** Resolves when an attempt on this pair or its source finishes (then decide again); `signal`: gave up. */
+  settled(ip: string, rawName: string, signal?: AbortSignal): Promise<void> {
     const name = this.effectiveName(ip, rawName);
+    const lanes = [this.#lane(`p\0${ip}\0${name}`, false), this.#lane('s\0' + ip, true)];
     return new Promise((resolve) => {
-      this.#lane(`p\0${ip}\0${name}`, false).waiters.push(resolve);
-      this.#lane('s\0' + ip, true).waiters.push(resolve);
+      for (const l of lanes) l.waiters.push(resolve);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          for (const l of lanes) l.waiters = l.waiters.filter((w) => w !== resolve);
+          resolve();
+        },
+        { once: true },
+      );
     });
   }
 
-  /** Drops waiters that gave up (their promise is resolved; a later wake is harmless). */
   #wake(l: Lane | undefined): void {
     if (!l || l.waiters.length === 0) return;
     const w = l.waiters;

@@ -11,6 +11,7 @@ export async function doLogin(s: ImapSession, user: string, pass: string): Promi
   if (s.closed) return null;
   if (!r.ok) {
     s.deps.log.info('imap.login-failed', { session: s.id, user: user.slice(0, 200), ip: s.remoteAddress, reason: r.reason });
+    // RFC 9051 §7.1: UNAVAILABLE is temporary (the client retries later); AUTHENTICATIONFAILED is not.
     if (r.reason === 'throttled') throw new ImapNo('UNAVAILABLE', r.message || 'Too many failed logins, try again later');
     if (r.reason === 'disabled') throw new ImapNo('AUTHORIZATIONFAILED', r.message || 'Account disabled');
     throw new ImapNo('AUTHENTICATIONFAILED', 'Invalid credentials');
