@@ -265,7 +265,8 @@ export class ThrottleState {
 
   /** The attempt's result is recorded (failure applied or pair cleared): it no longer counts as in flight. */
   finish(t: Ticket): void {
-    const pl = this.#lanes.get(`p\0${t.ip}\0${t.name}`);
+    const pairKey = `p\0${t.ip}\0${t.name}`;
+    const pl = this.#lanes.get(pairKey);
     const sl = this.#lanes.get('s\0' + t.ip);
     if (pl) pl.inflight = Math.max(0, pl.inflight - 1);
     if (sl) {
@@ -276,6 +277,11 @@ export class ThrottleState {
     }
     this.#wake(pl);
     this.#wake(sl);
+    // A lane's `last` only matters once its key has failures: a clean login leaves nothing behind.
+    const idle = (l: Lane | undefined) => l && l.inflight === 0 && l.waiters.length === 0;
+    const source = this.#sources.get(t.ip);
+    if (idle(pl) && !source?.rows.has(t.name)) this.#lanes.delete(pairKey);
+    if (idle(sl) && !source) this.#lanes.delete('s\0' + t.ip);
   }
 
   /** A failure as the store recorded it. */

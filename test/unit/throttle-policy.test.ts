@@ -113,14 +113,23 @@ test('parallel attempts count before their result: only the free allowance goes 
   assert.equal(refused, 98 - scheduled.length);
 });
 
-test('parallel right passwords of a clean pair wait only for the first outcome', () => {
+test('parallel right passwords of a clean pair: three checks in flight, each finish lets the next go unspaced', () => {
   const s = new ThrottleState(P);
   const t = 40_000_000;
+  const ticket = (d: Decision | undefined) => (d as { ticket: { ip: string; name: string } }).ticket;
   const ds = Array.from({ length: 5 }, () => s.reserve('10.0.0.1', 'a@x', t));
   assert.deepEqual(ds.map((d) => d.kind), ['go', 'go', 'go', 'wait', 'wait']);
-  // The first succeeds (nothing to clear) and finishes: the two others go at once, unspaced.
-  s.finish((ds[0] as { ticket: { ip: string; name: string } }).ticket);
-  assert.equal(goAt(s.reserve('10.0.0.1', 'a@x', t + 60)), t + 60);
+  // The first succeeds (nothing to clear) and finishes: the fourth goes at once, the fifth still waits.
+  s.finish(ticket(ds[0]));
+  const fourth = s.reserve('10.0.0.1', 'a@x', t + 60);
+  assert.equal(goAt(fourth), t + 60);
+  assert.equal(s.reserve('10.0.0.1', 'a@x', t + 60).kind, 'wait');
+  s.finish(ticket(ds[1]));
+  const fifth = s.reserve('10.0.0.1', 'a@x', t + 70);
+  assert.equal(goAt(fifth), t + 70);
+  // When all have finished, clean logins leave no state behind.
+  for (const d of [ds[2], fourth, fifth]) s.finish(ticket(d));
+  assert.deepEqual(s.stats(), { sources: 0, lanes: 0 });
 });
 
 test('too many waiters on one pair: further attempts are refused at once', () => {
