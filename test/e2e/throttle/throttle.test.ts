@@ -231,10 +231,19 @@ test('repeated failures are slowed more and more (the delay curve), and the righ
     assert.match(await c.cmd(`a LOGIN ${D} dora-pw`, tagged), /^a OK/);
     const rightMs = Date.now() - t;
     console.log(`delay curve (attempt → response ms): ${ms.map((m, i) => `${i + 1}→${m}`).join(' ')}; right password → ${rightMs} ms (OK)`);
-    // Gaps 0, 0, 0, 150, 300, 600, 1200, 1200: lower bounds only (a slow machine only adds time).
-    assert.ok(ms[6]! >= 800 && ms[7]! >= 800, 'attempts 7 and 8 are held about 1.2 s each');
-    assert.ok(Math.max(...ms.slice(0, 3)) < ms[7]!, 'the free attempts are answered faster than the throttled ones');
-    assert.ok(rightMs >= 800, 'the right password waits its turn');
+    // The server's delay after each failure (what the next attempt of the pair waits for): 0, 0,
+    // then 150 ms doubling to the 1.2 s cap — from its log, so independent of the machine's speed.
+    const delays = logLines(s2, new RegExp(`auth\\.login-failed user=${D} `)).map((l) => Number(/ delay=(\d+)/.exec(l)![1]));
+    console.log(`server delay after each failure (ms): ${delays.join(' ')}`);
+    assert.equal(delays.length, 8);
+    assert.deepEqual(delays.slice(0, 2), [0, 0]);
+    for (let i = 1; i < 8; i++) assert.ok(delays[i]! >= delays[i - 1]!, `delays grow: ${delays.join(' ')}`);
+    assert.ok(delays[3]! > delays[2]! && delays[5]! > delays[3]!, `delays grow: ${delays.join(' ')}`);
+    assert.equal(delays[7], 1200);
+    // Client side, lower bounds only (a slow machine only adds time): check n starts at least one
+    // gap after check n−1 started, so (answer n) − (request n−1) = ms[n−1] + ms[n] ≥ the gap.
+    assert.ok(ms[5]! + ms[6]! >= 1000 && ms[6]! + ms[7]! >= 1000, `attempts 7 and 8 held about 1.2 s: ${ms.join(' ')}`);
+    assert.ok(ms[7]! + rightMs >= 1000, 'the right password waits its turn');
     assert.match(logLines(s2, /auth\.throttled /).at(-1)!, new RegExp(`user=${D} ip=127\\.0\\.0\\.1 action=delayed`));
     c.close();
   } finally {
