@@ -7,6 +7,7 @@ import { serveCommand, SERVE_HELP } from './commands/serve.ts';
 import { domainCommand, DOMAIN_HELP } from './commands/domain.ts';
 import { userCommand, USER_HELP } from './commands/user.ts';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
+import { throttleCommand, THROTTLE_HELP } from './commands/throttle.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
@@ -19,6 +20,7 @@ Commands:
   user add|passwd|quota|set|remove|list|show
                         accounts: passwords, quotas, per-account settings (POP policy, IMAP limit)
   alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
+  throttle list|clear   failed logins being slowed down, per account and address
 
 Common options, before or after the command (pillarbox --data DIR user list is
 pillarbox user list --data DIR):
@@ -52,6 +54,7 @@ const COMMANDS: Record<string, { help: string; options: Record<string, { type: '
     run: userCommand,
   },
   alias: { help: ALIAS_HELP, options: {}, run: aliasCommand },
+  throttle: { help: THROTTLE_HELP, options: {}, run: throttleCommand },
 };
 
 export const SERVE_OPTIONS = [

@@ -29,6 +29,13 @@ export interface Limits {
    * SIGTERM/SIGINT before they are told goodbye mid-transfer and their sockets destroyed.
    */
   shutdownGrace: number;
+  /** Login throttling (src/auth/throttle-policy.ts), ms: spacing of one (account, IP)'s checks after 3 failures, doubling per failure up to the max; a check queued past 2 × max is refused. */
+  loginThrottleDelay: number;
+  loginThrottleMaxDelay: number;
+  /** Failure scores halve every this many ms. */
+  loginThrottleHalfLife: number;
+  /** Every failed login is answered after this many ms. */
+  loginFailDelay: number;
 }
 
 export interface Config {
@@ -76,4 +83,8 @@ export const DEFAULT_LIMITS: Limits = {
   pop3Timeout: 10 * 60 * 1000,
   maxHops: 30,
   shutdownGrace: 5000,
+  loginThrottleDelay: 1000,
+  loginThrottleMaxDelay: 15_000,
+  loginThrottleHalfLife: 5 * 60_000,
+  loginFailDelay: 300,
 };

@@ -27,8 +27,9 @@ export type AuthResult =
 
 export interface Authenticator {
   /**
-   * Verifies a password. Failures are counted per account and per remote IP; past the limit
-   * the answer is 'throttled' (and arrives after a delay) without checking the password.
+   * Verifies a password. Failures are counted per (login name, source address): that pair's
+   * checks are then delayed, growing and decaying (src/auth/throttle-policy.ts). 'throttled'
+   * (a temporary refusal, password not checked) only when the attempt would have to wait too long.
    */
   login(username: string, password: string, remoteAddress: string): Promise<AuthResult>;
 }

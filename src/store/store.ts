@@ -14,6 +14,7 @@
 
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
+import type { LoginFailureStore } from './login-failures.ts';
 import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
@@ -257,6 +258,8 @@ export class StoreError extends Error {
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly bus: ChangeBus;
+  /** Failed-login state for throttling, shared with the admin CLI (src/store/login-failures.ts). */
+  readonly loginFailures: LoginFailureStore;
 
   close(): Promise<void>;
 

@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { StoreError, SystemFlag, type Store } from '../../src/store/store.ts';
 import type { MessageMeta } from '../../src/protocol/mime/types.ts';
+import { PG_MIGRATIONS } from '../../src/store/postgres/schema.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres, sql } from './pg-env.ts';
 
 const availability = pgAvailability(await probePostgres());
@@ -48,11 +49,11 @@ if (availability.fail) {
       try {
         const [a, b] = await Promise.all([openPostgresStore({ url: PG_URL, schema }), openPostgresStore({ url: PG_URL, schema })]);
         const versions = (await sql(schema, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version);
-        assert.deepEqual(versions, [1, 2, 3]);
+        assert.deepEqual(versions, PG_MIGRATIONS.map((m) => m.version));
         await a.close();
         await b.close();
         const c = await openPostgresStore({ url: PG_URL, schema });
-        assert.deepEqual((await sql(schema, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version), [1, 2, 3]);
+        assert.deepEqual((await sql(schema, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => r.version), PG_MIGRATIONS.map((m) => m.version));
         await c.close();
         await assert.rejects(c.listDomains(), (e: unknown) => e instanceof StoreError && e.code === 'invalid');
       } finally {

@@ -14,6 +14,7 @@ export async function doLogin(s: ImapSession, user: string, pass: string): Promi
   const r = await s.deps.auth.login(user, pass, s.remoteAddress);
   if (s.closed) return null;
   if (!r.ok) {
+    // RFC 9051 §7.1: UNAVAILABLE is temporary (the client retries later); AUTHENTICATIONFAILED is not.
     failed(r.reason);
     if (r.reason === 'throttled') throw new ImapNo('UNAVAILABLE', r.message || 'Too many failed logins, try again later');
     if (r.reason === 'disabled') throw new ImapNo('AUTHORIZATIONFAILED', r.message || 'Account disabled');

@@ -27,6 +27,8 @@ import { Readable } from 'node:stream';
 import pg from 'pg';
 import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
 import { PG_MIGRATIONS } from './schema.ts';
+import { PgLoginFailures } from './login-failures.ts';
+import type { LoginFailureStore } from '../login-failures.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
@@ -279,6 +281,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
+  readonly loginFailures: LoginFailureStore;
   readonly #pool: pg.Pool;
   readonly #publisher: Publisher;
   readonly #lockSpace: number;
@@ -289,6 +292,7 @@ class PostgresStore implements Store {
 
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
+    this.loginFailures = new PgLoginFailures(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;

@@ -175,4 +175,21 @@ CREATE INDEX pop_retained_account ON pop_retained(account_id);
 CREATE INDEX pop_retained_blob ON pop_retained(blob_id);
 `,
   },
+  {
+    version: 4,
+    // Failed logins per (source, login name) for throttling; same meaning as the SQLite table.
+    sql: () => `
+CREATE TABLE login_failures (
+  ip text NOT NULL,
+  username text NOT NULL,
+  score double precision NOT NULL,
+  failures bigint NOT NULL,
+  first_failure_at bigint NOT NULL,
+  last_failure_at bigint NOT NULL,
+  PRIMARY KEY (ip, username)
+);
+CREATE INDEX login_failures_username ON login_failures(username);
+CREATE INDEX login_failures_last ON login_failures(last_failure_at);
+`,
+  },
 ];

@@ -119,4 +119,23 @@ INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_add
   FROM messages m JOIN blobs b ON b.id = m.blob_id;
 `,
   },
+  {
+    version: 5,
+    sql: `
+-- Failed logins per (source, login name) for throttling (src/auth/throttle-policy.ts): a score
+-- that halves every half-life, shared with the admin CLI (pillarbox throttle list|clear).
+-- ip is an IPv4 address or an IPv6 /64; username may name no account ('*' = past the cap).
+CREATE TABLE login_failures (
+  ip TEXT NOT NULL,
+  username TEXT NOT NULL,
+  score REAL NOT NULL,
+  failures INTEGER NOT NULL,
+  first_failure_at INTEGER NOT NULL,
+  last_failure_at INTEGER NOT NULL,
+  PRIMARY KEY (ip, username)
+) WITHOUT ROWID;
+CREATE INDEX login_failures_username ON login_failures(username);
+CREATE INDEX login_failures_last ON login_failures(last_failure_at);
+`,
+  },
 ];

@@ -13,6 +13,8 @@ import type { BodyScanItem } from '../body-search.ts';
 import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
+import { SqliteLoginFailures } from './login-failures.ts';
+import type { LoginFailureStore } from '../login-failures.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
@@ -120,6 +122,7 @@ function domainOf(address: string): string {
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
+  readonly loginFailures: LoginFailureStore;
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
@@ -142,6 +145,7 @@ class SqliteStore implements Store {
     db.function('pb_text_plan', { deterministic: true }, (meta: unknown) => JSON.stringify(textPlan((JSON.parse(meta as string) as MessageMeta).root)));
     this.#db = db;
     this.#migrate();
+    this.loginFailures = new SqliteLoginFailures(db);
   }
 
   #migrate(): void {

@@ -82,7 +82,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       store,
       config,
       tls,
-      auth: createAuthenticator(store, { maxFailures: 1000, windowMs: 60_000, failDelayMs: 5 }),
+      auth: createAuthenticator(store, { policy: { freeFailures: 1000, sourceFreeFailures: 1000, sourceAbuseNames: 1000, sourceAbuseFailures: 1e6, failDelayMs: 5 } }),
       connections: createConnectionRegistry(),
       log: opts.debug ? createLogger('debug') : silentLogger,
     };

@@ -169,19 +169,14 @@ test('a message delivered by SMTP reaches an IMAP client waiting in IDLE (imapfl
   }
 });
 
-// Last: it throttles logins from 127.0.0.1 for the rest of this server's life.
-test('wrong passwords are refused (535 5.7.8) and then throttled (454 4.7.0), even the right one', async () => {
+// Throttling itself (454 4.7.0 when refused, delays) is tested in test/e2e/throttle/.
+test('wrong passwords are refused with 535 5.7.8; the right one still logs in after them', async () => {
   const c = await RawSmtp.connect(srv.ports.submissions, { tls: { ca: srv.ca } });
   assert.match(await c.reply(), /^220 /);
   await c.cmd('EHLO raw.test');
-  const codes: string[] = [];
-  for (let i = 0; i < 12; i++) {
-    const r = await c.cmd('AUTH PLAIN ' + Buffer.from(`\0betty@example.com\0guess-${i}`).toString('base64'));
-    codes.push(r.slice(0, 9));
+  for (let i = 0; i < 3; i++) {
+    assert.match(await c.cmd('AUTH PLAIN ' + Buffer.from(`\0betty@example.com\0guess-${i}`).toString('base64')), /^535 5\.7\.8 /);
   }
-  assert.equal(codes[0], '535 5.7.8');
-  assert.ok(codes.includes('454 4.7.0'), codes.join(','));
-  const right = await c.cmd('AUTH PLAIN ' + Buffer.from('\0betty@example.com\0betty-secret').toString('base64'));
-  assert.match(right, /^454 4\.7\.0 /);
+  assert.match(await c.cmd('AUTH PLAIN ' + Buffer.from('\0betty@example.com\0betty-secret').toString('base64')), /^235 /);
   c.close();
 });

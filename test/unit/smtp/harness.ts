@@ -51,7 +51,7 @@ export async function startHarness(opts: { limits?: Partial<Limits>; allowPlaint
     store,
     config,
     tls,
-    auth: createAuthenticator(store, { maxFailures: 3, windowMs: 60_000, failDelayMs: 20 }),
+    auth: createAuthenticator(store, { policy: { failDelayMs: 20 } }),
     connections: createConnectionRegistry(),
     log,
   };
