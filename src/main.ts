@@ -28,7 +28,7 @@ export interface RunningServer {
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true });
-  const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log });
+  const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits });
   const { provider: tls, generated, certFile } = loadTls({
     dataDir: config.dataDir,
     hostname: config.hostname,

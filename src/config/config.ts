@@ -24,6 +24,17 @@ export interface Limits {
   pop3Timeout: number;
   /** Max Received: headers before a message is refused as looping. */
   maxHops: number;
+  /**
+   * Time an unauthenticated connection gets to log in, ms (IMAP, POP3, SMTP submission; 0: no
+   * limit). Clients log in within a second of connecting; a connection that doesn't only holds a slot.
+   */
+  preauthTimeout: number;
+  /** Mailboxes per account, parents that CREATE adds included (NO [LIMIT] beyond, RFC 5530). */
+  maxMailboxes: number;
+  /** Longest mailbox name in UTF-8 bytes, the whole hierarchical name. */
+  maxMailboxNameBytes: number;
+  /** Most hierarchy levels in a mailbox name (`a/b/c` has 3). */
+  maxMailboxDepth: number;
 }
 
 export interface Config {
@@ -49,6 +60,11 @@ export interface Config {
   allowPlaintextLoopback: boolean;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   limits: Limits;
+  /**
+   * Account or alias that gets postmaster mail when no postmaster@ alias or account exists
+   * (RFC 5321 §4.5.1; src/smtp/resolve.ts). Unset: the oldest account.
+   */
+  postmaster?: string | null;
 }
 
 export const PORT_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
@@ -66,4 +82,8 @@ export const DEFAULT_LIMITS: Limits = {
   imapIdleKeepalive: 2 * 60 * 1000,
   pop3Timeout: 10 * 60 * 1000,
   maxHops: 30,
+  preauthTimeout: 60 * 1000,
+  maxMailboxes: 1000,
+  maxMailboxNameBytes: 1000,
+  maxMailboxDepth: 16,
 };

@@ -88,6 +88,7 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     allowPlaintextLoopback: parseBool(plain as string | boolean, 'allow-plaintext-loopback'),
     logLevel,
     limits,
+    postmaster: str('postmaster', 'PILLARBOX_POSTMASTER') ?? file.postmaster ?? null,
   };
 }
 

@@ -27,6 +27,18 @@ export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
 export const MAX_BUFFERED_LITERAL = 64 * 1024;
 /** Pause reading when this much unparsed input is queued. */
 const INPUT_HIGH_WATER = 256 * 1024;
+/**
+ * Before login a connection may hold at most this much: its longest line, one command with its
+ * literals, and queued input. Literals only for the commands that carry credentials or ID.
+ */
+export const PREAUTH_MAX_BYTES = 8 * 1024;
+const PREAUTH_LITERAL_COMMANDS = new Set(['LOGIN', 'AUTHENTICATE', 'ID']);
+/**
+ * Output backpressure: no further command is read while this much output waits for the client
+ * (socket.writableLength), so a client that sends without reading can't make us buffer without
+ * bound. Input stops as well (the input high-water mark pauses the socket).
+ */
+export const OUTPUT_HIGH_WATER = 256 * 1024;
 /** Consecutive syntax errors before the server gives up on a client. */
 const MAX_BAD_COMMANDS = 50;
 
@@ -75,6 +87,9 @@ export class ImapSession {
   #appendStream: PassThrough | null = null;
   #appendParser: MimeParser | null = null;
   #autologout: NodeJS.Timeout | null = null;
+  #preauthTimer: NodeJS.Timeout | null = null;
+  /** An IDLE update waits for the client to read what it was sent before (see #onChanges). */
+  #idleFlushPending = false;
   #onData = (chunk: Buffer) => this.#input(chunk);
   #closedCallbacks: Array<() => void> = [];
 
@@ -92,12 +107,23 @@ export class ImapSession {
     this.#receiver = this.#newReceiver();
     this.#attach(socket);
     this.#armAutologout();
+    this.#armPreauthTimeout();
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] ${deps.config.hostname} Pillarbox IMAP ready\r\n`);
   }
 
   #newReceiver(): Receiver {
+    return new Receiver(this.#receiverLimits());
+  }
+
+  /** Line and command caps: small before login (PREAUTH_MAX_BYTES), the configured ones after. */
+  #receiverLimits(): { maxLine: number; maxCommand: number } {
     const maxLine = this.deps.config.limits.maxLineLength;
-    return new Receiver({ maxLine, maxCommand: maxLine + 4 * MAX_BUFFERED_LITERAL });
+    if (this.state === 'notauth') return { maxLine: Math.min(maxLine, PREAUTH_MAX_BYTES), maxCommand: PREAUTH_MAX_BYTES };
+    return { maxLine, maxCommand: maxLine + 4 * MAX_BUFFERED_LITERAL };
+  }
+
+  get #inputHighWater(): number {
+    return this.state === 'notauth' ? PREAUTH_MAX_BYTES : INPUT_HIGH_WATER;
   }
 
   #attach(socket: Socket | TLSSocket): void {
@@ -191,7 +217,9 @@ export class ImapSession {
       }
     }
     if (name.length === 0) throw new ImapNo('CANNOT', 'Empty mailbox name');
-    if (name.length > 1000) throw new ImapNo('CANNOT', 'Mailbox name too long');
+    // UTF-16 length ≤ UTF-8 length: cheap here; the store checks the exact rule (mailbox-limits.ts).
+    const maxBytes = this.deps.config.limits.maxMailboxNameBytes;
+    if (name.length > maxBytes) throw new ImapNo('LIMIT', `Mailbox name longer than ${maxBytes} bytes`);
     // INBOX is case-insensitive (RFC 9051 §5.1).
     const first = name.split('/')[0]!;
     if (first.toUpperCase() === 'INBOX') name = 'INBOX' + name.slice(first.length);
@@ -219,6 +247,9 @@ export class ImapSession {
     this.account = account;
     this.#release = release;
     this.state = 'auth';
+    this.#receiver.setLimits(this.#receiverLimits());
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#preauthTimer = null;
     this.#unsubscribe = this.deps.store.bus.subscribe(account.id, (changes) => this.#onChanges(changes));
     this.deps.log.info('imap.login', { session: this.id, account: account.address, ip: this.remoteAddress });
   }
@@ -236,8 +267,22 @@ export class ImapSession {
     const sel = this.selected;
     if (!sel) return;
     sel.apply(changes, this.origin);
-    // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13).
-    if (this.idle) this.flushChanges(true);
+    // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
+    // what it was sent: then the changes wait (merged in `selected`) until the socket drains.
+    if (this.idle) this.#idleFlush();
+  }
+
+  #idleFlush(): void {
+    if (this.socket.writableLength <= OUTPUT_HIGH_WATER) {
+      this.flushChanges(true);
+      return;
+    }
+    if (this.#idleFlushPending) return;
+    this.#idleFlushPending = true;
+    void this.drain().then(() => {
+      this.#idleFlushPending = false;
+      if (this.idle && !this.#closed) this.#idleFlush();
+    });
   }
 
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
@@ -253,11 +298,14 @@ export class ImapSession {
   #input(chunk: Buffer): void {
     if (this.#closed) return;
     this.#receiver.push(chunk);
-    if (this.#receiver.buffered > INPUT_HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.socket.pause();
-    }
+    if (this.#receiver.buffered > this.#inputHighWater) this.#pauseInput();
     void this.#pump();
+  }
+
+  #pauseInput(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.socket.pause();
   }
 
   async #pump(): Promise<void> {
@@ -265,6 +313,12 @@ export class ImapSession {
     this.#pumping = true;
     try {
       while (!this.#closed) {
+        // Output backpressure (see OUTPUT_HIGH_WATER): wait for the client to read.
+        if (this.socket.writableLength > OUTPUT_HIGH_WATER) {
+          this.#pauseInput();
+          await this.drain();
+          continue;
+        }
         const ev = this.#receiver.next();
         if (!ev) break;
         await this.#onEvent(ev);
@@ -346,25 +400,33 @@ export class ImapSession {
   async #onLiteral(pending: RawCommand, size: number, nonSync: boolean): Promise<void> {
     const head = readCommandName(pending);
     const tag = head?.tag ?? '*';
+    // What may be read and dropped of a refused non-synchronizing literal: the command cap, or for
+    // an APPEND within APPENDLIMIT refused for another reason (TRYCREATE, OVERQUOTA) the message,
+    // since the client then acts on the answer (creates the mailbox and retries).
+    let discardCap = this.#receiver.limits.maxCommand;
     const refuse = (cond: 'NO' | 'BAD', code: string | null, text: string) => {
-      if (nonSync) {
-        // The client sends the data anyway: read and drop it, then answer.
+      if (!nonSync) {
+        // A synchronizing literal: no "+", the client sends no data, the command ends here.
+        this.write(statusLine(tag, cond, code, text));
+        this.#receiver.reject();
+      } else if (size <= discardCap) {
+        // The client sends the data anyway: read and drop it (at most the command cap), then answer.
         this.#discardReply = { cond, code, text };
         this.#receiver.accept('discard');
       } else {
-        this.write(statusLine(tag, cond, code, text));
-        this.#receiver.reject();
+        this.#literalTooBig(tag, text);
       }
     };
-    if (this.idle || this.continuation) {
-      refuse('BAD', null, 'Literal not expected here');
-      return;
-    }
+    // Over a cap: NO/BAD [TOOBIG] for a synchronizing literal; for a non-synchronizing one,
+    // RFC 7888 §4-5: BAD [TOOBIG] and close (reading it would cost what the cap prevents).
+    const tooBig = (syncCond: 'NO' | 'BAD', text: string) => (nonSync ? this.#literalTooBig(tag, text) : refuse(syncCond, 'TOOBIG', text));
+    if (this.idle || this.continuation) return refuse('BAD', null, 'Literal not expected here');
+    if (this.state === 'notauth' && !PREAUTH_LITERAL_COMMANDS.has(head?.name ?? '')) return refuse('BAD', null, 'Log in first');
     const appendTo = head?.name === 'APPEND' ? appendMessageMailbox(pending) : null;
     if (appendTo !== null) {
-      if (this.state !== 'auth' && this.state !== 'selected') return refuse('BAD', null, 'Log in first');
       const limit = this.deps.config.limits.appendLimit;
-      if (size > limit) return refuse('NO', 'TOOBIG', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
+      if (size > limit) return tooBig('NO', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
+      discardCap = limit;
       // Refuse before the upload what would be refused after it: no mailbox, no room.
       try {
         const name = this.mailboxFromClient(appendTo);
@@ -382,9 +444,19 @@ export class ImapSession {
       this.#receiver.accept('stream');
       return;
     }
-    if (size > MAX_BUFFERED_LITERAL) return refuse('BAD', 'TOOBIG', `Literal larger than ${MAX_BUFFERED_LITERAL} bytes`);
+    const cap = this.state === 'notauth' ? PREAUTH_MAX_BYTES : MAX_BUFFERED_LITERAL;
+    if (size > cap) return tooBig('BAD', `Literal larger than ${cap} bytes${this.state === 'notauth' ? ' before login' : ''}`);
     if (!nonSync) this.write('+ Ready for literal data\r\n');
     this.#receiver.accept('buffer');
+  }
+
+  /** A non-synchronizing literal over its cap: BAD [TOOBIG], BYE, close (RFC 7888 §4). */
+  #literalTooBig(tag: string, text: string): void {
+    this.#abortAppend();
+    this.write(statusLine(tag, 'BAD', 'TOOBIG', text));
+    this.write('* BYE [TOOBIG] Non-synchronizing literal too large; closing\r\n');
+    this.deps.log.warn('imap.literal-too-big', { session: this.id, ip: this.remoteAddress });
+    this.close();
   }
 
   #startAppend(size: number): void {
@@ -526,6 +598,20 @@ export class ImapSession {
     this.#autologout.unref();
   }
 
+  // ---- login timeout: an unauthenticated connection gets limits.preauthTimeout to log in
+
+  #armPreauthTimeout(): void {
+    const ms = this.deps.config.limits.preauthTimeout;
+    if (!(ms > 0)) return; // 0: none
+    this.#preauthTimer = setTimeout(() => {
+      if (this.state !== 'notauth' || this.#closed) return;
+      this.write('* BYE Login timeout; log in sooner after connecting\r\n');
+      this.deps.log.info('imap.preauth-timeout', { session: this.id, ip: this.remoteAddress });
+      this.close();
+    }, ms);
+    this.#preauthTimer.unref();
+  }
+
   // ---- STARTTLS (RFC 9051 §6.2.1)
 
   async startTls(): Promise<void> {
@@ -561,6 +647,7 @@ export class ImapSession {
     if (this.idle) clearInterval(this.idle.keepalive);
     this.idle = null;
     if (this.#autologout) clearTimeout(this.#autologout);
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
     this.#abortAppend();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
