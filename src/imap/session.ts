@@ -346,7 +346,7 @@ export class ImapSession {
         // An unbounded line or command: say why and close (RFC 9051 §7.1.5).
         this.write(
           ev.reason === 'line-too-long'
-            ? `* BYE [TOOBIG] Line longer than ${this.deps.config.limits.maxLineLength} bytes\r\n`
+            ? `* BYE [TOOBIG] Line longer than ${this.#receiver.limits.maxLine} bytes${this.state === 'notauth' ? ' before login' : ''}\r\n`
             : '* BYE [TOOBIG] Command too large\r\n',
         );
         this.deps.log.warn('imap.line-too-long', { session: this.id, ip: this.remoteAddress, reason: ev.reason });

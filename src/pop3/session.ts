@@ -70,7 +70,7 @@ interface Login {
 export function isLoopback(addr: string | undefined): boolean {
   if (!addr) return false;
   const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a); // linear: a socket address; anchored, disjoint parts
 }
 
 export class Pop3Session {

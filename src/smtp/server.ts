@@ -107,7 +107,7 @@ class PillarboxConnection extends SMTPConnection {
   override _onCommand(command: Buffer, callback?: () => void): void {
     const hooks = (this._server as PillarboxSmtpServer).hooks;
     if (!this._nextHandler && this._ready && !this._upgrading) {
-      const name = (command.toString('latin1').trim().split(/\s+/)[0] ?? '').toUpperCase();
+      const name = (command.toString('latin1').trim().split(/\s+/)[0] ?? '').toUpperCase(); // linear: one class
       const next = () => this._whenWritable(callback ?? (() => {}));
       if (hooks.closing() && name !== 'QUIT') {
         this.send(421, '4.3.2 Server shutting down');

@@ -35,7 +35,10 @@ export type LiteralMode = 'buffer' | 'stream' | 'discard';
 export type ReceiverEvent =
   /** A complete command line (with any buffered literals). */
   | { kind: 'command'; command: RawCommand }
-  /** A literal is announced; call accept(mode) or reject(). */
+  /**
+   * A literal is announced; call accept(mode) or reject(). `pending` is the command so far, a live
+   * view valid until then (not a copy: copying at each of up to 1000 literals would be O(k²)).
+   */
   | { kind: 'literal'; size: number; nonSync: boolean; binary: boolean; pending: RawCommand }
   /** Stream-mode literal data. */
   | { kind: 'literal-data'; data: Buffer }
@@ -212,7 +215,7 @@ export class Receiver {
             this.#info.push(info);
             if (this.#info.length > MAX_LITERALS_PER_COMMAND) return this.#die('command-too-large');
             this.#state = 'decide';
-            return { kind: 'literal', ...info, pending: this.#current() };
+            return { kind: 'literal', ...info, pending: { segments: this.#segments, literals: this.#literals, literalInfo: this.#info } };
           }
           this.#segments.push(Buffer.from(line));
           const command = this.#current();
