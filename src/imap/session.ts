@@ -12,12 +12,11 @@ import type { MessageMeta } from '../protocol/mime/types.ts';
 import { MimeParser } from '../protocol/mime/parser.ts';
 import { Receiver, type RawCommand, type ReceiverEvent } from '../protocol/imap/receiver.ts';
 import { ImapParseError, appendMessageMailbox, parseCommand, readCommandName, readTag } from '../protocol/imap/parser.ts';
-import { decodeMailboxUtf7, encodeMailboxUtf7 } from '../protocol/imap/utf7.ts';
-import { imapString } from '../protocol/imap/strings.ts';
 import { statusLine } from '../protocol/imap/response.ts';
 import type { ImapCommand } from '../protocol/imap/types.ts';
 import { ImapBad, ImapBye, ImapNo, toReply } from './errors.ts';
 import { SelectedMailbox } from './selected.ts';
+import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailbox-names.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
 
@@ -51,6 +50,19 @@ export interface AppendStage {
 }
 
 let nextSessionId = 1;
+
+/** Resolves at the stream's next 'drain' or 'close'. */
+function drainOrClose(s: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.on('drain', done);
+    s.on('close', done);
+  });
+}
 
 export class ImapSession {
   readonly id: string;
@@ -188,15 +200,7 @@ export class ImapSession {
   async drain(): Promise<void> {
     const s = this.socket;
     if (this.#closed || s.destroyed || !s.writableNeedDrain) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        s.off('drain', done);
-        s.off('close', done);
-        resolve();
-      };
-      s.on('drain', done);
-      s.on('close', done);
-    });
+    await drainOrClose(s);
   }
 
   async writeAwait(data: string | Buffer): Promise<void> {
@@ -205,39 +209,17 @@ export class ImapSession {
 
   // ---- mailbox names
 
-  /** Client mailbox name → store name (UTF-8, `/` separator, INBOX canonical). */
+  /** Client mailbox name → store name (src/imap/mailbox-names.ts). */
   mailboxFromClient(raw: string): string {
-    let name = raw;
-    if (!this.utf8 || raw.includes('&')) {
-      // Modified UTF-7 from rev1 clients (RFC 3501 §5.1.3); a UTF-8 client's "&" is literal.
-      if (!this.utf8) {
-        const d = decodeMailboxUtf7(raw);
-        if (d === null) throw new ImapNo('CANNOT', 'Mailbox name is not valid modified UTF-7');
-        name = d;
-      }
-    }
-    if (name.length === 0) throw new ImapNo('CANNOT', 'Empty mailbox name');
-    // UTF-16 length ≤ UTF-8 length: cheap here; the store checks the exact rule (mailbox-limits.ts).
-    const maxBytes = this.deps.config.limits.maxMailboxNameBytes;
-    if (name.length > maxBytes) throw new ImapNo('LIMIT', `Mailbox name longer than ${maxBytes} bytes`);
-    // INBOX is case-insensitive (RFC 9051 §5.1).
-    const first = name.split('/')[0]!;
-    if (first.toUpperCase() === 'INBOX') name = 'INBOX' + name.slice(first.length);
-    return name;
+    return mailboxFromClient(raw, this.utf8, this.deps.config.limits.maxMailboxNameBytes);
   }
 
-  /** Validates a name for CREATE/RENAME targets. */
   checkNewMailboxName(name: string): void {
-    if (name.startsWith('/') || name.endsWith('/') || name.includes('//')) throw new ImapNo('CANNOT', 'Invalid mailbox name');
-    for (const ch of name) {
-      const c = ch.codePointAt(0)!;
-      if (c < 0x20 || c === 0x7f || ch === '*' || ch === '%') throw new ImapNo('CANNOT', 'Mailbox names cannot contain control characters or wildcards');
-    }
+    checkNewMailboxName(name);
   }
 
-  /** Store name → wire form (astring). */
   mailboxToClient(name: string): string {
-    return imapString(this.utf8 ? name : encodeMailboxUtf7(name), this.utf8);
+    return mailboxToClient(name, this.utf8);
   }
 
   // ---- authentication
@@ -359,17 +341,7 @@ export class ImapSession {
         const pt = this.#appendStream;
         if (!pt) return;
         this.#appendParser?.write(ev.data);
-        if (!pt.write(ev.data)) {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              pt.off('drain', done);
-              pt.off('close', done);
-              resolve();
-            };
-            pt.on('drain', done);
-            pt.on('close', done);
-          });
-        }
+        if (!pt.write(ev.data)) await drainOrClose(pt);
         return;
       }
       case 'literal-end': {
@@ -622,13 +594,7 @@ export class ImapSession {
     const tls = await this.deps.tls.upgrade(plain);
     this.socket = tls;
     this.tls = true;
-    tls.on('data', this.#onData);
-    tls.on('error', () => this.close());
-    tls.on('close', () => this.close());
-    tls.on('end', () => {
-      this.#inputEnded = true;
-      if (!this.#pumping) this.close();
-    });
+    this.#attach(tls);
   }
 
   // ---- shutdown
