@@ -614,6 +614,7 @@ export class ImapSession {
     this.idle = null;
     if (this.#autologout) clearTimeout(this.#autologout);
     if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#receiver.discard();
     this.#abortAppend();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
@@ -622,6 +623,7 @@ export class ImapSession {
     this.selected = null;
     const s = this.socket;
     if (!s.destroyed) {
+      s.pause(); // nothing more is read: a client still sending is not buffered until the destroy
       s.end();
       setTimeout(() => s.destroy(), 2000).unref();
     }

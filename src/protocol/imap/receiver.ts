@@ -243,6 +243,14 @@ export class Receiver {
     if (info.size === 0) this.#finishLiteral();
   }
 
+  /** Drops everything held and ignores further input (the session is closing). */
+  discard(): void {
+    this.#die('command-too-large');
+    this.#segments = [];
+    this.#literals = [];
+    this.#litChunks = [];
+  }
+
   /** Refuses a synchronizing literal: the client sends no data, the command is over. */
   reject(): void {
     if (this.#state !== 'decide') throw new Error('no literal pending');
