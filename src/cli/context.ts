@@ -32,7 +32,7 @@ export async function openAdminStore(ctx: CommandContext): Promise<Store> {
   if (!isPostgresUrl(config.database) && !existsSync(config.dataDir)) {
     throw new CliError(`data folder ${config.dataDir} does not exist; start the server once (pillarbox serve) or pass --data DIR`);
   }
-  return openStore(config.database, config.dataDir);
+  return openStore(config.database, config.dataDir, { mailboxLimits: config.limits });
 }
 
 /** Runs fn with an open store and maps store errors to one clear line. */

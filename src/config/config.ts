@@ -36,6 +36,17 @@ export interface Limits {
   loginThrottleHalfLife: number;
   /** Every failed login is answered after this many ms. */
   loginFailDelay: number;
+  /**
+   * Time an unauthenticated connection gets to log in, ms (IMAP, POP3, SMTP submission; 0: no
+   * limit). Clients log in within a second of connecting; a connection that doesn't only holds a slot.
+   */
+  preauthTimeout: number;
+  /** Mailboxes per account, parents that CREATE adds included (NO [LIMIT] beyond, RFC 5530). */
+  maxMailboxes: number;
+  /** Longest mailbox name in UTF-8 bytes, the whole hierarchical name. */
+  maxMailboxNameBytes: number;
+  /** Most hierarchy levels in a mailbox name (`a/b/c` has 3). */
+  maxMailboxDepth: number;
 }
 
 export interface Config {
@@ -65,6 +76,11 @@ export interface Config {
   /** `text` (time level event key=value …, default) or `json` (one object per line). */
   logFormat?: 'text' | 'json';
   limits: Limits;
+  /**
+   * Account or alias that gets postmaster mail when no postmaster@ alias or account exists
+   * (RFC 5321 §4.5.1; src/smtp/resolve.ts). Unset: the oldest account.
+   */
+  postmaster?: string | null;
 }
 
 export const PORT_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
@@ -87,4 +103,8 @@ export const DEFAULT_LIMITS: Limits = {
   loginThrottleMaxDelay: 15_000,
   loginThrottleHalfLife: 5 * 60_000,
   loginFailDelay: 300,
+  preauthTimeout: 60 * 1000,
+  maxMailboxes: 1000,
+  maxMailboxNameBytes: 1000,
+  maxMailboxDepth: 16,
 };

@@ -94,12 +94,14 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     logFile: logFile === null ? null : resolve(logFile),
     logFormat,
     limits,
+    postmaster: str('postmaster', 'PILLARBOX_POSTMASTER') ?? file.postmaster ?? null,
   };
 }
 
 /** "500MB", "1.5G", "2048", "10 KiB" → bytes; null when malformed. Units are powers of 1024. */
 export function parseSize(s: string): number | null {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?\s*$/i.exec(s);
+  // Trimmed first: `^\s*…(unit)?\s*$` had two `\s*` around an optional part (O(n²) backtracking).
+  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib|t|tb|tib)?$/i.exec(s.trim());
   if (!m) return null;
   const unit = (m[2] ?? 'b').toLowerCase()[0]!;
   const mult = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }[unit as 'b'];

@@ -59,6 +59,9 @@ export function toReply(err: unknown): { cond: 'NO' | 'BAD'; code: string | null
         return { cond: 'NO', code: 'CANNOT', text: err.message };
       case 'noperm':
         return { cond: 'NO', code: 'NOPERM', text: err.message };
+      case 'limit':
+        // RFC 5530 §3: "an implementation limit of some kind"
+        return { cond: 'NO', code: 'LIMIT', text: err.message };
     }
   }
   return null;

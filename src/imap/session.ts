@@ -12,12 +12,11 @@ import type { MessageMeta } from '../protocol/mime/types.ts';
 import { MimeParser } from '../protocol/mime/parser.ts';
 import { Receiver, type RawCommand, type ReceiverEvent } from '../protocol/imap/receiver.ts';
 import { ImapParseError, appendMessageMailbox, parseCommand, readCommandName, readTag } from '../protocol/imap/parser.ts';
-import { decodeMailboxUtf7, encodeMailboxUtf7 } from '../protocol/imap/utf7.ts';
-import { imapString } from '../protocol/imap/strings.ts';
 import { statusLine } from '../protocol/imap/response.ts';
 import type { ImapCommand } from '../protocol/imap/types.ts';
 import { ImapBad, ImapBye, ImapNo, toReply } from './errors.ts';
 import { SelectedMailbox } from './selected.ts';
+import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailbox-names.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
 
@@ -27,6 +26,18 @@ export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
 export const MAX_BUFFERED_LITERAL = 64 * 1024;
 /** Pause reading when this much unparsed input is queued. */
 const INPUT_HIGH_WATER = 256 * 1024;
+/**
+ * Before login a connection may hold at most this much: its longest line, one command with its
+ * literals, and queued input. Literals only for the commands that carry credentials or ID.
+ */
+export const PREAUTH_MAX_BYTES = 8 * 1024;
+const PREAUTH_LITERAL_COMMANDS = new Set(['LOGIN', 'AUTHENTICATE', 'ID']);
+/**
+ * Output backpressure: no further command is read while this much output waits for the client
+ * (socket.writableLength), so a client that sends without reading can't make us buffer without
+ * bound. Input stops as well (the input high-water mark pauses the socket).
+ */
+export const OUTPUT_HIGH_WATER = 256 * 1024;
 /** Consecutive syntax errors before the server gives up on a client. */
 const MAX_BAD_COMMANDS = 50;
 
@@ -39,6 +50,19 @@ export interface AppendStage {
 }
 
 let nextSessionId = 1;
+
+/** Resolves at the stream's next 'drain' or 'close'. */
+function drainOrClose(s: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.on('drain', done);
+    s.on('close', done);
+  });
+}
 
 export class ImapSession {
   readonly id: string;
@@ -77,6 +101,9 @@ export class ImapSession {
   #appendStream: PassThrough | null = null;
   #appendParser: MimeParser | null = null;
   #autologout: NodeJS.Timeout | null = null;
+  #preauthTimer: NodeJS.Timeout | null = null;
+  /** An IDLE update waits for the client to read what it was sent before (see #onChanges). */
+  #idleFlushPending = false;
   #onData = (chunk: Buffer) => this.#input(chunk);
   #closedCallbacks: Array<() => void> = [];
 
@@ -94,12 +121,23 @@ export class ImapSession {
     this.#receiver = this.#newReceiver();
     this.#attach(socket);
     this.#armAutologout();
+    this.#armPreauthTimeout();
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] ${deps.config.hostname} Pillarbox IMAP ready\r\n`);
   }
 
   #newReceiver(): Receiver {
+    return new Receiver(this.#receiverLimits());
+  }
+
+  /** Line and command caps: small before login (PREAUTH_MAX_BYTES), the configured ones after. */
+  #receiverLimits(): { maxLine: number; maxCommand: number } {
     const maxLine = this.deps.config.limits.maxLineLength;
-    return new Receiver({ maxLine, maxCommand: maxLine + 4 * MAX_BUFFERED_LITERAL });
+    if (this.state === 'notauth') return { maxLine: Math.min(maxLine, PREAUTH_MAX_BYTES), maxCommand: PREAUTH_MAX_BYTES };
+    return { maxLine, maxCommand: maxLine + 4 * MAX_BUFFERED_LITERAL };
+  }
+
+  get #inputHighWater(): number {
+    return this.state === 'notauth' ? PREAUTH_MAX_BYTES : INPUT_HIGH_WATER;
   }
 
   #attach(socket: Socket | TLSSocket): void {
@@ -164,15 +202,7 @@ export class ImapSession {
   async drain(): Promise<void> {
     const s = this.socket;
     if (this.#closed || s.destroyed || !s.writableNeedDrain) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        s.off('drain', done);
-        s.off('close', done);
-        resolve();
-      };
-      s.on('drain', done);
-      s.on('close', done);
-    });
+    await drainOrClose(s);
   }
 
   async writeAwait(data: string | Buffer): Promise<void> {
@@ -181,37 +211,17 @@ export class ImapSession {
 
   // ---- mailbox names
 
-  /** Client mailbox name → store name (UTF-8, `/` separator, INBOX canonical). */
+  /** Client mailbox name → store name (src/imap/mailbox-names.ts). */
   mailboxFromClient(raw: string): string {
-    let name = raw;
-    if (!this.utf8 || raw.includes('&')) {
-      // Modified UTF-7 from rev1 clients (RFC 3501 §5.1.3); a UTF-8 client's "&" is literal.
-      if (!this.utf8) {
-        const d = decodeMailboxUtf7(raw);
-        if (d === null) throw new ImapNo('CANNOT', 'Mailbox name is not valid modified UTF-7');
-        name = d;
-      }
-    }
-    if (name.length === 0) throw new ImapNo('CANNOT', 'Empty mailbox name');
-    if (name.length > 1000) throw new ImapNo('CANNOT', 'Mailbox name too long');
-    // INBOX is case-insensitive (RFC 9051 §5.1).
-    const first = name.split('/')[0]!;
-    if (first.toUpperCase() === 'INBOX') name = 'INBOX' + name.slice(first.length);
-    return name;
+    return mailboxFromClient(raw, this.utf8, this.deps.config.limits.maxMailboxNameBytes);
   }
 
-  /** Validates a name for CREATE/RENAME targets. */
   checkNewMailboxName(name: string): void {
-    if (name.startsWith('/') || name.endsWith('/') || name.includes('//')) throw new ImapNo('CANNOT', 'Invalid mailbox name');
-    for (const ch of name) {
-      const c = ch.codePointAt(0)!;
-      if (c < 0x20 || c === 0x7f || ch === '*' || ch === '%') throw new ImapNo('CANNOT', 'Mailbox names cannot contain control characters or wildcards');
-    }
+    checkNewMailboxName(name);
   }
 
-  /** Store name → wire form (astring). */
   mailboxToClient(name: string): string {
-    return imapString(this.utf8 ? name : encodeMailboxUtf7(name), this.utf8);
+    return mailboxToClient(name, this.utf8);
   }
 
   // ---- authentication
@@ -221,6 +231,9 @@ export class ImapSession {
     this.account = account;
     this.#release = release;
     this.state = 'auth';
+    this.#receiver.setLimits(this.#receiverLimits());
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#preauthTimer = null;
     this.#unsubscribe = this.deps.store.bus.subscribe(account.id, (changes) => this.#onChanges(changes));
     this.deps.log.info('imap.login', { protocol: 'imap', session: this.id, user: account.address, ip: this.remoteAddress });
   }
@@ -238,8 +251,22 @@ export class ImapSession {
     const sel = this.selected;
     if (!sel) return;
     sel.apply(changes, this.origin);
-    // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13).
-    if (this.idle) this.flushChanges(true);
+    // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
+    // what it was sent: then the changes wait (merged in `selected`) until the socket drains.
+    if (this.idle) this.#idleFlush();
+  }
+
+  #idleFlush(): void {
+    if (this.socket.writableLength <= OUTPUT_HIGH_WATER) {
+      this.flushChanges(true);
+      return;
+    }
+    if (this.#idleFlushPending) return;
+    this.#idleFlushPending = true;
+    void this.drain().then(() => {
+      this.#idleFlushPending = false;
+      if (this.idle && !this.#closed) this.#idleFlush();
+    });
   }
 
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
@@ -255,11 +282,14 @@ export class ImapSession {
   #input(chunk: Buffer): void {
     if (this.#closed) return;
     this.#receiver.push(chunk);
-    if (this.#receiver.buffered > INPUT_HIGH_WATER && !this.#paused) {
-      this.#paused = true;
-      this.socket.pause();
-    }
+    if (this.#receiver.buffered > this.#inputHighWater) this.#pauseInput();
     if (!this.#pumping) this.#work = this.#pump();
+  }
+
+  #pauseInput(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.socket.pause();
   }
 
   async #pump(): Promise<void> {
@@ -267,6 +297,12 @@ export class ImapSession {
     this.#pumping = true;
     try {
       while (!this.#closed) {
+        // Output backpressure (see OUTPUT_HIGH_WATER): wait for the client to read.
+        if (this.socket.writableLength > OUTPUT_HIGH_WATER) {
+          this.#pauseInput();
+          await this.drain();
+          continue;
+        }
         const ev = this.#receiver.next();
         if (!ev) break;
         await this.#onEvent(ev);
@@ -295,7 +331,7 @@ export class ImapSession {
         // An unbounded line or command: say why and close (RFC 9051 §7.1.5).
         this.write(
           ev.reason === 'line-too-long'
-            ? `* BYE [TOOBIG] Line longer than ${this.deps.config.limits.maxLineLength} bytes\r\n`
+            ? `* BYE [TOOBIG] Line longer than ${this.#receiver.limits.maxLine} bytes${this.state === 'notauth' ? ' before login' : ''}\r\n`
             : '* BYE [TOOBIG] Command too large\r\n',
         );
         this.deps.log.warn('imap.line-too-long', { session: this.id, ip: this.remoteAddress, reason: ev.reason });
@@ -308,17 +344,7 @@ export class ImapSession {
         const pt = this.#appendStream;
         if (!pt) return;
         this.#appendParser?.write(ev.data);
-        if (!pt.write(ev.data)) {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              pt.off('drain', done);
-              pt.off('close', done);
-              resolve();
-            };
-            pt.on('drain', done);
-            pt.on('close', done);
-          });
-        }
+        if (!pt.write(ev.data)) await drainOrClose(pt);
         return;
       }
       case 'literal-end': {
@@ -349,25 +375,33 @@ export class ImapSession {
   async #onLiteral(pending: RawCommand, size: number, nonSync: boolean): Promise<void> {
     const head = readCommandName(pending);
     const tag = head?.tag ?? '*';
+    // What may be read and dropped of a refused non-synchronizing literal: the command cap, or for
+    // an APPEND within APPENDLIMIT refused for another reason (TRYCREATE, OVERQUOTA) the message,
+    // since the client then acts on the answer (creates the mailbox and retries).
+    let discardCap = this.#receiver.limits.maxCommand;
     const refuse = (cond: 'NO' | 'BAD', code: string | null, text: string) => {
-      if (nonSync) {
-        // The client sends the data anyway: read and drop it, then answer.
+      if (!nonSync) {
+        // A synchronizing literal: no "+", the client sends no data, the command ends here.
+        this.write(statusLine(tag, cond, code, text));
+        this.#receiver.reject();
+      } else if (size <= discardCap) {
+        // The client sends the data anyway: read and drop it (at most the command cap), then answer.
         this.#discardReply = { cond, code, text };
         this.#receiver.accept('discard');
       } else {
-        this.write(statusLine(tag, cond, code, text));
-        this.#receiver.reject();
+        this.#literalTooBig(tag, text);
       }
     };
-    if (this.idle || this.continuation) {
-      refuse('BAD', null, 'Literal not expected here');
-      return;
-    }
+    // Over a cap: NO/BAD [TOOBIG] for a synchronizing literal; for a non-synchronizing one,
+    // RFC 7888 §4-5: BAD [TOOBIG] and close (reading it would cost what the cap prevents).
+    const tooBig = (syncCond: 'NO' | 'BAD', text: string) => (nonSync ? this.#literalTooBig(tag, text) : refuse(syncCond, 'TOOBIG', text));
+    if (this.idle || this.continuation) return refuse('BAD', null, 'Literal not expected here');
+    if (this.state === 'notauth' && !PREAUTH_LITERAL_COMMANDS.has(head?.name ?? '')) return refuse('BAD', null, 'Log in first');
     const appendTo = head?.name === 'APPEND' ? appendMessageMailbox(pending) : null;
     if (appendTo !== null) {
-      if (this.state !== 'auth' && this.state !== 'selected') return refuse('BAD', null, 'Log in first');
       const limit = this.deps.config.limits.appendLimit;
-      if (size > limit) return refuse('NO', 'TOOBIG', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
+      if (size > limit) return tooBig('NO', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
+      discardCap = limit;
       // Refuse before the upload what would be refused after it: no mailbox, no room.
       try {
         const name = this.mailboxFromClient(appendTo);
@@ -385,9 +419,19 @@ export class ImapSession {
       this.#receiver.accept('stream');
       return;
     }
-    if (size > MAX_BUFFERED_LITERAL) return refuse('BAD', 'TOOBIG', `Literal larger than ${MAX_BUFFERED_LITERAL} bytes`);
+    const cap = this.state === 'notauth' ? PREAUTH_MAX_BYTES : MAX_BUFFERED_LITERAL;
+    if (size > cap) return tooBig('BAD', `Literal larger than ${cap} bytes${this.state === 'notauth' ? ' before login' : ''}`);
     if (!nonSync) this.write('+ Ready for literal data\r\n');
     this.#receiver.accept('buffer');
+  }
+
+  /** A non-synchronizing literal over its cap: BAD [TOOBIG], BYE, close (RFC 7888 §4). */
+  #literalTooBig(tag: string, text: string): void {
+    this.#abortAppend();
+    this.write(statusLine(tag, 'BAD', 'TOOBIG', text));
+    this.write('* BYE [TOOBIG] Non-synchronizing literal too large; closing\r\n');
+    this.deps.log.warn('imap.literal-too-big', { session: this.id, ip: this.remoteAddress });
+    this.close();
   }
 
   #startAppend(size: number): void {
@@ -529,6 +573,20 @@ export class ImapSession {
     this.#autologout.unref();
   }
 
+  // ---- login timeout: an unauthenticated connection gets limits.preauthTimeout to log in
+
+  #armPreauthTimeout(): void {
+    const ms = this.deps.config.limits.preauthTimeout;
+    if (!(ms > 0)) return; // 0: none
+    this.#preauthTimer = setTimeout(() => {
+      if (this.state !== 'notauth' || this.#closed) return;
+      this.write('* BYE Login timeout; log in sooner after connecting\r\n');
+      this.deps.log.info('imap.preauth-timeout', { session: this.id, ip: this.remoteAddress });
+      this.close();
+    }, ms);
+    this.#preauthTimer.unref();
+  }
+
   // ---- STARTTLS (RFC 9051 §6.2.1)
 
   async startTls(): Promise<void> {
@@ -539,13 +597,7 @@ export class ImapSession {
     const tls = await this.deps.tls.upgrade(plain);
     this.socket = tls;
     this.tls = true;
-    tls.on('data', this.#onData);
-    tls.on('error', () => this.close());
-    tls.on('close', () => this.close());
-    tls.on('end', () => {
-      this.#inputEnded = true;
-      if (!this.#pumping) this.close();
-    });
+    this.#attach(tls);
   }
 
   // ---- shutdown
@@ -564,6 +616,8 @@ export class ImapSession {
     if (this.idle) clearInterval(this.idle.keepalive);
     this.idle = null;
     if (this.#autologout) clearTimeout(this.#autologout);
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#receiver.discard();
     this.#abortAppend();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
@@ -572,6 +626,7 @@ export class ImapSession {
     this.selected = null;
     const s = this.socket;
     if (!s.destroyed) {
+      s.pause(); // nothing more is read: a client still sending is not buffered until the destroy
       s.end();
       setTimeout(() => s.destroy(), 2000).unref();
     }

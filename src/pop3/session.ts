@@ -71,7 +71,7 @@ interface Login {
 export function isLoopback(addr: string | undefined): boolean {
   if (!addr) return false;
   const a = addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a);
+  return a === '::1' || /^127\.\d+\.\d+\.\d+$/.test(a); // linear: a socket address; anchored, disjoint parts
 }
 
 export class Pop3Session {
@@ -102,6 +102,8 @@ export class Pop3Session {
   #streaming: Readable | null = null;
   readonly closed: Promise<void>;
   #resolveClosed!: () => void;
+  /** limits.preauthTimeout: the AUTHORIZATION state may last this long, activity or not. */
+  #preauthTimer: NodeJS.Timeout | null = null;
 
   constructor(deps: ServerDeps, socket: Socket | TLSSocket, info: ConnectionInfo, id: string) {
     this.id = id;
@@ -113,6 +115,7 @@ export class Pop3Session {
     this.#splitter = new LineSplitter(Math.max(255, deps.config.limits.maxLineLength));
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     this.#attach(socket);
+    this.#armPreauthTimeout();
     this.#deps.log.debug('pop3.connect', { session: id, remote: this.#remote, listener: info.listener, tls: this.#tls });
     this.#send(okLine(`Pillarbox POP3 server ready`));
   }
@@ -177,6 +180,27 @@ export class Pop3Session {
     });
   }
 
+  /**
+   * An unauthenticated connection gets limits.preauthTimeout to log in (the 10-minute RFC 1939 §3
+   * autologout counts inactivity, so a client sending CAPA every few minutes would stay forever).
+   */
+  #armPreauthTimeout(): void {
+    const ms = this.#deps.config.limits.preauthTimeout;
+    if (!(ms > 0)) return;
+    this.#preauthTimer = setTimeout(() => {
+      if (this.#state !== 'authorization') return;
+      this.#deps.log.info('pop3.preauth-timeout', { session: this.id, remote: this.#remote });
+      this.#send(errLine('Login timeout; log in sooner after connecting', 'SYS/TEMP'));
+      this.#end();
+    }, ms);
+    this.#preauthTimer.unref();
+  }
+
+  #clearPreauthTimeout(): void {
+    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#preauthTimer = null;
+  }
+
   #end(): void {
     if (this.#isClosed()) return;
     this.#state = 'closed';
@@ -188,6 +212,7 @@ export class Pop3Session {
   }
 
   #cleanup(): void {
+    this.#clearPreauthTimeout();
     const wasOpen = !this.#isClosed();
     this.#state = 'closed';
     this.#queue = [];
@@ -538,6 +563,7 @@ export class Pop3Session {
     }
     if (this.#state !== 'authorization') return;
     this.#state = 'transaction';
+    this.#clearPreauthTimeout();
     this.#deps.log.info('pop3.login', {
       protocol: 'pop3',
       session: this.id,

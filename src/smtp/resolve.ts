@@ -1,8 +1,18 @@
 // Recipient resolution at RCPT time (issue #3): local accounts, aliases (recursive, loop-safe),
 // plus-addressing and catch-all, against the Store interface only.
+//
+// Postmaster (RFC 5321 §4.5.1: "postmaster" at every domain we serve and the domainless
+// `RCPT TO:<Postmaster>` MUST be accepted). When postmaster@<domain> is no alias or account (and
+// no catch-all takes it), and for the domainless form, it goes to the first of:
+//   1. postmaster@<d> that resolves, for d = the hostname, its parent domains, then every hosted
+//      domain by name (the primary domain first when the hostname is in it);
+//   2. the `postmaster` address of the configuration (an account or alias of ours);
+//   3. the oldest account on the server (the administrator usually creates theirs first),
+//      logged as smtp.postmaster-fallback so the administrator can set an alias instead.
+// Only if the server has no account at all is postmaster refused (550). The choice is cached 5 s.
 
 import type { Account, Store } from '../store/store.ts';
-import { addressKey, splitAddress, splitPlus } from '../protocol/smtp/address.ts';
+import { addressKey, isPostmaster, splitAddress, splitPlus } from '../protocol/smtp/address.ts';
 
 /** One local mailbox a recipient resolves to. */
 export interface LocalTarget {
@@ -25,13 +35,25 @@ const MAX_DEPTH = 16;
 /** No single recipient may fan out to more mailboxes than this. */
 const MAX_TARGETS = 1000;
 
+export interface ResolverOptions {
+  /** The server's hostname (config.hostname): its domain is the primary one for postmaster. */
+  hostname?: string;
+  /** Where postmaster goes when no postmaster@ alias or account exists (config.postmaster). */
+  postmaster?: string | null;
+  /** Told when postmaster mail falls back to the oldest account. */
+  onFallback?: (address: string) => void;
+}
+
 export class Resolver {
   readonly #store: Store;
+  readonly #opts: ResolverOptions;
   /** Domain lookups are frequent and domains rarely change; cache them briefly. */
   readonly #domainCache = new Map<string, { hosted: boolean; at: number }>();
+  #postmasterCache: { res: Resolution; address: string; at: number } | null = null;
 
-  constructor(store: Store) {
+  constructor(store: Store, opts: ResolverOptions = {}) {
     this.#store = store;
+    this.#opts = opts;
   }
 
   async isHosted(domain: string): Promise<boolean> {
@@ -52,6 +74,57 @@ export class Resolver {
    * catch-all alias.
    */
   async resolve(address: string): Promise<Resolution> {
+    if (isPostmaster(address)) return (await this.postmaster()).res; // RFC 5321 §4.5.1
+    const res = await this.#resolve(address);
+    if (res.kind === 'unknown') {
+      const parts = splitAddress(address);
+      if (parts && isPostmaster(parts.local)) return (await this.postmaster()).res;
+    }
+    return res;
+  }
+
+  /**
+   * Where postmaster mail goes (see the top of this file), and the address it resolved as
+   * (for logs and replies). `unknown` only when the server has no account.
+   */
+  async postmaster(): Promise<{ res: Resolution; address: string }> {
+    const c = this.#postmasterCache;
+    if (c && Date.now() - c.at < 5000) return c;
+    const found = await this.#findPostmaster();
+    this.#postmasterCache = { ...found, at: Date.now() };
+    return found;
+  }
+
+  async #findPostmaster(): Promise<{ res: Resolution; address: string }> {
+    const candidates: string[] = [];
+    const labels = (this.#opts.hostname ?? '').toLowerCase().split('.').filter((l) => l !== '');
+    for (let i = 0; i + 1 < labels.length; i++) candidates.push(labels.slice(i).join('.'));
+    for (const d of await this.#store.listDomains()) candidates.push(d.name);
+    const tried = new Set<string>();
+    for (const d of candidates) {
+      if (tried.has(d)) continue;
+      tried.add(d);
+      if (!(await this.isHosted(d))) continue;
+      const res = await this.#resolve(`postmaster@${d}`);
+      if (res.kind === 'local') return { res, address: `postmaster@${d}` };
+    }
+    const configured = this.#opts.postmaster;
+    if (configured) {
+      const res = await this.#resolve(configured);
+      if (res.kind === 'local') return { res, address: addressKey(configured) };
+    }
+    let oldest: Account | null = null;
+    for (const a of await this.#store.listAccounts()) if (!oldest || a.id < oldest.id) oldest = a;
+    if (oldest) {
+      this.#opts.onFallback?.(oldest.address);
+      const acc = new Accumulator();
+      await this.#addAccount(oldest, null, acc);
+      return { res: acc.result(), address: oldest.address };
+    }
+    return { res: { kind: 'unknown' }, address: 'postmaster' };
+  }
+
+  async #resolve(address: string): Promise<Resolution> {
     const parts = splitAddress(address);
     if (!parts) return { kind: 'unknown' };
     if (!(await this.isHosted(parts.domain))) return { kind: 'not-hosted', domain: parts.domain };

@@ -75,6 +75,8 @@ interface SessionState {
 
 interface Hooks {
   kind: SmtpKind;
+  /** limits.preauthTimeout: a submission connection must authenticate within this (ms, 0: no limit). */
+  preauthTimeout: number;
   closing(): boolean;
   /** The reply for an AUTH command this session may not use, or null if AUTH may proceed. */
   authRefusal(conn: SMTPConnection): { code: number; text: string } | null;
@@ -101,6 +103,14 @@ class PillarboxConnection extends SMTPConnection {
   constructor(server: SMTPServer, socket: Socket | TLSSocket, options?: SMTPConnectionOptions | null) {
     super(server, socket, options);
     connections.set(this.session, this);
+    // Submission: the idle timeout (socketTimeout) restarts at every command, so a client that
+    // never authenticates is also closed after preauthTimeout from connecting (421 closes).
+    const hooks = (server as PillarboxSmtpServer).hooks;
+    if (hooks.kind !== 'mx' && hooks.preauthTimeout > 0) {
+      setTimeout(() => {
+        if (!this.session.user) this.send(421, '4.7.0 Authentication timeout; closing connection');
+      }, hooks.preauthTimeout).unref();
+    }
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
@@ -142,7 +152,7 @@ class PillarboxConnection extends SMTPConnection {
   override _onCommand(command: Buffer, callback?: () => void): void {
     const hooks = (this._server as PillarboxSmtpServer).hooks;
     if (!this._nextHandler && this._ready && !this._upgrading) {
-      const name = (command.toString('latin1').trim().split(/\s+/)[0] ?? '').toUpperCase();
+      const name = (command.toString('latin1').trim().split(/\s+/)[0] ?? '').toUpperCase(); // linear: one class
       const next = () => this._whenWritable(callback ?? (() => {}));
       if (hooks.closing() && name !== 'QUIT') {
         this.send(421, shuttingDown(this.name));
@@ -199,7 +209,11 @@ class LiveContextMap extends Map<string, SecureContext> {
 export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServer {
   const { store, config, log } = deps;
   const limits = config.limits;
-  const resolver = new Resolver(store);
+  const resolver = new Resolver(store, {
+    hostname: config.hostname,
+    postmaster: config.postmaster ?? null,
+    onFallback: (address) => log.warn('smtp.postmaster-fallback', { account: address, hint: 'set a postmaster@ alias or the postmaster setting' }),
+  });
   const locks = new KeyedLocks();
   const states = new WeakMap<SMTPServerSession, SessionState>();
   const inflight = new Set<Promise<unknown>>();
@@ -218,6 +232,7 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
 
   const hooks: Hooks = {
     kind,
+    preauthTimeout: limits.preauthTimeout,
     closing: () => closing,
     authRefusal(conn) {
       if (kind === 'mx') return { code: 502, text: '5.5.1 AUTH is not offered on this port; submit mail on port 587 or 465' };
@@ -337,17 +352,8 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
         let rcpt = address.address;
         let res: Resolution;
         if (rcpt.toLowerCase() === 'postmaster') {
-          // RFC 5321 §4.1.1.3: the domainless "postmaster" must be accepted: the postmaster of our
-          // hostname's domain, else of the first hosted domain that has one.
-          rcpt = `postmaster@${config.hostname}`;
-          res = await resolver.resolve(rcpt);
-          for (const d of res.kind === 'local' ? [] : await store.listDomains()) {
-            const r = await resolver.resolve(`postmaster@${d.name}`);
-            if (r.kind === 'local') {
-              [rcpt, res] = [`postmaster@${d.name}`, r];
-              break;
-            }
-          }
+          // RFC 5321 §4.1.1.3 / §4.5.1: the domainless "postmaster" must be accepted (resolve.ts).
+          ({ res, address: rcpt } = await resolver.postmaster());
         } else {
           res = await resolver.resolve(rcpt);
         }

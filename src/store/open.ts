@@ -5,6 +5,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Store } from './store.ts';
 import type { ChangeBus } from './bus.ts';
 import type { Logger } from '../obs/log.ts';
+import type { MailboxLimits } from './mailbox-limits.ts';
 
 export function isPostgresUrl(database: string): boolean {
   return /^postgres(ql)?:\/\//i.test(database);
@@ -14,16 +15,21 @@ export function defaultDatabase(dataDir: string): string {
   return join(dataDir, 'pillarbox.sqlite');
 }
 
-export async function openStore(database: string, dataDir: string, opts: { bus?: ChangeBus; collectGarbage?: boolean; log?: Logger } = {}): Promise<Store> {
+export async function openStore(
+  database: string,
+  dataDir: string,
+  opts: { bus?: ChangeBus; collectGarbage?: boolean; log?: Logger; mailboxLimits?: Partial<MailboxLimits> } = {},
+): Promise<Store> {
+  const mailboxLimits = opts.mailboxLimits ? { mailboxLimits: opts.mailboxLimits } : {};
   if (isPostgresUrl(database)) {
     const { openPostgresStore } = await import('./postgres/postgres-store.ts');
     // `?schema=NAME` keeps Pillarbox's tables in their own schema (created if missing).
     const url = new URL(database);
     const schema = url.searchParams.get('schema') ?? undefined;
     url.searchParams.delete('schema');
-    return openPostgresStore({ url: url.toString(), ...(schema ? { schema } : {}), ...(opts.bus ? { bus: opts.bus } : {}) });
+    return openPostgresStore({ url: url.toString(), ...(schema ? { schema } : {}), ...(opts.bus ? { bus: opts.bus } : {}), ...mailboxLimits });
   }
   const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
   const path = isAbsolute(database) ? database : resolve(database);
-  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}) });
+  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}), ...mailboxLimits });
 }

@@ -244,7 +244,8 @@ export interface WriteOptions {
   origin?: string;
 }
 
-export type StoreErrorCode = 'exists' | 'not-found' | 'quota' | 'invalid' | 'has-children' | 'inbox' | 'noperm';
+/** 'limit': an implementation limit (mailboxes per account, name length/depth: mailbox-limits.ts). */
+export type StoreErrorCode = 'exists' | 'not-found' | 'quota' | 'invalid' | 'has-children' | 'inbox' | 'noperm' | 'limit';
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;

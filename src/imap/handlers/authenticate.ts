@@ -7,7 +7,7 @@ import { statusLine } from '../../protocol/imap/response.ts';
 
 function decodePlain(b64: string): { user: string; pass: string } {
   if (b64 === '=') throw new ImapNo('AUTHENTICATIONFAILED', 'Invalid credentials');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new ImapBad('Invalid base64');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new ImapBad('Invalid base64'); // linear: anchored, disjoint parts
   const parts = Buffer.from(b64, 'base64').toString('utf8').split('\0');
   if (parts.length !== 3) throw new ImapBad('Invalid PLAIN response');
   const [authz, user, pass] = parts as [string, string, string];

@@ -1,7 +1,11 @@
 // CREATE (RFC 9051 §6.3.4) with CREATE-SPECIAL-USE (RFC 6154 §3). Missing parents are created.
+// The mailbox limits (src/store/mailbox-limits.ts; the store enforces them on every create) are
+// checked for the whole set first, so a refused CREATE adds no parents either: NO [LIMIT].
 import type { Handler } from '../commands.ts';
 import { ImapNo } from '../errors.ts';
 import { StoreError, type SpecialUse } from '../../store/store.ts';
+import { checkMailboxCount, checkMailboxName, mailboxLimits } from '../../store/mailbox-limits.ts';
+import { ancestors } from './list.ts';
 
 const USES = new Map<string, SpecialUse>(
   (['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Archive', '\\All', '\\Flagged'] as SpecialUse[]).map((u) => [u.toLowerCase(), u]),
@@ -20,15 +24,18 @@ export const create: Handler<'CREATE'> = async (s, _tag, cmd) => {
     specialUse = USES.get(cmd.specialUse[0]!.toLowerCase()) ?? null;
     if (!specialUse) throw new ImapNo('USEATTR', `Unsupported special-use attribute ${cmd.specialUse[0]}`);
   }
-  const parts = name.split('/');
-  for (let i = 1; i < parts.length; i++) {
-    const parent = parts.slice(0, i).join('/');
-    if (!(await s.deps.store.getMailbox(accountId, parent))) {
-      try {
-        await s.deps.store.createMailbox(accountId, parent, { subscribed: true, origin: s.origin });
-      } catch (err) {
-        if (!(err instanceof StoreError && err.code === 'exists')) throw err;
-      }
+  const limits = mailboxLimits(s.deps.config.limits);
+  checkMailboxName(name, limits);
+  const existing = await s.deps.store.listMailboxes(accountId);
+  const names = new Set(existing.map((m) => m.name));
+  if (names.has(name)) throw new ImapNo('ALREADYEXISTS', `Mailbox ${name} already exists`);
+  const missing = ancestors(name).filter((p) => !names.has(p));
+  checkMailboxCount(existing.length, missing.length + 1, limits);
+  for (const parent of missing) {
+    try {
+      await s.deps.store.createMailbox(accountId, parent, { subscribed: true, origin: s.origin });
+    } catch (err) {
+      if (!(err instanceof StoreError && err.code === 'exists')) throw err;
     }
   }
   await s.deps.store.createMailbox(accountId, name, { specialUse, subscribed: true, origin: s.origin });

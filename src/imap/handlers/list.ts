@@ -1,24 +1,42 @@
 // LIST (RFC 9051 §6.3.9) with LIST-EXTENDED (RFC 5258), SPECIAL-USE (RFC 6154), CHILDREN
 // (RFC 3348; always returned) and LIST-STATUS (RFC 5819).
+//
+// Linear in the account's names: patterns are matched by src/protocol/imap/list-pattern.ts (no
+// RegExp), \HasChildren and CHILDINFO come from one pass over every name's ancestors (at most
+// maxMailboxDepth each), and the reply is written in slices with the event loop given back
+// between them, so a big tree neither holds the loop nor piles up output (writeAwait).
 import type { Handler } from '../commands.ts';
 import type { ImapSession } from '../session.ts';
 import type { Mailbox } from '../../store/store.ts';
+import { ImapNo } from '../errors.ts';
 import { decodeMailboxUtf7 } from '../../protocol/imap/utf7.ts';
+import { compileListPattern, MAX_WILDCARD_PART, type ListPattern } from '../../protocol/imap/list-pattern.ts';
 import { statusLineFor } from './status.ts';
 
-/** A LIST pattern as a RegExp: `*` matches anything, `%` anything but the separator (RFC 9051 §6.3.9). */
-export function patternRegExp(s: ImapSession, reference: string, pattern: string): RegExp {
+/** Entries written (and matched) between two turns of the event loop. */
+export const LIST_SLICE = 128;
+
+/** A LIST/LSUB pattern (reference + pattern) as a matcher on store names (RFC 9051 §6.3.9). */
+export function listMatcher(s: ImapSession, reference: string, pattern: string): ListPattern {
   let full = reference + pattern;
   if (!s.utf8) full = decodeMailboxUtf7(full) ?? full;
-  // INBOX is case-insensitive.
-  if (/^inbox(\/|$)/i.test(full)) full = 'INBOX' + full.slice(5);
-  let re = '';
-  for (const ch of full) {
-    if (ch === '*') re += '.*';
-    else if (ch === '%') re += '[^/]*';
-    else re += ch.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp('^' + re + '$', 's');
+  // INBOX is case-insensitive (RFC 9051 §5.1).
+  if (full.slice(0, 5).toUpperCase() === 'INBOX' && (full.length === 5 || full[5] === '/')) full = 'INBOX' + full.slice(5);
+  const m = compileListPattern(full, '/', s.deps.config.limits.maxMailboxNameBytes);
+  if (!m) throw new ImapNo('LIMIT', `The pattern is too long after its first wildcard (at most ${MAX_WILDCARD_PART} characters)`);
+  return m;
+}
+
+/** Every proper ancestor of `name` (`a/b/c` → `a`, `a/b`). */
+export function ancestors(name: string): string[] {
+  const out: string[] = [];
+  for (let i = name.indexOf('/'); i >= 0; i = name.indexOf('/', i + 1)) out.push(name.slice(0, i));
+  return out;
+}
+
+/** Gives the event loop a turn (between slices of a long reply). */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 export interface ListEntry {
@@ -32,12 +50,10 @@ export function allEntries(mailboxes: Mailbox[]): ListEntry[] {
   const byName = new Map<string, ListEntry>();
   for (const m of mailboxes) byName.set(m.name, { name: m.name, mailbox: m, hasChildren: false });
   for (const m of mailboxes) {
-    const parts = m.name.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const p = parts.slice(0, i).join('/');
-      let e = byName.get(p);
-      if (!e) byName.set(p, (e = { name: p, mailbox: null, hasChildren: true }));
-      e.hasChildren = true;
+    for (const p of ancestors(m.name)) {
+      const e = byName.get(p);
+      if (e) e.hasChildren = true;
+      else byName.set(p, { name: p, mailbox: null, hasChildren: true });
     }
   }
   return [...byName.values()].sort((a, b) => (a.name === 'INBOX' ? -1 : b.name === 'INBOX' ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -49,20 +65,28 @@ export const list: Handler<'LIST'> = async (s, _tag, cmd) => {
     s.write('* LIST (\\Noselect) "/" ""\r\n');
     return 'LIST completed';
   }
+  const matchers = cmd.patterns.filter((p) => p !== '').map((p) => listMatcher(s, cmd.reference, p));
   const mailboxes = await s.deps.store.listMailboxes(s.account!.id);
   const entries = allEntries(mailboxes);
-  const res = cmd.patterns.filter((p) => p !== '').map((p) => patternRegExp(s, cmd.reference, p));
   const selSubscribed = cmd.selection.includes('SUBSCRIBED');
   const selSpecial = cmd.selection.includes('SPECIAL-USE');
   const showSubscribed = selSubscribed || cmd.returns.subscribed;
   const recursive = cmd.selection.includes('RECURSIVEMATCH');
-  const subscribedNames = mailboxes.filter((m) => m.subscribed).map((m) => m.name);
+  // RFC 5258 §3.5: with RECURSIVEMATCH a parent of a matching child is returned with CHILDINFO.
+  const hasSubscribedChild = new Set<string>();
+  if (recursive && selSubscribed) for (const m of mailboxes) if (m.subscribed) for (const p of ancestors(m.name)) hasSubscribedChild.add(p);
   let out = '';
+  let n = 0;
   for (const e of entries) {
-    if (!res.some((re) => re.test(e.name))) continue;
+    if (++n % LIST_SLICE === 0) {
+      if (out) await s.writeAwait(out);
+      out = '';
+      await nextTurn();
+      if (s.closed) return null;
+    }
+    if (!matchers.some((m) => m.test(e.name))) continue;
     const mb = e.mailbox;
-    // RFC 5258 §3.5: with RECURSIVEMATCH a parent of a matching child is returned with CHILDINFO.
-    const childInfo = recursive && selSubscribed && subscribedNames.some((n) => n.startsWith(e.name + '/'));
+    const childInfo = hasSubscribedChild.has(e.name);
     if (selSubscribed && !mb?.subscribed && !childInfo) continue;
     if (selSpecial && !mb?.specialUse) continue;
     const attrs: string[] = [];
@@ -72,11 +96,11 @@ export const list: Handler<'LIST'> = async (s, _tag, cmd) => {
     if (mb?.specialUse) attrs.push(mb.specialUse);
     out += `* LIST (${attrs.join(' ')}) "/" ${s.mailboxToClient(e.name)}${childInfo ? ' ("CHILDINFO" ("SUBSCRIBED"))' : ''}\r\n`;
     if (cmd.returns.status && mb) {
-      s.write(out);
+      await s.writeAwait(out);
       out = '';
-      s.write(await statusLineFor(s, mb, cmd.returns.status));
+      await s.writeAwait(await statusLineFor(s, mb, cmd.returns.status));
     }
   }
-  if (out) s.write(out);
+  if (out) await s.writeAwait(out);
   return 'LIST completed';
 };

@@ -26,6 +26,7 @@ export function humanString(s: string | null, utf8 = false): string {
   }
   if (lastLwsp && s.length > 0) modify = true;
   if (!modify) return '"' + s + '"';
+  // linear: one class repeated at the end of the pattern; each match is consumed.
   const out = s.replace(/\0/g, '\u0080').replace(/[\r\n\t ]+/g, ' ').trim();
   if (out === '') return '""';
   if (utf8 && !/["\\]/.test(out)) return quoted(out);

@@ -53,7 +53,8 @@ const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', '
 
 /** Cursor over the segments and literals of a command. */
 export class Reader {
-  readonly segs: string[];
+  /** Segments decoded when first reached (a Reader that stops early decodes only what it read). */
+  readonly #segs: Array<string | undefined>;
   si = 0;
   pos = 0;
   tag: string | null = null;
@@ -61,7 +62,7 @@ export class Reader {
   readonly raw: RawCommand;
   constructor(raw: RawCommand) {
     this.raw = raw;
-    this.segs = raw.segments.map((b) => b.toString('utf8'));
+    this.#segs = new Array(raw.segments.length);
   }
 
   fail(msg: string): never {
@@ -69,7 +70,7 @@ export class Reader {
   }
 
   get seg(): string {
-    return this.segs[this.si]!;
+    return (this.#segs[this.si] ??= this.raw.segments[this.si]!.toString('utf8'));
   }
 
   atLiteral(): boolean {
@@ -77,7 +78,7 @@ export class Reader {
   }
 
   atEnd(): boolean {
-    return this.si === this.segs.length - 1 && this.pos === this.seg.length;
+    return this.si === this.raw.segments.length - 1 && this.pos === this.seg.length;
   }
 
   peek(): string {
@@ -316,7 +317,8 @@ export class Reader {
 
 /** The tag of a command (for error replies), or null if none can be read. */
 export function readTag(raw: RawCommand): string | null {
-  const s = raw.segments[0]!.toString('latin1');
+  // Only the head of the line is looked at: this runs at every literal of a command.
+  const s = raw.segments[0]!.toString('latin1', 0, MAX_TAG_LENGTH + 2);
   let i = 0;
   while (i < s.length && i <= MAX_TAG_LENGTH && isTagChar(s.charCodeAt(i))) i++;
   if (i === 0 || i > MAX_TAG_LENGTH) return null;
@@ -328,8 +330,8 @@ export function readTag(raw: RawCommand): string | null {
 export function readCommandName(raw: RawCommand): { tag: string; name: string } | null {
   const tag = readTag(raw);
   if (tag === null) return null;
-  const s = raw.segments[0]!.toString('latin1').slice(tag.length + 1);
-  const m = /^([A-Za-z0-9.=-]{1,32})(?: ([A-Za-z]{1,16}))?/.exec(s);
+  const s = raw.segments[0]!.toString('latin1', tag.length + 1, tag.length + 64);
+  const m = /^([A-Za-z0-9.=-]{1,32})(?: ([A-Za-z]{1,16}))?/.exec(s); // linear: anchored, bounded
   if (!m) return { tag, name: '' };
   let name = m[1]!.toUpperCase();
   if (name === 'UID' && m[2]) name = 'UID ' + m[2].toUpperCase();

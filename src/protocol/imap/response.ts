@@ -93,6 +93,6 @@ export function quotedOrNil(s: string | null): string {
 
 /** `* OK [CODE] text` etc. Text is made safe (no CR/LF). */
 export function statusLine(tag: string, cond: 'OK' | 'NO' | 'BAD' | 'BYE' | 'PREAUTH', code: string | null, text: string): string {
-  const t = text.replace(/[\r\n]+/g, ' ');
+  const t = text.replace(/[\r\n]+/g, ' '); // linear: one class, nothing after it
   return `${tag} ${cond} ${code ? `[${code}] ` : ''}${t}\r\n`;
 }

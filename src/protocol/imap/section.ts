@@ -4,6 +4,7 @@
 import type { MessageMeta, MimeNode, TextLeaf } from '../mime/types.ts';
 import { textPlan } from '../mime/text-plan.ts';
 import { decodeCharset } from '../mime/headers.ts';
+import { htmlToText } from '../mime/html-text.ts';
 // The command parser's SectionSpec ({ part: number[]; text: SectionText | null; fields: string[] }).
 import type { SectionSpec, SectionText } from './types.ts';
 
@@ -15,10 +16,14 @@ export function formatSection(s: SectionSpec): string {
   if (!s.text) return parts;
   let t: string = s.text;
   if (s.text === 'HEADER.FIELDS' || s.text === 'HEADER.FIELDS.NOT') {
+    // linear: anchored, one character class.
     t += ' (' + s.fields.map((f) => (/^[!#-'*+\-.0-9A-Z^-~]+$/i.test(f) ? f.toUpperCase() : JSON.stringify(f))).join(' ') + ')';
   }
   return parts ? parts + '.' + t : t;
 }
+
+/** Characters that end a header-fld-name atom (RFC 9051 §9: atom-specials). */
+const ATOM_STOP = new Set([' ', '\t', '\r', '\n', '\f', '\v', '(', ')', '"', '{']);
 
 /**
  * Parses the text between `[` and `]` of BODY[...] / BINARY[...] (RFC 9051 §9 section-spec).
@@ -29,17 +34,21 @@ export function parseSection(input: string): SectionSpec | null {
   const spec: SectionSpec = { part: [], text: null, fields: [] };
   if (s === '') return spec;
   let i = 0;
-  // section-part = nz-number *("." nz-number)
+  // section-part = nz-number *("." nz-number); scanned by hand (a RegExp on s.slice(i) per part
+  // would copy the rest of the line each time).
   for (;;) {
-    const m = /^[1-9][0-9]{0,8}/.exec(s.slice(i));
-    if (!m) break;
-    spec.part.push(Number(m[0]));
-    i += m[0].length;
+    let j = i;
+    while (j < s.length && j - i < 9 && s.charCodeAt(j) >= 0x30 && s.charCodeAt(j) <= 0x39) j++;
+    if (j === i || s.charCodeAt(i) === 0x30) break;
+    if (j < s.length && s.charCodeAt(j) >= 0x30 && s.charCodeAt(j) <= 0x39) return null; // > 9 digits
+    spec.part.push(Number(s.slice(i, j)));
+    i = j;
     if (i === s.length) return spec;
     if (s[i] !== '.') return null;
     i++;
   }
   const rest = s.slice(i);
+  // linear: anchored, literal alternatives, no quantifier.
   const m = /^(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|MIME)(?=$| )/i.exec(rest);
   if (!m) return null;
   const text = m[1]!.toUpperCase() as SectionText;
@@ -48,9 +57,8 @@ export function parseSection(input: string): SectionSpec | null {
   let tail = rest.slice(m[0].length);
   if (text === 'HEADER.FIELDS' || text === 'HEADER.FIELDS.NOT') {
     // SP header-list; header-list = "(" header-fld-name *(SP header-fld-name) ")"
-    const lm = /^ \((.*)\)$/s.exec(tail);
-    if (!lm) return null;
-    const body = lm[1]!;
+    if (!tail.startsWith(' (') || !tail.endsWith(')')) return null;
+    const body = tail.slice(2, -1);
     let j = 0;
     while (j < body.length) {
       if (body[j] === ' ') { j++; continue; }
@@ -66,10 +74,11 @@ export function parseSection(input: string): SectionSpec | null {
         j++;
         spec.fields.push(v);
       } else {
-        const am = /^[^\s()"{]+/.exec(body.slice(j));
-        if (!am) return null;
-        spec.fields.push(am[0]);
-        j += am[0].length;
+        let k = j;
+        while (k < body.length && !ATOM_STOP.has(body[k]!)) k++;
+        if (k === j) return null;
+        spec.fields.push(body.slice(j, k));
+        j = k;
       }
     }
     if (spec.fields.length === 0) return null;
@@ -189,6 +198,7 @@ export function filterHeaderFields(headerBlock: Buffer, names: string[], not: bo
   let i = 0;
   let keep = false;
   const n = headerBlock.length;
+  let colonAt = -1; // first ':' at or after the line start (n: none); the search never goes back
   while (i < n) {
     const nl = headerBlock.indexOf(10, i);
     const end = nl < 0 ? n : nl + 1;
@@ -197,8 +207,11 @@ export function filterHeaderFields(headerBlock: Buffer, names: string[], not: bo
     if (contentEnd === i) break; // the blank line
     const c = headerBlock[i];
     if (c !== 0x20 && c !== 0x09) {
-      const colon = headerBlock.indexOf(58, i);
-      const nameEnd = colon >= 0 && colon < contentEnd ? colon : contentEnd;
+      if (colonAt < i) {
+        const k = headerBlock.indexOf(58, i);
+        colonAt = k < 0 ? n : k;
+      }
+      const nameEnd = colonAt < contentEnd ? colonAt : contentEnd;
       const name = headerBlock.subarray(i, nameEnd).toString('latin1').trim().toLowerCase();
       keep = want.has(name) !== not;
     }
@@ -237,7 +250,7 @@ export function decodeTransferEncoding(body: Buffer, encoding: string): Buffer |
 function decodeBase64(body: Buffer): Buffer {
   // Node's decoder skips whitespace; drop every other non-alphabet byte first so that garbage
   // does not shift the 6-bit groups, and stop at the first padding.
-  const s = body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, '');
+  const s = body.toString('latin1').replace(/[^A-Za-z0-9+/=]/g, ''); // linear: one class, /g
   const eq = s.indexOf('=');
   return Buffer.from(eq >= 0 ? s.slice(0, eq) : s, 'base64');
 }
@@ -255,6 +268,7 @@ function decodeQuotedPrintable(body: Buffer): Buffer {
   let o = 0;
   let i = 0;
   const n = body.length;
+  let nextEq = -1;
   while (i < n) {
     const nl = body.indexOf(10, i);
     const lineEnd = nl < 0 ? n : nl;
@@ -266,8 +280,14 @@ function decodeQuotedPrintable(body: Buffer): Buffer {
     let soft = false;
     let j = i;
     while (j < e) {
-      const eq = body.indexOf(0x3d, j);
-      const stop = eq < 0 || eq >= e ? e : eq;
+      // The next '=' is remembered across lines: searching from every line start to a far '='
+      // (or to the end when there is none) would be O(n²) over many short lines.
+      if (nextEq < j) {
+        const k = body.indexOf(0x3d, j);
+        nextEq = k < 0 ? n : k;
+      }
+      const eq = nextEq;
+      const stop = eq >= e ? e : eq;
       body.copy(out, o, j, stop);
       o += stop - j;
       j = stop;
@@ -296,28 +316,9 @@ function decodeQuotedPrintable(body: Buffer): Buffer {
 /** Upper bound on text extracted per message for SEARCH. */
 export const MAX_EXTRACT_CHARS = 4 * 1024 * 1024;
 
-function stripHtml(s: string): string {
-  return s
-    .replace(/<(script|style)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, ' ')
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<br\s*\/?>|<\/(p|div|li|tr|h[1-6])\s*>/gi, '\n')
-    .replace(/<[^>]*>/g, '')
-    .replace(/&nbsp;/gi, ' ')
-    .replace(/&lt;/gi, '<')
-    .replace(/&gt;/gi, '>')
-    .replace(/&quot;/gi, '"')
-    .replace(/&#(\d+);/g, (_, d: string) => safeChar(Number(d)))
-    .replace(/&#x([0-9a-f]+);/gi, (_, h: string) => safeChar(parseInt(h, 16)))
-    .replace(/&amp;/gi, '&');
-}
-
-function safeChar(cp: number): string {
-  return cp > 0 && cp <= 0x10ffff ? String.fromCodePoint(cp) : ' ';
-}
-
 /**
- * Decoded text of the message's text/* parts (transfer- and charset-decoded, HTML tags roughly
- * stripped), including those of attached messages, for SEARCH BODY / TEXT. Capped at
+ * Decoded text of the message's text/* parts (transfer- and charset-decoded, HTML reduced to its
+ * text by the linear scanner of ../mime/html-text.ts), including those of attached messages, for SEARCH BODY / TEXT. Capped at
  * MAX_EXTRACT_CHARS.
  */
 export function extractText(raw: Buffer, meta: Pick<MessageMeta, 'root'>): string {
@@ -336,7 +337,7 @@ export function extractPlannedText(raw: Buffer, plan: readonly TextLeaf[], base 
     const body = raw.subarray(Math.max(0, start - base), Math.max(0, Math.min(end - base, raw.length)));
     const decoded = decodeTransferEncoding(body, encoding) ?? body;
     let text = decodeCharset(decoded, charset);
-    if (html) text = stripHtml(text);
+    if (html) text = htmlToText(text);
     if (total + text.length > MAX_EXTRACT_CHARS) text = text.slice(0, MAX_EXTRACT_CHARS - total);
     total += text.length;
     out.push(text);

@@ -4,7 +4,10 @@
 function toModBase64(units: number[]): string {
   const bytes = Buffer.alloc(units.length * 2);
   units.forEach((u, i) => bytes.writeUInt16BE(u, i * 2));
-  return bytes.toString('base64').replace(/=+$/, '').replace(/\//g, ',');
+  const b64 = bytes.toString('base64');
+  let end = b64.length;
+  while (end > 0 && b64.charCodeAt(end - 1) === 0x3d) end--; // padding off, by hand: /=+$/ rescans every run of '='
+  return b64.slice(0, end).replace(/\//g, ',');
 }
 
 /** UTF-8 (JS string) → modified UTF-7. */
@@ -50,7 +53,7 @@ export function decodeMailboxUtf7(s: string): string | null {
       continue;
     }
     const b64 = s.slice(i + 1, end);
-    if (!/^[A-Za-z0-9+,]+$/.test(b64)) return null;
+    if (!/^[A-Za-z0-9+,]+$/.test(b64)) return null; // linear: anchored, one class
     const bytes = Buffer.from(b64.replace(/,/g, '/'), 'base64');
     if (bytes.length % 2 !== 0 || bytes.length === 0) return null;
     let chunk = '';

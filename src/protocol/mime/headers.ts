@@ -20,17 +20,23 @@ export function bytesToString(b: Buffer): string {
   return isUtf8(b) ? b.toString('utf8') : b.toString('latin1');
 }
 
+/** Fields parsed per header block (as Postfix's 1000-header cap); later ones are not parsed. */
+export const MAX_HEADER_FIELDS = 1000;
+
 /**
  * Splits a header block into fields (RFC 5322 §2.2). Continuation lines (starting with SP/HT)
  * belong to the previous field. A line without a colon becomes a field named by the whole line
  * with an empty value, so nothing is silently lost; the blank line ending the block stops parsing.
+ * At most MAX_HEADER_FIELDS fields; the bytes themselves are never changed (the stored message
+ * stays byte-exact), only not parsed further. O(n): the colon search never goes back.
  */
 export function parseHeaderBlock(block: Buffer): HeaderField[] {
   const out: Array<{ name: string; start: number; end: number }> = [];
   let i = 0;
   const n = block.length;
+  let colonAt = -1; // first ':' at or after the current line's start; n when there is none
   while (i < n) {
-    let nl = block.indexOf(10, i);
+    const nl = block.indexOf(10, i);
     const lineEnd = nl < 0 ? n : nl + 1;
     let contentEnd = nl < 0 ? n : nl;
     if (contentEnd > i && block[contentEnd - 1] === 13) contentEnd--;
@@ -39,28 +45,64 @@ export function parseHeaderBlock(block: Buffer): HeaderField[] {
     if ((c === 0x20 || c === 0x09) && out.length > 0) {
       out[out.length - 1]!.end = contentEnd;
     } else {
-      const colon = block.indexOf(58, i);
-      if (colon >= 0 && colon < contentEnd) {
-        out.push({ name: block.subarray(i, colon).toString('latin1').trim().toLowerCase(), start: colon + 1, end: contentEnd });
+      if (out.length >= MAX_HEADER_FIELDS) break;
+      if (colonAt < i) {
+        const k = block.indexOf(58, i);
+        colonAt = k < 0 ? n : k;
+      }
+      if (colonAt < contentEnd) {
+        out.push({ name: block.subarray(i, colonAt).toString('latin1').trim().toLowerCase(), start: colonAt + 1, end: contentEnd });
       } else {
         out.push({ name: block.subarray(i, contentEnd).toString('latin1').trim().toLowerCase(), start: contentEnd, end: contentEnd });
       }
     }
     i = lineEnd;
-    nl = 0;
   }
   return out.map((f) => ({ name: f.name, value: block.subarray(f.start, f.end) }));
+}
+
+function isWsp(c: number): boolean {
+  return c === 32 || c === 9;
 }
 
 /** Unfolds a raw value (RFC 5322 §2.2.3: remove CRLF before WSP) and trims surrounding whitespace. */
 export function unfoldValue(value: Buffer): string {
   const s = bytesToString(value);
-  const folded = value.includes(10);
-  const unfolded = folded ? s.replace(/\r?\n/g, '') : s;
-  const first = unfolded.charCodeAt(0);
-  const last = unfolded.charCodeAt(unfolded.length - 1);
-  if (first === 32 || first === 9 || last === 32 || last === 9) return unfolded.replace(/^[ \t]+|[ \t]+$/g, '');
-  return unfolded;
+  // linear: a single-character class, each match consumed once.
+  const unfolded = value.includes(10) ? s.replace(/\r?\n/g, '') : s;
+  // Trimmed by hand: `/^[ \t]+|[ \t]+$/g` retries `[ \t]+$` at every blank of a long run, O(n²).
+  let a = 0;
+  let b = unfolded.length;
+  while (a < b && isWsp(unfolded.charCodeAt(a))) a++;
+  while (b > a && isWsp(unfolded.charCodeAt(b - 1))) b--;
+  return a === 0 && b === unfolded.length ? unfolded : unfolded.slice(a, b);
+}
+
+/**
+ * Removes RFC 5322 §3.2.2 comments (nested, with quoted-pairs) from a structured value, each
+ * replaced by `repl`. O(n); an unclosed comment runs to the end.
+ */
+export function stripComments(s: string, repl: string): string {
+  if (!s.includes('(')) return s;
+  let out = '';
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (depth > 0 && c === 0x5c) {
+      i++;
+    } else if (c === 0x28) {
+      if (depth === 0) out += s.slice(from, i);
+      depth++;
+    } else if (c === 0x29 && depth > 0) {
+      depth--;
+      if (depth === 0) {
+        out += repl;
+        from = i + 1;
+      }
+    }
+  }
+  return depth > 0 ? out + repl : out + s.slice(from);
 }
 
 /** Converts bytes in `charset` to a string; unknown charsets fall back to UTF-8/Latin-1. */
@@ -70,6 +112,7 @@ export function decodeCharset(buf: Buffer, charset: string | null | undefined): 
   try {
     if (iconv.encodingExists(cs)) return iconv.decode(buf, cs);
     // iconv-lite lacks ISO-2022-JP and friends; libmime's charset layer has them.
+    // linear: anchored, bounded alternatives, no nested quantifier.
     if (/^(jis|iso-?2022-?jp|euc-?jp)/.test(cs)) return libmime.decodeWord(cs, 'B', buf.toString('base64'));
   } catch {
     /* fall through */
@@ -218,6 +261,7 @@ export function joinRfc2231(raw: Array<[string, string]>): Array<[string, string
   const out: Array<[string, string]> = [];
   const groups = new Map<string, Array<{ n: number; v: string; ext: boolean }>>();
   for (const [name, value] of raw) {
+    // linear: anchored; `[^*]+` and `\*` are disjoint, so there is one way to split.
     const m = /^([^*]+)\*(?:(\d+)(\*?)|)$/.exec(name);
     if (m) {
       const base = m[1]!;
@@ -269,9 +313,11 @@ export function decodeParamValue(params: Array<[string, string]>, name: string):
   const lname = name.toLowerCase();
   for (const [k, v] of params) {
     if (k === lname + '*') {
+      // linear: anchored; each `[^']*` stops at a quote, `(.*)$` runs once.
       const m = /^([^']*)'[^']*'(.*)$/s.exec(v);
       const charset = m ? m[1]! : 'us-ascii';
       const data = m ? m[2]! : v;
+      // linear: the three alternatives start with different characters; each match is consumed.
       const bytes = Buffer.from(data.replace(/%([0-9a-fA-F]{2})|([^%]+)|%/g, (all, hex: string | undefined) =>
         hex ? String.fromCharCode(parseInt(hex, 16)) : all), 'latin1');
       return decodeCharset(bytes, charset || 'utf-8');
@@ -363,11 +409,14 @@ export function parseAddressList(value: string): EnvelopeAddress[] | null {
   const out: EnvelopeAddress[] = [];
   let i = 0;
   let item: Tok[] = [];
+  /** The current item has an '@' or '<' (then a ':' cannot start a group); kept, not searched. */
+  let itemHasAddr = false;
   let inAngle = false;
   const flush = () => {
     const a = parseMailbox(item);
     if (a) out.push(a);
     item = [];
+    itemHasAddr = false;
   };
   while (i < toks.length) {
     const t = toks[i]!;
@@ -377,7 +426,7 @@ export function parseAddressList(value: string): EnvelopeAddress[] | null {
     // any other comma means the '>' is missing: treat it as a separator.
     if (inAngle && t.t === 'sp' && t.v === ',' && !(toks[i + 1]?.t === 'sp' && toks[i + 1]!.v === '@')) inAngle = false;
     if (!inAngle && t.t === 'sp' && t.v === ',') { flush(); i++; continue; }
-    if (!inAngle && t.t === 'sp' && t.v === ':' && !item.some((x) => x.t === 'sp' && (x.v === '@' || x.v === '<'))) {
+    if (!inAngle && t.t === 'sp' && t.v === ':' && !itemHasAddr) {
       // RFC 5322 §3.4 group: display-name ":" [group-list] ";"
       const gname = phraseText(item) ?? '';
       item = [];
@@ -401,6 +450,7 @@ export function parseAddressList(value: string): EnvelopeAddress[] | null {
       i = j + 1;
       continue;
     }
+    if (t.t === 'sp' && (t.v === '@' || t.v === '<')) itemHasAddr = true;
     item.push(t);
     i++;
   }

@@ -12,19 +12,29 @@
 // - `lines` is the number of LF bytes in the body.
 import type { MessageMeta, MimeNode, Envelope, SearchHeaders } from './types.ts';
 import {
-  parseHeaderBlock, unfoldValue, bytesToString, parseMimeHeader, parseAddressList, decodeWords, type HeaderField,
+  parseHeaderBlock, unfoldValue, bytesToString, parseMimeHeader, parseAddressList, decodeWords, stripComments, type HeaderField,
 } from './headers.ts';
 
-/** Header bytes kept per header block; the rest of an oversized block is scanned but dropped. */
-export const MAX_HEADER_BYTES = 1 << 20;
+/**
+ * Header bytes parsed per header block (fields, ENVELOPE, search headers). The rest of a larger
+ * block is still scanned for its end (so every byte range stays exact and the stored message is
+ * byte-exact) but not parsed: 256 KiB is 2.5× Postfix's per-header header_size_limit (100 KiB)
+ * and far more than any real header (RFC 5322 §2.1.1 lines are at most 998 characters).
+ */
+export const MAX_HEADER_BYTES = 256 * 1024;
 /** Nesting limit for multipart and message/rfc822 parts; deeper parts are treated as leaves. */
 export const MAX_DEPTH = 50;
 /** Limit on the number of parts; later boundaries are treated as body text. */
 export const MAX_PARTS = 10000;
 /** Boundaries longer than this are ignored (RFC 2046 §5.1.1 allows 70). */
 const MAX_BOUNDARY = 200;
-/** A header line without LF that grows past this is handled in pieces. */
-const LONG_LINE = 64 * 1024;
+/**
+ * A header line without LF that grows past this is handled in pieces. Small, because the
+ * unprocessed tail is copied at every write(): it bounds that copy (O(n) for any chunking, also
+ * one byte at a time). It must exceed the longest boundary line prefix we look at (MAX_BOUNDARY +
+ * 4) so line-start checks still see whole prefixes.
+ */
+const LONG_LINE = 1024;
 
 interface Frame {
   node: MimeNode;
@@ -73,8 +83,9 @@ function fieldString(fields: HeaderField[], name: string): string | null {
 /** Raw value without the whitespace after the colon; folding kept (`nolf` drops CR/LF). */
 function rawValue(f: HeaderField | undefined, nolf: boolean): string | null {
   if (!f) return null;
+  // linear: anchored at the start, one character class; a single-character class with /g.
   let s = bytesToString(f.value).replace(/^[ \t]+/, '');
-  if (nolf) s = s.replace(/[\r\n]/g, '');
+  if (nolf) s = s.replace(/[\r\n]/g, ''); // linear: single-character class
   return s;
 }
 
@@ -125,8 +136,10 @@ function buildSearch(fields: HeaderField[]): SearchHeaders {
 
 function parseDate(s: string | null): number | null {
   if (!s) return null;
-  // RFC 5322 §3.3; strip comments like "(UTC)" that Date.parse rejects.
-  const t = Date.parse(s.replace(/\([^)]*\)/g, '').replace(/\s+/g, ' ').trim());
+  // RFC 5322 §3.3; strip comments like "(UTC)" that Date.parse rejects. Date.parse gets at most
+  // 200 characters (a date is ~31): its own parser's cost is then bounded too.
+  const d = stripComments(s.length > 4096 ? s.slice(0, 4096) : s, '').replace(/\s+/g, ' ').trim(); // linear: one class, /g
+  const t = d.length > 200 ? NaN : Date.parse(d);
   return Number.isFinite(t) ? t : null;
 }
 
@@ -151,7 +164,7 @@ function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: 
   if (!inMultipart && ct === null && !firstField(fields, 'mime-version')) return;
   const cte = fieldString(fields, 'content-transfer-encoding');
   if (cte) {
-    const tok = /^[^\s;(]+/.exec(cte);
+    const tok = /^[^\s;(]+/.exec(cte); // linear: anchored, one class
     if (tok) node.encoding = tok[0];
   }
   node.id = fieldString(fields, 'content-id');
@@ -164,7 +177,7 @@ function applyMimeHeaders(node: MimeNode, fields: HeaderField[], digestDefault: 
   }
   const cl = fieldString(fields, 'content-language');
   if (cl !== null) {
-    const langs = cl.replace(/\([^)]*\)/g, ' ').split(/[\s,]+/).filter((x) => x !== '');
+    const langs = stripComments(cl, ' ').split(/[\s,]+/).filter((x) => x !== ''); // linear: one class
     node.language = langs.length ? langs : null;
   }
   node.location = fieldString(fields, 'content-location');

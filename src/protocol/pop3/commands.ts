@@ -152,7 +152,7 @@ export interface SaslPlain {
  */
 export function decodeSaslPlain(b64: string): SaslPlain | null {
   const s = b64.trim();
-  // RFC 4648 §4 strict alphabet, correct padding.
+  // RFC 4648 §4 strict alphabet, correct padding. linear: anchored; the class and '=' are disjoint.
   if (s.length === 0 || s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return null;
   const raw = Buffer.from(s, 'base64');
   const parts: Buffer[] = [];

@@ -7,7 +7,7 @@ export type Pop3RespCode = 'IN-USE' | 'LOGIN-DELAY' | 'AUTH' | 'SYS/TEMP' | 'SYS
 
 /** Keeps a status text on one line: CR and LF would end the response early. */
 function oneLine(text: string): string {
-  return text.replace(/[\r\n]+/g, ' ');
+  return text.replace(/[\r\n]+/g, ' '); // linear: one class, nothing after it
 }
 
 /** `+OK text` (RFC 1939 §3 status indicator). */

@@ -66,6 +66,7 @@ import {
 import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { scanBodies } from '../body-search.ts';
+import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -75,6 +76,8 @@ export interface PostgresStoreOptions {
   bus?: ChangeBus;
   /** Pool size (default 10). */
   maxConnections?: number;
+  /** Mailbox tree limits (defaults: src/store/mailbox-limits.ts). */
+  mailboxLimits?: Partial<MailboxLimits>;
   /**
    * Upper bound for a body staged without `maxBytes`. Staged bodies are held in memory until the
    * delivery transaction writes them, so this bounds memory per staging (default 64 MiB).
@@ -297,6 +300,13 @@ class PostgresStore implements Store {
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
+    this.#limits = mailboxLimits(opts.mailboxLimits);
+  }
+
+  readonly #limits: MailboxLimits;
+
+  async #countMailboxes(c: pg.PoolClient, accountId: number): Promise<number> {
+    return Number((await c.query('SELECT count(*) AS n FROM mailboxes WHERE account_id = $1', [accountId])).rows[0].n);
   }
 
   #check(): void {
@@ -532,12 +542,14 @@ class PostgresStore implements Store {
 
   async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
     const n = validateName(name);
+    checkMailboxName(n, this.#limits);
     return this.#tx(opts.origin, async (tx) => {
       const { c } = tx;
       await this.#lockAccountNamespace(c, accountId);
       if (!(await c.query('SELECT 1 FROM accounts WHERE id = $1', [accountId])).rowCount) throw new StoreError('not-found', `no account ${accountId}`);
       if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount)
         throw new StoreError('exists', `mailbox ${n} already exists`);
+      checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
       return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
     });
   }
@@ -545,6 +557,7 @@ class PostgresStore implements Store {
   async renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
     const from = normalizeName(oldName);
     const to = validateName(newName);
+    checkMailboxName(to, this.#limits);
     await this.#tx(opts.origin, async (tx) => {
       const { c } = tx;
       await this.#lockAccountNamespace(c, accountId);
@@ -559,6 +572,7 @@ class PostgresStore implements Store {
         // UIDs (the new mailbox has its own UIDVALIDITY); INBOX logs them as expunged.
         const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [src.id])).rows[0]
           .highest_modseq as number;
+        checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
         const dst = await this.#insertMailbox(tx, accountId, to, null, true, { uidNext: src.uid_next, highestModseq: modseq });
         const moved = await c.query('UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid', [src.id, dst.id, modseq]);
         const uids = sortedUnique(moved.rows.map((r: Row) => r.uid as number));
@@ -580,6 +594,7 @@ class PostgresStore implements Store {
         )
       ).rows as Row[];
       const renames = rows.map((r) => ({ id: r.id as number, oldName: r.name as string, newName: to + (r.name as string).slice(from.length) }));
+      for (const r of renames) checkMailboxName(r.newName, this.#limits); // the inferiors move deeper too
       const clash = await c.query('SELECT name FROM mailboxes WHERE account_id = $1 AND name = ANY($2::text[]) AND NOT (id = ANY($3::bigint[])) LIMIT 1', [
         accountId,
         renames.map((r) => r.newName),

@@ -50,6 +50,7 @@ import {
 } from '../store.ts';
 import type { MessageMeta, TextLeaf } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
+import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 
 type Row = Record<string, any>;
 
@@ -63,6 +64,8 @@ export interface SqliteStoreOptions {
   collectGarbage?: boolean;
   /** Where the store reports trouble it works around (a SEARCH worker that failed). */
   log?: Logger;
+  /** Mailbox tree limits (defaults: src/store/mailbox-limits.ts). */
+  mailboxLimits?: Partial<MailboxLimits>;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -126,10 +129,12 @@ class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
+  readonly #limits: MailboxLimits;
   #closed = false;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
+    this.#limits = mailboxLimits(opts.mailboxLimits);
     this.#blobs = new FsBlobStore(opts.blobDir);
     this.#bodyScan = new BodyScanPool(opts.blobDir, (id, start, end) => this.#blobs.read(id, start, end), {
       onWorkerError: (err) => opts.log?.warn('store.body-scan-worker-failed', { err }),
@@ -428,9 +433,11 @@ class SqliteStore implements Store {
 
   async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
     const n = validateName(name);
+    checkMailboxName(n, this.#limits);
     return this.#write((tx) => {
       if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
+      checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
       const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
       stamp(tx, opts.origin);
       return mb;
@@ -440,6 +447,7 @@ class SqliteStore implements Store {
   async renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
     const from = normalizeName(oldName);
     const to = validateName(newName);
+    checkMailboxName(to, this.#limits);
     this.#write((tx) => {
       const src = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
       if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
@@ -448,6 +456,7 @@ class SqliteStore implements Store {
       if (from === 'INBOX') {
         // RFC 9051 §6.3.6: renaming INBOX moves its messages into a new mailbox and leaves INBOX
         // empty; INBOX's inferiors are unaffected.
+        checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
         const dst = this.#insertMailbox(tx, accountId, to, null, true, src.uid_next);
         const uids = this.#q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(src.id) as number[];
         const modseq = this.#bumpModseq(src.id);
@@ -464,6 +473,7 @@ class SqliteStore implements Store {
         const upd = this.#q('UPDATE mailboxes SET name = ? WHERE id = ?');
         for (const r of rows) {
           const nn = to + (r.name as string).slice(from.length);
+          checkMailboxName(nn, this.#limits); // the inferiors move deeper too
           if (r.id !== src.id && this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
             throw new StoreError('exists', `mailbox ${nn} already exists`);
           upd.run(nn, r.id);
