@@ -11,6 +11,7 @@ import { createAuthenticator } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
 import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
 import { createLogger, type Logger } from './obs/log.ts';
+import { startLoopLagMonitor } from './obs/loop-lag.ts';
 import type { ProtocolServer, ServerDeps } from './net/types.ts';
 import type { Store } from './store/store.ts';
 import { createSmtpServer } from './smtp/server.ts';
@@ -103,6 +104,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   mkdirSync(dirname(config.portsFile), { recursive: true });
   writeFileSync(config.portsFile + '.tmp', JSON.stringify(ports, null, 2) + '\n');
   renameSync(config.portsFile + '.tmp', config.portsFile);
+  // Logs `server.loop-stall ms=… doing=…` when something holds the event loop (everyone waits).
+  const lag = startLoopLagMonitor(log, { thresholdMs: config.limits.loopStallMs });
   log.info('server.ready', { hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   let stopping: Promise<void> | null = null;
@@ -120,6 +123,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         await Promise.race([Promise.allSettled(protocols.map((p) => p.close())), new Promise((r) => setTimeout(r, 5000))]);
         for (const b of bound) for (const s of b.sockets) s.destroy();
         await store.close();
+        lag.stop();
         log.info('server.stopped');
       })();
       return stopping;

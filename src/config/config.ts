@@ -24,6 +24,8 @@ export interface Limits {
   pop3Timeout: number;
   /** Max Received: headers before a message is refused as looping. */
   maxHops: number;
+  /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
+  loopStallMs: number;
 }
 
 export interface Config {
@@ -66,4 +68,5 @@ export const DEFAULT_LIMITS: Limits = {
   imapIdleKeepalive: 2 * 60 * 1000,
   pop3Timeout: 10 * 60 * 1000,
   maxHops: 30,
+  loopStallMs: 100,
 };

@@ -20,6 +20,7 @@ import { ImapBad, ImapBye, ImapNo, toReply } from './errors.ts';
 import { SelectedMailbox } from './selected.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
+import { activity } from '../obs/loop-lag.ts';
 
 export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
 
@@ -238,6 +239,11 @@ export class ImapSession {
     sel.apply(changes, this.origin);
     // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13).
     if (this.idle) this.flushChanges(true);
+  }
+
+  /** The same before a tagged reply: in parts, with backpressure (131,072 EXPUNGEs are 2 MB). */
+  async flushChangesAsync(allowExpunge: boolean): Promise<void> {
+    await this.selected?.flushTo(this, { allowExpunge, qresync: this.qresync, condstore: this.condstore });
   }
 
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
@@ -461,6 +467,8 @@ export class ImapSession {
     }
     const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH') && !cmd.uid); // RFC 9051 §7.5.1
     let result: HandlerResult;
+    // What a stall report names (src/obs/loop-lag.ts).
+    const done = activity.begin(`imap.command=${'uid' in cmd && cmd.uid ? 'UID ' : ''}${cmd.name} account=${this.account?.address ?? '-'} mailbox=${this.selected?.name ?? '-'}`);
     try {
       result = await entry.handler(this, tag!, cmd);
     } catch (err) {
@@ -475,12 +483,14 @@ export class ImapSession {
         this.deps.log.error('imap.command-failed', { session: this.id, command: cmd.name, err });
         reply = { cond: 'NO', code: 'SERVERBUG', text: 'Internal error, the command was not completed' };
       }
-      this.flushChanges(allowExpunge);
+      await this.flushChangesAsync(allowExpunge);
       this.write(statusLine(tag!, reply.cond, reply.code, reply.text));
       return;
+    } finally {
+      done();
     }
     if (result === null) return; // the handler answers later (IDLE, AUTHENTICATE) or closed
-    this.flushChanges(allowExpunge);
+    await this.flushChangesAsync(allowExpunge);
     const r = typeof result === 'string' ? { code: null, text: result } : result;
     this.write(statusLine(tag!, 'OK', r.code ?? null, r.text));
   }
