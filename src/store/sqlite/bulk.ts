@@ -13,9 +13,9 @@
 //   one mailbox, so a crash can leave a partial move but never a duplicate or a loss.
 // - COPY (RFC 9051 §6.4.7: a failed COPY leaves the destination as it was, UIDNEXT aside): the
 //   destination is held (every other write to it waits) and the copies are staged in it above
-//   the UIDNEXT it had (listings, STATUS and UIDNEXT/HIGHESTMODSEQ skip them); a journal row
-//   (bulk_ops) records the staging. The last step deletes the journal row: that short commit makes
-//   the whole copy visible at once; then the message-added Changes are published. On failure the
+//   the UIDNEXT it had, under a journal row (bulk_ops) that hides them: listings, STATUS and the
+//   mailbox's UIDNEXT/HIGHESTMODSEQ skip them. The last step deletes the journal row: that short
+//   commit makes the whole copy visible at once; then the message-added Changes are published. On failure the
 //   staged rows are deleted; after a crash, `recover()` deletes them at the next start. UIDs used
 //   by staged rows are never handed out again (UIDNEXT stays past them).
 // - DELETE of a mailbox / removal of an account: one short commit removes the mailbox rows and
@@ -227,12 +227,13 @@ export class SqliteBulk {
       const dst = q('SELECT account_id, uid_next, highest_modseq, uid_validity FROM mailboxes WHERE id = ?').get(dstId) as Row | undefined;
       if (!dst || !q('SELECT 1 FROM mailboxes WHERE id = ?').get(srcId)) throw new StoreError('not-found', 'no such mailbox');
       w.holds.check(tx, dstId); // another COPY into it: wait for its end
+      // While this row exists the staged rows (uid >= uid_from) are not part of the mailbox.
       const journal = Number(
-        q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, uid_from, created_at) VALUES ('copy', ?, ?, ?, ?)").run(dstId, dst.account_id, dst.uid_next, Date.now())
-          .lastInsertRowid,
+        q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, uid_from, hms, created_at) VALUES ('copy', ?, ?, ?, ?, ?)")
+          .run(dstId, dst.account_id, dst.uid_next, dst.highest_modseq, Date.now()).lastInsertRowid,
       );
       // Taken inside the transaction: a write queued after this one in the same commit already waits.
-      hold = w.holds.take(dstId, op, { uidFrom: dst.uid_next, hms: dst.highest_modseq });
+      hold = w.holds.take(dstId, op);
       return { journal, accountId: dst.account_id as number, uidFrom: dst.uid_next as number, hms: dst.highest_modseq as number };
     }, op).catch((err) => {
       (hold as Hold | null)?.release();
@@ -263,7 +264,6 @@ export class SqliteBulk {
       throw err;
     }
     this.#h.summaries.reveal(dstId, start.hms, added);
-    h.hide = null;
     try {
       for (const c of changes) if (opts.origin !== undefined) c.origin = opts.origin;
       for (let k = 0; k < changes.length; k += PUBLISH_SLICE) {
@@ -360,7 +360,7 @@ export class SqliteBulk {
       if (!src) throw new StoreError('not-found', 'no mailbox INBOX');
       if (q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
       const dst = this.#h.insertMailbox(tx, accountId, to, null, true);
-      hold = w.holds.take(dst.id, op, null);
+      hold = w.holds.take(dst.id, op);
       stamp(tx, opts.origin);
       return { src: src.id as number, dst: dst.id, uidEnd: src.uid_next as number };
     }, op).catch((err) => {

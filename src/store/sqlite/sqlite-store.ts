@@ -159,10 +159,10 @@ class SqliteStore implements Store {
     this.#w = new MessageWrites(q, this.#holds);
     this.#summaries = new SummaryCache(db, q, {
       hms: (id) => {
-        const h = this.#holds.get(id)?.hide;
+        const h = this.#staged(id);
         return h ? h.hms : (this.#q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(id) as number | undefined);
       },
-      below: (id) => this.#holds.visibleBelow(id),
+      below: (id) => this.#below(id),
     });
     this.#bulk = new SqliteBulk({
       db,
@@ -181,14 +181,29 @@ class SqliteStore implements Store {
   recover(): void {
     const tx = newTx();
     const r = this.#db.transaction(() => this.#bulk.recover(tx)).immediate();
+    // The files of blobs left unreferenced go in collectGarbage(), which runs next.
+    tx.deadBlobs.length = 0;
     this.#afterCommit(tx);
     if (r.copies || r.drops) this.#log?.warn('store.bulk-recovered', { copies: r.copies, drops: r.drops });
+  }
+
+  /** A COPY staging rows in the mailbox (not part of it yet): from which UID, and the HIGHESTMODSEQ shown. */
+  #staged(mailboxId: number): { uidFrom: number; hms: number } | undefined {
+    // bulk_ops is empty but for a COPY or DELETE in progress: this costs a lookup in an empty table.
+    return this.#q("SELECT uid_from AS uidFrom, hms FROM bulk_ops WHERE kind = 'copy' AND mailbox_id = ? ORDER BY id LIMIT 1").get(mailboxId) as
+      | { uidFrom: number; hms: number }
+      | undefined;
+  }
+
+  /** Rows with this UID or above are staged, not part of the mailbox. */
+  #below(mailboxId: number): number {
+    return this.#staged(mailboxId)?.uidFrom ?? Number.MAX_SAFE_INTEGER;
   }
 
   /** A mailbox row as clients see it: a COPY being staged into it does not show yet (UIDNEXT, HIGHESTMODSEQ). */
   #mailbox(r: Row): Mailbox {
     const mb = toMailbox(r);
-    const hide = this.#holds.get(mb.id)?.hide;
+    const hide = this.#staged(mb.id);
     if (hide) {
       mb.uidNext = hide.uidFrom;
       mb.highestModseq = hide.hms;
@@ -535,7 +550,7 @@ class SqliteStore implements Store {
               coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
               coalesce(sum(size), 0) AS size
        FROM messages WHERE mailbox_id = ? AND uid < ?`,
-    ).get(mailboxId, this.#holds.visibleBelow(mailboxId)) as Row;
+    ).get(mailboxId, this.#below(mailboxId)) as Row;
     return {
       messages: r.messages,
       unseen: r.unseen,
@@ -606,7 +621,7 @@ class SqliteStore implements Store {
     if (!column) throw new StoreError('invalid', `no search column for ${field}`);
     return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND uid < ? AND instr(${column}, ?) > 0 ORDER BY uid`)
       .pluck()
-      .all(mailboxId, this.#holds.visibleBelow(mailboxId), foldForSearch(value)) as number[];
+      .all(mailboxId, this.#below(mailboxId), foldForSearch(value)) as number[];
   }
 
   /**

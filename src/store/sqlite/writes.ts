@@ -5,7 +5,8 @@
 //
 // Mailbox holds: a bulk COPY (and an INBOX rename) holds its destination mailbox; every write to a
 // held mailbox by anyone else throws `Held`, which the group commit turns into "wait for the
-// release, then run again" (the caller just sees a later commit). See docs/architecture.md.
+// release, then run again" (the caller just sees a later commit). What a staged COPY hides is in
+// the database (bulk_ops), so every process (the admin CLI too) sees the same mailbox.
 
 import type Database from 'better-sqlite3';
 import type { Change } from '../bus.ts';
@@ -56,11 +57,6 @@ export class Held extends Error {
 
 export interface Hold {
   op: number;
-  /**
-   * While set, rows with uid >= uidFrom are not yet part of the mailbox (a COPY being staged):
-   * listings skip them and the mailbox reports this UIDNEXT and HIGHESTMODSEQ.
-   */
-  hide: { uidFrom: number; hms: number } | null;
   released: Promise<void>;
   release(): void;
 }
@@ -74,12 +70,11 @@ export class Holds {
   }
 
   /** Takes the hold (the caller checked the mailbox is free inside its transaction). */
-  take(mailboxId: number, op: number, hide: Hold['hide']): Hold {
+  take(mailboxId: number, op: number): Hold {
     let release!: () => void;
     const released = new Promise<void>((r) => (release = r));
     const h: Hold = {
       op,
-      hide,
       released,
       release: () => {
         if (this.#m.get(mailboxId) === h) this.#m.delete(mailboxId);
@@ -94,11 +89,6 @@ export class Holds {
   check(tx: Tx, mailboxId: number): void {
     const h = this.#m.get(mailboxId);
     if (h && h.op !== tx.op) throw new Held(h.released);
-  }
-
-  /** First UID not yet part of the mailbox (staged rows start there), or MAX_SAFE_INTEGER. */
-  visibleBelow(mailboxId: number): number {
-    return this.#m.get(mailboxId)?.hide?.uidFrom ?? Number.MAX_SAFE_INTEGER;
   }
 }
 
