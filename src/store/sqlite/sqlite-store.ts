@@ -1,7 +1,9 @@
 // The embedded store: metadata in SQLite (better-sqlite3, WAL, synchronous=FULL so a commit is
 // durable when it returns), bodies in FsBlobStore. better-sqlite3 is synchronous, so each write is
 // one IMMEDIATE transaction that no other JS code can interleave with; changes are published on
-// the bus right after its commit, in commit order.
+// the bus right after its commit, in commit order. Because a transaction holds the event loop,
+// commands over many messages run in bounded steps (bulk.ts); the row-level SQL is in writes.ts,
+// the listing cache in summaries.ts.
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
