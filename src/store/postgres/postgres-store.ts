@@ -685,24 +685,22 @@ class PostgresStore implements Store {
 
   // ---------------------------------------------------------------- messages
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    // Pages of LIST_PAGE rows in one REPEATABLE READ snapshot: each page is turned into summaries
-    // on its own (a 131,072-message mailbox is 16 short steps, not one long one).
+    // One query read through a cursor, LIST_PAGE rows per FETCH: each page is turned into
+    // summaries on its own (a 131,072-message mailbox is 16 short steps, not one long one).
     this.#check();
     const c = await this.#pool.connect();
     let broken: Error | undefined;
     try {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      await c.query('BEGIN READ ONLY');
+      await c.query(
+        `DECLARE pb_list NO SCROLL CURSOR FOR SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 ${opts.changedSince !== undefined ? 'AND modseq > $2' : ''} ORDER BY uid`,
+        opts.changedSince !== undefined ? [mailboxId, opts.changedSince] : [mailboxId],
+      );
       const out: MessageSummary[] = [];
-      for (let after = 0; ; ) {
-        const rows = (
-          await c.query(
-            `SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 AND uid > $2 ${opts.changedSince !== undefined ? 'AND modseq > $4' : ''} ORDER BY uid LIMIT $3`,
-            opts.changedSince !== undefined ? [mailboxId, after, LIST_PAGE, opts.changedSince] : [mailboxId, after, LIST_PAGE],
-          )
-        ).rows as Row[];
+      for (;;) {
+        const rows = (await c.query(`FETCH ${LIST_PAGE} FROM pb_list`)).rows as Row[];
         for (const r of rows) out.push(toSummary(r));
         if (rows.length < LIST_PAGE) break;
-        after = out[out.length - 1]!.uid;
         await nextTurn();
       }
       await c.query('COMMIT');
