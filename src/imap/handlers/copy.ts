@@ -35,5 +35,7 @@ export const copy: Handler<'COPY'> = async (s, _tag, cmd) => {
   // RFC 9051 §6.4.7: all or nothing; the store stages a big copy and publishes it at once.
   const r = await s.deps.store.copyMessages(sel.mailboxId, uids, dst.id, { origin: s.origin });
   if (dst.id === sel.mailboxId) sel.added(r.mapping.map((m) => m[1]));
+  // Nothing copied (all expunged meanwhile): no COPYUID, whose sets can't be empty.
+  if (r.mapping.length === 0) return 'COPY completed';
   return { code: copyUid(r.uidValidity, r.mapping), text: 'COPY completed' };
 };

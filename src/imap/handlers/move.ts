@@ -14,7 +14,7 @@ export const move: Handler<'MOVE'> = async (s, _tag, cmd) => {
   // RFC 6851 §3.3: the store moves a step of messages per commit, each message in exactly one
   // mailbox at every commit; the tagged OK comes after the last step.
   const r = await s.deps.store.moveMessages(sel.mailboxId, uids, dst.id, { origin: s.origin });
-  await s.writeAwait(`* OK [${copyUid(r.uidValidity, r.mapping)}] Moved\r\n`);
+  if (r.mapping.length) await s.writeAwait(`* OK [${copyUid(r.uidValidity, r.mapping)}] Moved\r\n`);
   await sel.expungedAll(r.mapping.map((m) => m[0]));
   // The EXPUNGEs (or VANISHED), streamed with backpressure before the tagged OK.
   await sel.flushTo(s, { allowExpunge: true, qresync: s.qresync, condstore: s.condstore });
