@@ -7,6 +7,8 @@ export interface ChunkOptions {
   maxRows?: number;
   /** Work per step to aim at, in ms (default 8). */
   targetMs?: number;
+  /** Pause after a step, as a share of its time (default 0.5): the loop's remaining time is others'. */
+  restRatio?: number;
 }
 
 /** Picks the next step's size from how long the last ones took per row. */
@@ -14,12 +16,15 @@ export class Chunker {
   readonly max: number;
   readonly min: number;
   readonly targetMs: number;
+  readonly restRatio: number;
   #size: number;
+  #lastMs = 0;
 
   constructor(opts: ChunkOptions = {}) {
     this.max = Math.max(1, Math.floor(opts.maxRows ?? 2000));
     this.min = Math.min(this.max, 32);
     this.targetMs = opts.targetMs ?? 8;
+    this.restRatio = opts.restRatio ?? 0.5;
     this.#size = Math.min(this.max, 500);
   }
 
@@ -29,11 +34,22 @@ export class Chunker {
 
   /** Records that `rows` took `ms`; the next size aims at targetMs. */
   took(rows: number, ms: number): void {
+    this.#lastMs = ms;
     if (rows <= 0) return;
     const perRow = Math.max(ms, 0.05) / rows;
     const want = Math.floor(this.targetMs / perRow);
     // Grow at most 2x per step (one fast step must not jump to a huge one), shrink at once.
     this.#size = Math.max(this.min, Math.min(this.max, want, this.#size * 2));
+  }
+
+  /**
+   * Waits restRatio × the last step's time (at most 20 ms) before the next step: between steps the
+   * event loop is free, so another user's operation that needs several turns (an APPEND: socket,
+   * file writes, fsync, commit) makes progress in each gap instead of waiting out one step per turn.
+   */
+  async rest(): Promise<void> {
+    const ms = Math.min(20, this.#lastMs * this.restRatio);
+    if (ms >= 1) await new Promise((r) => setTimeout(r, ms));
   }
 }
 

@@ -33,7 +33,7 @@ parentPort!.postMessage({ ready: true });
 for (let i = 1; !stopped; i++) {
   const t = performance.now();
   if (i % 10 === 0) {
-    const r = await c.append('INBOX', `Subject: sampler ${i}\r\n\r\nappended while a bulk command runs\r\n`, '', true);
+    const r = await c.append('INBOX', `Subject: sampler ${i}\r\n\r\nappended while a bulk command runs\r\n`);
     appends.push(performance.now() - t);
     if (!/ OK /.test(r.tagged)) throw new Error(`APPEND failed: ${r.tagged}`);
   } else {

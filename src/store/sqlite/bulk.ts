@@ -2,7 +2,7 @@
 // transaction over 131,072 rows held the event loop — every user — for 2–10 s. Here each command
 // runs as steps of at most a few thousand rows (sized to ~8 ms of work, src/store/chunks.ts), each
 // step one write in the group commit (#writeBatched: it shares the fsync with other users' writes
-// of that turn, and other sockets are served between steps). The caller's promise — the client's
+// of that turn, and other sockets are served between steps), with a rest of half its time after it. The caller's promise — the client's
 // tagged OK — resolves after the last step is durable. What each step leaves behind is a state
 // clients may see (docs/architecture.md, "Bulk operations"):
 //
@@ -80,6 +80,7 @@ export class SqliteBulk {
       return v;
     }, op);
     ch.took(rows(), ms);
+    await ch.rest();
     return r;
   }
 
