@@ -250,7 +250,7 @@ function toSummary(r: Row): MessageSummary {
 }
 
 const SUMMARY_COLS = 'uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id';
-const LIST_PAGE = 8192;
+const LIST_PAGE = 2048;
 
 function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
@@ -686,7 +686,7 @@ class PostgresStore implements Store {
   // ---------------------------------------------------------------- messages
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
     // One query read through a cursor, LIST_PAGE rows per FETCH: each page is turned into
-    // summaries on its own (a 131,072-message mailbox is 16 short steps, not one long one).
+    // summaries on its own (a 131,072-message mailbox is 64 short steps, not one long one).
     this.#check();
     const c = await this.#pool.connect();
     let broken: Error | undefined;
