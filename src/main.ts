@@ -12,6 +12,7 @@ import { createConnectionRegistry } from './net/connections.ts';
 import { deferred } from './net/drain.ts';
 import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
 import { createLogger, type Logger } from './obs/log.ts';
+import { startLoopLagMonitor } from './obs/loop-lag.ts';
 import type { ProtocolServer, ServerDeps } from './net/types.ts';
 import type { Store } from './store/store.ts';
 import { createSmtpServer } from './smtp/server.ts';
@@ -129,6 +130,8 @@ export async function startServer(
 
   // The ports file is the caller's to write (writePortsFile), once it has said it is ready:
   // `pillarbox serve` writes it after printing its banner.
+  // Logs `server.loop-stall ms=… doing=…` when something holds the event loop (everyone waits).
+  const lag = startLoopLagMonitor(log, { thresholdMs: config.limits.loopStallMs });
   log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   const now = deferred();
@@ -146,7 +149,7 @@ export async function startServer(
         process.off('SIGHUP', onSighup);
         loaded.dispose();
       }
-      stopping ??= stopAll(config, log, { protocols, bound, http, store, now: now.promise });
+      stopping ??= stopAll(config, log, { protocols, bound, http, store, now: now.promise }).finally(() => lag.stop());
       return stopping;
     },
   };

@@ -47,6 +47,8 @@ export interface Limits {
   maxMailboxNameBytes: number;
   /** Most hierarchy levels in a mailbox name (`a/b/c` has 3). */
   maxMailboxDepth: number;
+  /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
+  loopStallMs: number;
 }
 
 export interface Config {
@@ -107,4 +109,5 @@ export const DEFAULT_LIMITS: Limits = {
   maxMailboxes: 1000,
   maxMailboxNameBytes: 1000,
   maxMailboxDepth: 16,
+  loopStallMs: 100,
 };

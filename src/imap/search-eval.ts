@@ -8,6 +8,7 @@ import type { MessageRecord, MessageSummary, SearchHeaderField } from '../store/
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { seqSetHas } from '../protocol/imap/response.ts';
 import type { ImapSession } from './session.ts';
+import { LoopBudget } from '../obs/loop-lag.ts';
 
 const STORE_FIELDS = new Set<string>(['subject', 'from', 'to', 'cc', 'bcc']);
 
@@ -167,7 +168,11 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   // Header search data comes from the store in chunks, so memory stays bounded whatever the size.
   const CHUNK = 2000;
   const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
+  // The SQLite store answers synchronously: a turn of the event loop between chunks once 10 ms are
+  // used, so a search over 131,072 messages does not hold every other session.
+  const budget = new LoopBudget();
   for (let i = 0; i < sel.uids.length; i += CHUNK) {
+    await budget.pause();
     const chunk = sel.uids.slice(i, i + CHUNK);
     let sds: Map<number, NonNullable<Ctx['sd']>> | null = null;
     if (need.meta) sds = new Map((await s.deps.store.getSearchData(sel.mailboxId, chunk, { fields: need.fields })).map((d) => [d.uid, d]));

@@ -7,7 +7,8 @@
 // session's own command may both announce the same change.
 
 import type { Change } from '../store/bus.ts';
-import { flagList, formatSeqSet } from '../protocol/imap/response.ts';
+import { flagList } from '../protocol/imap/response.ts';
+import { LoopBudget } from '../obs/loop-lag.ts';
 
 export interface PendingFlags {
   modseq: number;
@@ -136,44 +137,126 @@ export class SelectedMailbox {
    * `allowExpunge`. `qresync`: VANISHED instead of EXPUNGE (RFC 7162 §3.2.10); `condstore`: MODSEQ
    * in FETCH (RFC 7162 §3.1.2).
    */
-  flush(opts: { allowExpunge: boolean; qresync: boolean; condstore: boolean }): string {
+  flush(opts: FlushOptions): string {
     let out = '';
-    if (opts.allowExpunge && this.pendingExpunged.size > 0) {
-      const gone = [...this.pendingExpunged].sort((a, b) => a - b);
-      this.pendingExpunged.clear();
-      if (opts.qresync) {
-        out += `* VANISHED ${formatSeqSet(gone)}\r\n`;
-        const drop = new Set(gone);
-        this.uids = this.uids.filter((u) => !drop.has(u));
-      } else {
-        // Highest sequence number first, so no renumbering affects the next one: each number is
-        // its position in the list as it was before this flush.
-        const seqs = gone.map((u) => this.seqOf(u)).filter((n) => n > 0);
-        const parts: string[] = [];
-        for (let i = seqs.length - 1; i >= 0; i--) parts.push(`* ${seqs[i]} EXPUNGE\r\n`);
-        out += parts.join('');
-        const drop = new Set(gone);
-        this.uids = this.uids.filter((u) => !drop.has(u));
-      }
-    }
+    for (const part of this.flushParts(opts)) out += part;
+    return out;
+  }
+
+  /**
+   * The same responses in parts of about PART_BYTES, so a writer can yield between them (131,072
+   * EXPUNGEs are 2 MB). Linear in the pending changes and the mailbox size (merge walks over
+   * ascending lists). Each kind of change is taken from the pending sets when its first part is
+   * made; what arrives meanwhile waits for the next flush.
+   */
+  *flushParts(opts: FlushOptions): Generator<string> {
+    if (opts.allowExpunge && this.pendingExpunged.size > 0) yield* this.#expungeParts(opts.qresync);
     if (this.pendingFlags.size > 0) {
       const entries = [...this.pendingFlags].sort((a, b) => a[0] - b[0]);
       this.pendingFlags.clear();
+      let out = '';
+      let si = 0;
       for (const [uid, f] of entries) {
-        const seq = this.seqOf(uid);
-        if (!seq) {
-          // Not announced yet (pending add): its flags come with a later FETCH.
-          continue;
+        while (si < this.uids.length && this.uids[si]! < uid) si++;
+        // Not announced yet (pending add): its flags come with a later FETCH.
+        if (this.uids[si] !== uid) continue;
+        out += `* ${si + 1} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords)}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
+        if (out.length >= PART_BYTES) {
+          yield out;
+          out = '';
         }
-        out += `* ${seq} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords)}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
       }
+      if (out) yield out;
     }
     if (this.pendingAdded.size > 0) {
-      const add = [...this.pendingAdded].sort((a, b) => a - b);
+      const add = ascending(this.pendingAdded);
       this.pendingAdded.clear();
       for (const u of add) this.uids.push(u);
-      out += `* ${this.uids.length} EXISTS\r\n`;
+      yield `* ${this.uids.length} EXISTS\r\n`;
     }
-    return out;
   }
+
+  *#expungeParts(qresync: boolean): Generator<string> {
+    const gone = ascending(this.pendingExpunged);
+    this.pendingExpunged.clear();
+    // One merge walk: the sequence number of each expunged UID in the list as it was before this
+    // flush, and the list without them.
+    const seqs: number[] = [];
+    const kept: number[] = [];
+    let g = 0;
+    for (let i = 0; i < this.uids.length; i++) {
+      const u = this.uids[i]!;
+      while (g < gone.length && gone[g]! < u) g++;
+      if (g < gone.length && gone[g] === u) seqs.push(i + 1);
+      else kept.push(u);
+    }
+    this.uids = kept;
+    if (qresync) {
+      if (gone.length) yield `* VANISHED ${uidRanges(gone)}\r\n`;
+      return;
+    }
+    // Highest sequence number first, so no renumbering affects the next one: each number is its
+    // position in the list as it was before this flush.
+    let out = '';
+    for (let i = seqs.length - 1; i >= 0; i--) {
+      out += `* ${seqs[i]} EXPUNGE\r\n`;
+      if (out.length >= PART_BYTES) {
+        yield out;
+        out = '';
+      }
+    }
+    if (out) yield out;
+  }
+
+  /**
+   * Writes the pending responses through `s`, waiting for the socket to drain (backpressure) and
+   * giving the event loop a turn between parts when the budget is spent.
+   */
+  async flushTo(s: { writeAwait(data: string): Promise<void>; readonly closed: boolean }, opts: FlushOptions): Promise<void> {
+    if (!this.hasPending) return;
+    const budget = new LoopBudget();
+    for (const part of this.flushParts(opts)) {
+      if (s.closed) return;
+      await s.writeAwait(part);
+      await budget.pause();
+    }
+  }
+
+  /** expunged() for a long list, a slice per event-loop turn. */
+  async expungedAll(uids: readonly number[]): Promise<void> {
+    const budget = new LoopBudget();
+    for (let i = 0; i < uids.length; i += 4096) {
+      this.expunged(uids.slice(i, i + 4096));
+      await budget.pause();
+    }
+  }
+}
+
+export interface FlushOptions {
+  allowExpunge: boolean;
+  qresync: boolean;
+  condstore: boolean;
+}
+
+/** About this many bytes of responses per part. */
+const PART_BYTES = 64 * 1024;
+
+function ascending(set: ReadonlySet<number>): number[] {
+  return Array.from(Float64Array.from(set).sort());
+}
+
+/**
+ * A UID set for an ascending list (RFC 9051 §9 sequence-set, RFC 4315 uid-set): consecutive runs
+ * as ranges, in the list's order, in one pass.
+ */
+export function uidRanges(list: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < list.length; ) {
+    const start = list[i]!;
+    let end = start;
+    while (i + 1 < list.length && list[i + 1] === end + 1) end = list[++i]!;
+    parts.push(start === end ? String(start) : `${start}:${end}`);
+    i++;
+  }
+  return parts.join(',');
 }

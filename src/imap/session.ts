@@ -19,6 +19,7 @@ import { SelectedMailbox } from './selected.ts';
 import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailbox-names.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
+import { activity } from '../obs/loop-lag.ts';
 
 export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
 
@@ -269,6 +270,11 @@ export class ImapSession {
     });
   }
 
+  /** The same before a tagged reply: in parts, with backpressure (131,072 EXPUNGEs are 2 MB). */
+  async flushChangesAsync(allowExpunge: boolean): Promise<void> {
+    await this.selected?.flushTo(this, { allowExpunge, qresync: this.qresync, condstore: this.condstore });
+  }
+
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
   flushChanges(allowExpunge: boolean): void {
     const sel = this.selected;
@@ -508,6 +514,8 @@ export class ImapSession {
     }
     const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH') && !cmd.uid); // RFC 9051 §7.5.1
     let result: HandlerResult;
+    // What a stall report names (src/obs/loop-lag.ts).
+    const done = activity.begin(`imap.command=${'uid' in cmd && cmd.uid ? 'UID ' : ''}${cmd.name} account=${this.account?.address ?? '-'} mailbox=${this.selected?.name ?? '-'}`);
     try {
       result = await entry.handler(this, tag!, cmd);
     } catch (err) {
@@ -522,12 +530,14 @@ export class ImapSession {
         this.deps.log.error('imap.command-failed', { session: this.id, command: cmd.name, err });
         reply = { cond: 'NO', code: 'SERVERBUG', text: 'Internal error, the command was not completed' };
       }
-      this.flushChanges(allowExpunge);
+      await this.flushChangesAsync(allowExpunge);
       this.write(statusLine(tag!, reply.cond, reply.code, reply.text));
       return;
+    } finally {
+      done();
     }
     if (result === null) return; // the handler answers later (IDLE, AUTHENTICATE) or closed
-    this.flushChanges(allowExpunge);
+    await this.flushChangesAsync(allowExpunge);
     const r = typeof result === 'string' ? { code: null, text: result } : result;
     this.write(statusLine(tag!, 'OK', r.code ?? null, r.text));
   }

@@ -11,6 +11,9 @@
 // - Account quota usage (`usedBytes`) is exact under concurrency and never exceeds the quota
 //   through a delivery, append or copy (quota 0 = unlimited).
 // - A blob shared by several messages is removed only when the last reference goes.
+// - A command over many messages may commit in steps (docs/architecture.md, "Bulk operations"):
+//   its promise resolves after the last one; each step's Changes are published at its commit;
+//   a COPY is all or nothing; a MOVE leaves each message in exactly one mailbox at every commit.
 
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
@@ -195,6 +198,7 @@ export interface FlagUpdate {
 }
 
 export interface StoreFlagsResult {
+  /** In UID order. */
   updated: FlagUpdate[];
   /** UIDs whose MODSEQ was above UNCHANGEDSINCE (RFC 7162 §3.1.3): not changed. */
   modified: number[];
@@ -374,14 +378,17 @@ export interface Store {
    * \Deleted. Returns the UIDs removed. Logs them with a new MODSEQ for VANISHED (EARLIER).
    */
   expunge(mailboxId: number, opts?: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions): Promise<number[]>;
-  /** Copies (new UIDs in target, flags kept). StoreError 'quota' if the copies do not fit. */
+  /**
+   * Copies (new UIDs in target, flags kept). All or nothing (RFC 9051 §6.4.7), also across a crash:
+   * StoreError 'quota' if the copies do not fit; until it resolves, none is visible in the target.
+   */
   copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts?: WriteOptions): Promise<CopyResult>;
-  /** Atomic copy + expunge from source (RFC 6851). Same account only. */
+  /** Copy + expunge from source (RFC 6851 §3.3): each message is moved atomically, in one mailbox at every commit. Same account only. */
   moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts?: WriteOptions): Promise<CopyResult>;
 
   // ---- POP3
   /**
-   * The POP3 UPDATE state in ONE transaction, publishing the same Changes as storeFlags /
+   * The POP3 UPDATE state (in steps of a slice of the messages each for a big one), publishing the same Changes as storeFlags /
    * expunge / moveMessages. Returns the UIDs removed from INBOX (none for 'keep') and the
    * mailbox they went to (trash/archive).
    */

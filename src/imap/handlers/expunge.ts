@@ -1,5 +1,5 @@
 // EXPUNGE and UID EXPUNGE (RFC 9051 §6.4.3, RFC 4315 §2.1). The untagged EXPUNGE (or VANISHED with
-// QRESYNC) responses come from the dispatcher's flush, from the same bookkeeping the bus feeds.
+// QRESYNC) responses come from the same bookkeeping the bus feeds, streamed before the tagged OK.
 import type { Handler } from '../commands.ts';
 import { ImapNo } from '../errors.ts';
 import { resolveSet } from '../sequence.ts';
@@ -12,8 +12,10 @@ export const expunge: Handler<'EXPUNGE'> = async (s, _tag, cmd) => {
     uids = resolveSet(s, cmd.set, true);
     if (uids.length === 0) return 'UID EXPUNGE completed';
   }
-  const removed = await s.deps.store.expunge(sel.mailboxId, { uids, onlyDeleted: true, origin: s.origin });
-  sel.expunged(removed);
+  const removed = await s.deps.store.expunge(sel.mailboxId, { ...(uids ? { uids } : {}), onlyDeleted: true, origin: s.origin });
+  await sel.expungedAll(removed);
+  // RFC 9051 §6.4.3: an untagged EXPUNGE for each removed message before the OK.
+  await sel.flushTo(s, { allowExpunge: true, qresync: s.qresync, condstore: s.condstore });
   if (s.qresync) {
     const mb = await s.deps.store.getMailboxById(sel.mailboxId);
     if (mb) return { code: `HIGHESTMODSEQ ${mb.highestModseq}`, text: 'EXPUNGE completed' };

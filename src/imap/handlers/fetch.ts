@@ -15,6 +15,7 @@ import { flagList, formatSeqSet, internalDate, seqSetHas } from '../../protocol/
 import { writeEnvelope } from '../../protocol/imap/envelope.ts';
 import { writeBodyStructure } from '../../protocol/imap/bodystructure.ts';
 import { decodeTransferEncoding, filterHeaderFields, findPart, formatSection, resolveSection } from '../../protocol/imap/section.ts';
+import { LoopBudget } from '../../obs/loop-lag.ts';
 
 /** Bodies larger than this are streamed from the blob instead of read whole. */
 const STREAM_THRESHOLD = 256 * 1024;
@@ -285,6 +286,9 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
     if (!simple) summaries = new Map(listing.map((m) => [m.uid, m]));
   }
   const output = new Output(s);
+  // A write that needs no drain resolves at once (only microtasks run): without these turns a
+  // 131,072-message FETCH would hold the event loop from its first line to its last.
+  const budget = new LoopBudget();
   try {
     if (simple) {
       // Flags, sizes, dates only (e.g. `UID FETCH 1:* (FLAGS)` on a big mailbox): no store call
@@ -295,11 +299,13 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
       for (let text = cursor.next(); text !== null; text = cursor.next()) {
         await s.writeAwait(text);
         if (s.closed) return null;
+        await budget.pause();
       }
       return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
     }
     for (let i = 0; i < uids.length; i += BATCH) {
       if (s.closed) return null;
+      await budget.pause();
       const chunk = uids.slice(i, i + BATCH);
       let msgs: MessageSummary[];
       let recs = new Map<number, MessageRecord>();

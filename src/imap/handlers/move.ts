@@ -11,8 +11,12 @@ export const move: Handler<'MOVE'> = async (s, _tag, cmd) => {
   const dst = await targetMailbox(s, cmd.mailbox);
   if (uids.length === 0) return 'MOVE completed';
   if (dst.id === sel.mailboxId) throw new ImapNo('CANNOT', 'Source and destination are the same mailbox');
+  // RFC 6851 §3.3: the store moves a step of messages per commit, each message in exactly one
+  // mailbox at every commit; the tagged OK comes after the last step.
   const r = await s.deps.store.moveMessages(sel.mailboxId, uids, dst.id, { origin: s.origin });
-  s.write(`* OK [${copyUid(r.uidValidity, r.mapping)}] Moved\r\n`);
-  sel.expunged(r.mapping.map((m) => m[0]));
+  if (r.mapping.length) await s.writeAwait(`* OK [${copyUid(r.uidValidity, r.mapping)}] Moved\r\n`);
+  await sel.expungedAll(r.mapping.map((m) => m[0]));
+  // The EXPUNGEs (or VANISHED), streamed with backpressure before the tagged OK.
+  await sel.flushTo(s, { allowExpunge: true, qresync: s.qresync, condstore: s.condstore });
   return 'MOVE completed';
 };

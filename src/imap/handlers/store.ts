@@ -3,6 +3,7 @@ import type { Handler } from '../commands.ts';
 import { ImapNo } from '../errors.ts';
 import { resolveSet } from '../sequence.ts';
 import { flagList, formatSeqSet } from '../../protocol/imap/response.ts';
+import { LoopBudget } from '../../obs/loop-lag.ts';
 
 export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
@@ -11,13 +12,25 @@ export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
   const uids = resolveSet(s, cmd.set, cmd.uid);
   const name = cmd.uid ? 'UID STORE' : 'STORE';
   if (uids.length === 0) return `${name} completed`;
+  // The store changes a step of messages per commit (other sessions get each step's FETCHes).
   const r = await s.deps.store.storeFlags(sel.mailboxId, uids, cmd.op, cmd.flags, {
     unchangedSince: cmd.unchangedSince ?? undefined,
     origin: s.origin,
   });
+  // One FETCH per changed message (131,072 for `STORE 1:* +FLAGS (\Seen)`): written in ~64 KB
+  // parts with backpressure, an event-loop turn between parts once the budget is spent. The
+  // updates and the session's UID list are both ascending: one merge walk gives the numbers.
+  const budget = new LoopBudget();
   let out = '';
+  let si = 0;
+  let last = 0;
   for (const u of r.updated) {
-    const seq = sel.seqOf(u.uid);
+    let seq: number;
+    if (u.uid > last) {
+      while (si < sel.uids.length && sel.uids[si]! < u.uid) si++;
+      seq = sel.uids[si] === u.uid ? si + 1 : 0;
+      last = u.uid;
+    } else seq = sel.seqOf(u.uid);
     if (!seq) continue;
     if (u.modseq > sel.highestModseq) sel.highestModseq = u.modseq;
     const items: string[] = [];
@@ -29,6 +42,12 @@ export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
     if (!cmd.silent || s.condstore) out += `* ${seq} FETCH (${items.join(' ')})\r\n`;
     // A pending report for the same message from another session is now stale.
     sel.pendingFlags.delete(u.uid);
+    if (out.length >= 65536) {
+      await s.writeAwait(out);
+      out = '';
+      if (s.closed) return null;
+      await budget.pause();
+    }
   }
   if (out) await s.writeAwait(out);
   if (r.modified.length) {

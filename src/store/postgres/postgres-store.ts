@@ -35,9 +35,7 @@ import {
   POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
-  applyFlagOp,
   normalizeKeywords,
-  sameFlags,
   type Account,
   type AccountSettings,
   type Alias,
@@ -46,7 +44,6 @@ import {
   type DeliveryResult,
   type Domain,
   type FlagOp,
-  type FlagUpdate,
   type Mailbox,
   type MailboxStatus,
   type MessageRecord,
@@ -67,6 +64,9 @@ import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { scanBodies } from '../body-search.ts';
 import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
+import { sortedUnique, type ChunkOptions } from '../chunks.ts';
+import { nextTurn } from '../../obs/loop-lag.ts';
+import { PgWrites, type Tx } from './writes.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -83,6 +83,8 @@ export interface PostgresStoreOptions {
    * delivery transaction writes them, so this bounds memory per staging (default 64 MiB).
    */
   defaultMaxBlobBytes?: number;
+  /** Rows per statement of a bulk command (default 2,000; tests use small ones). */
+  bulk?: ChunkOptions;
 }
 
 type Row = Record<string, any>;
@@ -147,10 +149,15 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void>
   }
 }
 
-/** Publishes each transaction's changes in ticket order (tickets are taken just before COMMIT). */
+/**
+ * Publishes each transaction's changes in ticket order (tickets are taken just before COMMIT). A
+ * big transaction's changes (a 131,072-message COPY) go out in slices with an event-loop turn
+ * between them; later tickets wait, so the order stays the commit order.
+ */
 class Publisher {
   #next = 0;
   #head = 0;
+  #draining = false;
   readonly #settled = new Map<number, { changes: readonly Change[] | null; done: () => void }>();
   private readonly bus: ChangeBus;
   constructor(bus: ChangeBus) {
@@ -165,27 +172,43 @@ class Publisher {
   settle(ticket: number, changes: readonly Change[] | null): Promise<void> {
     return new Promise((done) => {
       this.#settled.set(ticket, { changes, done });
+      void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
       while (this.#settled.has(this.#head)) {
         const s = this.#settled.get(this.#head)!;
         this.#settled.delete(this.#head);
         this.#head++;
-        if (s.changes && s.changes.length > 0) {
+        const list = s.changes ?? [];
+        for (let i = 0; i < list.length; ) {
+          // About PUBLISH_SLICE messages per turn (an expunge change counts its UIDs).
+          let j = i;
+          for (let w = 0; j < list.length && w < PUBLISH_SLICE; j++) {
+            const c = list[j]!;
+            w += c.kind === 'messages-expunged' ? c.uids.length : 1;
+          }
+          if (i > 0) await nextTurn();
           try {
-            this.bus.publish(s.changes);
+            this.bus.publish(i === 0 && j === list.length ? list : list.slice(i, j));
           } catch (err) {
             console.error('change bus publish failed:', err);
           }
+          i = j;
         }
         s.done();
       }
-    });
+    } finally {
+      this.#draining = false;
+    }
   }
 }
 
-interface Tx {
-  c: Client;
-  changes: Change[];
-}
+const PUBLISH_SLICE = 2000;
 
 function toAccount(r: Row): Account {
   return {
@@ -232,6 +255,7 @@ function toSummary(r: Row): MessageSummary {
 }
 
 const SUMMARY_COLS = 'uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id';
+const LIST_PAGE = 2048;
 
 function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
@@ -266,10 +290,6 @@ function noNul(s: string, what: string): string {
   return s;
 }
 
-function sortedUnique(nums: readonly number[]): number[] {
-  return [...new Set(nums)].sort((a, b) => a - b);
-}
-
 function stamp(changes: Change[], origin: string | undefined): void {
   if (origin === undefined) return;
   for (const c of changes) c.origin = origin;
@@ -289,6 +309,7 @@ class PostgresStore implements Store {
   readonly #publisher: Publisher;
   readonly #lockSpace: number;
   readonly #defaultMaxBlob: number;
+  readonly #wr: PgWrites;
   /** Staged bodies waiting for their delivery transaction: id → bytes + pin count. */
   readonly #staged = new Map<string, { data: Buffer; pins: number }>();
   #closed = false;
@@ -300,6 +321,7 @@ class PostgresStore implements Store {
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
+    this.#wr = new PgWrites(opts.bulk?.maxRows ?? 2000);
     this.#limits = mailboxLimits(opts.mailboxLimits);
   }
 
@@ -460,10 +482,16 @@ class PostgresStore implements Store {
       const boxes = (await c.query('SELECT id FROM mailboxes WHERE account_id = $1 ORDER BY id FOR NO KEY UPDATE', [id])).rows.map((r: Row) => r.id as number);
       const acc = await c.query('SELECT id FROM accounts WHERE id = $1 FOR UPDATE', [id]);
       if (acc.rowCount === 0) throw new StoreError('not-found', `no account ${id}`);
-      const del = await c.query('DELETE FROM messages WHERE mailbox_id = ANY($1::bigint[]) RETURNING blob_id', [boxes]);
+      // Counted per blob in SQL: a 131,072-message account is one row per distinct body here.
+      const del = await c.query(
+        'WITH d AS (DELETE FROM messages WHERE mailbox_id = ANY($1::bigint[]) RETURNING blob_id) SELECT blob_id, count(*)::bigint AS n FROM d GROUP BY blob_id',
+        [boxes],
+      );
       // POP3 retained copies hold references too (and would block the mailbox cascade).
-      const kept = await c.query('DELETE FROM pop_retained WHERE account_id = $1 RETURNING blob_id', [id]);
-      await this.#unrefBlobs(c, [...del.rows, ...kept.rows].map((r: Row) => r.blob_id as string));
+      const kept = await c.query('WITH d AS (DELETE FROM pop_retained WHERE account_id = $1 RETURNING blob_id) SELECT blob_id, count(*)::bigint AS n FROM d GROUP BY blob_id', [id]);
+      const deltas = new Map<string, number>();
+      for (const r of [...del.rows, ...kept.rows] as Row[]) deltas.set(r.blob_id, (deltas.get(r.blob_id) ?? 0) - (r.n as number));
+      await this.#wr.adjustBlobs(c, deltas);
       await c.query('DELETE FROM accounts WHERE id = $1', [id]); // cascades to mailboxes and the expunge log
       tx.changes.push({ kind: 'account-removed', accountId: id });
     });
@@ -574,16 +602,17 @@ class PostgresStore implements Store {
           .highest_modseq as number;
         checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
         const dst = await this.#insertMailbox(tx, accountId, to, null, true, { uidNext: src.uid_next, highestModseq: modseq });
-        const moved = await c.query('UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid', [src.id, dst.id, modseq]);
-        const uids = sortedUnique(moved.rows.map((r: Row) => r.uid as number));
-        if (uids.length > 0) {
-          await c.query(
-            `INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, u, $3 FROM unnest($2::bigint[]) AS u
-             ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq`,
-            [src.id, uids, modseq],
-          );
-          tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids, modseq });
-        }
+        // One statement moves the rows and logs them expunged; the UIDs come back in order.
+        const moved = await c.query(
+          `WITH m AS (UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid),
+                l AS (INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, uid, $3 FROM m ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq)
+           SELECT uid FROM m ORDER BY uid`,
+          [src.id, dst.id, modseq],
+        );
+        // One Change per chunk of UIDs, so a listening session applies a bounded list at a time.
+        const uids = moved.rows.map((r: Row) => r.uid as number);
+        for (let i = 0; i < uids.length; i += this.#wr.chunk)
+          tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids: uids.slice(i, i + this.#wr.chunk), modseq });
         return;
       }
       // The mailbox and its inferiors (`from/…`) move under `to`.
@@ -617,11 +646,23 @@ class PostgresStore implements Store {
       await this.#lockAccountNamespace(c, accountId);
       const mb = (await c.query('SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE', [accountId, n])).rows[0] as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${n}`);
-      const del = await c.query('DELETE FROM messages WHERE mailbox_id = $1 RETURNING size, blob_id', [mb.id]);
+      // Counted per blob in SQL: a 131,072-message mailbox comes back as one row per distinct body.
+      const del = await c.query(
+        `WITH d AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING size, blob_id)
+         SELECT blob_id, count(*)::bigint AS n, sum(size)::bigint AS bytes FROM d GROUP BY blob_id`,
+        [mb.id],
+      );
       if (del.rowCount) {
-        const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
-        await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [accountId, bytes, del.rowCount]);
-        await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
+        const deltas = new Map<string, number>();
+        let bytes = 0;
+        let count = 0;
+        for (const r of del.rows as Row[]) {
+          deltas.set(r.blob_id, -(r.n as number));
+          bytes += r.bytes as number;
+          count += r.n as number;
+        }
+        await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [accountId, bytes, count]);
+        await this.#wr.adjustBlobs(c, deltas);
       }
       await c.query('DELETE FROM mailboxes WHERE id = $1', [mb.id]);
       tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name: n });
@@ -663,11 +704,33 @@ class PostgresStore implements Store {
 
   // ---------------------------------------------------------------- messages
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    const rows =
-      opts.changedSince !== undefined
-        ? await this.#q(`SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid`, [mailboxId, opts.changedSince])
-        : await this.#q(`SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 ORDER BY uid`, [mailboxId]);
-    return rows.map(toSummary);
+    // One query read through a cursor, LIST_PAGE rows per FETCH: each page is turned into
+    // summaries on its own (a 131,072-message mailbox is 64 short steps, not one long one).
+    this.#check();
+    const c = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await c.query('BEGIN READ ONLY');
+      await c.query(
+        `DECLARE pb_list NO SCROLL CURSOR FOR SELECT ${SUMMARY_COLS} FROM messages WHERE mailbox_id = $1 ${opts.changedSince !== undefined ? 'AND modseq > $2' : ''} ORDER BY uid`,
+        opts.changedSince !== undefined ? [mailboxId, opts.changedSince] : [mailboxId],
+      );
+      const out: MessageSummary[] = [];
+      for (;;) {
+        const rows = (await c.query(`FETCH ${LIST_PAGE} FROM pb_list`)).rows as Row[];
+        for (const r of rows) out.push(toSummary(r));
+        if (rows.length < LIST_PAGE) break;
+        await nextTurn();
+      }
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      broken = err as Error;
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release(broken);
+    }
   }
 
   async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
@@ -822,95 +885,10 @@ class PostgresStore implements Store {
     return Readable.from(chunks(), { objectMode: false });
   }
 
-  /** Drops one reference per entry (ids may repeat); deletes blobs nothing references any more. */
-  async #unrefBlobs(c: Client, blobIds: string[]): Promise<void> {
-    const deltas = new Map<string, number>();
-    for (const id of blobIds) deltas.set(id, (deltas.get(id) ?? 0) - 1);
-    await this.#adjustBlobs(c, deltas);
-  }
-
-  /**
-   * Adds `delta` references to each blob (negative: drops them) in one pass; deletes blobs nothing
-   * references any more. Blobs whose delta is 0 are not touched.
-   */
-  async #adjustBlobs(c: Client, deltas: ReadonlyMap<string, number>): Promise<void> {
-    const ids = [...deltas.keys()].filter((id) => deltas.get(id) !== 0).sort();
-    if (ids.length === 0) return;
-    if (ids.length === 1) {
-      const left = await c.query('UPDATE blobs SET refcount = refcount + $2 WHERE id = $1 RETURNING refcount', [ids[0], deltas.get(ids[0]!)]);
-      if (left.rowCount && (left.rows[0].refcount as number) <= 0) await c.query('DELETE FROM blobs WHERE id = $1', [ids[0]]);
-      return;
-    }
-    // Several rows: lock them in id order first (lock order), then update and sweep.
-    await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
-    const left = await c.query(
-      'UPDATE blobs b SET refcount = b.refcount + u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id RETURNING b.id, b.refcount',
-      [JSON.stringify(ids.map((id) => ({ id, n: deltas.get(id) })))],
-    );
-    const dead = left.rows.filter((r: Row) => (r.refcount as number) <= 0).map((r: Row) => r.id as string);
-    if (dead.length > 0) await c.query('DELETE FROM blobs WHERE id = ANY($1::text[])', [dead]);
-  }
 
   // ---------------------------------------------------------------- writes
-  /** Locks mailbox rows in ascending id order; returns those that exist. */
-  async #lockMailboxes(c: Client, ids: number[]): Promise<Map<number, Row>> {
-    const rows = (await c.query('SELECT * FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE', [sortedUnique(ids)])).rows as Row[];
-    return new Map(rows.map((r) => [r.id as number, r]));
-  }
 
-  /** Reserves `bytes` (and `count` messages) of the account's quota if it fits (quota 0 = unlimited). */
-  async #reserve(c: Client, accountId: number, bytes: number, count: number): Promise<boolean> {
-    const r = await c.query(
-      `UPDATE accounts SET used_bytes = used_bytes + $2, message_count = message_count + $3
-       WHERE id = $1 AND (quota = 0 OR used_bytes + $2 <= quota) RETURNING id`,
-      [accountId, bytes, count],
-    );
-    return r.rowCount === 1;
-  }
 
-  /**
-   * Adds messages to mailboxes the transaction has locked, in one statement: each mailbox's
-   * uid_next/highest_modseq advance by its number of new messages, which get consecutive UIDs and
-   * MODSEQs in input order. Returns the UID and MODSEQ of each input row, in input order.
-   */
-  async #insertNew(c: Client, rows: NewRow[]): Promise<Array<{ uid: number; modseq: number }>> {
-    if (rows.length === 0) return [];
-    const r = await c.query(
-      `WITH t AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb)
-           AS t(i int, mailbox_id bigint, system_flags int, keywords jsonb, internal_date bigint, size bigint, blob_id text)
-       ), o AS (
-         SELECT t.*, row_number() OVER (PARTITION BY t.mailbox_id ORDER BY t.i) - 1 AS k FROM t
-       ), n AS (
-         SELECT mailbox_id, count(*) AS n FROM t GROUP BY mailbox_id
-       ), a AS (
-         UPDATE mailboxes m SET uid_next = m.uid_next + n.n, highest_modseq = m.highest_modseq + n.n
-         FROM n WHERE m.id = n.mailbox_id
-         RETURNING m.id, m.uid_next - n.n AS first_uid, m.highest_modseq - n.n + 1 AS first_modseq
-       ), s AS (
-         SELECT o.*, a.first_uid + o.k AS uid, a.first_modseq + o.k AS modseq FROM o JOIN a ON a.id = o.mailbox_id
-       ), ins AS (
-         INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id)
-         SELECT mailbox_id, uid, modseq, system_flags, keywords, internal_date, $2, size, blob_id FROM s
-       )
-       SELECT i, uid, modseq FROM s ORDER BY i`,
-      [
-        JSON.stringify(
-          rows.map((x, i) => ({
-            i,
-            mailbox_id: x.mailboxId,
-            system_flags: x.systemFlags & 0x1f,
-            keywords: normalizeKeywords(x.keywords),
-            internal_date: x.internalDate,
-            size: x.size,
-            blob_id: x.blobId,
-          })),
-        ),
-        Date.now(),
-      ],
-    );
-    return r.rows.map((x: Row) => ({ uid: x.uid as number, modseq: x.modseq as number }));
-  }
 
   /** Runs pb_deliver (migration 2): quota, blob reference and message rows in one statement. */
   async #deliverRows(c: Client, blob: BlobRef, meta: MessageMeta, targets: NewMessage[]): Promise<Row[]> {
@@ -970,62 +948,12 @@ class PostgresStore implements Store {
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
     return this.#tx(opts.origin, async (tx) => {
-      const mb = (await this.#lockMailboxes(tx.c, [mailboxId])).get(mailboxId);
+      const mb = (await this.#wr.lockMailboxes(tx.c, [mailboxId])).get(mailboxId);
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      return this.#flagsIn(tx, mb, uids, op, flags, opts.unchangedSince);
+      return this.#wr.flagsIn(tx, mb, uids, op, flags, opts.unchangedSince);
     });
   }
 
-  /** Flag changes in a mailbox the transaction has locked (storeFlags, popUpdate). */
-  async #flagsIn(
-    tx: Tx,
-    mb: Row,
-    uids: number[],
-    op: FlagOp,
-    flags: { systemFlags: number; keywords: string[] },
-    unchangedSince?: number,
-  ): Promise<StoreFlagsResult> {
-    const { c } = tx;
-    const mailboxId = mb.id as number;
-    const f = { systemFlags: flags.systemFlags & 0x1f, keywords: flags.keywords };
-    const want = sortedUnique(uids);
-    const rows = want.length
-      ? ((await c.query('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', [mailboxId, want]))
-          .rows as Row[])
-      : [];
-    const modified: number[] = [];
-    const changed: Array<{ uid: number; next: { systemFlags: number; keywords: string[] } }> = [];
-    for (const r of rows) {
-      // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
-      if (unchangedSince !== undefined && (r.modseq as number) > unchangedSince) {
-        modified.push(r.uid);
-        continue;
-      }
-      const cur = { systemFlags: r.system_flags as number, keywords: r.keywords as string[] };
-      const next = applyFlagOp(cur, op, f);
-      if (!sameFlags(cur, next)) changed.push({ uid: r.uid, next });
-    }
-    const updated: FlagUpdate[] = [];
-    if (changed.length > 0) {
-      // RFC 7162 §3.1: every changed message gets a new MODSEQ, each its own, in UID order.
-      const spec = changed.map((x, k) => ({ uid: x.uid, f: x.next.systemFlags, kw: x.next.keywords, k }));
-      const r = await c.query(
-        `WITH a AS (
-           UPDATE mailboxes SET highest_modseq = highest_modseq + $3 WHERE id = $1 RETURNING highest_modseq - $3 AS base
-         )
-         UPDATE messages m SET system_flags = u.f, keywords = u.kw, modseq = a.base + u.k + 1
-         FROM jsonb_to_recordset($2::jsonb) AS u(uid bigint, f int, kw jsonb, k bigint), a
-         WHERE m.mailbox_id = $1 AND m.uid = u.uid
-         RETURNING m.uid, m.modseq`,
-        [mailboxId, JSON.stringify(spec), changed.length],
-      );
-      const modseqOf = new Map(r.rows.map((x: Row) => [x.uid as number, x.modseq as number]));
-      for (const x of changed) updated.push({ uid: x.uid, modseq: modseqOf.get(x.uid)!, systemFlags: x.next.systemFlags, keywords: x.next.keywords });
-      for (const u of updated)
-        tx.changes.push({ kind: 'flags-changed', accountId: mb.account_id, mailboxId, uid: u.uid, modseq: u.modseq, systemFlags: u.systemFlags, keywords: u.keywords });
-    }
-    return { updated, modified };
-  }
 
   // ---------------------------------------------------------------- POP3
   async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
@@ -1045,7 +973,7 @@ class PostgresStore implements Store {
         target ??= (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2', [owner.account_id, u.action === 'trash' ? 'Trash' : 'Archive']))
           .rows[0];
       }
-      const inbox = (await this.#lockMailboxes(c, target ? [inboxId, target.id as number] : [inboxId])).get(inboxId);
+      const inbox = (await this.#wr.lockMailboxes(c, target ? [inboxId, target.id as number] : [inboxId])).get(inboxId);
       if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
       const accountId = inbox.account_id as number;
       const present = async (uids: number[]): Promise<number[]> => {
@@ -1059,13 +987,13 @@ class PostgresStore implements Store {
       // RFC 1939 §6: the UPDATE state. Retrieved messages are \Seen also where a delete moves
       // them (trash/archive); for an expunge the flag change would be pointless.
       const seen = (await present(u.seen)).filter((x) => u.action !== 'expunge' || !removeSet.has(x));
-      if (seen.length) await this.#flagsIn(tx, inbox, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
+      if (seen.length) await this.#wr.flagsIn(tx, inbox, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
       const blobs = new Map<string, number>();
       const ref = (id: string, n: number) => blobs.set(id, (blobs.get(id) ?? 0) + n);
       let removed: number[] = [];
       let mailbox: Mailbox | null = null;
       if (u.action === 'keep') {
-        await this.#flagsIn(tx, inbox, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
+        await this.#wr.flagsIn(tx, inbox, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
       } else if (remove.length > 0) {
         if (u.retainSince !== null) {
           // Retained rows hold a blob reference each (outside the quota) until dropped below.
@@ -1079,10 +1007,10 @@ class PostgresStore implements Store {
           for (const r of kept.rows as Row[]) ref(r.blob_id, 1);
         }
         if (u.action === 'expunge') {
-          await this.#expungeIn(tx, inbox, { uids: remove, onlyDeleted: false }, true, blobs);
+          await this.#wr.expungeIn(tx, inbox, { uids: remove, onlyDeleted: false }, true, blobs);
         } else {
           if (!target) target = { id: (await this.#insertMailbox(tx, accountId, u.action === 'trash' ? 'Trash' : 'Archive', moveTo, true)).id };
-          await this.#copy(tx, inboxId, remove, target.id as number, true);
+          await this.#wr.copyIn(tx, inboxId, remove, target.id as number, true);
           mailbox = toMailbox((await c.query('SELECT * FROM mailboxes WHERE id = $1', [target.id])).rows[0]);
         }
         removed = remove;
@@ -1091,7 +1019,7 @@ class PostgresStore implements Store {
         const dropped = await c.query('DELETE FROM pop_retained WHERE inbox_id = $1 AND saved_at < $2 RETURNING blob_id', [inboxId, u.retainSince]);
         for (const r of dropped.rows as Row[]) ref(r.blob_id, -1);
       }
-      await this.#adjustBlobs(c, blobs);
+      await this.#wr.adjustBlobs(c, blobs);
       return { removed, mailbox };
     });
   }
@@ -1104,127 +1032,24 @@ class PostgresStore implements Store {
     return rows.map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 
-  /**
-   * Removes messages of a locked mailbox (given UIDs, or all; optionally only \Deleted ones), logs
-   * them under one new MODSEQ (RFC 7162 §3.2.10) in the same statement; returns the removed rows.
-   */
-  async #expungeIn(
-    tx: Tx,
-    mb: Row,
-    sel: { uids?: number[]; onlyDeleted: boolean },
-    accountUsage: boolean,
-    /** With accountUsage: collect the blob references dropped here instead of applying them. */
-    pendingBlobs?: Map<string, number>,
-  ): Promise<number[]> {
-    const { c } = tx;
-    if (sel.uids && sel.uids.length === 0) return [];
-    const conds = ['mailbox_id = $1'];
-    const values: unknown[] = [mb.id];
-    if (sel.uids) {
-      values.push(sortedUnique(sel.uids));
-      conds.push(`uid = ANY($${values.length}::bigint[])`);
-    }
-    if (sel.onlyDeleted) conds.push(`system_flags & ${SystemFlag.Deleted} <> 0`);
-    const del = await c.query(
-      `WITH d AS (
-         DELETE FROM messages WHERE ${conds.join(' AND ')} RETURNING uid, size, blob_id
-       ), m AS (
-         UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM d) RETURNING highest_modseq
-       ), l AS (
-         INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, d.uid, m.highest_modseq FROM d, m
-         ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq
-       )
-       SELECT d.uid, d.size, d.blob_id, m.highest_modseq AS modseq FROM d, m ORDER BY d.uid`,
-      values,
-    );
-    if (del.rowCount === 0) return [];
-    const removed = del.rows.map((r: Row) => r.uid as number);
-    const modseq = del.rows[0].modseq as number;
-    if (accountUsage) {
-      const bytes = del.rows.reduce((s: number, r: Row) => s + (r.size as number), 0);
-      await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [mb.account_id, bytes, removed.length]);
-      if (pendingBlobs) for (const r of del.rows as Row[]) pendingBlobs.set(r.blob_id, (pendingBlobs.get(r.blob_id) ?? 0) - 1);
-      else await this.#unrefBlobs(c, del.rows.map((r: Row) => r.blob_id as string));
-    }
-    tx.changes.push({ kind: 'messages-expunged', accountId: mb.account_id, mailboxId: mb.id, uids: removed, modseq });
-    return removed;
-  }
 
   async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
     const onlyDeleted = opts.onlyDeleted ?? true;
     return this.#tx(opts.origin, async (tx) => {
-      const mb = (await this.#lockMailboxes(tx.c, [mailboxId])).get(mailboxId);
+      const mb = (await this.#wr.lockMailboxes(tx.c, [mailboxId])).get(mailboxId);
       if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      return this.#expungeIn(tx, mb, { ...(opts.uids ? { uids: opts.uids } : {}), onlyDeleted }, true);
+      return this.#wr.expungeIn(tx, mb, { ...(opts.uids ? { uids: opts.uids } : {}), onlyDeleted }, true);
     });
   }
 
-  async #copy(tx: Tx, srcMailboxId: number, uids: number[], dstMailboxId: number, move: boolean): Promise<CopyResult> {
-    const { c } = tx;
-    const boxes = await this.#lockMailboxes(c, [srcMailboxId, dstMailboxId]);
-    const src = boxes.get(srcMailboxId);
-    const dst = boxes.get(dstMailboxId);
-    if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
-    if (move && src.account_id !== dst.account_id) throw new StoreError('invalid', 'move across accounts');
-    const want = sortedUnique(uids);
-    const rows = want.length
-      ? ((
-          await c.query(
-            'SELECT uid, system_flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid',
-            [srcMailboxId, want],
-          )
-        ).rows as Row[])
-      : [];
-    if (rows.length === 0) return { mapping: [], uidValidity: dst.uid_validity };
-    if (!(move && src.account_id === dst.account_id)) {
-      // A copy adds usage to the destination account: all of it fits or nothing is copied.
-      const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
-      if (!(await this.#reserve(c, dst.account_id, bytes, rows.length))) throw new StoreError('quota', 'quota exceeded');
-      // The source rows are locked (their mailbox is), so each blob has refcount >= 1 and stays.
-      const ids = [...new Set(rows.map((r) => r.blob_id as string))].sort();
-      const counts = new Map<string, number>();
-      for (const r of rows) counts.set(r.blob_id, (counts.get(r.blob_id) ?? 0) + 1);
-      if (ids.length > 1) await c.query('SELECT id FROM blobs WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [ids]);
-      await c.query('UPDATE blobs b SET refcount = b.refcount + u.n FROM jsonb_to_recordset($1::jsonb) AS u(id text, n bigint) WHERE b.id = u.id', [
-        JSON.stringify(ids.map((id) => ({ id, n: counts.get(id) }))),
-      ]);
-    }
-    const added = await this.#insertNew(
-      c,
-      rows.map((r) => ({
-        mailboxId: dstMailboxId,
-        systemFlags: r.system_flags as number,
-        keywords: r.keywords as string[],
-        internalDate: r.internal_date as number,
-        size: r.size as number,
-        blobId: r.blob_id as string,
-      })),
-    );
-    for (const m of added) tx.changes.push({ kind: 'message-added', accountId: dst.account_id, mailboxId: dstMailboxId, uid: m.uid, modseq: m.modseq });
-    if (move) {
-      // RFC 6851 §3.3: the source loses the messages in the same transaction; usage and blob
-      // references carry over to the copies (same account).
-      await this.#expungeIn(tx, src, { uids: rows.map((r) => r.uid as number), onlyDeleted: false }, false);
-    }
-    return { mapping: rows.map((r, k) => [r.uid as number, added[k]!.uid] as [number, number]), uidValidity: dst.uid_validity };
-  }
 
   async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#tx(opts.origin, (tx) => this.#copy(tx, srcMailboxId, uids, dstMailboxId, false));
+    return this.#tx(opts.origin, (tx) => this.#wr.copyIn(tx, srcMailboxId, uids, dstMailboxId, false));
   }
 
   async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#tx(opts.origin, (tx) => this.#copy(tx, srcMailboxId, uids, dstMailboxId, true));
+    return this.#tx(opts.origin, (tx) => this.#wr.copyIn(tx, srcMailboxId, uids, dstMailboxId, true));
   }
-}
-
-interface NewRow {
-  mailboxId: number;
-  systemFlags: number;
-  keywords: string[];
-  internalDate: number;
-  size: number;
-  blobId: string;
 }
 
 function sliceRange(data: Buffer, start?: number, end?: number): Buffer {

@@ -138,4 +138,24 @@ CREATE INDEX login_failures_username ON login_failures(username);
 CREATE INDEX login_failures_last ON login_failures(last_failure_at);
 `,
   },
+  {
+    version: 6,
+    sql: `
+-- Bulk operations under way (src/store/sqlite/bulk.ts), so a crash can be cleaned up at the next
+-- start: 'copy' = a COPY staging rows in mailbox_id at UIDs >= uid_from: while the row exists they
+-- are not part of the mailbox, which shows UIDNEXT uid_from and HIGHESTMODSEQ hms (deleting the
+-- row publishes the copy; recovery deletes the rows instead); 'drop' = a deleted mailbox whose
+-- messages are still being removed (finished at recovery; its id is not reused meanwhile).
+-- account_id 0: no quota usage to keep.
+CREATE TABLE bulk_ops (
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  mailbox_id INTEGER NOT NULL,
+  account_id INTEGER NOT NULL,
+  uid_from INTEGER NOT NULL DEFAULT 0,
+  hms INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
+`,
+  },
 ];

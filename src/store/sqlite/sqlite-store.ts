@@ -1,7 +1,9 @@
 // The embedded store: metadata in SQLite (better-sqlite3, WAL, synchronous=FULL so a commit is
 // durable when it returns), bodies in FsBlobStore. better-sqlite3 is synchronous, so each write is
 // one IMMEDIATE transaction that no other JS code can interleave with; changes are published on
-// the bus right after its commit, in commit order.
+// the bus right after its commit, in commit order. Because a transaction holds the event loop,
+// commands over many messages run in bounded steps (bulk.ts); the row-level SQL is in writes.ts,
+// the listing cache in summaries.ts.
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
@@ -11,19 +13,19 @@ import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
 import type { BodyScanItem } from '../body-search.ts';
 import type { Logger } from '../../obs/log.ts';
-import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
+import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
 import { SqliteLoginFailures } from './login-failures.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
+import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
+import { SummaryCache } from './summaries.ts';
+import { SqliteBulk } from './bulk.ts';
+import type { ChunkOptions } from '../chunks.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
-  POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
-  applyFlagOp,
-  normalizeKeywords,
-  sameFlags,
   type Account,
   type AccountSettings,
   type Alias,
@@ -66,12 +68,19 @@ export interface SqliteStoreOptions {
   log?: Logger;
   /** Mailbox tree limits (defaults: src/store/mailbox-limits.ts). */
   mailboxLimits?: Partial<MailboxLimits>;
+  /** Step sizes of bulk operations (tests use small ones to cross step boundaries). */
+  bulk?: ChunkOptions;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
   mkdirSync(dirname(opts.path), { recursive: true });
   const store = new SqliteStore(opts);
-  if (opts.collectGarbage) store.collectGarbage();
+  if (opts.collectGarbage) {
+    // Server start (the admin CLI leaves the running server's bulk operations alone): undo staged
+    // COPYs and finish drops a crash interrupted, then remove the blob files nothing references.
+    store.recover();
+    store.collectGarbage();
+  }
   return store;
 }
 
@@ -130,6 +139,11 @@ class SqliteStore implements Store {
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
   readonly #limits: MailboxLimits;
+  readonly #holds = new Holds();
+  readonly #w: MessageWrites;
+  readonly #summaries: SummaryCache;
+  readonly #bulk: SqliteBulk;
+  readonly #log: Logger | undefined;
   #closed = false;
 
   constructor(opts: SqliteStoreOptions) {
@@ -151,6 +165,61 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.loginFailures = new SqliteLoginFailures(db);
+    this.#log = opts.log;
+    const q = (sql: string) => this.#q(sql);
+    this.#w = new MessageWrites(q, this.#holds);
+    this.#summaries = new SummaryCache(db, q, {
+      hms: (id) => {
+        const h = this.#staged(id);
+        return h ? h.hms : (this.#q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(id) as number | undefined);
+      },
+      below: (id) => this.#below(id),
+    });
+    this.#bulk = new SqliteBulk({
+      db,
+      q,
+      w: this.#w,
+      summaries: this.#summaries,
+      bus: this.bus,
+      batched: (fn, op) => this.#writeBatched(fn, op),
+      insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed),
+      mailbox: (row) => this.#mailbox(row),
+      chunks: opts.bulk ?? {},
+    });
+  }
+
+  /** See SqliteBulk.recover. */
+  recover(): void {
+    const tx = newTx();
+    const r = this.#db.transaction(() => this.#bulk.recover(tx)).immediate();
+    // The files of blobs left unreferenced go in collectGarbage(), which runs next.
+    tx.deadBlobs.length = 0;
+    this.#afterCommit(tx);
+    if (r.copies || r.drops) this.#log?.warn('store.bulk-recovered', { copies: r.copies, drops: r.drops });
+  }
+
+  /** A COPY staging rows in the mailbox (not part of it yet): from which UID, and the HIGHESTMODSEQ shown. */
+  #staged(mailboxId: number): { uidFrom: number; hms: number } | undefined {
+    // bulk_ops is empty but for a COPY or DELETE in progress: this costs a lookup in an empty table.
+    return this.#q("SELECT uid_from AS uidFrom, hms FROM bulk_ops WHERE kind = 'copy' AND mailbox_id = ? ORDER BY id LIMIT 1").get(mailboxId) as
+      | { uidFrom: number; hms: number }
+      | undefined;
+  }
+
+  /** Rows with this UID or above are staged, not part of the mailbox. */
+  #below(mailboxId: number): number {
+    return this.#staged(mailboxId)?.uidFrom ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** A mailbox row as clients see it: a COPY being staged into it does not show yet (UIDNEXT, HIGHESTMODSEQ). */
+  #mailbox(r: Row): Mailbox {
+    const mb = toMailbox(r);
+    const hide = this.#staged(mb.id);
+    if (hide) {
+      mb.uidNext = hide.uidFrom;
+      mb.highestModseq = hide.hms;
+    }
+    return mb;
   }
 
   #migrate(): void {
@@ -197,7 +266,7 @@ class SqliteStore implements Store {
   }
 
   #afterCommit(tx: Tx): void {
-    this.#updateSummaries(tx);
+    this.#summaries.update(tx);
     for (const id of tx.deadBlobs) {
       try {
         this.#blobs.removeIfUnpinned(id);
@@ -212,18 +281,20 @@ class SqliteStore implements Store {
   // writes queued within one turn of the event loop
   // share one transaction (one fsync), each inside its own savepoint so one failure harms no
   // other. Every caller still resolves only after the shared commit is durable.
-  #batch: Array<{ fn: (tx: Tx) => unknown; resolve: (v: any) => void; reject: (e: unknown) => void }> = [];
+  #batch: BatchItem[] = [];
   #batchScheduled = false;
 
-  #writeBatched<T>(fn: (tx: Tx) => T): Promise<T> {
+  #writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreError('invalid', 'store is closed'));
-    return new Promise<T>((resolve, reject) => {
-      this.#batch.push({ fn, resolve, reject });
-      if (!this.#batchScheduled) {
-        this.#batchScheduled = true;
-        setImmediate(() => this.#flush());
-      }
-    });
+    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, resolve, reject }));
+  }
+
+  #enqueue(item: BatchItem): void {
+    this.#batch.push(item);
+    if (!this.#batchScheduled) {
+      this.#batchScheduled = true;
+      setImmediate(() => this.#flush());
+    }
   }
 
   #flush(): void {
@@ -242,6 +313,7 @@ class SqliteStore implements Store {
           for (const it of items) {
             const marks = [tx.changes.length, tx.deadBlobs.length] as const;
             tx.start = marks[0];
+            tx.op = it.op;
             try {
               outcomes.push({ ok: true, value: this.#db.transaction(() => it.fn(tx))() });
             } catch (err) {
@@ -260,6 +332,8 @@ class SqliteStore implements Store {
     items.forEach((it, i) => {
       const o = outcomes[i]!;
       if (o.ok) it.resolve(o.value);
+      // A mailbox held by a bulk operation: its savepoint undid it; run it again once released.
+      else if (o.err instanceof Held) void o.err.wait.then(() => (this.#closed ? it.reject(new StoreError('invalid', 'store is closed')) : this.#enqueue(it)));
       else it.reject(o.err);
     });
   }
@@ -352,15 +426,8 @@ class SqliteStore implements Store {
   }
 
   async removeAccount(id: number): Promise<void> {
-    this.#write((tx) => {
-      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(id)) throw new StoreError('not-found', `no account ${id}`);
-      const boxes = this.#q('SELECT id FROM mailboxes WHERE account_id = ?').pluck().all(id) as number[];
-      for (const mb of boxes) this.#dropMailboxContents(tx, mb);
-      this.#dropRetained(tx, 'account_id = ?', [id]);
-      this.#q('DELETE FROM mailboxes WHERE account_id = ?').run(id);
-      this.#q('DELETE FROM accounts WHERE id = ?').run(id);
-      tx.changes.push({ kind: 'account-removed', accountId: id });
-    });
+    // The account at the first commit; its messages in steps (src/store/sqlite/bulk.ts).
+    await this.#bulk.removeAccount(id);
   }
 
   // ---------------------------------------------------------------- aliases
@@ -409,26 +476,28 @@ class SqliteStore implements Store {
   }
 
   #insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean, uidNext = 1): Mailbox {
+    // Never the id of a deleted mailbox whose messages are still being dropped (bulk_ops).
+    const id = this.#q("SELECT max(coalesce((SELECT max(id) FROM mailboxes), 0), coalesce((SELECT max(mailbox_id) FROM bulk_ops WHERE kind = 'drop'), 0)) + 1").pluck().get() as number;
     const info = this.#db
-      .prepare('INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, 1)')
-      .run(accountId, name, specialUse, subscribed ? 1 : 0, this.#nextUidValidity(), uidNext);
+      .prepare('INSERT INTO mailboxes (id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)')
+      .run(id, accountId, name, specialUse, subscribed ? 1 : 0, this.#nextUidValidity(), uidNext);
     const mb = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
     tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
     return mb;
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (this.#q("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map(toMailbox);
+    return (this.#q("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map((r) => this.#mailbox(r));
   }
 
   async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
     const r = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, normalizeName(name)) as Row | undefined;
-    return r ? toMailbox(r) : null;
+    return r ? this.#mailbox(r) : null;
   }
 
   async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
     const r = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
-    return r ? toMailbox(r) : null;
+    return r ? this.#mailbox(r) : null;
   }
 
   async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
@@ -448,37 +517,27 @@ class SqliteStore implements Store {
     const from = normalizeName(oldName);
     const to = validateName(newName);
     checkMailboxName(to, this.#limits);
+    // RFC 9051 §6.3.6: renaming INBOX moves its messages (in steps: src/store/sqlite/bulk.ts).
+    if (from === 'INBOX' && !to.startsWith(from + MAILBOX_SEPARATOR) && to !== from) {
+      checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
+      return this.#bulk.renameInbox(accountId, to, opts);
+    }
     this.#write((tx) => {
       const src = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
       if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
       if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
-      if (from === 'INBOX') {
-        // RFC 9051 §6.3.6: renaming INBOX moves its messages into a new mailbox and leaves INBOX
-        // empty; INBOX's inferiors are unaffected.
-        checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
-        const dst = this.#insertMailbox(tx, accountId, to, null, true, src.uid_next);
-        const uids = this.#q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(src.id) as number[];
-        const modseq = this.#bumpModseq(src.id);
-        this.#q('UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, dst.id);
-        this.#q('UPDATE messages SET mailbox_id = ?, modseq = ? WHERE mailbox_id = ?').run(dst.id, modseq, src.id);
-        this.#q('UPDATE message_search SET mailbox_id = ? WHERE mailbox_id = ?').run(dst.id, src.id);
-        const logE = this.#q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
-        for (const u of uids) logE.run(src.id, u, modseq);
-        if (uids.length) tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids, modseq });
-      } else {
-        const rows = this.#db
-          .prepare("SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)")
-          .all(accountId, from, from.length + 1, from + MAILBOX_SEPARATOR) as Row[];
-        const upd = this.#q('UPDATE mailboxes SET name = ? WHERE id = ?');
-        for (const r of rows) {
-          const nn = to + (r.name as string).slice(from.length);
-          checkMailboxName(nn, this.#limits); // the inferiors move deeper too
-          if (r.id !== src.id && this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
-            throw new StoreError('exists', `mailbox ${nn} already exists`);
-          upd.run(nn, r.id);
-          tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.name, newName: nn });
-        }
+      const rows = this.#db
+        .prepare("SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)")
+        .all(accountId, from, from.length + 1, from + MAILBOX_SEPARATOR) as Row[];
+      const upd = this.#q('UPDATE mailboxes SET name = ? WHERE id = ?');
+      for (const r of rows) {
+        const nn = to + (r.name as string).slice(from.length);
+        checkMailboxName(nn, this.#limits); // the inferiors move deeper too
+        if (r.id !== src.id && this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
+          throw new StoreError('exists', `mailbox ${nn} already exists`);
+        upd.run(nn, r.id);
+        tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.name, newName: nn });
       }
       stamp(tx, opts.origin);
     });
@@ -487,26 +546,8 @@ class SqliteStore implements Store {
   async deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
     const n = normalizeName(name);
     if (n === 'INBOX') throw new StoreError('inbox', 'INBOX cannot be deleted');
-    this.#write((tx) => {
-      const mb = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n) as Row | undefined;
-      if (!mb) throw new StoreError('not-found', `no mailbox ${n}`);
-      this.#dropMailboxContents(tx, mb.id);
-      this.#q('DELETE FROM mailboxes WHERE id = ?').run(mb.id);
-      tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name: n });
-      stamp(tx, opts.origin);
-    });
-  }
-
-  /** Deletes every message of a mailbox, with quota and blob bookkeeping; no expunge log (the mailbox goes). */
-  #dropMailboxContents(tx: Tx, mailboxId: number): void {
-    const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row;
-    const agg = this.#q('SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM messages WHERE mailbox_id = ?').get(mailboxId) as Row;
-    const blobs = this.#q('SELECT blob_id, count(*) AS n FROM messages WHERE mailbox_id = ? GROUP BY blob_id').all(mailboxId) as Row[];
-    this.#q('DELETE FROM messages WHERE mailbox_id = ?').run(mailboxId);
-    this.#q('DELETE FROM message_search WHERE mailbox_id = ?').run(mailboxId);
-    this.#q('DELETE FROM expunged WHERE mailbox_id = ?').run(mailboxId);
-    for (const b of blobs) this.#unrefBlob(tx, b.blob_id, b.n);
-    this.#q('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(agg.bytes, agg.n, mb.account_id);
+    // Gone at the first commit; its messages are removed in steps (src/store/sqlite/bulk.ts).
+    await this.#bulk.deleteMailbox(accountId, n, opts);
   }
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
@@ -519,131 +560,30 @@ class SqliteStore implements Store {
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
     const mb = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
     if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-    const r = this.#db
-      .prepare(
-        `SELECT count(*) AS messages,
-                coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Seen} = 0 THEN 1 ELSE 0 END), 0) AS unseen,
-                coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
-                coalesce(sum(size), 0) AS size
-         FROM messages WHERE mailbox_id = ?`,
-      )
-      .get(mailboxId) as Row;
+    const v = this.#mailbox(mb);
+    // Rows a COPY is staging (uid >= the UIDNEXT shown) are not part of the mailbox yet.
+    const r = this.#q(
+      `SELECT count(*) AS messages,
+              coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Seen} = 0 THEN 1 ELSE 0 END), 0) AS unseen,
+              coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
+              coalesce(sum(size), 0) AS size
+       FROM messages WHERE mailbox_id = ? AND uid < ?`,
+    ).get(mailboxId, this.#below(mailboxId)) as Row;
     return {
       messages: r.messages,
       unseen: r.unseen,
       deleted: r.deleted,
       size: r.size,
-      uidNext: mb.uid_next,
-      uidValidity: mb.uid_validity,
-      highestModseq: mb.highest_modseq,
+      uidNext: v.uidNext,
+      uidValidity: v.uidValidity,
+      highestModseq: v.highestModseq,
     };
   }
 
   // ---------------------------------------------------------------- messages
-  // Whole-mailbox summary lists, cached per mailbox (SELECT, FETCH 1:*, SEARCH and QRESYNC all
-  // list the mailbox; reading 100k rows costs ~150 ms). An entry is used only while the mailbox's
-  // HIGHESTMODSEQ equals the one the entry is at. Our own commits update the entries in place
-  // (every message write bumps HIGHESTMODSEQ by one per change, so an entry follows a change only
-  // if the change's MODSEQ is exactly one above it); a write from another process, or anything
-  // not understood, leaves the entry behind and the next read reloads it. Entries are frozen
-  // objects shared with callers (flag changes replace them), so a listing costs one array copy
-  // and a caller that modifies one gets a TypeError instead of corrupting the cache.
-  readonly #summaryCache = new Map<number, { hms: number; list: MessageSummary[] }>();
-  #summaryCacheSize = 0;
-  static readonly SUMMARY_CACHE_MAX = 300_000;
-
-  #dropSummary(mailboxId: number): void {
-    const e = this.#summaryCache.get(mailboxId);
-    if (!e) return;
-    this.#summaryCache.delete(mailboxId);
-    this.#summaryCacheSize -= e.list.length;
-  }
-
-  #updateSummaries(tx: Tx): void {
-    if (this.#summaryCache.size === 0) return;
-    for (const c of tx.changes) {
-      if (c.kind === 'account-removed') {
-        this.#summaryCache.clear();
-        this.#summaryCacheSize = 0;
-        return;
-      }
-      const e = this.#summaryCache.get(c.mailboxId);
-      if (!e) continue;
-      if (c.kind === 'mailbox-created' || c.kind === 'mailbox-renamed') continue;
-      if (c.kind === 'mailbox-deleted' || c.modseq !== e.hms + 1) {
-        this.#dropSummary(c.mailboxId);
-        continue;
-      }
-      const list = e.list;
-      if (c.kind === 'message-added') {
-        const m = tx.added.get(`${c.mailboxId}:${c.uid}`);
-        if (!m || (list.length && list[list.length - 1]!.uid >= c.uid)) {
-          this.#dropSummary(c.mailboxId);
-          continue;
-        }
-        list.push(Object.freeze({ ...m, keywords: frozenKeywords(m.keywords) }));
-        this.#summaryCacheSize++;
-      } else if (c.kind === 'flags-changed') {
-        const i = uidIndex(list, c.uid);
-        if (i >= 0) list[i] = Object.freeze({ ...list[i]!, modseq: c.modseq, systemFlags: c.systemFlags, keywords: frozenKeywords(c.keywords) });
-      } else {
-        const gone = new Set(c.uids);
-        let w = 0;
-        for (let r = 0; r < list.length; r++) if (!gone.has(list[r]!.uid)) list[w++] = list[r]!;
-        this.#summaryCacheSize -= list.length - w;
-        list.length = w;
-      }
-      e.hms = c.modseq;
-    }
-  }
-
-  #loadSummaries(mailboxId: number): MessageSummary[] {
-    const hms = this.#q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined;
-    const cached = this.#summaryCache.get(mailboxId);
-    if (cached) {
-      this.#summaryCache.delete(mailboxId);
-      if (cached.hms === hms) {
-        this.#summaryCache.set(mailboxId, cached);
-        return cached.list;
-      }
-      this.#summaryCacheSize -= cached.list.length;
-    }
-    // Raw rows (arrays), one at a time, and a hand-built object: iterate() rather than all(), so
-    // the rows die young instead of all 100,000 surviving into the old generation (a 100k-message
-    // listing: 30 % faster and 30 MB less resident memory).
-    const rows = this.#q(
-      'SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id FROM messages WHERE mailbox_id = ? ORDER BY uid',
-    )
-      .raw()
-      .iterate(mailboxId) as IterableIterator<unknown[]>;
-    const out: MessageSummary[] = [];
-    for (const r of rows) {
-      const kw = r[3] as string;
-      out.push(Object.freeze({
-        uid: r[0] as number,
-        modseq: r[1] as number,
-        systemFlags: r[2] as number,
-        keywords: kw === '[]' ? NO_KEYWORDS : Object.freeze(JSON.parse(kw) as string[]),
-        internalDate: r[4] as number,
-        savedAt: r[5] as number,
-        size: r[6] as number,
-        blobId: r[7] as string,
-      }) as MessageSummary);
-    }
-    if (hms !== undefined && out.length <= SqliteStore.SUMMARY_CACHE_MAX) {
-      this.#summaryCache.set(mailboxId, { hms, list: out });
-      this.#summaryCacheSize += out.length;
-      for (const [id, e] of this.#summaryCache) {
-        if (this.#summaryCacheSize <= SqliteStore.SUMMARY_CACHE_MAX) break;
-        this.#summaryCache.delete(id);
-        this.#summaryCacheSize -= e.list.length;
-      }
-    }
-    return out;
-  }
-
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    const all = this.#loadSummaries(mailboxId);
+    // Cached per mailbox, loaded in pages with event-loop turns between (src/store/sqlite/summaries.ts).
+    const all = await this.#summaries.list(mailboxId);
     const since = opts.changedSince;
     if (since === undefined) return all.slice();
     const out: MessageSummary[] = [];
@@ -697,9 +637,9 @@ class SqliteStore implements Store {
     // the case-insensitive substring match of RFC 9051 §6.4.4, evaluated inside SQLite.
     const column = { subject: 'subject', from: 'from_addr', to: 'to_addr', cc: 'cc_addr', bcc: 'bcc_addr' }[field];
     if (!column) throw new StoreError('invalid', `no search column for ${field}`);
-    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND instr(${column}, ?) > 0 ORDER BY uid`)
+    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND uid < ? AND instr(${column}, ?) > 0 ORDER BY uid`)
       .pluck()
-      .all(mailboxId, foldForSearch(value)) as number[];
+      .all(mailboxId, this.#below(mailboxId), foldForSearch(value)) as number[];
   }
 
   /**
@@ -788,59 +728,6 @@ class SqliteStore implements Store {
     return this.#blobs.stream(blobId, start, end);
   }
 
-  #bumpModseq(mailboxId: number): number {
-    return this.#q('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING highest_modseq').pluck().get(mailboxId) as number;
-  }
-
-  #refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
-    if (this.#q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(n, blob.id).changes) return;
-    this.#q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, JSON.stringify(meta));
-  }
-
-  #unrefBlob(tx: Tx, blobId: string, n: number): void {
-    const left = this.#q('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
-    if (left !== undefined && left <= 0) {
-      this.#q('DELETE FROM blobs WHERE id = ?').run(blobId);
-      tx.deadBlobs.push(blobId);
-    }
-  }
-
-  /** Adds one message row; the caller has checked quota and referenced the blob. */
-  #insertMessage(tx: Tx, accountId: number, mailboxId: number, blob: { id: string; size: number }, m: { systemFlags: number; keywords: string[]; internalDate: number }): { uid: number; modseq: number } {
-    const mb = this.#q('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq AS modseq')
-      .get(mailboxId) as Row;
-    const keywords = normalizeKeywords(m.keywords);
-    const savedAt = now();
-    this.#q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(keywords), m.internalDate, savedAt, blob.size, blob.id);
-    this.#q(
-      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
-       SELECT ?, ?, pb_fold(coalesce(json_extract(meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(meta, '$.search.from'), '')),
-              pb_fold(coalesce(json_extract(meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(meta, '$.search.cc'), '')),
-              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), '')), pb_text_plan(meta)
-       FROM blobs WHERE id = ?`,
-    ).run(mailboxId, mb.uid, blob.id);
-    tx.added.set(`${mailboxId}:${mb.uid}`, {
-      uid: mb.uid,
-      modseq: mb.modseq,
-      systemFlags: m.systemFlags,
-      keywords,
-      internalDate: m.internalDate,
-      savedAt,
-      size: blob.size,
-      blobId: blob.id,
-    });
-    this.#q('UPDATE accounts SET used_bytes = used_bytes + ?, message_count = message_count + 1 WHERE id = ?').run(blob.size, accountId);
-    tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq });
-    return { uid: mb.uid, modseq: mb.modseq };
-  }
-
-  /** Reserves `bytes` of the account's quota if it fits (quota 0 = unlimited). */
-  #fits(accountId: number, bytes: number): boolean {
-    const a = this.#q('SELECT quota, used_bytes FROM accounts WHERE id = ?').get(accountId) as Row | undefined;
-    if (!a) return false;
-    return a.quota === 0 || a.used_bytes + bytes <= a.quota;
-  }
 
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
     return this.#writeBatched((tx) => {
@@ -852,13 +739,13 @@ class SqliteStore implements Store {
           results.push({ ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: t.mailboxId });
           continue;
         }
-        if (!this.#fits(mb.account_id, blob.size)) {
+        if (!this.#w.fits(mb.account_id, blob.size)) {
           results.push({ ok: false, reason: 'quota', accountId: mb.account_id, mailboxId: t.mailboxId });
           continue;
         }
-        if (refs === 0) this.#refBlob(blob, meta, 0);
+        if (refs === 0) this.#w.refBlob(blob, meta, 0);
         refs++;
-        const r = this.#insertMessage(tx, mb.account_id, t.mailboxId, blob, {
+        const r = this.#w.insertMessage(tx, mb.account_id, t.mailboxId, blob, {
           systemFlags: t.systemFlags ?? 0,
           keywords: t.keywords ?? [],
           internalDate: t.internalDate ?? now(),
@@ -875,9 +762,9 @@ class SqliteStore implements Store {
     return this.#writeBatched((tx) => {
       const mb = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
-      if (!this.#fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      this.#refBlob(blob, meta, 1);
-      const r = this.#insertMessage(tx, mb.account_id, target.mailboxId, blob, {
+      if (!this.#w.fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
+      this.#w.refBlob(blob, meta, 1);
+      const r = this.#w.insertMessage(tx, mb.account_id, target.mailboxId, blob, {
         systemFlags: target.systemFlags ?? 0,
         keywords: target.keywords ?? [],
         internalDate: target.internalDate ?? now(),
@@ -894,102 +781,12 @@ class SqliteStore implements Store {
     flags: { systemFlags: number; keywords: string[] },
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
-    return this.#writeBatched((tx) => {
-      const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
-      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      const r = this.#flagsIn(tx, mb.account_id, mailboxId, uids, op, flags, opts.unchangedSince);
-      stamp(tx, opts.origin);
-      return r;
-    });
-  }
-
-  #flagsIn(
-    tx: Tx,
-    accountId: number,
-    mailboxId: number,
-    uids: number[],
-    op: FlagOp,
-    flags: { systemFlags: number; keywords: string[] },
-    unchangedSince?: number,
-  ): StoreFlagsResult {
-    const updated: StoreFlagsResult['updated'] = [];
-    const modified: number[] = [];
-    const sel = this.#q('SELECT uid, modseq, system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const upd = this.#q('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
-    for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
-      const r = sel.get(mailboxId, uid) as Row | undefined;
-      if (!r) continue;
-      // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
-      if (unchangedSince !== undefined && r.modseq > unchangedSince) {
-        modified.push(uid);
-        continue;
-      }
-      const cur = { systemFlags: r.system_flags as number, keywords: JSON.parse(r.keywords) as string[] };
-      const next = applyFlagOp(cur, op, flags);
-      if (sameFlags(cur, next)) continue;
-      const modseq = this.#bumpModseq(mailboxId);
-      upd.run(next.systemFlags, JSON.stringify(next.keywords), modseq, mailboxId, uid);
-      updated.push({ uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
-      tx.changes.push({ kind: 'flags-changed', accountId, mailboxId, uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
-    }
-    return { updated, modified };
+    return this.#bulk.storeFlags(mailboxId, uids, op, flags, opts);
   }
 
   // ---------------------------------------------------------------- POP3
   async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    return this.#writeBatched((tx) => {
-      const inbox = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(inboxId) as Row | undefined;
-      if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
-      const accountId = inbox.account_id as number;
-      const present = (uids: number[]) => {
-        const has = this.#q('SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?');
-        return [...new Set(uids)].sort((a, b) => a - b).filter((x) => has.get(inboxId, x));
-      };
-      const remove = present(u.remove);
-      const removeSet = new Set(remove);
-      // Retrieved messages are \Seen also where a delete moves them (trash/archive); for an
-      // expunge the flag change would be pointless.
-      const seen = present(u.seen).filter((x) => u.action !== 'expunge' || !removeSet.has(x));
-      if (seen.length) this.#flagsIn(tx, accountId, inboxId, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
-      let removed: number[] = [];
-      let target: Mailbox | null = null;
-      if (u.action === 'keep') {
-        this.#flagsIn(tx, accountId, inboxId, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
-      } else if (remove.length) {
-        if (u.retainSince !== null) {
-          const ins = this.#q(
-            `INSERT OR IGNORE INTO pop_retained (inbox_id, account_id, uid_validity, uid, blob_id, size, saved_at)
-             SELECT mailbox_id, ?, ?, uid, blob_id, size, saved_at FROM messages WHERE mailbox_id = ? AND uid = ? AND saved_at >= ?`,
-          );
-          const ref = this.#q('UPDATE blobs SET refcount = refcount + 1 WHERE id = (SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?)');
-          for (const uid of remove) if (ins.run(accountId, inbox.uid_validity, inboxId, uid, u.retainSince).changes) ref.run(inboxId, uid);
-        }
-        if (u.action === 'expunge') {
-          this.#expungeIn(tx, accountId, inboxId, remove);
-        } else {
-          const use: SpecialUse = u.action === 'trash' ? '\\Trash' : '\\Archive';
-          let row = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
-          if (!row) {
-            const base = u.action === 'trash' ? 'Trash' : 'Archive';
-            const taken = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, base) as Row | undefined;
-            row = taken ?? { id: this.#insertMailbox(tx, accountId, base, use, true).id };
-          }
-          this.#copyIn(tx, inboxId, remove, row.id as number, true);
-          target = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(row.id) as Row);
-        }
-        removed = remove;
-      }
-      if (u.retainSince !== null) this.#dropRetained(tx, 'inbox_id = ? AND saved_at < ?', [inboxId, u.retainSince]);
-      stamp(tx, opts.origin);
-      return { removed, mailbox: target };
-    });
-  }
-
-  #dropRetained(tx: Tx, where: string, args: unknown[]): void {
-    const rows = this.#q(`SELECT blob_id, count(*) AS n FROM pop_retained WHERE ${where} GROUP BY blob_id`).all(...args) as Row[];
-    if (rows.length === 0) return;
-    this.#q(`DELETE FROM pop_retained WHERE ${where}`).run(...args);
-    for (const r of rows) this.#unrefBlob(tx, r.blob_id, r.n);
+    return this.#bulk.popUpdate(inboxId, u, opts);
   }
 
   async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
@@ -998,134 +795,30 @@ class SqliteStore implements Store {
     ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 
-  #expungeIn(tx: Tx, accountId: number, mailboxId: number, uids: number[]): number {
-    if (uids.length === 0) return 0;
-    const modseq = this.#bumpModseq(mailboxId);
-    const sel = this.#q('SELECT size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const del = this.#q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const delSearch = this.#q('DELETE FROM message_search WHERE mailbox_id = ? AND uid = ?');
-    const log = this.#q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
-    let bytes = 0;
-    for (const uid of uids) {
-      const r = sel.get(mailboxId, uid) as Row;
-      del.run(mailboxId, uid);
-      delSearch.run(mailboxId, uid);
-      log.run(mailboxId, uid, modseq);
-      bytes += r.size;
-      this.#unrefBlob(tx, r.blob_id, 1);
-    }
-    this.#q('UPDATE accounts SET used_bytes = used_bytes - ?, message_count = message_count - ? WHERE id = ?').run(bytes, uids.length, accountId);
-    tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId, uids, modseq });
-    return modseq;
-  }
-
   async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
-    return this.#writeBatched((tx) => {
-      const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
-      if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      const onlyDeleted = opts.onlyDeleted ?? true;
-      let uids = (
-        onlyDeleted
-          ? this.#q(`SELECT uid FROM messages WHERE mailbox_id = ? AND system_flags & ${SystemFlag.Deleted} != 0 ORDER BY uid`).pluck().all(mailboxId)
-          : this.#q('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailboxId)
-      ) as number[];
-      if (opts.uids) {
-        const want = new Set(opts.uids);
-        uids = uids.filter((u) => want.has(u));
-      }
-      this.#expungeIn(tx, mb.account_id, mailboxId, uids);
-      stamp(tx, opts.origin);
-      return uids;
-    });
-  }
-
-  #copyIn(tx: Tx, srcMailboxId: number, uids: number[], dstMailboxId: number, move: boolean): CopyResult {
-    const src = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(srcMailboxId) as Row | undefined;
-    const dst = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(dstMailboxId) as Row | undefined;
-    if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
-    if (move && src.account_id !== dst.account_id) throw new StoreError('invalid', 'move across accounts');
-    const sel = this.#q('SELECT uid, system_flags, keywords, internal_date, size, blob_id FROM messages WHERE mailbox_id = ? AND uid = ?');
-    const rows: Row[] = [];
-    for (const uid of [...new Set(uids)].sort((a, b) => a - b)) {
-      const r = sel.get(srcMailboxId, uid) as Row | undefined;
-      if (r) rows.push(r);
-    }
-    const bytes = rows.reduce((s, r) => s + (r.size as number), 0);
-    const sameAccount = src.account_id === dst.account_id;
-    if (!(move && sameAccount) && !this.#fits(dst.account_id, bytes)) throw new StoreError('quota', 'quota exceeded');
-    const mapping: Array<[number, number]> = [];
-    const refBlob = this.#q('UPDATE blobs SET refcount = refcount + 1 WHERE id = ?');
-    for (const r of rows) {
-      refBlob.run(r.blob_id);
-      const n = this.#insertMessage(tx, dst.account_id, dstMailboxId, { id: r.blob_id, size: r.size }, {
-        systemFlags: r.system_flags,
-        keywords: JSON.parse(r.keywords),
-        internalDate: r.internal_date,
-      });
-      mapping.push([r.uid, n.uid]);
-    }
-    if (move) this.#expungeIn(tx, src.account_id, srcMailboxId, rows.map((r) => r.uid as number));
-    return { mapping, uidValidity: dst.uid_validity };
+    return this.#bulk.expunge(mailboxId, opts);
   }
 
   async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#writeBatched((tx) => {
-      const r = this.#copyIn(tx, srcMailboxId, uids, dstMailboxId, false);
-      stamp(tx, opts.origin);
-      return r;
-    });
+    return this.#bulk.copy(srcMailboxId, uids, dstMailboxId, opts);
   }
 
   async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#writeBatched((tx) => {
-      const r = this.#copyIn(tx, srcMailboxId, uids, dstMailboxId, true);
-      stamp(tx, opts.origin);
-      return r;
-    });
+    return this.#bulk.move(srcMailboxId, uids, dstMailboxId, opts);
   }
 }
 
-interface Tx {
-  changes: Change[];
-  deadBlobs: string[];
-  /** Summaries of the rows inserted, by "mailboxId:uid", for the listing cache. */
-  added: Map<string, MessageSummary>;
-  /** First change of the current write (several writes share a batched transaction). */
-  start: number;
+interface BatchItem {
+  fn: (tx: Tx) => unknown;
+  /** The bulk operation the write belongs to (0: none). */
+  op: number;
+  resolve: (v: any) => void;
+  reject: (e: unknown) => void;
 }
 
 /** Case folding for header SEARCH (RFC 9051 §6.4.4 leaves the comparison to the server). */
 function foldForSearch(v: string): string {
   return v.toLowerCase();
-}
-
-const NO_KEYWORDS = Object.freeze([]) as unknown as string[];
-
-function frozenKeywords(k: readonly string[]): string[] {
-  return (k.length === 0 ? NO_KEYWORDS : Object.freeze([...k])) as string[];
-}
-
-function newTx(): Tx {
-  return { changes: [], deadBlobs: [], added: new Map(), start: 0 };
-}
-
-/** Index of a UID in a UID-ordered list, or -1. */
-function uidIndex(list: readonly MessageSummary[], uid: number): number {
-  let lo = 0;
-  let hi = list.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    const v = list[mid]!.uid;
-    if (v === uid) return mid;
-    if (v < uid) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return -1;
-}
-
-function stamp(tx: Tx, origin: string | undefined): void {
-  if (origin === undefined) return;
-  for (let i = tx.start; i < tx.changes.length; i++) tx.changes[i]!.origin = origin;
 }
 
 /** INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */

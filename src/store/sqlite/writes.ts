@@ -1,0 +1,384 @@
+// The message rows of the SQLite store: the SQL of every message write (insert, copy, move, flag
+// change, expunge) on a bounded set of rows inside the caller's transaction, with the bookkeeping
+// each one keeps — UID/MODSEQ allocation, quota usage, blob refcounts, the expunge log and the
+// Changes to publish. Bulk commands (src/store/sqlite/bulk.ts) call these a chunk at a time.
+//
+// Mailbox holds: a bulk COPY (and an INBOX rename) holds its destination mailbox; every write to a
+// held mailbox by anyone else throws `Held`, which the group commit turns into "wait for the
+// release, then run again" (the caller just sees a later commit). What a staged COPY hides is in
+// the database (bulk_ops), so every process (the admin CLI too) sees the same mailbox.
+
+import type Database from 'better-sqlite3';
+import type { Change } from '../bus.ts';
+import {
+  StoreError,
+  applyFlagOp,
+  normalizeKeywords,
+  sameFlags,
+  type BlobRef,
+  type FlagOp,
+  type MessageSummary,
+  type StoreFlagsResult,
+} from '../store.ts';
+import type { MessageMeta } from '../../protocol/mime/types.ts';
+
+type Row = Record<string, any>;
+export type Query = (sql: string) => Database.Statement;
+
+/** One write's view of the shared (group-commit) transaction. */
+export interface Tx {
+  changes: Change[];
+  deadBlobs: string[];
+  /** Summaries of the rows inserted, by "mailboxId:uid", for the listing cache. */
+  added: Map<string, MessageSummary>;
+  /** First change of the current write (several writes share a batched transaction). */
+  start: number;
+  /** The bulk operation this write belongs to (it may write the mailboxes that operation holds). */
+  op: number;
+}
+
+export function newTx(): Tx {
+  return { changes: [], deadBlobs: [], added: new Map(), start: 0, op: 0 };
+}
+
+export function stamp(tx: Tx, origin: string | undefined): void {
+  if (origin === undefined) return;
+  for (let i = tx.start; i < tx.changes.length; i++) tx.changes[i]!.origin = origin;
+}
+
+/** Thrown by a write to a mailbox another operation holds; the group commit waits and retries. */
+export class Held extends Error {
+  readonly wait: Promise<void>;
+  constructor(wait: Promise<void>) {
+    super('mailbox is held by a bulk operation');
+    this.wait = wait;
+  }
+}
+
+export interface Hold {
+  op: number;
+  released: Promise<void>;
+  release(): void;
+}
+
+/** Mailboxes held by bulk operations (in this process). */
+export class Holds {
+  readonly #m = new Map<number, Hold>();
+
+  get(mailboxId: number): Hold | undefined {
+    return this.#m.get(mailboxId);
+  }
+
+  /** Takes the hold (the caller checked the mailbox is free inside its transaction). */
+  take(mailboxId: number, op: number): Hold {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const h: Hold = {
+      op,
+      released,
+      release: () => {
+        if (this.#m.get(mailboxId) === h) this.#m.delete(mailboxId);
+        release();
+      },
+    };
+    this.#m.set(mailboxId, h);
+    return h;
+  }
+
+  /** Throws Held if another operation holds the mailbox. */
+  check(tx: Tx, mailboxId: number): void {
+    const h = this.#m.get(mailboxId);
+    if (h && h.op !== tx.op) throw new Held(h.released);
+  }
+}
+
+/** A source row for a copy or move. */
+export interface SourceRow {
+  uid: number;
+  system_flags: number;
+  keywords: string;
+  internal_date: number;
+  saved_at: number;
+  size: number;
+  blob_id: string;
+}
+
+export const SOURCE_COLUMNS = 'uid, system_flags, keywords, internal_date, saved_at, size, blob_id';
+
+const NO_KEYWORDS = Object.freeze([]) as unknown as string[];
+const parseKeywords = (k: string): string[] => (k === '[]' ? NO_KEYWORDS : (JSON.parse(k) as string[]));
+
+export class MessageWrites {
+  readonly q: Query;
+  readonly holds: Holds;
+  constructor(q: Query, holds: Holds) {
+    this.q = q;
+    this.holds = holds;
+  }
+
+  /** Adds n to the mailbox's HIGHESTMODSEQ; returns the first of the n new MODSEQs. */
+  bumpModseq(tx: Tx, mailboxId: number, n = 1): number {
+    this.holds.check(tx, mailboxId);
+    const last = this.q('UPDATE mailboxes SET highest_modseq = highest_modseq + ? WHERE id = ? RETURNING highest_modseq').pluck().get(n, mailboxId) as number;
+    return last - n + 1;
+  }
+
+  refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
+    if (this.q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(n, blob.id).changes) return;
+    this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, JSON.stringify(meta));
+  }
+
+  unrefBlob(tx: Tx, blobId: string, n: number): void {
+    const left = this.q('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
+    if (left !== undefined && left <= 0) {
+      this.q('DELETE FROM blobs WHERE id = ?').run(blobId);
+      tx.deadBlobs.push(blobId);
+    }
+  }
+
+  unrefBlobs(tx: Tx, counts: ReadonlyMap<string, number>): void {
+    for (const [id, n] of counts) this.unrefBlob(tx, id, n);
+  }
+
+  /** Whether `bytes` more fit in the account's quota (quota 0 = unlimited). */
+  fits(accountId: number, bytes: number): boolean {
+    const a = this.q('SELECT quota, used_bytes FROM accounts WHERE id = ?').get(accountId) as Row | undefined;
+    if (!a) return false;
+    return a.quota === 0 || a.used_bytes + bytes <= a.quota;
+  }
+
+  usage(accountId: number, bytes: number, count: number): void {
+    if (bytes === 0 && count === 0) return;
+    this.q('UPDATE accounts SET used_bytes = used_bytes + ?, message_count = message_count + ? WHERE id = ?').run(bytes, count, accountId);
+  }
+
+  /** Adds one message row; the caller has checked quota and referenced the blob. */
+  insertMessage(tx: Tx, accountId: number, mailboxId: number, blob: { id: string; size: number }, m: { systemFlags: number; keywords: string[]; internalDate: number }): { uid: number; modseq: number } {
+    this.holds.check(tx, mailboxId);
+    const mb = this.q('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq AS modseq')
+      .get(mailboxId) as Row;
+    const keywords = normalizeKeywords(m.keywords);
+    const savedAt = Date.now();
+    this.q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(keywords), m.internalDate, savedAt, blob.size, blob.id);
+    this.q(
+      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
+       SELECT ?, ?, pb_fold(coalesce(json_extract(meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(meta, '$.search.from'), '')),
+              pb_fold(coalesce(json_extract(meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(meta, '$.search.cc'), '')),
+              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), '')), pb_text_plan(meta)
+       FROM blobs WHERE id = ?`,
+    ).run(mailboxId, mb.uid, blob.id);
+    tx.added.set(`${mailboxId}:${mb.uid}`, { uid: mb.uid, modseq: mb.modseq, systemFlags: m.systemFlags, keywords, internalDate: m.internalDate, savedAt, size: blob.size, blobId: blob.id });
+    this.usage(accountId, blob.size, 1);
+    tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq });
+    return { uid: mb.uid, modseq: mb.modseq };
+  }
+
+  /**
+   * The rows of the given UIDs (ascending, distinct) that exist, ascending. Dense UIDs (most of a
+   * range): one range scan filtered here; sparse ones: one lookup each.
+   */
+  rowsOf<T extends Row = Row>(columns: string, mailboxId: number, uids: readonly number[]): T[] {
+    if (uids.length === 0) return [];
+    const lo = uids[0]!;
+    const hi = uids[uids.length - 1]!;
+    if (hi - lo < 4 * uids.length) {
+      const rows = this.q(`SELECT ${columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`).all(mailboxId, lo, hi) as T[];
+      if (rows.length === uids.length) return rows;
+      const out: T[] = [];
+      let k = 0;
+      for (const r of rows) {
+        while (k < uids.length && uids[k]! < r.uid) k++;
+        if (uids[k] === r.uid) out.push(r);
+      }
+      return out;
+    }
+    const one = this.q(`SELECT ${columns} FROM messages WHERE mailbox_id = ? AND uid = ?`);
+    const out: T[] = [];
+    for (const u of uids) {
+      const r = one.get(mailboxId, u) as T | undefined;
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  /**
+   * Flag changes on the given UIDs (ascending, distinct); each changed message gets its own new
+   * MODSEQ in UID order (RFC 7162 §3.1), all allocated by one update of the mailbox row.
+   */
+  flags(tx: Tx, accountId: number, mailboxId: number, uids: readonly number[], op: FlagOp, flags: { systemFlags: number; keywords: string[] }, unchangedSince?: number): StoreFlagsResult {
+    const updated: StoreFlagsResult['updated'] = [];
+    const modified: number[] = [];
+    const rows = this.rowsOf<Row>('uid, modseq, system_flags, keywords', mailboxId, uids);
+    const changed: Array<{ uid: number; systemFlags: number; keywords: string[] }> = [];
+    for (const r of rows) {
+      // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
+      if (unchangedSince !== undefined && r.modseq > unchangedSince) {
+        modified.push(r.uid);
+        continue;
+      }
+      const cur = { systemFlags: r.system_flags as number, keywords: parseKeywords(r.keywords) };
+      const next = applyFlagOp(cur, op, flags);
+      if (!sameFlags(cur, next)) changed.push({ uid: r.uid, ...next });
+    }
+    if (changed.length === 0) return { updated, modified };
+    const base = this.bumpModseq(tx, mailboxId, changed.length);
+    const upd = this.q('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
+    changed.forEach((c, k) => {
+      const modseq = base + k;
+      upd.run(c.systemFlags, c.keywords.length ? JSON.stringify(c.keywords) : '[]', modseq, mailboxId, c.uid);
+      updated.push({ uid: c.uid, modseq, systemFlags: c.systemFlags, keywords: c.keywords });
+      tx.changes.push({ kind: 'flags-changed', accountId, mailboxId, uid: c.uid, modseq, systemFlags: c.systemFlags, keywords: c.keywords });
+    });
+    return { updated, modified };
+  }
+
+  /** Expunges the given UIDs (ascending, existing) under one new MODSEQ, logged for VANISHED (RFC 7162 §3.2.10). */
+  expunge(tx: Tx, accountId: number, mailboxId: number, uids: readonly number[]): number {
+    if (uids.length === 0) return 0;
+    const modseq = this.bumpModseq(tx, mailboxId);
+    const del = this.q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING size, blob_id');
+    const delSearch = this.q('DELETE FROM message_search WHERE mailbox_id = ? AND uid = ?');
+    const log = this.q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+    const blobs = new Map<string, number>();
+    const gone: number[] = [];
+    let bytes = 0;
+    for (const uid of uids) {
+      const r = del.get(mailboxId, uid) as Row | undefined;
+      if (!r) continue;
+      delSearch.run(mailboxId, uid);
+      log.run(mailboxId, uid, modseq);
+      bytes += r.size;
+      blobs.set(r.blob_id, (blobs.get(r.blob_id) ?? 0) + 1);
+      gone.push(uid);
+    }
+    this.unrefBlobs(tx, blobs);
+    this.usage(accountId, -bytes, -gone.length);
+    if (gone.length) tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId, uids: gone, modseq });
+    return modseq;
+  }
+
+  /**
+   * Copies rows into `dst` with consecutive new UIDs and MODSEQs (one update of the mailbox row),
+   * flags and dates kept, the search row copied from the source's. With `publish` false the
+   * message-added changes are returned instead of queued (a staged COPY publishes them at the end).
+   * The caller checked quota. Returns [source UID, new UID] pairs and the new summaries.
+   */
+  copyRows(tx: Tx, src: { id: number }, dst: { id: number; accountId: number }, rows: readonly SourceRow[], publish: boolean): { mapping: Array<[number, number]>; added: MessageSummary[]; changes: Change[] } {
+    const n = rows.length;
+    if (n === 0) return { mapping: [], added: [], changes: [] };
+    this.holds.check(tx, dst.id);
+    const a = this.q('UPDATE mailboxes SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ? WHERE id = ? RETURNING uid_next, highest_modseq').get(n, n, dst.id) as Row;
+    const uid0 = (a.uid_next as number) - n;
+    const modseq0 = (a.highest_modseq as number) - n + 1;
+    const ins = this.q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const insSearch = this.q(
+      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
+       SELECT ?, ?, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan FROM message_search WHERE mailbox_id = ? AND uid = ?`,
+    );
+    const savedAt = Date.now();
+    const mapping: Array<[number, number]> = [];
+    const added: MessageSummary[] = [];
+    const changes: Change[] = [];
+    const blobs = new Map<string, number>();
+    let bytes = 0;
+    rows.forEach((r, k) => {
+      const uid = uid0 + k;
+      const modseq = modseq0 + k;
+      ins.run(dst.id, uid, modseq, r.system_flags, r.keywords, r.internal_date, savedAt, r.size, r.blob_id);
+      if (insSearch.run(dst.id, uid, src.id, r.uid).changes === 0) this.#searchFromMeta(dst.id, uid, r.blob_id);
+      blobs.set(r.blob_id, (blobs.get(r.blob_id) ?? 0) + 1);
+      bytes += r.size;
+      mapping.push([r.uid, uid]);
+      const m: MessageSummary = { uid, modseq, systemFlags: r.system_flags, keywords: parseKeywords(r.keywords), internalDate: r.internal_date, savedAt, size: r.size, blobId: r.blob_id };
+      added.push(m);
+      const c: Change = { kind: 'message-added', accountId: dst.accountId, mailboxId: dst.id, uid, modseq };
+      if (publish) {
+        tx.added.set(`${dst.id}:${uid}`, m);
+        tx.changes.push(c);
+      } else changes.push(c);
+    });
+    const ref = this.q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?');
+    for (const [id, k] of blobs) ref.run(k, id);
+    this.usage(dst.accountId, bytes, n);
+    return { mapping, added, changes };
+  }
+
+  #searchFromMeta(mailboxId: number, uid: number, blobId: string): void {
+    this.q(
+      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
+       SELECT ?, ?, pb_fold(coalesce(json_extract(meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(meta, '$.search.from'), '')),
+              pb_fold(coalesce(json_extract(meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(meta, '$.search.cc'), '')),
+              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), '')), pb_text_plan(meta)
+       FROM blobs WHERE id = ?`,
+    ).run(mailboxId, uid, blobId);
+  }
+
+  /**
+   * Moves rows from `src` to `dst` (same account) in place: each row gets its new UID and MODSEQ in
+   * the same statement that takes it out of the source, so at every commit each message is in
+   * exactly one mailbox (RFC 6851 §3.3). The source logs them expunged under one new MODSEQ.
+   */
+  moveRows(tx: Tx, src: { id: number; accountId: number }, dst: { id: number }, rows: readonly SourceRow[]): Array<[number, number]> {
+    const n = rows.length;
+    if (n === 0) return [];
+    const srcModseq = this.bumpModseq(tx, src.id);
+    this.holds.check(tx, dst.id);
+    const a = this.q('UPDATE mailboxes SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ? WHERE id = ? RETURNING uid_next, highest_modseq').get(n, n, dst.id) as Row;
+    const uid0 = (a.uid_next as number) - n;
+    const modseq0 = (a.highest_modseq as number) - n + 1;
+    const mv = this.q('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ?, saved_at = ? WHERE mailbox_id = ? AND uid = ?');
+    const savedAt = Date.now();
+    const mvSearch = this.q('UPDATE message_search SET mailbox_id = ?, uid = ? WHERE mailbox_id = ? AND uid = ?');
+    const log = this.q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
+    const mapping: Array<[number, number]> = [];
+    rows.forEach((r, k) => {
+      const uid = uid0 + k;
+      const modseq = modseq0 + k;
+      mv.run(dst.id, uid, modseq, savedAt, src.id, r.uid);
+      mvSearch.run(dst.id, uid, src.id, r.uid);
+      log.run(src.id, r.uid, srcModseq);
+      mapping.push([r.uid, uid]);
+      tx.added.set(`${dst.id}:${uid}`, { uid, modseq, systemFlags: r.system_flags, keywords: parseKeywords(r.keywords), internalDate: r.internal_date, savedAt, size: r.size, blobId: r.blob_id });
+      tx.changes.push({ kind: 'message-added', accountId: src.accountId, mailboxId: dst.id, uid, modseq });
+    });
+    tx.changes.push({ kind: 'messages-expunged', accountId: src.accountId, mailboxId: src.id, uids: rows.map((r) => r.uid), modseq: srcModseq });
+    return mapping;
+  }
+
+  /**
+   * Deletes up to `limit` messages of a mailbox that no longer exists (DELETE, account removal),
+   * with quota (when the account is still there) and blob bookkeeping. Returns how many.
+   */
+  dropSome(tx: Tx, mailboxId: number, accountId: number, limit: number, fromUid = 0): number {
+    const rows = this.q('SELECT uid, size, blob_id FROM messages WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?').all(mailboxId, fromUid, limit) as Row[];
+    if (rows.length === 0) return 0;
+    const del = this.q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
+    const delSearch = this.q('DELETE FROM message_search WHERE mailbox_id = ? AND uid = ?');
+    const blobs = new Map<string, number>();
+    let bytes = 0;
+    for (const r of rows) {
+      del.run(mailboxId, r.uid);
+      delSearch.run(mailboxId, r.uid);
+      bytes += r.size;
+      blobs.set(r.blob_id, (blobs.get(r.blob_id) ?? 0) + 1);
+    }
+    this.unrefBlobs(tx, blobs);
+    if (accountId) this.usage(accountId, -bytes, -rows.length);
+    return rows.length;
+  }
+
+  dropRetained(tx: Tx, where: string, args: unknown[]): void {
+    const rows = this.q(`SELECT blob_id, count(*) AS n FROM pop_retained WHERE ${where} GROUP BY blob_id`).all(...args) as Row[];
+    if (rows.length === 0) return;
+    this.q(`DELETE FROM pop_retained WHERE ${where}`).run(...args);
+    for (const r of rows) this.unrefBlob(tx, r.blob_id, r.n);
+  }
+
+  /** The account of a mailbox, or StoreError 'not-found'. */
+  accountOf(mailboxId: number): number {
+    const a = this.q('SELECT account_id FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined;
+    if (a === undefined) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+    return a;
+  }
+}
