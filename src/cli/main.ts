@@ -8,6 +8,7 @@ import { domainCommand, DOMAIN_HELP } from './commands/domain.ts';
 import { userCommand, USER_HELP } from './commands/user.ts';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
 import { throttleCommand, THROTTLE_HELP } from './commands/throttle.ts';
+import { backupCommand, BACKUP_HELP } from './commands/backup.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
@@ -21,6 +22,7 @@ Commands:
                         accounts: passwords, quotas, per-account settings (POP policy, IMAP limit)
   alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
   throttle list|clear   failed logins being slowed down, per account and address
+  backup DEST           a consistent copy of the data folder while the server runs
 
 Common options, before or after the command (pillarbox --data DIR user list is
 pillarbox user list --data DIR):
@@ -55,6 +57,7 @@ const COMMANDS: Record<string, { help: string; options: Record<string, { type: '
   },
   alias: { help: ALIAS_HELP, options: {}, run: aliasCommand },
   throttle: { help: THROTTLE_HELP, options: {}, run: throttleCommand },
+  backup: { help: BACKUP_HELP, options: {}, run: backupCommand },
 };
 
 export const SERVE_OPTIONS = [
