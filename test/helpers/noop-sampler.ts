@@ -2,7 +2,7 @@
 // ~20 ms, and every tenth time an APPEND (a durable write, which goes through the same group commit
 // as the bulk command's steps), and records each round trip. On its own event loop, so the test's
 // main thread (which parses a 131,072-line response) does not distort the figures. Messages:
-// {cmd:'mark'} starts a new window; {cmd:'report'} answers {worst, count, median, worstAppend,
+// {cmd:'mark'} starts a new window; {cmd:'report'} answers {worst, count, median, p95, worstAppend,
 // appends} for the window; {cmd:'stop'} ends.
 import { parentPort, workerData } from 'node:worker_threads';
 import { RawImap } from '../e2e/imap/raw-client.ts';
@@ -24,6 +24,7 @@ parentPort!.on('message', (m: { cmd: string }) => {
       worst: s.length ? s[s.length - 1] : 0,
       count: s.length,
       median: s.length ? s[s.length >> 1] : 0,
+      p95: s.length ? s[Math.min(s.length - 1, Math.floor(s.length * 0.95))] : 0,
       worstAppend: appends.length ? Math.max(...appends) : 0,
       appends: appends.length,
     });

@@ -1,8 +1,11 @@
 // "Hardening": bulk commands on a big mailbox must not stall everyone. One mailbox of 131,072
 // messages (PILLARBOX_BULK_N to change it); while one user runs UID STORE / UID COPY / UID MOVE /
 // STORE+EXPUNGE over all of it, another user's NOOP round trip is sampled every ~20 ms from a
-// worker thread. The worst round trip must stay under a generous bound (the old one-transaction
-// code held the loop for seconds); the real figures are printed. Run alone:
+// worker thread. The 95th percentile of those round trips must stay under a generous bound, and
+// the worst under a looser one (the old one-transaction code held the loop for seconds, so the few
+// NOOPs it answered during a command each waited that long); a machine so busy that the OS
+// deschedules the server now and then shows up in the worst figure only. The real figures are
+// printed. Run alone:
 //   node scripts/run-tests.mjs bulk-large
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,14 +19,16 @@ import { RawImap } from './raw-client.ts';
 
 const N = Number(process.env.PILLARBOX_BULK_N ?? 131072);
 /** Generous: the goal is < 100 ms; the old code stalled 2–9 s. */
-const WORST_NOOP_MS = Number(process.env.PILLARBOX_BULK_WORST_MS ?? 500);
+const P95_NOOP_MS = Number(process.env.PILLARBOX_BULK_P95_MS ?? 500);
+const WORST_NOOP_MS = Number(process.env.PILLARBOX_BULK_WORST_MS ?? 2000);
 /** Another user's APPEND (a durable commit) between the bulk command's steps. */
-const WORST_APPEND_MS = Number(process.env.PILLARBOX_BULK_WORST_APPEND_MS ?? 1000);
+const WORST_APPEND_MS = Number(process.env.PILLARBOX_BULK_WORST_APPEND_MS ?? 2000);
 
 interface Report {
   worst: number;
   count: number;
   median: number;
+  p95: number;
   worstAppend: number;
   appends: number;
 }
@@ -72,7 +77,7 @@ test(`bulk commands on ${N} messages do not stall another user`, { timeout: 240_
   const server = await startServer({ dataDir, plaintext: true });
   const sampler = new Sampler(server.ports.imap);
   const big = await RawImap.connect(server.ports.imap);
-  const figures: Array<{ phase: string; ms: number; worst: number; median: number; samples: number; worstAppend: number; appends: number }> = [];
+  const figures: Array<{ phase: string; ms: number; worst: number; median: number; p95: number; samples: number; worstAppend: number; appends: number }> = [];
   try {
     await sampler.ready();
     await big.login('big@example.com', 'pw');
@@ -84,7 +89,7 @@ test(`bulk commands on ${N} messages do not stall another user`, { timeout: 240_
       const ms = performance.now() - t;
       await new Promise((res) => setTimeout(res, 60)); // one more sample after the end
       const rep = await sampler.report();
-      figures.push({ phase: name, ms: Math.round(ms), worst: Math.round(rep.worst), median: Math.round(rep.median), samples: rep.count, worstAppend: Math.round(rep.worstAppend), appends: rep.appends });
+      figures.push({ phase: name, ms: Math.round(ms), worst: Math.round(rep.worst), median: Math.round(rep.median), p95: Math.round(rep.p95), samples: rep.count, worstAppend: Math.round(rep.worstAppend), appends: rep.appends });
       console.log(
         `# ${name}: ${Math.round(ms)} ms; other user's NOOP worst ${rep.worst.toFixed(1)} ms, median ${rep.median.toFixed(1)} ms (${rep.count} samples); APPEND worst ${rep.worstAppend.toFixed(1)} ms (${rep.appends})`,
       );
@@ -118,6 +123,7 @@ test(`bulk commands on ${N} messages do not stall another user`, { timeout: 240_
   }
   console.log('# figures ' + JSON.stringify(figures));
   for (const f of figures) {
+    assert.ok(f.p95 < P95_NOOP_MS, `${f.phase}: another user's NOOP p95 ${f.p95} ms (bound ${P95_NOOP_MS} ms)`);
     assert.ok(f.worst < WORST_NOOP_MS, `${f.phase}: another user's NOOP waited ${f.worst} ms (bound ${WORST_NOOP_MS} ms)`);
     assert.ok(f.worstAppend < WORST_APPEND_MS, `${f.phase}: another user's APPEND took ${f.worstAppend} ms (bound ${WORST_APPEND_MS} ms)`);
   }

@@ -249,7 +249,8 @@ test('a client that pipelines without reading gets no unbounded output (old: 173
   pre.sock.pause();
   const a = await flood(pre.sock, 'a CAPABILITY\r\n', 1_000_000, 4000);
   t.diagnostic(`1,000,000 × CAPABILITY: RSS +${(a.grown / 1048576).toFixed(1)} MB; other client ${a.count} round trips, slowest ${a.maxMs.toFixed(0)} ms`);
-  assert.ok(a.grown < 20 * 1024 * 1024, `RSS grew ${(a.grown / 1048576).toFixed(1)} MB`);
+  // +2 MB on a quiet machine; a starved one collects garbage later. The old code grew by GBs.
+  assert.ok(a.grown < 48 * 1024 * 1024, `RSS grew ${(a.grown / 1048576).toFixed(1)} MB`);
   assert.ok(a.maxMs < 1500 && a.count > 10, `another client: ${a.count} round trips, slowest ${a.maxMs} ms`);
   // Logged in: LIST "" * over the account's (up to 1,000) mailboxes, never read.
   const c = await login();
@@ -257,7 +258,7 @@ test('a client that pipelines without reading gets no unbounded output (old: 173
   c.socket.removeAllListeners('data');
   const b = await flood(c.socket as Socket, 'x LIST "" *\r\n', 20_000, 4000);
   t.diagnostic(`20,000 × LIST of 1,000: RSS +${(b.grown / 1048576).toFixed(1)} MB; other client ${b.count} round trips, slowest ${b.maxMs.toFixed(0)} ms`);
-  assert.ok(b.grown < 20 * 1024 * 1024, `RSS grew ${(b.grown / 1048576).toFixed(1)} MB`);
+  assert.ok(b.grown < 48 * 1024 * 1024, `RSS grew ${(b.grown / 1048576).toFixed(1)} MB`);
   assert.ok(b.maxMs < 1500 && b.count > 10, `another client: ${b.count} round trips, slowest ${b.maxMs} ms`);
 });
 
