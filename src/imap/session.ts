@@ -1,17 +1,16 @@
 // One IMAP connection: reads commands through the protocol receiver, checks state, runs one handler
 // per command, reports mailbox changes from the bus at the moments RFC 9051 allows, and writes
-// replies with backpressure.
+// replies with backpressure. Literal decisions and the APPEND upload are in src/imap/literals.ts,
+// IDLE in handlers/idle.ts, the untagged updates in selected.ts, the caps in limits.ts.
 
-import { PassThrough } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { ServerDeps, ConnectionInfo } from '../net/types.ts';
-import type { Account, StagedBlob } from '../store/store.ts';
+import { drainOrClose } from '../net/drain.ts';
+import type { Account } from '../store/store.ts';
 import type { Change } from '../store/bus.ts';
-import type { MessageMeta } from '../protocol/mime/types.ts';
-import { MimeParser } from '../protocol/mime/parser.ts';
 import { Receiver, type RawCommand, type ReceiverEvent } from '../protocol/imap/receiver.ts';
-import { ImapParseError, appendMessageMailbox, parseCommand, readCommandName, readTag } from '../protocol/imap/parser.ts';
+import { ImapParseError, parseCommand, readTag } from '../protocol/imap/parser.ts';
 import { statusLine } from '../protocol/imap/response.ts';
 import type { ImapCommand } from '../protocol/imap/types.ts';
 import { ImapBad, ImapBye, ImapNo, toReply } from './errors.ts';
@@ -20,50 +19,15 @@ import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailb
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
 import { activity } from '../obs/loop-lag.ts';
+import { Literals, type AppendStage } from './literals.ts';
+import { Idle } from './handlers/idle.ts';
+import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
+
+export { MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES, type AppendStage };
 
 export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
 
-/** Largest literal buffered in memory for anything but an APPEND message. */
-export const MAX_BUFFERED_LITERAL = 64 * 1024;
-/** Pause reading when this much unparsed input is queued. */
-const INPUT_HIGH_WATER = 256 * 1024;
-/**
- * Before login a connection may hold at most this much: its longest line, one command with its
- * literals, and queued input. Literals only for the commands that carry credentials or ID.
- */
-export const PREAUTH_MAX_BYTES = 8 * 1024;
-const PREAUTH_LITERAL_COMMANDS = new Set(['LOGIN', 'AUTHENTICATE', 'ID']);
-/**
- * Output backpressure: no further command is read while this much output waits for the client
- * (socket.writableLength), so a client that sends without reading can't make us buffer without
- * bound. Input stops as well (the input high-water mark pauses the socket).
- */
-export const OUTPUT_HIGH_WATER = 256 * 1024;
-/** Consecutive syntax errors before the server gives up on a client. */
-const MAX_BAD_COMMANDS = 50;
-
-/** An APPEND message being streamed into the store while it arrives. */
-export interface AppendStage {
-  size: number;
-  blob: Promise<StagedBlob>;
-  meta: MessageMeta | null;
-  error: unknown;
-}
-
 let nextSessionId = 1;
-
-/** Resolves at the stream's next 'drain' or 'close'. */
-function drainOrClose(s: NodeJS.EventEmitter): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      s.off('drain', done);
-      s.off('close', done);
-      resolve();
-    };
-    s.on('drain', done);
-    s.on('close', done);
-  });
-}
 
 export class ImapSession {
   readonly id: string;
@@ -83,10 +47,10 @@ export class ImapSession {
   readonly remoteAddress: string;
   /** SEARCHRES saved result (RFC 5182), as UIDs. */
   savedSearch: number[] = [];
-  idle: { tag: string; keepalive: NodeJS.Timeout } | null = null;
+  /** IDLE (handlers/idle.ts): active from the handler's "+ idling" to the client's DONE. */
+  readonly idle: Idle = new Idle(this);
   /** A handler waiting for a continuation line (AUTHENTICATE). */
   continuation: ((line: string) => Promise<void>) | null = null;
-  append: AppendStage | null = null;
 
   #receiver: Receiver;
   #pumping = false;
@@ -98,13 +62,10 @@ export class ImapSession {
   #badCount = 0;
   #release: (() => void) | null = null;
   #unsubscribe: (() => void) | null = null;
-  #discardReply: { cond: 'NO' | 'BAD'; code: string | null; text: string } | null = null;
-  #appendStream: PassThrough | null = null;
-  #appendParser: MimeParser | null = null;
+  /** Literal decisions and the APPEND upload (src/imap/literals.ts). */
+  readonly #literals: Literals = new Literals(this);
   #autologout: NodeJS.Timeout | null = null;
   #preauthTimer: NodeJS.Timeout | null = null;
-  /** An IDLE update waits for the client to read what it was sent before (see #onChanges). */
-  #idleFlushPending = false;
   #onData = (chunk: Buffer) => this.#input(chunk);
   #closedCallbacks: Array<() => void> = [];
 
@@ -254,20 +215,7 @@ export class ImapSession {
     sel.apply(changes, this.origin);
     // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
     // what it was sent: then the changes wait (merged in `selected`) until the socket drains.
-    if (this.idle) this.#idleFlush();
-  }
-
-  #idleFlush(): void {
-    if (this.socket.writableLength <= OUTPUT_HIGH_WATER) {
-      this.flushChanges(true);
-      return;
-    }
-    if (this.#idleFlushPending) return;
-    this.#idleFlushPending = true;
-    void this.drain().then(() => {
-      this.#idleFlushPending = false;
-      if (this.idle && !this.#closed) this.#idleFlush();
-    });
+    if (this.idle.active) this.idle.push();
   }
 
   /** The same before a tagged reply: in parts, with backpressure (131,072 EXPUNGEs are 2 MB). */
@@ -312,7 +260,7 @@ export class ImapSession {
         const ev = this.#receiver.next();
         if (!ev) break;
         await this.#onEvent(ev);
-        if (this.#leaving && !this.append) this.#bye(); // shutdown: after the response, before the next command
+        if (this.#leaving && !this.#literals.appending) this.#bye(); // shutdown: after the response, before the next command
       }
     } catch (err) {
       this.deps.log.error('imap.session-error', { session: this.id, err });
@@ -344,139 +292,33 @@ export class ImapSession {
         this.close();
         return;
       case 'literal':
-        await this.#onLiteral(ev.pending, ev.size, ev.nonSync);
+        await this.#literals.decide(this.#receiver, ev.pending, ev.size, ev.nonSync);
         return;
-      case 'literal-data': {
-        const pt = this.#appendStream;
-        if (!pt) return;
-        this.#appendParser?.write(ev.data);
-        if (!pt.write(ev.data)) await drainOrClose(pt);
+      case 'literal-data':
+        await this.#literals.data(ev.data);
         return;
-      }
-      case 'literal-end': {
-        const pt = this.#appendStream;
-        if (pt && this.append) {
-          this.append.meta = this.#appendParser!.end();
-          pt.end();
-        }
-        this.#appendStream = null;
-        this.#appendParser = null;
+      case 'literal-end':
+        this.#literals.end();
         return;
-      }
-      case 'discarded': {
-        const tag = readTag(ev.command) ?? '*';
-        const r = this.#discardReply ?? { cond: 'BAD' as const, code: null, text: 'Command too large' };
-        this.#discardReply = null;
-        this.#abortAppend();
-        this.write(statusLine(tag, r.cond, r.code, r.text));
+      case 'discarded':
+        this.#literals.discarded(ev.command);
         return;
-      }
       case 'command':
         await this.#command(ev.command);
         return;
     }
   }
 
-  /** Decides about an announced literal before any of its data is read (RFC 7888 §4, RFC 7889 §4). */
-  async #onLiteral(pending: RawCommand, size: number, nonSync: boolean): Promise<void> {
-    const head = readCommandName(pending);
-    const tag = head?.tag ?? '*';
-    // What may be read and dropped of a refused non-synchronizing literal: the command cap, or for
-    // an APPEND within APPENDLIMIT refused for another reason (TRYCREATE, OVERQUOTA) the message,
-    // since the client then acts on the answer (creates the mailbox and retries).
-    let discardCap = this.#receiver.limits.maxCommand;
-    const refuse = (cond: 'NO' | 'BAD', code: string | null, text: string) => {
-      if (!nonSync) {
-        // A synchronizing literal: no "+", the client sends no data, the command ends here.
-        this.write(statusLine(tag, cond, code, text));
-        this.#receiver.reject();
-      } else if (size <= discardCap) {
-        // The client sends the data anyway: read and drop it (at most the command cap), then answer.
-        this.#discardReply = { cond, code, text };
-        this.#receiver.accept('discard');
-      } else {
-        this.#literalTooBig(tag, text);
-      }
-    };
-    // Over a cap: NO/BAD [TOOBIG] for a synchronizing literal; for a non-synchronizing one,
-    // RFC 7888 §4-5: BAD [TOOBIG] and close (reading it would cost what the cap prevents).
-    const tooBig = (syncCond: 'NO' | 'BAD', text: string) => (nonSync ? this.#literalTooBig(tag, text) : refuse(syncCond, 'TOOBIG', text));
-    if (this.idle || this.continuation) return refuse('BAD', null, 'Literal not expected here');
-    if (this.state === 'notauth' && !PREAUTH_LITERAL_COMMANDS.has(head?.name ?? '')) return refuse('BAD', null, 'Log in first');
-    const appendTo = head?.name === 'APPEND' ? appendMessageMailbox(pending) : null;
-    if (appendTo !== null) {
-      const limit = this.deps.config.limits.appendLimit;
-      if (size > limit) return tooBig('NO', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
-      discardCap = limit;
-      // Refuse before the upload what would be refused after it: no mailbox, no room.
-      try {
-        const name = this.mailboxFromClient(appendTo);
-        if (!(await this.deps.store.getMailbox(this.account!.id, name))) return refuse('NO', 'TRYCREATE', `Mailbox ${name} does not exist`);
-        const acc = await this.deps.store.getAccountById(this.account!.id);
-        if (acc && acc.quota > 0 && acc.usedBytes + size > acc.quota) return refuse('NO', 'OVERQUOTA', 'The message does not fit in the mailbox quota');
-      } catch (err) {
-        const r = toReply(err);
-        if (r) return refuse(r.cond, r.code, r.text);
-        throw err;
-      }
-      if (this.#closed) return;
-      this.#startAppend(size);
-      if (!nonSync) this.write('+ Ready for literal data\r\n');
-      this.#receiver.accept('stream');
-      return;
-    }
-    const cap = this.state === 'notauth' ? PREAUTH_MAX_BYTES : MAX_BUFFERED_LITERAL;
-    if (size > cap) return tooBig('BAD', `Literal larger than ${cap} bytes${this.state === 'notauth' ? ' before login' : ''}`);
-    if (!nonSync) this.write('+ Ready for literal data\r\n');
-    this.#receiver.accept('buffer');
-  }
-
-  /** A non-synchronizing literal over its cap: BAD [TOOBIG], BYE, close (RFC 7888 §4). */
-  #literalTooBig(tag: string, text: string): void {
-    this.#abortAppend();
-    this.write(statusLine(tag, 'BAD', 'TOOBIG', text));
-    this.write('* BYE [TOOBIG] Non-synchronizing literal too large; closing\r\n');
-    this.deps.log.warn('imap.literal-too-big', { session: this.id, ip: this.remoteAddress });
-    this.close();
-  }
-
-  #startAppend(size: number): void {
-    this.#abortAppend();
-    const pt = new PassThrough({ highWaterMark: 256 * 1024 });
-    const stage: AppendStage = { size, blob: this.deps.store.stageBlob(pt, { maxBytes: size }), meta: null, error: null };
-    // Keep a failure until the APPEND handler looks at it (no unhandled rejection).
-    stage.blob.catch((err) => {
-      stage.error = err;
-      pt.resume();
-    });
-    this.#appendStream = pt;
-    this.#appendParser = new MimeParser();
-    this.append = stage;
-  }
-
-  #abortAppend(): void {
-    if (this.#appendStream) {
-      this.#appendStream.destroy(new Error('APPEND aborted'));
-      this.#appendStream = null;
-    }
-    this.#appendParser = null;
-    const a = this.append;
-    this.append = null;
-    if (a) a.blob.then((b) => b.release(), () => {});
-  }
-
   /** Takes the staged APPEND message (the handler releases it). */
   takeAppend(): AppendStage | null {
-    const a = this.append;
-    this.append = null;
-    return a;
+    return this.#literals.take();
   }
 
   async #command(raw: RawCommand): Promise<void> {
     this.lastCommandAt = Date.now();
     this.#armAutologout();
-    if (this.idle) {
-      this.#endIdle(raw);
+    if (this.idle.active) {
+      this.idle.end(raw);
       return;
     }
     if (this.continuation) {
@@ -493,7 +335,7 @@ export class ImapSession {
       tag = parsed.tag;
       cmd = parsed.command;
     } catch (err) {
-      this.#abortAppend();
+      this.#literals.abort();
       if (!(err instanceof ImapParseError)) throw err;
       this.#badCount++;
       this.write(statusLine(err.tag ?? tag ?? '*', 'BAD', null, err.message));
@@ -506,7 +348,7 @@ export class ImapSession {
     this.#badCount = 0;
     const entry = COMMANDS[cmd.name] as unknown as { states: SessionState[]; handler: (s: ImapSession, tag: string, cmd: ImapCommand) => Promise<HandlerResult> };
     if (!entry.states.includes(this.state)) {
-      this.#abortAppend();
+      this.#literals.abort();
       const why =
         this.state === 'notauth' ? 'Log in first' : this.state === 'auth' && entry.states.includes('selected') ? 'Select a mailbox first' : 'Command not valid in this state';
       this.write(statusLine(tag!, 'BAD', null, `${cmd.name}: ${why}`));
@@ -519,7 +361,7 @@ export class ImapSession {
     try {
       result = await entry.handler(this, tag!, cmd);
     } catch (err) {
-      this.#abortAppend();
+      this.#literals.abort();
       if (err instanceof ImapBye) {
         this.write(statusLine('*', 'BYE', err.code, err.message));
         this.close();
@@ -542,30 +384,6 @@ export class ImapSession {
     this.write(statusLine(tag!, 'OK', r.code ?? null, r.text));
   }
 
-  // ---- IDLE (RFC 9051 §6.3.13, RFC 2177)
-
-  startIdle(tag: string): void {
-    const every = this.deps.config.limits.imapIdleKeepalive;
-    // 0 turns the keepalive off.
-    const keepalive = setInterval(() => {
-      if (every > 0) this.write('* OK Still here\r\n');
-    }, every > 0 ? every : 2 ** 30);
-    keepalive.unref();
-    this.idle = { tag, keepalive };
-    this.write('+ idling\r\n');
-    this.flushChanges(true);
-  }
-
-  #endIdle(raw: RawCommand): void {
-    const idle = this.idle!;
-    clearInterval(idle.keepalive);
-    this.idle = null;
-    const line = Buffer.concat(raw.segments).toString('latin1').trim();
-    this.flushChanges(true);
-    if (line.toUpperCase() === 'DONE') this.write(statusLine(idle.tag, 'OK', null, 'IDLE terminated'));
-    else this.write(statusLine(idle.tag, 'BAD', null, 'Expected DONE'));
-  }
-
   // ---- autologout (RFC 9051 §5.4: at least 30 minutes; never during IDLE)
 
   #armAutologout(): void {
@@ -573,7 +391,7 @@ export class ImapSession {
     const ms = this.deps.config.limits.imapIdleTimeout;
     if (!(ms > 0)) return; // 0: no autologout
     this.#autologout = setTimeout(() => {
-      if (this.idle) {
+      if (this.idle.active) {
         this.#armAutologout();
         return;
       }
@@ -623,12 +441,11 @@ export class ImapSession {
     if (this.#closed) return;
     this.#closed = true;
     this.state = 'logout';
-    if (this.idle) clearInterval(this.idle.keepalive);
-    this.idle = null;
+    this.idle.stop();
     if (this.#autologout) clearTimeout(this.#autologout);
     if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
     this.#receiver.discard();
-    this.#abortAppend();
+    this.#literals.abort();
     this.#unsubscribe?.();
     this.#unsubscribe = null;
     this.#release?.();
@@ -651,7 +468,7 @@ export class ImapSession {
   shutdown(force = false): void {
     this.#leaving = true;
     if (this.#closed) return;
-    if (this.append ? force : !this.#pumping) this.#bye();
+    if (this.#literals.appending ? force : !this.#pumping) this.#bye();
     else if (force) this.socket.destroy();
   }
 

@@ -1,4 +1,5 @@
-// Shutdown helpers shared by the protocol servers (see stop() in src/main.ts for the sequence).
+// Drain and shutdown helpers shared by the protocol servers (see stop() in src/main.ts for the
+// shutdown sequence).
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -26,4 +27,17 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** Resolves at the stream's next 'drain' or 'close' (a write that returned false; backpressure). */
+export function drainOrClose(s: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      s.off('drain', done);
+      s.off('close', done);
+      resolve();
+    };
+    s.on('drain', done);
+    s.on('close', done);
+  });
 }

@@ -6,7 +6,7 @@
 
 import type { Handler } from '../commands.ts';
 import type { ImapSession } from '../session.ts';
-import type { FetchItem } from '../../protocol/imap/types.ts';
+import type { FetchItem, ImapCommand } from '../../protocol/imap/types.ts';
 import type { MessageRecord, MessageSummary } from '../../store/store.ts';
 import { SystemFlag } from '../../store/store.ts';
 import { ImapNo } from '../errors.ts';
@@ -257,9 +257,54 @@ class SimpleFetchCursor {
   }
 }
 
+type FetchCommand = ImapCommand & { name: 'FETCH' };
+
+/** What one FETCH asks for, worked out once for all its messages. */
+interface FetchPlan {
+  items: FetchItem[];
+  /** UID in every response: asked for, UID FETCH, or QRESYNC (RFC 7162 §3.2.6). */
+  withUid: boolean;
+  hasFlags: boolean;
+  hasModseq: boolean;
+  /** Some item needs the cached MIME meta (ENVELOPE, BODY…, sections). */
+  needMeta: boolean;
+  /** Every item comes from the message summary alone. */
+  simple: boolean;
+  markSeen: boolean;
+}
+
 export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
   const uids = resolveSet(s, cmd.set, cmd.uid);
+  const plan = await planFetch(s, cmd);
+  const done = `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
+  let summaries: Map<number, MessageSummary> | null = null;
+  let listing: MessageSummary[] = [];
+  if (!plan.needMeta) {
+    listing = await s.deps.store.listMessages(sel.mailboxId, cmd.changedSince !== null ? { changedSince: cmd.changedSince } : undefined);
+    if (!plan.simple) summaries = new Map(listing.map((m) => [m.uid, m]));
+  }
+  const output = new Output(s);
+  // A write that needs no drain resolves at once (only microtasks run): without these turns a
+  // 131,072-message FETCH would hold the event loop from its first line to its last.
+  const budget = new LoopBudget();
+  try {
+    if (plan.simple) return (await fetchSimple(s, uids, listing, plan, budget)) ? done : null;
+    for (let i = 0; i < uids.length; i += BATCH) {
+      if (s.closed) return null;
+      await budget.pause();
+      await fetchBatch(s, cmd, uids.slice(i, i + BATCH), plan, summaries, output);
+    }
+  } finally {
+    // What was rendered before a failure (e.g. UNKNOWN-CTE) still reaches the client.
+    await output.flush();
+  }
+  return done;
+};
+
+/** The items, CONDSTORE's implied MODSEQ, and QRESYNC's VANISHED (EARLIER) written first. */
+async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> {
+  const sel = s.selected!;
   const items = [...cmd.items];
   const has = (k: FetchItem['k']) => items.some((i) => i.k === k);
   // RFC 7162 §3.1.4: CHANGEDSINCE implies MODSEQ; any MODSEQ use enables CONDSTORE.
@@ -274,87 +319,95 @@ export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
     const gone = (await s.deps.store.expungedSince(sel.mailboxId, cmd.changedSince)).filter((u) => !cmd.set.saved && seqSetHas(cmd.set, u, max) && !sel.seqOf(u));
     if (gone.length) s.write(`* VANISHED (EARLIER) ${formatSeqSet(gone)}\r\n`);
   }
-  const needMeta = items.some((i) => META_ITEMS.has(i.k));
-  const simple = items.every((i) => SIMPLE_ITEMS.has(i.k));
-  const markSeen = setsSeen(items) && !sel.readOnly;
-  const showUid = cmd.uid || s.qresync;
+  return {
+    items,
+    withUid: cmd.uid || s.qresync || has('UID'),
+    hasFlags: has('FLAGS'),
+    hasModseq: has('MODSEQ'),
+    needMeta: items.some((i) => META_ITEMS.has(i.k)),
+    simple: items.every((i) => SIMPLE_ITEMS.has(i.k)),
+    markSeen: setsSeen(items) && !sel.readOnly,
+  };
+}
 
-  let summaries: Map<number, MessageSummary> | null = null;
-  let listing: MessageSummary[] = [];
-  if (!needMeta) {
-    listing = await s.deps.store.listMessages(sel.mailboxId, cmd.changedSince !== null ? { changedSince: cmd.changedSince } : undefined);
-    if (!simple) summaries = new Map(listing.map((m) => [m.uid, m]));
+/**
+ * Flags, sizes, dates only (e.g. `UID FETCH 1:* (FLAGS)` on a big mailbox): no store call per
+ * message and nothing marked \Seen. The requested UIDs, the listing and the session's UID list are
+ * all ascending: one merge walk gives each message and its sequence number. False if the session closed.
+ */
+async function fetchSimple(s: ImapSession, uids: number[], listing: MessageSummary[], plan: FetchPlan, budget: LoopBudget): Promise<boolean> {
+  const wanted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
+  const cursor = new SimpleFetchCursor(wanted, listing, s.selected!.uids, plan.withUid, plan.items.filter((i) => i.k !== 'UID').map(simpleRenderer));
+  for (let text = cursor.next(); text !== null; text = cursor.next()) {
+    await s.writeAwait(text);
+    if (s.closed) return false;
+    await budget.pause();
   }
-  const output = new Output(s);
-  // A write that needs no drain resolves at once (only microtasks run): without these turns a
-  // 131,072-message FETCH would hold the event loop from its first line to its last.
-  const budget = new LoopBudget();
-  try {
-    if (simple) {
-      // Flags, sizes, dates only (e.g. `UID FETCH 1:* (FLAGS)` on a big mailbox): no store call
-      // per message and nothing marked \Seen. The requested UIDs, the listing and the session's
-      // UID list are all ascending: one merge walk gives each message and its sequence number.
-      const wanted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
-      const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, showUid || has('UID'), items.filter((i) => i.k !== 'UID').map(simpleRenderer));
-      for (let text = cursor.next(); text !== null; text = cursor.next()) {
-        await s.writeAwait(text);
-        if (s.closed) return null;
-        await budget.pause();
-      }
-      return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
-    }
-    for (let i = 0; i < uids.length; i += BATCH) {
-      if (s.closed) return null;
-      await budget.pause();
-      const chunk = uids.slice(i, i + BATCH);
-      let msgs: MessageSummary[];
-      let recs = new Map<number, MessageRecord>();
-      if (needMeta) {
-        const list = await s.deps.store.getMessages(sel.mailboxId, chunk);
-        recs = new Map(list.map((r) => [r.uid, r]));
-        msgs = list;
-      } else {
-        msgs = chunk.map((u) => summaries!.get(u)).filter((m): m is MessageSummary => m !== undefined);
-      }
-      if (cmd.changedSince !== null) msgs = msgs.filter((m) => m.modseq > cmd.changedSince!);
-      // Implicit \Seen (RFC 9051 §6.4.5), reported as FLAGS in the same response.
-      const seenNow = new Set<number>();
-      if (markSeen) {
-        const unseen = msgs.filter((m) => !(m.systemFlags & SystemFlag.Seen)).map((m) => m.uid);
-        if (unseen.length) {
-          const r = await s.deps.store.storeFlags(sel.mailboxId, unseen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin: s.origin });
-          const byUid = new Map(r.updated.map((u) => [u.uid, u]));
-          // Summaries may be shared with the store's cache: replace, don't modify.
-          msgs = msgs.map((m) => {
-            const u = byUid.get(m.uid);
-            return u ? { ...m, systemFlags: u.systemFlags, modseq: u.modseq, keywords: u.keywords } : m;
-          });
-          for (const u of r.updated) {
-            seenNow.add(u.uid);
-            sel.pendingFlags.delete(u.uid);
-          }
-        }
-      }
-      for (const msg of msgs) {
-        const seq = sel.seqOf(msg.uid);
-        if (!seq) continue;
-        const rec = recs.get(msg.uid) ?? null;
-        const pieces: Piece[] = [`* ${seq} FETCH (`];
-        if (showUid || has('UID')) pieces.push(`UID ${msg.uid} `);
-        for (const item of items) await renderItem(s, item, msg, rec, pieces);
-        if (seenNow.has(msg.uid) && !has('FLAGS')) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
-        if (seenNow.has(msg.uid) && s.condstore && !items.some((x) => x.k === 'MODSEQ')) pieces.push(`MODSEQ (${msg.modseq}) `);
-        // Drop the trailing space.
-        const last = pieces[pieces.length - 1];
-        if (last === ' ') pieces.pop();
-        else if (typeof last === 'string' && last.endsWith(' ')) pieces[pieces.length - 1] = last.slice(0, -1);
-        pieces.push(')\r\n');
-        await output.add(pieces);
-      }
-    }
-  } finally {
-    // What was rendered before a failure (e.g. UNKNOWN-CTE) still reaches the client.
-    await output.flush();
+  return true;
+}
+
+/** Up to BATCH messages: their records or summaries, implicit \Seen, one response each. */
+async function fetchBatch(
+  s: ImapSession,
+  cmd: FetchCommand,
+  chunk: number[],
+  plan: FetchPlan,
+  summaries: Map<number, MessageSummary> | null,
+  output: Output,
+): Promise<void> {
+  const sel = s.selected!;
+  let msgs: MessageSummary[];
+  let recs = new Map<number, MessageRecord>();
+  if (plan.needMeta) {
+    const list = await s.deps.store.getMessages(sel.mailboxId, chunk);
+    recs = new Map(list.map((r) => [r.uid, r]));
+    msgs = list;
+  } else {
+    msgs = chunk.map((u) => summaries!.get(u)).filter((m): m is MessageSummary => m !== undefined);
   }
-  return `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
-};
+  if (cmd.changedSince !== null) msgs = msgs.filter((m) => m.modseq > cmd.changedSince!);
+  const seenNow = new Set<number>();
+  if (plan.markSeen) msgs = await markSeen(s, msgs, seenNow);
+  for (const msg of msgs) {
+    const seq = sel.seqOf(msg.uid);
+    if (!seq) continue;
+    await output.add(await renderMessage(s, seq, msg, recs.get(msg.uid) ?? null, plan, seenNow.has(msg.uid)));
+  }
+}
+
+/**
+ * Implicit \Seen (RFC 9051 §6.4.5), reported as FLAGS in the same response: sets it on the unseen
+ * messages, adds their UIDs to `seenNow` and returns the messages with their new flags.
+ */
+async function markSeen(s: ImapSession, msgs: MessageSummary[], seenNow: Set<number>): Promise<MessageSummary[]> {
+  const sel = s.selected!;
+  const unseen = msgs.filter((m) => !(m.systemFlags & SystemFlag.Seen)).map((m) => m.uid);
+  if (!unseen.length) return msgs;
+  const r = await s.deps.store.storeFlags(sel.mailboxId, unseen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] }, { origin: s.origin });
+  const byUid = new Map(r.updated.map((u) => [u.uid, u]));
+  // Summaries may be shared with the store's cache: replace, don't modify.
+  const out = msgs.map((m) => {
+    const u = byUid.get(m.uid);
+    return u ? { ...m, systemFlags: u.systemFlags, modseq: u.modseq, keywords: u.keywords } : m;
+  });
+  for (const u of r.updated) {
+    seenNow.add(u.uid);
+    sel.pendingFlags.delete(u.uid);
+  }
+  return out;
+}
+
+/** One `* n FETCH (…)` response as pieces (bodies may be streamed from the blob). */
+async function renderMessage(s: ImapSession, seq: number, msg: MessageSummary, rec: MessageRecord | null, plan: FetchPlan, seenNow: boolean): Promise<Piece[]> {
+  const pieces: Piece[] = [`* ${seq} FETCH (`];
+  if (plan.withUid) pieces.push(`UID ${msg.uid} `);
+  for (const item of plan.items) await renderItem(s, item, msg, rec, pieces);
+  if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
+  if (seenNow && s.condstore && !plan.hasModseq) pieces.push(`MODSEQ (${msg.modseq}) `);
+  // Drop the trailing space.
+  const last = pieces[pieces.length - 1];
+  if (last === ' ') pieces.pop();
+  else if (typeof last === 'string' && last.endsWith(' ')) pieces[pieces.length - 1] = last.slice(0, -1);
+  pieces.push(')\r\n');
+  return pieces;
+}
