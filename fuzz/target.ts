@@ -1,0 +1,146 @@
+// The real server for the network fuzz targets (started as the tests start it: `pillarbox serve`
+// on 127.0.0.1, every port 0, a temporary data folder, plaintext logins from loopback), its
+// accounts and mail, and the fuzz client that sends one input the way the input says.
+
+import { connect, type Socket } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type TestServer } from '../test/helpers/server.ts';
+import { loadMessages, type Account } from './corpus.ts';
+import type { FuzzInput } from './generators/mutate.ts';
+
+export interface Target {
+  srv: TestServer;
+  /** One account per concurrent fuzz client (POP3 locks a maildrop per account). */
+  accounts: Account[];
+  probe: Account;
+  stop(): Promise<void>;
+}
+
+export async function startTarget(clients: number): Promise<Target> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-fuzz-'));
+  // Loose connection caps (the fuzzer opens many) and a short throttle (fuzzed passwords fail).
+  writeFileSync(
+    join(dataDir, 'config.json'),
+    JSON.stringify({ limits: { maxConnectionsPerIp: 2000, loginThrottleDelay: 20, loginThrottleMaxDelay: 100, loginFailDelay: 10 } }),
+  );
+  const srv = await startServer({ dataDir, plaintext: true });
+  const accounts = Array.from({ length: clients }, (_, i) => ({ user: `fuzz${i + 1}@example.test`, pass: `pw${i + 1}` }));
+  const probe = { user: 'probe@example.test', pass: 'probe-pw' };
+  for (const a of [...accounts, probe]) await srv.addUser(a.user, a.pass);
+  for (const a of accounts) {
+    const r = await srv.cli(['user', 'set', a.user, 'imap.maxConnections', '100']);
+    if (r.code !== 0) throw new Error(`user set: ${r.stderr}`);
+  }
+  // Mail to fetch, search and retrieve: the MIME corpus, to every account.
+  for (const m of loadMessages()) await deliver(srv.ports.smtp, [...accounts, probe].map((a) => a.user), m.bytes);
+  return {
+    srv,
+    accounts,
+    probe,
+    async stop() {
+      await srv.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A plain SMTP delivery (setup only). */
+async function deliver(port: number, rcpts: string[], message: Buffer): Promise<void> {
+  const sock = connect({ host: '127.0.0.1', port });
+  let buf = '';
+  sock.setEncoding('latin1');
+  sock.on('data', (d: string) => (buf += d));
+  const reply = async () => {
+    for (let i = 0; i < 500; i++) {
+      const m = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n$/.exec(buf); // linear: anchored at the end, no nested quantifier
+      if (m) {
+        buf = '';
+        return m[1]!;
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    throw new Error(`setup delivery: no reply (${buf})`);
+  };
+  await reply();
+  for (const line of ['EHLO setup.test', 'MAIL FROM:<setup@elsewhere.test>', ...rcpts.map((r) => `RCPT TO:<${r}>`), 'DATA']) {
+    sock.write(line + '\r\n');
+    const code = await reply();
+    if (code[0] !== '2' && code[0] !== '3') throw new Error(`setup delivery: ${line} → ${code}`);
+  }
+  sock.write(Buffer.concat([message, Buffer.from('\r\n.\r\n')]));
+  if ((await reply()) !== '250') throw new Error('setup delivery refused');
+  sock.write('QUIT\r\n');
+  sock.destroy();
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** What a fuzz client saw: bytes received, whether the server closed first. */
+export interface ClientResult {
+  received: number;
+  serverClosed: boolean;
+}
+
+/**
+ * Sends one input: 'interactive' writes segment by segment, waiting (≤ 150 ms) for an answer after
+ * each line; 'burst' writes everything at once and never reads; 'abrupt' writes `closeAfter` bytes
+ * and destroys the connection. Every input ends within `maxMs`.
+ */
+export async function runInput(port: number, input: FuzzInput, maxMs: number, pauseMs: number): Promise<ClientResult> {
+  const sock: Socket = connect({ host: '127.0.0.1', port });
+  let received = 0;
+  let serverClosed = false;
+  let wake: (() => void) | null = null;
+  sock.on('data', (d: Buffer) => {
+    received += d.length;
+    wake?.();
+  });
+  sock.on('error', () => {});
+  const closed = new Promise<void>((r) =>
+    sock.on('close', () => {
+      serverClosed = true;
+      wake?.();
+      r();
+    }),
+  );
+  const deadline = Date.now() + maxMs;
+  const answerOr = (ms: number) =>
+    new Promise<void>((r) => {
+      const t = setTimeout(r, Math.min(ms, Math.max(0, deadline - Date.now())));
+      wake = () => {
+        clearTimeout(t);
+        wake = null;
+        r();
+      };
+    });
+  try {
+    await Promise.race([new Promise<void>((r) => sock.once('connect', () => r())), closed, sleep(5000)]);
+    if (serverClosed || sock.connecting) return { received, serverClosed };
+    if (input.mode === 'burst') {
+      sock.pause();
+      for (const s of input.segments) sock.write(s.bytes);
+      await Promise.race([closed, sleep(Math.min(pauseMs, maxMs))]);
+    } else if (input.mode === 'abrupt') {
+      let left = input.closeAfter;
+      for (const s of input.segments) {
+        if (left <= 0) break;
+        sock.write(left >= s.bytes.length ? s.bytes : s.bytes.subarray(0, left));
+        left -= s.bytes.length;
+      }
+      await Promise.race([closed, sleep(pauseMs % 200)]);
+    } else {
+      await answerOr(150); // the greeting
+      for (const s of input.segments) {
+        if (serverClosed || Date.now() > deadline) break;
+        if (!sock.write(s.bytes)) await Promise.race([new Promise((r) => sock.once('drain', r)), closed, sleep(Math.max(0, deadline - Date.now()))]);
+        if (s.kind === 'line') await answerOr(150);
+      }
+      await answerOr(300);
+    }
+    return { received, serverClosed };
+  } finally {
+    sock.destroy();
+  }
+}
