@@ -18,7 +18,7 @@ import { SelectedMailbox } from './selected.ts';
 import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailbox-names.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
-import { activity } from '../obs/loop-lag.ts';
+import { activity, LoopBudget } from '../obs/loop-lag.ts';
 import { Literals, type AppendStage } from './literals.ts';
 import { Idle } from './handlers/idle.ts';
 import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
@@ -28,6 +28,9 @@ export { MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES, type Append
 export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
 
 let nextSessionId = 1;
+
+/** Work (ms) the command loop does before it lets other connections have an event-loop turn. */
+export const PUMP_SLICE_MS = 5;
 
 export class ImapSession {
   readonly id: string;
@@ -249,6 +252,9 @@ export class ImapSession {
   async #pump(): Promise<void> {
     if (this.#pumping) return;
     this.#pumping = true;
+    // A pipelined burst (50,000 × SELECT) is many short commands, each awaiting only resolved
+    // promises: without a turn now and then nobody else's socket would be read until it ends.
+    const budget = new LoopBudget(PUMP_SLICE_MS);
     try {
       while (!this.#closed) {
         // Output backpressure (see OUTPUT_HIGH_WATER): wait for the client to read.
@@ -261,6 +267,7 @@ export class ImapSession {
         if (!ev) break;
         await this.#onEvent(ev);
         if (this.#leaving && !this.#literals.appending) this.#bye(); // shutdown: after the response, before the next command
+        await budget.pause();
       }
     } catch (err) {
       this.deps.log.error('imap.session-error', { session: this.id, err });

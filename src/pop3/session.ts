@@ -25,6 +25,7 @@ import { errLine, okLine } from '../protocol/pop3/responses.ts';
 import { HANDLERS } from './commands.ts';
 import { saslResponse } from './auth.ts';
 import { Maildrop, type Login } from './snapshot.ts';
+import { LoopBudget } from '../obs/loop-lag.ts';
 
 /** Keyword that hides a message from later (non-recent) POP sessions once POP deleted it under `keep`. */
 export { POP_DELETED_KEYWORD };
@@ -35,6 +36,8 @@ const QUEUE_HIGH = 64;
 const QUEUE_LOW = 16;
 /** Bytes of unsent output after which command processing waits for the client to read. */
 const OUTPUT_HIGH = 256 * 1024;
+/** Work (ms) the command loop does before other connections get an event-loop turn (50,000 pipelined STATs). */
+const PUMP_SLICE_MS = 5;
 
 export type State = 'authorization' | 'transaction' | 'update' | 'closed';
 
@@ -241,6 +244,7 @@ export class Pop3Session {
     this.#processing = true;
     // The autologout timer measures client inactivity (RFC 1939 §3), not time we spend working.
     this.#socket.setTimeout(0);
+    const budget = new LoopBudget(PUMP_SLICE_MS);
     try {
       while (this.#queue.length && !this.isClosed()) {
         const ev = this.#queue.shift()!;
@@ -254,6 +258,7 @@ export class Pop3Session {
         if (this.#socket.writableLength > OUTPUT_HIGH && !(await this.write(''))) break;
         if (this.#queue.length <= QUEUE_LOW && !this.isClosed() && this.#socket.isPaused()) this.#socket.resume();
         if (this.#shuttingDown && !this.isClosed()) this.#goodbye();
+        await budget.pause();
       }
     } finally {
       this.#processing = false;
