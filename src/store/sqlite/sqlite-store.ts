@@ -19,6 +19,7 @@ import { SqliteLoginFailures } from './login-failures.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
 import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
+import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
@@ -691,25 +692,20 @@ class SqliteStore implements Store {
     return this.#bodyScan.scan(slices(), needles, sorted.length);
   }
 
-  // Parsed MessageMeta by blob id. A blob's content never changes, so neither does its parse;
-  // parsing the JSON was the top cost of FETCH ENVELOPE/BODYSTRUCTURE and header SEARCH.
-  // Entries are shared and must be treated as read-only.
-  readonly #metaCache = new Map<string, MessageMeta>();
-  static readonly META_CACHE_MAX = 2_000;
+  /** Parsed MessageMeta by blob id, bounded by entries and bytes (meta-cache.ts). */
+  readonly #metaCache = new MetaCache();
 
   #meta(blobId: string): MessageMeta {
-    let m = this.#metaCache.get(blobId);
-    if (m) {
-      this.#metaCache.delete(blobId);
-      this.#metaCache.set(blobId, m);
-      return m;
-    }
-    const text = this.#q('SELECT meta FROM blobs WHERE id = ?').pluck().get(blobId) as string | undefined;
-    if (text === undefined) throw new StoreError('not-found', `blob ${blobId} has no metadata`);
-    m = JSON.parse(text) as MessageMeta;
-    this.#metaCache.set(blobId, m);
-    if (this.#metaCache.size > SqliteStore.META_CACHE_MAX) this.#metaCache.delete(this.#metaCache.keys().next().value as string);
-    return m;
+    return this.#metaCache.get(blobId, () => {
+      const text = this.#q('SELECT meta FROM blobs WHERE id = ?').pluck().get(blobId) as string | undefined;
+      if (text === undefined) throw new StoreError('not-found', `blob ${blobId} has no metadata`);
+      return text;
+    });
+  }
+
+  /** Estimated heap bytes and entries of the parsed-meta cache (for tests and diagnostics). */
+  get metaCacheStats(): { bytes: number; entries: number; maxBytes: number } {
+    return { bytes: this.#metaCache.bytes, entries: this.#metaCache.size, maxBytes: this.#metaCache.maxBytes };
   }
 
   async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
