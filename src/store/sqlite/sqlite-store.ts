@@ -703,11 +703,6 @@ class SqliteStore implements Store {
     });
   }
 
-  /** Estimated heap bytes and entries of the parsed-meta cache (for tests and diagnostics). */
-  get metaCacheStats(): { bytes: number; entries: number; maxBytes: number } {
-    return { bytes: this.#metaCache.bytes, entries: this.#metaCache.size, maxBytes: this.#metaCache.maxBytes };
-  }
-
   async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
     return this.#q('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
   }
