@@ -457,6 +457,10 @@ export function createSmtpServer(deps: ServerDeps, kind: SmtpKind): ProtocolServ
     const counter = new ReceivedCounter();
     const meta = createMetaSink();
     const out = new PassThrough({ highWaterMark: 256 * 1024 });
+    // The store starts reading `out` only after an await (its temporary file): a DATA cut off
+    // before then destroys `out` with an error nobody listened to yet, which ended the process.
+    // The staging still sees that error (a destroyed stream's iterator throws it).
+    out.on('error', () => {});
     let received = 0;
     let oversize = false;
     let failed = false;
