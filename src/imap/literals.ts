@@ -148,6 +148,10 @@ export class Literals {
   #startAppend(size: number): void {
     this.abort();
     const pt = new PassThrough({ highWaterMark: 256 * 1024 });
+    // The store reads `pt` only after an await (its temporary file): an upload aborted before then
+    // (the client closed mid-literal) destroys `pt` with an error nobody listened to yet, which
+    // ended the process. The staging still sees it (a destroyed stream's iterator throws it).
+    pt.on('error', () => {});
     const stage: AppendStage = { size, blob: this.#s.deps.store.stageBlob(pt, { maxBytes: size }), meta: null, error: null };
     // Keep a failure until the APPEND handler looks at it (no unhandled rejection).
     stage.blob.catch((err) => {
