@@ -28,7 +28,9 @@ import pg from 'pg';
 import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
+import { PgQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
+import type { QueueStore } from '../queue.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
@@ -305,6 +307,7 @@ class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly queue: QueueStore;
   readonly #pool: pg.Pool;
   readonly #publisher: Publisher;
   readonly #lockSpace: number;
@@ -317,6 +320,7 @@ class PostgresStore implements Store {
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
+    this.queue = new PgQueue();
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;
