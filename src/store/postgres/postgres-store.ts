@@ -29,6 +29,8 @@ import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
+import { PgDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
@@ -305,6 +307,7 @@ class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
   readonly #publisher: Publisher;
   readonly #lockSpace: number;
@@ -317,6 +320,7 @@ class PostgresStore implements Store {
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
+    this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;

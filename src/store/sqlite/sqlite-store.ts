@@ -17,6 +17,8 @@ import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
 import { SqliteLoginFailures } from './login-failures.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
+import { SqliteDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { SqliteBulk } from './bulk.ts';
@@ -135,6 +137,7 @@ class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
@@ -165,6 +168,7 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.loginFailures = new SqliteLoginFailures(db);
+    this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
     const q = (sql: string) => this.#q(sql);
     this.#w = new MessageWrites(q, this.#holds);
