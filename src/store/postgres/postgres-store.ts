@@ -31,6 +31,8 @@ import { PgLoginFailures } from './login-failures.ts';
 import { PgQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
+import { PgDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
@@ -308,6 +310,7 @@ class PostgresStore implements Store {
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
   readonly queue: QueueStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
   readonly #publisher: Publisher;
   readonly #lockSpace: number;
@@ -321,6 +324,7 @@ class PostgresStore implements Store {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
     this.queue = new PgQueue();
+    this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;

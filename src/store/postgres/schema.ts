@@ -192,4 +192,21 @@ CREATE INDEX login_failures_username ON login_failures(username);
 CREATE INDEX login_failures_last ON login_failures(last_failure_at);
 `,
   },
+  // version 5 is the outbound queue (src/store/postgres/queue.ts)
+  {
+    version: 6,
+    // DKIM signing keys per domain; same meaning as the SQLite table.
+    sql: () => `
+CREATE TABLE dkim_keys (
+  domain text NOT NULL,
+  selector text NOT NULL,
+  algorithm text NOT NULL CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),
+  private_key text NOT NULL,
+  created_at bigint NOT NULL,
+  active boolean NOT NULL,
+  retired_at bigint,
+  PRIMARY KEY (domain, selector)
+);
+`,
+  },
 ];

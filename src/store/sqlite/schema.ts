@@ -158,4 +158,23 @@ CREATE TABLE bulk_ops (
 );
 `,
   },
+  // version 7 is the outbound queue (src/store/sqlite/queue.ts)
+  {
+    version: 8,
+    sql: `
+-- DKIM signing keys per domain (src/store/dkim-keys.ts): every active key signs outgoing mail of
+-- the domain; a retired one stays listed (active = 0) until removed. No foreign key to domains:
+-- keys of a removed domain stay until removed with the CLI.
+CREATE TABLE dkim_keys (
+  domain TEXT NOT NULL,
+  selector TEXT NOT NULL,
+  algorithm TEXT NOT NULL,
+  private_key TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  active INTEGER NOT NULL,
+  retired_at INTEGER,
+  PRIMARY KEY (domain, selector)
+) WITHOUT ROWID;
+`,
+  },
 ];

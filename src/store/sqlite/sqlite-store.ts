@@ -19,6 +19,8 @@ import { SqliteLoginFailures } from './login-failures.ts';
 import { SqliteQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
+import { SqliteDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { SqliteBulk } from './bulk.ts';
@@ -138,6 +140,7 @@ class SqliteStore implements Store {
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
   readonly queue: QueueStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
@@ -169,6 +172,7 @@ class SqliteStore implements Store {
     this.#migrate();
     this.loginFailures = new SqliteLoginFailures(db);
     this.queue = new SqliteQueue();
+    this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
     const q = (sql: string) => this.#q(sql);
     this.#w = new MessageWrites(q, this.#holds);
