@@ -89,6 +89,8 @@ export interface PostgresStoreOptions {
   defaultMaxBlobBytes?: number;
   /** Rows per statement of a bulk command (default 2,000; tests use small ones). */
   bulk?: ChunkOptions;
+  /** Keep queued messages whose recipients are all final (tests inspect the final states). */
+  queueKeepFinal?: boolean;
 }
 
 type Row = Record<string, any>;
@@ -323,7 +325,7 @@ class PostgresStore implements Store {
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
-    this.queue = new PgQueue();
+    this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
     this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#publisher = new Publisher(this.bus);

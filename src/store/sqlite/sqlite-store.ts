@@ -74,6 +74,8 @@ export interface SqliteStoreOptions {
   mailboxLimits?: Partial<MailboxLimits>;
   /** Step sizes of bulk operations (tests use small ones to cross step boundaries). */
   bulk?: ChunkOptions;
+  /** Keep queued messages whose recipients are all final (tests inspect the final states). */
+  queueKeepFinal?: boolean;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -171,7 +173,6 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.loginFailures = new SqliteLoginFailures(db);
-    this.queue = new SqliteQueue();
     this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
     const q = (sql: string) => this.#q(sql);
@@ -193,6 +194,12 @@ class SqliteStore implements Store {
       insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed),
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
+    });
+    this.queue = new SqliteQueue({
+      q,
+      write: (fn) => this.#write(fn),
+      unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
+      keepFinal: opts.queueKeepFinal ?? false,
     });
   }
 
