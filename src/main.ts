@@ -66,7 +66,7 @@ export async function startServer(
   // Outbound: the queue engine and what sessions hand outside mail to (src/queue/wiring.ts). The
   // engine starts once the listeners are bound and stops before the store closes.
   const outbound: OutboundSide = createOutbound({ store, config, log });
-  const deps: ServerDeps & { outbound?: OutboundSide['port'] } = {
+  const deps: ServerDeps = {
     store,
     config,
     tls,

@@ -69,6 +69,8 @@ export const SERVE_OPTIONS = [
   'imap-port',
   'imaps-port',
   'pop3-port',
+  'lmtp-port',
+  'mail-auth',
   'pop3s-port',
   'http-port',
   'ports-file',

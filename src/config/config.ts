@@ -49,6 +49,10 @@ export interface Limits {
   maxMailboxDepth: number;
   /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
   loopStallMs: number;
+  /** Submission: messages one account may send per sliding hour (450 4.7.1 beyond; src/smtp/policy.ts). */
+  sendMessagesPerHour: number;
+  /** Submission: recipients one account may send to per sliding 24 hours (450 4.7.1 beyond). */
+  sendRecipientsPerDay: number;
 }
 
 export interface Config {
@@ -87,6 +91,17 @@ export interface Config {
   outbound?: OutboundConfig;
   /** DNS servers for outbound MX lookups and mail authentication ("127.0.0.1:5353"); empty = the system's. `--dns-server` (repeatable, or comma-separated). */
   dnsServers?: string[];
+  /**
+   * Secret of the Sender Rewriting Scheme (src/protocol/smtp/srs.ts) for forwards to other domains.
+   * Unset: generated once and kept in DATA/srs-secret (src/config/secrets.ts, by main.ts).
+   */
+  srsSecret?: string | null;
+  /** SPF/DKIM/DMARC checks on the MX port (src/mailauth/inbound.ts). loadConfig: on by default. */
+  mailAuth?: boolean;
+  /** LMTP listener (RFC 2033; src/lmtp/server.ts) port; null/absent: no LMTP listener. */
+  lmtpPort?: number | null;
+  /** Addresses that may use LMTP besides loopback (exact IPs). */
+  lmtpAllow?: string[];
 }
 
 /** Outbound delivery (src/queue/): see src/queue/policy.ts for the retry rules. Times in ms. */
@@ -153,4 +168,6 @@ export const DEFAULT_LIMITS: Limits = {
   maxMailboxNameBytes: 1000,
   maxMailboxDepth: 16,
   loopStallMs: 100,
+  sendMessagesPerHour: 500,
+  sendRecipientsPerDay: 5000,
 };

@@ -78,6 +78,13 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
   if (!['text', 'json'].includes(logFormat)) throw new ConfigError(`--log-format must be text or json`);
   const logFile = str('log-file', 'PILLARBOX_LOG_FILE') ?? file.logFile ?? null;
   if (logFile !== null && (typeof logFile !== 'string' || logFile === '')) throw new ConfigError('config logFile must be a file path');
+  const lmtp = str('lmtp-port', 'PILLARBOX_LMTP_PORT') ?? file.lmtpPort ?? null;
+  const lmtpAllow = file.lmtpAllow ?? [];
+  if (!Array.isArray(lmtpAllow) || lmtpAllow.some((a) => typeof a !== 'string')) throw new ConfigError('config lmtpAllow must be a list of IP addresses');
+  const srsSecretFile = file.srsSecret;
+  if (srsSecretFile !== undefined && srsSecretFile !== null && (typeof srsSecretFile !== 'string' || srsSecretFile.length < 16)) {
+    throw new ConfigError('config srsSecret must be a string of at least 16 characters');
+  }
   const plain = flags['allow-plaintext-loopback'] ?? env.PILLARBOX_ALLOW_PLAINTEXT_LOOPBACK ?? file.allowPlaintextLoopback ?? false;
 
   return {
@@ -97,6 +104,10 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     postmaster: str('postmaster', 'PILLARBOX_POSTMASTER') ?? file.postmaster ?? null,
     outbound: loadOutbound(file, str),
     dnsServers: loadDnsServers(file, str),
+    srsSecret: str('srs-secret', 'PILLARBOX_SRS_SECRET') ?? file.srsSecret ?? null,
+    mailAuth: parseBool((flags['mail-auth'] ?? env.PILLARBOX_MAIL_AUTH ?? file.mailAuth ?? true) as string | boolean, 'mail-auth'),
+    lmtpPort: lmtp === undefined || lmtp === null ? null : parsePort(String(lmtp), '--lmtp-port'),
+    lmtpAllow,
   };
 }
 

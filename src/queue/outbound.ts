@@ -14,6 +14,7 @@ import type { QueueRecipientInput } from '../store/queue.ts';
 import { Resolver } from '../smtp/resolve.ts';
 import { createMetaSink } from '../smtp/meta.ts';
 import { formatReturnPath } from '../protocol/smtp/trace.ts';
+import type { OutboundPort } from '../smtp/outbound-port.ts';
 import { expiresAt, type RetryPolicy } from './policy.ts';
 
 export interface SendRequest {
@@ -43,7 +44,7 @@ export interface OutboundOptions {
   sign?: SignHook | null;
 }
 
-export class Outbound {
+export class Outbound implements OutboundPort {
   readonly #o: OutboundOptions;
   readonly #resolver: Resolver;
   #notify: () => void = () => {};

@@ -26,6 +26,9 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --pop3s-port N            POP3 over implicit TLS (default 995)
   --http-port N             HTTP (health check now, webmail later; default 8080)
                             Port 0 means any free port; see --ports-file.
+  --lmtp-port N             LMTP (RFC 2033) for an MTA in front of Pillarbox (default: off);
+                            accepted from loopback and the addresses of config lmtpAllow only
+  --mail-auth on|off        SPF, DKIM and DMARC checks of mail arriving on the MX port (default on)
   --ports-file FILE         where the bound ports are written as JSON (default DATA/ports.json).
                             Removed at start and at stop; written once every listener accepts
                             connections and this banner has been printed (its last line is
@@ -33,6 +36,9 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --tls-cert FILE --tls-key FILE
                             a real certificate and key (PEM) instead of the self-signed one
   --max-message-size SIZE   largest message accepted (default 50MB)
+                            Config limits.sendMessagesPerHour (500) and limits.sendRecipientsPerDay
+                            (5000) bound what one account may send; srsSecret (PILLARBOX_SRS_SECRET)
+                            signs forwarded senders (default: generated into DATA/srs-secret).
   --allow-plaintext-loopback
                             allow passwords without TLS on connections from 127.0.0.1/::1
   --relay-host URL          send all outgoing mail through this smarthost with AUTH:
