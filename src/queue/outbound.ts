@@ -28,9 +28,8 @@ export interface SendRequest {
 }
 
 /**
- * DKIM: a function that returns the DKIM-Signature header field(s) to prepend for this message,
- * or null (no key for the From: domain). src/mailauth/dkim.ts (branch mailauth) provides it; until
- * it is merged, main.ts passes none and messages leave unsigned.
+ * DKIM: returns the DKIM-Signature header field(s) to prepend to this message, or null (no key for
+ * the From: domain). src/queue/wiring.ts makes it from src/mailauth/dkim.ts and store.dkimKeys.
  */
 export type SignHook = (message: Buffer, o: { mailFrom: string }) => Promise<string | null>;
 

@@ -14,6 +14,7 @@ import { createDnsResolver, type DnsResolver } from './mx.ts';
 import { Outbound, type SignHook } from './outbound.ts';
 import type { RetryPolicy } from './policy.ts';
 import { MtaStsCache, parseRelayUrl } from './transport.ts';
+import { authorDomain, signMessage } from '../mailauth/dkim.ts';
 
 export interface OutboundSide {
   port: Outbound;
@@ -40,7 +41,23 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
   const policy: RetryPolicy = { retryBase: c.retryBase, retryMax: c.retryMax, expiry: c.expiry, delayWarning: c.delayWarning };
   const resolver = o.resolver ?? createDnsResolver(config.dnsServers ?? []);
   const relay = c.relayHost ? parseRelayUrl(c.relayHost, c.relayCa) : null;
-  const outbound = new Outbound({ store, log, hostname: config.hostname, postmaster: config.postmaster ?? null, policy, maxMessageSize: config.limits.maxMessageSize, sign: o.sign ?? null });
+  // DKIM (src/mailauth/dkim.ts): every active key of the From: domain signs; no keys, no signature.
+  const sign: SignHook = async (message) => {
+    const domain = authorDomain(message);
+    if (!domain) return null;
+    const r = await signMessage(store.dkimKeys, message, domain);
+    if (r.errors.length) log.warn('queue.dkim-error', { domain, errors: r.errors.join('; ') });
+    return r.headers || null;
+  };
+  const outbound = new Outbound({
+    store,
+    log,
+    hostname: config.hostname,
+    postmaster: config.postmaster ?? null,
+    policy,
+    maxMessageSize: config.limits.maxMessageSize,
+    sign: o.sign === undefined ? sign : o.sign,
+  });
   let mxPort = -1;
   const ownName = config.hostname.toLowerCase();
   const own = ownAddresses(config.host);
