@@ -43,6 +43,22 @@ export interface OutboundOptions {
   sign?: SignHook | null;
 }
 
+/**
+ * RFC 5321 §4.4: Return-Path is added at final delivery; a message being relayed SHOULD NOT carry
+ * one. The SMTP layer stores one on top of every message; it comes off before the message leaves.
+ */
+export function stripReturnPath(m: Buffer): Buffer {
+  if (m.subarray(0, 12).toString('latin1').toLowerCase() !== 'return-path:') return m;
+  let i = 0;
+  // The field and its folded continuation lines (a line starting with SP/HTAB continues it).
+  for (;;) {
+    const nl = m.indexOf(0x0a, i);
+    if (nl < 0) return m;
+    i = nl + 1;
+    if (m[i] !== 0x20 && m[i] !== 0x09) return m.subarray(i);
+  }
+}
+
 export class Outbound implements OutboundPort {
   readonly #o: OutboundOptions;
   readonly #resolver: Resolver;
@@ -63,12 +79,13 @@ export class Outbound implements OutboundPort {
     let blob: BlobRef = o.blob;
     let staged: StagedBlob | null = null;
     try {
-      const header = this.#o.sign ? await this.#o.sign(await store.readBlob(o.blob.id), { mailFrom: o.mailFrom }) : null;
-      if (header) {
-        // The signature goes on top (RFC 6376 §5.6); the body bytes stay as they were signed.
-        staged = await store.stageBlob(Buffer.concat([Buffer.from(header, 'utf8'), await store.readBlob(o.blob.id)]), {
-          maxBytes: this.#o.maxMessageSize + header.length + 4096,
-        });
+      const original = await store.readBlob(o.blob.id);
+      const message = stripReturnPath(original);
+      const header = this.#o.sign ? await this.#o.sign(message, { mailFrom: o.mailFrom }) : null;
+      if (header || message.length !== original.length) {
+        // The signature goes on top (RFC 6376 §5.6); the rest stays byte for byte as signed.
+        const bytes = header ? Buffer.concat([Buffer.from(header, 'utf8'), message]) : message;
+        staged = await store.stageBlob(bytes, { maxBytes: bytes.length });
         blob = staged;
       }
       const now = Date.now();
