@@ -9,8 +9,10 @@
 //   domain; claimed batches wait in a per-domain backlog (bounded by the free total), and domains
 //   at their limit are skipped by the next claim. Sessions are reused for the next batch to the
 //   same domain (connection reuse), and closed after IDLE_MS idle or REUSE_MAX transactions.
-// - A destination that failed to connect or resolve is remembered for DEAD_MS: its other batches
-//   fail the same way at once instead of each waiting out the timeouts.
+// - A destination that failed to connect or resolve is paused for DEAD_MS (at most retryBase): its
+//   batches already claimed fail the same way at once instead of each waiting out the timeouts, and
+//   no more are claimed for it until the pause ends (a dead destination costs one connection
+//   attempt per pause, not one per message).
 // - Wake-ups: at once on notify() (a message was enqueued in this process), when a transaction
 //   ends, and otherwise at the next due time (store stats nextDueAt), at least every MAX_SLEEP_MS
 //   (other nodes, expired leases).
@@ -149,8 +151,10 @@ export class QueueEngine {
         this.#again = false;
         const free = this.#o.concurrency - this.#running - this.#waiting;
         if (free <= 0 || this.#stopping) break;
-        const skipDomains = [...this.#pools].filter(([, p]) => p.running + p.backlog.length >= this.#o.perDomain).map(([d]) => d);
         const now = this.#now();
+        // Busy destinations, and dead ones (nothing is claimed for them until the pause is over).
+        const skipDomains = this.#o.relay && this.#blocked(this.#pool('[relay]'), now) ? null : this.#skip(now);
+        if (skipDomains === null) break;
         const batches = await this.#o.queue.claim({ now, owner: this.owner, leaseMs: this.leaseMs, limit: free, skipDomains });
         for (const b of batches) {
           this.#pool(this.#key(b.domain)).backlog.push(b);
@@ -158,10 +162,7 @@ export class QueueEngine {
         }
         for (const key of new Set(batches.map((b) => this.#key(b.domain)))) this.#drain(key);
         if (batches.length >= free) this.#again = true;
-        else if (!this.#again) {
-          const st = await this.#o.queue.stats(this.#now());
-          if (st.nextDueAt !== null) sleep = Math.min(MAX_SLEEP_MS, Math.max(MIN_SLEEP_MS, st.nextDueAt - this.#now()));
-        }
+        else if (!this.#again) sleep = await this.#sleepFor();
       } while (this.#again && !this.#stopping);
     } catch (err) {
       this.#o.log.error('queue.claim-error', { error: err instanceof Error ? err : String(err) });
@@ -173,6 +174,28 @@ export class QueueEngine {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = setTimeout(() => void this.#pump(), sleep);
     this.#timer.unref();
+  }
+
+  /** A pool that takes no new batch now: at its limit, or its destination paused as dead. */
+  #blocked(p: Pool, now: number): boolean {
+    return p.running + p.backlog.length >= this.#o.perDomain || (p.dead !== null && p.dead.until > now);
+  }
+
+  #skip(now: number): string[] {
+    return [...this.#pools].filter(([, p]) => this.#blocked(p, now)).map(([d]) => d);
+  }
+
+  /** Until the next due recipient (or the end of a dead destination's pause), within bounds. */
+  async #sleepFor(): Promise<number> {
+    const now = this.#now();
+    const st = await this.#o.queue.stats(now);
+    let due = st.nextDueAt ?? now + MAX_SLEEP_MS;
+    if (due <= now) {
+      // Due work we skipped (dead or busy destinations): look again when a pause ends.
+      const ends = [...this.#pools.values()].map((p) => p.dead?.until ?? 0).filter((t) => t > now);
+      due = ends.length ? Math.min(...ends) : now + MIN_SLEEP_MS;
+    }
+    return Math.min(MAX_SLEEP_MS, Math.max(MIN_SLEEP_MS, due - now));
   }
 
   /** With a smarthost every domain shares one pool (and its per-destination limit). */
@@ -244,7 +267,7 @@ export class QueueEngine {
       return await SmtpSession.toMx(domain, hosts, t);
     } catch (err) {
       // Permanent DNS answers are per domain and final; remember connection trouble briefly.
-      if (err instanceof TransportError || (err instanceof DestinationError && err.temporary)) p.dead = { until: this.#now() + DEAD_MS, error: err };
+      if (err instanceof TransportError || (err instanceof DestinationError && err.temporary)) p.dead = { until: this.#now() + Math.min(DEAD_MS, this.#o.policy.retryBase), error: err };
       throw err;
     }
   }

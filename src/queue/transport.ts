@@ -210,7 +210,9 @@ export class SmtpSession {
     if (r.user !== null) {
       await new Promise<void>((resolve, reject) => {
         s.#conn.login({ user: r.user!, pass: r.pass ?? '' }, (err) => {
-          if (err) reject(replyError(err, `relay ${r.host}: authentication failed`));
+          // Like Postfix's smtp_sasl_auth_soft_bounce: a refused login is our configuration's
+          // fault, never the recipient's, so it defers (451) instead of bouncing everything.
+          if (err) reject(new TransportError(0, `451 4.7.0 relay ${r.host} refused our login: ${clean((err as ReplyishError).response ?? err.message)}`));
           else resolve();
         });
       }).catch((err) => {

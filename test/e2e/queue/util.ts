@@ -13,10 +13,10 @@ export interface Sender extends TestServer {
   done(): Promise<void>;
 }
 
-export async function startSender(o: { hostname: string; dnsServers: string[]; port: number; outbound?: Partial<OutboundConfig>; args?: string[]; dataDir?: string }): Promise<Sender> {
+export async function startSender(o: { hostname: string; dnsServers: string[]; port: number; outbound?: Partial<OutboundConfig>; limits?: Record<string, number>; args?: string[]; dataDir?: string }): Promise<Sender> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'pillarbox-queue-'));
   mkdirSync(dataDir, { recursive: true });
-  writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ outbound: { statsInterval: 500, ...o.outbound } }));
+  writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ outbound: { statsInterval: 500, ...o.outbound }, ...(o.limits ? { limits: o.limits } : {}) }));
   const srv = await startServer({
     dataDir,
     plaintext: true,
@@ -45,7 +45,7 @@ export async function submit(
       subject: m.subject,
       text: m.text ?? 'hello from the queue tests',
       ...(m.dsn ? { dsn: m.dsn } : {}),
-    } as nodemailer.SendMailOptions);
+    } as Parameters<typeof t.sendMail>[0]);
   } finally {
     t.close();
   }
