@@ -30,6 +30,8 @@ export interface SqliteQueueDeps {
   write<T>(fn: (tx: Tx) => T): T;
   /** Drops n references of a blob (row and file go at 0). */
   unrefBlob(tx: Tx, blobId: string, n: number): void;
+  /** Whether the body's file is there (a staged or stored blob). */
+  hasBlobFile(blobId: string): boolean;
   /** Keep messages whose recipients are all final (tests look at the final states). */
   keepFinal?: boolean;
 }
@@ -48,6 +50,8 @@ export class SqliteQueue implements QueueStore {
 
   async enqueue(m: QueueMessageInput): Promise<QueueMessage> {
     const rcpts = checkInput(m);
+    // The caller holds the staging pin (or a stored message holds a reference): the file stays.
+    if (!this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
     const id = newQueueId();
     this.#d.write(() => {
       // The body's reference, in the same transaction as the rows (the file is durable: staged).
