@@ -9,6 +9,7 @@ import { userCommand, USER_HELP } from './commands/user.ts';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
 import { throttleCommand, THROTTLE_HELP } from './commands/throttle.ts';
 import { backupCommand, BACKUP_HELP } from './commands/backup.ts';
+import { queueCommand, QUEUE_HELP } from './commands/queue.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
@@ -22,6 +23,8 @@ Commands:
                         accounts: passwords, quotas, per-account settings (POP policy, IMAP limit)
   alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
   throttle list|clear   failed logins being slowed down, per account and address
+  queue list|show|retry|delete|flush
+                        mail waiting to go to other servers
   backup DEST           a consistent copy of the data folder while the server runs
 
 Common options, before or after the command (pillarbox --data DIR user list is
@@ -58,6 +61,7 @@ const COMMANDS: Record<string, { help: string; options: Record<string, { type: '
   alias: { help: ALIAS_HELP, options: {}, run: aliasCommand },
   throttle: { help: THROTTLE_HELP, options: {}, run: throttleCommand },
   backup: { help: BACKUP_HELP, options: {}, run: backupCommand },
+  queue: { help: QUEUE_HELP, options: { all: { type: 'boolean' }, limit: { type: 'string' } }, run: queueCommand },
 };
 
 export const SERVE_OPTIONS = [

@@ -15,11 +15,11 @@ export const QUEUE_LIMITS = {
   /** Batches per claim call. */
   batchesPerClaim: 200,
   /** Due recipients a claim looks at (oldest due first) to form its batches: bounds the work of one claim. */
-  claimWindow: 5000,
+  claimWindow: 2000,
   /** Outcomes per settle call. */
   outcomesPerSettle: 1000,
   /** Messages per list page (default 100). */
-  listPage: 1000,
+  listPage: 500,
   /** RFC 5321 §4.5.3.1.3: a path is at most 256 octets (with its angle brackets). */
   addressLength: 256,
   /** RFC 3461 §4.4: ENVID at most 100 characters. */
@@ -28,6 +28,8 @@ export const QUEUE_LIMITS = {
   orcptLength: 1000,
   /** A remote reply kept as lastReply is cut to this many characters. */
   replyLength: 2000,
+  /** Rows counted per step by stats() on SQLite (rowid ranges, an event-loop turn between). */
+  countStep: 5000,
   /** Recipients a retry of the whole queue makes due per transaction (SQLite: one short step each). */
   retryStep: 1000,
 } as const;

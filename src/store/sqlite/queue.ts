@@ -30,6 +30,8 @@ export interface SqliteQueueDeps {
   write<T>(fn: (tx: Tx) => T): T;
   /** Drops n references of a blob (row and file go at 0). */
   unrefBlob(tx: Tx, blobId: string, n: number): void;
+  /** Whether the body's file is there (a staged or stored blob). */
+  hasBlobFile(blobId: string): boolean;
   /** Keep messages whose recipients are all final (tests look at the final states). */
   keepFinal?: boolean;
 }
@@ -48,6 +50,8 @@ export class SqliteQueue implements QueueStore {
 
   async enqueue(m: QueueMessageInput): Promise<QueueMessage> {
     const rcpts = checkInput(m);
+    // The caller holds the staging pin (or a stored message holds a reference): the file stays.
+    if (!this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
     const id = newQueueId();
     this.#d.write(() => {
       // The body's reference, in the same transaction as the rows (the file is durable: staged).
@@ -78,8 +82,9 @@ export class SqliteQueue implements QueueStore {
          WHERE domain NOT IN (SELECT value FROM json_each(?))
          GROUP BY message_id, domain ORDER BY min(next_attempt_at), min(id) LIMIT ?`,
       ).all(o.now, skip, limit) as Row[];
+      // INDEXED BY: without ANALYZE statistics SQLite would walk queue_recipients_due (every due row) instead.
       const due = this.#q(
-        `SELECT id FROM queue_recipients WHERE message_id = ? AND domain = ? AND state = 'queued' AND next_attempt_at <= ?
+        `SELECT id FROM queue_recipients INDEXED BY queue_recipients_message WHERE message_id = ? AND domain = ? AND state = 'queued' AND next_attempt_at <= ?
          AND (lease_until IS NULL OR lease_until <= ?) ORDER BY id LIMIT ${QUEUE_LIMITS.recipientsPerBatch}`,
       ).pluck();
       const lease = this.#q('UPDATE queue_recipients SET lease_owner = ?, lease_until = ?, next_attempt_at = ?, attempts = attempts + 1 WHERE id = ?');
@@ -118,7 +123,7 @@ export class SqliteQueue implements QueueStore {
         touched.add(mid);
       }
       if (!this.#d.keepFinal) {
-        const open = this.#q("SELECT 1 FROM queue_recipients WHERE message_id = ? AND state = 'queued' LIMIT 1").pluck();
+        const open = this.#q("SELECT 1 FROM queue_recipients INDEXED BY queue_recipients_message WHERE message_id = ? AND state = 'queued' LIMIT 1").pluck();
         for (const mid of touched) if (open.get(mid) === undefined) this.#delete(tx, mid);
       }
       return applied;
@@ -146,7 +151,7 @@ export class SqliteQueue implements QueueStore {
     // Leased recipients are being tried right now: left alone (their next_attempt_at is the lease end).
     const free = "state = 'queued' AND next_attempt_at > ? AND (lease_until IS NULL OR lease_until <= ?)";
     if (id !== null) {
-      return this.#d.write(() => this.#q(`UPDATE queue_recipients SET next_attempt_at = ? WHERE message_id = ? AND ${free}`).run(now, id, now, now).changes);
+      return this.#d.write(() => this.#q(`UPDATE queue_recipients INDEXED BY queue_recipients_message SET next_attempt_at = ? WHERE message_id = ? AND ${free}`).run(now, id, now, now).changes);
     }
     let total = 0;
     for (;;) {
@@ -169,9 +174,26 @@ export class SqliteQueue implements QueueStore {
 
   async stats(now: number): Promise<{ messages: number; recipients: number; oldestCreatedAt: number | null; nextDueAt: number | null }> {
     void now;
-    const m = this.#q('SELECT count(*) AS n, min(created_at) AS oldest FROM queue_messages').get() as Row;
-    const r = this.#q("SELECT count(*) AS n, min(next_attempt_at) AS due FROM queue_recipients WHERE state = 'queued'").get() as Row;
-    return { messages: m.n, recipients: r.n, oldestCreatedAt: m.oldest ?? null, nextDueAt: r.due ?? null };
+    const oldest = this.#q('SELECT created_at FROM queue_messages ORDER BY seq LIMIT 1').pluck().get() as number | undefined;
+    const due = this.#q("SELECT min(next_attempt_at) FROM queue_recipients WHERE state = 'queued'").pluck().get() as number | null;
+    // Counting a big queue is a walk of every row: in rowid ranges, an event-loop turn between them.
+    const messages = await this.#countInSteps('SELECT count(*) FROM queue_messages WHERE seq > ? AND seq <= ?', 'SELECT max(seq) FROM queue_messages');
+    const recipients = await this.#countInSteps(
+      "SELECT count(*) FROM queue_recipients WHERE id > ? AND id <= ? AND state = 'queued'",
+      'SELECT max(id) FROM queue_recipients',
+    );
+    return { messages, recipients, oldestCreatedAt: oldest ?? null, nextDueAt: due ?? null };
+  }
+
+  async #countInSteps(countSql: string, maxSql: string): Promise<number> {
+    const max = (this.#q(maxSql).pluck().get() as number | null) ?? 0;
+    const count = this.#q(countSql).pluck();
+    let n = 0;
+    for (let from = 0; from < max; from += QUEUE_LIMITS.countStep) {
+      if (from > 0) await yieldTurn();
+      n += count.get(from, from + QUEUE_LIMITS.countStep) as number;
+    }
+    return n;
   }
 
   /** Removes a message, its recipients and its blob reference inside the caller's transaction. */

@@ -197,7 +197,8 @@ CREATE TABLE queue_recipients (
   lease_owner TEXT,
   lease_until INTEGER
 );
-CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt_at);
+-- queue_recipients_due carries domain and message_id so a claim's window is read from the index alone.
+CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt_at, domain, message_id);
 CREATE INDEX queue_recipients_message ON queue_recipients(message_id, domain);
 `,
   },

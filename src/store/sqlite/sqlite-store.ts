@@ -7,7 +7,7 @@
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
@@ -199,6 +199,7 @@ class SqliteStore implements Store {
       q,
       write: (fn) => this.#write(fn),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
+      hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
     });
   }
