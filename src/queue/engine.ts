@@ -153,8 +153,13 @@ export class QueueEngine {
         if (free <= 0 || this.#stopping) break;
         const now = this.#now();
         // Busy destinations, and dead ones (nothing is claimed for them until the pause is over).
-        const skipDomains = this.#o.relay && this.#blocked(this.#pool('[relay]'), now) ? null : this.#skip(now);
-        if (skipDomains === null) break;
+        const relay = this.#o.relay ? this.#pool('[relay]') : null;
+        if (relay && this.#blocked(relay, now)) {
+          // The smarthost is every destination: nothing to claim until it has room or its pause ends.
+          if (relay.dead && relay.dead.until > now) sleep = Math.max(MIN_SLEEP_MS, relay.dead.until - now);
+          break;
+        }
+        const skipDomains = this.#skip(now);
         const batches = await this.#o.queue.claim({ now, owner: this.owner, leaseMs: this.leaseMs, limit: free, skipDomains });
         for (const b of batches) {
           this.#pool(this.#key(b.domain)).backlog.push(b);
