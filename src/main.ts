@@ -18,11 +18,14 @@ import type { Store } from './store/store.ts';
 import { createSmtpServer } from './smtp/server.ts';
 import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
+import { createLmtpServer } from './lmtp/server.ts';
+import { loadOrCreateSecret } from './config/secrets.ts';
 
 export interface RunningServer {
   config: Config;
   store: Store;
-  ports: Record<PortName, number>;
+  /** Bound ports; `lmtp` only when the LMTP listener is on (config.lmtpPort). */
+  ports: Record<PortName, number> & { lmtp?: number };
   certFile: string;
   generatedCert: boolean;
   /** The certificate in use at start: self-signed or not, made/remade now, its fingerprint. */
@@ -38,7 +41,7 @@ export interface RunningServer {
  * Writes the bound ports as JSON, atomically (temporary file, then rename), so a reader never sees
  * half a file: its presence means every listener accepts connections.
  */
-export function writePortsFile(file: string, ports: Record<PortName, number>): void {
+export function writePortsFile(file: string, ports: Record<PortName, number> & { lmtp?: number }): void {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file + '.tmp', JSON.stringify(ports, null, 2) + '\n');
   renameSync(file + '.tmp', file);
@@ -62,6 +65,8 @@ export async function startServer(
   // SIGHUP re-reads the certificate files (as after a renewal); sessions already open keep theirs.
   const onSighup = () => void loaded.reload('SIGHUP');
   process.on('SIGHUP', onSighup);
+  // SRS (forwards to other domains): the same secret across restarts, or old bounces can't come back.
+  if (!config.srsSecret) config.srsSecret = loadOrCreateSecret(config.dataDir, 'srs-secret');
   const deps: ServerDeps = {
     store,
     config,
@@ -89,9 +94,14 @@ export async function startServer(
   add('imaps', true, imap, '');
   add('pop3', false, pop3, '-ERR [SYS/TEMP] Too many connections, try again later');
   add('pop3s', true, pop3, '');
+  if (config.lmtpPort !== null && config.lmtpPort !== undefined) {
+    const lmtp = createLmtpServer(deps);
+    protocols.push(lmtp);
+    specs.push({ name: 'lmtp', port: config.lmtpPort, implicitTls: false, handler: lmtp.handle, tooManyLine: `421 4.7.0 ${config.hostname} too many connections, try again later` });
+  }
 
   const bound: BoundListener[] = [];
-  const ports = {} as Record<PortName, number>;
+  const ports = {} as Record<PortName, number> & { lmtp?: number };
   const http = createHttpServer((req, res) => {
     // The webmail will live here; for now a health check for monitoring.
     if (req.url === '/healthz') {
