@@ -20,6 +20,8 @@ import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
 import { createLmtpServer } from './lmtp/server.ts';
 import { loadOrCreateSecret } from './config/secrets.ts';
+// (checkInbound wired after the mailauth merge)
+import { createOutbound, type OutboundSide } from './queue/wiring.ts';
 
 export interface RunningServer {
   config: Config;
@@ -67,6 +69,9 @@ export async function startServer(
   process.on('SIGHUP', onSighup);
   // SRS (forwards to other domains): the same secret across restarts, or old bounces can't come back.
   if (!config.srsSecret) config.srsSecret = loadOrCreateSecret(config.dataDir, 'srs-secret');
+  // Outbound: the queue engine and what sessions hand outside mail to (src/queue/wiring.ts). The
+  // engine starts once the listeners are bound and stops before the store closes.
+  const outbound: OutboundSide = createOutbound({ store, config, log });
   const deps: ServerDeps = {
     store,
     config,
@@ -74,6 +79,9 @@ export async function startServer(
     auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits) }),
     connections: createConnectionRegistry(),
     log,
+    outbound: outbound.port,
+    // MX checks (SPF, DKIM, DMARC) when config.mailAuth is on (default).
+    // inbound: set after the mailauth merge
   };
 
   const protocols: ProtocolServer[] = [];
@@ -142,6 +150,7 @@ export async function startServer(
   // `pillarbox serve` writes it after printing its banner.
   // Logs `server.loop-stall ms=… doing=…` when something holds the event loop (everyone waits).
   const lag = startLoopLagMonitor(log, { thresholdMs: config.limits.loopStallMs });
+  outbound.start(ports.smtp);
   log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   const now = deferred();
@@ -159,7 +168,7 @@ export async function startServer(
         process.off('SIGHUP', onSighup);
         loaded.dispose();
       }
-      stopping ??= stopAll(config, log, { protocols, bound, http, store, now: now.promise }).finally(() => lag.stop());
+      stopping ??= stopAll(config, log, { protocols, bound, http, store, outbound, now: now.promise }).finally(() => lag.stop());
       return stopping;
     },
   };
@@ -179,7 +188,7 @@ const SETTLE_MS = 5000;
 async function stopAll(
   config: Config,
   log: Logger,
-  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; now: Promise<void> },
+  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; outbound: OutboundSide; now: Promise<void> },
 ): Promise<void> {
   const started = Date.now();
   const sessions = s.bound.reduce((n, b) => n + b.sockets.size, 0);
@@ -196,6 +205,8 @@ async function stopAll(
   const left = s.bound.reduce((n, b) => n + b.sockets.size, 0);
   for (const b of s.bound) for (const sock of b.sockets) sock.destroy();
   if (!(await within(Promise.allSettled(s.protocols.map((p) => p.settled())), SETTLE_MS))) log.warn('server.settle-timeout', { ms: SETTLE_MS });
+  // The queue engine after the sessions (their last enqueues are in) and before the store.
+  await s.outbound.stop();
   await s.store.close();
   log.info('server.stopped', { ms: Date.now() - started, drained: complete, destroyed: left });
 }

@@ -80,6 +80,10 @@ export const SERVE_OPTIONS = [
   'log-file',
   'log-format',
   'max-message-size',
+  'dns-server',
+  'relay-host',
+  'relay-ca',
+  'outbound-port',
 ] as const;
 
 /**

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_LIMITS, PORT_NAMES, type Config, type PortName } from './config.ts';
+import { DEFAULT_LIMITS, DEFAULT_OUTBOUND, PORT_NAMES, type Config, type OutboundConfig, type PortName } from './config.ts';
 import { defaultDatabase } from '../store/open.ts';
 
 export const DEFAULT_PORTS: Record<PortName, number> = {
@@ -106,7 +106,46 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     mailAuth: parseBool((flags['mail-auth'] ?? env.PILLARBOX_MAIL_AUTH ?? file.mailAuth ?? true) as string | boolean, 'mail-auth'),
     lmtpPort: lmtp === undefined || lmtp === null ? null : parsePort(String(lmtp), '--lmtp-port'),
     lmtpAllow,
+    outbound: loadOutbound(file, str),
+    dnsServers: loadDnsServers(file, str),
   };
+}
+
+type Str = (flag: string, envName: string) => string | undefined;
+
+/** config `outbound` < PILLARBOX_OUTBOUND_PORT / PILLARBOX_RELAY_HOST < --outbound-port / --relay-host. */
+function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {
+  const o: OutboundConfig = { ...DEFAULT_OUTBOUND, ...(file.outbound ?? {}) };
+  for (const k of ['port', 'concurrency', 'perDomainConcurrency', 'retryBase', 'retryMax', 'expiry', 'delayWarning', 'timeout', 'statsInterval'] as const) {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`config outbound.${k} must be a non-negative number`);
+  }
+  if (o.concurrency < 1 || o.perDomainConcurrency < 1) throw new ConfigError('config outbound.concurrency and perDomainConcurrency must be at least 1');
+  if (o.timeout < 1000) throw new ConfigError('config outbound.timeout must be at least 1000 (ms)');
+  const port = str('outbound-port', 'PILLARBOX_OUTBOUND_PORT');
+  if (port !== undefined) o.port = parsePort(port, '--outbound-port');
+  else o.port = parsePort(String(o.port), 'config outbound.port');
+  const relay = str('relay-host', 'PILLARBOX_RELAY_HOST');
+  if (relay !== undefined) o.relayHost = relay;
+  if (o.relayHost !== null && (typeof o.relayHost !== 'string' || !/^smtps?:\/\//i.test(o.relayHost))) {
+    throw new ConfigError('--relay-host must look like smtp://user:pass@host:587 or smtps://user:pass@host:465');
+  }
+  const ca = str('relay-ca', 'PILLARBOX_RELAY_CA');
+  if (ca !== undefined) o.relayCa = ca;
+  if (o.relayCa !== null) o.relayCa = resolve(String(o.relayCa));
+  return o;
+}
+
+/** "127.0.0.1:5353", "[::1]:53" or "192.0.2.1"; `--dns-server` may be comma-separated. */
+function loadDnsServers(file: Record<string, any>, str: Str): string[] {
+  const v = str('dns-server', 'PILLARBOX_DNS_SERVERS');
+  const list: unknown[] = v !== undefined ? v.split(',') : (file.dnsServers ?? []);
+  if (!Array.isArray(list)) throw new ConfigError('config dnsServers must be a list like ["127.0.0.1:5353"]');
+  return list.map((x) => {
+    const s = String(x).trim();
+    if (!/^(?:\[[0-9a-fA-F:.]+\](?::\d{1,5})?|[0-9a-fA-F:.]+)$/.test(s)) throw new ConfigError(`--dns-server: "${s}" is not an address like 127.0.0.1:5353`);
+    return s;
+  });
 }
 
 /** "500MB", "1.5G", "2048", "10 KiB" → bytes; null when malformed. Units are powers of 1024. */

@@ -41,6 +41,12 @@ or in DATA/config.json; flags win over environment, environment over the file):
                             signs forwarded senders (default: generated into DATA/srs-secret).
   --allow-plaintext-loopback
                             allow passwords without TLS on connections from 127.0.0.1/::1
+  --relay-host URL          send all outgoing mail through this smarthost with AUTH:
+                            smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465
+  --relay-ca FILE           PEM to verify the smarthost's certificate with (default: system CAs)
+  --outbound-port N         port of other domains' MX hosts (default 25; for tests)
+  --dns-server ADDR[,ADDR]  DNS servers for MX lookups and mail checks, e.g. 127.0.0.1:5353
+                            (default: the system's)
   --log-level LEVEL         debug, info, warn or error (default info)
   --log-file FILE           append logs to FILE instead of stderr; SIGHUP reopens it (logrotate)
   --log-format FORMAT       text (time level event key=value …, default) or json (one object a

@@ -19,6 +19,8 @@ import { SqliteLoginFailures } from './login-failures.ts';
 import { SqliteQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
+import { SqliteDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { SqliteBulk } from './bulk.ts';
@@ -72,6 +74,8 @@ export interface SqliteStoreOptions {
   mailboxLimits?: Partial<MailboxLimits>;
   /** Step sizes of bulk operations (tests use small ones to cross step boundaries). */
   bulk?: ChunkOptions;
+  /** Keep queued messages whose recipients are all final (tests inspect the final states). */
+  queueKeepFinal?: boolean;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -138,6 +142,7 @@ class SqliteStore implements Store {
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
   readonly queue: QueueStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
@@ -168,7 +173,7 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.loginFailures = new SqliteLoginFailures(db);
-    this.queue = new SqliteQueue();
+    this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
     const q = (sql: string) => this.#q(sql);
     this.#w = new MessageWrites(q, this.#holds);
@@ -189,6 +194,12 @@ class SqliteStore implements Store {
       insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed),
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
+    });
+    this.queue = new SqliteQueue({
+      q,
+      write: (fn) => this.#write(fn),
+      unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
+      keepFinal: opts.queueKeepFinal ?? false,
     });
   }
 
