@@ -20,7 +20,7 @@ import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
 import { createLmtpServer } from './lmtp/server.ts';
 import { loadOrCreateSecret } from './config/secrets.ts';
-// (checkInbound wired after the mailauth merge)
+import { checkInbound } from './mailauth/inbound.ts';
 import { createOutbound, type OutboundSide } from './queue/wiring.ts';
 
 export interface RunningServer {
@@ -81,7 +81,7 @@ export async function startServer(
     log,
     outbound: outbound.port,
     // MX checks (SPF, DKIM, DMARC) when config.mailAuth is on (default).
-    // inbound: set after the mailauth merge
+    inbound: config.mailAuth === false ? undefined : checkInbound,
   };
 
   const protocols: ProtocolServer[] = [];
