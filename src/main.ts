@@ -18,12 +18,16 @@ import type { Store } from './store/store.ts';
 import { createSmtpServer } from './smtp/server.ts';
 import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
+import { createLmtpServer } from './lmtp/server.ts';
+import { loadOrCreateSecret } from './config/secrets.ts';
+import { checkInbound } from './mailauth/inbound.ts';
 import { createOutbound, type OutboundSide } from './queue/wiring.ts';
 
 export interface RunningServer {
   config: Config;
   store: Store;
-  ports: Record<PortName, number>;
+  /** Bound ports; `lmtp` only when the LMTP listener is on (config.lmtpPort). */
+  ports: Record<PortName, number> & { lmtp?: number };
   certFile: string;
   generatedCert: boolean;
   /** The certificate in use at start: self-signed or not, made/remade now, its fingerprint. */
@@ -39,7 +43,7 @@ export interface RunningServer {
  * Writes the bound ports as JSON, atomically (temporary file, then rename), so a reader never sees
  * half a file: its presence means every listener accepts connections.
  */
-export function writePortsFile(file: string, ports: Record<PortName, number>): void {
+export function writePortsFile(file: string, ports: Record<PortName, number> & { lmtp?: number }): void {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file + '.tmp', JSON.stringify(ports, null, 2) + '\n');
   renameSync(file + '.tmp', file);
@@ -63,6 +67,8 @@ export async function startServer(
   // SIGHUP re-reads the certificate files (as after a renewal); sessions already open keep theirs.
   const onSighup = () => void loaded.reload('SIGHUP');
   process.on('SIGHUP', onSighup);
+  // SRS (forwards to other domains): the same secret across restarts, or old bounces can't come back.
+  if (!config.srsSecret) config.srsSecret = loadOrCreateSecret(config.dataDir, 'srs-secret');
   // Outbound: the queue engine and what sessions hand outside mail to (src/queue/wiring.ts). The
   // engine starts once the listeners are bound and stops before the store closes.
   const outbound: OutboundSide = createOutbound({ store, config, log });
@@ -74,6 +80,8 @@ export async function startServer(
     connections: createConnectionRegistry(),
     log,
     outbound: outbound.port,
+    // MX checks (SPF, DKIM, DMARC) when config.mailAuth is on (default).
+    inbound: config.mailAuth === false ? undefined : checkInbound,
   };
 
   const protocols: ProtocolServer[] = [];
@@ -94,9 +102,14 @@ export async function startServer(
   add('imaps', true, imap, '');
   add('pop3', false, pop3, '-ERR [SYS/TEMP] Too many connections, try again later');
   add('pop3s', true, pop3, '');
+  if (config.lmtpPort !== null && config.lmtpPort !== undefined) {
+    const lmtp = createLmtpServer(deps);
+    protocols.push(lmtp);
+    specs.push({ name: 'lmtp', port: config.lmtpPort, implicitTls: false, handler: lmtp.handle, tooManyLine: `421 4.7.0 ${config.hostname} too many connections, try again later` });
+  }
 
   const bound: BoundListener[] = [];
-  const ports = {} as Record<PortName, number>;
+  const ports = {} as Record<PortName, number> & { lmtp?: number };
   const http = createHttpServer((req, res) => {
     // The webmail will live here; for now a health check for monitoring.
     if (req.url === '/healthz') {

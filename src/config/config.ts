@@ -87,10 +87,6 @@ export interface Config {
    * (RFC 5321 §4.5.1; src/smtp/resolve.ts). Unset: the oldest account.
    */
   postmaster?: string | null;
-  /** Outbound delivery; defaults DEFAULT_OUTBOUND (tests that build a Config by hand may omit it). */
-  outbound?: OutboundConfig;
-  /** DNS servers for outbound MX lookups and mail authentication ("127.0.0.1:5353"); empty = the system's. `--dns-server` (repeatable, or comma-separated). */
-  dnsServers?: string[];
   /**
    * Secret of the Sender Rewriting Scheme (src/protocol/smtp/srs.ts) for forwards to other domains.
    * Unset: generated once and kept in DATA/srs-secret (src/config/secrets.ts, by main.ts).
@@ -102,6 +98,10 @@ export interface Config {
   lmtpPort?: number | null;
   /** Addresses that may use LMTP besides loopback (exact IPs). */
   lmtpAllow?: string[];
+  /** Outbound delivery; defaults DEFAULT_OUTBOUND (tests that build a Config by hand may omit it). */
+  outbound?: OutboundConfig;
+  /** DNS servers for outbound MX lookups and mail authentication ("127.0.0.1:5353"); empty = the system's. `--dns-server` (repeatable, or comma-separated). */
+  dnsServers?: string[];
 }
 
 /** Outbound delivery (src/queue/): see src/queue/policy.ts for the retry rules. Times in ms. */

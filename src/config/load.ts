@@ -102,12 +102,12 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     logFormat,
     limits,
     postmaster: str('postmaster', 'PILLARBOX_POSTMASTER') ?? file.postmaster ?? null,
-    outbound: loadOutbound(file, str),
-    dnsServers: loadDnsServers(file, str),
     srsSecret: str('srs-secret', 'PILLARBOX_SRS_SECRET') ?? file.srsSecret ?? null,
     mailAuth: parseBool((flags['mail-auth'] ?? env.PILLARBOX_MAIL_AUTH ?? file.mailAuth ?? true) as string | boolean, 'mail-auth'),
     lmtpPort: lmtp === undefined || lmtp === null ? null : parsePort(String(lmtp), '--lmtp-port'),
     lmtpAllow,
+    outbound: loadOutbound(file, str),
+    dnsServers: loadDnsServers(file, str),
   };
 }
 

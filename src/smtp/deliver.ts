@@ -11,6 +11,7 @@ import type { QueueRecipientInput } from '../store/queue.ts';
 import { parseMessage } from '../protocol/mime/parser.ts';
 import { composeDsn, headerBlock, type DsnRecipient } from '../protocol/smtp/dsn.ts';
 import type { Srs } from '../protocol/smtp/srs.ts';
+import { formatReturnPath } from '../protocol/smtp/trace.ts';
 import type { Logger } from '../obs/log.ts';
 import type { OutboundPort } from './outbound-port.ts';
 import type { LocalTarget, Resolver } from './resolve.ts';
@@ -256,9 +257,11 @@ export class Deliverer {
     });
     const local = await this.#senderInboxes(tx);
     if (local.length > 0) {
-      const staged = await store.stageBlob(dsn);
+      // RFC 5321 §4.4: the final delivery adds Return-Path; a DSN's reverse-path is null (RFC 3464 §2).
+      const stored = Buffer.concat([Buffer.from(formatReturnPath(''), 'utf8'), dsn]);
+      const staged = await store.stageBlob(stored);
       try {
-        await store.deliver(staged, parseMessage(dsn), local.map((mailboxId) => ({ mailboxId })), { origin: 'smtp' });
+        await store.deliver(staged, parseMessage(stored), local.map((mailboxId) => ({ mailboxId })), { origin: 'smtp' });
       } finally {
         staged.release();
       }

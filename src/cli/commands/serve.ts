@@ -96,6 +96,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
       `  IMAP      ${config.host}:${p.imap} (STARTTLS)   IMAPS :${p.imaps} (TLS)`,
       `  POP3      ${config.host}:${p.pop3} (STLS)   POP3S :${p.pop3s} (TLS)`,
       `  HTTP      ${config.host}:${p.http}`,
+      ...(p.lmtp !== undefined ? [`  LMTP      ${config.host}:${p.lmtp} (loopback${config.lmtpAllow?.length ? ' and lmtpAllow' : ''} only)`] : []),
       `  TLS       ${server.tls.summary}`,
       `  ports     ${config.portsFile}`,
       ...(domains.length === 0
