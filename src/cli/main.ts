@@ -9,6 +9,8 @@ import { userCommand, USER_HELP } from './commands/user.ts';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
 import { throttleCommand, THROTTLE_HELP } from './commands/throttle.ts';
 import { backupCommand, BACKUP_HELP } from './commands/backup.ts';
+import { dkimCommand, DKIM_HELP } from './commands/dkim.ts';
+import { dnsCommand, DNS_HELP } from './commands/dns.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
@@ -23,6 +25,9 @@ Commands:
   alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
   throttle list|clear   failed logins being slowed down, per account and address
   backup DEST           a consistent copy of the data folder while the server runs
+  dkim generate|list|retire|remove
+                        DKIM signing keys per domain (rotation by selector)
+  dns DOMAIN            every DNS record the domain needs (MX, SPF, DKIM, DMARC, MTA-STS, SRV)
 
 Common options, before or after the command (pillarbox --data DIR user list is
 pillarbox user list --data DIR):
@@ -58,6 +63,8 @@ const COMMANDS: Record<string, { help: string; options: Record<string, { type: '
   alias: { help: ALIAS_HELP, options: {}, run: aliasCommand },
   throttle: { help: THROTTLE_HELP, options: {}, run: throttleCommand },
   backup: { help: BACKUP_HELP, options: {}, run: backupCommand },
+  dkim: { help: DKIM_HELP, options: { algorithm: { type: 'string' }, selector: { type: 'string' } }, run: dkimCommand },
+  dns: { help: DNS_HELP, options: { ip: { type: 'string' }, hostname: { type: 'string' } }, run: dnsCommand },
 };
 
 export const SERVE_OPTIONS = [
@@ -78,6 +85,7 @@ export const SERVE_OPTIONS = [
   'log-file',
   'log-format',
   'max-message-size',
+  'dns-servers',
 ] as const;
 
 /**

@@ -83,6 +83,11 @@ export interface Config {
    * (RFC 5321 §4.5.1; src/smtp/resolve.ts). Unset: the oldest account.
    */
   postmaster?: string | null;
+  /**
+   * DNS servers for every lookup mail authentication and outbound delivery make ("IP" or "IP:PORT",
+   * e.g. ["127.0.0.1:5353"]); empty = the system's resolvers (src/mailauth/resolver.ts).
+   */
+  dnsServers?: string[];
 }
 
 export const PORT_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;

@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Resolver } from 'node:dns';
 import { DEFAULT_LIMITS, PORT_NAMES, type Config, type PortName } from './config.ts';
 import { defaultDatabase } from '../store/open.ts';
 
@@ -95,7 +96,23 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     logFormat,
     limits,
     postmaster: str('postmaster', 'PILLARBOX_POSTMASTER') ?? file.postmaster ?? null,
+    dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
   };
+}
+
+/** --dns-servers / PILLARBOX_DNS_SERVERS "a,b" or config dnsServers ["a", "b"]; checked by node:dns. */
+function dnsServers(flag: string | undefined, file: unknown): string[] {
+  let list: string[];
+  if (flag !== undefined) list = flag.split(',').map((x) => x.trim()).filter(Boolean);
+  else if (file === undefined || file === null) return [];
+  else if (Array.isArray(file) && file.every((x) => typeof x === 'string')) list = file;
+  else throw new ConfigError('config dnsServers must be a list of "IP" or "IP:PORT" strings');
+  try {
+    new Resolver().setServers(list);
+  } catch (err) {
+    throw new ConfigError(`dns servers ${JSON.stringify(list)}: ${(err as Error).message}`);
+  }
+  return list;
 }
 
 /** "500MB", "1.5G", "2048", "10 KiB" → bytes; null when malformed. Units are powers of 1024. */
