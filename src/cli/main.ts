@@ -10,6 +10,8 @@ import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
 import { throttleCommand, THROTTLE_HELP } from './commands/throttle.ts';
 import { backupCommand, BACKUP_HELP } from './commands/backup.ts';
 import { queueCommand, QUEUE_HELP } from './commands/queue.ts';
+import { dkimCommand, DKIM_HELP } from './commands/dkim.ts';
+import { dnsCommand, DNS_HELP } from './commands/dns.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
@@ -26,6 +28,9 @@ Commands:
   queue list|show|retry|delete|flush
                         mail waiting to go to other servers
   backup DEST           a consistent copy of the data folder while the server runs
+  dkim generate|list|retire|remove
+                        DKIM signing keys per domain (rotation by selector)
+  dns DOMAIN            every DNS record the domain needs (MX, SPF, DKIM, DMARC, MTA-STS, SRV)
 
 Common options, before or after the command (pillarbox --data DIR user list is
 pillarbox user list --data DIR):
@@ -62,6 +67,8 @@ const COMMANDS: Record<string, { help: string; options: Record<string, { type: '
   throttle: { help: THROTTLE_HELP, options: {}, run: throttleCommand },
   backup: { help: BACKUP_HELP, options: {}, run: backupCommand },
   queue: { help: QUEUE_HELP, options: { all: { type: 'boolean' }, limit: { type: 'string' } }, run: queueCommand },
+  dkim: { help: DKIM_HELP, options: { algorithm: { type: 'string' }, selector: { type: 'string' } }, run: dkimCommand },
+  dns: { help: DNS_HELP, options: { ip: { type: 'string' }, hostname: { type: 'string' } }, run: dnsCommand },
 };
 
 export const SERVE_OPTIONS = [
@@ -88,6 +95,7 @@ export const SERVE_OPTIONS = [
   'relay-host',
   'relay-ca',
   'outbound-port',
+  'dns-servers',
 ] as const;
 
 /**

@@ -100,7 +100,11 @@ export interface Config {
   lmtpAllow?: string[];
   /** Outbound delivery; defaults DEFAULT_OUTBOUND (tests that build a Config by hand may omit it). */
   outbound?: OutboundConfig;
-  /** DNS servers for outbound MX lookups and mail authentication ("127.0.0.1:5353"); empty = the system's. `--dns-server` (repeatable, or comma-separated). */
+  /**
+   * DNS servers for every lookup mail authentication and outbound delivery make ("IP" or "IP:PORT",
+   * e.g. ["127.0.0.1:5353"]); empty = the system's resolvers (src/mailauth/resolver.ts).
+   * `--dns-servers` (or `--dns-server`), comma-separated.
+   */
   dnsServers?: string[];
 }
 

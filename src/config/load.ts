@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Resolver } from 'node:dns';
 import { DEFAULT_LIMITS, DEFAULT_OUTBOUND, PORT_NAMES, type Config, type OutboundConfig, type PortName } from './config.ts';
 import { defaultDatabase } from '../store/open.ts';
 
@@ -107,7 +108,8 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     lmtpPort: lmtp === undefined || lmtp === null ? null : parsePort(String(lmtp), '--lmtp-port'),
     lmtpAllow,
     outbound: loadOutbound(file, str),
-    dnsServers: loadDnsServers(file, str),
+    // --dns-servers (mailauth's name) or --dns-server.
+    dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS') ?? str('dns-server', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
   };
 }
 
@@ -136,16 +138,19 @@ function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {
   return o;
 }
 
-/** "127.0.0.1:5353", "[::1]:53" or "192.0.2.1"; `--dns-server` may be comma-separated. */
-function loadDnsServers(file: Record<string, any>, str: Str): string[] {
-  const v = str('dns-server', 'PILLARBOX_DNS_SERVERS');
-  const list: unknown[] = v !== undefined ? v.split(',') : (file.dnsServers ?? []);
-  if (!Array.isArray(list)) throw new ConfigError('config dnsServers must be a list like ["127.0.0.1:5353"]');
-  return list.map((x) => {
-    const s = String(x).trim();
-    if (!/^(?:\[[0-9a-fA-F:.]+\](?::\d{1,5})?|[0-9a-fA-F:.]+)$/.test(s)) throw new ConfigError(`--dns-server: "${s}" is not an address like 127.0.0.1:5353`);
-    return s;
-  });
+/** --dns-servers / PILLARBOX_DNS_SERVERS "a,b" or config dnsServers ["a", "b"]; checked by node:dns. */
+function dnsServers(flag: string | undefined, file: unknown): string[] {
+  let list: string[];
+  if (flag !== undefined) list = flag.split(',').map((x) => x.trim()).filter(Boolean);
+  else if (file === undefined || file === null) return [];
+  else if (Array.isArray(file) && file.every((x) => typeof x === 'string')) list = file;
+  else throw new ConfigError('config dnsServers must be a list of "IP" or "IP:PORT" strings');
+  try {
+    new Resolver().setServers(list);
+  } catch (err) {
+    throw new ConfigError(`dns servers ${JSON.stringify(list)}: ${(err as Error).message}`);
+  }
+  return list;
 }
 
 /** "500MB", "1.5G", "2048", "10 KiB" → bytes; null when malformed. Units are powers of 1024. */

@@ -45,7 +45,8 @@ or in DATA/config.json; flags win over environment, environment over the file):
                             smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465
   --relay-ca FILE           PEM to verify the smarthost's certificate with (default: system CAs)
   --outbound-port N         port of other domains' MX hosts (default 25; for tests)
-  --dns-server ADDR[,ADDR]  DNS servers for MX lookups and mail checks, e.g. 127.0.0.1:5353
+  --dns-servers ADDR[,ADDR] DNS servers for MX lookups and mail checks, e.g. 127.0.0.1:5353
+                            (--dns-server is the same)
                             (default: the system's)
   --log-level LEVEL         debug, info, warn or error (default info)
   --log-file FILE           append logs to FILE instead of stderr; SIGHUP reopens it (logrotate)
