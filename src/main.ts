@@ -18,11 +18,16 @@ import type { Store } from './store/store.ts';
 import { createSmtpServer } from './smtp/server.ts';
 import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
+import { createLmtpServer } from './lmtp/server.ts';
+import { loadOrCreateSecret } from './config/secrets.ts';
+import { checkInbound } from './mailauth/inbound.ts';
+import { createOutbound, type OutboundSide } from './queue/wiring.ts';
 
 export interface RunningServer {
   config: Config;
   store: Store;
-  ports: Record<PortName, number>;
+  /** Bound ports; `lmtp` only when the LMTP listener is on (config.lmtpPort). */
+  ports: Record<PortName, number> & { lmtp?: number };
   certFile: string;
   generatedCert: boolean;
   /** The certificate in use at start: self-signed or not, made/remade now, its fingerprint. */
@@ -38,7 +43,7 @@ export interface RunningServer {
  * Writes the bound ports as JSON, atomically (temporary file, then rename), so a reader never sees
  * half a file: its presence means every listener accepts connections.
  */
-export function writePortsFile(file: string, ports: Record<PortName, number>): void {
+export function writePortsFile(file: string, ports: Record<PortName, number> & { lmtp?: number }): void {
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file + '.tmp', JSON.stringify(ports, null, 2) + '\n');
   renameSync(file + '.tmp', file);
@@ -62,6 +67,11 @@ export async function startServer(
   // SIGHUP re-reads the certificate files (as after a renewal); sessions already open keep theirs.
   const onSighup = () => void loaded.reload('SIGHUP');
   process.on('SIGHUP', onSighup);
+  // SRS (forwards to other domains): the same secret across restarts, or old bounces can't come back.
+  if (!config.srsSecret) config.srsSecret = loadOrCreateSecret(config.dataDir, 'srs-secret');
+  // Outbound: the queue engine and what sessions hand outside mail to (src/queue/wiring.ts). The
+  // engine starts once the listeners are bound and stops before the store closes.
+  const outbound: OutboundSide = createOutbound({ store, config, log });
   const deps: ServerDeps = {
     store,
     config,
@@ -69,6 +79,9 @@ export async function startServer(
     auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits) }),
     connections: createConnectionRegistry(),
     log,
+    outbound: outbound.port,
+    // MX checks (SPF, DKIM, DMARC) when config.mailAuth is on (default).
+    inbound: config.mailAuth === false ? undefined : checkInbound,
   };
 
   const protocols: ProtocolServer[] = [];
@@ -89,9 +102,14 @@ export async function startServer(
   add('imaps', true, imap, '');
   add('pop3', false, pop3, '-ERR [SYS/TEMP] Too many connections, try again later');
   add('pop3s', true, pop3, '');
+  if (config.lmtpPort !== null && config.lmtpPort !== undefined) {
+    const lmtp = createLmtpServer(deps);
+    protocols.push(lmtp);
+    specs.push({ name: 'lmtp', port: config.lmtpPort, implicitTls: false, handler: lmtp.handle, tooManyLine: `421 4.7.0 ${config.hostname} too many connections, try again later` });
+  }
 
   const bound: BoundListener[] = [];
-  const ports = {} as Record<PortName, number>;
+  const ports = {} as Record<PortName, number> & { lmtp?: number };
   const http = createHttpServer((req, res) => {
     // The webmail will live here; for now a health check for monitoring.
     if (req.url === '/healthz') {
@@ -132,6 +150,7 @@ export async function startServer(
   // `pillarbox serve` writes it after printing its banner.
   // Logs `server.loop-stall ms=… doing=…` when something holds the event loop (everyone waits).
   const lag = startLoopLagMonitor(log, { thresholdMs: config.limits.loopStallMs });
+  outbound.start(ports.smtp);
   log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   const now = deferred();
@@ -149,7 +168,7 @@ export async function startServer(
         process.off('SIGHUP', onSighup);
         loaded.dispose();
       }
-      stopping ??= stopAll(config, log, { protocols, bound, http, store, now: now.promise }).finally(() => lag.stop());
+      stopping ??= stopAll(config, log, { protocols, bound, http, store, outbound, now: now.promise }).finally(() => lag.stop());
       return stopping;
     },
   };
@@ -169,7 +188,7 @@ const SETTLE_MS = 5000;
 async function stopAll(
   config: Config,
   log: Logger,
-  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; now: Promise<void> },
+  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; outbound: OutboundSide; now: Promise<void> },
 ): Promise<void> {
   const started = Date.now();
   const sessions = s.bound.reduce((n, b) => n + b.sockets.size, 0);
@@ -186,6 +205,8 @@ async function stopAll(
   const left = s.bound.reduce((n, b) => n + b.sockets.size, 0);
   for (const b of s.bound) for (const sock of b.sockets) sock.destroy();
   if (!(await within(Promise.allSettled(s.protocols.map((p) => p.settled())), SETTLE_MS))) log.warn('server.settle-timeout', { ms: SETTLE_MS });
+  // The queue engine after the sessions (their last enqueues are in) and before the store.
+  await s.outbound.stop();
   await s.store.close();
   log.info('server.stopped', { ms: Date.now() - started, drained: complete, destroyed: left });
 }

@@ -9,6 +9,9 @@ import { userCommand, USER_HELP } from './commands/user.ts';
 import { aliasCommand, ALIAS_HELP } from './commands/alias.ts';
 import { throttleCommand, THROTTLE_HELP } from './commands/throttle.ts';
 import { backupCommand, BACKUP_HELP } from './commands/backup.ts';
+import { queueCommand, QUEUE_HELP } from './commands/queue.ts';
+import { dkimCommand, DKIM_HELP } from './commands/dkim.ts';
+import { dnsCommand, DNS_HELP } from './commands/dns.ts';
 
 const MAIN_HELP = `pillarbox — a complete self-hosted mail server (SMTP, IMAP, POP3) in one process
 
@@ -22,7 +25,12 @@ Commands:
                         accounts: passwords, quotas, per-account settings (POP policy, IMAP limit)
   alias add|remove|list aliases (one address to many targets) and catch-alls (@domain)
   throttle list|clear   failed logins being slowed down, per account and address
+  queue list|show|retry|delete|flush
+                        mail waiting to go to other servers
   backup DEST           a consistent copy of the data folder while the server runs
+  dkim generate|list|retire|remove
+                        DKIM signing keys per domain (rotation by selector)
+  dns DOMAIN            every DNS record the domain needs (MX, SPF, DKIM, DMARC, MTA-STS, SRV)
 
 Common options, before or after the command (pillarbox --data DIR user list is
 pillarbox user list --data DIR):
@@ -58,6 +66,9 @@ const COMMANDS: Record<string, { help: string; options: Record<string, { type: '
   alias: { help: ALIAS_HELP, options: {}, run: aliasCommand },
   throttle: { help: THROTTLE_HELP, options: {}, run: throttleCommand },
   backup: { help: BACKUP_HELP, options: {}, run: backupCommand },
+  queue: { help: QUEUE_HELP, options: { all: { type: 'boolean' }, limit: { type: 'string' } }, run: queueCommand },
+  dkim: { help: DKIM_HELP, options: { algorithm: { type: 'string' }, selector: { type: 'string' } }, run: dkimCommand },
+  dns: { help: DNS_HELP, options: { ip: { type: 'string' }, hostname: { type: 'string' } }, run: dnsCommand },
 };
 
 export const SERVE_OPTIONS = [
@@ -69,6 +80,8 @@ export const SERVE_OPTIONS = [
   'imap-port',
   'imaps-port',
   'pop3-port',
+  'lmtp-port',
+  'mail-auth',
   'pop3s-port',
   'http-port',
   'ports-file',
@@ -78,6 +91,11 @@ export const SERVE_OPTIONS = [
   'log-file',
   'log-format',
   'max-message-size',
+  'dns-server',
+  'relay-host',
+  'relay-ca',
+  'outbound-port',
+  'dns-servers',
 ] as const;
 
 /**

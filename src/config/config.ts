@@ -49,6 +49,10 @@ export interface Limits {
   maxMailboxDepth: number;
   /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
   loopStallMs: number;
+  /** Submission: messages one account may send per sliding hour (450 4.7.1 beyond; src/smtp/policy.ts). */
+  sendMessagesPerHour: number;
+  /** Submission: recipients one account may send to per sliding 24 hours (450 4.7.1 beyond). */
+  sendRecipientsPerDay: number;
 }
 
 export interface Config {
@@ -83,7 +87,65 @@ export interface Config {
    * (RFC 5321 §4.5.1; src/smtp/resolve.ts). Unset: the oldest account.
    */
   postmaster?: string | null;
+  /**
+   * Secret of the Sender Rewriting Scheme (src/protocol/smtp/srs.ts) for forwards to other domains.
+   * Unset: generated once and kept in DATA/srs-secret (src/config/secrets.ts, by main.ts).
+   */
+  srsSecret?: string | null;
+  /** SPF/DKIM/DMARC checks on the MX port (src/mailauth/inbound.ts). loadConfig: on by default. */
+  mailAuth?: boolean;
+  /** LMTP listener (RFC 2033; src/lmtp/server.ts) port; null/absent: no LMTP listener. */
+  lmtpPort?: number | null;
+  /** Addresses that may use LMTP besides loopback (exact IPs). */
+  lmtpAllow?: string[];
+  /** Outbound delivery; defaults DEFAULT_OUTBOUND (tests that build a Config by hand may omit it). */
+  outbound?: OutboundConfig;
+  /**
+   * DNS servers for every lookup mail authentication and outbound delivery make ("IP" or "IP:PORT",
+   * e.g. ["127.0.0.1:5353"]); empty = the system's resolvers (src/mailauth/resolver.ts).
+   * `--dns-servers` (or `--dns-server`), comma-separated.
+   */
+  dnsServers?: string[];
 }
+
+/** Outbound delivery (src/queue/): see src/queue/policy.ts for the retry rules. Times in ms. */
+export interface OutboundConfig {
+  /** Destination port of MX hosts (25; tests point it at loopback peers). `--outbound-port`. */
+  port: number;
+  /** Smarthost: smtp://user:pass@host:port (STARTTLS) or smtps://… (TLS); null = deliver by MX. `--relay-host`. */
+  relayHost: string | null;
+  /** PEM file to verify the smarthost's certificate with (its CA, or its self-signed certificate). */
+  relayCa: string | null;
+  /** SMTP transactions at once, in total. */
+  concurrency: number;
+  /** SMTP transactions at once per destination domain (the smarthost counts as one). */
+  perDomainConcurrency: number;
+  /** First retry delay; doubles per attempt up to retryMax. */
+  retryBase: number;
+  retryMax: number;
+  /** How long a message may stay queued before it bounces. */
+  expiry: number;
+  /** Warn the sender (once) when a message is still queued after this long; 0 = never. */
+  delayWarning: number;
+  /** Deadline of one SMTP transaction (connect to final reply); queue leases are twice this. */
+  timeout: number;
+  /** Interval of the `queue.stats` log line; 0 = off. */
+  statsInterval: number;
+}
+
+export const DEFAULT_OUTBOUND: OutboundConfig = {
+  port: 25,
+  relayHost: null,
+  relayCa: null,
+  concurrency: 20,
+  perDomainConcurrency: 5,
+  retryBase: 5 * 60_000,
+  retryMax: 2 * 60 * 60_000,
+  expiry: 5 * 24 * 60 * 60_000,
+  delayWarning: 4 * 60 * 60_000,
+  timeout: 10 * 60_000,
+  statsInterval: 60_000,
+};
 
 export const PORT_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;
 export type PortName = (typeof PORT_NAMES)[number];
@@ -110,4 +172,6 @@ export const DEFAULT_LIMITS: Limits = {
   maxMailboxNameBytes: 1000,
   maxMailboxDepth: 16,
   loopStallMs: 100,
+  sendMessagesPerHour: 500,
+  sendRecipientsPerDay: 5000,
 };

@@ -4,7 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { DEFAULT_LIMITS, PORT_NAMES, type Config, type PortName } from './config.ts';
+import { Resolver } from 'node:dns';
+import { DEFAULT_LIMITS, DEFAULT_OUTBOUND, PORT_NAMES, type Config, type OutboundConfig, type PortName } from './config.ts';
 import { defaultDatabase } from '../store/open.ts';
 
 export const DEFAULT_PORTS: Record<PortName, number> = {
@@ -78,6 +79,13 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
   if (!['text', 'json'].includes(logFormat)) throw new ConfigError(`--log-format must be text or json`);
   const logFile = str('log-file', 'PILLARBOX_LOG_FILE') ?? file.logFile ?? null;
   if (logFile !== null && (typeof logFile !== 'string' || logFile === '')) throw new ConfigError('config logFile must be a file path');
+  const lmtp = str('lmtp-port', 'PILLARBOX_LMTP_PORT') ?? file.lmtpPort ?? null;
+  const lmtpAllow = file.lmtpAllow ?? [];
+  if (!Array.isArray(lmtpAllow) || lmtpAllow.some((a) => typeof a !== 'string')) throw new ConfigError('config lmtpAllow must be a list of IP addresses');
+  const srsSecretFile = file.srsSecret;
+  if (srsSecretFile !== undefined && srsSecretFile !== null && (typeof srsSecretFile !== 'string' || srsSecretFile.length < 16)) {
+    throw new ConfigError('config srsSecret must be a string of at least 16 characters');
+  }
   const plain = flags['allow-plaintext-loopback'] ?? env.PILLARBOX_ALLOW_PLAINTEXT_LOOPBACK ?? file.allowPlaintextLoopback ?? false;
 
   return {
@@ -95,7 +103,54 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     logFormat,
     limits,
     postmaster: str('postmaster', 'PILLARBOX_POSTMASTER') ?? file.postmaster ?? null,
+    srsSecret: str('srs-secret', 'PILLARBOX_SRS_SECRET') ?? file.srsSecret ?? null,
+    mailAuth: parseBool((flags['mail-auth'] ?? env.PILLARBOX_MAIL_AUTH ?? file.mailAuth ?? true) as string | boolean, 'mail-auth'),
+    lmtpPort: lmtp === undefined || lmtp === null ? null : parsePort(String(lmtp), '--lmtp-port'),
+    lmtpAllow,
+    outbound: loadOutbound(file, str),
+    // --dns-servers (mailauth's name) or --dns-server.
+    dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS') ?? str('dns-server', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
   };
+}
+
+type Str = (flag: string, envName: string) => string | undefined;
+
+/** config `outbound` < PILLARBOX_OUTBOUND_PORT / PILLARBOX_RELAY_HOST < --outbound-port / --relay-host. */
+function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {
+  const o: OutboundConfig = { ...DEFAULT_OUTBOUND, ...(file.outbound ?? {}) };
+  for (const k of ['port', 'concurrency', 'perDomainConcurrency', 'retryBase', 'retryMax', 'expiry', 'delayWarning', 'timeout', 'statsInterval'] as const) {
+    const v = o[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`config outbound.${k} must be a non-negative number`);
+  }
+  if (o.concurrency < 1 || o.perDomainConcurrency < 1) throw new ConfigError('config outbound.concurrency and perDomainConcurrency must be at least 1');
+  if (o.timeout < 1000) throw new ConfigError('config outbound.timeout must be at least 1000 (ms)');
+  const port = str('outbound-port', 'PILLARBOX_OUTBOUND_PORT');
+  if (port !== undefined) o.port = parsePort(port, '--outbound-port');
+  else o.port = parsePort(String(o.port), 'config outbound.port');
+  const relay = str('relay-host', 'PILLARBOX_RELAY_HOST');
+  if (relay !== undefined) o.relayHost = relay;
+  if (o.relayHost !== null && (typeof o.relayHost !== 'string' || !/^smtps?:\/\//i.test(o.relayHost))) {
+    throw new ConfigError('--relay-host must look like smtp://user:pass@host:587 or smtps://user:pass@host:465');
+  }
+  const ca = str('relay-ca', 'PILLARBOX_RELAY_CA');
+  if (ca !== undefined) o.relayCa = ca;
+  if (o.relayCa !== null) o.relayCa = resolve(String(o.relayCa));
+  return o;
+}
+
+/** --dns-servers / PILLARBOX_DNS_SERVERS "a,b" or config dnsServers ["a", "b"]; checked by node:dns. */
+function dnsServers(flag: string | undefined, file: unknown): string[] {
+  let list: string[];
+  if (flag !== undefined) list = flag.split(',').map((x) => x.trim()).filter(Boolean);
+  else if (file === undefined || file === null) return [];
+  else if (Array.isArray(file) && file.every((x) => typeof x === 'string')) list = file;
+  else throw new ConfigError('config dnsServers must be a list of "IP" or "IP:PORT" strings');
+  try {
+    new Resolver().setServers(list);
+  } catch (err) {
+    throw new ConfigError(`dns servers ${JSON.stringify(list)}: ${(err as Error).message}`);
+  }
+  return list;
 }
 
 /** "500MB", "1.5G", "2048", "10 KiB" → bytes; null when malformed. Units are powers of 1024. */

@@ -6,6 +6,8 @@ import type { TLSSocket, SecureContext } from 'node:tls';
 import type { Store, Account } from '../store/store.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../obs/log.ts';
+import type { OutboundPort } from '../smtp/outbound-port.ts';
+import type { InboundChecker } from '../smtp/inbound-port.ts';
 
 export interface TlsProvider {
   /**
@@ -48,6 +50,10 @@ export interface ServerDeps {
   auth: Authenticator;
   connections: ConnectionRegistry;
   log: Logger;
+  /** The outbound queue (issue 13); absent: mail for other domains gets 451. */
+  outbound?: OutboundPort;
+  /** SPF/DKIM/DMARC on the MX port (src/mailauth/inbound.ts); absent: no checks. */
+  inbound?: InboundChecker;
 }
 
 /** A connection handler: called with each accepted socket (already TLS for implicit-TLS ports). */

@@ -18,6 +18,8 @@
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
 import type { LoginFailureStore } from './login-failures.ts';
+import type { QueueStore } from './queue.ts';
+import type { DkimKeyStore } from './dkim-keys.ts';
 import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
@@ -265,6 +267,10 @@ export interface Store {
   readonly bus: ChangeBus;
   /** Failed-login state for throttling, shared with the admin CLI (src/store/login-failures.ts). */
   readonly loginFailures: LoginFailureStore;
+  /** The outbound queue (src/store/queue.ts). */
+  readonly queue: QueueStore;
+  /** DKIM signing keys per domain (src/store/dkim-keys.ts). */
+  readonly dkimKeys: DkimKeyStore;
 
   close(): Promise<void>;
 

@@ -129,7 +129,11 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     ...(opts.plaintext ? ['--allow-plaintext-loopback'] : []),
     ...(opts.args ?? []),
   ];
-  const proc = spawn(cmd!, args, { cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  // The MX's SPF/DKIM/DMARC checks (on by default) would query the machine's DNS for every test
+  // message and add an Authentication-Results field: off here unless a test asks (`--mail-auth on`
+  // or env PILLARBOX_MAIL_AUTH, with config dnsServers pointing at a test DNS server).
+  const env = { PILLARBOX_MAIL_AUTH: 'off', ...process.env, ...opts.env };
+  const proc = spawn(cmd!, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   live.add(proc);
   let out = '';
   let stdout = '';

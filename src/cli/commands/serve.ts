@@ -26,6 +26,9 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --pop3s-port N            POP3 over implicit TLS (default 995)
   --http-port N             HTTP (health check now, webmail later; default 8080)
                             Port 0 means any free port; see --ports-file.
+  --lmtp-port N             LMTP (RFC 2033) for an MTA in front of Pillarbox (default: off);
+                            accepted from loopback and the addresses of config lmtpAllow only
+  --mail-auth on|off        SPF, DKIM and DMARC checks of mail arriving on the MX port (default on)
   --ports-file FILE         where the bound ports are written as JSON (default DATA/ports.json).
                             Removed at start and at stop; written once every listener accepts
                             connections and this banner has been printed (its last line is
@@ -33,8 +36,18 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --tls-cert FILE --tls-key FILE
                             a real certificate and key (PEM) instead of the self-signed one
   --max-message-size SIZE   largest message accepted (default 50MB)
+                            Config limits.sendMessagesPerHour (500) and limits.sendRecipientsPerDay
+                            (5000) bound what one account may send; srsSecret (PILLARBOX_SRS_SECRET)
+                            signs forwarded senders (default: generated into DATA/srs-secret).
   --allow-plaintext-loopback
                             allow passwords without TLS on connections from 127.0.0.1/::1
+  --relay-host URL          send all outgoing mail through this smarthost with AUTH:
+                            smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465
+  --relay-ca FILE           PEM to verify the smarthost's certificate with (default: system CAs)
+  --outbound-port N         port of other domains' MX hosts (default 25; for tests)
+  --dns-servers ADDR[,ADDR] DNS servers for MX lookups and mail checks, e.g. 127.0.0.1:5353
+                            (--dns-server is the same)
+                            (default: the system's)
   --log-level LEVEL         debug, info, warn or error (default info)
   --log-file FILE           append logs to FILE instead of stderr; SIGHUP reopens it (logrotate)
   --log-format FORMAT       text (time level event key=value …, default) or json (one object a
@@ -84,6 +97,7 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
       `  IMAP      ${config.host}:${p.imap} (STARTTLS)   IMAPS :${p.imaps} (TLS)`,
       `  POP3      ${config.host}:${p.pop3} (STLS)   POP3S :${p.pop3s} (TLS)`,
       `  HTTP      ${config.host}:${p.http}`,
+      ...(p.lmtp !== undefined ? [`  LMTP      ${config.host}:${p.lmtp} (loopback${config.lmtpAllow?.length ? ' and lmtpAllow' : ''} only)`] : []),
       `  TLS       ${server.tls.summary}`,
       `  ports     ${config.portsFile}`,
       ...(domains.length === 0

@@ -28,7 +28,11 @@ import pg from 'pg';
 import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
+import { PgQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
+import type { QueueStore } from '../queue.ts';
+import { PgDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
@@ -85,6 +89,8 @@ export interface PostgresStoreOptions {
   defaultMaxBlobBytes?: number;
   /** Rows per statement of a bulk command (default 2,000; tests use small ones). */
   bulk?: ChunkOptions;
+  /** Keep queued messages whose recipients are all final (tests inspect the final states). */
+  queueKeepFinal?: boolean;
 }
 
 type Row = Record<string, any>;
@@ -305,6 +311,8 @@ class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly queue: QueueStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
   readonly #publisher: Publisher;
   readonly #lockSpace: number;
@@ -317,6 +325,8 @@ class PostgresStore implements Store {
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
+    this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
+    this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#publisher = new Publisher(this.bus);
     this.#lockSpace = lockSpace;

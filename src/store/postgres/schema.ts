@@ -192,4 +192,87 @@ CREATE INDEX login_failures_username ON login_failures(username);
 CREATE INDEX login_failures_last ON login_failures(last_failure_at);
 `,
   },
+  {
+    version: 5,
+    // The outbound queue (src/store/postgres/queue.ts); same meaning as the SQLite tables of that
+    // name (migration 7 there). A message holds one reference on its blob (refcount), dropped when
+    // it leaves the queue; a blob the queue stored first has meta 'null' until a delivery fills it
+    // in, so pb_deliver is redefined to do that. Lock order: queue_messages rows → queue_recipients
+    // rows → blob rows; claims lock recipients with SKIP LOCKED and never wait.
+    sql: () => `
+CREATE TABLE queue_messages (
+  seq bigserial PRIMARY KEY,
+  id text NOT NULL UNIQUE,
+  blob_id text NOT NULL REFERENCES blobs(id),
+  size bigint NOT NULL,
+  mail_from text NOT NULL,
+  envid text,
+  ret text,
+  account_id bigint,
+  origin text NOT NULL,
+  created_at bigint NOT NULL,
+  expires_at bigint NOT NULL
+);
+CREATE INDEX queue_messages_blob ON queue_messages(blob_id);
+CREATE TABLE queue_recipients (
+  id bigserial PRIMARY KEY,
+  message_id text NOT NULL REFERENCES queue_messages(id),
+  address text NOT NULL,
+  domain text NOT NULL,
+  orcpt text,
+  notify text,
+  state text NOT NULL DEFAULT 'queued',
+  attempts integer NOT NULL DEFAULT 0,
+  next_attempt_at bigint NOT NULL,
+  last_attempt_at bigint,
+  last_reply text,
+  delay_warned boolean NOT NULL DEFAULT false,
+  lease_owner text,
+  lease_until bigint
+);
+CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt_at);
+CREATE INDEX queue_recipients_message ON queue_recipients(message_id, domain);
+${deliverFillingQueueMeta(PG_MIGRATIONS[1]!.sql(0))}
+`,
+  },
+  {
+    version: 6,
+    // DKIM signing keys per domain; same meaning as the SQLite table.
+    sql: () => `
+CREATE TABLE dkim_keys (
+  domain text NOT NULL,
+  selector text NOT NULL,
+  algorithm text NOT NULL CHECK (algorithm IN ('rsa-sha256', 'ed25519-sha256')),
+  private_key text NOT NULL,
+  created_at bigint NOT NULL,
+  active boolean NOT NULL,
+  retired_at bigint,
+  PRIMARY KEY (domain, selector)
+);
+`,
+  },
 ];
+
+/**
+ * Migration 2's pb_deliver, replaced by one that also fills in the meta of a blob only the queue
+ * held so far (meta 'null'). Derived from that migration's text (released migrations never change).
+ */
+function deliverFillingQueueMeta(v2: string): string {
+  const edits: Array<[string, string]> = [
+    ['CREATE FUNCTION pb_deliver(', 'CREATE OR REPLACE FUNCTION pb_deliver('],
+    [
+      'ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + EXCLUDED.refcount;',
+      "ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + EXCLUDED.refcount, meta = CASE WHEN blobs.meta = 'null' THEN EXCLUDED.meta ELSE blobs.meta END;",
+    ],
+    [
+      'UPDATE blobs SET refcount = refcount + cardinality(ok_i) WHERE id = p_blob;',
+      "UPDATE blobs SET refcount = refcount + cardinality(ok_i), meta = CASE WHEN meta = 'null' THEN p_meta ELSE meta END WHERE id = p_blob;",
+    ],
+  ];
+  let sql = v2;
+  for (const [from, to] of edits) {
+    if (!sql.includes(from)) throw new Error(`PostgreSQL migration 5: pb_deliver text not found: ${from}`);
+    sql = sql.replace(from, to);
+  }
+  return sql;
+}

@@ -158,4 +158,66 @@ CREATE TABLE bulk_ops (
 );
 `,
   },
+  {
+    version: 7,
+    sql: `
+-- The outbound queue (src/store/sqlite/queue.ts): one row per message waiting to go to other
+-- hosts, one per recipient. A message holds one reference on its blob (blobs.refcount; a blob the
+-- queue created has meta 'null' until a delivery fills it in), dropped when the message leaves the
+-- queue. seq = insertion order (list paging). A recipient stays 'queued' until settled
+-- sent/failed/expired; while leased (lease_owner, lease_until) its next_attempt_at is lease_until,
+-- so a claim finds due, unleased work from queue_recipients_due alone and a crashed owner's
+-- recipients come due again when the lease ends.
+CREATE TABLE queue_messages (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  blob_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  mail_from TEXT NOT NULL,
+  envid TEXT,
+  ret TEXT,
+  account_id INTEGER,
+  origin TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE queue_recipients (
+  id INTEGER PRIMARY KEY,
+  message_id TEXT NOT NULL REFERENCES queue_messages(id),
+  address TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  orcpt TEXT,
+  notify TEXT,
+  state TEXT NOT NULL DEFAULT 'queued',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL,
+  last_attempt_at INTEGER,
+  last_reply TEXT,
+  delay_warned INTEGER NOT NULL DEFAULT 0,
+  lease_owner TEXT,
+  lease_until INTEGER
+);
+-- queue_recipients_due carries domain and message_id so a claim's window is read from the index alone.
+CREATE INDEX queue_recipients_due ON queue_recipients(state, next_attempt_at, domain, message_id);
+CREATE INDEX queue_recipients_message ON queue_recipients(message_id, domain);
+`,
+  },
+  {
+    version: 8,
+    sql: `
+-- DKIM signing keys per domain (src/store/dkim-keys.ts): every active key signs outgoing mail of
+-- the domain; a retired one stays listed (active = 0) until removed. No foreign key to domains:
+-- keys of a removed domain stay until removed with the CLI.
+CREATE TABLE dkim_keys (
+  domain TEXT NOT NULL,
+  selector TEXT NOT NULL,
+  algorithm TEXT NOT NULL,
+  private_key TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  active INTEGER NOT NULL,
+  retired_at INTEGER,
+  PRIMARY KEY (domain, selector)
+) WITHOUT ROWID;
+`,
+  },
 ];

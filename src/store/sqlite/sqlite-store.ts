@@ -7,7 +7,7 @@
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
@@ -16,7 +16,11 @@ import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
 import { SqliteLoginFailures } from './login-failures.ts';
+import { SqliteQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
+import type { QueueStore } from '../queue.ts';
+import { SqliteDkimKeys } from './dkim-keys.ts';
+import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
@@ -71,6 +75,8 @@ export interface SqliteStoreOptions {
   mailboxLimits?: Partial<MailboxLimits>;
   /** Step sizes of bulk operations (tests use small ones to cross step boundaries). */
   bulk?: ChunkOptions;
+  /** Keep queued messages whose recipients are all final (tests inspect the final states). */
+  queueKeepFinal?: boolean;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -136,6 +142,8 @@ class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly queue: QueueStore;
+  readonly dkimKeys: DkimKeyStore;
   readonly #db: Database.Database;
   readonly #blobs: FsBlobStore;
   readonly #bodyScan: BodyScanPool;
@@ -166,6 +174,7 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.loginFailures = new SqliteLoginFailures(db);
+    this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
     const q = (sql: string) => this.#q(sql);
     this.#w = new MessageWrites(q, this.#holds);
@@ -186,6 +195,13 @@ class SqliteStore implements Store {
       insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed),
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
+    });
+    this.queue = new SqliteQueue({
+      q,
+      write: (fn) => this.#write(fn),
+      unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
+      hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
+      keepFinal: opts.queueKeepFinal ?? false,
     });
   }
 

@@ -124,7 +124,10 @@ export class MessageWrites {
   }
 
   refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
-    if (this.q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(n, blob.id).changes) return;
+    const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
+    // A body only the outbound queue held so far has no parse yet (sqlite/queue.ts): fill it in.
+    if (queueOnly === 1) this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(JSON.stringify(meta), blob.id);
+    if (queueOnly !== undefined) return;
     this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, JSON.stringify(meta));
   }
 

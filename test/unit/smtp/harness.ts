@@ -13,6 +13,9 @@ import { DEFAULT_LIMITS, type Config, type Limits } from '../../../src/config/co
 import { silentLogger, createLogger } from '../../../src/obs/log.ts';
 import { createSmtpServer } from '../../../src/smtp/server.ts';
 import type { ProtocolServer, ServerDeps } from '../../../src/net/types.ts';
+import type { InboundChecker } from '../../../src/smtp/inbound-port.ts';
+import { createLmtpServer } from '../../../src/lmtp/server.ts';
+import { Outbound } from '../../../src/queue/outbound.ts';
 import type { Account, Store } from '../../../src/store/store.ts';
 
 let cachedCert: { cert: string; key: string } | null = null;
@@ -21,13 +24,28 @@ export interface Harness {
   store: Store;
   config: Config;
   ca: string;
-  ports: { smtp: number; submission: number; submissions: number };
+  ports: { smtp: number; submission: number; submissions: number; lmtp: number };
   dir: string;
+  /** The real Outbound (queue in the store; no engine runs, so entries stay queued), when asked for. */
+  outbound: Outbound | null;
   addUser(address: string, password: string, quota?: number): Promise<Account>;
   close(): Promise<void>;
 }
 
-export async function startHarness(opts: { limits?: Partial<Limits>; allowPlaintextLoopback?: boolean; domains?: string[] } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  limits?: Partial<Limits>;
+  allowPlaintextLoopback?: boolean;
+  domains?: string[];
+  /** Give the servers the real Outbound (src/queue/outbound.ts) over the store's queue. */
+  outbound?: boolean;
+  /** The MX's inbound check (e.g. mailauth's checkInbound). */
+  inbound?: InboundChecker;
+  /** Also an LMTP listener (src/lmtp/server.ts). */
+  lmtp?: boolean;
+  config?: Partial<Config>;
+}
+
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'pb-smtp-'));
   const store = await openSqliteStore({ path: join(dir, 'pillarbox.db'), blobDir: join(dir, 'blobs') });
   cachedCert ??= generateSelfSigned('localhost');
@@ -45,6 +63,8 @@ export async function startHarness(opts: { limits?: Partial<Limits>; allowPlaint
     allowPlaintextLoopback: opts.allowPlaintextLoopback ?? false,
     logLevel: 'info',
     limits,
+    srsSecret: 'harness-srs-secret-0123456789',
+    ...opts.config,
   };
   const log = process.env.PB_DEBUG ? createLogger('debug') : silentLogger;
   const deps: ServerDeps = {
@@ -55,12 +75,18 @@ export async function startHarness(opts: { limits?: Partial<Limits>; allowPlaint
     connections: createConnectionRegistry(),
     log,
   };
+  const outbound = opts.outbound
+    ? new Outbound({ store, log, hostname: config.hostname, policy: { retryBase: 300_000, retryMax: 7_200_000, expiry: 5 * 86_400_000, delayWarning: 4 * 3_600_000 }, maxMessageSize: limits.maxMessageSize })
+    : null;
+  if (outbound) deps.outbound = outbound;
+  if (opts.inbound) deps.inbound = opts.inbound;
   for (const d of opts.domains ?? ['example.com']) await store.addDomain(d);
   const servers: ProtocolServer[] = [];
   const bound: BoundListener[] = [];
-  const ports = { smtp: 0, submission: 0, submissions: 0 };
-  for (const kind of ['mx', 'submission', 'submissions'] as const) {
-    const server = createSmtpServer(deps, kind);
+  const ports = { smtp: 0, submission: 0, submissions: 0, lmtp: 0 };
+  const kinds = ['mx', 'submission', 'submissions', ...(opts.lmtp ? ['lmtp' as const] : [])] as const;
+  for (const kind of kinds) {
+    const server = kind === 'lmtp' ? createLmtpServer(deps) : createSmtpServer(deps, kind);
     servers.push(server);
     const name = kind === 'mx' ? 'smtp' : kind;
     const b = await bindListener(
@@ -86,6 +112,7 @@ export async function startHarness(opts: { limits?: Partial<Limits>; allowPlaint
     ca: cachedCert.cert,
     ports,
     dir,
+    outbound,
     async addUser(address, password, quota = 0) {
       return store.createAccount({ address, passwordHash: await hashPassword(password), quota });
     },

@@ -1,0 +1,374 @@
+// The queue engine: takes due recipients from store.queue (leased to this process), delivers
+// them per destination domain, and settles each recipient's outcome.
+//
+// - Claims: `claim` leases batches (one message, one domain, its due recipients) to `owner` (one
+//   id per process) for leaseMs = 2 × the transaction deadline, so a crashed process's batches come
+//   back after the lease. A batch is started only while its lease has at least one deadline left;
+//   otherwise it is handed back (deferred, due now) untried.
+// - Concurrency: at most `concurrency` transactions in total and `perDomain` per destination
+//   domain; claimed batches wait in a per-domain backlog (bounded by the free total), and domains
+//   at their limit are skipped by the next claim. Sessions are reused for the next batch to the
+//   same domain (connection reuse), and closed after IDLE_MS idle or REUSE_MAX transactions.
+// - A destination that failed to connect or resolve is paused for DEAD_MS (at most retryBase): its
+//   batches already claimed fail the same way at once instead of each waiting out the timeouts, and
+//   no more are claimed for it until the pause ends (a dead destination costs one connection
+//   attempt per pause, not one per message).
+// - Wake-ups: at once on notify() (a message was enqueued in this process), when a transaction
+//   ends, and otherwise at the next due time (store stats nextDueAt), at least every MAX_SLEEP_MS
+//   (other nodes, expired leases).
+// - Outcomes per recipient (src/queue/policy.ts): sent, deferred (backoff), failed (5xx), expired.
+//   DSNs (src/queue/bounce.ts) are handed over BEFORE the settle that may remove the message: a
+//   crash in between can duplicate a bounce but never lose it. If handing a DSN over fails, the
+//   recipients it reports stay queued (deferred) so the bounce is made again next time.
+// - Logs: `queue.attempt id=… rcpt=… domain=… result=… reply=…` per recipient and attempt, and
+//   `queue.stats messages=… recipients=… oldest_s=…` every statsIntervalMs.
+// - Shutdown (stop): nothing new starts; transactions in flight get `graceMs` to finish and
+//   settle; the rest are abandoned (connection destroyed, no settle: their lease runs out and they
+//   are retried — in SMTP's lost-250 window that may duplicate a message, never lose one); batches
+//   still waiting in the backlog are handed back untried.
+
+import { randomBytes } from 'node:crypto';
+import { hostname as osHostname } from 'node:os';
+import type { Readable } from 'node:stream';
+import type { Logger } from '../obs/log.ts';
+import type { QueueBatch, QueueStore, RecipientOutcome } from '../store/queue.ts';
+import { decide, statusOf, verdictOf, type RetryPolicy } from './policy.ts';
+import { DestinationError, resolveDestination, type DnsResolver, type MxHost } from './mx.ts';
+import { SmtpSession, TransportError, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
+import { sendDsn, type BounceItem } from './bounce.ts';
+
+const IDLE_MS = 5000;
+const REUSE_MAX = 100;
+const DEAD_MS = 30_000;
+const MAX_SLEEP_MS = 30_000;
+const MIN_SLEEP_MS = 200;
+
+export interface EngineOptions {
+  queue: QueueStore;
+  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
+  streamBlob(blobId: string): Readable;
+  deliverDsn(dsn: Buffer, to: string): Promise<void>;
+  log: Logger;
+  hostname: string;
+  policy: RetryPolicy;
+  concurrency: number;
+  perDomain: number;
+  /** Transaction deadline, ms (leases are twice this). */
+  timeoutMs: number;
+  transport: Omit<TransportOptions, 'deadlineMs'>;
+  relay: RelayConfig | null;
+  resolver: DnsResolver;
+  isSelf(hostOrIp: string): boolean;
+  statsIntervalMs?: number;
+  /** How long stop() lets transactions in flight finish, ms. */
+  graceMs?: number;
+  owner?: string;
+  now?: () => number;
+}
+
+interface Pool { idle: SmtpSession[]; running: number; backlog: QueueBatch[]; dead: { until: number; error: TransportError | DestinationError } | null }
+
+export class QueueEngine {
+  readonly owner: string;
+  readonly #o: EngineOptions;
+  readonly #now: () => number;
+  readonly #pools = new Map<string, Pool>();
+  readonly #inflight = new Set<Promise<void>>();
+  readonly #active = new Set<SmtpSession>();
+  #running = 0;
+  #waiting = 0;
+  #pumping = false;
+  #again = false;
+  #timer: NodeJS.Timeout | null = null;
+  #stats: NodeJS.Timeout | null = null;
+  #started = false;
+  #stopping = false;
+  #abandoned = false;
+
+  constructor(o: EngineOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+    this.owner = o.owner ?? `${osHostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  }
+
+  get leaseMs(): number {
+    return 2 * this.#o.timeoutMs;
+  }
+
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    const every = this.#o.statsIntervalMs ?? 60_000;
+    if (every > 0) {
+      this.#stats = setInterval(() => void this.#logStats(), every);
+      this.#stats.unref();
+    }
+    this.notify();
+  }
+
+  /** Something was enqueued (or made due): look now. */
+  notify(): void {
+    if (!this.#started || this.#stopping) return;
+    void this.#pump();
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#stats) clearInterval(this.#stats);
+    const give = [...this.#pools.values()].flatMap((p) => p.backlog.splice(0));
+    this.#waiting = 0;
+    await this.#handBack(give);
+    const all = Promise.allSettled([...this.#inflight]);
+    let t: NodeJS.Timeout | undefined;
+    const done = await Promise.race([all.then(() => true), new Promise<boolean>((r) => (t = setTimeout(() => r(false), this.#o.graceMs ?? 5000)))]);
+    clearTimeout(t);
+    if (!done) {
+      this.#abandoned = true;
+      this.#o.log.info('queue.abandoned', { transactions: this.#running });
+      for (const s of this.#active) s.destroy();
+      await all;
+    }
+    for (const p of this.#pools.values()) for (const s of p.idle.splice(0)) s.close();
+  }
+
+  #pool(domain: string): Pool {
+    let p = this.#pools.get(domain);
+    if (!p) this.#pools.set(domain, (p = { idle: [], running: 0, backlog: [], dead: null }));
+    return p;
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    let sleep = MAX_SLEEP_MS;
+    try {
+      do {
+        this.#again = false;
+        const free = this.#o.concurrency - this.#running - this.#waiting;
+        if (free <= 0 || this.#stopping) break;
+        const now = this.#now();
+        // Busy destinations, and dead ones (nothing is claimed for them until the pause is over).
+        const relay = this.#o.relay ? this.#pool('[relay]') : null;
+        if (relay && this.#blocked(relay, now)) {
+          // The smarthost is every destination: nothing to claim until it has room or its pause ends.
+          if (relay.dead && relay.dead.until > now) sleep = Math.max(MIN_SLEEP_MS, relay.dead.until - now);
+          break;
+        }
+        const skipDomains = this.#skip(now);
+        const batches = await this.#o.queue.claim({ now, owner: this.owner, leaseMs: this.leaseMs, limit: free, skipDomains });
+        for (const b of batches) {
+          this.#pool(this.#key(b.domain)).backlog.push(b);
+          this.#waiting++;
+        }
+        for (const key of new Set(batches.map((b) => this.#key(b.domain)))) this.#drain(key);
+        if (batches.length >= free) this.#again = true;
+        else if (!this.#again) sleep = await this.#sleepFor();
+      } while (this.#again && !this.#stopping);
+    } catch (err) {
+      this.#o.log.error('queue.claim-error', { error: err instanceof Error ? err : String(err) });
+      sleep = 5000;
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#stopping) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => void this.#pump(), sleep);
+    this.#timer.unref();
+  }
+
+  /** A pool that takes no new batch now: at its limit, or its destination paused as dead. */
+  #blocked(p: Pool, now: number): boolean {
+    return p.running + p.backlog.length >= this.#o.perDomain || (p.dead !== null && p.dead.until > now);
+  }
+
+  #skip(now: number): string[] {
+    return [...this.#pools].filter(([, p]) => this.#blocked(p, now)).map(([d]) => d);
+  }
+
+  /** Until the next due recipient (or the end of a dead destination's pause), within bounds. */
+  async #sleepFor(): Promise<number> {
+    const now = this.#now();
+    const st = await this.#o.queue.stats(now);
+    let due = st.nextDueAt ?? now + MAX_SLEEP_MS;
+    if (due <= now) {
+      // Due work we skipped (dead or busy destinations): look again when a pause ends.
+      const ends = [...this.#pools.values()].map((p) => p.dead?.until ?? 0).filter((t) => t > now);
+      due = ends.length ? Math.min(...ends) : now + MIN_SLEEP_MS;
+    }
+    return Math.min(MAX_SLEEP_MS, Math.max(MIN_SLEEP_MS, due - now));
+  }
+
+  /** With a smarthost every domain shares one pool (and its per-destination limit). */
+  #key(domain: string): string {
+    return this.#o.relay ? '[relay]' : domain;
+  }
+
+  /** Starts backlog batches of one pool while its and the total limits allow. */
+  #drain(key: string): void {
+    const p = this.#pool(key);
+    while (p.backlog.length && p.running < this.#o.perDomain && this.#running < this.#o.concurrency && !this.#stopping) {
+      const b = p.backlog.shift()!;
+      this.#waiting--;
+      p.running++;
+      this.#running++;
+      const run = this.#deliver(key, b)
+        .catch((err) => this.#o.log.error('queue.delivery-error', { id: b.message.id, domain: b.domain, error: err instanceof Error ? err : String(err) }))
+        .finally(() => {
+          p.running--;
+          this.#running--;
+          this.#inflight.delete(run);
+          if (!this.#stopping) {
+            this.#drain(key);
+            void this.#pump();
+          }
+        });
+      this.#inflight.add(run);
+    }
+  }
+
+  /** One batch: destination, transaction, outcomes, DSNs, settle. */
+  async #deliver(key: string, b: QueueBatch): Promise<void> {
+    const now = this.#now();
+    if (b.leaseUntil - now < this.#o.timeoutMs) return this.#handBack([b]);
+    const p = this.#pool(key);
+    let replies: RecipientReply[];
+    let host: string | null = null;
+    try {
+      if (p.dead && p.dead.until > now) throw p.dead.error;
+      const s = await this.#session(key, b.domain, p);
+      host = s.mxHostname;
+      this.#active.add(s);
+      try {
+        replies = await s.send(this.#outgoing(b), this.#o.timeoutMs);
+      } finally {
+        this.#active.delete(s);
+      }
+      this.#release(p, s);
+    } catch (err) {
+      const e = err instanceof DestinationError || err instanceof TransportError ? err : new TransportError(0, `451 4.4.2 ${(err as Error).message}`);
+      const code = e instanceof DestinationError ? (e.temporary ? 451 : 550) : e.code;
+      replies = b.recipients.map((r) => ({ id: r.id, code, reply: e.reply }));
+    }
+    if (this.#abandoned) return; // shutdown cut it: the lease runs out, nothing half-settled
+    await this.#settle(b, replies, host);
+  }
+
+  /** An idle session to this destination, or a new one (MX resolution + connect). */
+  async #session(key: string, domain: string, p: Pool): Promise<SmtpSession> {
+    while (p.idle.length) {
+      const s = p.idle.pop()!;
+      if (s.usable && (await s.reset())) return s;
+      s.close();
+    }
+    const t: TransportOptions = { ...this.#o.transport, deadlineMs: this.#o.timeoutMs };
+    try {
+      if (this.#o.relay) return await SmtpSession.toRelay(this.#o.relay, t);
+      const hosts: MxHost[] = await resolveDestination(domain, { resolver: this.#o.resolver, isSelf: this.#o.isSelf });
+      return await SmtpSession.toMx(domain, hosts, t);
+    } catch (err) {
+      // Permanent DNS answers are per domain and final; remember connection trouble briefly.
+      if (err instanceof TransportError || (err instanceof DestinationError && err.temporary)) p.dead = { until: this.#now() + Math.min(DEAD_MS, this.#o.policy.retryBase), error: err };
+      throw err;
+    }
+  }
+
+  #release(p: Pool, s: SmtpSession): void {
+    p.dead = null;
+    if (this.#stopping || !s.usable || s.sent >= REUSE_MAX) return s.close();
+    p.idle.push(s);
+    setTimeout(() => {
+      const i = p.idle.indexOf(s);
+      if (i >= 0) {
+        p.idle.splice(i, 1);
+        s.close();
+      }
+    }, IDLE_MS).unref();
+  }
+
+  #outgoing(b: QueueBatch) {
+    const m = b.message;
+    return {
+      mailFrom: m.mailFrom,
+      recipients: b.recipients.map((r) => ({ id: r.id, address: r.address, notify: r.notify, orcpt: r.orcpt })),
+      size: m.blob.size,
+      envid: m.envid,
+      ret: m.ret,
+      body: () => this.#o.streamBlob(m.blob.id),
+    };
+  }
+
+  /** Outcomes per recipient; DSNs first (see the header); then one settle. */
+  async #settle(b: QueueBatch, replies: RecipientReply[], host: string | null): Promise<void> {
+    const now = this.#now();
+    const m = b.message;
+    const outcomes: RecipientOutcome[] = [];
+    const failed: BounceItem[] = [];
+    const delayed: BounceItem[] = [];
+    for (const r of b.recipients) {
+      const rep = replies.find((x) => x.id === r.id) ?? { id: r.id, code: 0, reply: '451 4.4.2 no reply for this recipient' };
+      const d = decide(verdictOf(rep.code), r, m, now, this.#o.policy);
+      const status = d.kind === 'expired' ? '4.4.7' : statusOf(rep.reply, rep.code || 451);
+      const item: BounceItem = { recipient: { ...r, lastAttemptAt: now }, action: 'failed', status, reply: rep.reply, remoteMta: host };
+      if (d.kind === 'sent') outcomes.push({ recipientId: r.id, kind: 'sent', reply: rep.reply });
+      else if (d.kind === 'failed' || d.kind === 'expired') {
+        outcomes.push({ recipientId: r.id, kind: d.kind, reply: rep.reply });
+        failed.push(item);
+      } else {
+        outcomes.push({ recipientId: r.id, kind: 'deferred', reply: rep.reply, nextAttemptAt: d.nextAttemptAt, ...(d.warn ? { delayWarned: true } : {}) });
+        if (d.warn) delayed.push({ ...item, action: 'delayed' });
+      }
+      this.#o.log.info('queue.attempt', { id: m.id, rcpt: r.address, domain: b.domain, result: d.kind, attempt: r.attempts, host: host ?? undefined, reply: rep.reply });
+    }
+    await this.#bounce(b, failed, outcomes, now, 'failed');
+    await this.#bounce(b, delayed, outcomes, now, 'delayed');
+    await this.#o.queue.settle(this.owner, outcomes, now);
+  }
+
+  /** Hands one DSN over; on failure the reported recipients stay queued (retried, bounced again). */
+  async #bounce(b: QueueBatch, items: BounceItem[], outcomes: RecipientOutcome[], now: number, kind: 'failed' | 'delayed'): Promise<void> {
+    if (items.length === 0) return;
+    const deps = { hostname: this.#o.hostname, readBlob: this.#o.readBlob, deliverDsn: this.#o.deliverDsn, now: this.#now };
+    try {
+      const sent = await sendDsn(b.message, items, deps, kind === 'delayed' ? b.message.expiresAt : null);
+      if (sent) this.#o.log.info('queue.dsn', { id: b.message.id, kind, to: b.message.mailFrom, rcpts: items.map((i) => i.recipient.address) });
+    } catch (err) {
+      this.#o.log.error('queue.dsn-error', { id: b.message.id, kind, error: err instanceof Error ? err : String(err) });
+      for (const it of items) {
+        const i = outcomes.findIndex((o) => o.recipientId === it.recipient.id);
+        const o = outcomes[i]!;
+        // The bounce could not be made: keep the recipient queued so it is made next time.
+        if (kind === 'failed') outcomes[i] = { recipientId: o.recipientId, kind: 'deferred', reply: o.reply, nextAttemptAt: now + this.#o.policy.retryBase };
+        else if (o.kind === 'deferred') delete o.delayWarned;
+      }
+    }
+  }
+
+  /** Batches claimed but not started: back to the queue untried, due as they were. */
+  async #handBack(batches: QueueBatch[]): Promise<void> {
+    const outcomes: RecipientOutcome[] = batches.flatMap((b) =>
+      b.recipients.map((r) => ({ recipientId: r.id, kind: 'deferred' as const, reply: r.lastReply ?? 'not attempted yet', nextAttemptAt: r.nextAttemptAt })),
+    );
+    if (outcomes.length === 0) return;
+    try {
+      await this.#o.queue.settle(this.owner, outcomes, this.#now());
+    } catch (err) {
+      this.#o.log.warn('queue.hand-back-failed', { recipients: outcomes.length, error: err instanceof Error ? err : String(err) });
+    }
+  }
+
+  async #logStats(): Promise<void> {
+    try {
+      const now = this.#now();
+      const s = await this.#o.queue.stats(now);
+      const oldest = s.oldestCreatedAt === null ? 0 : Math.round((now - s.oldestCreatedAt) / 1000);
+      this.#o.log.info('queue.stats', { messages: s.messages, recipients: s.recipients, oldest_s: oldest, running: this.#running });
+    } catch (err) {
+      this.#o.log.warn('queue.stats-error', { error: err instanceof Error ? err : String(err) });
+    }
+  }
+}

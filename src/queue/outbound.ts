@@ -1,0 +1,165 @@
+// Outbound: what the SMTP sessions hand outside mail to (the OutboundPort of
+// src/smtp/outbound-port.ts, OUTBOUND-SPEC.md), and where the engine's DSNs go.
+//
+// send(): DKIM signature (see signHook) → the signed message staged as its own blob → one durable
+// store.queue.enqueue → the engine is told at once. Resolves after the commit, so the caller's 250
+// follows a durable queue entry (RFC 5321 §6.1).
+// deliverDsn(): a DSN to an address hosted here goes straight into INBOX of every account that
+// address resolves to (alias, plus-address, catch-all: the same resolution as SMTP RCPT), with
+// `Return-Path: <>`; to anyone else it is queued with the null reverse-path (never bounced again).
+
+import type { Logger } from '../obs/log.ts';
+import type { Store, BlobRef, StagedBlob, NewMessage } from '../store/store.ts';
+import type { QueueRecipientInput } from '../store/queue.ts';
+import { Resolver } from '../smtp/resolve.ts';
+import { createMetaSink } from '../smtp/meta.ts';
+import { formatReturnPath } from '../protocol/smtp/trace.ts';
+import type { OutboundPort } from '../smtp/outbound-port.ts';
+import { expiresAt, type RetryPolicy } from './policy.ts';
+
+export interface SendRequest {
+  blob: BlobRef;
+  mailFrom: string;
+  recipients: QueueRecipientInput[];
+  accountId: number | null;
+  origin: 'submission' | 'forward';
+  envid?: string | null;
+  ret?: 'FULL' | 'HDRS' | null;
+}
+
+/**
+ * DKIM: returns the DKIM-Signature header field(s) to prepend to this message, or null (no key for
+ * the From: domain). src/queue/wiring.ts makes it from src/mailauth/dkim.ts and store.dkimKeys.
+ */
+export type SignHook = (message: Buffer, o: { mailFrom: string }) => Promise<string | null>;
+
+export interface OutboundOptions {
+  store: Store;
+  log: Logger;
+  hostname: string;
+  postmaster?: string | null;
+  policy: RetryPolicy;
+  maxMessageSize: number;
+  sign?: SignHook | null;
+}
+
+/**
+ * RFC 5321 §4.4: Return-Path is added at final delivery; a message being relayed SHOULD NOT carry
+ * one. The SMTP layer stores one on top of every message; it comes off before the message leaves.
+ */
+export function stripReturnPath(m: Buffer): Buffer {
+  if (m.subarray(0, 12).toString('latin1').toLowerCase() !== 'return-path:') return m;
+  let i = 0;
+  // The field and its folded continuation lines (a line starting with SP/HTAB continues it).
+  for (;;) {
+    const nl = m.indexOf(0x0a, i);
+    if (nl < 0) return m;
+    i = nl + 1;
+    if (m[i] !== 0x20 && m[i] !== 0x09) return m.subarray(i);
+  }
+}
+
+export class Outbound implements OutboundPort {
+  readonly #o: OutboundOptions;
+  readonly #resolver: Resolver;
+  #notify: () => void = () => {};
+
+  constructor(o: OutboundOptions) {
+    this.#o = o;
+    this.#resolver = new Resolver(o.store, { hostname: o.hostname, postmaster: o.postmaster ?? null });
+  }
+
+  /** The engine to wake after each enqueue. */
+  attach(notify: () => void): void {
+    this.#notify = notify;
+  }
+
+  async send(o: SendRequest): Promise<{ queueId: string }> {
+    const { store } = this.#o;
+    let blob: BlobRef = o.blob;
+    let staged: StagedBlob | null = null;
+    try {
+      const original = await store.readBlob(o.blob.id);
+      const message = stripReturnPath(original);
+      const header = this.#o.sign ? await this.#o.sign(message, { mailFrom: o.mailFrom }) : null;
+      if (header || message.length !== original.length) {
+        // The signature goes on top (RFC 6376 §5.6); the rest stays byte for byte as signed.
+        const bytes = header ? Buffer.concat([Buffer.from(header, 'utf8'), message]) : message;
+        staged = await store.stageBlob(bytes, { maxBytes: bytes.length });
+        blob = staged;
+      }
+      const now = Date.now();
+      const m = await store.queue.enqueue({
+        blob: { id: blob.id, size: blob.size },
+        mailFrom: o.mailFrom,
+        envid: o.envid ?? null,
+        ret: o.ret ?? null,
+        accountId: o.accountId,
+        origin: o.origin,
+        recipients: o.recipients,
+        now,
+        expiresAt: expiresAt(now, this.#o.policy),
+      });
+      this.#o.log.info('queue.enqueued', { id: m.id, from: o.mailFrom || '<>', rcpts: o.recipients.length, size: blob.size, origin: o.origin, signed: !!header });
+      this.#notify();
+      return { queueId: m.id };
+    } finally {
+      staged?.release();
+    }
+  }
+
+  async deliverDsn(dsn: Buffer, to: string): Promise<void> {
+    if (to === '') throw new Error('deliverDsn: never to the null reverse-path');
+    const res = await this.#resolver.resolve(to);
+    if (res.kind === 'not-hosted') return this.#queueDsn(dsn, [to]);
+    if (res.kind === 'unknown') {
+      this.#o.log.warn('queue.dsn-dropped', { to, reason: 'no such local address' });
+      return;
+    }
+    const { store } = this.#o;
+    const body = Buffer.concat([Buffer.from(formatReturnPath(''), 'utf8'), dsn]);
+    const targets: NewMessage[] = [];
+    const seen = new Set<number>();
+    for (const t of res.targets) {
+      if (seen.has(t.account.id)) continue;
+      seen.add(t.account.id);
+      const inbox = await store.getMailbox(t.account.id, 'INBOX');
+      if (inbox) targets.push({ mailboxId: inbox.id });
+    }
+    if (targets.length) {
+      const meta = createMetaSink();
+      meta.write(body);
+      const blob = await store.stageBlob(body, { maxBytes: body.length });
+      try {
+        const results = await store.deliver(blob, meta.end(), targets, { origin: 'queue' });
+        const failed = results.filter((r) => !r.ok).length;
+        // A DSN is small; a mailbox too full even for it keeps its owner from ever hearing: log it.
+        if (failed) this.#o.log.warn('queue.dsn-not-stored', { to, failed, reason: 'mailbox full' });
+      } finally {
+        blob.release();
+      }
+    }
+    if (res.external.length) await this.#queueDsn(dsn, res.external);
+  }
+
+  async #queueDsn(dsn: Buffer, to: string[]): Promise<void> {
+    const { store } = this.#o;
+    const blob = await store.stageBlob(dsn, { maxBytes: dsn.length });
+    try {
+      const now = Date.now();
+      const m = await store.queue.enqueue({
+        blob: { id: blob.id, size: blob.size },
+        mailFrom: '',
+        accountId: null,
+        origin: 'dsn',
+        recipients: to.map((address) => ({ address })),
+        now,
+        expiresAt: expiresAt(now, this.#o.policy),
+      });
+      this.#o.log.info('queue.enqueued', { id: m.id, from: '<>', rcpts: to.length, size: blob.size, origin: 'dsn' });
+      this.#notify();
+    } finally {
+      blob.release();
+    }
+  }
+}

@@ -1,0 +1,113 @@
+// Builds the outbound side from the Config for src/main.ts: the Outbound (what SMTP sessions hand
+// outside mail to) and the QueueEngine that delivers it, sharing one resolver and one policy.
+//
+// "Ourselves" for MX loop detection (RFC 5321 §5.1): our hostname, and an address we listen on
+// when the destination port is the port our MX listens on (tests run peers on other ports of
+// 127.0.0.1, which are not us).
+
+import { networkInterfaces } from 'node:os';
+import { DEFAULT_OUTBOUND, type Config } from '../config/config.ts';
+import type { Logger } from '../obs/log.ts';
+import type { Store } from '../store/store.ts';
+import { QueueEngine } from './engine.ts';
+import { createDnsResolver, type DnsResolver } from './mx.ts';
+import { Outbound, type SignHook } from './outbound.ts';
+import type { RetryPolicy } from './policy.ts';
+import { MtaStsCache, parseRelayUrl } from './transport.ts';
+import { authorDomain, signMessage } from '../mailauth/dkim.ts';
+
+export interface OutboundSide {
+  port: Outbound;
+  engine: QueueEngine;
+  /** Starts the engine; `mxPort` = the port our MX listener got. */
+  start(mxPort: number): void;
+  stop(): Promise<void>;
+}
+
+/** node:dns answers in the shapes mx-connect / mailauth expect for MTA-STS lookups. */
+function recordsVia(r: DnsResolver & { resolveTxt?(n: string): Promise<string[][]> }) {
+  return async (name: string, type: string): Promise<unknown[]> => {
+    if (type === 'A') return r.resolve4(name);
+    if (type === 'AAAA') return r.resolve6(name);
+    if (type === 'MX') return r.resolveMx(name);
+    if (type === 'TXT' && r.resolveTxt) return r.resolveTxt(name);
+    return [];
+  };
+}
+
+export function createOutbound(o: { store: Store; config: Config; log: Logger; sign?: SignHook | null; resolver?: DnsResolver }): OutboundSide {
+  const { store, config, log } = o;
+  const c = config.outbound ?? DEFAULT_OUTBOUND;
+  const policy: RetryPolicy = { retryBase: c.retryBase, retryMax: c.retryMax, expiry: c.expiry, delayWarning: c.delayWarning };
+  const resolver = o.resolver ?? createDnsResolver(config.dnsServers ?? []);
+  const relay = c.relayHost ? parseRelayUrl(c.relayHost, c.relayCa) : null;
+  // DKIM (src/mailauth/dkim.ts): every active key of the From: domain signs; no keys, no signature.
+  const sign: SignHook = async (message) => {
+    const domain = authorDomain(message);
+    if (!domain) return null;
+    const r = await signMessage(store.dkimKeys, message, domain);
+    if (r.errors.length) log.warn('queue.dkim-error', { domain, errors: r.errors.join('; ') });
+    return r.headers || null;
+  };
+  const outbound = new Outbound({
+    store,
+    log,
+    hostname: config.hostname,
+    postmaster: config.postmaster ?? null,
+    policy,
+    maxMessageSize: config.limits.maxMessageSize,
+    sign: o.sign === undefined ? sign : o.sign,
+  });
+  let mxPort = -1;
+  const ownName = config.hostname.toLowerCase();
+  const own = ownAddresses(config.host);
+  const engine = new QueueEngine({
+    queue: store.queue,
+    readBlob: (id, start, end) => store.readBlob(id, start, end),
+    streamBlob: (id) => store.streamBlob(id),
+    deliverDsn: (dsn, to) => outbound.deliverDsn(dsn, to),
+    log,
+    hostname: config.hostname,
+    policy,
+    concurrency: c.concurrency,
+    perDomain: c.perDomainConcurrency,
+    timeoutMs: c.timeout,
+    transport: {
+      hostname: config.hostname,
+      port: c.port,
+      connectTimeoutMs: Math.min(60_000, c.timeout / 2),
+      replyTimeoutMs: Math.min(5 * 60_000, c.timeout),
+      resolveRecords: recordsVia(resolver),
+      mtaStsCache: new MtaStsCache(),
+    },
+    relay,
+    resolver,
+    isSelf: (h) => h.toLowerCase() === ownName || (c.port === mxPort && own.has(h.toLowerCase())),
+    statsIntervalMs: c.statsInterval,
+    graceMs: config.limits.shutdownGrace,
+  });
+  outbound.attach(() => engine.notify());
+  return {
+    port: outbound,
+    engine,
+    start(p) {
+      mxPort = p;
+      engine.start();
+      log.info('queue.started', { owner: engine.owner, relay: relay ? `${relay.host}:${relay.port}` : undefined, port: relay ? undefined : c.port, concurrency: c.concurrency });
+    },
+    stop: () => engine.stop(),
+  };
+}
+
+/** The addresses our listeners answer on: the bind address, or every interface's for 0.0.0.0 / ::. */
+function ownAddresses(host: string): Set<string> {
+  const out = new Set<string>();
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') {
+    out.add(host.toLowerCase());
+    return out;
+  }
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address.toLowerCase());
+  out.add('127.0.0.1');
+  out.add('::1');
+  return out;
+}

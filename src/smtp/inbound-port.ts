@@ -1,0 +1,23 @@
+// The MX's inbound authentication check (SPF, DKIM, DMARC; RFC 7208, 6376, 7489): the contract of
+// src/mailauth/inbound.ts `checkInbound` (OUTBOUND-SPEC.md), set on ServerDeps by main.ts when
+// config.mailAuth is on. The SMTP layer only applies the verdict (src/smtp/receive.ts, deliver.ts).
+
+export interface InboundVerdict {
+  action: 'deliver' | 'junk' | 'reject';
+  /** For reject: e.g. "5.7.1 DMARC policy of example.org says reject" (code 550). */
+  reply: string | null;
+  /** "Authentication-Results: <our hostname>; …\r\n" (RFC 8601). */
+  header: string;
+  /** Byte ranges [start, end) of existing Authentication-Results fields claiming our hostname. */
+  strip: Array<[number, number]>;
+}
+
+export type InboundChecker = (o: {
+  message: Buffer;
+  ip: string;
+  helo: string;
+  mailFrom: string;
+  hostname: string;
+  isHosted(domain: string): Promise<boolean>;
+  dnsServers?: string[];
+}) => Promise<InboundVerdict>;

@@ -1,0 +1,160 @@
+// DATA: the client's bytes (after dot-unstuffing, RFC 5321 §4.5.2) go, behind our Return-Path and
+// Received fields, at the same time to store.stageBlob and to the streaming MIME parser — or, when
+// the message must be inspected whole first (the MX's SPF/DKIM/DMARC check), into memory, bounded
+// by the message size limit, and are staged afterwards (stageMessage).
+//
+// The client's DATA is always read to its end (so the protocol stays in step), whatever happens to
+// the staging; a body past the limit is discarded, never stored (RFC 1870 §6.3: 552 after the data).
+
+import { PassThrough } from 'node:stream';
+import { setImmediate as turn } from 'node:timers/promises';
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import type { StagedBlob, Store } from '../store/store.ts';
+import type { MessageMeta } from '../protocol/mime/types.ts';
+import { ReceivedCounter } from '../protocol/smtp/trace.ts';
+import type { Logger } from '../obs/log.ts';
+import { createMetaSink } from './meta.ts';
+import { connections, DataAborted, SmtpError } from './connection.ts';
+
+export type ReceivedData =
+  | { kind: 'staged'; blob: StagedBlob; meta: MessageMeta; hops: number }
+  | { kind: 'buffered'; raw: Buffer; hops: number };
+
+export interface ReceiveOptions {
+  store: Store;
+  log: Logger;
+  session: SMTPServerSession;
+  /** limits.maxMessageSize (the client's bytes, without our prefix). */
+  max: number;
+  /** limits.smtpTimeout: the whole transfer gets twice this (RFC 5321 §4.5.3.2.6). */
+  timeout: number;
+  /** Return-Path and Received fields, CRLF. */
+  prefix: Buffer;
+  /** Keep the message in memory instead of staging it (the prefix is not included then). */
+  buffer: boolean;
+}
+
+/** Reads the DATA stream; throws SmtpError 552 past the size limit, DataAborted if the client went away. */
+export async function receiveData(stream: SMTPServerDataStream, o: ReceiveOptions): Promise<ReceivedData> {
+  const { session, max } = o;
+  const counter = new ReceivedCounter();
+  const meta = o.buffer ? null : createMetaSink();
+  const chunks: Buffer[] = [];
+  const out = o.buffer ? null : new PassThrough({ highWaterMark: 256 * 1024 });
+  let received = 0;
+  let oversize = false;
+  let failed = false;
+
+  let staging: Promise<StagedBlob> | null = null;
+  if (out && meta) {
+    // The store starts reading `out` only after an await (its temporary file): a DATA cut off
+    // before then destroys `out` with an error nobody listened to yet, which ended the process.
+    // The staging still sees that error (a destroyed stream's iterator throws it).
+    out.on('error', () => {});
+    meta.write(o.prefix);
+    out.write(o.prefix);
+    staging = o.store.stageBlob(out, { maxBytes: max + o.prefix.length });
+    staging.catch(() => {
+      failed = true;
+      stream.resume();
+    });
+    out.on('close', () => stream.resume());
+  }
+
+  const deadline = setTimeout(() => {
+    o.log.info('smtp.data-timeout', { session: session.id, received });
+    const conn = connections.get(session);
+    conn?.send(421, '4.4.2 Message transfer took too long; closing connection');
+    conn?._socket.destroy();
+  }, 2 * o.timeout);
+  deadline.unref();
+
+  const ended = new Promise<void>((resolve, reject) => {
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (oversize || failed) return;
+      if (received > max) {
+        oversize = true;
+        out?.destroy();
+        chunks.length = 0;
+        return;
+      }
+      counter.write(chunk);
+      if (!out) {
+        chunks.push(chunk);
+        return;
+      }
+      meta!.write(chunk);
+      if (!out.write(chunk)) {
+        stream.pause();
+        out.once('drain', () => stream.resume());
+      }
+    });
+    stream.once('end', () => {
+      if (!oversize && !failed) out?.end();
+      resolve();
+    });
+    // The data stream errs (or is destroyed without an error) only when the connection goes away
+    // before the final dot: never an 'end' then.
+    const aborted = () => {
+      out?.destroy(new Error('DATA aborted'));
+      reject(new DataAborted(received));
+    };
+    stream.once('error', aborted);
+    stream.once('close', () => {
+      if (!stream.readableEnded) aborted();
+    });
+  });
+
+  let blob: StagedBlob | null = null;
+  let handed = false;
+  try {
+    await ended;
+    if (staging) blob = await staging.catch(() => null);
+    if (oversize) throw new SmtpError(552, `5.3.4 Message exceeds the fixed maximum message size of ${max} bytes`);
+    if (!out) return { kind: 'buffered', raw: Buffer.concat(chunks), hops: counter.count };
+    if (!blob) throw new SmtpError(451, '4.3.0 Local error in processing; try again later');
+    const staged = { kind: 'staged' as const, blob, meta: meta!.end(), hops: counter.count };
+    handed = true;
+    return staged;
+  } finally {
+    clearTimeout(deadline);
+    // Unpin a body that is not handed to the caller (also if staging finished after a failure).
+    if (!handed) {
+      if (blob) blob.release();
+      else staging?.then((b) => b.release(), () => {});
+    }
+  }
+}
+
+/** Slices the MIME parser is fed in, with an event-loop turn between (no long hold on big messages). */
+const META_SLICE = 256 * 1024;
+
+/** Stages a message held in memory (parts concatenated) and computes its MessageMeta. */
+export async function stageMessage(store: Store, parts: Buffer[], maxBytes: number): Promise<{ blob: StagedBlob; meta: MessageMeta }> {
+  const raw = Buffer.concat(parts);
+  const sink = createMetaSink();
+  for (let i = 0; i < raw.length; i += META_SLICE) {
+    sink.write(raw.subarray(i, i + META_SLICE));
+    if (i + META_SLICE < raw.length) await turn();
+  }
+  const meta = sink.end();
+  const blob = await store.stageBlob(raw, { maxBytes });
+  return { blob, meta };
+}
+
+/** The message without the byte ranges [start, end) (sorted or not, overlapping or not). */
+export function withoutRanges(raw: Buffer, ranges: Array<[number, number]>): Buffer[] {
+  const sorted = ranges
+    .map(([a, b]) => [Math.max(0, Math.min(a, raw.length)), Math.max(0, Math.min(b, raw.length))] as [number, number])
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const [a, b] of sorted) {
+    if (a > at) out.push(raw.subarray(at, a));
+    at = Math.max(at, b);
+  }
+  if (at < raw.length) out.push(raw.subarray(at));
+  return out;
+}

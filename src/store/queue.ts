@@ -1,0 +1,64 @@
+// The outbound queue (issue 13): messages waiting for delivery to other hosts, one row per
+// recipient. The store keeps the rows durable and hands out leases; the policy (when to retry,
+// when to give up, bounces) lives in src/queue/. Implementations: sqlite/queue.ts, postgres/queue.ts.
+//
+// Rules every implementation keeps (tested by test/store/queue.test.ts):
+// - enqueue takes a blob reference in the same transaction as the insert; the reference goes
+//   when the message leaves the queue, so orphan collection never removes a queued body.
+// - A recipient is leased to at most one owner at a time (claim is atomic; PostgreSQL uses
+//   FOR UPDATE SKIP LOCKED so several nodes never claim the same recipient).
+// - settle only applies to recipients still leased by that owner.
+// - Every mutation returns after its commit is durable.
+
+import type { BlobRef } from './store.ts';
+
+export type Notify = { never: true } | { never?: false; success: boolean; failure: boolean; delay: boolean };
+export interface QueueRecipientInput { address: string; orcpt?: string | null; notify?: Notify | null }
+export interface QueueMessageInput {
+  blob: BlobRef;                 // already durable (stageBlob); the queue takes its own reference (refcount) in the same transaction
+  mailFrom: string;              // '' = null reverse-path <> (DSNs): never bounced
+  envid?: string | null;         // RFC 3461 ENVID
+  ret?: 'FULL' | 'HDRS' | null;  // RFC 3461 RET
+  accountId?: number | null;     // submitting account (logs, limits), null for forwards/DSNs
+  origin: 'submission' | 'forward' | 'dsn';
+  recipients: QueueRecipientInput[];   // 1..n, address as given (domain = part after the last @, lower-cased)
+  now: number;                   // ms epoch; first attempt due at `now`
+  expiresAt: number;             // ms epoch (now + outbound.expiry)
+}
+export type RecipientState = 'queued' | 'sent' | 'failed' | 'expired';
+export interface QueueRecipient {
+  id: number; messageId: string; address: string; domain: string; orcpt: string | null; notify: Notify | null;
+  state: RecipientState; attempts: number; nextAttemptAt: number; lastAttemptAt: number | null;
+  lastReply: string | null; delayWarned: boolean;
+}
+export interface QueueMessage {
+  id: string;                    // random, URL-safe, ~16 chars; also used in logs and the CLI
+  blob: BlobRef; mailFrom: string; envid: string | null; ret: 'FULL' | 'HDRS' | null;
+  accountId: number | null; origin: 'submission' | 'forward' | 'dsn';
+  createdAt: number; expiresAt: number; recipients: QueueRecipient[];
+}
+/** Due recipients of one message for one destination domain, leased to `owner` until `leaseUntil`. */
+export interface QueueBatch { message: QueueMessage; domain: string; recipients: QueueRecipient[]; leaseUntil: number }
+export type RecipientOutcome =
+  | { recipientId: number; kind: 'sent'; reply: string }
+  | { recipientId: number; kind: 'failed' | 'expired'; reply: string }            // final: no more attempts
+  | { recipientId: number; kind: 'deferred'; reply: string; nextAttemptAt: number; delayWarned?: boolean };
+export interface QueueStore {
+  /** One transaction; returns after the commit is durable. */
+  enqueue(m: QueueMessageInput): Promise<QueueMessage>;
+  /** Leases due recipients (state 'queued', nextAttemptAt <= now, lease free or expired), grouped per
+   *  (message, domain), at most `limit` batches; attempts += 1 at claim. PostgreSQL: FOR UPDATE SKIP LOCKED
+   *  so two nodes never claim the same recipient. `domains` = skip batches for these (busy) destinations. */
+  claim(o: { now: number; owner: string; leaseMs: number; limit: number; skipDomains?: string[] }): Promise<QueueBatch[]>;
+  /** Applies outcomes for recipients leased by `owner` (others ignored; returns how many applied); frees the lease;
+   *  'sent'/'failed'/'expired' are final. A message whose recipients are all final is removed (with its blob
+   *  reference) — unless keepFinal is set in tests. One durable transaction. */
+  settle(owner: string, outcomes: RecipientOutcome[], now: number): Promise<number>;
+  get(id: string): Promise<QueueMessage | null>;
+  list(o?: { limit?: number; afterId?: string }): Promise<QueueMessage[]>;   // oldest first
+  /** Makes queued recipients of one message (or all) due now; returns recipients touched. */
+  retry(id: string | null, now: number): Promise<number>;
+  /** Deletes a message and its recipients (drops the blob reference); false if absent. */
+  remove(id: string): Promise<boolean>;
+  stats(now: number): Promise<{ messages: number; recipients: number; oldestCreatedAt: number | null; nextDueAt: number | null }>;
+}
