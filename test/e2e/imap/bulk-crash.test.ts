@@ -40,7 +40,7 @@ async function waitInDb(dataDir: string, pred: (db: Database.Database) => boolea
   }
 }
 
-test(`SIGKILL in the middle of UID MOVE of ${N} messages: each message in exactly one mailbox`, { timeout: 120_000 }, async () => {
+test(`SIGKILL in the middle of UID MOVE of ${N} messages: each message in exactly one mailbox`, { timeout: 600_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-bulkcrash-'));
   try {
     await fillSqlite(dataDir, ['big@example.com'], { address: 'big@example.com', mailbox: 'INBOX', count: N });
@@ -96,7 +96,7 @@ test(`SIGKILL in the middle of UID MOVE of ${N} messages: each message in exactl
   }
 });
 
-test(`SIGKILL in the middle of UID COPY of ${N} messages: the destination has none of them`, { timeout: 120_000 }, async () => {
+test(`SIGKILL in the middle of UID COPY of ${N} messages: the destination has none of them`, { timeout: 600_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-bulkcrash-'));
   try {
     await fillSqlite(dataDir, ['big@example.com'], { address: 'big@example.com', mailbox: 'INBOX', count: N });

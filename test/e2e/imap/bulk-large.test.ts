@@ -69,7 +69,7 @@ class Sampler {
   }
 }
 
-test(`bulk commands on ${N} messages do not stall another user`, { timeout: 240_000 }, async () => {
+test(`bulk commands on ${N} messages do not stall another user`, { timeout: 900_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-bulk-'));
   const t0 = performance.now();
   await fillSqlite(dataDir, ['big@example.com', 'other@example.com'], { address: 'big@example.com', mailbox: 'INBOX', count: N });
