@@ -348,14 +348,18 @@ export class QueueEngine {
     }
   }
 
-  /** Batches claimed but not started: back to the queue untried, due as they were. */
+  /**
+   * Batches claimed but not started: back to the queue untried and due now (for another node, or
+   * this one after a restart). Their claim still counted as an attempt.
+   */
   async #handBack(batches: QueueBatch[]): Promise<void> {
+    const now = this.#now();
     const outcomes: RecipientOutcome[] = batches.flatMap((b) =>
-      b.recipients.map((r) => ({ recipientId: r.id, kind: 'deferred' as const, reply: r.lastReply ?? 'not attempted yet', nextAttemptAt: r.nextAttemptAt })),
+      b.recipients.map((r) => ({ recipientId: r.id, kind: 'deferred' as const, reply: r.lastReply ?? 'not attempted yet', nextAttemptAt: now })),
     );
     if (outcomes.length === 0) return;
     try {
-      await this.#o.queue.settle(this.owner, outcomes, this.#now());
+      await this.#o.queue.settle(this.owner, outcomes, now);
     } catch (err) {
       this.#o.log.warn('queue.hand-back-failed', { recipients: outcomes.length, error: err instanceof Error ? err : String(err) });
     }
