@@ -78,6 +78,7 @@ export class QueueEngine {
   #running = 0;
   #waiting = 0;
   #pumping = false;
+  #pumpDone: Promise<void> = Promise.resolve();
   #again = false;
   #timer: NodeJS.Timeout | null = null;
   #stats: NodeJS.Timeout | null = null;
@@ -119,6 +120,9 @@ export class QueueEngine {
     if (this.#stats) clearInterval(this.#stats);
     const give = [...this.#pools.values()].flatMap((p) => p.backlog.splice(0));
     this.#waiting = 0;
+    await this.#pumpDone; // a claim under way finishes; its batches are handed back below
+    give.push(...[...this.#pools.values()].flatMap((p) => p.backlog.splice(0)));
+    this.#waiting = 0;
     await this.#handBack(give);
     const all = Promise.allSettled([...this.#inflight]);
     let t: NodeJS.Timeout | undefined;
@@ -139,12 +143,16 @@ export class QueueEngine {
     return p;
   }
 
-  async #pump(): Promise<void> {
+  #pump(): Promise<void> {
     if (this.#pumping) {
       this.#again = true;
-      return;
+      return this.#pumpDone;
     }
     this.#pumping = true;
+    return (this.#pumpDone = this.#claimLoop());
+  }
+
+  async #claimLoop(): Promise<void> {
     let sleep = MAX_SLEEP_MS;
     try {
       do {
