@@ -78,6 +78,7 @@ export class QueueEngine {
   #running = 0;
   #waiting = 0;
   #pumping = false;
+  #pumpDone: Promise<void> = Promise.resolve();
   #again = false;
   #timer: NodeJS.Timeout | null = null;
   #stats: NodeJS.Timeout | null = null;
@@ -119,6 +120,9 @@ export class QueueEngine {
     if (this.#stats) clearInterval(this.#stats);
     const give = [...this.#pools.values()].flatMap((p) => p.backlog.splice(0));
     this.#waiting = 0;
+    await this.#pumpDone; // a claim under way finishes; its batches are handed back below
+    give.push(...[...this.#pools.values()].flatMap((p) => p.backlog.splice(0)));
+    this.#waiting = 0;
     await this.#handBack(give);
     const all = Promise.allSettled([...this.#inflight]);
     let t: NodeJS.Timeout | undefined;
@@ -139,12 +143,16 @@ export class QueueEngine {
     return p;
   }
 
-  async #pump(): Promise<void> {
+  #pump(): Promise<void> {
     if (this.#pumping) {
       this.#again = true;
-      return;
+      return this.#pumpDone;
     }
     this.#pumping = true;
+    return (this.#pumpDone = this.#claimLoop());
+  }
+
+  async #claimLoop(): Promise<void> {
     let sleep = MAX_SLEEP_MS;
     try {
       do {
@@ -348,14 +356,18 @@ export class QueueEngine {
     }
   }
 
-  /** Batches claimed but not started: back to the queue untried, due as they were. */
+  /**
+   * Batches claimed but not started: back to the queue untried and due now (for another node, or
+   * this one after a restart). Their claim still counted as an attempt.
+   */
   async #handBack(batches: QueueBatch[]): Promise<void> {
+    const now = this.#now();
     const outcomes: RecipientOutcome[] = batches.flatMap((b) =>
-      b.recipients.map((r) => ({ recipientId: r.id, kind: 'deferred' as const, reply: r.lastReply ?? 'not attempted yet', nextAttemptAt: r.nextAttemptAt })),
+      b.recipients.map((r) => ({ recipientId: r.id, kind: 'deferred' as const, reply: r.lastReply ?? 'not attempted yet', nextAttemptAt: now })),
     );
     if (outcomes.length === 0) return;
     try {
-      await this.#o.queue.settle(this.owner, outcomes, this.#now());
+      await this.#o.queue.settle(this.owner, outcomes, now);
     } catch (err) {
       this.#o.log.warn('queue.hand-back-failed', { recipients: outcomes.length, error: err instanceof Error ? err : String(err) });
     }

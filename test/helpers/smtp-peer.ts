@@ -19,6 +19,8 @@ export interface PeerOptions {
   rcpt?: (address: string) => [number, string] | null;
   /** Reply for the message: null = 250, else [code, text]. */
   data?: (m: PeerMessage) => [number, string] | null;
+  /** Wait this long before answering DATA (a slow receiver). */
+  dataDelayMs?: number;
   /** smtp-server options (hideSTARTTLS, hideSMTPUTF8, size, authMethods, onAuth …). */
   server?: Partial<SMTPServerOptions>;
 }
@@ -69,10 +71,14 @@ export async function startPeer(o: PeerOptions = {}): Promise<Peer> {
           params: (env.mailFrom && (env.mailFrom as { args?: Record<string, unknown> }).args) || {},
         };
         if (session.hostNameAppearsAs) peer.helos.push(session.hostNameAppearsAs);
-        const r = o.data?.(m) ?? null;
-        if (r) return cb(new PeerError(r[0], r[1]));
-        peer.messages.push(m);
-        cb(null, 'OK queued');
+        const answer = () => {
+          const r = o.data?.(m) ?? null;
+          if (r) return cb(new PeerError(r[0], r[1]));
+          peer.messages.push(m);
+          cb(null, 'OK queued');
+        };
+        if (o.dataDelayMs) setTimeout(answer, o.dataDelayMs);
+        else answer();
       });
     },
   } as SMTPServerOptions);
