@@ -33,6 +33,8 @@ export interface FuzzOptions {
   clients: number;
   crashDir: string;
   log: (line: string) => void;
+  /** Stop after this many inputs per protocol (whichever comes first: time or count). */
+  maxInputs?: number;
 }
 
 export interface Violation {
@@ -188,7 +190,7 @@ async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOption
 
   let next = 0;
   const client = async (slot: number) => {
-    while (!fatal && Date.now() < end) {
+    while (!fatal && Date.now() < end && next < (opts.maxInputs ?? Infinity)) {
       const index = next++;
       const r = Prng.forInput(opts.seed, index);
       const input = replay ?? makeSessionInput(r, protocol, corpus, target.accounts[slot]!);
@@ -232,7 +234,7 @@ async function fuzzMime(opts: FuzzOptions, crashes: Crashes): Promise<Figures> {
   let worstPerByte = 0;
   let maxMs = 0;
   let lastReport = t0;
-  for (let index = 0; Date.now() < end; index++) {
+  for (let index = 0; Date.now() < end && index < (opts.maxInputs ?? Infinity); index++) {
     const input = makeMimeInput(Prng.forInput(opts.seed, index), messages);
     const v = checkMime(input);
     inputs++;
