@@ -1,56 +1,49 @@
 // IMAP conformance defects found by an independent suite (issue 14), one test per rule, each
-// against the real server with exact expected responses and the RFC section it checks.
-import { test, before, after } from 'node:test';
+// against the real server (both store backends) with exact expected responses and the RFC section
+// it checks.
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RawImap } from './raw-client.ts';
-import { startImapServer, type ImapTestServer } from './harness.ts';
+import { crlf, eachBackend, mailbox, ok } from './conformance-env.ts';
 
-let srv: ImapTestServer;
-const A = 'conf@example.com';
-const PW = 'pw-conf-1';
+eachBackend('IMAP conformance', ({ login }) => {
+  test('RFC 3501 §7.4.2 ENVELOPE: a comment in an empty group is no mailbox; the group is its start/end pair', async () => {
+    const c = await login();
+    try {
+      await mailbox(c, 'Envgroup', [crlf([
+        'From: a@b.example',
+        'To: undisclosed-recipients:(foo);',
+        'Cc: g: (c1), (c2) ;, x@y.example',
+        'Bcc: (only a comment)',
+        'Subject: t',
+        '',
+        'hi',
+      ])]);
+      const r = await c.cmd('FETCH 1 ENVELOPE');
+      assert.deepEqual(r.lines, [
+        '* 1 FETCH (ENVELOPE (NIL "t" ((NIL NIL "a" "b.example")) ((NIL NIL "a" "b.example")) ((NIL NIL "a" "b.example"))' +
+          ' ((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' +
+          ' ((NIL NIL "g" NIL)(NIL NIL NIL NIL)(NIL NIL "x" "y.example")) NIL NIL NIL))',
+      ]);
+    } finally {
+      c.close();
+    }
+  });
 
-before(async () => {
-  srv = await startImapServer();
-  await srv.addUser(A, PW);
-});
-after(async () => {
-  await srv?.done();
-});
-
-async function login(): Promise<RawImap> {
-  const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
-  await c.login(A, PW);
-  return c;
-}
-
-/** A fresh mailbox holding `messages`, selected. */
-async function mailbox(c: RawImap, name: string, messages: string[]): Promise<void> {
-  assert.match((await c.cmd(`CREATE ${name}`)).tagged, / OK /);
-  for (const m of messages) assert.match((await c.append(name, m)).tagged, / OK /);
-  assert.match((await c.cmd(`SELECT ${name}`)).tagged, / OK /);
-}
-
-const crlf = (lines: string[]): string => lines.join('\r\n') + '\r\n';
-
-test('RFC 3501 §7.4.2 ENVELOPE: a comment in an empty group is no mailbox; the group is its start/end pair', async () => {
-  const c = await login();
-  try {
-    await mailbox(c, 'Envgroup', [crlf([
-      'From: a@b.example',
-      'To: undisclosed-recipients:(foo);',
-      'Cc: g: (c1), (c2) ;, x@y.example',
-      'Bcc: (only a comment)',
-      'Subject: t',
-      '',
-      'hi',
-    ])]);
-    const r = await c.cmd('FETCH 1 ENVELOPE');
-    assert.deepEqual(r.lines, [
-      '* 1 FETCH (ENVELOPE (NIL "t" ((NIL NIL "a" "b.example")) ((NIL NIL "a" "b.example")) ((NIL NIL "a" "b.example"))' +
-        ' ((NIL NIL "undisclosed-recipients" NIL)(NIL NIL NIL NIL))' +
-        ' ((NIL NIL "g" NIL)(NIL NIL NIL NIL)(NIL NIL "x" "y.example")) NIL NIL NIL))',
-    ]);
-  } finally {
-    c.close();
-  }
+  test('RFC 6851 §3.1/§4.3 MOVE into the selected mailbox: new UIDs, COPYUID, the old ones expunged', async () => {
+    const c = await login();
+    try {
+      await mailbox(c, 'Selfmove', [crlf(['Subject: one', '', 'a']), crlf(['Subject: two', '', 'b'])]);
+      assert.match((await c.cmd('STORE 1 +FLAGS (\\Flagged)')).tagged, / OK /);
+      const uv = /UIDVALIDITY (\d+)/.exec((await c.cmd('STATUS Selfmove (UIDVALIDITY)')).lines[0]!)![1];
+      const r = await c.cmd('UID MOVE 1 Selfmove');
+      assert.deepEqual(r.lines, [`* OK [COPYUID ${uv} 1 3] Moved`, '* 1 EXPUNGE', '* 2 EXISTS']);
+      assert.match(r.tagged, /^t\d+ OK /);
+      const f = await c.cmd('FETCH 1:* (UID FLAGS)');
+      assert.deepEqual(f.lines, ['* 1 FETCH (UID 2 FLAGS ())', '* 2 FETCH (UID 3 FLAGS (\\Flagged))']);
+      const st = await c.cmd('STATUS Selfmove (MESSAGES UIDNEXT)');
+      assert.deepEqual(st.lines, ['* STATUS "Selfmove" (MESSAGES 2 UIDNEXT 4)']);
+    } finally {
+      c.close();
+    }
+  });
 });
