@@ -9,6 +9,9 @@
 import type { Change } from '../store/bus.ts';
 import { flagList } from '../protocol/imap/response.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
+import { SystemFlag } from '../store/store.ts';
+
+const ALL_SYSTEM = SystemFlag.Seen | SystemFlag.Answered | SystemFlag.Flagged | SystemFlag.Deleted | SystemFlag.Draft;
 
 export interface PendingFlags {
   modseq: number;
@@ -26,6 +29,10 @@ export class SelectedMailbox {
   maxUid: number;
   /** The mailbox was deleted or renamed away under the session. */
   gone = false;
+  /** Keywords announced in FLAGS (lower case → spelling), in the order they were announced. */
+  readonly #keywords = new Map<string, string>();
+  /** A keyword the client has not been told of appeared: a FLAGS update is owed. */
+  #newKeywords = false;
 
   readonly mailboxId: number;
   name: string;
@@ -51,6 +58,34 @@ export class SelectedMailbox {
 
   get exists(): number {
     return this.uids.length;
+  }
+
+  /**
+   * Notes keywords the client may be shown (a message's flags). True when one is new to it: then
+   * `* FLAGS` / `* OK [PERMANENTFLAGS]` must come before any FETCH that shows it (RFC 3501 §7.2.6).
+   */
+  noteKeywords(keywords: readonly string[]): boolean {
+    for (const k of keywords) {
+      const l = k.toLowerCase();
+      if (this.#keywords.has(l)) continue;
+      this.#keywords.set(l, k);
+      this.#newKeywords = true;
+    }
+    return this.#newKeywords;
+  }
+
+  /**
+   * The FLAGS and PERMANENTFLAGS responses for every keyword noted (RFC 3501 §7.2.6, §7.1):
+   * `always` for SELECT/EXAMINE, else only when a new keyword is owed ('' when none).
+   */
+  flagsResponses(always = false): string {
+    if (!always && !this.#newKeywords) return '';
+    this.#newKeywords = false;
+    const kw = [...this.#keywords.values()];
+    let out = `* FLAGS ${flagList(ALL_SYSTEM, kw)}\r\n`;
+    if (this.readOnly) return always ? out + '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n' : out;
+    out += `* OK [PERMANENTFLAGS ${flagList(ALL_SYSTEM, [...kw, '\\*'])}] Flags permitted\r\n`;
+    return out;
   }
 
   /** UIDs expunged while the initial listing was in flight. */
@@ -87,10 +122,12 @@ export class SelectedMailbox {
       switch (c.kind) {
         case 'message-added':
           this.added([c.uid]);
+          if (c.keywords.length) this.noteKeywords(c.keywords);
           if (c.modseq > this.highestModseq) this.highestModseq = c.modseq;
           break;
         case 'flags-changed':
           if (c.modseq > this.highestModseq) this.highestModseq = c.modseq;
+          if (c.keywords.length) this.noteKeywords(c.keywords);
           // The session's own STORE answers for itself (RFC 9051 §6.4.6 .SILENT).
           if (c.origin === ownOrigin) break;
           this.pendingFlags.set(c.uid, { modseq: c.modseq, systemFlags: c.systemFlags, keywords: c.keywords });
@@ -129,7 +166,7 @@ export class SelectedMailbox {
   }
 
   get hasPending(): boolean {
-    return this.pendingAdded.size > 0 || this.pendingExpunged.size > 0 || this.pendingFlags.size > 0;
+    return this.#newKeywords || this.pendingAdded.size > 0 || this.pendingExpunged.size > 0 || this.pendingFlags.size > 0;
   }
 
   /**
@@ -150,6 +187,9 @@ export class SelectedMailbox {
    * made; what arrives meanwhile waits for the next flush.
    */
   *flushParts(opts: FlushOptions): Generator<string> {
+    // RFC 3501 §7.2.6: a new keyword is announced before any FETCH that shows it.
+    const flags = this.flagsResponses();
+    if (flags) yield flags;
     if (opts.allowExpunge && this.pendingExpunged.size > 0) yield* this.#expungeParts(opts.qresync);
     if (this.pendingFlags.size > 0) {
       const entries = [...this.pendingFlags].sort((a, b) => a[0] - b[0]);

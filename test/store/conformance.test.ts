@@ -959,7 +959,7 @@ for (const backend of backends) {
         assert.deepEqual(rec.take(), [{ kind: 'mailbox-created', accountId: acc.id, mailboxId: lists.id, name: 'Lists', origin: 'session-1' }]);
 
         const m = await put(store, inbox, body(), { origin: 'session-1' });
-        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: m.uid, modseq: m.modseq, origin: 'session-1' }]);
+        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: m.uid, modseq: m.modseq, keywords: [], origin: 'session-1' }]);
 
         const fl = await store.storeFlags(inbox, [m.uid], 'add', { systemFlags: SystemFlag.Seen, keywords: ['K'] }, o);
         assert.deepEqual(rec.take(), [
@@ -971,7 +971,7 @@ for (const backend of backends) {
         const cp = await store.copyMessages(inbox, [m.uid], lists.id, o);
         const cpChanges = rec.take();
         assert.equal(cpChanges.length, 1);
-        assert.deepEqual({ ...cpChanges[0], modseq: 0 }, { kind: 'message-added', accountId: acc.id, mailboxId: lists.id, uid: cp.mapping[0]![1], modseq: 0, origin: 'session-1' });
+        assert.deepEqual({ ...cpChanges[0], modseq: 0 }, { kind: 'message-added', accountId: acc.id, mailboxId: lists.id, uid: cp.mapping[0]![1], modseq: 0, keywords: ['K'], origin: 'session-1' });
 
         const mv = await store.moveMessages(lists.id, [cp.mapping[0]![1]], boxes.Archive!.id, { origin: 'session-2' });
         const mvChanges = rec.take();
@@ -984,6 +984,7 @@ for (const backend of backends) {
         );
         const added = mvChanges[0]!;
         assert.equal(added.kind === 'message-added' && added.uid, mv.mapping[0]![1]);
+        assert.deepEqual(added.kind === 'message-added' && added.keywords, ['K'], 'message-added carries the keywords (RFC 3501 §7.2.6 FLAGS updates)');
         const exp = mvChanges[1]!;
         assert.ok(exp.kind === 'messages-expunged');
         assert.deepEqual(exp.uids, [cp.mapping[0]![1]]);
@@ -1010,8 +1011,8 @@ for (const backend of backends) {
         const d0 = dr[0]!;
         const d1 = dr[1]!;
         assert.ok(d0.ok && d1.ok);
-        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: d0.uid, modseq: d0.modseq, origin: 'smtp' }]);
-        assert.deepEqual(otherRec.take(), [{ kind: 'message-added', accountId: other.id, mailboxId: ob.INBOX!.id, uid: d1.uid, modseq: d1.modseq, origin: 'smtp' }]);
+        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: d0.uid, modseq: d0.modseq, keywords: [], origin: 'smtp' }]);
+        assert.deepEqual(otherRec.take(), [{ kind: 'message-added', accountId: other.id, mailboxId: ob.INBOX!.id, uid: d1.uid, modseq: d1.modseq, keywords: [], origin: 'smtp' }]);
 
         // Failed writes publish nothing.
         await assert.rejects(store.createMailbox(acc.id, 'Archive', o), storeError('exists'));

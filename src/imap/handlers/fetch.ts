@@ -211,18 +211,22 @@ class SimpleFetchCursor {
   readonly known: readonly number[];
   readonly withUid: boolean;
   readonly renderers: ReadonlyArray<(m: MessageSummary) => string>;
+  /** With FLAGS: the FLAGS update owed before a message with a keyword new to the client (or ''). */
+  readonly announce: ((keywords: readonly string[]) => string) | null;
   constructor(
     wanted: readonly number[],
     listing: readonly MessageSummary[],
     known: readonly number[],
     withUid: boolean,
     renderers: ReadonlyArray<(m: MessageSummary) => string>,
+    announce: ((keywords: readonly string[]) => string) | null,
   ) {
     this.wanted = wanted;
     this.listing = listing;
     this.known = known;
     this.withUid = withUid;
     this.renderers = renderers;
+    this.announce = announce;
   }
 
   next(): string | null {
@@ -244,6 +248,10 @@ class SimpleFetchCursor {
       if (msg.uid !== uid) continue;
       while (si < known.length && known[si]! < uid) si++;
       if (known[si] !== uid) continue;
+      if (this.announce !== null && msg.keywords.length) {
+        const flags = this.announce(msg.keywords);
+        if (flags) lines.push(flags);
+      }
       let line = withUid ? `* ${si + 1} FETCH (UID ${uid}` : `* ${si + 1} FETCH (`;
       for (let r = 0; r < nr; r++) line += (r > 0 || withUid ? ' ' : '') + renderers[r]!(msg);
       line += ')\r\n';
@@ -337,7 +345,9 @@ async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> 
  */
 async function fetchSimple(s: ImapSession, uids: number[], listing: MessageSummary[], plan: FetchPlan, budget: LoopBudget): Promise<boolean> {
   const wanted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
-  const cursor = new SimpleFetchCursor(wanted, listing, s.selected!.uids, plan.withUid, plan.items.filter((i) => i.k !== 'UID').map(simpleRenderer));
+  const sel = s.selected!;
+  const announce = plan.hasFlags ? (kw: readonly string[]) => (sel.noteKeywords(kw) ? sel.flagsResponses() : '') : null;
+  const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, plan.withUid, plan.items.filter((i) => i.k !== 'UID').map(simpleRenderer), announce);
   for (let text = cursor.next(); text !== null; text = cursor.next()) {
     await s.writeAwait(text);
     if (s.closed) return false;
@@ -399,7 +409,11 @@ async function markSeen(s: ImapSession, msgs: MessageSummary[], seenNow: Set<num
 
 /** One `* n FETCH (…)` response as pieces (bodies may be streamed from the blob). */
 async function renderMessage(s: ImapSession, seq: number, msg: MessageSummary, rec: MessageRecord | null, plan: FetchPlan, seenNow: boolean): Promise<Piece[]> {
-  const pieces: Piece[] = [`* ${seq} FETCH (`];
+  const pieces: Piece[] = [];
+  // RFC 3501 §7.2.6: a keyword new to the client is announced in FLAGS before the FETCH shows it.
+  const sel = s.selected!;
+  if ((plan.hasFlags || seenNow) && msg.keywords.length && sel.noteKeywords(msg.keywords)) pieces.push(sel.flagsResponses());
+  pieces.push(`* ${seq} FETCH (`);
   if (plan.withUid) pieces.push(`UID ${msg.uid} `);
   for (const item of plan.items) await renderItem(s, item, msg, rec, pieces);
   if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);

@@ -6,8 +6,6 @@ import { SelectedMailbox } from '../selected.ts';
 import { flagList, formatSeqSet, seqSetHas } from '../../protocol/imap/response.ts';
 import { SystemFlag } from '../../store/store.ts';
 
-const ALL_SYSTEM = SystemFlag.Seen | SystemFlag.Answered | SystemFlag.Flagged | SystemFlag.Deleted | SystemFlag.Draft;
-
 export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const readOnly = cmd.name === 'EXAMINE';
   if (cmd.qresync && !s.qresync) throw new ImapBad('QRESYNC is not enabled (ENABLE QRESYNC first)');
@@ -34,13 +32,8 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const highest = Math.max(fresh?.highestModseq ?? mb.highestModseq, sel.highestModseq);
   sel.highestModseq = highest;
 
-  const keywords = new Map<string, string>();
-  for (const m of messages) for (const k of m.keywords) if (!keywords.has(k.toLowerCase())) keywords.set(k.toLowerCase(), k);
-  const kw = [...keywords.values()];
-  let out = `* FLAGS ${flagList(ALL_SYSTEM, kw)}\r\n`;
-  out += readOnly
-    ? '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n'
-    : `* OK [PERMANENTFLAGS ${flagList(ALL_SYSTEM, [...kw, '\\*'])}] Flags permitted\r\n`;
+  for (const m of messages) if (m.keywords.length) sel.noteKeywords(m.keywords);
+  let out = sel.flagsResponses(true);
   out += `* ${sel.exists} EXISTS\r\n`;
   if (!s.rev2) {
     out += '* 0 RECENT\r\n';
@@ -67,6 +60,7 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
     for (const m of changed) {
       const seq = sel.seqOf(m.uid);
       if (!seq) continue;
+      if (m.keywords.length && sel.noteKeywords(m.keywords)) buf += sel.flagsResponses(); // RFC 3501 §7.2.6
       buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords)} MODSEQ (${m.modseq}))\r\n`;
       if (buf.length > 65536) {
         await s.writeAwait(buf);

@@ -922,7 +922,7 @@ class PostgresStore implements Store {
       const rows = await this.#deliverRows(tx.c, blob, meta, targets);
       return rows.map((r): DeliveryResult => {
         if (r.res === 'ok') {
-          tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq });
+          tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq, keywords: normalizeKeywords(targets[r.idx as number]!.keywords ?? []) });
           return { ok: true, accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq };
         }
         return { ok: false, reason: r.res === 'quota' ? 'quota' : 'no-mailbox', accountId: r.acc, mailboxId: r.mbox };
@@ -935,7 +935,7 @@ class PostgresStore implements Store {
       const r = (await this.#deliverRows(tx.c, blob, meta, [target]))[0]!;
       if (r.res === 'no-mailbox') throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (r.res === 'quota') throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq });
+      tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq, keywords: normalizeKeywords(target.keywords ?? []) });
       return { uid: r.new_uid, modseq: r.new_modseq, uidValidity: r.uidv };
     });
   }

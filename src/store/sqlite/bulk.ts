@@ -403,17 +403,18 @@ export class SqliteBulk {
       mv.run(dst, base + k, src, r.uid);
       mvSearch.run(dst, src, r.uid);
       log.run(src, r.uid, srcModseq);
+      const keywords = r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]);
       tx.added.set(`${dst}:${r.uid}`, {
         uid: r.uid,
         modseq: base + k,
         systemFlags: r.system_flags,
-        keywords: r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]),
+        keywords,
         internalDate: r.internal_date,
         savedAt: r.saved_at,
         size: r.size,
         blobId: r.blob_id,
       });
-      tx.changes.push({ kind: 'message-added', accountId, mailboxId: dst, uid: r.uid, modseq: base + k });
+      tx.changes.push({ kind: 'message-added', accountId, mailboxId: dst, uid: r.uid, modseq: base + k, keywords });
     });
     // UIDNEXT follows the moved UIDs, so the new mailbox's UIDs only ever grow under a client.
     q('UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?').run(rows[rows.length - 1]!.uid + 1, dst);

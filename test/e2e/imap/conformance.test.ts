@@ -46,4 +46,36 @@ eachBackend('IMAP conformance', ({ login }) => {
       c.close();
     }
   });
+  test('RFC 3501 §7.2.6 a new keyword (STORE or APPEND) is announced in FLAGS/PERMANENTFLAGS to every session first', async () => {
+    const a = await login();
+    const b = await login();
+    const SYS = '\\Seen \\Answered \\Flagged \\Deleted \\Draft';
+    const announce = (kw: string) => [`* FLAGS (${SYS} ${kw})`, `* OK [PERMANENTFLAGS (${SYS} ${kw} \\*)] Flags permitted`];
+    try {
+      // IMAP4rev2 sessions: no \Recent in the flags (RFC 9051), so the lines are the same whoever sees a message first.
+      await ok(a, 'ENABLE IMAP4rev2');
+      await ok(b, 'ENABLE IMAP4rev2');
+      await mailbox(a, 'Kw', [crlf(['Subject: one', '', 'a'])]);
+      assert.equal((await ok(b, 'SELECT Kw'))[0], `* FLAGS (${SYS})`);
+      // STORE: the storing session gets FLAGS before its FETCH; the other one at its next command.
+      assert.deepEqual(await ok(a, 'STORE 1 +FLAGS ($Label1)'), [...announce('$Label1'), '* 1 FETCH (FLAGS ($Label1))']);
+      assert.deepEqual(await ok(b, 'NOOP'), [...announce('$Label1'), '* 1 FETCH (UID 1 FLAGS ($Label1))']);
+      // APPEND with a new keyword: both sessions hear of it before (or with) the EXISTS.
+      const ap = await a.append('Kw', crlf(['Subject: two', '', 'b']), '($Label2)');
+      assert.match(ap.tagged, / OK /);
+      assert.deepEqual(ap.lines, [...announce('$Label1 $Label2'), '* 2 EXISTS']);
+      assert.deepEqual(await ok(b, 'NOOP'), [...announce('$Label1 $Label2'), '* 2 EXISTS']);
+      assert.deepEqual(await ok(b, 'FETCH 2 FLAGS'), ['* 2 FETCH (FLAGS ($Label2))']);
+      // A FETCH that shows a keyword another session just set: FLAGS comes before that FETCH.
+      await ok(a, 'STORE 1 +FLAGS.SILENT ($Label3)');
+      const f = await ok(b, 'FETCH 1 FLAGS');
+      assert.deepEqual(f.slice(0, 3), [...announce('$Label1 $Label2 $Label3'), '* 1 FETCH (FLAGS ($Label1 $Label3))']);
+      assert.ok(f.slice(3).every((l) => l === '* 1 FETCH (UID 1 FLAGS ($Label1 $Label3))'), f.join('\n'));
+      // Known keywords: no FLAGS again.
+      assert.deepEqual(await ok(a, 'STORE 2 +FLAGS ($label1)'), ['* 2 FETCH (FLAGS ($Label2 $label1))']);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
 });
