@@ -137,8 +137,11 @@ function match(k: SearchKey, c: Ctx): boolean {
   }
 }
 
-/** Matching UIDs (ascending) among the messages the client knows, and their highest MODSEQ. */
-export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids: number[]; seqs: number[]; highestModseq: number; usedModseq: boolean }> {
+/** Matching UIDs (ascending) among the messages the client knows, their MODSEQs and the highest of them. */
+export async function runSearch(
+  s: ImapSession,
+  key: SearchKey,
+): Promise<{ uids: number[]; seqs: number[]; modseqs: number[]; highestModseq: number; usedModseq: boolean }> {
   const sel = s.selected!;
   const need: Need = { headerKeys: [], meta: false, fields: false, bodyNeedles: new Set(), modseq: false };
   needs(key, need);
@@ -164,6 +167,7 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const saved = new Set(s.savedSearch);
   const uids: number[] = [];
   const seqs: number[] = [];
+  const modseqs: number[] = [];
   let highestModseq = 0;
   // Header search data comes from the store in chunks, so memory stays bounded whatever the size.
   const CHUNK = 2000;
@@ -187,11 +191,12 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
       if (match(key, c)) {
         uids.push(uid);
         seqs.push(i + j + 1);
+        modseqs.push(msg.modseq);
         if (msg.modseq > highestModseq) highestModseq = msg.modseq;
       }
     }
   }
-  return { uids, seqs, highestModseq, usedModseq: need.modseq };
+  return { uids, seqs, modseqs, highestModseq, usedModseq: need.modseq };
 }
 
 export type { MimeNode };

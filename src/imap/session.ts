@@ -134,6 +134,18 @@ export class ImapSession {
     return this.enabled.has('QRESYNC');
   }
 
+  /**
+   * A CONDSTORE enabling command (RFC 7162 §3.1). The first one executed with a mailbox selected
+   * makes the server return HIGHESTMODSEQ for it, before the command's own responses (RFC 7162
+   * §3.1, example 4 of §3.1.3); SELECT/EXAMINE (CONDSTORE) give it in their own answer.
+   */
+  enableCondstore(): void {
+    if (this.condstore) return;
+    this.condstore = true;
+    const sel = this.selected;
+    if (sel) this.write(`* OK [HIGHESTMODSEQ ${sel.highestModseq}] Highest\r\n`);
+  }
+
   get isLoopback(): boolean {
     const a = this.remoteAddress;
     return a === '127.0.0.1' || a === '::1' || a.startsWith('127.');

@@ -317,7 +317,7 @@ async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> 
   const has = (k: FetchItem['k']) => items.some((i) => i.k === k);
   // RFC 7162 §3.1.4: CHANGEDSINCE implies MODSEQ; any MODSEQ use enables CONDSTORE.
   if (cmd.changedSince !== null || has('MODSEQ')) {
-    s.condstore = true;
+    s.enableCondstore();
     if (!has('MODSEQ')) items.push({ k: 'MODSEQ' });
   }
   // RFC 7162 §3.2.6: UID FETCH … (CHANGEDSINCE m VANISHED)

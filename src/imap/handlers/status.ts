@@ -47,7 +47,7 @@ export const status: Handler<'STATUS'> = async (s, _tag, cmd) => {
   const name = s.mailboxFromClient(cmd.mailbox);
   const mb = await s.deps.store.getMailbox(s.account!.id, name);
   if (!mb) throw new ImapNo('NONEXISTENT', `Mailbox ${name} does not exist`);
-  if (cmd.items.includes('HIGHESTMODSEQ')) s.condstore = true;
+  if (cmd.items.includes('HIGHESTMODSEQ')) s.enableCondstore();
   s.write(await statusLineFor(s, mb, cmd.items));
   return 'STATUS completed';
 };

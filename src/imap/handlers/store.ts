@@ -8,7 +8,7 @@ import { LoopBudget } from '../../obs/loop-lag.ts';
 export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
   if (sel.readOnly) throw new ImapNo('READ-ONLY', 'Mailbox is read-only');
-  if (cmd.unchangedSince !== null) s.condstore = true;
+  if (cmd.unchangedSince !== null) s.enableCondstore();
   const uids = resolveSet(s, cmd.set, cmd.uid);
   const name = cmd.uid ? 'UID STORE' : 'STORE';
   if (uids.length === 0) return `${name} completed`;

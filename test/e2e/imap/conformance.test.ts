@@ -78,4 +78,51 @@ eachBackend('IMAP conformance', ({ login }) => {
       b.close();
     }
   });
+  test('RFC 7162 §3.1: the first CONDSTORE enabling command with a mailbox selected returns HIGHESTMODSEQ first', async () => {
+    const c = await login();
+    const d = await login();
+    try {
+      await mailbox(c, 'Cs1', [crlf(['Subject: one', '', 'a']), crlf(['Subject: two', '', 'b'])]);
+      await ok(c, 'STORE 2 +FLAGS.SILENT (\\Seen)');
+      const h = Number(/HIGHESTMODSEQ (\d+)/.exec((await ok(c, 'STATUS Cs1 (HIGHESTMODSEQ)')).join(''))![1]);
+      // A new session: its first FETCH MODSEQ is its first enabling command.
+      const c2 = await login();
+      await ok(c2, 'SELECT Cs1');
+      const f = await ok(c2, 'FETCH 1:* (MODSEQ)');
+      assert.equal(f[0], `* OK [HIGHESTMODSEQ ${h}] Highest`);
+      assert.equal(f.length, 3);
+      assert.deepEqual(await ok(c2, 'FETCH 2 (MODSEQ)'), [`* 2 FETCH (MODSEQ (${h}))`], 'only the first enabling command');
+      c2.close();
+      // STATUS HIGHESTMODSEQ with a mailbox selected is an enabling command too.
+      await ok(d, 'SELECT Cs1');
+      assert.deepEqual(await ok(d, 'STATUS Cs1 (HIGHESTMODSEQ)'), [`* OK [HIGHESTMODSEQ ${h}] Highest`, `* STATUS "Cs1" (HIGHESTMODSEQ ${h})`]);
+    } finally {
+      c.close();
+      d.close();
+    }
+  });
+
+  test('RFC 7162 §3.1.5 + RFC 4731 §3.2: SEARCH RETURN (MIN/MAX) MODSEQ gives the MODSEQ of the returned messages', async () => {
+    const c = await login();
+    try {
+      await mailbox(c, 'Cs2', ['one', 'two', 'three'].map((x) => crlf([`Subject: ${x}`, '', x])));
+      for (const st of ['STORE 3 +FLAGS.SILENT (\\Seen)', 'STORE 1 +FLAGS.SILENT (\\Seen)', 'STORE 2 +FLAGS.SILENT (\\Flagged)']) await ok(c, st);
+      const f = await ok(c, 'FETCH 1:* (MODSEQ)');
+      const [m1, m2, m3] = [1, 2, 3].map((n) => Number(new RegExp(`^\\* ${n} FETCH \\(MODSEQ \\((\\d+)\\)\\)$`).exec(f.find((l) => l.startsWith(`* ${n} FETCH`))!)![1]));
+      assert.ok(m3! < m1! && m1! < m2!, f.join('\n'));
+      const esearch = async (ret: string, want: string) => {
+        const r = await c.cmd(`SEARCH RETURN (${ret}) MODSEQ 1`);
+        const tag = r.tagged.split(' ')[0];
+        assert.deepEqual(r.lines, [`* ESEARCH (TAG "${tag}") ${want}`], ret);
+      };
+      await esearch('MIN', `MIN 1 MODSEQ ${m1}`);
+      await esearch('MAX', `MAX 3 MODSEQ ${m3}`);
+      await esearch('MIN MAX', `MIN 1 MAX 3 MODSEQ ${m1}`);
+      await esearch('COUNT', `COUNT 3 MODSEQ ${m2}`);
+      await esearch('ALL', `ALL 1:3 MODSEQ ${m2}`);
+      assert.deepEqual(await ok(c, 'SEARCH MODSEQ 1'), [`* SEARCH 1 2 3 (MODSEQ ${m2})`]);
+    } finally {
+      c.close();
+    }
+  });
 });
