@@ -125,4 +125,26 @@ eachBackend('IMAP conformance', ({ login }) => {
       c.close();
     }
   });
+  test('RFC 3501 §6.4.4 FROM/TO/CC/BCC match the parsed addresses (name, mailbox@host) as well as the raw text', async () => {
+    const c = await login();
+    try {
+      await mailbox(c, 'Addr', [
+        crlf(['From: "Name Q" <user-from (comment)@ (comment) domain.org>', 'To: team: a@b.example, d@e.example;', 'Cc: plain@x.example (Real Name)', 'Subject: a', '', 'x']),
+        crlf(['From: other@domain.org', 'To: z@b.example', 'Subject: b', '', 'y']),
+      ]);
+      const search = async (q: string) => (await ok(c, `SEARCH ${q}`))[0];
+      assert.equal(await search('FROM "user-from@domain.org"'), '* SEARCH 1');
+      assert.equal(await search('FROM "from@domain"'), '* SEARCH 1');
+      assert.equal(await search('FROM "name q"'), '* SEARCH 1');
+      assert.equal(await search('FROM "(comment)"'), '* SEARCH 1', 'the raw text still matches');
+      assert.equal(await search('FROM "domain.org"'), '* SEARCH 1 2');
+      assert.equal(await search('TO "team"'), '* SEARCH 1');
+      assert.equal(await search('TO "d@e.example"'), '* SEARCH 1');
+      assert.equal(await search('CC "plain@x.example"'), '* SEARCH 1');
+      assert.equal(await search('FROM "user-from@domain.orgx"'), '* SEARCH');
+      assert.equal(await search('OR FROM "user-from@domain.org" TO "z@b"'), '* SEARCH 1 2');
+    } finally {
+      c.close();
+    }
+  });
 });
