@@ -64,7 +64,7 @@ interface Ctx {
   seq: number;
   msg: MessageSummary;
   /** Sent date and search headers (from getSearchData, or from rec when the body is needed too). */
-  sd: { sentDate: number | null; search: MessageRecord['meta']['search'] } | null;
+  sd: { sentDate: number | null; sentDay: number | null; search: MessageRecord['meta']['search'] } | null;
   headerText: string | null;
   maxSeq: number;
   maxUid: number;
@@ -109,9 +109,9 @@ function match(k: SearchKey, c: Ctx): boolean {
     case 'uid':
       return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.msg.uid, c.maxUid);
     case 'date': {
-      const t = k.sent ? c.sd?.sentDate ?? null : c.msg.internalDate;
-      if (t === null) return false;
-      const d = day(t);
+      // SENT*: the Date: header's day as written, disregarding time and timezone (RFC 3501 §6.4.4).
+      const d = k.sent ? c.sd?.sentDay ?? null : day(c.msg.internalDate);
+      if (d === null) return false;
       return k.op === 'before' ? d < k.day : k.op === 'on' ? d === k.day : d >= k.day;
     }
     case 'header': {

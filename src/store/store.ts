@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
 import type { LoginFailureStore } from './login-failures.ts';
 import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
+import { sentDayOf } from '../protocol/mime/date.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
 export const SystemFlag = {
@@ -159,6 +160,8 @@ export interface MessageTextPlan {
 export interface SearchData {
   uid: number;
   sentDate: number | null;
+  /** The Date: header's day as written (RFC 3501 §6.4.4), ms at 00:00 UTC; see MessageMeta.sentDay. */
+  sentDay: number | null;
   search: MessageMeta['search'];
 }
 
@@ -441,4 +444,14 @@ export function sameFlags(a: { systemFlags: number; keywords: string[] }, b: { s
   if (a.systemFlags !== b.systemFlags || a.keywords.length !== b.keywords.length) return false;
   const s = new Set(a.keywords.map((k) => k.toLowerCase()));
   return b.keywords.every((k) => s.has(k.toLowerCase()));
+}
+
+/**
+ * SearchData.sentDay from a cached meta's `sentDay` (set at delivery) or, for metas cached before
+ * it existed, from its stored Date: value (`envelope.date`) — RFC 3501 §6.4.4's date as written.
+ */
+export function storedSentDay(sentDay: unknown, envelopeDate: unknown, sentDate: number | null): number | null {
+  if (typeof sentDay === 'number') return sentDay;
+  if (sentDay === null && sentDate === null) return null;
+  return sentDayOf(typeof envelopeDate === 'string' ? envelopeDate : null, sentDate);
 }

@@ -487,6 +487,29 @@ for (const backend of backends) {
         assert.deepEqual(await store.getSearchData(inbox.id, []), []);
       }));
 
+    it('getSearchData.sentDay: the Date: day as written (RFC 3501 §6.4.4), also for metas cached without it', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 'sd@example.com');
+        const inbox = boxes.INBOX!;
+        const put1 = async (raw: string, strip: boolean) => {
+          const buf = Buffer.from(raw);
+          const m = parseMessage(buf);
+          if (strip) delete m.sentDay; // as cached before the field existed
+          const staged = await store.stageBlob(buf);
+          try {
+            return (await store.append(staged, m, { mailboxId: inbox.id })).uid;
+          } finally {
+            staged.release();
+          }
+        };
+        const a = await put1('Date: Sun, 25 Mar 2007 00:00:00 +0200\r\nSubject: a\r\n\r\nx\r\n', false);
+        const b = await put1('Date: 25 Mar 2007 23:30:00 -0500 (EST)\r\nSubject: b\r\n\r\ny\r\n', true);
+        const n = await put1('Subject: none\r\n\r\nz\r\n', true);
+        const data = await store.getSearchData(inbox.id, [a, b, n], { fields: false });
+        assert.deepEqual(data.map((d) => d.sentDay), [Date.UTC(2007, 2, 25), Date.UTC(2007, 2, 25), null]);
+        assert.equal(data[0]!.sentDate, Date.UTC(2007, 2, 24, 22));
+      }));
+
     it('matchHeader: case-insensitive substring of decoded SUBJECT/FROM/TO/CC/BCC, kept through copy, move, expunge and INBOX rename', () =>
       withStore(async (store) => {
         const { account: acc, boxes } = await account(store, 'h@example.com');

@@ -11,6 +11,7 @@
 //   the boundary interrupts a header block;
 // - `lines` is the number of LF bytes in the body.
 import type { MessageMeta, MimeNode, Envelope, SearchHeaders } from './types.ts';
+import { sentDayOf } from './date.ts';
 import {
   parseHeaderBlock, unfoldValue, bytesToString, parseMimeHeader, parseAddressList, decodeWords, stripComments, type HeaderField,
 } from './headers.ts';
@@ -254,8 +255,10 @@ export class MimeParser {
       envelope: buildEnvelope(this.rootFields),
       root,
       sentDate: parseDate(fieldString(this.rootFields, 'date')),
+      sentDay: null,
       search: buildSearch(this.rootFields),
     };
+    this.done.sentDay = sentDayOf(fieldString(this.rootFields, 'date'), this.done.sentDate);
     return this.done;
   }
 

@@ -59,6 +59,7 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
+  storedSentDay,
 } from '../store.ts';
 import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
@@ -750,16 +751,21 @@ class PostgresStore implements Store {
       ? "(b.meta::json -> 'search')::text"
       : "json_build_object('subject', b.meta::json #> '{search,subject}', 'from', b.meta::json #> '{search,from}', 'to', b.meta::json #> '{search,to}', 'cc', b.meta::json #> '{search,cc}', 'bcc', b.meta::json #> '{search,bcc}', 'fields', json_build_array())::text";
     const rows = await this.#q(
-      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, ${search} AS search
+      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, (b.meta::json ->> 'sentDay') AS day, (b.meta::json #>> '{envelope,date}') AS edate, ${search} AS search
        FROM messages m JOIN blobs b ON b.id = m.blob_id
        WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
       [mailboxId, sortedUnique(uids)],
     );
-    return rows.map((r) => ({
-      uid: r.uid as number,
-      sentDate: r.sent == null ? null : Number(r.sent),
-      search: JSON.parse(r.search as string) as SearchData['search'],
-    }));
+    return rows.map((r) => {
+      const sentDate = r.sent == null ? null : Number(r.sent);
+      return {
+        uid: r.uid as number,
+        sentDate,
+        // sentDay absent in metas cached before it existed: from the stored Date: (RFC 3501 §6.4.4).
+        sentDay: storedSentDay(r.day == null ? undefined : Number(r.day), r.edate, sentDate),
+        search: JSON.parse(r.search as string) as SearchData['search'],
+      };
+    });
   }
 
   async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {

@@ -49,6 +49,7 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
+  storedSentDay,
 } from '../store.ts';
 import type { MessageMeta, TextLeaf } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
@@ -612,7 +613,9 @@ class SqliteStore implements Store {
     // One json_extract with several paths parses each cached meta once, in C, and returns a small
     // JSON array; the MIME tree is never parsed here.
     const withFields = opts.fields ?? true;
-    const paths = withFields ? "'$.sentDate', '$.search'" : "'$.sentDate', '$.search.subject', '$.search.from', '$.search.to', '$.search.cc', '$.search.bcc'";
+    // sentDay: metas cached before it existed have none; their day comes from the stored Date: (envelope.date).
+    const dates = "'$.sentDate', '$.sentDay', '$.envelope.date'";
+    const paths = withFields ? `${dates}, '$.search'` : `${dates}, '$.search.subject', '$.search.from', '$.search.to', '$.search.cc', '$.search.bcc'`;
     const stmt = this.#q(
       `SELECT m.uid, json_extract(b.meta, ${paths})
        FROM messages m JOIN blobs b ON b.id = m.blob_id
@@ -624,9 +627,10 @@ class SqliteStore implements Store {
       for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
         const v = JSON.parse(r[1] as string) as unknown[];
         const search: SearchData['search'] = withFields
-          ? (v[1] as SearchData['search'])
-          : { subject: (v[1] as string) ?? '', from: (v[2] as string) ?? '', to: (v[3] as string) ?? '', cc: (v[4] as string) ?? '', bcc: (v[5] as string) ?? '', fields: [] };
-        out.push({ uid: r[0] as number, sentDate: (v[0] as number | null) ?? null, search });
+          ? (v[3] as SearchData['search'])
+          : { subject: (v[3] as string) ?? '', from: (v[4] as string) ?? '', to: (v[5] as string) ?? '', cc: (v[6] as string) ?? '', bcc: (v[7] as string) ?? '', fields: [] };
+        const sentDate = (v[0] as number | null) ?? null;
+        out.push({ uid: r[0] as number, sentDate, sentDay: storedSentDay(v[1], v[2], sentDate), search });
       }
     }
     return out;

@@ -147,4 +147,23 @@ eachBackend('IMAP conformance', ({ login }) => {
       c.close();
     }
   });
+  test('RFC 3501 §6.4.4 SENTBEFORE/SENTON/SENTSINCE compare the Date: as written, disregarding time and timezone', async () => {
+    const c = await login();
+    try {
+      await mailbox(c, 'SentDates', [
+        crlf(['Date: Sun, 25 Mar 2007 00:00:00 +0200', 'Subject: a', '', 'x']), // 24 March in UTC
+        crlf(['Date: 25 Mar 2007 23:30:00 -0500', 'Subject: b', '', 'y']), // 26 March in UTC
+        crlf(['Date: Mon, 26 Mar 07 08:00:00 GMT', 'Subject: c', '', 'z']), // 2-digit year (RFC 5322 §4.3)
+      ]);
+      const search = async (q: string) => (await ok(c, `SEARCH ${q}`))[0];
+      assert.equal(await search('SENTON 25-Mar-2007'), '* SEARCH 1 2');
+      assert.equal(await search('SENTON 24-Mar-2007'), '* SEARCH');
+      assert.equal(await search('SENTBEFORE 25-Mar-2007'), '* SEARCH');
+      assert.equal(await search('SENTBEFORE 26-Mar-2007'), '* SEARCH 1 2');
+      assert.equal(await search('SENTSINCE 26-Mar-2007'), '* SEARCH 3');
+      assert.equal(await search('SENTSINCE 25-Mar-2007'), '* SEARCH 1 2 3');
+    } finally {
+      c.close();
+    }
+  });
 });
