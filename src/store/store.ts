@@ -41,6 +41,9 @@ export const SYSTEM_FLAG_NAMES: ReadonlyArray<readonly [string, number]> = [
 export type SpecialUse = '\\Sent' | '\\Drafts' | '\\Trash' | '\\Junk' | '\\Archive' | '\\All' | '\\Flagged';
 
 /** Every account starts with these (issue #4; RFC 6154 attributes). */
+/** Subscriptions per account (a name need not exist, so the mailbox count limit does not bound them). */
+export const MAX_SUBSCRIPTIONS = 10_000;
+
 export const DEFAULT_MAILBOXES: ReadonlyArray<{ name: string; specialUse: SpecialUse | null }> = [
   { name: 'INBOX', specialUse: null },
   { name: 'Sent', specialUse: '\\Sent' },
@@ -105,7 +108,6 @@ export interface Mailbox {
   /** Full hierarchical name, `/`-separated, UTF-8 (not modified UTF-7). INBOX is always `INBOX`. */
   name: string;
   specialUse: SpecialUse | null;
-  subscribed: boolean;
   uidValidity: number;
   uidNext: number;
   /** Highest MODSEQ of any change in the mailbox (RFC 7162). Starts at 1. */
@@ -303,6 +305,7 @@ export interface Store {
   getMailbox(accountId: number, name: string): Promise<Mailbox | null>;
   getMailboxById(mailboxId: number): Promise<Mailbox | null>;
   /** 'exists' if the name is taken. New UIDVALIDITY, never one used before for this account. */
+  /** `subscribed`: also add the name to the subscriptions (the default mailboxes are; IMAP CREATE does not subscribe). */
   createMailbox(accountId: number, name: string, opts?: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions): Promise<Mailbox>;
   /**
    * Renames the mailbox and its children (`old/…`). RFC 9051 §6.3.6: renaming INBOX moves all its
@@ -311,7 +314,14 @@ export interface Store {
   renameMailbox(accountId: number, oldName: string, newName: string, opts?: WriteOptions): Promise<void>;
   /** Deletes the mailbox and its messages; its children are kept. INBOX cannot be deleted ('inbox'). */
   deleteMailbox(accountId: number, name: string, opts?: WriteOptions): Promise<void>;
+  /**
+   * Adds or removes a name in the account's subscriptions, a list of names of its own (RFC 9051
+   * §6.3.7): kept when the mailbox is deleted or renamed; no mailbox needed. At most
+   * MAX_SUBSCRIPTIONS names ('limit').
+   */
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+  /** The subscribed names, in no particular order. */
+  listSubscriptions(accountId: number): Promise<string[]>;
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
 
   // ---- messages

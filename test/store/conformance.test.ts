@@ -308,9 +308,10 @@ for (const backend of backends) {
           boxes.map((b) => [b.name, b.specialUse]).sort(),
           DEFAULT_MAILBOXES.map((m) => [m.name, m.specialUse]).sort(),
         );
+        // The default mailboxes start subscribed (as the server's own, like Dovecot's auto-subscribed ones).
+        assert.deepEqual((await store.listSubscriptions(acc.id)).sort(), DEFAULT_MAILBOXES.map((m) => m.name).sort());
         for (const b of boxes) {
           assert.equal(b.accountId, acc.id);
-          assert.equal(b.subscribed, true);
           assert.equal(b.uidNext, 1);
           assert.ok(b.highestModseq >= 1);
           assert.ok(Number.isInteger(b.uidValidity) && b.uidValidity > 0 && b.uidValidity <= 0xffffffff, `uidvalidity ${b.uidValidity}`);
@@ -346,7 +347,6 @@ for (const backend of backends) {
         const flagged = await store.createMailbox(acc.id, 'Starred', { specialUse: '\\Flagged', subscribed: false });
         fresh(flagged);
         assert.equal(flagged.specialUse, '\\Flagged');
-        assert.equal(flagged.subscribed, false);
         const proj = await store.createMailbox(acc.id, 'Work/Projects');
         fresh(proj);
         const y = await store.createMailbox(acc.id, 'Work/Projects/2026');
@@ -413,12 +413,33 @@ for (const backend of backends) {
           fresh(mb);
           await store.deleteMailbox(acc.id, 'Jobs/Projects');
         }
-        // Subscriptions.
-        await store.setSubscribed(acc.id, 'Jobs', false);
-        assert.equal((await store.getMailbox(acc.id, 'Jobs'))?.subscribed, false);
-        await store.setSubscribed(acc.id, 'Jobs', true);
-        assert.equal((await store.getMailbox(acc.id, 'Jobs'))?.subscribed, true);
-        await assert.rejects(store.setSubscribed(acc.id, 'Nope', true), storeError('not-found'));
+      }));
+
+    it('subscriptions: a list of names of its own (RFC 9051 §6.3.7): CREATE does not add, DELETE and RENAME keep, no mailbox needed', () =>
+      withStore(async (store) => {
+        const { account: acc } = await account(store, 'subs@example.com');
+        const subs = async () => (await store.listSubscriptions(acc.id)).filter((n) => !DEFAULT_MAILBOXES.some((m) => m.name === n)).sort();
+        await store.createMailbox(acc.id, 'Jobs');
+        await store.createMailbox(acc.id, 'Jobs/Old');
+        assert.deepEqual(await subs(), [], 'createMailbox does not subscribe by default');
+        await store.setSubscribed(acc.id, 'Jobs/Old', true);
+        await store.setSubscribed(acc.id, 'Jobs/Old', true); // twice: one entry
+        await store.setSubscribed(acc.id, 'Nope/Never', true); // no mailbox needed
+        assert.deepEqual(await subs(), ['Jobs/Old', 'Nope/Never']);
+        await store.deleteMailbox(acc.id, 'Jobs/Old');
+        await store.renameMailbox(acc.id, 'Jobs', 'Work');
+        assert.deepEqual(await subs(), ['Jobs/Old', 'Nope/Never'], 'the names stay when the mailbox goes');
+        await store.setSubscribed(acc.id, 'Jobs/Old', false);
+        await store.setSubscribed(acc.id, 'Not/There', false); // no error
+        assert.deepEqual(await subs(), ['Nope/Never']);
+        await store.setSubscribed(acc.id, 'inbox', true);
+        assert.ok((await store.listSubscriptions(acc.id)).includes('INBOX'), 'INBOX normalised');
+        await assert.rejects(store.setSubscribed(acc.id, 'a//b', true), storeError('invalid'));
+        await assert.rejects(store.setSubscribed(987654, 'X', true), storeError('not-found'));
+        const other = await account(store, 'subs2@example.com');
+        assert.ok(!(await store.listSubscriptions(other.account.id)).includes('Nope/Never'), 'per account');
+        await store.removeAccount(acc.id);
+        assert.deepEqual(await store.listSubscriptions(acc.id), []);
       }));
 
     it('50 concurrent appends: UIDs and MODSEQs strictly increase, published in order', () =>

@@ -32,6 +32,7 @@ import type { LoginFailureStore } from '../login-failures.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
+  MAX_SUBSCRIPTIONS,
   POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
@@ -231,7 +232,6 @@ function toMailbox(r: Row): Mailbox {
     accountId: r.account_id,
     name: r.name,
     specialUse: (r.special_use ?? null) as SpecialUse | null,
-    subscribed: r.subscribed === true,
     uidValidity: r.uid_validity,
     uidNext: r.uid_next,
     highestModseq: r.highest_modseq,
@@ -493,6 +493,7 @@ class PostgresStore implements Store {
       const deltas = new Map<string, number>();
       for (const r of [...del.rows, ...kept.rows] as Row[]) deltas.set(r.blob_id, (deltas.get(r.blob_id) ?? 0) - (r.n as number));
       await this.#wr.adjustBlobs(c, deltas);
+      await c.query('DELETE FROM subscriptions WHERE account_id = $1', [id]);
       await c.query('DELETE FROM accounts WHERE id = $1', [id]); // cascades to mailboxes and the expunge log
       tx.changes.push({ kind: 'account-removed', accountId: id });
     });
@@ -547,9 +548,10 @@ class PostgresStore implements Store {
   ): Promise<Mailbox> {
     const r = await tx.c.query(
       `INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq)
-       VALUES ($1, $2, $3, $4, nextval('uidvalidity_seq'), $5, $6) RETURNING *`,
-      [accountId, name, specialUse, subscribed, init.uidNext ?? 1, init.highestModseq ?? 1],
+       VALUES ($1, $2, $3, false, nextval('uidvalidity_seq'), $4, $5) RETURNING *`,
+      [accountId, name, specialUse, init.uidNext ?? 1, init.highestModseq ?? 1],
     );
+    if (subscribed) await tx.c.query('INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [accountId, name]);
     const mb = toMailbox(r.rows[0]);
     tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
     return mb;
@@ -579,7 +581,7 @@ class PostgresStore implements Store {
       if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount)
         throw new StoreError('exists', `mailbox ${n} already exists`);
       checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
-      return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
+      return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? false);
     });
   }
 
@@ -602,7 +604,7 @@ class PostgresStore implements Store {
         const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [src.id])).rows[0]
           .highest_modseq as number;
         checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
-        const dst = await this.#insertMailbox(tx, accountId, to, null, true, { uidNext: src.uid_next, highestModseq: modseq });
+        const dst = await this.#insertMailbox(tx, accountId, to, null, false, { uidNext: src.uid_next, highestModseq: modseq });
         // One statement moves the rows and logs them expunged; the UIDs come back in order.
         const moved = await c.query(
           `WITH m AS (UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid),
@@ -671,10 +673,26 @@ class PostgresStore implements Store {
   }
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    const n = validateName(name);
     await this.#tx(undefined, async ({ c }) => {
-      const r = await c.query('UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2', [accountId, normalizeName(name), subscribed]);
-      if (r.rowCount === 0) throw new StoreError('not-found', `no mailbox ${name}`);
+      if (!subscribed) {
+        await c.query('DELETE FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n]);
+        return;
+      }
+      // The account row lock orders concurrent SUBSCRIBEs of one account, so the cap holds.
+      if ((await c.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId])).rowCount === 0) throw new StoreError('not-found', `no account ${accountId}`);
+      const r = await c.query(
+        `INSERT INTO subscriptions (account_id, name) SELECT $1, $2
+         WHERE (SELECT count(*) FROM subscriptions WHERE account_id = $1) < $3 ON CONFLICT DO NOTHING`,
+        [accountId, n, MAX_SUBSCRIPTIONS],
+      );
+      if (r.rowCount === 0 && (await c.query('SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount === 0)
+        throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
     });
+  }
+
+  async listSubscriptions(accountId: number): Promise<string[]> {
+    return (await this.#q('SELECT name FROM subscriptions WHERE account_id = $1', [accountId])).map((r) => r.name as string);
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {

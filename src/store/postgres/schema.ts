@@ -192,4 +192,16 @@ CREATE INDEX login_failures_username ON login_failures(username);
 CREATE INDEX login_failures_last ON login_failures(last_failure_at);
 `,
   },
+  {
+    version: 7,
+    // Subscriptions as their own list of names; same meaning as the SQLite table (migration 9).
+    sql: () => `
+CREATE TABLE subscriptions (
+  account_id bigint NOT NULL,
+  name text NOT NULL,
+  PRIMARY KEY (account_id, name)
+);
+INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed;
+`,
+  },
 ];

@@ -158,4 +158,18 @@ CREATE TABLE bulk_ops (
 );
 `,
   },
+  {
+    version: 9,
+    sql: `
+-- Subscriptions are a list of names of their own (RFC 3501 §6.3.6, RFC 9051 §6.3.7): a name stays
+-- subscribed when its mailbox is deleted (LIST-EXTENDED then shows \\NonExistent, RFC 5258), and
+-- CREATE does not subscribe. Seeded from the old mailboxes.subscribed column, no longer read.
+CREATE TABLE subscriptions (
+  account_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+`,
+  },
 ];

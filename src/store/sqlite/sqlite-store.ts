@@ -24,6 +24,7 @@ import type { ChunkOptions } from '../chunks.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
+  MAX_SUBSCRIPTIONS,
   StoreError,
   SystemFlag,
   type Account,
@@ -107,7 +108,6 @@ function toMailbox(r: Row): Mailbox {
     accountId: r.account_id,
     name: r.name,
     specialUse: (r.special_use ?? null) as SpecialUse | null,
-    subscribed: r.subscribed === 1,
     uidValidity: r.uid_validity,
     uidNext: r.uid_next,
     highestModseq: r.highest_modseq,
@@ -481,7 +481,8 @@ class SqliteStore implements Store {
     const id = this.#q("SELECT max(coalesce((SELECT max(id) FROM mailboxes), 0), coalesce((SELECT max(mailbox_id) FROM bulk_ops WHERE kind = 'drop'), 0)) + 1").pluck().get() as number;
     const info = this.#db
       .prepare('INSERT INTO mailboxes (id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)')
-      .run(id, accountId, name, specialUse, subscribed ? 1 : 0, this.#nextUidValidity(), uidNext);
+      .run(id, accountId, name, specialUse, 0, this.#nextUidValidity(), uidNext);
+    if (subscribed) this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, name);
     const mb = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
     tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
     return mb;
@@ -508,7 +509,7 @@ class SqliteStore implements Store {
       if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
       checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
-      const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
+      const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? false);
       stamp(tx, opts.origin);
       return mb;
     });
@@ -552,10 +553,22 @@ class SqliteStore implements Store {
   }
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    const n = validateName(name);
     this.#write(() => {
-      const info = this.#q('UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?').run(subscribed ? 1 : 0, accountId, normalizeName(name));
-      if (info.changes === 0) throw new StoreError('not-found', `no mailbox ${name}`);
+      if (!subscribed) {
+        this.#q('DELETE FROM subscriptions WHERE account_id = ? AND name = ?').run(accountId, n);
+        return;
+      }
+      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
+      const count = this.#q('SELECT count(*) FROM subscriptions WHERE account_id = ?').pluck().get(accountId) as number;
+      if (count >= MAX_SUBSCRIPTIONS && !this.#q('SELECT 1 FROM subscriptions WHERE account_id = ? AND name = ?').get(accountId, n))
+        throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
+      this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, n);
     });
+  }
+
+  async listSubscriptions(accountId: number): Promise<string[]> {
+    return this.#q('SELECT name FROM subscriptions WHERE account_id = ?').pluck().all(accountId) as string[];
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {

@@ -166,4 +166,37 @@ eachBackend('IMAP conformance', ({ login }) => {
       c.close();
     }
   });
+  test('RFC 3501 §6.3.6/§6.3.9, RFC 9051 §6.3.7, RFC 5258: subscriptions are names of their own; LSUB \\Noselect parents; \\NonExistent; CHILDINFO', async () => {
+    const c = await login();
+    try {
+      await ok(c, 'CREATE Sb/Child');
+      // CREATE subscribes nothing (neither the mailbox nor the parent it made).
+      assert.deepEqual(await ok(c, 'LSUB "" "Sb*"'), []);
+      assert.deepEqual(await ok(c, 'LIST "" "Sb*" RETURN (SUBSCRIBED)'), ['* LIST (\\HasChildren) "/" "Sb"', '* LIST (\\HasNoChildren) "/" "Sb/Child"']);
+      await ok(c, 'SUBSCRIBE Sb/Child');
+      // RFC 3501 §6.3.9: "%" stops above a subscribed child of an unsubscribed parent: the parent, \Noselect.
+      assert.deepEqual(await ok(c, 'LSUB "" "Sb%"'), ['* LSUB (\\Noselect) "/" "Sb"']);
+      assert.deepEqual(await ok(c, 'LSUB "" "Sb*"'), ['* LSUB () "/" "Sb/Child"']);
+      // RFC 5258 §3.5: CHILDINFO where a subscribed child is not returned by the pattern; not where it is.
+      assert.deepEqual(await ok(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Sb%"'), ['* LIST (\\HasChildren) "/" "Sb" ("CHILDINFO" ("SUBSCRIBED"))']);
+      assert.deepEqual(await ok(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Sb*"'), ['* LIST (\\HasNoChildren \\Subscribed) "/" "Sb/Child"']);
+      assert.deepEqual(await ok(c, 'LIST (SUBSCRIBED) "" "Sb%"'), []);
+      // DELETE keeps the subscription (RFC 9051 §6.3.7); LIST-EXTENDED shows the name \NonExistent.
+      await ok(c, 'DELETE Sb/Child');
+      assert.deepEqual(await ok(c, 'LSUB "" "Sb*"'), ['* LSUB () "/" "Sb/Child"']);
+      assert.deepEqual(await ok(c, 'LIST (SUBSCRIBED) "" "Sb*"'), ['* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "Sb/Child"']);
+      assert.deepEqual(await ok(c, 'LIST "" "Sb*" RETURN (SUBSCRIBED)'), ['* LIST (\\HasNoChildren) "/" "Sb"']);
+      // A name whose mailbox is gone can be unsubscribed; an unsubscribed name is not \Subscribed.
+      await ok(c, 'UNSUBSCRIBE Sb/Child');
+      assert.deepEqual(await ok(c, 'LSUB "" "Sb*"'), []);
+      await ok(c, 'CREATE Sc');
+      await ok(c, 'SUBSCRIBE Sc');
+      assert.deepEqual(await ok(c, 'LIST "" "Sc" RETURN (SUBSCRIBED)'), ['* LIST (\\HasNoChildren \\Subscribed) "/" "Sc"']);
+      await ok(c, 'UNSUBSCRIBE Sc');
+      assert.deepEqual(await ok(c, 'LIST "" "Sc" RETURN (SUBSCRIBED)'), ['* LIST (\\HasNoChildren) "/" "Sc"']);
+      assert.match((await c.cmd('SUBSCRIBE NoSuchBox')).tagged, /^t\d+ NO \[NONEXISTENT\]/);
+    } finally {
+      c.close();
+    }
+  });
 });
