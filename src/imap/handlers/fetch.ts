@@ -61,11 +61,24 @@ function partialRange(start: number, end: number, p: { start: number; length: nu
   return [s, Math.min(s + p.length, end)];
 }
 
+/**
+ * An IMAP literal may hold any octet but NUL (RFC 3501 §4.3, RFC 9051 §4.3); only `~{n}` (literal8,
+ * RFC 3516 §4.2) may, and only a BINARY fetch gets one. So stored bytes sent as BODY[…], RFC822…
+ * have each NUL replaced by 0x80, as Dovecot does: same length, so sizes and partial offsets hold.
+ */
+export function withoutNul(data: Buffer): Buffer {
+  let i = data.indexOf(0);
+  if (i < 0) return data;
+  const out = Buffer.from(data);
+  for (; i >= 0; i = out.indexOf(0, i + 1)) out[i] = 0x80;
+  return out;
+}
+
 async function bodyPiece(s: ImapSession, rec: MessageRecord, start: number, end: number): Promise<Piece[]> {
   const n = Math.max(0, end - start);
   if (n === 0) return ['{0}\r\n'];
   if (n > STREAM_THRESHOLD) return [literalHead(n), { blobId: rec.blobId, start, end }];
-  const data = await s.deps.store.readBlob(rec.blobId, start, end);
+  const data = withoutNul(await s.deps.store.readBlob(rec.blobId, start, end));
   return [literalHead(data.length), data];
 }
 
@@ -133,7 +146,7 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
       }
       if (range.kind === 'header-fields') {
         const block = await s.deps.store.readBlob(rec!.blobId, range.start, range.end);
-        let data = filterHeaderFields(block, range.names, range.not);
+        let data = withoutNul(filterHeaderFields(block, range.names, range.not));
         if (item.partial) data = data.subarray(Math.min(item.partial.start, data.length), Math.min(item.partial.start + item.partial.length, data.length));
         out.push(name, literalHead(data.length), data);
         return sp();
@@ -175,9 +188,10 @@ class Output {
         continue;
       }
       await this.flush();
+      // Streamed pieces are stored bytes in an ordinary literal (never BINARY): no NUL (withoutNul).
       for await (const chunk of this.s.deps.store.streamBlob(p.blobId, p.start, p.end)) {
         if (this.s.closed) return;
-        await this.s.writeAwait(chunk as Buffer);
+        await this.s.writeAwait(withoutNul(chunk as Buffer));
       }
     }
   }

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crlf, eachBackend, mailbox, ok } from './conformance-env.ts';
+import { RawImap } from './raw-client.ts';
 
 eachBackend('IMAP conformance', ({ login }) => {
   test('RFC 3501 §7.4.2 ENVELOPE: a comment in an empty group is no mailbox; the group is its start/end pair', async () => {
@@ -195,6 +196,35 @@ eachBackend('IMAP conformance', ({ login }) => {
       await ok(c, 'UNSUBSCRIBE Sc');
       assert.deepEqual(await ok(c, 'LIST "" "Sc" RETURN (SUBSCRIBED)'), ['* LIST (\\HasNoChildren) "/" "Sc"']);
       assert.match((await c.cmd('SUBSCRIBE NoSuchBox')).tagged, /^t\d+ NO \[NONEXISTENT\]/);
+    } finally {
+      c.close();
+    }
+  });
+  test('RFC 3501 §4.3 / RFC 9051 §4.3, RFC 3516 §4.2: no NUL in a BODY[] literal (0x80, as Dovecot); ~{n} only for BINARY[]', async () => {
+    const c = await login();
+    try {
+      const part = Buffer.from([0x61, 0x62, 0x00, 0x63, 0x64, 0x01, 0xff]);
+      const msg = Buffer.concat([
+        Buffer.from(crlf(['From: a@b.example', 'Subject: bin', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=zz', '', '--zz', 'Content-Type: text/plain', '', 'hello', '--zz', 'Content-Type: application/octet-stream', 'Content-Transfer-Encoding: binary', ''])),
+        part,
+        Buffer.from('\r\n--zz--\r\n'),
+      ]);
+      await ok(c, 'CREATE Bin');
+      const tag = c.nextTag();
+      c.write(Buffer.concat([Buffer.from(`${tag} APPEND Bin ~{${msg.length}+}\r\n`), msg, Buffer.from('\r\n')]));
+      assert.match((await c.until(tag)).tagged, / OK /);
+      await ok(c, 'SELECT Bin');
+      const clean = Buffer.from(part).fill(0x80, 2, 3);
+      const body = await c.cmd('FETCH 1 (BODY.PEEK[2])');
+      assert.deepEqual(body.raw.subarray(0, body.raw.indexOf('\r\nt')), Buffer.concat([Buffer.from('* 1 FETCH (BODY[2] {7}\r\n'), clean, Buffer.from(')')]));
+      const partial = await c.cmd('FETCH 1 (BODY.PEEK[2]<1.3>)');
+      assert.deepEqual(RawImap.literalAfter(partial.raw, 'BODY[2]<1>'), clean.subarray(1, 4));
+      const whole = await c.cmd('FETCH 1 (BODY.PEEK[])');
+      const w = RawImap.literalAfter(whole.raw, 'BODY[]')!;
+      assert.equal(w.length, msg.length);
+      assert.equal(w.indexOf(0), -1, 'no NUL in BODY[]');
+      const bin = await c.cmd('FETCH 1 (BINARY.PEEK[2])');
+      assert.deepEqual(bin.raw.subarray(0, bin.raw.indexOf('\r\nt')), Buffer.concat([Buffer.from('* 1 FETCH (BINARY[2] ~{7}\r\n'), part, Buffer.from(')')]));
     } finally {
       c.close();
     }
