@@ -63,6 +63,8 @@ function needs(k: SearchKey, n: Need): void {
 interface Ctx {
   seq: number;
   msg: MessageSummary;
+  /** The session's \Recent UIDs (RFC 3501 §2.3.2; empty in IMAP4rev2). */
+  recent: ReadonlySet<number>;
   /** Sent date and search headers (from getSearchData, or from rec when the body is needed too). */
   sd: { sentDate: number | null; sentDay: number | null; search: MessageRecord['meta']['search'] } | null;
   headerText: string | null;
@@ -99,7 +101,8 @@ function match(k: SearchKey, c: Ctx): boolean {
     case 'keyword':
       return c.msg.keywords.some((x) => x.toLowerCase() === k.keyword.toLowerCase()) === k.set;
     case 'recent':
-      return !k.set;
+      // RECENT / OLD (NEW = RECENT UNSEEN): the session's \Recent flag (RFC 3501 §6.4.4).
+      return c.recent.has(c.msg.uid) === k.set;
     case 'size':
       return k.op === 'larger' ? c.msg.size > k.n : c.msg.size < k.n;
     case 'modseq':
@@ -171,7 +174,7 @@ export async function runSearch(
   let highestModseq = 0;
   // Header search data comes from the store in chunks, so memory stays bounded whatever the size.
   const CHUNK = 2000;
-  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
+  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, recent: sel.recent, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
   // The SQLite store answers synchronously: a turn of the event loop between chunks once 10 ms are
   // used, so a search over 131,072 messages does not hold every other session.
   const budget = new LoopBudget();

@@ -33,6 +33,16 @@ export class SelectedMailbox {
   readonly #keywords = new Map<string, string>();
   /** A keyword the client has not been told of appeared: a FLAGS update is owed. */
   #newKeywords = false;
+  /**
+   * IMAP4rev1 \Recent (RFC 3501 §2.3.2), null in IMAP4rev2 sessions: asks the store for the
+   * mailbox's recent boundary, claiming the UIDs below `uidBelow` when the session is read-write.
+   */
+  recentSource: ((uidBelow: number) => Promise<number>) | null = null;
+  /** The UIDs that are \Recent in this session. */
+  readonly recent = new Set<number>();
+  /** UIDs below this were checked for \Recent; pending ones above wait (no EXISTS before). */
+  #recentBelow = 0;
+  #claiming: Promise<void> | null = null;
 
   readonly mailboxId: number;
   name: string;
@@ -58,6 +68,32 @@ export class SelectedMailbox {
 
   get exists(): number {
     return this.uids.length;
+  }
+
+  /** Checks the UIDs the session learnt of since the last check for \Recent (one store claim). */
+  settleRecent(): Promise<void> {
+    const source = this.recentSource;
+    if (!source || this.maxUid + 1 <= this.#recentBelow) return Promise.resolve();
+    if (this.#claiming) return this.#claiming.then(() => this.settleRecent());
+    const below = this.maxUid + 1;
+    const from = this.#recentBelow;
+    this.#claiming = source(below)
+      .catch(() => below) // mailbox gone: nothing is recent
+      .then((boundary) => {
+        const lo = Math.max(boundary, from);
+        for (let i = this.uids.length - 1; i >= 0 && this.uids[i]! >= lo; i--) if (this.uids[i]! < below) this.recent.add(this.uids[i]!);
+        for (const u of this.pendingAdded) if (u >= lo && u < below) this.recent.add(u);
+        if (below > this.#recentBelow) this.#recentBelow = below;
+      })
+      .finally(() => {
+        this.#claiming = null;
+      });
+    return this.#claiming;
+  }
+
+  /** The session's \Recent flag of a UID (always false in IMAP4rev2). */
+  isRecent(uid: number): boolean {
+    return this.recent.size > 0 && this.recent.has(uid);
   }
 
   /**
@@ -159,6 +195,7 @@ export class SelectedMailbox {
   expunged(uids: readonly number[]): void {
     for (const u of uids) {
       this.#early?.add(u);
+      this.recent.delete(u);
       if (this.pendingAdded.delete(u)) continue;
       if (this.seqOf(u)) this.pendingExpunged.add(u);
       this.pendingFlags.delete(u);
@@ -200,7 +237,7 @@ export class SelectedMailbox {
         while (si < this.uids.length && this.uids[si]! < uid) si++;
         // Not announced yet (pending add): its flags come with a later FETCH.
         if (this.uids[si] !== uid) continue;
-        out += `* ${si + 1} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords)}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
+        out += `* ${si + 1} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords, this.isRecent(uid))}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
         if (out.length >= PART_BYTES) {
           yield out;
           out = '';
@@ -209,10 +246,16 @@ export class SelectedMailbox {
       if (out) yield out;
     }
     if (this.pendingAdded.size > 0) {
-      const add = ascending(this.pendingAdded);
-      this.pendingAdded.clear();
-      for (const u of add) this.uids.push(u);
-      yield `* ${this.uids.length} EXISTS\r\n`;
+      let add = ascending(this.pendingAdded);
+      // IMAP4rev1: only UIDs already checked for \Recent (settleRecent); the rest wait for the check.
+      if (this.recentSource) add = add.filter((u) => u < this.#recentBelow);
+      if (add.length) {
+        for (const u of add) this.pendingAdded.delete(u);
+        for (const u of add) this.uids.push(u);
+        yield `* ${this.uids.length} EXISTS\r\n`;
+        // RFC 3501 §7.3.2: the number of \Recent messages, with the new EXISTS.
+        if (this.recentSource) yield `* ${this.recent.size} RECENT\r\n`;
+      }
     }
   }
 
@@ -254,6 +297,7 @@ export class SelectedMailbox {
    */
   async flushTo(s: { writeAwait(data: string): Promise<void>; readonly closed: boolean }, opts: FlushOptions): Promise<void> {
     if (!this.hasPending) return;
+    await this.settleRecent();
     const budget = new LoopBudget();
     for (const part of this.flushParts(opts)) {
       if (s.closed) return;

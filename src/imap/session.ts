@@ -225,6 +225,12 @@ export class ImapSession {
     const sel = this.selected;
     if (!sel) return;
     sel.apply(changes, this.origin);
+    // IMAP4rev1: new messages are checked for \Recent (a store claim) before their EXISTS.
+    if (sel.recentSource && sel.pendingAdded.size) {
+      void sel.settleRecent().then(() => {
+        if (this.selected === sel && this.idle.active) this.idle.push();
+      });
+    }
     // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
     // what it was sent: then the changes wait (merged in `selected`) until the socket drains.
     if (this.idle.active) this.idle.push();

@@ -123,6 +123,8 @@ export interface MailboxStatus {
   uidNext: number;
   uidValidity: number;
   highestModseq: number;
+  /** Messages no session has seen yet (IMAP4rev1 \\Recent, RFC 3501 §2.3.2; STATUS RECENT). */
+  recent: number;
 }
 
 /** What a session keeps per message: cheap to list for a whole mailbox. */
@@ -322,6 +324,13 @@ export interface Store {
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
   /** The subscribed names, in no particular order. */
   listSubscriptions(accountId: number): Promise<string[]>;
+  /**
+   * IMAP4rev1 \\Recent (RFC 3501 §2.3.2): returns the mailbox's recent boundary B (messages with
+   * uid >= B are recent: no session has seen them) and, with `claim`, moves it to at least
+   * `uidBelow` in the same atomic step, so the messages in [B, uidBelow) are recent for the caller
+   * alone. Two sessions claiming at once never both get a message. 'not-found' without the mailbox.
+   */
+  claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number>;
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
 
   // ---- messages

@@ -317,7 +317,7 @@ for (const backend of backends) {
           assert.ok(Number.isInteger(b.uidValidity) && b.uidValidity > 0 && b.uidValidity <= 0xffffffff, `uidvalidity ${b.uidValidity}`);
           assert.deepEqual(await store.getMailboxById(b.id), b);
           const st = await store.mailboxStatus(b.id);
-          assert.deepEqual(st, { messages: 0, unseen: 0, deleted: 0, size: 0, uidNext: 1, uidValidity: b.uidValidity, highestModseq: b.highestModseq });
+          assert.deepEqual(st, { messages: 0, unseen: 0, deleted: 0, size: 0, uidNext: 1, uidValidity: b.uidValidity, highestModseq: b.highestModseq, recent: 0 });
         }
         assert.equal(new Set(boxes.map((b) => b.uidValidity)).size, boxes.length);
         assert.equal((await store.getMailbox(acc.id, 'inbox'))?.name, 'INBOX');
@@ -413,6 +413,26 @@ for (const backend of backends) {
           fresh(mb);
           await store.deleteMailbox(acc.id, 'Jobs/Projects');
         }
+      }));
+
+    it('claimRecent (RFC 3501 §2.3.2): one atomic boundary per mailbox; concurrent claims never share a message; peeking claims nothing', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 'recent@example.com');
+        const inbox = boxes.INBOX!.id;
+        for (let i = 0; i < 3; i++) await put(store, inbox, body());
+        assert.equal((await store.mailboxStatus(inbox)).recent, 3);
+        assert.equal(await store.claimRecent(inbox, 3, false), 0, 'peek');
+        assert.equal((await store.mailboxStatus(inbox)).recent, 3);
+        // Ten sessions claim at once up to UIDs 2 and 4: each message goes to exactly one.
+        const below = [2, 4, 2, 4, 3, 4, 2, 3, 4, 4];
+        const got = await Promise.all(below.map((b) => store.claimRecent(inbox, b, true)));
+        const owned = got.flatMap((from, i) => Array.from({ length: Math.max(0, below[i]! - from) }, (_, k) => from + k).filter((u) => u >= 1));
+        assert.deepEqual(owned.sort(), [1, 2, 3], `claims ${JSON.stringify(got)}`);
+        assert.equal(await store.claimRecent(inbox, 1, true), 4, 'the boundary never moves back');
+        assert.equal((await store.mailboxStatus(inbox)).recent, 0);
+        await put(store, inbox, body());
+        assert.equal((await store.mailboxStatus(inbox)).recent, 1);
+        await assert.rejects(store.claimRecent(999999, 5, true), storeError('not-found'));
       }));
 
     it('subscriptions: a list of names of its own (RFC 9051 §6.3.7): CREATE does not add, DELETE and RENAME keep, no mailbox needed', () =>

@@ -109,6 +109,8 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
     case 'UID':
       return;
     case 'FLAGS':
+      out.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords, s.selected!.isRecent(msg.uid))}`);
+      return sp();
     case 'INTERNALDATE':
     case 'RFC822.SIZE':
     case 'MODSEQ':
@@ -361,7 +363,10 @@ async function fetchSimple(s: ImapSession, uids: number[], listing: MessageSumma
   const wanted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
   const sel = s.selected!;
   const announce = plan.hasFlags ? (kw: readonly string[]) => (sel.noteKeywords(kw) ? sel.flagsResponses() : '') : null;
-  const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, plan.withUid, plan.items.filter((i) => i.k !== 'UID').map(simpleRenderer), announce);
+  // IMAP4rev1 \Recent is the session's: FLAGS rendered with it when any message has it.
+  const flags = sel.recent.size ? (m: MessageSummary) => `FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))}` : null;
+  const renderers = plan.items.filter((i) => i.k !== 'UID').map((i) => (i.k === 'FLAGS' && flags ? flags : simpleRenderer(i)));
+  const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, plan.withUid, renderers, announce);
   for (let text = cursor.next(); text !== null; text = cursor.next()) {
     await s.writeAwait(text);
     if (s.closed) return false;
@@ -430,7 +435,7 @@ async function renderMessage(s: ImapSession, seq: number, msg: MessageSummary, r
   pieces.push(`* ${seq} FETCH (`);
   if (plan.withUid) pieces.push(`UID ${msg.uid} `);
   for (const item of plan.items) await renderItem(s, item, msg, rec, pieces);
-  if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
+  if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords, sel.isRecent(msg.uid))} `);
   if (seenNow && s.condstore && !plan.hasModseq) pieces.push(`MODSEQ (${msg.modseq}) `);
   // Drop the trailing space.
   const last = pieces[pieces.length - 1];

@@ -27,6 +27,13 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const messages = await s.deps.store.listMessages(mb.id);
   if (s.selected !== sel) return null;
   sel.initialize(messages.map((m) => m.uid));
+  // IMAP4rev1 \Recent (RFC 3501 §2.3.2): SELECT claims what no session has seen; EXAMINE only
+  // looks (a read-only session does not take \Recent from later ones). Not in IMAP4rev2.
+  if (!s.rev2) {
+    sel.recentSource = (below) => s.deps.store.claimRecent(mb.id, below, !readOnly);
+    await sel.settleRecent();
+    if (s.selected !== sel) return null;
+  }
   const fresh = await s.deps.store.getMailboxById(mb.id);
   const uidNext = Math.max(fresh?.uidNext ?? mb.uidNext, sel.maxUid + 1);
   const highest = Math.max(fresh?.highestModseq ?? mb.highestModseq, sel.highestModseq);
@@ -36,7 +43,7 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   let out = sel.flagsResponses(true);
   out += `* ${sel.exists} EXISTS\r\n`;
   if (!s.rev2) {
-    out += '* 0 RECENT\r\n';
+    out += `* ${sel.recent.size} RECENT\r\n`;
     const unseen = messages.find((m) => !(m.systemFlags & SystemFlag.Seen) && sel.seqOf(m.uid) > 0);
     if (unseen) out += `* OK [UNSEEN ${sel.seqOf(unseen.uid)}] First unseen\r\n`;
   }
@@ -61,7 +68,7 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
       const seq = sel.seqOf(m.uid);
       if (!seq) continue;
       if (m.keywords.length && sel.noteKeywords(m.keywords)) buf += sel.flagsResponses(); // RFC 3501 §7.2.6
-      buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords)} MODSEQ (${m.modseq}))\r\n`;
+      buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))} MODSEQ (${m.modseq}))\r\n`;
       if (buf.length > 65536) {
         await s.writeAwait(buf);
         buf = '';

@@ -37,7 +37,7 @@ export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
     if (cmd.uid || s.qresync) items.push(`UID ${u.uid}`);
     // RFC 7162 §3.1.3: with UNCHANGEDSINCE the MODSEQ is reported even for .SILENT; with CONDSTORE
     // on, Pillarbox (like Dovecot) always reports it so the client's cache keeps the new MODSEQ.
-    if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords)}`);
+    if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords, sel.isRecent(u.uid))}`);
     // RFC 3501 §7.2.6: a keyword new to the mailbox is announced in FLAGS before a FETCH shows it.
     if (!cmd.silent && u.keywords.length && sel.noteKeywords(u.keywords)) out += sel.flagsResponses();
     if (s.condstore) items.push(`MODSEQ (${u.modseq})`);

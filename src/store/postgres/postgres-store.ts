@@ -691,6 +691,19 @@ class PostgresStore implements Store {
     });
   }
 
+  async claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
+    // The row lock of the UPDATE orders two claims: the second reads the first one's boundary.
+    const r = claim
+      ? await this.#q(
+          `UPDATE mailboxes m SET recent_uid = greatest(o.recent_uid, $2) FROM (SELECT id, recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE) o
+           WHERE m.id = o.id RETURNING o.recent_uid AS b`,
+          [mailboxId, uidBelow],
+        )
+      : await this.#q('SELECT recent_uid AS b FROM mailboxes WHERE id = $1', [mailboxId]);
+    if (!r[0]) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+    return Number(r[0].b);
+  }
+
   async listSubscriptions(accountId: number): Promise<string[]> {
     return (await this.#q('SELECT name FROM subscriptions WHERE account_id = $1', [accountId])).map((r) => r.name as string);
   }
@@ -703,7 +716,8 @@ class PostgresStore implements Store {
            SELECT count(*) AS messages,
                   count(*) FILTER (WHERE system_flags & ${SystemFlag.Seen} = 0) AS unseen,
                   count(*) FILTER (WHERE system_flags & ${SystemFlag.Deleted} <> 0) AS deleted,
-                  coalesce(sum(size), 0)::bigint AS size
+                  coalesce(sum(size), 0)::bigint AS size,
+                  count(*) FILTER (WHERE uid >= mb.recent_uid) AS recent
            FROM messages WHERE mailbox_id = mb.id) s
          WHERE mb.id = $1`,
         [mailboxId],
@@ -718,6 +732,7 @@ class PostgresStore implements Store {
       uidNext: r.uid_next,
       uidValidity: r.uid_validity,
       highestModseq: r.highest_modseq,
+      recent: r.recent,
     };
   }
 

@@ -202,6 +202,9 @@ CREATE TABLE subscriptions (
   PRIMARY KEY (account_id, name)
 );
 INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed;
+-- IMAP4rev1 \\Recent boundary (as SQLite migration 9).
+ALTER TABLE mailboxes ADD COLUMN recent_uid bigint NOT NULL DEFAULT 0;
+UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
 ];

@@ -170,6 +170,11 @@ CREATE TABLE subscriptions (
   PRIMARY KEY (account_id, name)
 ) WITHOUT ROWID;
 INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+-- IMAP4rev1 \\Recent (RFC 3501 §2.3.2): messages with uid >= recent_uid have been seen by no
+-- session yet; the first read-write session to learn of them moves the boundary past them in one
+-- UPDATE (store.claimRecent), so no two sessions both get one. Existing mail is not recent.
+ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
 ];

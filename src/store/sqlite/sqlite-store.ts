@@ -567,6 +567,21 @@ class SqliteStore implements Store {
     });
   }
 
+  async claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
+    const read = () => {
+      const b = this.#q('SELECT recent_uid FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined;
+      if (b === undefined) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      return b;
+    };
+    if (!claim) return read();
+    // One write transaction (SQLite serialises them): read and move the boundary together.
+    return this.#writeBatched(() => {
+      const b = read();
+      if (uidBelow > b) this.#q('UPDATE mailboxes SET recent_uid = ? WHERE id = ?').run(uidBelow, mailboxId);
+      return b;
+    });
+  }
+
   async listSubscriptions(accountId: number): Promise<string[]> {
     return this.#q('SELECT name FROM subscriptions WHERE account_id = ?').pluck().all(accountId) as string[];
   }
@@ -580,9 +595,10 @@ class SqliteStore implements Store {
       `SELECT count(*) AS messages,
               coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Seen} = 0 THEN 1 ELSE 0 END), 0) AS unseen,
               coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
-              coalesce(sum(size), 0) AS size
+              coalesce(sum(size), 0) AS size,
+              coalesce(sum(CASE WHEN uid >= ? THEN 1 ELSE 0 END), 0) AS recent
        FROM messages WHERE mailbox_id = ? AND uid < ?`,
-    ).get(mailboxId, this.#below(mailboxId)) as Row;
+    ).get(mb.recent_uid, mailboxId, this.#below(mailboxId)) as Row;
     return {
       messages: r.messages,
       unseen: r.unseen,
@@ -591,6 +607,7 @@ class SqliteStore implements Store {
       uidNext: v.uidNext,
       uidValidity: v.uidValidity,
       highestModseq: v.highestModseq,
+      recent: r.recent,
     };
   }
 

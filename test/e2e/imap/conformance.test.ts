@@ -37,10 +37,11 @@ eachBackend('IMAP conformance', ({ login }) => {
       assert.match((await c.cmd('STORE 1 +FLAGS (\\Flagged)')).tagged, / OK /);
       const uv = /UIDVALIDITY (\d+)/.exec((await c.cmd('STATUS Selfmove (UIDVALIDITY)')).lines[0]!)![1];
       const r = await c.cmd('UID MOVE 1 Selfmove');
-      assert.deepEqual(r.lines, [`* OK [COPYUID ${uv} 1 3] Moved`, '* 1 EXPUNGE', '* 2 EXISTS']);
+      // IMAP4rev1: the moved message is new to the mailbox, so \Recent (RFC 3501 §2.3.2) for this session.
+      assert.deepEqual(r.lines, [`* OK [COPYUID ${uv} 1 3] Moved`, '* 1 EXPUNGE', '* 2 EXISTS', '* 2 RECENT']);
       assert.match(r.tagged, /^t\d+ OK /);
       const f = await c.cmd('FETCH 1:* (UID FLAGS)');
-      assert.deepEqual(f.lines, ['* 1 FETCH (UID 2 FLAGS ())', '* 2 FETCH (UID 3 FLAGS (\\Flagged))']);
+      assert.deepEqual(f.lines, ['* 1 FETCH (UID 2 FLAGS (\\Recent))', '* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))']);
       const st = await c.cmd('STATUS Selfmove (MESSAGES UIDNEXT)');
       assert.deepEqual(st.lines, ['* STATUS "Selfmove" (MESSAGES 2 UIDNEXT 4)']);
     } finally {
@@ -226,6 +227,57 @@ eachBackend('IMAP conformance', ({ login }) => {
       const bin = await c.cmd('FETCH 1 (BINARY.PEEK[2])');
       assert.deepEqual(bin.raw.subarray(0, bin.raw.indexOf('\r\nt')), Buffer.concat([Buffer.from('* 1 FETCH (BINARY[2] ~{7}\r\n'), part, Buffer.from(')')]));
     } finally {
+      c.close();
+    }
+  });
+  test('RFC 3501 §2.3.2/§6.4.4/§7.3.2 \\Recent: the first read-write session gets it; EXAMINE looks only; none in IMAP4rev2', async () => {
+    const a = await login();
+    const b = await login();
+    const c = await login();
+    try {
+      await ok(c, 'ENABLE IMAP4rev2');
+      await ok(a, 'CREATE Rc');
+      for (const x of ['one', 'two']) assert.match((await a.append('Rc', crlf([`Subject: ${x}`, '', x]))).tagged, / OK /);
+      assert.deepEqual(await ok(a, 'STATUS Rc (RECENT)'), ['* STATUS "Rc" (RECENT 2)']);
+      // IMAP4rev2: no RECENT response, no \Recent flag, nothing claimed.
+      const sel2 = await ok(c, 'SELECT Rc');
+      assert.ok(!sel2.some((l) => /RECENT/.test(l)), sel2.join('\n'));
+      assert.deepEqual(await ok(c, 'FETCH 1:* FLAGS'), ['* 1 FETCH (FLAGS ())', '* 2 FETCH (FLAGS ())']);
+      // EXAMINE sees \Recent but does not take it.
+      assert.ok((await ok(b, 'EXAMINE Rc')).includes('* 2 RECENT'));
+      assert.deepEqual(await ok(b, 'FETCH 1:* FLAGS'), ['* 1 FETCH (FLAGS (\\Recent))', '* 2 FETCH (FLAGS (\\Recent))']);
+      // The first SELECT claims both.
+      assert.ok((await ok(a, 'SELECT Rc')).includes('* 2 RECENT'));
+      assert.deepEqual(await ok(a, 'FETCH 1 FLAGS'), ['* 1 FETCH (FLAGS (\\Recent))']);
+      assert.deepEqual(await ok(a, 'STORE 1 +FLAGS (\\Seen)'), ['* 1 FETCH (FLAGS (\\Seen \\Recent))']);
+      assert.deepEqual(await ok(a, 'SEARCH RECENT'), ['* SEARCH 1 2']);
+      assert.deepEqual(await ok(a, 'SEARCH NEW'), ['* SEARCH 2']);
+      assert.deepEqual(await ok(a, 'SEARCH OLD'), ['* SEARCH']);
+      assert.deepEqual(await ok(a, 'STATUS Rc (RECENT)'), ['* STATUS "Rc" (RECENT 2)']);
+      // Later sessions do not get them.
+      const again = await ok(b, 'EXAMINE Rc');
+      assert.ok(again.includes('* 0 RECENT'), again.join('\n'));
+      assert.deepEqual(await ok(b, 'SEARCH RECENT'), ['* SEARCH']);
+      assert.deepEqual(await ok(b, 'STATUS Rc (RECENT)'), ['* STATUS "Rc" (RECENT 0)']);
+      // New mail: EXISTS then the session's RECENT count (§7.3.2), \Recent in FETCH.
+      const ap = await c.append('Rc', crlf(['Subject: three', '', '3']));
+      assert.match(ap.tagged, / OK /);
+      assert.deepEqual(ap.lines, ['* 1 FETCH (UID 1 FLAGS (\\Seen))', '* 3 EXISTS'], 'IMAP4rev2: no RECENT');
+      assert.deepEqual(await ok(a, 'NOOP'), ['* 3 EXISTS', '* 3 RECENT']);
+      assert.deepEqual(await ok(a, 'FETCH 3 FLAGS'), ['* 3 FETCH (FLAGS (\\Recent))']);
+      // Two sessions selecting at once: exactly one gets the new message as recent.
+      await ok(a, 'CREATE Rd');
+      assert.match((await a.append('Rd', crlf(['Subject: race', '', 'r']))).tagged, / OK /);
+      const d = await login();
+      try {
+        const both = await Promise.all([a.cmd('SELECT Rd'), d.cmd('SELECT Rd')]);
+        assert.deepEqual(both.map((r) => r.lines.find((l) => / RECENT$/.test(l))).sort(), ['* 0 RECENT', '* 1 RECENT']);
+      } finally {
+        d.close();
+      }
+    } finally {
+      a.close();
+      b.close();
       c.close();
     }
   });
