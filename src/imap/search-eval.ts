@@ -63,8 +63,10 @@ function needs(k: SearchKey, n: Need): void {
 interface Ctx {
   seq: number;
   msg: MessageSummary;
+  /** The session's \Recent UIDs (RFC 3501 §2.3.2; empty in IMAP4rev2). */
+  recent: ReadonlySet<number>;
   /** Sent date and search headers (from getSearchData, or from rec when the body is needed too). */
-  sd: { sentDate: number | null; search: MessageRecord['meta']['search'] } | null;
+  sd: { sentDate: number | null; sentDay: number | null; search: MessageRecord['meta']['search'] } | null;
   headerText: string | null;
   maxSeq: number;
   maxUid: number;
@@ -99,7 +101,8 @@ function match(k: SearchKey, c: Ctx): boolean {
     case 'keyword':
       return c.msg.keywords.some((x) => x.toLowerCase() === k.keyword.toLowerCase()) === k.set;
     case 'recent':
-      return !k.set;
+      // RECENT / OLD (NEW = RECENT UNSEEN): the session's \Recent flag (RFC 3501 §6.4.4).
+      return c.recent.has(c.msg.uid) === k.set;
     case 'size':
       return k.op === 'larger' ? c.msg.size > k.n : c.msg.size < k.n;
     case 'modseq':
@@ -109,9 +112,9 @@ function match(k: SearchKey, c: Ctx): boolean {
     case 'uid':
       return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.msg.uid, c.maxUid);
     case 'date': {
-      const t = k.sent ? c.sd?.sentDate ?? null : c.msg.internalDate;
-      if (t === null) return false;
-      const d = day(t);
+      // SENT*: the Date: header's day as written, disregarding time and timezone (RFC 3501 §6.4.4).
+      const d = k.sent ? c.sd?.sentDay ?? null : day(c.msg.internalDate);
+      if (d === null) return false;
       return k.op === 'before' ? d < k.day : k.op === 'on' ? d === k.day : d >= k.day;
     }
     case 'header': {
@@ -137,8 +140,11 @@ function match(k: SearchKey, c: Ctx): boolean {
   }
 }
 
-/** Matching UIDs (ascending) among the messages the client knows, and their highest MODSEQ. */
-export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids: number[]; seqs: number[]; highestModseq: number; usedModseq: boolean }> {
+/** Matching UIDs (ascending) among the messages the client knows, their MODSEQs and the highest of them. */
+export async function runSearch(
+  s: ImapSession,
+  key: SearchKey,
+): Promise<{ uids: number[]; seqs: number[]; modseqs: number[]; highestModseq: number; usedModseq: boolean }> {
   const sel = s.selected!;
   const need: Need = { headerKeys: [], meta: false, fields: false, bodyNeedles: new Set(), modseq: false };
   needs(key, need);
@@ -164,10 +170,11 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
   const saved = new Set(s.savedSearch);
   const uids: number[] = [];
   const seqs: number[] = [];
+  const modseqs: number[] = [];
   let highestModseq = 0;
   // Header search data comes from the store in chunks, so memory stays bounded whatever the size.
   const CHUNK = 2000;
-  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
+  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, recent: sel.recent, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
   // The SQLite store answers synchronously: a turn of the event loop between chunks once 10 ms are
   // used, so a search over 131,072 messages does not hold every other session.
   const budget = new LoopBudget();
@@ -187,11 +194,12 @@ export async function runSearch(s: ImapSession, key: SearchKey): Promise<{ uids:
       if (match(key, c)) {
         uids.push(uid);
         seqs.push(i + j + 1);
+        modseqs.push(msg.modseq);
         if (msg.modseq > highestModseq) highestModseq = msg.modseq;
       }
     }
   }
-  return { uids, seqs, highestModseq, usedModseq: need.modseq };
+  return { uids, seqs, modseqs, highestModseq, usedModseq: need.modseq };
 }
 
 export type { MimeNode };

@@ -9,6 +9,9 @@
 import type { Change } from '../store/bus.ts';
 import { flagList } from '../protocol/imap/response.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
+import { SystemFlag } from '../store/store.ts';
+
+const ALL_SYSTEM = SystemFlag.Seen | SystemFlag.Answered | SystemFlag.Flagged | SystemFlag.Deleted | SystemFlag.Draft;
 
 export interface PendingFlags {
   modseq: number;
@@ -26,6 +29,20 @@ export class SelectedMailbox {
   maxUid: number;
   /** The mailbox was deleted or renamed away under the session. */
   gone = false;
+  /** Keywords announced in FLAGS (lower case → spelling), in the order they were announced. */
+  readonly #keywords = new Map<string, string>();
+  /** A keyword the client has not been told of appeared: a FLAGS update is owed. */
+  #newKeywords = false;
+  /**
+   * IMAP4rev1 \Recent (RFC 3501 §2.3.2), null in IMAP4rev2 sessions: asks the store for the
+   * mailbox's recent boundary, claiming the UIDs below `uidBelow` when the session is read-write.
+   */
+  recentSource: ((uidBelow: number) => Promise<number>) | null = null;
+  /** The UIDs that are \Recent in this session. */
+  readonly recent = new Set<number>();
+  /** UIDs below this were checked for \Recent; pending ones above wait (no EXISTS before). */
+  #recentBelow = 0;
+  #claiming: Promise<void> | null = null;
 
   readonly mailboxId: number;
   name: string;
@@ -51,6 +68,60 @@ export class SelectedMailbox {
 
   get exists(): number {
     return this.uids.length;
+  }
+
+  /** Checks the UIDs the session learnt of since the last check for \Recent (one store claim). */
+  settleRecent(): Promise<void> {
+    const source = this.recentSource;
+    if (!source || this.maxUid + 1 <= this.#recentBelow) return Promise.resolve();
+    if (this.#claiming) return this.#claiming.then(() => this.settleRecent());
+    const below = this.maxUid + 1;
+    const from = this.#recentBelow;
+    this.#claiming = source(below)
+      .catch(() => below) // mailbox gone: nothing is recent
+      .then((boundary) => {
+        const lo = Math.max(boundary, from);
+        for (let i = this.uids.length - 1; i >= 0 && this.uids[i]! >= lo; i--) if (this.uids[i]! < below) this.recent.add(this.uids[i]!);
+        for (const u of this.pendingAdded) if (u >= lo && u < below) this.recent.add(u);
+        if (below > this.#recentBelow) this.#recentBelow = below;
+      })
+      .finally(() => {
+        this.#claiming = null;
+      });
+    return this.#claiming;
+  }
+
+  /** The session's \Recent flag of a UID (always false in IMAP4rev2). */
+  isRecent(uid: number): boolean {
+    return this.recent.size > 0 && this.recent.has(uid);
+  }
+
+  /**
+   * Notes keywords the client may be shown (a message's flags). True when one is new to it: then
+   * `* FLAGS` / `* OK [PERMANENTFLAGS]` must come before any FETCH that shows it (RFC 3501 §7.2.6).
+   */
+  noteKeywords(keywords: readonly string[]): boolean {
+    for (const k of keywords) {
+      const l = k.toLowerCase();
+      if (this.#keywords.has(l)) continue;
+      this.#keywords.set(l, k);
+      this.#newKeywords = true;
+    }
+    return this.#newKeywords;
+  }
+
+  /**
+   * The FLAGS and PERMANENTFLAGS responses for every keyword noted (RFC 3501 §7.2.6, §7.1):
+   * `always` for SELECT/EXAMINE, else only when a new keyword is owed ('' when none).
+   */
+  flagsResponses(always = false): string {
+    if (!always && !this.#newKeywords) return '';
+    this.#newKeywords = false;
+    const kw = [...this.#keywords.values()];
+    let out = `* FLAGS ${flagList(ALL_SYSTEM, kw)}\r\n`;
+    if (this.readOnly) return always ? out + '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n' : out;
+    out += `* OK [PERMANENTFLAGS ${flagList(ALL_SYSTEM, [...kw, '\\*'])}] Flags permitted\r\n`;
+    return out;
   }
 
   /** UIDs expunged while the initial listing was in flight. */
@@ -87,10 +158,12 @@ export class SelectedMailbox {
       switch (c.kind) {
         case 'message-added':
           this.added([c.uid]);
+          if (c.keywords.length) this.noteKeywords(c.keywords);
           if (c.modseq > this.highestModseq) this.highestModseq = c.modseq;
           break;
         case 'flags-changed':
           if (c.modseq > this.highestModseq) this.highestModseq = c.modseq;
+          if (c.keywords.length) this.noteKeywords(c.keywords);
           // The session's own STORE answers for itself (RFC 9051 §6.4.6 .SILENT).
           if (c.origin === ownOrigin) break;
           this.pendingFlags.set(c.uid, { modseq: c.modseq, systemFlags: c.systemFlags, keywords: c.keywords });
@@ -122,6 +195,7 @@ export class SelectedMailbox {
   expunged(uids: readonly number[]): void {
     for (const u of uids) {
       this.#early?.add(u);
+      this.recent.delete(u);
       if (this.pendingAdded.delete(u)) continue;
       if (this.seqOf(u)) this.pendingExpunged.add(u);
       this.pendingFlags.delete(u);
@@ -129,7 +203,7 @@ export class SelectedMailbox {
   }
 
   get hasPending(): boolean {
-    return this.pendingAdded.size > 0 || this.pendingExpunged.size > 0 || this.pendingFlags.size > 0;
+    return this.#newKeywords || this.pendingAdded.size > 0 || this.pendingExpunged.size > 0 || this.pendingFlags.size > 0;
   }
 
   /**
@@ -150,6 +224,9 @@ export class SelectedMailbox {
    * made; what arrives meanwhile waits for the next flush.
    */
   *flushParts(opts: FlushOptions): Generator<string> {
+    // RFC 3501 §7.2.6: a new keyword is announced before any FETCH that shows it.
+    const flags = this.flagsResponses();
+    if (flags) yield flags;
     if (opts.allowExpunge && this.pendingExpunged.size > 0) yield* this.#expungeParts(opts.qresync);
     if (this.pendingFlags.size > 0) {
       const entries = [...this.pendingFlags].sort((a, b) => a[0] - b[0]);
@@ -160,7 +237,7 @@ export class SelectedMailbox {
         while (si < this.uids.length && this.uids[si]! < uid) si++;
         // Not announced yet (pending add): its flags come with a later FETCH.
         if (this.uids[si] !== uid) continue;
-        out += `* ${si + 1} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords)}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
+        out += `* ${si + 1} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords, this.isRecent(uid))}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
         if (out.length >= PART_BYTES) {
           yield out;
           out = '';
@@ -169,10 +246,16 @@ export class SelectedMailbox {
       if (out) yield out;
     }
     if (this.pendingAdded.size > 0) {
-      const add = ascending(this.pendingAdded);
-      this.pendingAdded.clear();
-      for (const u of add) this.uids.push(u);
-      yield `* ${this.uids.length} EXISTS\r\n`;
+      let add = ascending(this.pendingAdded);
+      // IMAP4rev1: only UIDs already checked for \Recent (settleRecent); the rest wait for the check.
+      if (this.recentSource) add = add.filter((u) => u < this.#recentBelow);
+      if (add.length) {
+        for (const u of add) this.pendingAdded.delete(u);
+        for (const u of add) this.uids.push(u);
+        yield `* ${this.uids.length} EXISTS\r\n`;
+        // RFC 3501 §7.3.2: the number of \Recent messages, with the new EXISTS.
+        if (this.recentSource) yield `* ${this.recent.size} RECENT\r\n`;
+      }
     }
   }
 
@@ -214,6 +297,7 @@ export class SelectedMailbox {
    */
   async flushTo(s: { writeAwait(data: string): Promise<void>; readonly closed: boolean }, opts: FlushOptions): Promise<void> {
     if (!this.hasPending) return;
+    await this.settleRecent();
     const budget = new LoopBudget();
     for (const part of this.flushParts(opts)) {
       if (s.closed) return;

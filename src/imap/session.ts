@@ -137,6 +137,18 @@ export class ImapSession {
     return this.enabled.has('QRESYNC');
   }
 
+  /**
+   * A CONDSTORE enabling command (RFC 7162 §3.1). The first one executed with a mailbox selected
+   * makes the server return HIGHESTMODSEQ for it, before the command's own responses (RFC 7162
+   * §3.1, example 4 of §3.1.3); SELECT/EXAMINE (CONDSTORE) give it in their own answer.
+   */
+  enableCondstore(): void {
+    if (this.condstore) return;
+    this.condstore = true;
+    const sel = this.selected;
+    if (sel) this.write(`* OK [HIGHESTMODSEQ ${sel.highestModseq}] Highest\r\n`);
+  }
+
   get isLoopback(): boolean {
     const a = this.remoteAddress;
     return a === '127.0.0.1' || a === '::1' || a.startsWith('127.');
@@ -216,6 +228,12 @@ export class ImapSession {
     const sel = this.selected;
     if (!sel) return;
     sel.apply(changes, this.origin);
+    // IMAP4rev1: new messages are checked for \Recent (a store claim) before their EXISTS.
+    if (sel.recentSource && sel.pendingAdded.size) {
+      void sel.settleRecent().then(() => {
+        if (this.selected === sel && this.idle.active) this.idle.push();
+      });
+    }
     // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
     // what it was sent: then the changes wait (merged in `selected`) until the socket drains.
     if (this.idle.active) this.idle.push();

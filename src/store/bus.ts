@@ -4,7 +4,16 @@
 // LISTEN/NOTIFY by implementing `ChangeBus` (a ping, then subscribers pull).
 
 export type Change =
-  | { kind: 'message-added'; accountId: number; mailboxId: number; uid: number; modseq: number; origin?: string }
+  | {
+      kind: 'message-added';
+      accountId: number;
+      mailboxId: number;
+      uid: number;
+      modseq: number;
+      /** The message's keywords, so a session can announce new ones in FLAGS (RFC 3501 §7.2.6). */
+      keywords: readonly string[];
+      origin?: string;
+    }
   | {
       kind: 'flags-changed';
       accountId: number;

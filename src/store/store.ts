@@ -21,6 +21,7 @@ import type { LoginFailureStore } from './login-failures.ts';
 import type { QueueStore } from './queue.ts';
 import type { DkimKeyStore } from './dkim-keys.ts';
 import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
+import { sentDayOf } from '../protocol/mime/date.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
 export const SystemFlag = {
@@ -42,6 +43,9 @@ export const SYSTEM_FLAG_NAMES: ReadonlyArray<readonly [string, number]> = [
 export type SpecialUse = '\\Sent' | '\\Drafts' | '\\Trash' | '\\Junk' | '\\Archive' | '\\All' | '\\Flagged';
 
 /** Every account starts with these (issue #4; RFC 6154 attributes). */
+/** Subscriptions per account (a name need not exist, so the mailbox count limit does not bound them). */
+export const MAX_SUBSCRIPTIONS = 10_000;
+
 export const DEFAULT_MAILBOXES: ReadonlyArray<{ name: string; specialUse: SpecialUse | null }> = [
   { name: 'INBOX', specialUse: null },
   { name: 'Sent', specialUse: '\\Sent' },
@@ -106,7 +110,6 @@ export interface Mailbox {
   /** Full hierarchical name, `/`-separated, UTF-8 (not modified UTF-7). INBOX is always `INBOX`. */
   name: string;
   specialUse: SpecialUse | null;
-  subscribed: boolean;
   uidValidity: number;
   uidNext: number;
   /** Highest MODSEQ of any change in the mailbox (RFC 7162). Starts at 1. */
@@ -122,6 +125,8 @@ export interface MailboxStatus {
   uidNext: number;
   uidValidity: number;
   highestModseq: number;
+  /** Messages no session has seen yet (IMAP4rev1 \\Recent, RFC 3501 §2.3.2; STATUS RECENT). */
+  recent: number;
 }
 
 /** What a session keeps per message: cheap to list for a whole mailbox. */
@@ -161,6 +166,8 @@ export interface MessageTextPlan {
 export interface SearchData {
   uid: number;
   sentDate: number | null;
+  /** The Date: header's day as written (RFC 3501 §6.4.4), ms at 00:00 UTC; see MessageMeta.sentDay. */
+  sentDay: number | null;
   search: MessageMeta['search'];
 }
 
@@ -306,6 +313,7 @@ export interface Store {
   getMailbox(accountId: number, name: string): Promise<Mailbox | null>;
   getMailboxById(mailboxId: number): Promise<Mailbox | null>;
   /** 'exists' if the name is taken. New UIDVALIDITY, never one used before for this account. */
+  /** `subscribed`: also add the name to the subscriptions (the default mailboxes are; IMAP CREATE does not subscribe). */
   createMailbox(accountId: number, name: string, opts?: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions): Promise<Mailbox>;
   /**
    * Renames the mailbox and its children (`old/…`). RFC 9051 §6.3.6: renaming INBOX moves all its
@@ -314,7 +322,21 @@ export interface Store {
   renameMailbox(accountId: number, oldName: string, newName: string, opts?: WriteOptions): Promise<void>;
   /** Deletes the mailbox and its messages; its children are kept. INBOX cannot be deleted ('inbox'). */
   deleteMailbox(accountId: number, name: string, opts?: WriteOptions): Promise<void>;
+  /**
+   * Adds or removes a name in the account's subscriptions, a list of names of its own (RFC 9051
+   * §6.3.7): kept when the mailbox is deleted or renamed; no mailbox needed. At most
+   * MAX_SUBSCRIPTIONS names ('limit').
+   */
   setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+  /** The subscribed names, in no particular order. */
+  listSubscriptions(accountId: number): Promise<string[]>;
+  /**
+   * IMAP4rev1 \\Recent (RFC 3501 §2.3.2): returns the mailbox's recent boundary B (messages with
+   * uid >= B are recent: no session has seen them) and, with `claim`, moves it to at least
+   * `uidBelow` in the same atomic step, so the messages in [B, uidBelow) are recent for the caller
+   * alone. Two sessions claiming at once never both get a message. 'not-found' without the mailbox.
+   */
+  claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number>;
   mailboxStatus(mailboxId: number): Promise<MailboxStatus>;
 
   // ---- messages
@@ -447,4 +469,14 @@ export function sameFlags(a: { systemFlags: number; keywords: string[] }, b: { s
   if (a.systemFlags !== b.systemFlags || a.keywords.length !== b.keywords.length) return false;
   const s = new Set(a.keywords.map((k) => k.toLowerCase()));
   return b.keywords.every((k) => s.has(k.toLowerCase()));
+}
+
+/**
+ * SearchData.sentDay from a cached meta's `sentDay` (set at delivery) or, for metas cached before
+ * it existed, from its stored Date: value (`envelope.date`) — RFC 3501 §6.4.4's date as written.
+ */
+export function storedSentDay(sentDay: unknown, envelopeDate: unknown, sentDate: number | null): number | null {
+  if (typeof sentDay === 'number') return sentDay;
+  if (sentDay === null && sentDate === null) return null;
+  return sentDayOf(typeof envelopeDate === 'string' ? envelopeDate : null, sentDate);
 }

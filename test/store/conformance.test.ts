@@ -308,15 +308,16 @@ for (const backend of backends) {
           boxes.map((b) => [b.name, b.specialUse]).sort(),
           DEFAULT_MAILBOXES.map((m) => [m.name, m.specialUse]).sort(),
         );
+        // The default mailboxes start subscribed (as the server's own, like Dovecot's auto-subscribed ones).
+        assert.deepEqual((await store.listSubscriptions(acc.id)).sort(), DEFAULT_MAILBOXES.map((m) => m.name).sort());
         for (const b of boxes) {
           assert.equal(b.accountId, acc.id);
-          assert.equal(b.subscribed, true);
           assert.equal(b.uidNext, 1);
           assert.ok(b.highestModseq >= 1);
           assert.ok(Number.isInteger(b.uidValidity) && b.uidValidity > 0 && b.uidValidity <= 0xffffffff, `uidvalidity ${b.uidValidity}`);
           assert.deepEqual(await store.getMailboxById(b.id), b);
           const st = await store.mailboxStatus(b.id);
-          assert.deepEqual(st, { messages: 0, unseen: 0, deleted: 0, size: 0, uidNext: 1, uidValidity: b.uidValidity, highestModseq: b.highestModseq });
+          assert.deepEqual(st, { messages: 0, unseen: 0, deleted: 0, size: 0, uidNext: 1, uidValidity: b.uidValidity, highestModseq: b.highestModseq, recent: 0 });
         }
         assert.equal(new Set(boxes.map((b) => b.uidValidity)).size, boxes.length);
         assert.equal((await store.getMailbox(acc.id, 'inbox'))?.name, 'INBOX');
@@ -346,7 +347,6 @@ for (const backend of backends) {
         const flagged = await store.createMailbox(acc.id, 'Starred', { specialUse: '\\Flagged', subscribed: false });
         fresh(flagged);
         assert.equal(flagged.specialUse, '\\Flagged');
-        assert.equal(flagged.subscribed, false);
         const proj = await store.createMailbox(acc.id, 'Work/Projects');
         fresh(proj);
         const y = await store.createMailbox(acc.id, 'Work/Projects/2026');
@@ -413,12 +413,53 @@ for (const backend of backends) {
           fresh(mb);
           await store.deleteMailbox(acc.id, 'Jobs/Projects');
         }
-        // Subscriptions.
-        await store.setSubscribed(acc.id, 'Jobs', false);
-        assert.equal((await store.getMailbox(acc.id, 'Jobs'))?.subscribed, false);
-        await store.setSubscribed(acc.id, 'Jobs', true);
-        assert.equal((await store.getMailbox(acc.id, 'Jobs'))?.subscribed, true);
-        await assert.rejects(store.setSubscribed(acc.id, 'Nope', true), storeError('not-found'));
+      }));
+
+    it('claimRecent (RFC 3501 §2.3.2): one atomic boundary per mailbox; concurrent claims never share a message; peeking claims nothing', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 'recent@example.com');
+        const inbox = boxes.INBOX!.id;
+        for (let i = 0; i < 3; i++) await put(store, inbox, body());
+        assert.equal((await store.mailboxStatus(inbox)).recent, 3);
+        assert.equal(await store.claimRecent(inbox, 3, false), 0, 'peek');
+        assert.equal((await store.mailboxStatus(inbox)).recent, 3);
+        // Ten sessions claim at once up to UIDs 2 and 4: each message goes to exactly one.
+        const below = [2, 4, 2, 4, 3, 4, 2, 3, 4, 4];
+        const got = await Promise.all(below.map((b) => store.claimRecent(inbox, b, true)));
+        const owned = got.flatMap((from, i) => Array.from({ length: Math.max(0, below[i]! - from) }, (_, k) => from + k).filter((u) => u >= 1));
+        assert.deepEqual(owned.sort(), [1, 2, 3], `claims ${JSON.stringify(got)}`);
+        assert.equal(await store.claimRecent(inbox, 1, true), 4, 'the boundary never moves back');
+        assert.equal((await store.mailboxStatus(inbox)).recent, 0);
+        await put(store, inbox, body());
+        assert.equal((await store.mailboxStatus(inbox)).recent, 1);
+        await assert.rejects(store.claimRecent(999999, 5, true), storeError('not-found'));
+      }));
+
+    it('subscriptions: a list of names of its own (RFC 9051 §6.3.7): CREATE does not add, DELETE and RENAME keep, no mailbox needed', () =>
+      withStore(async (store) => {
+        const { account: acc } = await account(store, 'subs@example.com');
+        const subs = async () => (await store.listSubscriptions(acc.id)).filter((n) => !DEFAULT_MAILBOXES.some((m) => m.name === n)).sort();
+        await store.createMailbox(acc.id, 'Jobs');
+        await store.createMailbox(acc.id, 'Jobs/Old');
+        assert.deepEqual(await subs(), [], 'createMailbox does not subscribe by default');
+        await store.setSubscribed(acc.id, 'Jobs/Old', true);
+        await store.setSubscribed(acc.id, 'Jobs/Old', true); // twice: one entry
+        await store.setSubscribed(acc.id, 'Nope/Never', true); // no mailbox needed
+        assert.deepEqual(await subs(), ['Jobs/Old', 'Nope/Never']);
+        await store.deleteMailbox(acc.id, 'Jobs/Old');
+        await store.renameMailbox(acc.id, 'Jobs', 'Work');
+        assert.deepEqual(await subs(), ['Jobs/Old', 'Nope/Never'], 'the names stay when the mailbox goes');
+        await store.setSubscribed(acc.id, 'Jobs/Old', false);
+        await store.setSubscribed(acc.id, 'Not/There', false); // no error
+        assert.deepEqual(await subs(), ['Nope/Never']);
+        await store.setSubscribed(acc.id, 'inbox', true);
+        assert.ok((await store.listSubscriptions(acc.id)).includes('INBOX'), 'INBOX normalised');
+        await assert.rejects(store.setSubscribed(acc.id, 'a//b', true), storeError('invalid'));
+        await assert.rejects(store.setSubscribed(987654, 'X', true), storeError('not-found'));
+        const other = await account(store, 'subs2@example.com');
+        assert.ok(!(await store.listSubscriptions(other.account.id)).includes('Nope/Never'), 'per account');
+        await store.removeAccount(acc.id);
+        assert.deepEqual(await store.listSubscriptions(acc.id), []);
       }));
 
     it('50 concurrent appends: UIDs and MODSEQs strictly increase, published in order', () =>
@@ -485,6 +526,29 @@ for (const backend of backends) {
         assert.equal(lean[0]!.sentDate, Date.UTC(2026, 2, 3, 10));
         assert.deepEqual(lean[0]!.search.fields, []);
         assert.deepEqual(await store.getSearchData(inbox.id, []), []);
+      }));
+
+    it('getSearchData.sentDay: the Date: day as written (RFC 3501 §6.4.4), also for metas cached without it', () =>
+      withStore(async (store) => {
+        const { boxes } = await account(store, 'sd@example.com');
+        const inbox = boxes.INBOX!;
+        const put1 = async (raw: string, strip: boolean) => {
+          const buf = Buffer.from(raw);
+          const m = parseMessage(buf);
+          if (strip) delete m.sentDay; // as cached before the field existed
+          const staged = await store.stageBlob(buf);
+          try {
+            return (await store.append(staged, m, { mailboxId: inbox.id })).uid;
+          } finally {
+            staged.release();
+          }
+        };
+        const a = await put1('Date: Sun, 25 Mar 2007 00:00:00 +0200\r\nSubject: a\r\n\r\nx\r\n', false);
+        const b = await put1('Date: 25 Mar 2007 23:30:00 -0500 (EST)\r\nSubject: b\r\n\r\ny\r\n', true);
+        const n = await put1('Subject: none\r\n\r\nz\r\n', true);
+        const data = await store.getSearchData(inbox.id, [a, b, n], { fields: false });
+        assert.deepEqual(data.map((d) => d.sentDay), [Date.UTC(2007, 2, 25), Date.UTC(2007, 2, 25), null]);
+        assert.equal(data[0]!.sentDate, Date.UTC(2007, 2, 24, 22));
       }));
 
     it('matchHeader: case-insensitive substring of decoded SUBJECT/FROM/TO/CC/BCC, kept through copy, move, expunge and INBOX rename', () =>
@@ -959,7 +1023,7 @@ for (const backend of backends) {
         assert.deepEqual(rec.take(), [{ kind: 'mailbox-created', accountId: acc.id, mailboxId: lists.id, name: 'Lists', origin: 'session-1' }]);
 
         const m = await put(store, inbox, body(), { origin: 'session-1' });
-        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: m.uid, modseq: m.modseq, origin: 'session-1' }]);
+        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: m.uid, modseq: m.modseq, keywords: [], origin: 'session-1' }]);
 
         const fl = await store.storeFlags(inbox, [m.uid], 'add', { systemFlags: SystemFlag.Seen, keywords: ['K'] }, o);
         assert.deepEqual(rec.take(), [
@@ -971,7 +1035,7 @@ for (const backend of backends) {
         const cp = await store.copyMessages(inbox, [m.uid], lists.id, o);
         const cpChanges = rec.take();
         assert.equal(cpChanges.length, 1);
-        assert.deepEqual({ ...cpChanges[0], modseq: 0 }, { kind: 'message-added', accountId: acc.id, mailboxId: lists.id, uid: cp.mapping[0]![1], modseq: 0, origin: 'session-1' });
+        assert.deepEqual({ ...cpChanges[0], modseq: 0 }, { kind: 'message-added', accountId: acc.id, mailboxId: lists.id, uid: cp.mapping[0]![1], modseq: 0, keywords: ['K'], origin: 'session-1' });
 
         const mv = await store.moveMessages(lists.id, [cp.mapping[0]![1]], boxes.Archive!.id, { origin: 'session-2' });
         const mvChanges = rec.take();
@@ -984,6 +1048,7 @@ for (const backend of backends) {
         );
         const added = mvChanges[0]!;
         assert.equal(added.kind === 'message-added' && added.uid, mv.mapping[0]![1]);
+        assert.deepEqual(added.kind === 'message-added' && added.keywords, ['K'], 'message-added carries the keywords (RFC 3501 §7.2.6 FLAGS updates)');
         const exp = mvChanges[1]!;
         assert.ok(exp.kind === 'messages-expunged');
         assert.deepEqual(exp.uids, [cp.mapping[0]![1]]);
@@ -1010,8 +1075,8 @@ for (const backend of backends) {
         const d0 = dr[0]!;
         const d1 = dr[1]!;
         assert.ok(d0.ok && d1.ok);
-        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: d0.uid, modseq: d0.modseq, origin: 'smtp' }]);
-        assert.deepEqual(otherRec.take(), [{ kind: 'message-added', accountId: other.id, mailboxId: ob.INBOX!.id, uid: d1.uid, modseq: d1.modseq, origin: 'smtp' }]);
+        assert.deepEqual(rec.take(), [{ kind: 'message-added', accountId: acc.id, mailboxId: inbox, uid: d0.uid, modseq: d0.modseq, keywords: [], origin: 'smtp' }]);
+        assert.deepEqual(otherRec.take(), [{ kind: 'message-added', accountId: other.id, mailboxId: ob.INBOX!.id, uid: d1.uid, modseq: d1.modseq, keywords: [], origin: 'smtp' }]);
 
         // Failed writes publish nothing.
         await assert.rejects(store.createMailbox(acc.id, 'Archive', o), storeError('exists'));

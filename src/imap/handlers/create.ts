@@ -33,11 +33,13 @@ export const create: Handler<'CREATE'> = async (s, _tag, cmd) => {
   checkMailboxCount(existing.length, missing.length + 1, limits);
   for (const parent of missing) {
     try {
-      await s.deps.store.createMailbox(accountId, parent, { subscribed: true, origin: s.origin });
+      await s.deps.store.createMailbox(accountId, parent, { origin: s.origin });
     } catch (err) {
       if (!(err instanceof StoreError && err.code === 'exists')) throw err;
     }
   }
-  await s.deps.store.createMailbox(accountId, name, { specialUse, subscribed: true, origin: s.origin });
+  // Not subscribed: RFC 9051 §6.3.4 does not make CREATE subscribe; subscriptions are the
+  // client's own list (§6.3.7), so a CREATE answered here leaves LSUB as it was.
+  await s.deps.store.createMailbox(accountId, name, { specialUse, origin: s.origin });
   return 'CREATE completed';
 };

@@ -10,7 +10,7 @@ export const enable: Handler<'ENABLE'> = async (s, _tag, cmd) => {
     if (!KNOWN.has(c) || s.enabled.has(c)) continue;
     s.enabled.add(c);
     done.push(c === 'IMAP4REV2' ? 'IMAP4rev2' : c);
-    if (c === 'QRESYNC' || c === 'CONDSTORE') s.condstore = true;
+    if (c === 'QRESYNC' || c === 'CONDSTORE') s.enableCondstore();
   }
   s.write(`* ENABLED${done.map((c) => ' ' + c).join('')}\r\n`);
   return 'ENABLE completed';

@@ -61,11 +61,24 @@ function partialRange(start: number, end: number, p: { start: number; length: nu
   return [s, Math.min(s + p.length, end)];
 }
 
+/**
+ * An IMAP literal may hold any octet but NUL (RFC 3501 §4.3, RFC 9051 §4.3); only `~{n}` (literal8,
+ * RFC 3516 §4.2) may, and only a BINARY fetch gets one. So stored bytes sent as BODY[…], RFC822…
+ * have each NUL replaced by 0x80, as Dovecot does: same length, so sizes and partial offsets hold.
+ */
+export function withoutNul(data: Buffer): Buffer {
+  let i = data.indexOf(0);
+  if (i < 0) return data;
+  const out = Buffer.from(data);
+  for (; i >= 0; i = out.indexOf(0, i + 1)) out[i] = 0x80;
+  return out;
+}
+
 async function bodyPiece(s: ImapSession, rec: MessageRecord, start: number, end: number): Promise<Piece[]> {
   const n = Math.max(0, end - start);
   if (n === 0) return ['{0}\r\n'];
   if (n > STREAM_THRESHOLD) return [literalHead(n), { blobId: rec.blobId, start, end }];
-  const data = await s.deps.store.readBlob(rec.blobId, start, end);
+  const data = withoutNul(await s.deps.store.readBlob(rec.blobId, start, end));
   return [literalHead(data.length), data];
 }
 
@@ -96,6 +109,8 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
     case 'UID':
       return;
     case 'FLAGS':
+      out.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords, s.selected!.isRecent(msg.uid))}`);
+      return sp();
     case 'INTERNALDATE':
     case 'RFC822.SIZE':
     case 'MODSEQ':
@@ -133,7 +148,7 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
       }
       if (range.kind === 'header-fields') {
         const block = await s.deps.store.readBlob(rec!.blobId, range.start, range.end);
-        let data = filterHeaderFields(block, range.names, range.not);
+        let data = withoutNul(filterHeaderFields(block, range.names, range.not));
         if (item.partial) data = data.subarray(Math.min(item.partial.start, data.length), Math.min(item.partial.start + item.partial.length, data.length));
         out.push(name, literalHead(data.length), data);
         return sp();
@@ -175,9 +190,10 @@ class Output {
         continue;
       }
       await this.flush();
+      // Streamed pieces are stored bytes in an ordinary literal (never BINARY): no NUL (withoutNul).
       for await (const chunk of this.s.deps.store.streamBlob(p.blobId, p.start, p.end)) {
         if (this.s.closed) return;
-        await this.s.writeAwait(chunk as Buffer);
+        await this.s.writeAwait(withoutNul(chunk as Buffer));
       }
     }
   }
@@ -211,18 +227,22 @@ class SimpleFetchCursor {
   readonly known: readonly number[];
   readonly withUid: boolean;
   readonly renderers: ReadonlyArray<(m: MessageSummary) => string>;
+  /** With FLAGS: the FLAGS update owed before a message with a keyword new to the client (or ''). */
+  readonly announce: ((keywords: readonly string[]) => string) | null;
   constructor(
     wanted: readonly number[],
     listing: readonly MessageSummary[],
     known: readonly number[],
     withUid: boolean,
     renderers: ReadonlyArray<(m: MessageSummary) => string>,
+    announce: ((keywords: readonly string[]) => string) | null,
   ) {
     this.wanted = wanted;
     this.listing = listing;
     this.known = known;
     this.withUid = withUid;
     this.renderers = renderers;
+    this.announce = announce;
   }
 
   next(): string | null {
@@ -244,6 +264,10 @@ class SimpleFetchCursor {
       if (msg.uid !== uid) continue;
       while (si < known.length && known[si]! < uid) si++;
       if (known[si] !== uid) continue;
+      if (this.announce !== null && msg.keywords.length) {
+        const flags = this.announce(msg.keywords);
+        if (flags) lines.push(flags);
+      }
       let line = withUid ? `* ${si + 1} FETCH (UID ${uid}` : `* ${si + 1} FETCH (`;
       for (let r = 0; r < nr; r++) line += (r > 0 || withUid ? ' ' : '') + renderers[r]!(msg);
       line += ')\r\n';
@@ -309,7 +333,7 @@ async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> 
   const has = (k: FetchItem['k']) => items.some((i) => i.k === k);
   // RFC 7162 §3.1.4: CHANGEDSINCE implies MODSEQ; any MODSEQ use enables CONDSTORE.
   if (cmd.changedSince !== null || has('MODSEQ')) {
-    s.condstore = true;
+    s.enableCondstore();
     if (!has('MODSEQ')) items.push({ k: 'MODSEQ' });
   }
   // RFC 7162 §3.2.6: UID FETCH … (CHANGEDSINCE m VANISHED)
@@ -337,7 +361,12 @@ async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> 
  */
 async function fetchSimple(s: ImapSession, uids: number[], listing: MessageSummary[], plan: FetchPlan, budget: LoopBudget): Promise<boolean> {
   const wanted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
-  const cursor = new SimpleFetchCursor(wanted, listing, s.selected!.uids, plan.withUid, plan.items.filter((i) => i.k !== 'UID').map(simpleRenderer));
+  const sel = s.selected!;
+  const announce = plan.hasFlags ? (kw: readonly string[]) => (sel.noteKeywords(kw) ? sel.flagsResponses() : '') : null;
+  // IMAP4rev1 \Recent is the session's: FLAGS rendered with it when any message has it.
+  const flags = sel.recent.size ? (m: MessageSummary) => `FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))}` : null;
+  const renderers = plan.items.filter((i) => i.k !== 'UID').map((i) => (i.k === 'FLAGS' && flags ? flags : simpleRenderer(i)));
+  const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, plan.withUid, renderers, announce);
   for (let text = cursor.next(); text !== null; text = cursor.next()) {
     await s.writeAwait(text);
     if (s.closed) return false;
@@ -399,10 +428,14 @@ async function markSeen(s: ImapSession, msgs: MessageSummary[], seenNow: Set<num
 
 /** One `* n FETCH (…)` response as pieces (bodies may be streamed from the blob). */
 async function renderMessage(s: ImapSession, seq: number, msg: MessageSummary, rec: MessageRecord | null, plan: FetchPlan, seenNow: boolean): Promise<Piece[]> {
-  const pieces: Piece[] = [`* ${seq} FETCH (`];
+  const pieces: Piece[] = [];
+  // RFC 3501 §7.2.6: a keyword new to the client is announced in FLAGS before the FETCH shows it.
+  const sel = s.selected!;
+  if ((plan.hasFlags || seenNow) && msg.keywords.length && sel.noteKeywords(msg.keywords)) pieces.push(sel.flagsResponses());
+  pieces.push(`* ${seq} FETCH (`);
   if (plan.withUid) pieces.push(`UID ${msg.uid} `);
   for (const item of plan.items) await renderItem(s, item, msg, rec, pieces);
-  if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords)} `);
+  if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords, sel.isRecent(msg.uid))} `);
   if (seenNow && s.condstore && !plan.hasModseq) pieces.push(`MODSEQ (${msg.modseq}) `);
   // Drop the trailing space.
   const last = pieces[pieces.length - 1];

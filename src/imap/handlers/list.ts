@@ -45,8 +45,11 @@ export interface ListEntry {
   hasChildren: boolean;
 }
 
-/** Every mailbox plus implied parents (non-existent, \Noselect) that have existing children. */
-export function allEntries(mailboxes: Mailbox[]): ListEntry[] {
+/**
+ * Every mailbox plus implied parents (non-existent, \Noselect) that have existing children; plus
+ * `extra` names (subscribed ones without a mailbox, their parents: LIST-EXTENDED, RFC 5258).
+ */
+export function allEntries(mailboxes: Mailbox[], extra: Iterable<string> = []): ListEntry[] {
   const byName = new Map<string, ListEntry>();
   for (const m of mailboxes) byName.set(m.name, { name: m.name, mailbox: m, hasChildren: false });
   for (const m of mailboxes) {
@@ -56,6 +59,7 @@ export function allEntries(mailboxes: Mailbox[]): ListEntry[] {
       else byName.set(p, { name: p, mailbox: null, hasChildren: true });
     }
   }
+  for (const name of extra) if (!byName.has(name)) byName.set(name, { name, mailbox: null, hasChildren: false });
   return [...byName.values()].sort((a, b) => (a.name === 'INBOX' ? -1 : b.name === 'INBOX' ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
@@ -66,15 +70,19 @@ export const list: Handler<'LIST'> = async (s, _tag, cmd) => {
     return 'LIST completed';
   }
   const matchers = cmd.patterns.filter((p) => p !== '').map((p) => listMatcher(s, cmd.reference, p));
+  const matches = (name: string) => matchers.some((m) => m.test(name));
   const mailboxes = await s.deps.store.listMailboxes(s.account!.id);
-  const entries = allEntries(mailboxes);
   const selSubscribed = cmd.selection.includes('SUBSCRIBED');
   const selSpecial = cmd.selection.includes('SPECIAL-USE');
   const showSubscribed = selSubscribed || cmd.returns.subscribed;
   const recursive = cmd.selection.includes('RECURSIVEMATCH');
-  // RFC 5258 §3.5: with RECURSIVEMATCH a parent of a matching child is returned with CHILDINFO.
-  const hasSubscribedChild = new Set<string>();
-  if (recursive && selSubscribed) for (const m of mailboxes) if (m.subscribed) for (const p of ancestors(m.name)) hasSubscribedChild.add(p);
+  // Subscriptions are names of their own (RFC 9051 §6.3.7): a subscribed name may have no mailbox.
+  const subs = new Set(showSubscribed ? await s.deps.store.listSubscriptions(s.account!.id) : []);
+  // RFC 5258 §3.5: with RECURSIVEMATCH, a parent with a subscribed descendant the pattern does not
+  // return gets CHILDINFO (a descendant that is returned anyway makes it redundant: SHOULD NOT).
+  const childInfo = new Set<string>();
+  if (recursive && selSubscribed) for (const n of subs) if (!matches(n)) for (const p of ancestors(n)) childInfo.add(p);
+  const entries = allEntries(mailboxes, selSubscribed ? [...subs, ...childInfo] : []);
   let out = '';
   let n = 0;
   for (const e of entries) {
@@ -84,17 +92,19 @@ export const list: Handler<'LIST'> = async (s, _tag, cmd) => {
       await nextTurn();
       if (s.closed) return null;
     }
-    if (!matchers.some((m) => m.test(e.name))) continue;
+    if (!matches(e.name)) continue;
     const mb = e.mailbox;
-    const childInfo = hasSubscribedChild.has(e.name);
-    if (selSubscribed && !mb?.subscribed && !childInfo) continue;
+    const subscribed = subs.has(e.name);
+    const info = childInfo.has(e.name);
+    if (selSubscribed && !subscribed && !info) continue;
     if (selSpecial && !mb?.specialUse) continue;
     const attrs: string[] = [];
-    if (!mb) attrs.push('\\Noselect');
+    // RFC 5258 §3: a name returned for the selection criteria without a mailbox is \NonExistent.
+    if (!mb) attrs.push(selSubscribed ? '\\NonExistent' : '\\Noselect');
     attrs.push(e.hasChildren ? '\\HasChildren' : '\\HasNoChildren');
-    if (showSubscribed && mb?.subscribed) attrs.push('\\Subscribed');
+    if (showSubscribed && subscribed) attrs.push('\\Subscribed');
     if (mb?.specialUse) attrs.push(mb.specialUse);
-    out += `* LIST (${attrs.join(' ')}) "/" ${s.mailboxToClient(e.name)}${childInfo ? ' ("CHILDINFO" ("SUBSCRIBED"))' : ''}\r\n`;
+    out += `* LIST (${attrs.join(' ')}) "/" ${s.mailboxToClient(e.name)}${info ? ' ("CHILDINFO" ("SUBSCRIBED"))' : ''}\r\n`;
     if (cmd.returns.status && mb) {
       await s.writeAwait(out);
       out = '';

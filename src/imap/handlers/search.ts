@@ -10,7 +10,7 @@ export const search: Handler<'SEARCH'> = async (s, tag, cmd) => {
     throw new ImapNo('BADCHARSET (UTF-8 US-ASCII)', `Charset ${cmd.charset} is not supported`);
   }
   const r = await runSearch(s, cmd.key);
-  if (r.usedModseq) s.condstore = true;
+  if (r.usedModseq) s.enableCondstore();
   const values = cmd.uid ? r.uids : r.seqs;
   const name = cmd.uid ? 'UID SEARCH' : 'SEARCH';
   if (cmd.returns === null && !s.rev2) {
@@ -32,7 +32,20 @@ export const search: Handler<'SEARCH'> = async (s, tag, cmd) => {
   }
   if (opts.includes('COUNT')) out += ` COUNT ${values.length}`;
   if (opts.includes('ALL') && values.length) out += ` ALL ${formatSeqSet(values)}`;
-  if (r.usedModseq && values.length) out += ` MODSEQ ${r.highestModseq}`;
+  if (r.usedModseq && values.length) out += ` MODSEQ ${returnedModseq(opts, r.modseqs, r.highestModseq)}`;
   await s.writeAwait(out + '\r\n');
   return `${name} completed`;
 };
+
+/**
+ * RFC 7162 §3.1.5 with RFC 4731 §3.2: the MODSEQ of an ESEARCH is the highest of the messages
+ * returned. With only MIN and/or MAX those are at most two messages; with ALL or COUNT every match
+ * counts (as Dovecot does).
+ */
+function returnedModseq(opts: readonly string[], modseqs: readonly number[], highest: number): number {
+  if (opts.includes('ALL') || opts.includes('COUNT')) return highest;
+  let m = 0;
+  if (opts.includes('MIN')) m = modseqs[0]!;
+  if (opts.includes('MAX')) m = Math.max(m, modseqs[modseqs.length - 1]!);
+  return m || highest;
+}

@@ -6,8 +6,6 @@ import { SelectedMailbox } from '../selected.ts';
 import { flagList, formatSeqSet, seqSetHas } from '../../protocol/imap/response.ts';
 import { SystemFlag } from '../../store/store.ts';
 
-const ALL_SYSTEM = SystemFlag.Seen | SystemFlag.Answered | SystemFlag.Flagged | SystemFlag.Deleted | SystemFlag.Draft;
-
 export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const readOnly = cmd.name === 'EXAMINE';
   if (cmd.qresync && !s.qresync) throw new ImapBad('QRESYNC is not enabled (ENABLE QRESYNC first)');
@@ -29,21 +27,23 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const messages = await s.deps.store.listMessages(mb.id);
   if (s.selected !== sel) return null;
   sel.initialize(messages.map((m) => m.uid));
+  // IMAP4rev1 \Recent (RFC 3501 §2.3.2): SELECT claims what no session has seen; EXAMINE only
+  // looks (a read-only session does not take \Recent from later ones). Not in IMAP4rev2.
+  if (!s.rev2) {
+    sel.recentSource = (below) => s.deps.store.claimRecent(mb.id, below, !readOnly);
+    await sel.settleRecent();
+    if (s.selected !== sel) return null;
+  }
   const fresh = await s.deps.store.getMailboxById(mb.id);
   const uidNext = Math.max(fresh?.uidNext ?? mb.uidNext, sel.maxUid + 1);
   const highest = Math.max(fresh?.highestModseq ?? mb.highestModseq, sel.highestModseq);
   sel.highestModseq = highest;
 
-  const keywords = new Map<string, string>();
-  for (const m of messages) for (const k of m.keywords) if (!keywords.has(k.toLowerCase())) keywords.set(k.toLowerCase(), k);
-  const kw = [...keywords.values()];
-  let out = `* FLAGS ${flagList(ALL_SYSTEM, kw)}\r\n`;
-  out += readOnly
-    ? '* OK [PERMANENTFLAGS ()] Read-only mailbox\r\n'
-    : `* OK [PERMANENTFLAGS ${flagList(ALL_SYSTEM, [...kw, '\\*'])}] Flags permitted\r\n`;
+  for (const m of messages) if (m.keywords.length) sel.noteKeywords(m.keywords);
+  let out = sel.flagsResponses(true);
   out += `* ${sel.exists} EXISTS\r\n`;
   if (!s.rev2) {
-    out += '* 0 RECENT\r\n';
+    out += `* ${sel.recent.size} RECENT\r\n`;
     const unseen = messages.find((m) => !(m.systemFlags & SystemFlag.Seen) && sel.seqOf(m.uid) > 0);
     if (unseen) out += `* OK [UNSEEN ${sel.seqOf(unseen.uid)}] First unseen\r\n`;
   }
@@ -67,7 +67,8 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
     for (const m of changed) {
       const seq = sel.seqOf(m.uid);
       if (!seq) continue;
-      buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords)} MODSEQ (${m.modseq}))\r\n`;
+      if (m.keywords.length && sel.noteKeywords(m.keywords)) buf += sel.flagsResponses(); // RFC 3501 §7.2.6
+      buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))} MODSEQ (${m.modseq}))\r\n`;
       if (buf.length > 65536) {
         await s.writeAwait(buf);
         buf = '';

@@ -1,5 +1,5 @@
 // STATUS (RFC 9051 §6.3.11) incl. SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 §3.1.6),
-// APPENDLIMIT (RFC 7889 §3.1), RECENT for IMAP4rev1 (always 0: Pillarbox keeps no \Recent).
+// APPENDLIMIT (RFC 7889 §3.1), RECENT for IMAP4rev1 (RFC 3501 §6.3.10).
 import type { Handler } from '../commands.ts';
 import type { ImapSession } from '../session.ts';
 import type { Mailbox } from '../../store/store.ts';
@@ -32,9 +32,14 @@ export async function statusLineFor(s: ImapSession, mb: Mailbox, items: readonly
       case 'HIGHESTMODSEQ':
         parts.push(`HIGHESTMODSEQ ${st.highestModseq}`);
         break;
-      case 'RECENT':
-        parts.push('RECENT 0');
+      case 'RECENT': {
+        // RFC 3501 §6.3.10: messages with \Recent: those no session has seen, plus the ones this
+        // session claimed when it has the mailbox selected read-write.
+        const sel = s.selected;
+        const own = sel && sel.mailboxId === mb.id && sel.recentSource && !sel.readOnly ? sel.recent.size : 0;
+        parts.push(`RECENT ${st.recent + own}`);
         break;
+      }
       case 'APPENDLIMIT':
         parts.push(`APPENDLIMIT ${s.deps.config.limits.appendLimit}`);
         break;
@@ -47,7 +52,7 @@ export const status: Handler<'STATUS'> = async (s, _tag, cmd) => {
   const name = s.mailboxFromClient(cmd.mailbox);
   const mb = await s.deps.store.getMailbox(s.account!.id, name);
   if (!mb) throw new ImapNo('NONEXISTENT', `Mailbox ${name} does not exist`);
-  if (cmd.items.includes('HIGHESTMODSEQ')) s.condstore = true;
+  if (cmd.items.includes('HIGHESTMODSEQ')) s.enableCondstore();
   s.write(await statusLineFor(s, mb, cmd.items));
   return 'STATUS completed';
 };

@@ -8,7 +8,7 @@ import { LoopBudget } from '../../obs/loop-lag.ts';
 export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
   if (sel.readOnly) throw new ImapNo('READ-ONLY', 'Mailbox is read-only');
-  if (cmd.unchangedSince !== null) s.condstore = true;
+  if (cmd.unchangedSince !== null) s.enableCondstore();
   const uids = resolveSet(s, cmd.set, cmd.uid);
   const name = cmd.uid ? 'UID STORE' : 'STORE';
   if (uids.length === 0) return `${name} completed`;
@@ -37,7 +37,9 @@ export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
     if (cmd.uid || s.qresync) items.push(`UID ${u.uid}`);
     // RFC 7162 §3.1.3: with UNCHANGEDSINCE the MODSEQ is reported even for .SILENT; with CONDSTORE
     // on, Pillarbox (like Dovecot) always reports it so the client's cache keeps the new MODSEQ.
-    if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords)}`);
+    if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords, sel.isRecent(u.uid))}`);
+    // RFC 3501 §7.2.6: a keyword new to the mailbox is announced in FLAGS before a FETCH shows it.
+    if (!cmd.silent && u.keywords.length && sel.noteKeywords(u.keywords)) out += sel.flagsResponses();
     if (s.condstore) items.push(`MODSEQ (${u.modseq})`);
     if (!cmd.silent || s.condstore) out += `* ${seq} FETCH (${items.join(' ')})\r\n`;
     // A pending report for the same message from another session is now stale.

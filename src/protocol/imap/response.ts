@@ -18,11 +18,13 @@ const SYSTEM_ONLY: readonly string[] = Array.from(
 );
 
 /** "(\Seen \Flagged $Label1)" */
-export function flagList(systemFlags: number, keywords: readonly string[]): string {
+export function flagList(systemFlags: number, keywords: readonly string[], recent = false): string {
   // Most messages have no keywords: one of 32 precomputed lists (FETCH FLAGS on a big mailbox).
-  if (keywords.length === 0 && systemFlags >= 0 && systemFlags < 32) return SYSTEM_ONLY[systemFlags]!;
+  if (keywords.length === 0 && !recent && systemFlags >= 0 && systemFlags < 32) return SYSTEM_ONLY[systemFlags]!;
   const out: string[] = [];
   for (const [n, bit] of FLAG_NAMES) if (systemFlags & bit) out.push(n);
+  // IMAP4rev1 \Recent (RFC 3501 §2.3.2): a session flag, after the stored system flags (as Dovecot).
+  if (recent) out.push('\\Recent');
   out.push(...keywords);
   return '(' + out.join(' ') + ')';
 }

@@ -351,7 +351,10 @@ function concat(toks: Tok[]): string {
 
 /** Parses one mailbox from tokens (no top-level ',' or group syntax). */
 function parseMailbox(toks: Tok[]): EnvelopeAddress | null {
-  if (toks.length === 0) return null;
+  // Only comments (and white space): no address at all. In a group this is the CFWS of an empty
+  // group-list (RFC 5322 §3.4 `group-list = mailbox-list / CFWS / obs-group-list`), so the group is
+  // its start/end pair only (RFC 3501 §7.4.2); at top level there is nothing to report either.
+  if (!toks.some((t) => t.t !== 'comment')) return null;
   const lt = toks.findIndex((t) => t.t === 'sp' && t.v === '<');
   let name: string | null;
   let spec: Tok[];

@@ -11,6 +11,7 @@
 //   the boundary interrupts a header block;
 // - `lines` is the number of LF bytes in the body.
 import type { MessageMeta, MimeNode, Envelope, SearchHeaders } from './types.ts';
+import { sentDayOf } from './date.ts';
 import {
   parseHeaderBlock, unfoldValue, bytesToString, parseMimeHeader, parseAddressList, decodeWords, stripComments, type HeaderField,
 } from './headers.ts';
@@ -117,10 +118,29 @@ export function buildEnvelope(fields: HeaderField[]): Envelope {
   };
 }
 
+/**
+ * SEARCH FROM/TO/CC/BCC text (RFC 3501 §6.4.4, "contains the specified string"): the header as
+ * written (decoded), then each parsed address on a line of its own: the display name, and
+ * mailbox@host with comments and white space gone (as Dovecot matches them), so
+ * `<user (c)@ (c) example.org>` is found by `user@example.org`. Group names count as names.
+ */
 function addrText(fields: HeaderField[], name: string): string {
   const out: string[] = [];
-  for (const f of fields) if (f.name === name) out.push(decodeWords(unfoldValue(f.value)));
-  return out.join(', ');
+  const parsed: string[] = [];
+  for (const f of fields) {
+    if (f.name !== name) continue;
+    out.push(decodeWords(unfoldValue(f.value)));
+    for (const a of parseAddressList(bytesToString(f.value)) ?? []) {
+      if (a.host === null) {
+        if (a.mailbox) parsed.push(decodeWords(a.mailbox)); // group start (RFC 9051 §7.5.2)
+        continue;
+      }
+      if (a.name) parsed.push(decodeWords(a.name));
+      parsed.push(`${a.mailbox === 'MISSING_MAILBOX' ? '' : a.mailbox}@${a.host === 'MISSING_DOMAIN' ? '' : a.host}`);
+    }
+  }
+  const raw = out.join(', ');
+  return parsed.length ? raw + '\n' + parsed.join('\n') : raw;
 }
 
 function buildSearch(fields: HeaderField[]): SearchHeaders {
@@ -235,8 +255,10 @@ export class MimeParser {
       envelope: buildEnvelope(this.rootFields),
       root,
       sentDate: parseDate(fieldString(this.rootFields, 'date')),
+      sentDay: null,
       search: buildSearch(this.rootFields),
     };
+    this.done.sentDay = sentDayOf(fieldString(this.rootFields, 'date'), this.done.sentDate);
     return this.done;
   }
 

@@ -77,7 +77,13 @@ export interface MessageMeta {
   v: 1;
   envelope: Envelope;
   root: MimeNode;
-  /** Date: header as ms since epoch (SENTBEFORE etc.), null when absent or unparseable. */
+  /** Date: header as ms since epoch, null when absent or unparseable. */
   sentDate: number | null;
+  /**
+   * The Date: header's calendar date as written, as ms at 00:00 UTC of that date (SENTBEFORE /
+   * SENTON / SENTSINCE disregard time and timezone, RFC 3501 §6.4.4). Absent in metas cached
+   * before it existed: then computed from `envelope.date` (`sentDayOf` in src/store/store.ts).
+   */
+  sentDay?: number | null;
   search: SearchHeaders;
 }

@@ -36,6 +36,7 @@ import type { DkimKeyStore } from '../dkim-keys.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
+  MAX_SUBSCRIPTIONS,
   POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
@@ -63,6 +64,7 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
+  storedSentDay,
 } from '../store.ts';
 import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
@@ -236,7 +238,6 @@ function toMailbox(r: Row): Mailbox {
     accountId: r.account_id,
     name: r.name,
     specialUse: (r.special_use ?? null) as SpecialUse | null,
-    subscribed: r.subscribed === true,
     uidValidity: r.uid_validity,
     uidNext: r.uid_next,
     highestModseq: r.highest_modseq,
@@ -502,6 +503,7 @@ class PostgresStore implements Store {
       const deltas = new Map<string, number>();
       for (const r of [...del.rows, ...kept.rows] as Row[]) deltas.set(r.blob_id, (deltas.get(r.blob_id) ?? 0) - (r.n as number));
       await this.#wr.adjustBlobs(c, deltas);
+      await c.query('DELETE FROM subscriptions WHERE account_id = $1', [id]);
       await c.query('DELETE FROM accounts WHERE id = $1', [id]); // cascades to mailboxes and the expunge log
       tx.changes.push({ kind: 'account-removed', accountId: id });
     });
@@ -556,9 +558,10 @@ class PostgresStore implements Store {
   ): Promise<Mailbox> {
     const r = await tx.c.query(
       `INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq)
-       VALUES ($1, $2, $3, $4, nextval('uidvalidity_seq'), $5, $6) RETURNING *`,
-      [accountId, name, specialUse, subscribed, init.uidNext ?? 1, init.highestModseq ?? 1],
+       VALUES ($1, $2, $3, false, nextval('uidvalidity_seq'), $4, $5) RETURNING *`,
+      [accountId, name, specialUse, init.uidNext ?? 1, init.highestModseq ?? 1],
     );
+    if (subscribed) await tx.c.query('INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [accountId, name]);
     const mb = toMailbox(r.rows[0]);
     tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
     return mb;
@@ -588,7 +591,7 @@ class PostgresStore implements Store {
       if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount)
         throw new StoreError('exists', `mailbox ${n} already exists`);
       checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
-      return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
+      return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? false);
     });
   }
 
@@ -611,7 +614,7 @@ class PostgresStore implements Store {
         const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [src.id])).rows[0]
           .highest_modseq as number;
         checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
-        const dst = await this.#insertMailbox(tx, accountId, to, null, true, { uidNext: src.uid_next, highestModseq: modseq });
+        const dst = await this.#insertMailbox(tx, accountId, to, null, false, { uidNext: src.uid_next, highestModseq: modseq });
         // One statement moves the rows and logs them expunged; the UIDs come back in order.
         const moved = await c.query(
           `WITH m AS (UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid),
@@ -680,10 +683,39 @@ class PostgresStore implements Store {
   }
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    const n = validateName(name);
     await this.#tx(undefined, async ({ c }) => {
-      const r = await c.query('UPDATE mailboxes SET subscribed = $3 WHERE account_id = $1 AND name = $2', [accountId, normalizeName(name), subscribed]);
-      if (r.rowCount === 0) throw new StoreError('not-found', `no mailbox ${name}`);
+      if (!subscribed) {
+        await c.query('DELETE FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n]);
+        return;
+      }
+      // The account row lock orders concurrent SUBSCRIBEs of one account, so the cap holds.
+      if ((await c.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId])).rowCount === 0) throw new StoreError('not-found', `no account ${accountId}`);
+      const r = await c.query(
+        `INSERT INTO subscriptions (account_id, name) SELECT $1, $2
+         WHERE (SELECT count(*) FROM subscriptions WHERE account_id = $1) < $3 ON CONFLICT DO NOTHING`,
+        [accountId, n, MAX_SUBSCRIPTIONS],
+      );
+      if (r.rowCount === 0 && (await c.query('SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount === 0)
+        throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
     });
+  }
+
+  async claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
+    // The row lock of the UPDATE orders two claims: the second reads the first one's boundary.
+    const r = claim
+      ? await this.#q(
+          `UPDATE mailboxes m SET recent_uid = greatest(o.recent_uid, $2) FROM (SELECT id, recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE) o
+           WHERE m.id = o.id RETURNING o.recent_uid AS b`,
+          [mailboxId, uidBelow],
+        )
+      : await this.#q('SELECT recent_uid AS b FROM mailboxes WHERE id = $1', [mailboxId]);
+    if (!r[0]) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+    return Number(r[0].b);
+  }
+
+  async listSubscriptions(accountId: number): Promise<string[]> {
+    return (await this.#q('SELECT name FROM subscriptions WHERE account_id = $1', [accountId])).map((r) => r.name as string);
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
@@ -694,7 +726,8 @@ class PostgresStore implements Store {
            SELECT count(*) AS messages,
                   count(*) FILTER (WHERE system_flags & ${SystemFlag.Seen} = 0) AS unseen,
                   count(*) FILTER (WHERE system_flags & ${SystemFlag.Deleted} <> 0) AS deleted,
-                  coalesce(sum(size), 0)::bigint AS size
+                  coalesce(sum(size), 0)::bigint AS size,
+                  count(*) FILTER (WHERE uid >= mb.recent_uid) AS recent
            FROM messages WHERE mailbox_id = mb.id) s
          WHERE mb.id = $1`,
         [mailboxId],
@@ -709,6 +742,7 @@ class PostgresStore implements Store {
       uidNext: r.uid_next,
       uidValidity: r.uid_validity,
       highestModseq: r.highest_modseq,
+      recent: r.recent,
     };
   }
 
@@ -760,16 +794,21 @@ class PostgresStore implements Store {
       ? "(b.meta::json -> 'search')::text"
       : "json_build_object('subject', b.meta::json #> '{search,subject}', 'from', b.meta::json #> '{search,from}', 'to', b.meta::json #> '{search,to}', 'cc', b.meta::json #> '{search,cc}', 'bcc', b.meta::json #> '{search,bcc}', 'fields', json_build_array())::text";
     const rows = await this.#q(
-      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, ${search} AS search
+      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, (b.meta::json ->> 'sentDay') AS day, (b.meta::json #>> '{envelope,date}') AS edate, ${search} AS search
        FROM messages m JOIN blobs b ON b.id = m.blob_id
        WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
       [mailboxId, sortedUnique(uids)],
     );
-    return rows.map((r) => ({
-      uid: r.uid as number,
-      sentDate: r.sent == null ? null : Number(r.sent),
-      search: JSON.parse(r.search as string) as SearchData['search'],
-    }));
+    return rows.map((r) => {
+      const sentDate = r.sent == null ? null : Number(r.sent);
+      return {
+        uid: r.uid as number,
+        sentDate,
+        // sentDay absent in metas cached before it existed: from the stored Date: (RFC 3501 §6.4.4).
+        sentDay: storedSentDay(r.day == null ? undefined : Number(r.day), r.edate, sentDate),
+        search: JSON.parse(r.search as string) as SearchData['search'],
+      };
+    });
   }
 
   async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
@@ -932,7 +971,7 @@ class PostgresStore implements Store {
       const rows = await this.#deliverRows(tx.c, blob, meta, targets);
       return rows.map((r): DeliveryResult => {
         if (r.res === 'ok') {
-          tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq });
+          tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq, keywords: normalizeKeywords(targets[r.idx as number]!.keywords ?? []) });
           return { ok: true, accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq };
         }
         return { ok: false, reason: r.res === 'quota' ? 'quota' : 'no-mailbox', accountId: r.acc, mailboxId: r.mbox };
@@ -945,7 +984,7 @@ class PostgresStore implements Store {
       const r = (await this.#deliverRows(tx.c, blob, meta, [target]))[0]!;
       if (r.res === 'no-mailbox') throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (r.res === 'quota') throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq });
+      tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq, keywords: normalizeKeywords(target.keywords ?? []) });
       return { uid: r.new_uid, modseq: r.new_modseq, uidValidity: r.uidv };
     });
   }

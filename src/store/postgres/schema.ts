@@ -251,6 +251,21 @@ CREATE TABLE dkim_keys (
 );
 `,
   },
+  {
+    version: 7,
+    // Subscriptions as their own list of names; same meaning as the SQLite table (migration 9).
+    sql: () => `
+CREATE TABLE subscriptions (
+  account_id bigint NOT NULL,
+  name text NOT NULL,
+  PRIMARY KEY (account_id, name)
+);
+INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed;
+-- IMAP4rev1 \\Recent boundary (as SQLite migration 9).
+ALTER TABLE mailboxes ADD COLUMN recent_uid bigint NOT NULL DEFAULT 0;
+UPDATE mailboxes SET recent_uid = uid_next;
+`,
+  },
 ];
 
 /**

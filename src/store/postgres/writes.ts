@@ -304,7 +304,9 @@ export class PgWrites {
           blobId: r.blob_id as string,
         })),
       );
-      for (const m of added) tx.changes.push({ kind: 'message-added', accountId: dst.account_id, mailboxId: dstMailboxId, uid: m.uid, modseq: m.modseq });
+      added.forEach((m, k) =>
+        tx.changes.push({ kind: 'message-added', accountId: dst.account_id, mailboxId: dstMailboxId, uid: m.uid, modseq: m.modseq, keywords: rows[k]!.keywords as string[] }),
+      );
       if (move) {
         // RFC 6851 §3.3: the source loses the messages in the same transaction; usage and blob
         // references carry over to the copies (same account).

@@ -315,6 +315,7 @@ export class SqliteBulk {
       for (const mb of boxes) w.holds.check(tx, mb);
       w.dropRetained(tx, 'account_id = ?', [id]);
       q('DELETE FROM mailboxes WHERE account_id = ?').run(id);
+      q('DELETE FROM subscriptions WHERE account_id = ?').run(id);
       q('DELETE FROM accounts WHERE id = ?').run(id);
       // account 0: no usage to keep (the account is gone; its id may be given out again).
       const ins = q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, created_at) VALUES ('drop', ?, 0, ?)");
@@ -360,7 +361,7 @@ export class SqliteBulk {
       const src = q("SELECT id, uid_next FROM mailboxes WHERE account_id = ? AND name = 'INBOX'").get(accountId) as Row | undefined;
       if (!src) throw new StoreError('not-found', 'no mailbox INBOX');
       if (q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
-      const dst = this.#h.insertMailbox(tx, accountId, to, null, true);
+      const dst = this.#h.insertMailbox(tx, accountId, to, null, false);
       hold = w.holds.take(dst.id, op);
       stamp(tx, opts.origin);
       return { src: src.id as number, dst: dst.id, uidEnd: src.uid_next as number };
@@ -403,17 +404,18 @@ export class SqliteBulk {
       mv.run(dst, base + k, src, r.uid);
       mvSearch.run(dst, src, r.uid);
       log.run(src, r.uid, srcModseq);
+      const keywords = r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]);
       tx.added.set(`${dst}:${r.uid}`, {
         uid: r.uid,
         modseq: base + k,
         systemFlags: r.system_flags,
-        keywords: r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]),
+        keywords,
         internalDate: r.internal_date,
         savedAt: r.saved_at,
         size: r.size,
         blobId: r.blob_id,
       });
-      tx.changes.push({ kind: 'message-added', accountId, mailboxId: dst, uid: r.uid, modseq: base + k });
+      tx.changes.push({ kind: 'message-added', accountId, mailboxId: dst, uid: r.uid, modseq: base + k, keywords });
     });
     // UIDNEXT follows the moved UIDs, so the new mailbox's UIDs only ever grow under a client.
     q('UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?').run(rows[rows.length - 1]!.uid + 1, dst);

@@ -220,4 +220,23 @@ CREATE TABLE dkim_keys (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 9,
+    sql: `
+-- Subscriptions are a list of names of their own (RFC 3501 §6.3.6, RFC 9051 §6.3.7): a name stays
+-- subscribed when its mailbox is deleted (LIST-EXTENDED then shows \\NonExistent, RFC 5258), and
+-- CREATE does not subscribe. Seeded from the old mailboxes.subscribed column, no longer read.
+CREATE TABLE subscriptions (
+  account_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  PRIMARY KEY (account_id, name)
+) WITHOUT ROWID;
+INSERT INTO subscriptions (account_id, name) SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+-- IMAP4rev1 \\Recent (RFC 3501 §2.3.2): messages with uid >= recent_uid have been seen by no
+-- session yet; the first read-write session to learn of them moves the boundary past them in one
+-- UPDATE (store.claimRecent), so no two sessions both get one. Existing mail is not recent.
+ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+UPDATE mailboxes SET recent_uid = uid_next;
+`,
+  },
 ];

@@ -29,6 +29,7 @@ import type { ChunkOptions } from '../chunks.ts';
 import {
   DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
+  MAX_SUBSCRIPTIONS,
   StoreError,
   SystemFlag,
   type Account,
@@ -54,6 +55,7 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
+  storedSentDay,
 } from '../store.ts';
 import type { MessageMeta, TextLeaf } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
@@ -113,7 +115,6 @@ function toMailbox(r: Row): Mailbox {
     accountId: r.account_id,
     name: r.name,
     specialUse: (r.special_use ?? null) as SpecialUse | null,
-    subscribed: r.subscribed === 1,
     uidValidity: r.uid_validity,
     uidNext: r.uid_next,
     highestModseq: r.highest_modseq,
@@ -497,7 +498,8 @@ class SqliteStore implements Store {
     const id = this.#q("SELECT max(coalesce((SELECT max(id) FROM mailboxes), 0), coalesce((SELECT max(mailbox_id) FROM bulk_ops WHERE kind = 'drop'), 0)) + 1").pluck().get() as number;
     const info = this.#db
       .prepare('INSERT INTO mailboxes (id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)')
-      .run(id, accountId, name, specialUse, subscribed ? 1 : 0, this.#nextUidValidity(), uidNext);
+      .run(id, accountId, name, specialUse, 0, this.#nextUidValidity(), uidNext);
+    if (subscribed) this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, name);
     const mb = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
     tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
     return mb;
@@ -524,7 +526,7 @@ class SqliteStore implements Store {
       if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
       checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
-      const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? true);
+      const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? false);
       stamp(tx, opts.origin);
       return mb;
     });
@@ -568,10 +570,37 @@ class SqliteStore implements Store {
   }
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    const n = validateName(name);
     this.#write(() => {
-      const info = this.#q('UPDATE mailboxes SET subscribed = ? WHERE account_id = ? AND name = ?').run(subscribed ? 1 : 0, accountId, normalizeName(name));
-      if (info.changes === 0) throw new StoreError('not-found', `no mailbox ${name}`);
+      if (!subscribed) {
+        this.#q('DELETE FROM subscriptions WHERE account_id = ? AND name = ?').run(accountId, n);
+        return;
+      }
+      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
+      const count = this.#q('SELECT count(*) FROM subscriptions WHERE account_id = ?').pluck().get(accountId) as number;
+      if (count >= MAX_SUBSCRIPTIONS && !this.#q('SELECT 1 FROM subscriptions WHERE account_id = ? AND name = ?').get(accountId, n))
+        throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
+      this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, n);
     });
+  }
+
+  async claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
+    const read = () => {
+      const b = this.#q('SELECT recent_uid FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined;
+      if (b === undefined) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
+      return b;
+    };
+    if (!claim) return read();
+    // One write transaction (SQLite serialises them): read and move the boundary together.
+    return this.#writeBatched(() => {
+      const b = read();
+      if (uidBelow > b) this.#q('UPDATE mailboxes SET recent_uid = ? WHERE id = ?').run(uidBelow, mailboxId);
+      return b;
+    });
+  }
+
+  async listSubscriptions(accountId: number): Promise<string[]> {
+    return this.#q('SELECT name FROM subscriptions WHERE account_id = ?').pluck().all(accountId) as string[];
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
@@ -583,9 +612,10 @@ class SqliteStore implements Store {
       `SELECT count(*) AS messages,
               coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Seen} = 0 THEN 1 ELSE 0 END), 0) AS unseen,
               coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
-              coalesce(sum(size), 0) AS size
+              coalesce(sum(size), 0) AS size,
+              coalesce(sum(CASE WHEN uid >= ? THEN 1 ELSE 0 END), 0) AS recent
        FROM messages WHERE mailbox_id = ? AND uid < ?`,
-    ).get(mailboxId, this.#below(mailboxId)) as Row;
+    ).get(mb.recent_uid, mailboxId, this.#below(mailboxId)) as Row;
     return {
       messages: r.messages,
       unseen: r.unseen,
@@ -594,6 +624,7 @@ class SqliteStore implements Store {
       uidNext: v.uidNext,
       uidValidity: v.uidValidity,
       highestModseq: v.highestModseq,
+      recent: r.recent,
     };
   }
 
@@ -629,7 +660,9 @@ class SqliteStore implements Store {
     // One json_extract with several paths parses each cached meta once, in C, and returns a small
     // JSON array; the MIME tree is never parsed here.
     const withFields = opts.fields ?? true;
-    const paths = withFields ? "'$.sentDate', '$.search'" : "'$.sentDate', '$.search.subject', '$.search.from', '$.search.to', '$.search.cc', '$.search.bcc'";
+    // sentDay: metas cached before it existed have none; their day comes from the stored Date: (envelope.date).
+    const dates = "'$.sentDate', '$.sentDay', '$.envelope.date'";
+    const paths = withFields ? `${dates}, '$.search'` : `${dates}, '$.search.subject', '$.search.from', '$.search.to', '$.search.cc', '$.search.bcc'`;
     const stmt = this.#q(
       `SELECT m.uid, json_extract(b.meta, ${paths})
        FROM messages m JOIN blobs b ON b.id = m.blob_id
@@ -641,9 +674,10 @@ class SqliteStore implements Store {
       for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
         const v = JSON.parse(r[1] as string) as unknown[];
         const search: SearchData['search'] = withFields
-          ? (v[1] as SearchData['search'])
-          : { subject: (v[1] as string) ?? '', from: (v[2] as string) ?? '', to: (v[3] as string) ?? '', cc: (v[4] as string) ?? '', bcc: (v[5] as string) ?? '', fields: [] };
-        out.push({ uid: r[0] as number, sentDate: (v[0] as number | null) ?? null, search });
+          ? (v[3] as SearchData['search'])
+          : { subject: (v[3] as string) ?? '', from: (v[4] as string) ?? '', to: (v[5] as string) ?? '', cc: (v[6] as string) ?? '', bcc: (v[7] as string) ?? '', fields: [] };
+        const sentDate = (v[0] as number | null) ?? null;
+        out.push({ uid: r[0] as number, sentDate, sentDay: storedSentDay(v[1], v[2], sentDate), search });
       }
     }
     return out;

@@ -173,7 +173,7 @@ export class MessageWrites {
     ).run(mailboxId, mb.uid, blob.id);
     tx.added.set(`${mailboxId}:${mb.uid}`, { uid: mb.uid, modseq: mb.modseq, systemFlags: m.systemFlags, keywords, internalDate: m.internalDate, savedAt, size: blob.size, blobId: blob.id });
     this.usage(accountId, blob.size, 1);
-    tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq });
+    tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq, keywords });
     return { uid: mb.uid, modseq: mb.modseq };
   }
 
@@ -295,7 +295,7 @@ export class MessageWrites {
       mapping.push([r.uid, uid]);
       const m: MessageSummary = { uid, modseq, systemFlags: r.system_flags, keywords: parseKeywords(r.keywords), internalDate: r.internal_date, savedAt, size: r.size, blobId: r.blob_id };
       added.push(m);
-      const c: Change = { kind: 'message-added', accountId: dst.accountId, mailboxId: dst.id, uid, modseq };
+      const c: Change = { kind: 'message-added', accountId: dst.accountId, mailboxId: dst.id, uid, modseq, keywords: m.keywords };
       if (publish) {
         tx.added.set(`${dst.id}:${uid}`, m);
         tx.changes.push(c);
@@ -342,8 +342,9 @@ export class MessageWrites {
       mvSearch.run(dst.id, uid, src.id, r.uid);
       log.run(src.id, r.uid, srcModseq);
       mapping.push([r.uid, uid]);
-      tx.added.set(`${dst.id}:${uid}`, { uid, modseq, systemFlags: r.system_flags, keywords: parseKeywords(r.keywords), internalDate: r.internal_date, savedAt, size: r.size, blobId: r.blob_id });
-      tx.changes.push({ kind: 'message-added', accountId: src.accountId, mailboxId: dst.id, uid, modseq });
+      const keywords = parseKeywords(r.keywords);
+      tx.added.set(`${dst.id}:${uid}`, { uid, modseq, systemFlags: r.system_flags, keywords, internalDate: r.internal_date, savedAt, size: r.size, blobId: r.blob_id });
+      tx.changes.push({ kind: 'message-added', accountId: src.accountId, mailboxId: dst.id, uid, modseq, keywords });
     });
     tx.changes.push({ kind: 'messages-expunged', accountId: src.accountId, mailboxId: src.id, uids: rows.map((r) => r.uid), modseq: srcModseq });
     return mapping;

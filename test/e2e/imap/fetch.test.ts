@@ -63,11 +63,11 @@ test('partial fetch of an attachment returns exactly its bytes; BINARY returns i
     assert.match(bs.lines[0]!, /BODYSTRUCTURE \(\("text" "plain" \("charset" "utf-8"\)/i);
     assert.match(bs.lines[0]!, /"application" "octet-stream" \("name" "data.bin"\)/i);
     assert.match(bs.lines[0]!, /ENVELOPE \("Sat, 21 Nov 2026 10:00:00 \+0000" "Report" \(\("Alice" NIL "alice" "example.com"\)\)/);
-    assert.match(bs.lines[0]!, /FLAGS \(\)/);
+    assert.match(bs.lines[0]!, /FLAGS \(\\Recent\)/); // IMAP4rev1: this session is the first to see it (RFC 3501 §2.3.2)
 
     // Without .PEEK the message becomes \Seen, reported in the same response.
     const seen = await c.cmd('UID FETCH 1 (BODY[1])');
-    assert.match(seen.raw.toString('latin1'), /FLAGS \(\\Seen\)/);
+    assert.match(seen.raw.toString('latin1'), /FLAGS \(\\Seen \\Recent\)/);
   } finally {
     c.close();
   }
@@ -146,13 +146,13 @@ test('CONDSTORE: MODSEQ in FETCH, STORE UNCHANGEDSINCE answers MODIFIED', async 
     const m2 = Number(/MODSEQ \((\d+)\)/.exec(f.lines[1]!)![1]);
     assert.ok(m1 <= hms);
     const st = await c.cmd(`STORE 1 (UNCHANGEDSINCE ${m1}) +FLAGS (\\Answered)`);
-    assert.match(st.lines[0]!, /^\* 1 FETCH \(FLAGS \(\\Answered\) MODSEQ \(\d+\)\)$/);
+    assert.match(st.lines[0]!, /^\* 1 FETCH \(FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)$/);
     assert.match(st.tagged, /OK/);
     const again = await c.cmd(`STORE 1 (UNCHANGEDSINCE ${m1}) +FLAGS (\\Flagged)`);
     assert.match(again.tagged, /OK \[MODIFIED 1\]/);
     const changed = await c.cmd(`FETCH 1:* (FLAGS) (CHANGEDSINCE ${Math.max(m1, m2)})`);
     assert.equal(changed.lines.length, 1);
-    assert.match(changed.lines[0]!, /^\* 1 FETCH \(FLAGS \(\\Answered\) MODSEQ \(\d+\)\)$/);
+    assert.match(changed.lines[0]!, /^\* 1 FETCH \(FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)$/);
   } finally {
     c.close();
   }
@@ -244,7 +244,7 @@ test('RFC822 items, BINARY of a single-part message, UNKNOWN-CTE, a missing part
     assert.equal(RawImap.literalAfter(r.raw, 'BINARY[1]')?.toString('utf8'), 'Grüße aus Köln\r\n');
     assert.match(r.raw.toString('latin1'), /BINARY\.SIZE\[1\] 19/);
     assert.match(r.raw.toString('latin1'), /BODY\[5\] ""/);
-    assert.match((await c.cmd('FETCH 1 (FLAGS)')).lines[0]!, /FLAGS \(\)/, 'EXAMINE is read-only: no implicit \\Seen');
+    assert.match((await c.cmd('FETCH 1 (FLAGS)')).lines[0]!, /FLAGS \(\\Recent\)/, 'EXAMINE is read-only: no implicit \\Seen');
     const uu = await c.cmd('FETCH 2 (BINARY[1] BODYSTRUCTURE)');
     assert.match(uu.tagged, /NO \[UNKNOWN-CTE\]/, uu.lines.join('\n'));
     assert.match((await c.cmd('STORE 1 +FLAGS (\\Seen)')).tagged, /NO \[READ-ONLY\]/);

@@ -143,7 +143,7 @@ test('mailbox trees are bounded: depth, name length, count; LIST of 1,000 mailbo
     assert.equal((await c.cmd('LIST "" one')).lines.length, 0, 'no parent was left behind');
     const r = await whileProbing(async () => {
       const out = [];
-      for (let i = 0; i < 5; i++) out.push(await timed(() => c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" * RETURN (CHILDREN)', 60_000)));
+      for (let i = 0; i < 5; i++) out.push(await timed(() => c.cmd('LIST "" * RETURN (SUBSCRIBED CHILDREN)', 60_000)));
       return out;
     });
     t.diagnostic(`LIST of 1,000: ${r.value.map((x) => x.ms.toFixed(0)).join(', ')} ms; other client slowest ${r.maxMs.toFixed(0)} ms`);

@@ -49,10 +49,12 @@ test('PostgreSQL store: APPEND, partial FETCH, BINARY, IDLE between sessions, QR
     await b.cmd('SELECT INBOX');
     await b.append('INBOX', simpleMessage('second'));
     assert.equal(await a.readLine(1000), '* 2 EXISTS');
+    // IMAP4rev1 \Recent (RFC 3501 §2.3.2): a or b, whichever learnt of it first, has it.
+    assert.match(await a.readLine(1000), /^\* [12] RECENT$/);
     await b.cmd('STORE 2 +FLAGS (\\Flagged)');
-    assert.match(await a.readLine(1000), /^\* 2 FETCH \(UID 2 FLAGS \(\\Flagged\) MODSEQ \(\d+\)\)$/);
+    assert.match(await a.readLine(1000), /^\* 2 FETCH \(UID 2 FLAGS \(\\Flagged( \\Recent)?\) MODSEQ \(\d+\)\)$/);
     await b.cmd('STORE 1 +FLAGS.SILENT (\\Deleted)');
-    assert.match(await a.readLine(1000), /^\* 1 FETCH \(UID 1 FLAGS \(\\Deleted\)/);
+    assert.match(await a.readLine(1000), /^\* 1 FETCH \(UID 1 FLAGS \(\\Deleted \\Recent\)/);
     await b.cmd('EXPUNGE');
     assert.equal(await a.readLine(1000), '* VANISHED 1');
     a.write('DONE\r\n');

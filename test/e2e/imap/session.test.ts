@@ -192,6 +192,9 @@ test('mailbox management: create, rename (also INBOX), delete, subscribe, LIST-E
     const pct = await c.cmd('LIST "" "%"');
     assert.ok(pct.lines.includes('* LIST (\\HasChildren) "/" "Work"'));
     assert.ok(!pct.lines.some((x) => x.includes('Work/2026')));
+    // CREATE subscribes nothing (RFC 9051 §6.3.7: subscriptions are the client's list).
+    assert.match((await c.cmd('SUBSCRIBE Work')).tagged, /OK/);
+    assert.match((await c.cmd('SUBSCRIBE Work/2026')).tagged, /OK/);
     assert.match((await c.cmd('UNSUBSCRIBE Work/2026')).tagged, /OK/);
     const sub = await c.cmd('LIST (SUBSCRIBED) "" "Work*" RETURN (CHILDREN STATUS (MESSAGES UIDNEXT))');
     assert.deepEqual(sub.lines, ['* LIST (\\HasChildren \\Subscribed) "/" "Work"', '* STATUS "Work" (MESSAGES 0 UIDNEXT 1)']);
@@ -277,7 +280,7 @@ test('IMAP4rev1 LSUB and IMAP4rev2 after ENABLE: ESEARCH answers, no RECENT, LIS
   const c = await tlsLogin(B);
   try {
     await c.cmd('CREATE Lists/Node');
-    await c.cmd('UNSUBSCRIBE Lists');
+    await c.cmd('SUBSCRIBE Lists/Node');
     const l = await c.cmd('LSUB "" "%"');
     assert.ok(l.lines.includes('* LSUB (\\Noselect) "/" "Lists"'), l.lines.join('\n'));
     assert.ok(l.lines.includes('* LSUB () "/" "INBOX"'));

@@ -25,13 +25,13 @@ test('RFC 2047 encoded words decode to UTF-8 (Q/B, ISO-8859-1, UTF-8, ISO-2022-J
   assert.equal(decodeCharset(Buffer.from('plain'), 'x-bogus'), 'plain');
   const m = parseMessage(load('02-nested.eml'));
   assert.equal(m.search.subject, 'Grüße und 😀');
-  assert.equal(m.search.from, 'Jörg Müller <joerg@example.de>');
+  assert.equal(m.search.from, 'Jörg Müller <joerg@example.de>\nJörg Müller\njoerg@example.de');
   assert.equal(m.sentDate, Date.UTC(2022, 2, 1, 9, 0, 0));
   // ENVELOPE keeps the raw words (RFC 9051 §7.5.2; clients decode)
   assert.equal(m.envelope.subject, '=?ISO-8859-1?Q?Gr=FC=DFe?= und =?UTF-8?B?8J+YgA==?=');
   const r = parseMessage(load('10-rfc2047-2231.eml'));
-  assert.equal(r.search.from, 'Иван <ivan@example.ru>');
-  assert.equal(r.search.to, 'テスト <jp@example.jp>');
+  assert.equal(r.search.from, 'Иван <ivan@example.ru>\nИван\nivan@example.ru');
+  assert.equal(r.search.to, 'テスト <jp@example.jp>\nテスト\njp@example.jp');
 });
 
 test('8-bit headers: raw UTF-8 kept, invalid UTF-8 read as Latin-1', () => {
@@ -43,7 +43,7 @@ test('8-bit headers: raw UTF-8 kept, invalid UTF-8 read as Latin-1', () => {
   assert.match(writeEnvelope(u.envelope, true), /^\("Thu, 3 Mar 2022 12:00:00 \+0000" "Grüße – ünïcödé" \(\("Jörg Müller" NIL "jörg" "exämple.de"\)\)/);
   const l = parseMessage(load('09-latin1-headers.eml'));
   assert.equal(l.envelope.subject, 'Grüße aus München');
-  assert.equal(l.search.from, 'Jörg <joerg@example.de>');
+  assert.equal(l.search.from, 'Jörg <joerg@example.de>\nJörg\njoerg@example.de');
 });
 
 test('RFC 2231 parameters: continuations joined, charset form kept for BODYSTRUCTURE, decodable', () => {
@@ -156,4 +156,10 @@ test('extractText: charset-decoded text parts, HTML stripped, attachments skippe
   assert.doesNotMatch(et, /raw/);
   const f = load('03-rfc822.eml');
   assert.match(extractText(f, parseMessage(f)), /inner plain[\s\S]*inner html[\s\S]*Just text/);
+});
+
+test('SEARCH address text (RFC 3501 §6.4.4): the header as written, then each parsed name and mailbox@host', () => {
+  const m = parseMessage(Buffer.from('From: "Name Q" <user-from (comment)@ (comment) domain.org>\r\nTo: team: a@b.example, =?utf-8?q?J=C3=B6rg?= <j@c.example>;\r\n\r\nx\r\n'));
+  assert.equal(m.search.from, '"Name Q" <user-from (comment)@ (comment) domain.org>\nName Q\nuser-from@domain.org');
+  assert.equal(m.search.to, 'team: a@b.example, Jörg <j@c.example>;\nteam\na@b.example\nJörg\nj@c.example');
 });
