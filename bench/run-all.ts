@@ -1,4 +1,4 @@
-// `npm run bench`: the five benchmarks of issue #6 one after the other, Pillarbox against Dovecot
+// `npm run bench`: the five benchmarks of issue #6 and the two of issue 13 (outbound, queue-restart) one after the other, Pillarbox against Dovecot
 // (and Postfix → Dovecot for SMTP), each with its own servers started and stopped; prints every
 // table and writes bench/results/<name>.json plus bench/results/summary.json and summary.md.
 //
@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { idle } from './idle.ts';
 import { imapMixed } from './imap-mixed.ts';
 import { largeMailbox } from './large-mailbox.ts';
+import { outbound } from './outbound.ts';
+import { queueRestart } from './queue-restart.ts';
 import { pop3 } from './pop3.ts';
 import { smtpIngest } from './smtp-ingest.ts';
 import { benchMain, cleanupAll, log, machineInfo, RESULTS_DIR } from './lib/util.ts';
@@ -22,6 +24,8 @@ const ALL: Array<[string, () => Promise<string>]> = [
   ['smtp-ingest', smtpIngest],
   ['pop3', pop3],
   ['large-mailbox', largeMailbox],
+  ['outbound', outbound],
+  ['queue-restart', queueRestart],
 ];
 
 await benchMain(

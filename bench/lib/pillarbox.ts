@@ -17,6 +17,10 @@ export interface PillarboxOptions {
   imapMaxConnections?: number;
   /** config.json limits (e.g. maxConnectionsPerIp). */
   limits?: Record<string, number>;
+  /** More config.json settings (e.g. outbound, dnsServers). */
+  config?: Record<string, unknown>;
+  /** Extra `serve` flags (e.g. --hostname, --outbound-port). */
+  args?: string[];
   /** Runs before the server starts, with the data folder provisioned (e.g. a store fill). */
   beforeStart?: (dataDir: string) => Promise<void>;
   /**
@@ -124,7 +128,7 @@ export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox>
   };
   const offDir = onCleanup('pillarbox data', removeDir);
   if (!reuse || !existsSync(join(dataDir, '.filled'))) {
-    writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { ...(opts.limits ?? {}) } }, null, 2));
+    writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ ...opts.config, limits: { ...(opts.limits ?? {}) } }, null, 2));
     // The CLI needs the database to exist: `serve` creates it, and so does the first CLI command
     // opening the store. Provision first (server not running), then fill, then start.
     await provision(dataDir, opts.accounts, opts.imapMaxConnections);
@@ -140,7 +144,7 @@ export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox>
     log(`pillarbox: CPU profile will be written to ${process.env.BENCH_PROFILE}`);
   }
   if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_NODE_OPTIONS}`.trim();
-  const server = await startServer({ plaintext: true, dataDir, env });
+  const server = await startServer({ plaintext: true, dataDir, env, ...(opts.args ? { args: opts.args } : {}) });
   const pid = server.proc.pid!;
   const offProc = onCleanup('pillarbox', () => killTree(pid), async () => {
     await server.stop();

@@ -42,6 +42,13 @@ export class SmtpConn {
     return c;
   }
 
+  /** AUTH PLAIN (RFC 4616) for submission; throws unless 235. */
+  async auth(user: string, pass: string): Promise<void> {
+    this.socket.write(`AUTH PLAIN ${Buffer.from(`\0${user}\0${pass}`).toString('base64')}\r\n`);
+    const r = await this.reply();
+    if (r.code !== 235) throw new Error(`AUTH: ${r.code} ${r.text}`);
+  }
+
   #fail(e: Error): void {
     if (this.#err) return;
     this.#err = e;

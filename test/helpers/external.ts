@@ -27,6 +27,7 @@ const PACKAGES: Record<string, string> = {
   'stress-ng': 'stress-ng',
   runuser: 'util-linux',
   npm: 'npm',
+  '/usr/sbin/postfix': 'postfix',
 };
 
 const cache = new Map<string, string | null>();

@@ -28,6 +28,9 @@ export interface SqliteQueueDeps {
   q: Query;
   /** One IMMEDIATE transaction; blobs in tx.deadBlobs are removed after the commit. */
   write<T>(fn: (tx: Tx) => T): T;
+  /** The store's group commit: fn in its own savepoint of a transaction shared with the writes queued
+   *  in the same event-loop turn (one fsync for all), resolved after that commit. Absent: write(). */
+  batched?<T>(fn: (tx: Tx) => T): Promise<T>;
   /** Drops n references of a blob (row and file go at 0). */
   unrefBlob(tx: Tx, blobId: string, n: number): void;
   /** Whether the body's file is there (a staged or stored blob). */
@@ -48,12 +51,17 @@ export class SqliteQueue implements QueueStore {
     return this.#d.q(sql);
   }
 
+  /** enqueue/claim/settle come from many sessions and deliveries at once: group commit (one fsync per turn). */
+  #batched<T>(fn: (tx: Tx) => T): Promise<T> {
+    return this.#d.batched ? this.#d.batched(fn) : Promise.resolve(this.#d.write(fn));
+  }
+
   async enqueue(m: QueueMessageInput): Promise<QueueMessage> {
     const rcpts = checkInput(m);
     // The caller holds the staging pin (or a stored message holds a reference): the file stays.
     if (!this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
     const id = newQueueId();
-    this.#d.write(() => {
+    await this.#batched(() => {
       // The body's reference, in the same transaction as the rows (the file is durable: staged).
       this.#q(`INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, 1, '${QUEUE_ONLY_META}') ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1`).run(
         m.blob.id,
@@ -73,7 +81,7 @@ export class SqliteQueue implements QueueStore {
     if (limit === 0) return [];
     const leaseUntil = o.now + Math.max(1, o.leaseMs);
     const skip = JSON.stringify([...new Set((o.skipDomains ?? []).map((d) => d.toLowerCase()))]);
-    return this.#d.write(() => {
+    return this.#batched(() => {
       // The oldest due recipients (a bounded window of queue_recipients_due), grouped per (message, domain).
       const groups = this.#q(
         `SELECT message_id, domain FROM (
@@ -106,7 +114,7 @@ export class SqliteQueue implements QueueStore {
   async settle(owner: string, outcomes: RecipientOutcome[], now: number): Promise<number> {
     checkOutcomes(outcomes);
     if (outcomes.length === 0) return 0;
-    return this.#d.write((tx) => {
+    return this.#batched((tx) => {
       const upd = this.#q(
         `UPDATE queue_recipients SET state = ?, next_attempt_at = ?, last_attempt_at = ?, last_reply = ?, delay_warned = delay_warned | ?,
            lease_owner = NULL, lease_until = NULL

@@ -200,6 +200,7 @@ class SqliteStore implements Store {
     this.queue = new SqliteQueue({
       q,
       write: (fn) => this.#write(fn),
+      batched: (fn) => this.#writeBatched(fn),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
