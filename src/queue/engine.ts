@@ -201,8 +201,8 @@ export class QueueEngine {
   /** Until the next due recipient (or the end of a dead destination's pause), within bounds. */
   async #sleepFor(): Promise<number> {
     const now = this.#now();
-    const st = await this.#o.queue.stats(now);
-    let due = st.nextDueAt ?? now + MAX_SLEEP_MS;
+    // Not stats(): it counts every queued row, and this runs after every pass.
+    let due = (await this.#o.queue.nextDue()) ?? now + MAX_SLEEP_MS;
     if (due <= now) {
       // Due work we skipped (dead or busy destinations): look again when a pause ends.
       const ends = [...this.#pools.values()].map((p) => p.dead?.until ?? 0).filter((t) => t > now);

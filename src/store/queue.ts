@@ -61,4 +61,6 @@ export interface QueueStore {
   /** Deletes a message and its recipients (drops the blob reference); false if absent. */
   remove(id: string): Promise<boolean>;
   stats(now: number): Promise<{ messages: number; recipients: number; oldestCreatedAt: number | null; nextDueAt: number | null }>;
+  /** When the earliest queued recipient is due (null: none): one index lookup, cheap at any queue size (stats() counts rows). */
+  nextDue(): Promise<number | null>;
 }

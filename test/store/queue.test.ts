@@ -188,6 +188,7 @@ for (const b of backends) {
           storeError('not-found'),
         );
         assert.deepEqual(await s.queue.stats(T0), { messages: 0, recipients: 0, oldestCreatedAt: null, nextDueAt: null });
+        assert.equal(await s.queue.nextDue(), null);
       });
     });
 
@@ -325,6 +326,7 @@ for (const b of backends) {
           T0 + 30,
         );
         assert.deepEqual(await s.queue.stats(T0 + 30), { messages: 3, recipients: 3, oldestCreatedAt: T0, nextDueAt: T0 + 20 + HOUR });
+        assert.equal(await s.queue.nextDue(), T0 + 20 + HOUR, 'nextDue agrees with stats');
         assert.equal(await s.queue.retry(a.id, T0 + 40), 1);
         assert.equal(await s.queue.retry(a.id, T0 + 40), 0, 'already due');
         assert.equal(await s.queue.retry(null, T0 + 40), 1, 'c only: d is leased');

@@ -242,6 +242,11 @@ export class PgQueue implements QueueStore {
     };
   }
 
+  async nextDue(): Promise<number | null> {
+    const r = (await this.#pool.query(`SELECT min(next_attempt_at) AS due FROM queue_recipients WHERE state = 'queued'`)).rows[0] as Row;
+    return r.due === null ? null : Number(r.due);
+  }
+
   /** Locks message rows in ascending id order (the first step of the lock order); returns those that exist. */
   async #lockMessages(c: Client, ids: string[]): Promise<string[]> {
     if (ids.length === 0) return [];

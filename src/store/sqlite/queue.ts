@@ -193,6 +193,11 @@ export class SqliteQueue implements QueueStore {
     return { messages, recipients, oldestCreatedAt: oldest ?? null, nextDueAt: due ?? null };
   }
 
+  async nextDue(): Promise<number | null> {
+    const due = this.#q("SELECT min(next_attempt_at) FROM queue_recipients WHERE state = 'queued'").pluck().get() as number | null;
+    return due ?? null;
+  }
+
   async #countInSteps(countSql: string, maxSql: string): Promise<number> {
     const max = (this.#q(maxSql).pluck().get() as number | null) ?? 0;
     const count = this.#q(countSql).pluck();
