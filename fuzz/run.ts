@@ -1,5 +1,5 @@
 // `npm run fuzz -- [--seed N] [--minutes M] [--protocol imap|pop3|smtp|mime|all] [--clients N]
-//  [--rtt-ms 100] [--rss-growth-mb 200] [--replay fuzz/crashes/X.json]`
+//  [--rtt-ms 100] [--rss-growth-mb 200] [--replay fuzz/crashes/X.json | --replay mime-s12-i579]`
 //
 // Seeded, time-bounded fuzzing of the real server (IMAP, POP3, SMTP: `pillarbox serve` on loopback,
 // see target.ts) and of the MIME parser in-process (generators/mime.ts). The oracle, checked
@@ -287,10 +287,44 @@ export async function runFuzz(opts: FuzzOptions): Promise<Figures[]> {
   return out;
 }
 
-/** Sends one saved input (a .json and its .bin from fuzz/crashes/) again, with the same oracle. */
+/** A MIME input id: `mime-s<seed>-i<index>` (the input is made again from Prng.forInput). */
+const MIME_ID = /^mime-s(\d+)-i(\d+)$/; // linear: anchored, digit runs separated by literals
+
+/**
+ * Makes one MIME input again from its id and checks it with the fuzz oracle, `times` times (the
+ * verdict is timing: several runs tell a real growth from a busy machine). With `dump`, the larger
+ * input's bytes go to that file (for `node --cpu-prof` on parseMessage).
+ */
+export function replayMime(id: string, opts: FuzzOptions, times = 3, dump?: string): Figures {
+  const m = MIME_ID.exec(id);
+  if (!m) throw new Error(`not a MIME input id: ${id} (mime-s<seed>-i<index>)`);
+  const seed = Number(m[1]);
+  const input = makeMimeInput(Prng.forInput(seed, Number(m[2])), loadMessages());
+  opts.log(`${id}: [${input.notes.join('; ')}], chunks of ${input.chunk}`);
+  if (dump) writeFileSync(dump, build(input, 4 * input.k));
+  const violations: Violation[] = [];
+  let worst = 0;
+  let maxMs = 0;
+  for (let i = 0; i < times; i++) {
+    const v = checkMime(input);
+    opts.log(`  run ${i + 1}: ${v.error ? `throws: ${v.error}` : `time per byte ×${v.growth.toFixed(2)} (${v.perByteSmall.toFixed(3)} → ${v.perByteBig.toFixed(3)} µs/byte, ${v.ms.toFixed(0)} ms for ${v.bytes} bytes)`}`);
+    if (v.error) violations.push({ kind: 'mime-throws', detail: v.error.split('\n')[0]!, saved: [] });
+    else if (v.growth > MIME_MAX_GROWTH && v.ms > MIME_MIN_MS) violations.push({ kind: 'mime-nonlinear', detail: `×${v.growth.toFixed(2)}`, saved: [] });
+    if (v.ms > MIME_MIN_MS) worst = Math.max(worst, v.growth);
+    maxMs = Math.max(maxMs, v.ms);
+  }
+  const rss = process.memoryUsage().rss;
+  return { protocol: 'mime', inputs: times, bytes: 0, seconds: 0, roundTrips: 0, rttWorst: 0, rttP99: 0, rssStart: rss, rssMax: rss, stalls: [], mimeWorstGrowth: worst, mimeWorstPerByte: 0, mimeMaxMs: maxMs, violations };
+}
+
+/**
+ * Sends one saved input (a .json and its .bin from fuzz/crashes/) again, with the same oracle.
+ * MIME: a saved .json or just the id (`mime-s12-i579`); the input is made again from the seed.
+ */
 export async function replayCrash(file: string, opts: FuzzOptions): Promise<Figures> {
-  const what = JSON.parse(readFileSync(file, 'utf8')) as { protocol: Protocol; port: string; mode: FuzzInput['mode']; closeAfter: number; notes: string[]; segments: Array<[Segment['kind'], number]> };
-  if (what.protocol === 'mime') throw new Error('MIME inputs replay with: --protocol mime --seed <seed> (the id names the input)');
+  if (MIME_ID.test(file)) return replayMime(file, opts);
+  const what = JSON.parse(readFileSync(file, 'utf8')) as { protocol: Protocol; id: string; port: string; mode: FuzzInput['mode']; closeAfter: number; notes: string[]; segments: Array<[Segment['kind'], number]> };
+  if (what.protocol === 'mime') return replayMime(what.id, opts);
   const bytes = readFileSync(file.replace(/\.json$/, '.bin'));
   const segments: Segment[] = [];
   let at = 0;

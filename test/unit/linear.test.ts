@@ -13,10 +13,12 @@
 // size catches what a ratio cannot (a constant but huge cost).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMessage, MimeParser, MAX_HEADER_BYTES } from '../../src/protocol/mime/parser.ts';
+import { parseMessage, MimeParser, MAX_HEADER_BYTES, MAX_PARTS } from '../../src/protocol/mime/parser.ts';
+import { writeEnvelope } from '../../src/protocol/imap/envelope.ts';
+import { writeBodyStructure } from '../../src/protocol/imap/bodystructure.ts';
 import { parseHeaderBlock, unfoldValue, decodeWords, decodeParamValue, parseMimeHeader, parseAddressList, stripComments, joinRfc2231 } from '../../src/protocol/mime/headers.ts';
 import { htmlToText } from '../../src/protocol/mime/html-text.ts';
-import { extractPlannedText, filterHeaderFields, parseSection } from '../../src/protocol/imap/section.ts';
+import { extractPlannedText, extractText, filterHeaderFields, parseSection } from '../../src/protocol/imap/section.ts';
 import { Receiver, literalAnnouncement } from '../../src/protocol/imap/receiver.ts';
 import { parseCommand, ImapParseError } from '../../src/protocol/imap/parser.ts';
 import { compileListPattern, MAX_WILDCARD_PART } from '../../src/protocol/imap/list-pattern.ts';
@@ -108,6 +110,37 @@ test('MIME header parsing and decoding are linear (RFC 5322, 2045, 2047, 2231)',
   linear(t, 'parseMimeHeader', HDR, (n) => `multipart/mixed; ${rep('b=', n)}`, (s) => parseMimeHeader(s, true));
   linear(t, 'parseAddressList', HDR, (n) => rep('a@b:', n), parseAddressList);
   linear(t, 'parseHeaderBlock', 4 * HDR, (n) => Buffer.from(rep('x\r\n', n)), parseHeaderBlock);
+});
+
+test('ENVELOPE, BODYSTRUCTURE and the SEARCH text from hostile headers are linear (RFC 9051 §7.5.2)', (t) => {
+  // The shapes `npm run fuzz -- --protocol mime` flagged (wall time on a busy machine), at the
+  // header cap, through everything a delivery and a FETCH compute from them.
+  const everything = (b: Buffer) => {
+    const meta = parseMessage(b);
+    writeEnvelope(meta.envelope, false);
+    writeEnvelope(meta.envelope, true);
+    writeBodyStructure(meta.root, true);
+    writeBodyStructure(meta.root, false);
+    return extractText(b, meta);
+  };
+  const cases: Array<[string, (n: number) => string]> = [
+    ['Content-Type parameter list', (n) => `MIME-Version: 1.0\r\nContent-Type: text/plain${rep('; a=b', n)}`],
+    ['Content-Disposition parameter list', (n) => `MIME-Version: 1.0\r\nContent-Disposition: attachment${rep('; a=b', n)}`],
+    ['RFC 2231 sections with charsets', (n) => `MIME-Version: 1.0\r\nContent-Type: text/plain${rep("; p*0*=utf-8''a%C3", n)}`],
+    ['From of empty groups', (n) => `From: ${rep('g: ;', n)}`],
+    ['To of groups', (n) => `To: ${rep('g: a@b, c@d;', n)}`],
+    ['To of addresses', (n) => `To: ${rep('a@b.test, ', n)}`],
+    ['From of display names', (n) => `From: ${rep('"x" <a@b>,', n)}`],
+    ['To of colons', (n) => `To: ${rep(':', n)}`],
+    ['From of closing parentheses', (n) => `From: ${rep(')', n)}`],
+    ['From with an unclosed angle and parameters', (n) => `From: Alice <a${rep('; a=b', n)}`],
+    ['Subject of encoded words', (n) => `Subject: ${rep('=?utf-8?q?a_b?= ', n)}`],
+  ];
+  for (const [name, make] of cases) linear(t, name, HDR - 64, (n) => msg(make(n)), everything);
+  // Body parts: up to MAX_PARTS of them (n/8 then has an eighth as many).
+  const multipart = (body: string) => Buffer.from(`Content-Type: multipart/mixed; boundary=b\r\n\r\n${body}\r\n--b--\r\n`);
+  linear(t, 'empty body parts', MAX_PARTS * 7, (n) => multipart(rep('\r\n--b\r\n', n)), everything);
+  linear(t, 'body parts with headers', MAX_PARTS * 40, (n) => multipart(rep('\r\n--b\r\nContent-Type: text/plain; a=b\r\n', n)), everything);
 });
 
 test('the MIME structure parser is linear in the message, however it is chunked', (t) => {

@@ -12,6 +12,8 @@ export function isQuotable(s: string, utf8 = false): boolean {
 
 /** A quoted string; caller checked isQuotable. */
 export function quoted(s: string): string {
+  // Most strings (ENVELOPE's NIL-heavy address parts: 10^5 per big header) need no escaping.
+  if (!s.includes('"') && !s.includes('\\')) return '"' + s + '"';
   return '"' + s.replace(/[\\"]/g, (m) => '\\' + m) + '"';
 }
 
