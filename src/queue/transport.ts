@@ -143,7 +143,7 @@ export class SmtpSession {
   get tlsAuthorized(): { ok: boolean; error: string } {
     const sock = (this.#conn as unknown as { _socket?: { authorized?: boolean; authorizationError?: Error | string } })._socket;
     const e = sock?.authorizationError;
-    return { ok: !!sock?.authorized, error: e === undefined ? '' : typeof e === 'string' ? e : String((e as NodeJS.ErrnoException).code ?? e.message) };
+    return { ok: !!sock?.authorized, error: e == null ? '' : typeof e === 'string' ? e : String((e as NodeJS.ErrnoException).code ?? e.message) };
   }
   get extensions(): string[] {
     return (this.#conn as unknown as { _supportedExtensions: string[] })._supportedExtensions ?? [];
