@@ -20,6 +20,7 @@ let dir: string;
 let dns: TestDns;
 let tlsPeer: Peer;
 let plainPeer: Peer;
+let selfSignedPeer: Peer;
 let web: Server;
 const fetches = new Map<string, number>();
 let a: Sender;
@@ -29,6 +30,9 @@ const POLICIES: Record<string, string> = {
   'mta-sts.enforce.test': 'version: STSv1\r\nmode: enforce\r\nmx: *.enforce.test\r\nmax_age: 86400\r\n',
   'mta-sts.mismatch.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx2.mismatch.test\r\nmax_age: 86400\r\n',
   'mta-sts.testing.test': 'version: STSv1\r\nmode: testing\r\nmx: mx.testing.test\r\nmax_age: 86400\r\n',
+  'mta-sts.badcert.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.badcert.test\r\nmax_age: 86400\r\n',
+  // RFC 8461 §3.3: over 64 KB is no policy at all.
+  'mta-sts.big.test': `version: STSv1\r\nmode: enforce\r\nmax_age: 86400\r\n${'mx: mx.big.test\r\n'.repeat(4000)}`,
 };
 
 function openssl(args: string[]): void {
@@ -67,6 +71,8 @@ before(async () => {
 
   tlsPeer = await startPeer({ server: { key: mxCert.key, cert: mxCert.cert } });
   plainPeer = await startPeer({ host: '127.0.0.2', port: tlsPeer.port, server: { disabledCommands: ['AUTH', 'STARTTLS'] } });
+  // STARTTLS with smtp-server's own certificate (not from the test CA, not for our MX names).
+  selfSignedPeer = await startPeer({ host: '127.0.0.3', port: tlsPeer.port });
 
   const txt = (name: string, data: string) => ({ name, type: 'TXT' as const, data });
   dns = await startDns([
@@ -86,6 +92,12 @@ before(async () => {
     { name: 'testing.test', type: 'MX', priority: 10, exchange: 'mx.testing.test' },
     { name: 'mx.testing.test', type: 'A', address: '127.0.0.2' },
     txt('_mta-sts.testing.test', 'v=STSv1; id=t1'),
+    { name: 'badcert.test', type: 'MX', priority: 10, exchange: 'mx.badcert.test' },
+    { name: 'mx.badcert.test', type: 'A', address: '127.0.0.3' },
+    txt('_mta-sts.badcert.test', 'v=STSv1; id=b1'),
+    { name: 'big.test', type: 'MX', priority: 10, exchange: 'mx.big.test' },
+    { name: 'mx.big.test', type: 'A', address: '127.0.0.2' },
+    txt('_mta-sts.big.test', 'v=STSv1; id=big1'),
     ...Object.keys(POLICIES).map((name) => ({ name, type: 'A' as const, address: '127.0.0.1' })),
   ]);
   a = await startSender({
@@ -102,6 +114,7 @@ after(async () => {
   await a?.done();
   await tlsPeer?.close();
   await plainPeer?.close();
+  await selfSignedPeer?.close();
   await new Promise<void>((r) => (web ? web.close(() => r()) : r()));
   await dns?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -167,4 +180,19 @@ test('testing mode: delivered anyway without TLS, the failure logged', opts, asy
   const m = await waitFor('delivery', () => plainPeer.messages.find((x) => x.to.includes('gus@testing.test')));
   assert.equal(m.secure, false);
   assert.ok(events(a, 'queue.mta-sts-failure').some((e) => e.domain === 'testing.test' && e.mode === 'testing' && e.reason === 'starttls-not-supported' && e.used === 'true'));
+});
+
+test('enforce + STARTTLS with a certificate not valid for the MX name: not delivered, deferred 4.7.5', opts, async () => {
+  await submit(a, 'adam@a.test', 'adam-pw', { to: ['hal@badcert.test'], subject: 'enforce, bad cert' });
+  const at = await waitFor('the deferral', () => attempts('hal@badcert.test').find((e) => e.result === 'deferred'));
+  assert.match(at.reply!, /^451 4\.7\.5 MTA-STS policy of badcert\.test \(enforce\) requires verified TLS, mx\.badcert\.test: (validation-failure|certificate-expired|certificate-host-mismatch)/);
+  assert.equal(selfSignedPeer.messages.length, 0);
+});
+
+test('a policy file over 64 KB is refused (RFC 8461 §3.3): no policy, delivered as without MTA-STS', opts, async () => {
+  await submit(a, 'adam@a.test', 'adam-pw', { to: ['ida@big.test'], subject: 'big policy' });
+  await waitFor('delivery', () => plainPeer.messages.find((x) => x.to.includes('ida@big.test')));
+  const f = events(a, 'queue.mta-sts-fetch-failed').find((e) => e.domain === 'big.test');
+  assert.ok(f, 'the fetch failure is logged');
+  assert.match(f.error!, /larger than 65536 bytes/);
 });
