@@ -22,13 +22,15 @@
 // TLS-RPT: every session to a domain counts one success or one failure (with its RFC 8460 §4.3
 // result type) for the policy domain. Every `outbound.tlsReportInterval` (a day) the counts of
 // domains publishing `_smtp._tls` TXT `v=TLSRPTv1; rua=…` (§3) are logged as
-// `queue.tls-report domain=… success=… failure=… rua=…` and reset. The aggregate JSON report
-// (§4) is not mailed yet: not done.
+// `queue.tls-report domain=… success=… failure=… rua=…`, the aggregate JSON report (§4) is queued
+// to the record's mailto: addresses (src/queue/tls-report.ts; https: rua not done), and the counts
+// are reset. Counts are in memory: a restart loses the period's.
 
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Logger } from '../obs/log.ts';
 import type { MxHost } from './mx.ts';
+import { composeTlsReport, mailtoAddresses } from './tls-report.ts';
 
 export const MAX_POLICY_BYTES = 64 * 1024; // RFC 8461 §3.3
 const MAX_AGE_LIMIT = 31_557_600; // RFC 8461 §3.2: at most one year
@@ -230,20 +232,38 @@ export function certFailureType(code: string): TlsResultType {
   return 'validation-failure';
 }
 
-interface Counts { policy: 'sts' | 'no-policy-found'; success: number; failure: number; types: Map<string, number> }
+interface Counts { policy: 'sts' | 'no-policy-found'; sts: StsPolicy | null; success: number; failure: number; types: Map<string, number> }
 
-/** TLS-RPT counts per policy domain, logged (and reset) every interval (see the header). */
+export interface TlsReportOptions {
+  resolveTxt(name: string): Promise<string[][]>;
+  log: Logger;
+  intervalMs: number;
+  /** Our hostname: the report's submitter (RFC 8460 §4.4 organization-name). */
+  submitter?: string;
+  /** The report's From: and contact-info; no `send`, no mailed reports. */
+  from?: string;
+  /** Queues one report message (src/queue/tls-report.ts) for `to`. */
+  send?(message: Buffer, from: string, to: string[]): Promise<void>;
+  now?: () => number;
+}
+
+/** TLS-RPT counts per policy domain, logged, mailed and reset every interval (see the header). */
 export class TlsReport {
   readonly #m = new Map<string, Counts>();
-  readonly #o: { resolveTxt(name: string): Promise<string[][]>; log: Logger; intervalMs: number };
+  readonly #o: TlsReportOptions;
+  readonly #now: () => number;
+  #start: number;
   #timer: NodeJS.Timeout | null = null;
 
-  constructor(o: { resolveTxt(name: string): Promise<string[][]>; log: Logger; intervalMs: number }) {
+  constructor(o: TlsReportOptions) {
     this.#o = o;
+    this.#now = o.now ?? Date.now;
+    this.#start = this.#now();
   }
 
   start(): void {
     if (this.#o.intervalMs <= 0 || this.#timer) return;
+    this.#start = this.#now();
     this.#timer = setInterval(() => void this.flush(), this.#o.intervalMs);
     this.#timer.unref();
   }
@@ -253,14 +273,15 @@ export class TlsReport {
     this.#timer = null;
   }
 
-  record(domain: string, sts: boolean, failure: TlsResultType | null): void {
+  record(domain: string, sts: boolean, failure: TlsResultType | null, policy?: StsPolicy | null): void {
     const d = domain.toLowerCase();
     let c = this.#m.get(d);
     if (!c) {
       if (this.#m.size >= MAX_DOMAINS) return; // bounded; the next interval starts afresh
-      this.#m.set(d, (c = { policy: sts ? 'sts' : 'no-policy-found', success: 0, failure: 0, types: new Map() }));
+      this.#m.set(d, (c = { policy: sts ? 'sts' : 'no-policy-found', sts: null, success: 0, failure: 0, types: new Map() }));
     }
     if (sts) c.policy = 'sts';
+    if (policy) c.sts = policy;
     if (failure === null) c.success++;
     else {
       c.failure++;
@@ -268,15 +289,39 @@ export class TlsReport {
     }
   }
 
-  /** Logs one `queue.tls-report` line per domain that publishes a TLSRPT record, then resets. */
+  /** One `queue.tls-report` line (and report mail) per domain that publishes a TLSRPT record, then resets. */
   async flush(): Promise<void> {
     const all = [...this.#m];
     this.#m.clear();
+    const start = this.#start;
+    const end = (this.#start = this.#now());
     for (const [d, c] of all) {
       const rua = await this.#rua(d);
       if (rua === null) continue; // RFC 8460 §3: no record, no report
       const types = [...c.types].map(([t, n]) => `${t}:${n}`).join(',');
       this.#o.log.info('queue.tls-report', { domain: d, policy: c.policy, success: c.success, failure: c.failure, failure_types: types || undefined, rua });
+      await this.#mail(d, c, rua, start, end);
+    }
+  }
+
+  async #mail(d: string, c: Counts, rua: string, start: number, end: number): Promise<void> {
+    const to = mailtoAddresses(rua);
+    if (!this.#o.send || !this.#o.from || to.length === 0) return;
+    const p = c.sts;
+    const policyString = p ? ['version: STSv1', `mode: ${p.mode}`, ...p.mx.map((m) => `mx: ${m}`), `max_age: ${p.maxAge}`] : [];
+    const { message, reportId } = composeTlsReport({
+      submitter: this.#o.submitter ?? 'localhost',
+      from: this.#o.from,
+      to,
+      start,
+      end,
+      policy: { domain: d, policyType: c.policy, policyString, mxHost: p?.mx ?? [], success: c.success, failure: c.failure, failureTypes: [...c.types] },
+    });
+    try {
+      await this.#o.send(message, this.#o.from, to);
+      this.#o.log.info('queue.tls-report-sent', { domain: d, to: to.join(','), report_id: reportId });
+    } catch (err) {
+      this.#o.log.warn('queue.tls-report-error', { domain: d, error: err instanceof Error ? err.message : String(err) });
     }
   }
 

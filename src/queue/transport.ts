@@ -198,7 +198,7 @@ export class SmtpSession {
         if (enforce && cause && (cause.code === 'ETLS' || cause.command === 'STARTTLS' || !cause.responseCode)) {
           // RFC 8461 §5: no verified TLS session → not delivered to this host; temporary (§5.1).
           const type: TlsResultType = cause.code === 'ETLS' || cause.command === 'STARTTLS' ? 'starttls-not-supported' : certFailureType(String((cause as { cause?: { code?: string } }).cause?.code ?? cause.code ?? ''));
-          o.tlsReport?.record(domain, true, type);
+          o.tlsReport?.record(domain, true, type, policy);
           last = new TransportError(0, `451 4.7.5 MTA-STS policy of ${domain} (enforce) requires verified TLS, ${mx.hostname}: ${type}: ${clean(cause.message)}`);
         }
         mx.socket.destroy();
@@ -212,7 +212,7 @@ export class SmtpSession {
   static #policyHosts(domain: string, all: MxHost[], policy: StsPolicy, o: TransportOptions): MxHost[] {
     const { allowed, refused } = splitByPolicy(all, policy);
     for (const h of refused) {
-      o.tlsReport?.record(domain, true, 'validation-failure');
+      o.tlsReport?.record(domain, true, 'validation-failure', policy);
       o.mtaSts?.log('queue.mta-sts-failure', { domain, mode: policy.mode, mx: h.exchange, reason: 'mx-not-in-policy', used: policy.mode === 'testing' });
     }
     if (policy.mode === 'testing') return all;
@@ -227,7 +227,7 @@ export class SmtpSession {
     let failure: TlsResultType | null = null;
     if (!s.secure) failure = 'starttls-not-supported';
     else if (policy && !s.tlsAuthorized.ok) failure = certFailureType(s.tlsAuthorized.error);
-    o.tlsReport?.record(domain, policy !== null, failure);
+    o.tlsReport?.record(domain, policy !== null, failure, policy);
     if (failure && policy) o.mtaSts?.log('queue.mta-sts-failure', { domain, mode: policy.mode, mx: s.mxHostname, reason: failure, used: true });
   }
 

@@ -61,7 +61,25 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
   const mtaSts = c.mtaSts
     ? new MtaSts({ resolveTxt, resolve4: (n) => resolver.resolve4(n), port: c.mtaStsPort, ca: tlsCa, timeoutMs: Math.min(60_000, c.timeout / 2), log })
     : undefined;
-  const tlsReport = new TlsReport({ resolveTxt, log, intervalMs: c.tlsReportInterval });
+  // RFC 8460 §5.3: reports go out like any message (DKIM-signed when the From: domain has keys).
+  const reportFrom = config.postmaster ?? `postmaster@${config.hostname}`;
+  let outboundRef: Outbound | null = null;
+  const tlsReport = new TlsReport({
+    resolveTxt,
+    log,
+    intervalMs: c.tlsReportInterval,
+    submitter: config.hostname,
+    from: reportFrom,
+    async send(message, from, to) {
+      if (!outboundRef) return;
+      const blob = await store.stageBlob(message, { maxBytes: message.length });
+      try {
+        await outboundRef.send({ blob, mailFrom: from, recipients: to.map((address) => ({ address })), accountId: null, origin: 'report' });
+      } finally {
+        blob.release();
+      }
+    },
+  });
   let mxPort = -1;
   const ownName = config.hostname.toLowerCase();
   const own = ownAddresses(config.host);
@@ -92,6 +110,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     graceMs: config.limits.shutdownGrace,
   });
   outbound.attach(() => engine.notify());
+  outboundRef = outbound;
   return {
     port: outbound,
     engine,

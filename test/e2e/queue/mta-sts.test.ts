@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { startDns, type TestDns } from '../../helpers/dns.ts';
 import { needs } from '../../helpers/external.ts';
@@ -79,11 +80,13 @@ before(async () => {
     { name: 'notls.test', type: 'MX', priority: 10, exchange: 'mx.notls.test' },
     { name: 'mx.notls.test', type: 'A', address: '127.0.0.2' },
     txt('_mta-sts.notls.test', 'v=STSv1; id=notls1'),
-    txt('_smtp._tls.notls.test', 'v=TLSRPTv1; rua=mailto:tls@notls.test'),
+    txt('_smtp._tls.notls.test', 'v=TLSRPTv1; rua=mailto:tls@reports.test'),
     { name: 'enforce.test', type: 'MX', priority: 10, exchange: 'mx.enforce.test' },
     { name: 'mx.enforce.test', type: 'A', address: '127.0.0.1' },
     txt('_mta-sts.enforce.test', 'v=STSv1; id=enf1'),
-    txt('_smtp._tls.enforce.test', 'v=TLSRPTv1; rua=mailto:tls@enforce.test'),
+    txt('_smtp._tls.enforce.test', 'v=TLSRPTv1; rua=mailto:tls@reports.test,https://reports.test/tlsrpt'),
+    { name: 'reports.test', type: 'MX', priority: 10, exchange: 'mx.reports.test' },
+    { name: 'mx.reports.test', type: 'A', address: '127.0.0.1' },
     { name: 'mismatch.test', type: 'MX', priority: 10, exchange: 'mx1.mismatch.test' },
     { name: 'mismatch.test', type: 'MX', priority: 20, exchange: 'mx2.mismatch.test' },
     { name: 'mx1.mismatch.test', type: 'A', address: '127.0.0.2' },
@@ -134,7 +137,7 @@ test('enforce + an MX without STARTTLS: not delivered, deferred 4.7.5 with the r
   assert.match(show.stdout, /bob@notls\.test {2}queued .*451 4\.7\.5 MTA-STS policy of notls\.test \(enforce\)/s);
   // TLS-RPT: the failure is counted for the domain that publishes _smtp._tls.
   const rep = await waitFor('a tls-report line', () => events(a, 'queue.tls-report').find((e) => e.domain === 'notls.test' && Number(e.failure) >= 1));
-  assert.equal(rep.rua, 'mailto:tls@notls.test');
+  assert.equal(rep.rua, 'mailto:tls@reports.test');
   assert.match(rep.failure_types!, /starttls-not-supported:\d/);
 });
 
@@ -144,7 +147,7 @@ test('enforce + STARTTLS with a certificate valid for the MX name: delivered ove
   assert.equal(m.secure, true);
   assert.equal(fetches.get('mta-sts.enforce.test'), 1);
   const rep = await waitFor('a tls-report success', () => events(a, 'queue.tls-report').find((e) => e.domain === 'enforce.test' && Number(e.success) >= 1));
-  assert.equal(rep.rua, 'mailto:tls@enforce.test');
+  assert.equal(rep.rua, 'mailto:tls@reports.test,https://reports.test/tlsrpt');
   assert.equal(rep.policy, 'sts');
 
   // A second delivery on a new connection (the idle one is closed after 5 s): TXT asked again, policy not refetched.
@@ -195,4 +198,38 @@ test('a policy file over 64 KB is refused (RFC 8461 §3.3): no policy, delivered
   const f = events(a, 'queue.mta-sts-fetch-failed').find((e) => e.domain === 'big.test');
   assert.ok(f, 'the fetch failure is logged');
   assert.match(f.error!, /larger than 65536 bytes/);
+});
+
+test('TLS-RPT aggregate report (RFC 8460 §4, §5.3) mailed to the rua mailto: address through the queue', opts, async () => {
+  const reportFor = (domain: string) =>
+    tlsPeer.messages.filter((m) => m.to.includes('tls@reports.test') && m.body.toString('latin1').includes(`TLS-Report-Domain: ${domain}\r\n`));
+  const msgs = await waitFor('a report about enforce.test', () => (reportFor('enforce.test').length ? reportFor('enforce.test') : null));
+  const text = msgs[0]!.body.toString('latin1');
+  assert.match(text, /Content-Type: multipart\/report; report-type="tlsrpt"/);
+  assert.match(text, /TLS-Report-Submitter: mail\.a\.test/);
+  assert.match(text, /Subject: Report Domain: enforce\.test Submitter: mail\.a\.test Report-ID: </);
+  assert.equal(msgs[0]!.from, 'postmaster@mail.a.test');
+  const reports = msgs.map((m) => {
+    const t = m.body.toString('latin1');
+    const at = t.indexOf('Content-Type: application/tlsrpt+gzip');
+    assert.ok(at > 0);
+    assert.match(t.slice(at, at + 300), /filename="mail\.a\.test!enforce\.test!\d+!\d+!\w+\.json\.gz"/);
+    const b64 = t.slice(t.indexOf('\r\n\r\n', at) + 4, t.indexOf('\r\n--', at));
+    return JSON.parse(gunzipSync(Buffer.from(b64, 'base64')).toString('utf8'));
+  });
+  const r = reports.find((x) => x.policies[0].summary['total-successful-session-count'] >= 1);
+  assert.ok(r, 'one report counts a successful session');
+  assert.equal(r['organization-name'], 'mail.a.test');
+  assert.ok(r['date-range']['start-datetime'] < r['date-range']['end-datetime']);
+  const pol = r.policies[0].policy;
+  assert.equal(pol['policy-type'], 'sts');
+  assert.equal(pol['policy-domain'], 'enforce.test');
+  assert.ok(pol['policy-string'].includes('mode: enforce'));
+  assert.deepEqual(pol['mx-host'], ['*.enforce.test']);
+  // The failing domain's report names the failure type.
+  const bad = await waitFor('a report about notls.test', () => reportFor('notls.test')[0]);
+  const t = bad.body.toString('latin1');
+  const at = t.indexOf('Content-Type: application/tlsrpt+gzip');
+  const j = JSON.parse(gunzipSync(Buffer.from(t.slice(t.indexOf('\r\n\r\n', at) + 4, t.indexOf('\r\n--', at)), 'base64')).toString('utf8'));
+  assert.deepEqual(j.policies[0]['failure-details'][0], { 'result-type': 'starttls-not-supported', 'failed-session-count': j.policies[0].summary['total-failure-session-count'] });
 });
