@@ -131,6 +131,14 @@ export interface OutboundConfig {
   timeout: number;
   /** Interval of the `queue.stats` log line; 0 = off. */
   statsInterval: number;
+  /** MTA-STS (RFC 8461) for MX delivery: policies fetched, cached and applied (src/queue/mta-sts.ts). */
+  mtaSts: boolean;
+  /** HTTPS port of MTA-STS policy hosts (443; tests use a loopback port). */
+  mtaStsPort: number;
+  /** PEM file of an extra CA trusted for policy hosts and MX certificates (tests; the system roots always are). */
+  tlsCa: string | null;
+  /** Interval of the `queue.tls-report` (RFC 8460) summary lines; 0 = off. A day by default. */
+  tlsReportInterval: number;
 }
 
 export const DEFAULT_OUTBOUND: OutboundConfig = {
@@ -145,6 +153,10 @@ export const DEFAULT_OUTBOUND: OutboundConfig = {
   delayWarning: 4 * 60 * 60_000,
   timeout: 10 * 60_000,
   statsInterval: 60_000,
+  mtaSts: true,
+  mtaStsPort: 443,
+  tlsCa: null,
+  tlsReportInterval: 24 * 60 * 60_000,
 };
 
 export const PORT_NAMES = ['smtp', 'submission', 'submissions', 'imap', 'imaps', 'pop3', 'pop3s', 'http'] as const;

@@ -118,7 +118,7 @@ type Str = (flag: string, envName: string) => string | undefined;
 /** config `outbound` < PILLARBOX_OUTBOUND_PORT / PILLARBOX_RELAY_HOST < --outbound-port / --relay-host. */
 function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {
   const o: OutboundConfig = { ...DEFAULT_OUTBOUND, ...(file.outbound ?? {}) };
-  for (const k of ['port', 'concurrency', 'perDomainConcurrency', 'retryBase', 'retryMax', 'expiry', 'delayWarning', 'timeout', 'statsInterval'] as const) {
+  for (const k of ['port', 'concurrency', 'perDomainConcurrency', 'retryBase', 'retryMax', 'expiry', 'delayWarning', 'timeout', 'statsInterval', 'mtaStsPort', 'tlsReportInterval'] as const) {
     const v = o[k];
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`config outbound.${k} must be a non-negative number`);
   }
@@ -135,6 +135,9 @@ function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {
   const ca = str('relay-ca', 'PILLARBOX_RELAY_CA');
   if (ca !== undefined) o.relayCa = ca;
   if (o.relayCa !== null) o.relayCa = resolve(String(o.relayCa));
+  if (typeof o.mtaSts !== 'boolean') throw new ConfigError('config outbound.mtaSts must be true or false');
+  o.mtaStsPort = parsePort(String(o.mtaStsPort), 'config outbound.mtaStsPort');
+  if (o.tlsCa !== null) o.tlsCa = resolve(String(o.tlsCa));
   return o;
 }
 

@@ -22,7 +22,7 @@ export interface SendRequest {
   mailFrom: string;
   recipients: QueueRecipientInput[];
   accountId: number | null;
-  origin: 'submission' | 'forward';
+  origin: 'submission' | 'forward' | 'report';
   envid?: string | null;
   ret?: 'FULL' | 'HDRS' | null;
 }

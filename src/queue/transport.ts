@@ -7,10 +7,15 @@
 // - STARTTLS whenever the server offers it (RFC 3207). Opportunistic, as RFC 7435 describes for
 //   MX delivery: the certificate is not verified (MX host names come from unauthenticated DNS, so a
 //   check would prove nothing and would refuse mail to the many servers with self-signed
-//   certificates), and a server that offers no STARTTLS gets the message in plaintext. Only where the
-//   domain's MTA-STS policy (RFC 8461 §5, fetched by mx-connect through mailauth) is in `enforce`
-//   mode is TLS required and the certificate verified against the MX host name; an MX not in the
-//   policy is then not used. No DANE (no validating resolver is configured): not done.
+//   certificates), and a server that offers no STARTTLS gets the message in plaintext.
+// - MTA-STS (RFC 8461, src/queue/mta-sts.ts: our own discovery, fetch and in-memory cache; mx-connect's
+//   is not used): with an `enforce` policy only the MX hosts matching its `mx:` patterns are used,
+//   STARTTLS is required and the certificate must verify for the MX host name (system roots, plus
+//   `outbound.tlsCa` in tests); a failure is 451 4.7.5 (temporary: the next MX, then retry).
+//   `testing`: delivered as without a policy, failures counted and logged. TLS-RPT (RFC 8460)
+//   counts one result per session (TlsReport).
+// - DANE (RFC 7672): not done. It needs DNSSEC-validated TLSA answers, and no validating resolver
+//   is configured (node's resolver does not give the AD bit); TLSA records are ignored.
 // - The smarthost (`outbound.relayHost`, smtp://user:pass@host:port or smtps://…) gets everything,
 //   with TLS required and its certificate verified (against `outbound.relayCa` if given), and AUTH.
 // - RFC 5321 §5.1: a host that refuses the connection or greets with 4xx/5xx → the next MX host.
@@ -28,7 +33,9 @@ import type { Readable } from 'node:stream';
 import { readFileSync } from 'node:fs';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import mxConnect from 'mx-connect';
+import { rootCertificates } from 'node:tls';
 import type { MxHost } from './mx.ts';
+import { certFailureType, splitByPolicy, type MtaSts, type StsPolicy, type TlsReport, type TlsResultType } from './mta-sts.ts';
 
 export interface RelayConfig {
   secure: boolean;
@@ -73,10 +80,12 @@ export interface TransportOptions {
   replyTimeoutMs: number;
   /** The whole of one transaction (MAIL … final reply), ms. */
   deadlineMs: number;
-  /** Resolver for MTA-STS lookups (TXT of _mta-sts.<domain>, A of mta-sts.<domain>). */
-  resolveRecords?: (name: string, type: string) => Promise<unknown[]>;
-  /** MTA-STS policies, shared by every session of the process. */
-  mtaStsCache?: MtaStsCache;
+  /** MTA-STS policies (shared by every session of the process); none = MTA-STS off. */
+  mtaSts?: MtaSts;
+  /** TLS-RPT counts (RFC 8460). */
+  tlsReport?: TlsReport;
+  /** Extra trusted CA (PEM) for verified TLS to MX hosts; tests only. */
+  tlsCa?: string | null;
 }
 
 export interface OutgoingRecipient { id: number; address: string; notify: { never?: boolean; success?: boolean; failure?: boolean; delay?: boolean } | null; orcpt: string | null }
@@ -99,20 +108,6 @@ export class TransportError extends Error {
     super(reply);
     this.code = code;
     this.reply = reply;
-  }
-}
-
-/** In-memory MTA-STS policy cache (the get/set shape mx-connect asks for). */
-export class MtaStsCache {
-  readonly #m = new Map<string, { policy: unknown; until: number }>();
-  async get(domain: string): Promise<unknown> {
-    const e = this.#m.get(domain);
-    return e && e.until > Date.now() ? e.policy : false;
-  }
-  async set(domain: string, policy: { maxAge?: number } | null): Promise<void> {
-    if (this.#m.size > 10_000) this.#m.clear();
-    const maxAge = Math.min(Number(policy?.maxAge) || 86400, 31_557_600); // RFC 8461 §3.2: max 1 year
-    this.#m.set(domain, { policy, until: Date.now() + maxAge * 1000 });
   }
 }
 
@@ -144,17 +139,28 @@ export class SmtpSession {
   get secure(): boolean {
     return this.#conn.secure;
   }
+  /** Whether the TLS certificate verified (chain and host name, as asked for in the TLS options). */
+  get tlsAuthorized(): { ok: boolean; error: string } {
+    const sock = (this.#conn as unknown as { _socket?: { authorized?: boolean; authorizationError?: Error | string } })._socket;
+    const e = sock?.authorizationError;
+    return { ok: !!sock?.authorized, error: e == null ? '' : typeof e === 'string' ? e : String((e as NodeJS.ErrnoException).code ?? e.message) };
+  }
   get extensions(): string[] {
     return (this.#conn as unknown as { _supportedExtensions: string[] })._supportedExtensions ?? [];
   }
 
   /** Connects to the first MX host that greets us (RFC 5321 §5.1), or throws TransportError. */
-  static async toMx(domain: string, hosts: MxHost[], o: TransportOptions): Promise<SmtpSession> {
+  static async toMx(domain: string, all: MxHost[], o: TransportOptions): Promise<SmtpSession> {
+    const sts = o.mtaSts ? await o.mtaSts.policyFor(domain) : { policy: null, error: null };
+    const policy = sts.policy && sts.policy.mode !== 'none' ? sts.policy : null;
+    if (sts.error && !policy) o.tlsReport?.record(domain, true, 'sts-policy-fetch-error');
+    const hosts = policy ? SmtpSession.#policyHosts(domain, all, policy, o) : all;
+    const enforce = policy?.mode === 'enforce';
     const ignore: string[] = [];
     const total = hosts.reduce((n, h) => n + h.A.length + h.AAAA.length, 0);
     let last: TransportError | null = null;
     for (let tries = 0; tries < Math.min(total, 5); tries++) {
-      let mx: { socket: import('node:net').Socket; hostname: string; host: string; policyMatch?: { valid: boolean; mode?: string; testing?: boolean } };
+      let mx: { socket: import('node:net').Socket; hostname: string; host: string };
       try {
         mx = await mxConnect({
           target: domain,
@@ -163,35 +169,66 @@ export class SmtpSession {
           maxConnectTime: o.connectTimeoutMs,
           ignoreMXHosts: ignore,
           localHostname: o.hostname,
-          dnsOptions: o.resolveRecords ? { resolveRecords: o.resolveRecords } : {},
-          mtaSts: { enabled: !!o.resolveRecords && !!o.mtaStsCache, cache: o.mtaStsCache },
+          mtaSts: { enabled: false }, // ours, above (src/queue/mta-sts.ts)
         });
       } catch (err) {
-        const e = err as { message: string; temporary?: boolean; category?: string };
-        // mx-connect tried every address left; a policy refusal (MTA-STS) is temporary too (RFC 8461 §5.1).
-        throw last ?? new TransportError(0, `451 4.4.1 cannot connect to any MX host of ${domain}: ${e.message}`);
+        // mx-connect tried every address left.
+        throw last ?? new TransportError(0, `451 4.4.1 cannot connect to any MX host of ${domain}: ${(err as Error).message}`);
       }
-      const enforce = mx.policyMatch?.mode === 'enforce' && mx.policyMatch.valid;
+      // RFC 8461 §4.2: under a policy the certificate must be valid for the MX host name.
+      const ca = o.tlsCa ? [...rootCertificates, o.tlsCa] : undefined;
       try {
-        return await SmtpSession.#open(
+        const s = await SmtpSession.#open(
           {
             connection: mx.socket,
             host: mx.host,
             port: o.port,
-            tls: { rejectUnauthorized: enforce, servername: mx.hostname, minVersion: 'TLSv1' },
+            tls: { rejectUnauthorized: enforce, servername: mx.hostname, minVersion: 'TLSv1', ...(ca ? { ca } : {}) },
             requireTLS: enforce,
             opportunisticTLS: !enforce,
           },
           o,
           mx.hostname,
         );
+        SmtpSession.#report(domain, s, policy, o);
+        return s;
       } catch (err) {
         last = err instanceof TransportError ? err : new TransportError(0, `451 4.4.2 ${mx.hostname}: ${(err as Error).message}`);
+        const cause = (err as { cause?: ReplyishError }).cause;
+        if (enforce && cause && (cause.code === 'ETLS' || cause.command === 'STARTTLS' || !cause.responseCode)) {
+          // RFC 8461 §5: no verified TLS session → not delivered to this host; temporary (§5.1).
+          const type: TlsResultType = cause.code === 'ETLS' || cause.command === 'STARTTLS' ? 'starttls-not-supported' : certFailureType(String((cause as { cause?: { code?: string } }).cause?.code ?? cause.code ?? ''));
+          o.tlsReport?.record(domain, true, type, policy);
+          last = new TransportError(0, `451 4.7.5 MTA-STS policy of ${domain} (enforce) requires verified TLS, ${mx.hostname}: ${type}: ${clean(cause.message)}`);
+        }
         mx.socket.destroy();
         ignore.push(mx.host);
       }
     }
     throw last ?? new TransportError(0, `451 4.4.1 no MX host of ${domain} could be reached`);
+  }
+
+  /** RFC 8461 §4.1: enforce → only matching MX hosts (none → 4.7.5); testing → all, mismatches logged. */
+  static #policyHosts(domain: string, all: MxHost[], policy: StsPolicy, o: TransportOptions): MxHost[] {
+    const { allowed, refused } = splitByPolicy(all, policy);
+    for (const h of refused) {
+      o.tlsReport?.record(domain, true, 'validation-failure', policy);
+      o.mtaSts?.log('queue.mta-sts-failure', { domain, mode: policy.mode, mx: h.exchange, reason: 'mx-not-in-policy', used: policy.mode === 'testing' });
+    }
+    if (policy.mode === 'testing') return all;
+    if (allowed.length === 0) {
+      throw new TransportError(0, `451 4.7.5 MTA-STS policy of ${domain} (enforce) allows none of its MX hosts (${all.map((h) => h.exchange).join(', ')}); will retry`);
+    }
+    return allowed;
+  }
+
+  /** TLS-RPT result of a session that is up; under `testing`, a failure is logged and the mail still goes. */
+  static #report(domain: string, s: SmtpSession, policy: StsPolicy | null, o: TransportOptions): void {
+    let failure: TlsResultType | null = null;
+    if (!s.secure) failure = 'starttls-not-supported';
+    else if (policy && !s.tlsAuthorized.ok) failure = certFailureType(s.tlsAuthorized.error);
+    o.tlsReport?.record(domain, policy !== null, failure, policy);
+    if (failure && policy) o.mtaSts?.log('queue.mta-sts-failure', { domain, mode: policy.mode, mx: s.mxHostname, reason: failure, used: true });
   }
 
   /** Connects to the smarthost, STARTTLS/TLS with verification, AUTH when credentials are given. */
@@ -239,7 +276,7 @@ export class SmtpSession {
         if (done) return;
         done = true;
         conn.close();
-        reject(replyError(err, `${mxHostname}: connection failed`));
+        reject(Object.assign(replyError(err, `${mxHostname}: connection failed`), { cause: err }));
       };
       conn.once('error', fail);
       conn.once('end', () => fail(new Error('connection closed before the session was ready')));

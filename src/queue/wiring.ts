@@ -13,7 +13,9 @@ import { QueueEngine } from './engine.ts';
 import { createDnsResolver, type DnsResolver } from './mx.ts';
 import { Outbound, type SignHook } from './outbound.ts';
 import type { RetryPolicy } from './policy.ts';
-import { MtaStsCache, parseRelayUrl } from './transport.ts';
+import { parseRelayUrl } from './transport.ts';
+import { MtaSts, TlsReport } from './mta-sts.ts';
+import { readFileSync } from 'node:fs';
 import { authorDomain, signMessage } from '../mailauth/dkim.ts';
 
 export interface OutboundSide {
@@ -24,15 +26,11 @@ export interface OutboundSide {
   stop(): Promise<void>;
 }
 
-/** node:dns answers in the shapes mx-connect / mailauth expect for MTA-STS lookups. */
-function recordsVia(r: DnsResolver & { resolveTxt?(n: string): Promise<string[][]> }) {
-  return async (name: string, type: string): Promise<unknown[]> => {
-    if (type === 'A') return r.resolve4(name);
-    if (type === 'AAAA') return r.resolve6(name);
-    if (type === 'MX') return r.resolveMx(name);
-    if (type === 'TXT' && r.resolveTxt) return r.resolveTxt(name);
-    return [];
-  };
+type Txt = { resolveTxt?(n: string): Promise<string[][]> };
+
+/** TXT lookups (MTA-STS discovery, TLS-RPT): the resolver's, or "no record" when it has none. */
+function txtVia(r: DnsResolver & Txt) {
+  return (name: string): Promise<string[][]> => (r.resolveTxt ? r.resolveTxt(name) : Promise.reject(Object.assign(new Error('no TXT lookups'), { code: 'ENODATA' })));
 }
 
 export function createOutbound(o: { store: Store; config: Config; log: Logger; sign?: SignHook | null; resolver?: DnsResolver }): OutboundSide {
@@ -58,6 +56,30 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     maxMessageSize: config.limits.maxMessageSize,
     sign: o.sign === undefined ? sign : o.sign,
   });
+  const tlsCa = c.tlsCa ? readFileSync(c.tlsCa, 'utf8') : null;
+  const resolveTxt = txtVia(resolver as DnsResolver & Txt);
+  const mtaSts = c.mtaSts
+    ? new MtaSts({ resolveTxt, resolve4: (n) => resolver.resolve4(n), port: c.mtaStsPort, ca: tlsCa, timeoutMs: Math.min(60_000, c.timeout / 2), log })
+    : undefined;
+  // RFC 8460 §5.3: reports go out like any message (DKIM-signed when the From: domain has keys).
+  const reportFrom = config.postmaster ?? `postmaster@${config.hostname}`;
+  let outboundRef: Outbound | null = null;
+  const tlsReport = new TlsReport({
+    resolveTxt,
+    log,
+    intervalMs: c.tlsReportInterval,
+    submitter: config.hostname,
+    from: reportFrom,
+    async send(message, from, to) {
+      if (!outboundRef) return;
+      const blob = await store.stageBlob(message, { maxBytes: message.length });
+      try {
+        await outboundRef.send({ blob, mailFrom: from, recipients: to.map((address) => ({ address })), accountId: null, origin: 'report' });
+      } finally {
+        blob.release();
+      }
+    },
+  });
   let mxPort = -1;
   const ownName = config.hostname.toLowerCase();
   const own = ownAddresses(config.host);
@@ -77,8 +99,9 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
       port: c.port,
       connectTimeoutMs: Math.min(60_000, c.timeout / 2),
       replyTimeoutMs: Math.min(5 * 60_000, c.timeout),
-      resolveRecords: recordsVia(resolver),
-      mtaStsCache: new MtaStsCache(),
+      ...(mtaSts ? { mtaSts } : {}),
+      tlsReport,
+      tlsCa,
     },
     relay,
     resolver,
@@ -87,15 +110,20 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     graceMs: config.limits.shutdownGrace,
   });
   outbound.attach(() => engine.notify());
+  outboundRef = outbound;
   return {
     port: outbound,
     engine,
     start(p) {
       mxPort = p;
       engine.start();
+      tlsReport.start();
       log.info('queue.started', { owner: engine.owner, relay: relay ? `${relay.host}:${relay.port}` : undefined, port: relay ? undefined : c.port, concurrency: c.concurrency });
     },
-    stop: () => engine.stop(),
+    async stop() {
+      tlsReport.stop();
+      await engine.stop();
+    },
   };
 }
 

@@ -55,7 +55,7 @@ export function checkInput(m: QueueMessageInput): CheckedRecipient[] {
   const n = m.recipients.length;
   if (n === 0) throw new StoreError('invalid', 'a queued message needs at least one recipient');
   if (n > QUEUE_LIMITS.recipientsPerMessage) throw new StoreError('limit', `more than ${QUEUE_LIMITS.recipientsPerMessage} recipients`);
-  if (!['submission', 'forward', 'dsn'].includes(m.origin)) throw new StoreError('invalid', `bad origin ${String(m.origin)}`);
+  if (!['submission', 'forward', 'dsn', 'report'].includes(m.origin)) throw new StoreError('invalid', `bad origin ${String(m.origin)}`);
   if (m.ret != null && m.ret !== 'FULL' && m.ret !== 'HDRS') throw new StoreError('invalid', `bad RET ${String(m.ret)}`);
   if (!Number.isFinite(m.now) || !Number.isFinite(m.expiresAt)) throw new StoreError('invalid', 'now and expiresAt must be times');
   tooLong('MAIL FROM address', m.mailFrom, QUEUE_LIMITS.addressLength);

@@ -20,7 +20,7 @@ export interface QueueMessageInput {
   envid?: string | null;         // RFC 3461 ENVID
   ret?: 'FULL' | 'HDRS' | null;  // RFC 3461 RET
   accountId?: number | null;     // submitting account (logs, limits), null for forwards/DSNs
-  origin: 'submission' | 'forward' | 'dsn';
+  origin: 'submission' | 'forward' | 'dsn' | 'report';
   recipients: QueueRecipientInput[];   // 1..n, address as given (domain = part after the last @, lower-cased)
   now: number;                   // ms epoch; first attempt due at `now`
   expiresAt: number;             // ms epoch (now + outbound.expiry)
@@ -34,7 +34,7 @@ export interface QueueRecipient {
 export interface QueueMessage {
   id: string;                    // random, URL-safe, ~16 chars; also used in logs and the CLI
   blob: BlobRef; mailFrom: string; envid: string | null; ret: 'FULL' | 'HDRS' | null;
-  accountId: number | null; origin: 'submission' | 'forward' | 'dsn';
+  accountId: number | null; origin: 'submission' | 'forward' | 'dsn' | 'report';
   createdAt: number; expiresAt: number; recipients: QueueRecipient[];
 }
 /** Due recipients of one message for one destination domain, leased to `owner` until `leaseUntil`. */

@@ -15,6 +15,8 @@ export interface PeerMessage {
 
 export interface PeerOptions {
   port?: number;
+  /** Loopback address to listen on (127.0.0.1; another 127.x lets two peers share one port). */
+  host?: string;
   /** Reply for one recipient: null = accept, else [code, text]. */
   rcpt?: (address: string) => [number, string] | null;
   /** Reply for the message: null = 250, else [code, text]. */
@@ -85,7 +87,7 @@ export async function startPeer(o: PeerOptions = {}): Promise<Peer> {
   server.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(o.port ?? 0, '127.0.0.1', () => resolve());
+    server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve());
   });
   peer.port = (server.server.address() as { port: number }).port;
   peer.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
