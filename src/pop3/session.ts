@@ -25,7 +25,7 @@ import { errLine, okLine } from '../protocol/pop3/responses.ts';
 import { HANDLERS } from './commands.ts';
 import { saslResponse } from './auth.ts';
 import { Maildrop, type Login } from './snapshot.ts';
-import { LoopBudget } from '../obs/loop-lag.ts';
+import { activity, LoopBudget } from '../obs/loop-lag.ts';
 
 /** Keyword that hides a message from later (non-recent) POP sessions once POP deleted it under `keep`. */
 export { POP_DELETED_KEYWORD };
@@ -275,7 +275,7 @@ export class Pop3Session {
     }
     if (this.saslPending) {
       this.saslPending = false;
-      await saslResponse(this, ev.text.trim());
+      await activity.run(`pop3.command=AUTH-response`, () => saslResponse(this, ev.text.trim()));
       return;
     }
     const cmd = parseCommand(ev.text);
@@ -297,7 +297,13 @@ export class Pop3Session {
       this.send(errLine(`${cmd.name} is not valid after login`));
       return;
     }
-    return HANDLERS[cmd.name]?.(this, cmd);
+    // What a stall report names (src/obs/loop-lag.ts).
+    const done = activity.begin(`pop3.command=${cmd.name} account=${this.login?.account.address ?? this.user ?? '-'} state=${this.state}`);
+    try {
+      return await HANDLERS[cmd.name]?.(this, cmd);
+    } finally {
+      done();
+    }
   }
 
   // ---------------------------------------------------------------- STLS (RFC 2595 §4)
