@@ -12,9 +12,13 @@ import type { RawCommand, Receiver } from '../protocol/imap/receiver.ts';
 import { appendMessageMailbox, readCommandName, readTag } from '../protocol/imap/parser.ts';
 import { statusLine } from '../protocol/imap/response.ts';
 import { drainOrClose } from '../net/drain.ts';
+import { LoopBudget } from '../obs/loop-lag.ts';
 import { toReply } from './errors.ts';
 import type { ImapSession } from './session.ts';
 import { MAX_BUFFERED_LITERAL, PREAUTH_LITERAL_COMMANDS, PREAUTH_MAX_BYTES } from './limits.ts';
+
+/** Bytes of an APPEND literal given to the MIME parser at a time (src/obs/loop-lag.ts LoopBudget between). */
+const PARSE_SLICE = 4096;
 
 /** An APPEND message being streamed into the store while it arrives. */
 export interface AppendStage {
@@ -32,6 +36,7 @@ export class Literals {
   #discardReply: Refusal | null = null;
   #appendStream: PassThrough | null = null;
   #appendParser: MimeParser | null = null;
+  readonly #budget = new LoopBudget(5);
   /** The APPEND message staged so far (taken by the APPEND handler, see take). */
   #append: AppendStage | null = null;
 
@@ -121,7 +126,14 @@ export class Literals {
   async data(chunk: Buffer): Promise<void> {
     const pt = this.#appendStream;
     if (!pt) return;
-    this.#appendParser?.write(chunk);
+    // The MIME parser in slices with a turn once the budget is spent: a chunk of thousands of tiny
+    // MIME parts held the loop ~200 ms in one write (the session's pump awaits this before the next event).
+    const parser = this.#appendParser;
+    for (let i = 0; parser && i < chunk.length && this.#appendParser === parser; i += PARSE_SLICE) {
+      parser.write(chunk.subarray(i, i + PARSE_SLICE));
+      await this.#budget.pause();
+    }
+    if (this.#appendStream !== pt) return; // aborted meanwhile
     if (!pt.write(chunk)) await drainOrClose(pt);
   }
 

@@ -20,6 +20,7 @@ import { decodeXtext, parseNotify, Refusal, type RcptPlan, type RecipientPolicy 
 import { fromAddresses, type SendLimiter } from './policy.ts';
 import type { Deliverer, RcptOutcome } from './deliver.ts';
 import { receiveData, stageMessage, withoutRanges } from './receive.ts';
+import { activity } from '../obs/loop-lag.ts';
 
 export interface SessionContext {
   deps: ServerDeps;
@@ -188,7 +189,9 @@ export class SessionHandlers {
 
   onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string | Array<string | Error>) => void): void {
     const { log } = this.#c.deps;
-    const p = this.#receive(stream, session).then(
+    // What a stall report names (src/obs/loop-lag.ts): the message from its first byte to its reply.
+    const label = `smtp.data listener=${this.#c.kind} account=${this.#account(session)?.address ?? '-'} rcpts=${session.envelope.rcptTo.length}`;
+    const p = activity.run(label, () => this.#receive(stream, session)).then(
       (message) => callback(null, message),
       (err: unknown) => {
         if (err instanceof SmtpError) return callback(err);
