@@ -1,0 +1,126 @@
+// FETCH arguments (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 §3.1.4 CHANGEDSINCE / §3.2.6 VANISHED). Pure.
+
+import type { Reader } from './reader.ts';
+import type { FetchItem, ImapCommand, Partial, SectionSpec, SectionText } from './types.ts';
+
+function parsePartial(r: Reader): Partial | null {
+  if (!r.take('<')) return null;
+  const start = r.number();
+  r.expect('.');
+  const length = r.nzNumber();
+  r.expect('>');
+  return { start, length };
+}
+
+function parsePart(r: Reader): number[] {
+  const part: number[] = [];
+  while (/[0-9]/.test(r.peek())) {
+    part.push(r.nzNumber());
+    if (r.peek() === '.' && /[0-9]/.test(r.seg[r.pos + 1] ?? '')) r.pos++;
+    else break;
+  }
+  return part;
+}
+
+/** section-spec inside [ ]. */
+export function parseSection(r: Reader): SectionSpec {
+  r.expect('[');
+  const part = parsePart(r);
+  let text: SectionText | null = null;
+  const fields: string[] = [];
+  if (part.length === 0 || r.take('.')) {
+    if (r.peek() !== ']') {
+      const word = r.atom('section').toUpperCase();
+      if (word === 'HEADER' || word === 'TEXT') text = word;
+      else if (word === 'MIME' && part.length > 0) text = 'MIME';
+      else if (word === 'HEADER.FIELDS' || word === 'HEADER.FIELDS.NOT') {
+        text = word;
+        r.sp();
+        fields.push(...r.list(() => r.astring(), false));
+      } else r.fail(`Invalid section ${word}`);
+    } else if (part.length > 0) {
+      r.fail('Invalid section');
+    }
+  }
+  r.expect(']');
+  return { part, text, fields };
+}
+
+function fetchAtt(r: Reader): FetchItem {
+  const c = r.peek();
+  if (c === '' ) r.fail('Expected a fetch item');
+  // Read the item name up to [ or a delimiter.
+  const start = r.pos;
+  while (r.pos < r.seg.length && /[A-Za-z0-9.]/.test(r.seg[r.pos]!)) r.pos++;
+  const word = r.seg.slice(start, r.pos).toUpperCase();
+  switch (word) {
+    case 'FLAGS':
+    case 'INTERNALDATE':
+    case 'RFC822.SIZE':
+    case 'ENVELOPE':
+    case 'BODYSTRUCTURE':
+    case 'UID':
+    case 'MODSEQ':
+    case 'RFC822':
+    case 'RFC822.HEADER':
+    case 'RFC822.TEXT':
+      return { k: word };
+    case 'BODY':
+    case 'BODY.PEEK': {
+      if (r.peek() !== '[') {
+        if (word === 'BODY.PEEK') r.fail('BODY.PEEK needs a section');
+        return { k: 'BODY' };
+      }
+      const section = parseSection(r);
+      return { k: 'BODY[]', peek: word === 'BODY.PEEK', section, partial: parsePartial(r) };
+    }
+    case 'BINARY':
+    case 'BINARY.PEEK':
+    case 'BINARY.SIZE': {
+      // RFC 3516 / RFC 9051: section-binary = "[" [section-part] "]"
+      r.expect('[');
+      const part = parsePart(r);
+      r.expect(']');
+      if (word === 'BINARY.SIZE') return { k: 'BINARY.SIZE', part };
+      return { k: 'BINARY[]', peek: word === 'BINARY.PEEK', part, partial: parsePartial(r) };
+    }
+    default:
+      return r.fail(`Unknown fetch item ${word || r.peek()}`);
+  }
+}
+
+export function parseFetch(r: Reader, uid: boolean): ImapCommand {
+  r.sp();
+  const set = r.seqSet();
+  r.sp();
+  let items: FetchItem[];
+  let macro = false;
+  if (r.peek() === '(') {
+    items = r.list(() => fetchAtt(r), false);
+  } else if (r.peekWord('ALL') || r.peekWord('FAST') || r.peekWord('FULL')) {
+    const m = r.atom().toUpperCase();
+    macro = true;
+    items = [{ k: 'FLAGS' }, { k: 'INTERNALDATE' }, { k: 'RFC822.SIZE' }];
+    if (m !== 'FAST') items.push({ k: 'ENVELOPE' });
+    if (m === 'FULL') items.push({ k: 'BODY' });
+  } else {
+    items = [fetchAtt(r)];
+  }
+  let changedSince: number | null = null;
+  let vanished = false;
+  if (r.take(' ')) {
+    // RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.6 VANISHED
+    r.list(() => {
+      if (r.takeWord('CHANGEDSINCE')) {
+        r.sp();
+        changedSince = r.number64();
+      } else if (r.takeWord('VANISHED')) {
+        vanished = true;
+      } else r.fail('Unknown FETCH modifier');
+      return null;
+    }, false);
+  }
+  if (vanished && (!uid || changedSince === null)) r.fail('VANISHED needs UID FETCH with CHANGEDSINCE');
+  return { name: 'FETCH', uid, set, items, changedSince, vanished, macro };
+}
+

@@ -1,0 +1,136 @@
+// SEARCH arguments (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 7162 §3.1.5 MODSEQ). Pure.
+
+import type { Reader } from './reader.ts';
+import type { ImapCommand, SearchKey, SearchReturn } from './types.ts';
+
+export function parseSearch(r: Reader, uid: boolean): ImapCommand {
+  let returns: SearchReturn[] | null = null;
+  let charset: string | null = null;
+  r.sp();
+  if (r.takeWord('RETURN')) {
+    r.sp();
+    returns = r.list(() => {
+      const o = r.atom('return option').toUpperCase() as SearchReturn;
+      if (!['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE'].includes(o)) r.fail(`Unknown SEARCH return option ${o}`);
+      return o;
+    });
+    r.sp();
+  }
+  if (r.takeWord('CHARSET')) {
+    r.sp();
+    charset = r.astring().toUpperCase();
+    r.sp();
+  }
+  const keys: SearchKey[] = [searchKey(r, 0)];
+  while (r.take(' ')) keys.push(searchKey(r, 0));
+  return { name: 'SEARCH', uid, charset, returns, key: keys.length === 1 ? keys[0]! : { k: 'and', keys } };
+}
+
+const FLAG_KEYS: Record<string, [number, boolean]> = {
+  ANSWERED: [2, true],
+  DELETED: [8, true],
+  DRAFT: [16, true],
+  FLAGGED: [4, true],
+  SEEN: [1, true],
+  UNANSWERED: [2, false],
+  UNDELETED: [8, false],
+  UNDRAFT: [16, false],
+  UNFLAGGED: [4, false],
+  UNSEEN: [1, false],
+};
+
+function searchKey(r: Reader, depth: number): SearchKey {
+  if (depth > 50) r.fail('Search too deeply nested');
+  if (r.peek() === '(') {
+    const keys = r.list(() => searchKey(r, depth + 1), false);
+    return keys.length === 1 ? keys[0]! : { k: 'and', keys };
+  }
+  const c = r.peekCode();
+  if ((c >= 0x30 && c <= 0x39) || c === 0x2a || c === 0x24) return { k: 'seq', set: r.seqSet() };
+  const word = r.atom('search key').toUpperCase();
+  const flag = FLAG_KEYS[word];
+  if (flag) return { k: 'flag', flag: flag[0], set: flag[1] };
+  const arg = () => {
+    r.sp();
+    return r.astring();
+  };
+  switch (word) {
+    case 'ALL':
+      return { k: 'all' };
+    case 'NEW': // rev1: RECENT UNSEEN
+      return { k: 'and', keys: [{ k: 'recent', set: true }, { k: 'flag', flag: 1, set: false }] };
+    case 'OLD':
+      return { k: 'recent', set: false };
+    case 'RECENT':
+      return { k: 'recent', set: true };
+    case 'BCC':
+    case 'CC':
+    case 'FROM':
+    case 'SUBJECT':
+    case 'TO':
+      return { k: 'header', field: word.toLowerCase(), value: arg() };
+    case 'HEADER': {
+      r.sp();
+      const field = r.astring().toLowerCase();
+      return { k: 'header', field, value: arg() };
+    }
+    case 'BODY':
+      return { k: 'body', value: arg() };
+    case 'TEXT':
+      return { k: 'text', value: arg() };
+    case 'KEYWORD':
+    case 'UNKEYWORD': {
+      r.sp();
+      const f = r.flag();
+      if (f.keyword === null) {
+        // KEYWORD \Seen etc. behave like the flag key.
+        return { k: 'flag', flag: f.system, set: word === 'KEYWORD' };
+      }
+      return { k: 'keyword', keyword: f.keyword, set: word === 'KEYWORD' };
+    }
+    case 'BEFORE':
+    case 'ON':
+    case 'SINCE':
+    case 'SENTBEFORE':
+    case 'SENTON':
+    case 'SENTSINCE': {
+      r.sp();
+      const sent = word.startsWith('SENT');
+      const op = (sent ? word.slice(4) : word).toLowerCase() as 'before' | 'on' | 'since';
+      return { k: 'date', op, sent, day: r.date() };
+    }
+    case 'LARGER':
+    case 'SMALLER': {
+      r.sp();
+      return { k: 'size', op: word === 'LARGER' ? 'larger' : 'smaller', n: r.number() };
+    }
+    case 'UID': {
+      r.sp();
+      return { k: 'uid', set: r.seqSet() };
+    }
+    case 'NOT': {
+      r.sp();
+      return { k: 'not', key: searchKey(r, depth + 1) };
+    }
+    case 'OR': {
+      r.sp();
+      const a = searchKey(r, depth + 1);
+      r.sp();
+      return { k: 'or', a, b: searchKey(r, depth + 1) };
+    }
+    case 'MODSEQ': {
+      // RFC 7162 §3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer
+      r.sp();
+      if (r.peek() === '"') {
+        r.quoted();
+        r.sp();
+        const t = r.atom('entry type').toLowerCase();
+        if (!['priv', 'shared', 'all'].includes(t)) r.fail('Invalid MODSEQ entry type');
+        r.sp();
+      }
+      return { k: 'modseq', modseq: r.number64() };
+    }
+    default:
+      return r.fail(`Unknown search key ${word.slice(0, 32)}`);
+  }
+}
