@@ -34,9 +34,13 @@ export const QUEUE_LIMITS = {
   retryStep: 1000,
 } as const;
 
-/** Random, URL-safe, 16 characters (96 bits). */
+/**
+ * Random, 16 characters (96 bits) of letters and digits. base64url's '-' and '_' are mapped to
+ * 'x' and 'z' (93 bits left): an ID starting with '-' was read as an option by
+ * `pillarbox queue show ID`, and '_' is awkward to double-click-select in a terminal.
+ */
 export function newQueueId(): string {
-  return randomBytes(12).toString('base64url');
+  return randomBytes(12).toString('base64url').replaceAll('-', 'x').replaceAll('_', 'z');
 }
 
 export interface CheckedRecipient {
