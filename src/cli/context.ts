@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { loadConfig, ConfigError } from '../config/load.ts';
+import type { Config } from '../config/config.ts';
 import { openStore, isPostgresUrl } from '../store/open.ts';
 import { StoreError, type Store } from '../store/store.ts';
 
@@ -20,15 +21,19 @@ export interface CommandContext {
   args: string[];
 }
 
-/** Opens the store the server uses (same --data / --database / config resolution). */
-export async function openAdminStore(ctx: CommandContext): Promise<Store> {
-  let config;
+/** The server's config as `pillarbox serve` would load it; a config error becomes one CliError line. */
+export function loadCliConfig(ctx: CommandContext, exitCode = 1): Config {
   try {
-    config = loadConfig(ctx.flags);
+    return loadConfig(ctx.flags);
   } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
+    if (err instanceof ConfigError) throw new CliError(err.message, exitCode);
     throw err;
   }
+}
+
+/** Opens the store the server uses (same --data / --database / config resolution). */
+export async function openAdminStore(ctx: CommandContext): Promise<Store> {
+  const config = loadCliConfig(ctx);
   if (!isPostgresUrl(config.database) && !existsSync(config.dataDir)) {
     throw new CliError(`data folder ${config.dataDir} does not exist; start the server once (pillarbox serve) or pass --data DIR`);
   }

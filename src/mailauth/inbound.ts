@@ -29,16 +29,10 @@ import { getAlignment } from 'mailauth/lib/tools.js';
 import libmime from 'libmime';
 import { headerFields, bodyOffset, type HeaderField } from './headers.ts';
 import { mailauthResolver } from './resolver.ts';
+import type { InboundVerdict } from '../smtp/inbound-port.ts';
 
-export interface InboundVerdict {
-  action: 'deliver' | 'junk' | 'reject';
-  /** For reject: enhanced status code and text, e.g. "5.7.1 DMARC policy of example.org says reject" (SMTP code 550). */
-  reply: string | null;
-  /** "Authentication-Results: <hostname>; spf=...; dkim=...; dmarc=...\r\n" (RFC 8601), to prepend. */
-  header: string;
-  /** Byte ranges [start, end) of existing Authentication-Results fields claiming our hostname (remove before storing). */
-  strip: Array<[number, number]>;
-}
+// The verdict's shape is the SMTP layer's port (src/smtp/inbound-port.ts), which main.ts wires to checkInbound.
+export type { InboundVerdict };
 
 export interface InboundInput {
   message: Buffer;

@@ -4,9 +4,9 @@
 
 export interface InboundVerdict {
   action: 'deliver' | 'junk' | 'reject';
-  /** For reject: e.g. "5.7.1 DMARC policy of example.org says reject" (code 550). */
+  /** For reject: enhanced status code and text, e.g. "5.7.1 DMARC policy of example.org says reject" (SMTP code 550). */
   reply: string | null;
-  /** "Authentication-Results: <our hostname>; …\r\n" (RFC 8601). */
+  /** "Authentication-Results: <our hostname>; spf=…; dkim=…; dmarc=…\r\n" (RFC 8601), to prepend. */
   header: string;
   /** Byte ranges [start, end) of existing Authentication-Results fields claiming our hostname. */
   strip: Array<[number, number]>;

@@ -2,9 +2,8 @@
 
 import { copyFileSync, cpSync, existsSync, mkdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { loadConfig, ConfigError } from '../../config/load.ts';
 import { isPostgresUrl } from '../../store/open.ts';
-import { CliError, output, type CommandContext } from '../context.ts';
+import { CliError, loadCliConfig, output, type CommandContext } from '../context.ts';
 
 export const BACKUP_HELP = `Usage: pillarbox backup DEST
 
@@ -22,13 +21,7 @@ Options: --data DIR, --database URL, --json
 export async function backupCommand(ctx: CommandContext): Promise<number> {
   const [dest, ...rest] = ctx.args;
   if (!dest || rest.length) throw new CliError('backup takes one DEST folder; see pillarbox backup --help');
-  let config;
-  try {
-    config = loadConfig(ctx.flags);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
-    throw err;
-  }
+  const config = loadCliConfig(ctx);
   if (isPostgresUrl(config.database)) throw new CliError('the store is PostgreSQL: back it up with pg_dump (message bodies are in the database)');
   const dbPath = isAbsolute(config.database) ? config.database : resolve(config.database);
   if (!existsSync(dbPath)) throw new CliError(`no database at ${dbPath}; pass --data DIR or --database FILE`);

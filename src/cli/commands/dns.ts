@@ -2,9 +2,8 @@
 // form with comments (src/mailauth/dns-records.ts), ready to paste into a zone or a DNS provider.
 
 import { isIP } from 'node:net';
-import { loadConfig, ConfigError } from '../../config/load.ts';
 import { domainRecords } from '../../mailauth/dns-records.ts';
-import { CliError, output, parseDomain, validDomain, withStore, type CommandContext } from '../context.ts';
+import { CliError, loadCliConfig, output, parseDomain, validDomain, withStore, type CommandContext } from '../context.ts';
 
 export const DNS_HELP = `Usage: pillarbox dns DOMAIN [--ip ADDR] [--hostname HOST] [--json]
 
@@ -25,13 +24,7 @@ export async function dnsCommand(ctx: CommandContext): Promise<number> {
   const domain = parseDomain(ctx.args[0]);
   const ip = ctx.flags.ip;
   if (ip !== undefined && (typeof ip !== 'string' || !isIP(ip))) throw new CliError(`--ip: "${String(ip)}" is not an IP address`);
-  let config;
-  try {
-    config = loadConfig(ctx.flags);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message);
-    throw err;
-  }
+  const config = loadCliConfig(ctx);
   const hostname = config.hostname.toLowerCase();
   if (!validDomain(hostname) || !hostname.includes('.')) {
     throw new CliError(`hostname "${hostname}" is not a fully qualified name; pass --hostname mail.${domain} (or set hostname in config.json)`);

@@ -1,8 +1,7 @@
 import { closeSync, openSync, rmSync } from 'node:fs';
-import { ConfigError, loadConfig } from '../../config/load.ts';
 import { PortBindError } from '../../net/listener.ts';
 import { createLogger } from '../../obs/log.ts';
-import { CliError, type CommandContext } from '../context.ts';
+import { CliError, loadCliConfig, type CommandContext } from '../context.ts';
 import { invocation } from '../invocation.ts';
 
 export const SERVE_HELP = `Usage: pillarbox serve [options]
@@ -56,13 +55,7 @@ or in DATA/config.json; flags win over environment, environment over the file):
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
   if (ctx.args.length) throw new CliError(`unexpected argument "${ctx.args[0]}"; see pillarbox serve --help`);
-  let config;
-  try {
-    config = loadConfig(ctx.flags);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(err.message, 64);
-    throw err;
-  }
+  const config = loadCliConfig(ctx, 64); // EX_USAGE
   const { startServer, writePortsFile } = await import('../../main.ts');
   // A ports file left by an earlier run must not say "ready" for this one.
   rmSync(config.portsFile, { force: true });
