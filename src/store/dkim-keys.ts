@@ -38,6 +38,19 @@ export interface DkimKeyStore {
   remove(domain: string, selector: string): Promise<boolean>;
 }
 
+/** A dkim_keys row as either backend returns it (SQLite: 0/1 and numbers; PostgreSQL: booleans and bigint strings). */
+export function dkimKeyFromRow(r: Record<string, any>): DkimKey {
+  return {
+    domain: r.domain,
+    selector: r.selector,
+    algorithm: r.algorithm as DkimAlgorithm,
+    privateKeyPem: r.private_key,
+    createdAt: Number(r.created_at),
+    active: r.active === 1 || r.active === true,
+    retiredAt: r.retired_at === null || r.retired_at === undefined ? null : Number(r.retired_at),
+  };
+}
+
 /** RFC 6376 §3.1: a selector is dot-separated sub-domain labels; we accept letters, digits, '-' per label. */
 export function validSelector(s: string): boolean {
   if (s.length === 0 || s.length > 63) return false;

@@ -2,21 +2,9 @@
 
 import type Database from 'better-sqlite3';
 import { StoreError } from '../store.ts';
-import type { DkimKey, DkimKeyStore, DkimAlgorithm } from '../dkim-keys.ts';
+import { dkimKeyFromRow, type DkimKey, type DkimKeyStore, type DkimAlgorithm } from '../dkim-keys.ts';
 
 type Row = Record<string, any>;
-
-function toKey(r: Row): DkimKey {
-  return {
-    domain: r.domain,
-    selector: r.selector,
-    algorithm: r.algorithm as DkimAlgorithm,
-    privateKeyPem: r.private_key,
-    createdAt: r.created_at,
-    active: r.active === 1,
-    retiredAt: r.retired_at ?? null,
-  };
-}
 
 export class SqliteDkimKeys implements DkimKeyStore {
   readonly #db: Database.Database;
@@ -31,7 +19,7 @@ export class SqliteDkimKeys implements DkimKeyStore {
       const r = this.#db
         .prepare('INSERT INTO dkim_keys (domain, selector, algorithm, private_key, created_at, active) VALUES (?, ?, ?, ?, ?, 1) RETURNING *')
         .get(domain, selector, k.algorithm, k.privateKeyPem, k.now) as Row;
-      return toKey(r);
+      return dkimKeyFromRow(r);
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
         throw new StoreError('exists', `DKIM selector ${selector} already exists for ${domain}`);
@@ -44,24 +32,24 @@ export class SqliteDkimKeys implements DkimKeyStore {
     const rows = domain === undefined
       ? this.#db.prepare('SELECT * FROM dkim_keys ORDER BY domain, created_at, selector').all()
       : this.#db.prepare('SELECT * FROM dkim_keys WHERE domain = ? ORDER BY created_at, selector').all(domain.toLowerCase());
-    return (rows as Row[]).map(toKey);
+    return (rows as Row[]).map(dkimKeyFromRow);
   }
 
   async get(domain: string, selector: string): Promise<DkimKey | null> {
     const r = this.#db.prepare('SELECT * FROM dkim_keys WHERE domain = ? AND selector = ?').get(domain.toLowerCase(), selector.toLowerCase()) as Row | undefined;
-    return r ? toKey(r) : null;
+    return r ? dkimKeyFromRow(r) : null;
   }
 
   async active(domain: string): Promise<DkimKey[]> {
     const rows = this.#db.prepare('SELECT * FROM dkim_keys WHERE domain = ? AND active = 1 ORDER BY created_at, selector').all(domain.toLowerCase());
-    return (rows as Row[]).map(toKey);
+    return (rows as Row[]).map(dkimKeyFromRow);
   }
 
   async retire(domain: string, selector: string, now: number): Promise<DkimKey | null> {
     const r = this.#db
       .prepare('UPDATE dkim_keys SET active = 0, retired_at = coalesce(retired_at, ?) WHERE domain = ? AND selector = ? RETURNING *')
       .get(now, domain.toLowerCase(), selector.toLowerCase()) as Row | undefined;
-    return r ? toKey(r) : null;
+    return r ? dkimKeyFromRow(r) : null;
   }
 
   async remove(domain: string, selector: string): Promise<boolean> {
