@@ -135,7 +135,9 @@ async function burst(t: { diagnostic(s: string): void }, what: string, port: num
   const r = await probing.stop();
   reader.destroy();
   t.diagnostic(`${what}: ${n} pipelined in ${(took / 1000).toFixed(1)} s; other client ${r.count} round trips, p95 ${r.p95.toFixed(0)} ms, worst ${r.worst.toFixed(0)} ms`);
-  assert.ok(r.count > 10, `${r.count} round trips`);
+  // About one round trip per 20-50 ms while the burst runs; a burst done in 0.4 s leaves room for ~8.
+  // (A held loop shows in `worst`: a probe still waiting at stop() counts with its time so far.)
+  assert.ok(r.count >= Math.min(10, Math.floor(took / 100)), `${r.count} round trips in ${took.toFixed(0)} ms`);
   assert.ok(r.p95 < 500, `p95 ${r.p95.toFixed(0)} ms (old: the burst held the loop ~1.7 s at a time)`);
   assert.ok(r.worst < 2000, `worst ${r.worst.toFixed(0)} ms`);
 
