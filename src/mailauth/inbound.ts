@@ -29,28 +29,11 @@ import { getAlignment } from 'mailauth/lib/tools.js';
 import libmime from 'libmime';
 import { headerFields, bodyOffset, type HeaderField } from './headers.ts';
 import { mailauthResolver } from './resolver.ts';
-import type { InboundVerdict } from '../smtp/inbound-port.ts';
+import type { InboundInput, InboundVerdict } from '../smtp/inbound-port.ts';
 
-// The verdict's shape is the SMTP layer's port (src/smtp/inbound-port.ts), which main.ts wires to checkInbound.
-export type { InboundVerdict };
+// Input and verdict are the SMTP layer's port (src/smtp/inbound-port.ts), which main.ts wires to checkInbound.
+export type { InboundInput, InboundVerdict };
 
-export interface InboundInput {
-  message: Buffer;
-  /** Connecting client address. */
-  ip: string;
-  /** EHLO/HELO argument. */
-  helo: string;
-  /** MAIL FROM address without <>; '' for the null reverse-path. */
-  mailFrom: string;
-  /** Our hostname: authserv-id of the Authentication-Results field. */
-  hostname: string;
-  isHosted(domain: string): Promise<boolean>;
-  /** DNS servers ("127.0.0.1:5353"); absent = the system's. */
-  dnsServers?: string[];
-  /** See the file comment. */
-  maxVerifyBytes?: number;
-  timeoutMs?: number;
-}
 
 export const MAX_DKIM_SIGNATURES = 5;
 export const DEFAULT_MAX_VERIFY_BYTES = 64 * 1024 * 1024;

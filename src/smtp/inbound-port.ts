@@ -12,12 +12,22 @@ export interface InboundVerdict {
   strip: Array<[number, number]>;
 }
 
-export type InboundChecker = (o: {
+export interface InboundInput {
   message: Buffer;
+  /** Connecting client address. */
   ip: string;
+  /** EHLO/HELO argument. */
   helo: string;
+  /** MAIL FROM address without <>; '' for the null reverse-path. */
   mailFrom: string;
+  /** Our hostname: authserv-id of the Authentication-Results field. */
   hostname: string;
   isHosted(domain: string): Promise<boolean>;
+  /** DNS servers ("127.0.0.1:5353"); absent = the system's. */
   dnsServers?: string[];
-}) => Promise<InboundVerdict>;
+  /** Verification limits (src/mailauth/inbound.ts). */
+  maxVerifyBytes?: number;
+  timeoutMs?: number;
+}
+
+export type InboundChecker = (o: InboundInput) => Promise<InboundVerdict>;
