@@ -8,6 +8,9 @@ export interface CapabilityContext {
   appendLimit: number;
 }
 
+/** WITHIN (RFC 5032), SAVEDATE (RFC 8514). */
+const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE'];
+
 export function capabilities(c: CapabilityContext): string[] {
   const caps = ['IMAP4rev2', 'IMAP4rev1'];
   if (!c.authenticated) {
@@ -44,5 +47,7 @@ export function capabilities(c: CapabilityContext): string[] {
     'BINARY',
     'UTF8=ACCEPT',
   );
+  // Issue 14 extensions, each listed once complete (RFC sections next to their code).
+  caps.push(...EXTENSIONS);
   return caps;
 }

@@ -33,6 +33,8 @@ const SIMPLE_RENDERERS: Readonly<Record<string, (m: MessageSummary) => string>> 
   INTERNALDATE: (m) => `INTERNALDATE ${internalDate(m.internalDate)}`,
   'RFC822.SIZE': (m) => `RFC822.SIZE ${m.size}`,
   MODSEQ: (m) => `MODSEQ (${m.modseq})`,
+  // RFC 8514 §4.2: when the message was saved into this mailbox (APPEND, COPY, MOVE, delivery).
+  SAVEDATE: (m) => `SAVEDATE ${internalDate(m.savedAt)}`,
 };
 
 /** Items rendered from the message summary alone. */
@@ -114,6 +116,7 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
     case 'INTERNALDATE':
     case 'RFC822.SIZE':
     case 'MODSEQ':
+    case 'SAVEDATE':
       out.push(simpleRenderer(item)(msg));
       return sp();
     case 'ENVELOPE':

@@ -250,7 +250,7 @@ function parseCreate(r: Reader): ImapCommand {
   const mailbox = r.astring();
   const specialUse: string[] = [];
   if (r.take(' ')) {
-    // RFC 6154 §3: CREATE mbox (USE (\Sent))
+    // RFC 6154 §3, §6: CREATE mbox (USE (\Sent)); "USE" SP "(" [use-attr *(SP use-attr)] ")"
     r.list(() => {
       if (!r.takeWord('USE')) r.fail('Unknown CREATE parameter');
       r.sp();
@@ -258,7 +258,7 @@ function parseCreate(r: Reader): ImapCommand {
         r.expect('\\');
         specialUse.push('\\' + r.atom('special-use attribute'));
         return null;
-      }, false);
+      });
       return null;
     }, false);
   }

@@ -30,6 +30,10 @@ export type SearchKey =
   | { k: 'seq'; set: SeqSet }
   | { k: 'uid'; set: SeqSet }
   | { k: 'modseq'; modseq: number }
+  /** WITHIN (RFC 5032 §2) OLDER/YOUNGER: INTERNALDATE at or before / at or after now minus `seconds`. */
+  | { k: 'within'; op: 'older' | 'younger'; seconds: number }
+  /** SAVEDATE (RFC 8514 §4.3) SAVEDBEFORE/SAVEDON/SAVEDSINCE: the save date's day; `day` as for 'date'. */
+  | { k: 'saved'; op: 'before' | 'on' | 'since'; day: number }
   /** IMAP4rev1 RECENT/NEW/OLD: Pillarbox never reports \Recent, so RECENT matches nothing. */
   | { k: 'recent'; set: boolean };
 
@@ -58,6 +62,8 @@ export type FetchItem =
   | { k: 'BODYSTRUCTURE' }
   | { k: 'UID' }
   | { k: 'MODSEQ' }
+  /** RFC 8514 §4.2 */
+  | { k: 'SAVEDATE' }
   | { k: 'RFC822' }
   | { k: 'RFC822.HEADER' }
   | { k: 'RFC822.TEXT' }
