@@ -8,8 +8,8 @@ export interface CapabilityContext {
   appendLimit: number;
 }
 
-/** WITHIN (RFC 5032), SAVEDATE (RFC 8514). */
-const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE'];
+/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508). */
+const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE'];
 
 export function capabilities(c: CapabilityContext): string[] {
   const caps = ['IMAP4rev2', 'IMAP4rev1'];

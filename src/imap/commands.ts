@@ -29,6 +29,7 @@ import { fetch } from './handlers/fetch.ts';
 import { store } from './handlers/store.ts';
 import { copy } from './handlers/copy.ts';
 import { move } from './handlers/move.ts';
+import { replace } from './handlers/replace.ts';
 import { id } from './handlers/id.ts';
 import { getquota, getquotaroot } from './handlers/quota.ts';
 
@@ -75,4 +76,5 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   STORE: { states: SELECTED, handler: store },
   COPY: { states: SELECTED, handler: copy },
   MOVE: { states: SELECTED, handler: move },
+  REPLACE: { states: SELECTED, handler: replace },
 };

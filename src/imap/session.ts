@@ -334,8 +334,8 @@ export class ImapSession {
     }
   }
 
-  /** Takes the staged APPEND message (the handler releases it). */
-  takeAppend(): AppendStage | null {
+  /** Takes the staged APPEND messages / CATENATE parts, in literal order (the handler releases them). */
+  takeAppend(): AppendStage[] {
     return this.#literals.take();
   }
 

@@ -81,6 +81,23 @@ export interface QresyncParams {
   seqMatch: { seqs: SeqSet; uids: SeqSet } | null;
 }
 
+/** One message of an APPEND (RFC 4466 §2.3 append-message). */
+export interface AppendMessage {
+  flags: FlagSet | null;
+  date: number | null;
+  /** The message; null when the session streamed the literal into the store, or with CATENATE. */
+  message: Buffer | null;
+  /** Index of the message literal in the raw command (-1 with CATENATE). */
+  literalIndex: number;
+  /** RFC 6855 §4 UTF8 (literal8). */
+  utf8: boolean;
+  /** RFC 4469 CATENATE parts, or null. */
+  catenate: CatPart[] | null;
+}
+
+/** RFC 4469 §5 cat-part: a TEXT literal (null when streamed) or an IMAP URL (RFC 5092). */
+export type CatPart = { kind: 'text'; literalIndex: number; data: Buffer | null } | { kind: 'url'; url: string };
+
 export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
 
 export type ImapCommand =
@@ -103,17 +120,10 @@ export type ImapCommand =
     }
   | { name: 'LSUB'; reference: string; pattern: string }
   | { name: 'STATUS'; mailbox: string; items: StatusItem[] }
-  | {
-      name: 'APPEND';
-      mailbox: string;
-      flags: FlagSet | null;
-      date: number | null;
-      /** The message; null when the session streamed the literal into the store. */
-      message: Buffer | null;
-      /** Index of the message literal in the raw command. */
-      literalIndex: number;
-      utf8: boolean;
-    }
+  /** RFC 3502 MULTIAPPEND: one or more messages. */
+  | { name: 'APPEND'; mailbox: string; messages: AppendMessage[] }
+  /** RFC 8508: `target` is a sequence number (-1 for "*") or, with `uid`, a UID. */
+  | { name: 'REPLACE'; uid: boolean; target: number; mailbox: string; message: AppendMessage }
   | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; key: SearchKey }
   | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean }
   | {
