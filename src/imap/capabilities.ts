@@ -8,8 +8,8 @@ export interface CapabilityContext {
   appendLimit: number;
 }
 
-/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508). */
-const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE'];
+/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586). */
+const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE', 'UIDONLY'];
 
 export function capabilities(c: CapabilityContext): string[] {
   const caps = ['IMAP4rev2', 'IMAP4rev1'];

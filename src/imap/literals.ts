@@ -14,6 +14,7 @@ import { statusLine } from '../protocol/imap/response.ts';
 import { drainOrClose } from '../net/drain.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
 import { toReply } from './errors.ts';
+import { UIDREQUIRED_TEXT } from './uidonly.ts';
 import type { ImapSession } from './session.ts';
 import { APPEND_COMMAND_FACTOR, MAX_BUFFERED_LITERAL, PREAUTH_LITERAL_COMMANDS, PREAUTH_MAX_BYTES } from './limits.ts';
 
@@ -78,6 +79,8 @@ export class Literals {
       if (target) d.discardCap = s.deps.config.limits.appendLimit;
       return this.#refuse(d, this.#discardReply.cond, this.#discardReply.code, this.#discardReply.text);
     }
+    // RFC 9586 §3: REPLACE by sequence number with UIDONLY, refused before its upload.
+    if (target && name === 'REPLACE' && s.uidOnly) return this.#refuse(d, 'BAD', 'UIDREQUIRED', UIDREQUIRED_TEXT);
     if (target) return this.#decideAppend(d, pending, target);
     const cap = s.state === 'notauth' ? PREAUTH_MAX_BYTES : MAX_BUFFERED_LITERAL;
     if (size > cap) return this.#tooBig(d, 'BAD', `Literal larger than ${cap} bytes${s.state === 'notauth' ? ' before login' : ''}`);

@@ -14,7 +14,8 @@ import { ImapParseError, parseCommand, readTag } from '../protocol/imap/parser.t
 import { statusLine } from '../protocol/imap/response.ts';
 import type { ImapCommand } from '../protocol/imap/types.ts';
 import { ImapBad, ImapBye, ImapNo, toReply } from './errors.ts';
-import { SelectedMailbox } from './selected.ts';
+import { SelectedMailbox, type FlushOptions } from './selected.ts';
+import { UIDREQUIRED_TEXT, usesSequenceNumbers } from './uidonly.ts';
 import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailbox-names.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
@@ -137,6 +138,16 @@ export class ImapSession {
     return this.enabled.has('QRESYNC');
   }
 
+  /** RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE, no sequence numbers from the client. */
+  get uidOnly(): boolean {
+    return this.enabled.has('UIDONLY');
+  }
+
+  /** How pending changes are reported: VANISHED with QRESYNC or UIDONLY (RFC 7162 §3.2.10, RFC 9586 §3). */
+  flushOptions(allowExpunge: boolean): FlushOptions {
+    return { allowExpunge, qresync: this.qresync || this.uidOnly, condstore: this.condstore, uidOnly: this.uidOnly };
+  }
+
   /**
    * A CONDSTORE enabling command (RFC 7162 §3.1). The first one executed with a mailbox selected
    * makes the server return HIGHESTMODSEQ for it, before the command's own responses (RFC 7162
@@ -241,14 +252,14 @@ export class ImapSession {
 
   /** The same before a tagged reply: in parts, with backpressure (131,072 EXPUNGEs are 2 MB). */
   async flushChangesAsync(allowExpunge: boolean): Promise<void> {
-    await this.selected?.flushTo(this, { allowExpunge, qresync: this.qresync, condstore: this.condstore });
+    await this.selected?.flushTo(this, this.flushOptions(allowExpunge));
   }
 
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
   flushChanges(allowExpunge: boolean): void {
     const sel = this.selected;
     if (!sel || !sel.hasPending) return;
-    const out = sel.flush({ allowExpunge, qresync: this.qresync, condstore: this.condstore });
+    const out = sel.flush(this.flushOptions(allowExpunge));
     if (out) this.write(out);
   }
 
@@ -377,6 +388,12 @@ export class ImapSession {
       const why =
         this.state === 'notauth' ? 'Log in first' : this.state === 'auth' && entry.states.includes('selected') ? 'Select a mailbox first' : 'Command not valid in this state';
       this.write(statusLine(tag!, 'BAD', null, `${cmd.name}: ${why}`));
+      return;
+    }
+    // RFC 9586 §3: with UIDONLY, sequence numbers in a command are a BAD.
+    if (this.uidOnly && usesSequenceNumbers(cmd)) {
+      this.#literals.abort();
+      this.write(statusLine(tag!, 'BAD', 'UIDREQUIRED', UIDREQUIRED_TEXT));
       return;
     }
     const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH') && !cmd.uid); // RFC 9051 §7.5.1
