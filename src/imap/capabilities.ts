@@ -6,6 +6,8 @@ export interface CapabilityContext {
   /** Plain-text login allowed now (TLS, or loopback with allowPlaintextLoopback). */
   loginAllowed: boolean;
   appendLimit: number;
+  /** COMPRESS=DEFLATE is active (then not offered again, RFC 4978 §3). */
+  compressed: boolean;
 }
 
 /** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586). */
@@ -49,5 +51,6 @@ export function capabilities(c: CapabilityContext): string[] {
   );
   // Issue 14 extensions, each listed once complete (RFC sections next to their code).
   caps.push(...EXTENSIONS);
+  if (!c.compressed) caps.push('COMPRESS=DEFLATE'); // RFC 4978
   return caps;
 }

@@ -30,6 +30,7 @@ import { store } from './handlers/store.ts';
 import { copy } from './handlers/copy.ts';
 import { move } from './handlers/move.ts';
 import { replace } from './handlers/replace.ts';
+import { compress } from './handlers/compress.ts';
 import { id } from './handlers/id.ts';
 import { getquota, getquotaroot } from './handlers/quota.ts';
 
@@ -52,6 +53,7 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   LOGIN: { states: NOTAUTH, handler: login },
   AUTHENTICATE: { states: NOTAUTH, handler: authenticate },
   ENABLE: { states: AUTH, handler: enable },
+  COMPRESS: { states: AUTH, handler: compress },
   SELECT: { states: AUTH, handler: select },
   EXAMINE: { states: AUTH, handler: select },
   CREATE: { states: AUTH, handler: create },

@@ -22,6 +22,7 @@ import { COMMANDS, type HandlerResult } from './commands.ts';
 import { activity, LoopBudget } from '../obs/loop-lag.ts';
 import { Literals, type AppendStage } from './literals.ts';
 import { Idle } from './handlers/idle.ts';
+import { Compression } from './compress.ts';
 import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
 
 export { MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES, type AppendStage };
@@ -70,7 +71,9 @@ export class ImapSession {
   readonly #literals: Literals = new Literals(this);
   #autologout: NodeJS.Timeout | null = null;
   #preauthTimer: NodeJS.Timeout | null = null;
-  #onData = (chunk: Buffer) => this.#input(chunk);
+  /** COMPRESS=DEFLATE (src/imap/compress.ts), once the client turned it on. */
+  #compress: Compression | null = null;
+  #onData = (chunk: Buffer) => (this.#compress ? this.#compress.received(chunk) : this.#input(chunk));
   #closedCallbacks: Array<() => void> = [];
 
   readonly deps: ServerDeps;
@@ -111,10 +114,12 @@ export class ImapSession {
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
     // Half-close: finish the commands already received, then close.
-    socket.on('end', () => {
-      this.#inputEnded = true;
-      if (!this.#pumping) this.close();
-    });
+    socket.on('end', () => (this.#compress ? this.#compress.endInput() : this.#ended()));
+  }
+
+  #ended(): void {
+    this.#inputEnded = true;
+    if (!this.#pumping) this.close();
   }
 
   get closed(): boolean {
@@ -175,6 +180,7 @@ export class ImapSession {
       tls: this.tls,
       authenticated: this.state === 'auth' || this.state === 'selected',
       loginAllowed: this.loginAllowed,
+      compressed: this.#compress !== null,
       appendLimit: this.deps.config.limits.appendLimit,
     });
   }
@@ -183,14 +189,44 @@ export class ImapSession {
 
   write(data: string | Buffer): boolean {
     if (this.#closed || this.socket.destroyed) return true;
+    if (this.#compress) return this.#compress.write(data);
     return this.socket.write(data);
+  }
+
+  /** Output written and not yet handed to the kernel (the deflater's too, with COMPRESS). */
+  get outputBuffered(): number {
+    return this.#compress ? this.#compress.buffered : this.socket.writableLength;
   }
 
   /** Waits until the socket's buffer drained (or the socket closed). */
   async drain(): Promise<void> {
     const s = this.socket;
-    if (this.#closed || s.destroyed || !s.writableNeedDrain) return;
+    if (this.#closed || s.destroyed) return;
+    if (this.#compress) return this.#compress.drain();
+    if (!s.writableNeedDrain) return;
     await drainOrClose(s);
+  }
+
+  get compressed(): boolean {
+    return this.#compress !== null;
+  }
+
+  /**
+   * RFC 4978 §3: compression starts right after the CRLF of the tagged OK (already written).
+   * Anything the client pipelined after COMPRESS is discarded (it must wait for the OK).
+   */
+  startCompression(): void {
+    this.#receiver = this.#newReceiver();
+    this.#compress = new Compression(
+      this.socket,
+      (chunk) => this.#input(chunk),
+      () => this.#ended(),
+      (err) => {
+        this.deps.log.info('imap.compress-failed', { session: this.id, ip: this.remoteAddress, err });
+        this.socket.destroy();
+      },
+    );
+    if (this.#paused) this.#compress.pause();
   }
 
   async writeAwait(data: string | Buffer): Promise<void> {
@@ -276,6 +312,7 @@ export class ImapSession {
     if (this.#paused) return;
     this.#paused = true;
     this.socket.pause();
+    this.#compress?.pause();
   }
 
   async #pump(): Promise<void> {
@@ -287,9 +324,11 @@ export class ImapSession {
     try {
       while (!this.#closed) {
         // Output backpressure (see OUTPUT_HIGH_WATER): wait for the client to read.
-        if (this.socket.writableLength > OUTPUT_HIGH_WATER) {
+        if (this.outputBuffered > OUTPUT_HIGH_WATER) {
           this.#pauseInput();
           await this.drain();
+          // Over the mark with nothing to wait for (the deflater is still working): a turn.
+          if (this.outputBuffered > OUTPUT_HIGH_WATER) await new Promise((r) => setImmediate(r));
           continue;
         }
         const ev = this.#receiver.next();
@@ -312,6 +351,7 @@ export class ImapSession {
     if (this.#paused && !this.#closed) {
       this.#paused = false;
       this.socket.resume();
+      this.#compress?.resume();
     }
   }
 
@@ -496,7 +536,9 @@ export class ImapSession {
     const s = this.socket;
     if (!s.destroyed) {
       s.pause(); // nothing more is read: a client still sending is not buffered until the destroy
-      s.end();
+      // With COMPRESS the deflater's end (what is still in it, then the final block) ends the socket.
+      if (this.#compress) this.#compress.end();
+      else s.end();
       setTimeout(() => s.destroy(), 2000).unref();
     }
     for (const cb of this.#closedCallbacks) cb();

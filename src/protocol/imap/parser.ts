@@ -113,6 +113,9 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
     case 'SELECT':
     case 'EXAMINE':
       return parseSelect(r, name);
+    case 'COMPRESS': // RFC 4978 §5
+      r.sp();
+      return { name: 'COMPRESS', mechanism: r.atom('mechanism').toUpperCase() };
     case 'CREATE':
       return parseCreate(r);
     case 'DELETE':

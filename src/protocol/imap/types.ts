@@ -105,6 +105,8 @@ export type ImapCommand =
   | { name: 'LOGIN'; user: string; pass: string }
   | { name: 'AUTHENTICATE'; mechanism: string; initial: string | null }
   | { name: 'ENABLE'; caps: string[] }
+  /** RFC 4978 §5: the mechanism, upper-cased. */
+  | { name: 'COMPRESS'; mechanism: string }
   | { name: 'SELECT' | 'EXAMINE'; mailbox: string; condstore: boolean; qresync: QresyncParams | null }
   | { name: 'CREATE'; mailbox: string; specialUse: string[] }
   | { name: 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE'; mailbox: string }
