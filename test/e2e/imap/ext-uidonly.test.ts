@@ -75,7 +75,9 @@ eachBackend('IMAP extensions: UIDONLY', ({ login }) => {
       assert.equal(mv.length, 2);
       assert.match(mv[0]!, new RegExp(`^\\* OK \\[COPYUID ${uvInbox} 3 \\d+\\] Moved$`));
       assert.equal(mv[1], '* VANISHED 3');
-      // A new message: EXISTS (a count) and its flags by UID.
+      // A new message: EXISTS (a count) and its flags by UID (\Recent: this is the only session
+      // with the mailbox selected, RFC 3501 §2.3.2).
+      await ok(other, 'UNSELECT');
       assert.match((await other.append('Uo2', crlf(['Subject: e', '', 'e']), '($Hot)')).tagged, / OK /);
       const n = await ok(c, 'NOOP');
       assert.ok(n.includes('* 2 EXISTS'), n.join('\n'));
