@@ -6,7 +6,12 @@ export interface CapabilityContext {
   /** Plain-text login allowed now (TLS, or loopback with allowPlaintextLoopback). */
   loginAllowed: boolean;
   appendLimit: number;
+  /** COMPRESS=DEFLATE is active (then not offered again, RFC 4978 §3). */
+  compressed: boolean;
 }
+
+/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586), CATENATE (RFC 4469). */
+const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE', 'UIDONLY', 'CATENATE'];
 
 export function capabilities(c: CapabilityContext): string[] {
   const caps = ['IMAP4rev2', 'IMAP4rev1'];
@@ -44,5 +49,8 @@ export function capabilities(c: CapabilityContext): string[] {
     'BINARY',
     'UTF8=ACCEPT',
   );
+  // Issue 14 extensions, each listed once complete (RFC sections next to their code).
+  caps.push(...EXTENSIONS);
+  if (!c.compressed) caps.push('COMPRESS=DEFLATE'); // RFC 4978
   return caps;
 }

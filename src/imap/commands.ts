@@ -29,6 +29,8 @@ import { fetch } from './handlers/fetch.ts';
 import { store } from './handlers/store.ts';
 import { copy } from './handlers/copy.ts';
 import { move } from './handlers/move.ts';
+import { replace } from './handlers/replace.ts';
+import { compress } from './handlers/compress.ts';
 import { id } from './handlers/id.ts';
 import { getquota, getquotaroot } from './handlers/quota.ts';
 
@@ -51,6 +53,7 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   LOGIN: { states: NOTAUTH, handler: login },
   AUTHENTICATE: { states: NOTAUTH, handler: authenticate },
   ENABLE: { states: AUTH, handler: enable },
+  COMPRESS: { states: AUTH, handler: compress },
   SELECT: { states: AUTH, handler: select },
   EXAMINE: { states: AUTH, handler: select },
   CREATE: { states: AUTH, handler: create },
@@ -75,4 +78,5 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   STORE: { states: SELECTED, handler: store },
   COPY: { states: SELECTED, handler: copy },
   MOVE: { states: SELECTED, handler: move },
+  REPLACE: { states: SELECTED, handler: replace },
 };

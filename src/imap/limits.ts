@@ -20,3 +20,8 @@ export const PREAUTH_LITERAL_COMMANDS: ReadonlySet<string> = new Set(['LOGIN', '
 export const OUTPUT_HIGH_WATER = 256 * 1024;
 /** Consecutive syntax errors before the server gives up on a client. */
 export const MAX_BAD_COMMANDS = 50;
+/**
+ * One APPEND command (several messages with MULTIAPPEND, RFC 3502, or CATENATE text parts) may
+ * stage at most this many times APPENDLIMIT bytes before its handler runs; past it, NO [LIMIT].
+ */
+export const APPEND_COMMAND_FACTOR = 10;

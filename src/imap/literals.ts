@@ -9,13 +9,14 @@ import type { StagedBlob } from '../store/store.ts';
 import type { MessageMeta } from '../protocol/mime/types.ts';
 import { MimeParser } from '../protocol/mime/parser.ts';
 import type { RawCommand, Receiver } from '../protocol/imap/receiver.ts';
-import { appendMessageMailbox, readCommandName, readTag } from '../protocol/imap/parser.ts';
+import { appendLiteralTarget, readCommandName, readTag, type AppendLiteral } from '../protocol/imap/parser.ts';
 import { statusLine } from '../protocol/imap/response.ts';
 import { drainOrClose } from '../net/drain.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
 import { toReply } from './errors.ts';
+import { UIDREQUIRED_TEXT } from './uidonly.ts';
 import type { ImapSession } from './session.ts';
-import { MAX_BUFFERED_LITERAL, PREAUTH_LITERAL_COMMANDS, PREAUTH_MAX_BYTES } from './limits.ts';
+import { APPEND_COMMAND_FACTOR, MAX_BUFFERED_LITERAL, PREAUTH_LITERAL_COMMANDS, PREAUTH_MAX_BYTES } from './limits.ts';
 
 /** Bytes of an APPEND literal given to the MIME parser at a time (src/obs/loop-lag.ts LoopBudget between). */
 const PARSE_SLICE = 4096;
@@ -30,6 +31,15 @@ export interface AppendStage {
 
 type Refusal = { cond: 'NO' | 'BAD'; code: string | null; text: string };
 
+/** One literal being decided about. `discardCap`: what of it may be read and dropped if refused. */
+interface Decision {
+  receiver: Receiver;
+  tag: string;
+  size: number;
+  nonSync: boolean;
+  discardCap: number;
+}
+
 export class Literals {
   readonly #s: ImapSession;
   /** The answer to a refused non-synchronizing literal, written once its data was read and dropped. */
@@ -37,8 +47,14 @@ export class Literals {
   #appendStream: PassThrough | null = null;
   #appendParser: MimeParser | null = null;
   readonly #budget = new LoopBudget(5);
-  /** The APPEND message staged so far (taken by the APPEND handler, see take). */
-  #append: AppendStage | null = null;
+  /**
+   * The APPEND messages (MULTIAPPEND, RFC 3502) and CATENATE text parts (RFC 4469) of the command
+   * being read, staged in literal order (taken by the APPEND/REPLACE handler, see take), with the
+   * command they belong to (its segment list, the same array for all of its literals).
+   */
+  #appends: AppendStage[] = [];
+  #appendsOf: Buffer[] | null = null;
+  #appendBytes = 0;
 
   constructor(s: ImapSession) {
     this.#s = s;
@@ -46,64 +62,98 @@ export class Literals {
 
   /** An APPEND message is being uploaded or waits for its handler. */
   get appending(): boolean {
-    return this.#append !== null;
+    return this.#appends.length > 0;
   }
 
   /** Decides about an announced literal before any of its data is read (RFC 7888 §4, RFC 7889 §4). */
   async decide(receiver: Receiver, pending: RawCommand, size: number, nonSync: boolean): Promise<void> {
     const s = this.#s;
     const head = readCommandName(pending);
-    const tag = head?.tag ?? '*';
-    // What may be read and dropped of a refused non-synchronizing literal: the command cap, or for
-    // an APPEND within APPENDLIMIT refused for another reason (TRYCREATE, OVERQUOTA) the message,
-    // since the client then acts on the answer (creates the mailbox and retries).
-    let discardCap = receiver.limits.maxCommand;
-    const refuse = (cond: 'NO' | 'BAD', code: string | null, text: string) => {
-      if (!nonSync) {
-        // A synchronizing literal: no "+", the client sends no data, the command ends here.
-        s.write(statusLine(tag, cond, code, text));
-        receiver.reject();
-      } else if (size <= discardCap) {
-        // The client sends the data anyway: read and drop it (at most the command cap), then answer.
-        this.#discardReply = { cond, code, text };
-        receiver.accept('discard');
-      } else {
-        this.#literalTooBig(tag, text);
-      }
-    };
-    // Over a cap: NO/BAD [TOOBIG] for a synchronizing literal; for a non-synchronizing one,
-    // RFC 7888 §4-5: BAD [TOOBIG] and close (reading it would cost what the cap prevents).
-    const tooBig = (syncCond: 'NO' | 'BAD', text: string) => (nonSync ? this.#literalTooBig(tag, text) : refuse(syncCond, 'TOOBIG', text));
-    if (s.idle.active || s.continuation) return refuse('BAD', null, 'Literal not expected here');
-    if (s.state === 'notauth' && !PREAUTH_LITERAL_COMMANDS.has(head?.name ?? '')) return refuse('BAD', null, 'Log in first');
-    const appendTo = head?.name === 'APPEND' ? appendMessageMailbox(pending) : null;
-    if (appendTo !== null) {
-      const limit = s.deps.config.limits.appendLimit;
-      if (size > limit) return tooBig('NO', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
-      discardCap = limit;
-      // Refuse before the upload what would be refused after it: no mailbox, no room.
-      const refusal = await this.#appendRefusal(appendTo, size);
-      if (refusal) return refuse(refusal.cond, refusal.code, refusal.text);
-      if (s.closed) return;
-      this.#startAppend(size);
-      if (!nonSync) s.write('+ Ready for literal data\r\n');
-      receiver.accept('stream');
-      return;
+    const d: Decision = { receiver, tag: head?.tag ?? '*', size, nonSync, discardCap: receiver.limits.maxCommand };
+    if (s.idle.active || s.continuation) return this.#refuse(d, 'BAD', null, 'Literal not expected here');
+    if (s.state === 'notauth' && !PREAUTH_LITERAL_COMMANDS.has(head?.name ?? '')) return this.#refuse(d, 'BAD', null, 'Log in first');
+    const name = head?.name ?? '';
+    const target = name === 'APPEND' || name === 'REPLACE' || name === 'UID REPLACE' ? appendLiteralTarget(pending) : null;
+    // A command already refused and being read and dropped: its further literals go the same way.
+    if (this.#discardReply) {
+      if (target) d.discardCap = s.deps.config.limits.appendLimit;
+      return this.#refuse(d, this.#discardReply.cond, this.#discardReply.code, this.#discardReply.text);
     }
+    // RFC 9586 §3: REPLACE by sequence number with UIDONLY, refused before its upload.
+    if (target && name === 'REPLACE' && s.uidOnly) return this.#refuse(d, 'BAD', 'UIDREQUIRED', UIDREQUIRED_TEXT);
+    if (target) return this.#decideAppend(d, pending, target);
     const cap = s.state === 'notauth' ? PREAUTH_MAX_BYTES : MAX_BUFFERED_LITERAL;
-    if (size > cap) return tooBig('BAD', `Literal larger than ${cap} bytes${s.state === 'notauth' ? ' before login' : ''}`);
+    if (size > cap) return this.#tooBig(d, 'BAD', `Literal larger than ${cap} bytes${s.state === 'notauth' ? ' before login' : ''}`);
     if (!nonSync) s.write('+ Ready for literal data\r\n');
     receiver.accept('buffer');
   }
 
-  /** Why an APPEND of `size` bytes to the client's mailbox name would fail (TRYCREATE, OVERQUOTA), or null. */
-  async #appendRefusal(appendTo: string, size: number): Promise<Refusal | null> {
+  /** A message (or CATENATE text part) of an APPEND/REPLACE: checked, then streamed into the store. */
+  async #decideAppend(d: Decision, pending: RawCommand, target: AppendLiteral): Promise<void> {
+    const s = this.#s;
+    // Stages of an earlier command that never reached its handler are dropped first.
+    if (this.#appendsOf !== pending.segments) this.abort();
+    const limit = s.deps.config.limits.appendLimit;
+    if (d.size > limit) return this.#tooBig(d, 'NO', `Message is larger than the APPENDLIMIT of ${limit} bytes`);
+    // What may be read and dropped of a refused non-synchronizing literal: for an APPEND within
+    // APPENDLIMIT refused for another reason (TRYCREATE, OVERQUOTA) the message, since the client
+    // then acts on the answer (creates the mailbox and retries).
+    d.discardCap = limit;
+    // RFC 8508 §3.5: REPLACE only in the selected state (the handler would refuse it after the upload).
+    if (target.replace && s.state !== 'selected') return this.#refuse(d, 'BAD', null, 'REPLACE: Select a mailbox first');
+    // RFC 3502 §6.3.11: "a zero-length message literal argument is an error, and MUST return a NO.
+    // This can be used to cancel the append."
+    if (d.size === 0 && target.part === null) return this.#refuse(d, 'NO', null, 'Empty message: APPEND cancelled');
+    const total = this.#appendBytes + d.size;
+    if (total > limit * APPEND_COMMAND_FACTOR) {
+      return this.#refuse(d, 'NO', 'LIMIT', `One APPEND may carry at most ${limit * APPEND_COMMAND_FACTOR} bytes; send the messages in several`);
+    }
+    // Refuse before the upload what would be refused after it: no mailbox, no room (REPLACE: the
+    // quota is counted net of the replaced message, RFC 8508 §3.4, which the store does).
+    const refusal = await this.#appendRefusal(target.mailbox, target.replace ? null : total);
+    if (refusal) return this.#refuse(d, refusal.cond, refusal.code, refusal.text);
+    if (s.closed) return;
+    this.#startAppend(d.size, pending.segments);
+    if (!d.nonSync) s.write('+ Ready for literal data\r\n');
+    d.receiver.accept('stream');
+  }
+
+  /**
+   * A refused literal. Synchronizing: no "+", the client sends no data, the command ends here.
+   * Non-synchronizing: the client sends the data anyway; read and drop it (up to discardCap), then
+   * answer; over that, BAD [TOOBIG] and close.
+   */
+  #refuse(d: Decision, cond: 'NO' | 'BAD', code: string | null, text: string): void {
+    if (!d.nonSync) {
+      this.#discardReply = null;
+      this.abort();
+      this.#s.write(statusLine(d.tag, cond, code, text));
+      d.receiver.reject();
+    } else if (d.size <= d.discardCap) {
+      this.#discardReply = { cond, code, text };
+      d.receiver.accept('discard');
+    } else {
+      this.#literalTooBig(d.tag, text);
+    }
+  }
+
+  /**
+   * Over a cap: NO/BAD [TOOBIG] for a synchronizing literal; for a non-synchronizing one,
+   * RFC 7888 §4-5: BAD [TOOBIG] and close (reading it would cost what the cap prevents).
+   */
+  #tooBig(d: Decision, syncCond: 'NO' | 'BAD', text: string): void {
+    if (d.nonSync) this.#literalTooBig(d.tag, text);
+    else this.#refuse(d, syncCond, 'TOOBIG', text);
+  }
+
+  /** Why an APPEND of `size` bytes to the client's mailbox name would fail (TRYCREATE, OVERQUOTA; no quota check for null), or null. */
+  async #appendRefusal(appendTo: string, size: number | null): Promise<Refusal | null> {
     const s = this.#s;
     try {
       const name = s.mailboxFromClient(appendTo);
       if (!(await s.deps.store.getMailbox(s.account!.id, name))) return { cond: 'NO', code: 'TRYCREATE', text: `Mailbox ${name} does not exist` };
       const acc = await s.deps.store.getAccountById(s.account!.id);
-      if (acc && acc.quota > 0 && acc.usedBytes + size > acc.quota) return { cond: 'NO', code: 'OVERQUOTA', text: 'The message does not fit in the mailbox quota' };
+      if (size !== null && acc && acc.quota > 0 && acc.usedBytes + size > acc.quota) return { cond: 'NO', code: 'OVERQUOTA', text: 'The message does not fit in the mailbox quota' };
       return null;
     } catch (err) {
       const r = toReply(err);
@@ -140,8 +190,9 @@ export class Literals {
   /** The streamed literal is complete: the message's meta is known, the store gets its end. */
   end(): void {
     const pt = this.#appendStream;
-    if (pt && this.#append) {
-      this.#append.meta = this.#appendParser!.end();
+    const stage = this.#appends[this.#appends.length - 1];
+    if (pt && stage) {
+      stage.meta = this.#appendParser!.end();
       pt.end();
     }
     this.#appendStream = null;
@@ -157,8 +208,7 @@ export class Literals {
     this.#s.write(statusLine(tag, r.cond, r.code, r.text));
   }
 
-  #startAppend(size: number): void {
-    this.abort();
+  #startAppend(size: number, command: Buffer[]): void {
     const pt = new PassThrough({ highWaterMark: 256 * 1024 });
     // The store reads `pt` only after an await (its temporary file): an upload aborted before then
     // (the client closed mid-literal) destroys `pt` with an error nobody listened to yet, which
@@ -172,7 +222,9 @@ export class Literals {
     });
     this.#appendStream = pt;
     this.#appendParser = new MimeParser();
-    this.#append = stage;
+    this.#appends.push(stage);
+    this.#appendsOf = command;
+    this.#appendBytes += size;
   }
 
   /** Drops an APPEND upload (refused command, error, close); the staged blob is released. */
@@ -182,15 +234,15 @@ export class Literals {
       this.#appendStream = null;
     }
     this.#appendParser = null;
-    const a = this.#append;
-    this.#append = null;
-    if (a) a.blob.then((b) => b.release(), () => {});
+    for (const a of this.take()) a.blob.then((b) => b.release(), () => {});
   }
 
-  /** Takes the staged APPEND message (the handler releases it). */
-  take(): AppendStage | null {
-    const a = this.#append;
-    this.#append = null;
+  /** Takes the staged APPEND messages and text parts, in literal order (the handler releases them). */
+  take(): AppendStage[] {
+    const a = this.#appends;
+    this.#appends = [];
+    this.#appendsOf = null;
+    this.#appendBytes = 0;
     return a;
   }
 }

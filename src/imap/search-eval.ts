@@ -70,6 +70,8 @@ interface Ctx {
   headerText: string | null;
   maxSeq: number;
   maxUid: number;
+  /** The search's "now" (RFC 5032 OLDER/YOUNGER), one instant for every message. */
+  now: number;
   saved: Set<number>;
   /** UIDs matching each store-answered header key. */
   headerHits: Map<SearchKey, Set<number>>;
@@ -111,6 +113,16 @@ function match(k: SearchKey, c: Ctx): boolean {
       return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.seq, c.maxSeq);
     case 'uid':
       return k.set.saved ? c.saved.has(c.msg.uid) : seqSetHas(k.set, c.msg.uid, c.maxUid);
+    case 'within': {
+      // RFC 5032 §2: against now minus the interval, to the second.
+      const target = c.now - k.seconds * 1000;
+      return k.op === 'older' ? c.msg.internalDate <= target : c.msg.internalDate >= target;
+    }
+    case 'saved': {
+      // RFC 8514 §4.3: the save date's day, disregarding time and timezone (UTC, as INTERNALDATE).
+      const d = day(c.msg.savedAt);
+      return k.op === 'before' ? d < k.day : k.op === 'on' ? d === k.day : d >= k.day;
+    }
     case 'date': {
       // SENT*: the Date: header's day as written, disregarding time and timezone (RFC 3501 §6.4.4).
       const d = k.sent ? c.sd?.sentDay ?? null : day(c.msg.internalDate);
@@ -174,7 +186,7 @@ export async function runSearch(
   let highestModseq = 0;
   // Header search data comes from the store in chunks, so memory stays bounded whatever the size.
   const CHUNK = 2000;
-  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, recent: sel.recent, sd: null, headerText: null, maxSeq, maxUid, saved, headerHits, bodyHits };
+  const c: Ctx = { seq: 0, msg: undefined as unknown as MessageSummary, recent: sel.recent, sd: null, headerText: null, maxSeq, maxUid, now: Date.now(), saved, headerHits, bodyHits };
   // The SQLite store answers synchronously: a turn of the event loop between chunks once 10 ms are
   // used, so a search over 131,072 messages does not hold every other session.
   const budget = new LoopBudget();

@@ -10,6 +10,7 @@ import type { Change } from '../store/bus.ts';
 import { flagList } from '../protocol/imap/response.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
 import { SystemFlag } from '../store/store.ts';
+import { fetchOpen } from './uidonly.ts';
 
 const ALL_SYSTEM = SystemFlag.Seen | SystemFlag.Answered | SystemFlag.Flagged | SystemFlag.Deleted | SystemFlag.Draft;
 
@@ -237,7 +238,8 @@ export class SelectedMailbox {
         while (si < this.uids.length && this.uids[si]! < uid) si++;
         // Not announced yet (pending add): its flags come with a later FETCH.
         if (this.uids[si] !== uid) continue;
-        out += `* ${si + 1} FETCH (UID ${uid} FLAGS ${flagList(f.systemFlags, f.keywords, this.isRecent(uid))}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
+        const o = fetchOpen(opts.uidOnly ?? false, si + 1, uid, !opts.uidOnly);
+        out += `${o.head}${o.more ? ' ' : ''}FLAGS ${flagList(f.systemFlags, f.keywords, this.isRecent(uid))}${opts.condstore ? ` MODSEQ (${f.modseq})` : ''})\r\n`;
         if (out.length >= PART_BYTES) {
           yield out;
           out = '';
@@ -318,8 +320,11 @@ export class SelectedMailbox {
 
 export interface FlushOptions {
   allowExpunge: boolean;
+  /** VANISHED instead of EXPUNGE (QRESYNC or UIDONLY). */
   qresync: boolean;
   condstore: boolean;
+  /** RFC 9586 §3.3: UIDFETCH instead of FETCH. */
+  uidOnly?: boolean;
 }
 
 /** About this many bytes of responses per part. */

@@ -14,13 +14,15 @@ import { ImapParseError, parseCommand, readTag } from '../protocol/imap/parser.t
 import { statusLine } from '../protocol/imap/response.ts';
 import type { ImapCommand } from '../protocol/imap/types.ts';
 import { ImapBad, ImapBye, ImapNo, toReply } from './errors.ts';
-import { SelectedMailbox } from './selected.ts';
+import { SelectedMailbox, type FlushOptions } from './selected.ts';
+import { UIDREQUIRED_TEXT, usesSequenceNumbers } from './uidonly.ts';
 import { checkNewMailboxName, mailboxFromClient, mailboxToClient } from './mailbox-names.ts';
 import { capabilities } from './capabilities.ts';
 import { COMMANDS, type HandlerResult } from './commands.ts';
 import { activity, LoopBudget } from '../obs/loop-lag.ts';
 import { Literals, type AppendStage } from './literals.ts';
 import { Idle } from './handlers/idle.ts';
+import { Compression } from './compress.ts';
 import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
 
 export { MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES, type AppendStage };
@@ -69,7 +71,9 @@ export class ImapSession {
   readonly #literals: Literals = new Literals(this);
   #autologout: NodeJS.Timeout | null = null;
   #preauthTimer: NodeJS.Timeout | null = null;
-  #onData = (chunk: Buffer) => this.#input(chunk);
+  /** COMPRESS=DEFLATE (src/imap/compress.ts), once the client turned it on. */
+  #compress: Compression | null = null;
+  #onData = (chunk: Buffer) => (this.#compress ? this.#compress.received(chunk) : this.#input(chunk));
   #closedCallbacks: Array<() => void> = [];
 
   readonly deps: ServerDeps;
@@ -110,10 +114,12 @@ export class ImapSession {
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
     // Half-close: finish the commands already received, then close.
-    socket.on('end', () => {
-      this.#inputEnded = true;
-      if (!this.#pumping) this.close();
-    });
+    socket.on('end', () => (this.#compress ? this.#compress.endInput() : this.#ended()));
+  }
+
+  #ended(): void {
+    this.#inputEnded = true;
+    if (!this.#pumping) this.close();
   }
 
   get closed(): boolean {
@@ -135,6 +141,16 @@ export class ImapSession {
 
   get qresync(): boolean {
     return this.enabled.has('QRESYNC');
+  }
+
+  /** RFC 9586: UIDFETCH instead of FETCH, VANISHED instead of EXPUNGE, no sequence numbers from the client. */
+  get uidOnly(): boolean {
+    return this.enabled.has('UIDONLY');
+  }
+
+  /** How pending changes are reported: VANISHED with QRESYNC or UIDONLY (RFC 7162 §3.2.10, RFC 9586 §3). */
+  flushOptions(allowExpunge: boolean): FlushOptions {
+    return { allowExpunge, qresync: this.qresync || this.uidOnly, condstore: this.condstore, uidOnly: this.uidOnly };
   }
 
   /**
@@ -164,6 +180,7 @@ export class ImapSession {
       tls: this.tls,
       authenticated: this.state === 'auth' || this.state === 'selected',
       loginAllowed: this.loginAllowed,
+      compressed: this.#compress !== null,
       appendLimit: this.deps.config.limits.appendLimit,
     });
   }
@@ -172,14 +189,44 @@ export class ImapSession {
 
   write(data: string | Buffer): boolean {
     if (this.#closed || this.socket.destroyed) return true;
+    if (this.#compress) return this.#compress.write(data);
     return this.socket.write(data);
+  }
+
+  /** Output written and not yet handed to the kernel (the deflater's too, with COMPRESS). */
+  get outputBuffered(): number {
+    return this.#compress ? this.#compress.buffered : this.socket.writableLength;
   }
 
   /** Waits until the socket's buffer drained (or the socket closed). */
   async drain(): Promise<void> {
     const s = this.socket;
-    if (this.#closed || s.destroyed || !s.writableNeedDrain) return;
+    if (this.#closed || s.destroyed) return;
+    if (this.#compress) return this.#compress.drain();
+    if (!s.writableNeedDrain) return;
     await drainOrClose(s);
+  }
+
+  get compressed(): boolean {
+    return this.#compress !== null;
+  }
+
+  /**
+   * RFC 4978 §3: compression starts right after the CRLF of the tagged OK (already written).
+   * Anything the client pipelined after COMPRESS is discarded (it must wait for the OK).
+   */
+  startCompression(): void {
+    this.#receiver = this.#newReceiver();
+    this.#compress = new Compression(
+      this.socket,
+      (chunk) => this.#input(chunk),
+      () => this.#ended(),
+      (err) => {
+        this.deps.log.info('imap.compress-failed', { session: this.id, ip: this.remoteAddress, err });
+        this.socket.destroy();
+      },
+    );
+    if (this.#paused) this.#compress.pause();
   }
 
   async writeAwait(data: string | Buffer): Promise<void> {
@@ -241,14 +288,14 @@ export class ImapSession {
 
   /** The same before a tagged reply: in parts, with backpressure (131,072 EXPUNGEs are 2 MB). */
   async flushChangesAsync(allowExpunge: boolean): Promise<void> {
-    await this.selected?.flushTo(this, { allowExpunge, qresync: this.qresync, condstore: this.condstore });
+    await this.selected?.flushTo(this, this.flushOptions(allowExpunge));
   }
 
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
   flushChanges(allowExpunge: boolean): void {
     const sel = this.selected;
     if (!sel || !sel.hasPending) return;
-    const out = sel.flush({ allowExpunge, qresync: this.qresync, condstore: this.condstore });
+    const out = sel.flush(this.flushOptions(allowExpunge));
     if (out) this.write(out);
   }
 
@@ -265,6 +312,7 @@ export class ImapSession {
     if (this.#paused) return;
     this.#paused = true;
     this.socket.pause();
+    this.#compress?.pause();
   }
 
   async #pump(): Promise<void> {
@@ -276,9 +324,11 @@ export class ImapSession {
     try {
       while (!this.#closed) {
         // Output backpressure (see OUTPUT_HIGH_WATER): wait for the client to read.
-        if (this.socket.writableLength > OUTPUT_HIGH_WATER) {
+        if (this.outputBuffered > OUTPUT_HIGH_WATER) {
           this.#pauseInput();
           await this.drain();
+          // Over the mark with nothing to wait for (the deflater is still working): a turn.
+          if (this.outputBuffered > OUTPUT_HIGH_WATER) await new Promise((r) => setImmediate(r));
           continue;
         }
         const ev = this.#receiver.next();
@@ -301,6 +351,7 @@ export class ImapSession {
     if (this.#paused && !this.#closed) {
       this.#paused = false;
       this.socket.resume();
+      this.#compress?.resume();
     }
   }
 
@@ -334,8 +385,8 @@ export class ImapSession {
     }
   }
 
-  /** Takes the staged APPEND message (the handler releases it). */
-  takeAppend(): AppendStage | null {
+  /** Takes the staged APPEND messages / CATENATE parts, in literal order (the handler releases them). */
+  takeAppend(): AppendStage[] {
     return this.#literals.take();
   }
 
@@ -377,6 +428,12 @@ export class ImapSession {
       const why =
         this.state === 'notauth' ? 'Log in first' : this.state === 'auth' && entry.states.includes('selected') ? 'Select a mailbox first' : 'Command not valid in this state';
       this.write(statusLine(tag!, 'BAD', null, `${cmd.name}: ${why}`));
+      return;
+    }
+    // RFC 9586 §3: with UIDONLY, sequence numbers in a command are a BAD.
+    if (this.uidOnly && usesSequenceNumbers(cmd)) {
+      this.#literals.abort();
+      this.write(statusLine(tag!, 'BAD', 'UIDREQUIRED', UIDREQUIRED_TEXT));
       return;
     }
     const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH') && !cmd.uid); // RFC 9051 §7.5.1
@@ -479,7 +536,9 @@ export class ImapSession {
     const s = this.socket;
     if (!s.destroyed) {
       s.pause(); // nothing more is read: a client still sending is not buffered until the destroy
-      s.end();
+      // With COMPRESS the deflater's end (what is still in it, then the final block) ends the socket.
+      if (this.#compress) this.#compress.end();
+      else s.end();
       setTimeout(() => s.destroy(), 2000).unref();
     }
     for (const cb of this.#closedCallbacks) cb();

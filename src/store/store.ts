@@ -191,6 +191,16 @@ export interface NewMessage {
   internalDate?: number;
 }
 
+/** One message of an appendMessages call. */
+export interface AppendItem {
+  blob: BlobRef;
+  meta: MessageMeta;
+  systemFlags?: number;
+  keywords?: string[];
+  /** Default: now. */
+  internalDate?: number;
+}
+
 export type DeliveryResult =
   | { ok: true; accountId: number; mailboxId: number; uid: number; modseq: number }
   | { ok: false; reason: 'quota'; accountId: number; mailboxId: number }
@@ -392,6 +402,19 @@ export interface Store {
   deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts?: WriteOptions): Promise<DeliveryResult[]>;
   /** One message into one mailbox (IMAP APPEND). StoreError 'quota' when it does not fit. */
   append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts?: WriteOptions): Promise<{ uid: number; modseq: number; uidValidity: number }>;
+
+  /**
+   * Several messages into one mailbox in one transaction (IMAP MULTIAPPEND, RFC 3502: all or
+   * none), with consecutive UIDs in input order. With `replace`, one message of the same account
+   * is removed in the same transaction (IMAP REPLACE, RFC 8508 §3.4: logged like a UID EXPUNGE,
+   * quota counted net of it). StoreError 'quota' when they do not fit; 'not-found' when the
+   * mailbox or the message to replace is gone. Implementations: sqlite/append-many.ts, postgres/append-many.ts.
+   */
+  appendMessages(
+    mailboxId: number,
+    items: AppendItem[],
+    opts?: { replace?: { mailboxId: number; uid: number } } & WriteOptions,
+  ): Promise<{ uids: number[]; modseqs: number[]; uidValidity: number }>;
 
   /** Changes flags; each changed message gets a new MODSEQ. Unchanged messages are not touched. */
   storeFlags(

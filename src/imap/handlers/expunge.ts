@@ -15,7 +15,7 @@ export const expunge: Handler<'EXPUNGE'> = async (s, _tag, cmd) => {
   const removed = await s.deps.store.expunge(sel.mailboxId, { ...(uids ? { uids } : {}), onlyDeleted: true, origin: s.origin });
   await sel.expungedAll(removed);
   // RFC 9051 §6.4.3: an untagged EXPUNGE for each removed message before the OK.
-  await sel.flushTo(s, { allowExpunge: true, qresync: s.qresync, condstore: s.condstore });
+  await sel.flushTo(s, s.flushOptions(true));
   if (s.qresync) {
     const mb = await s.deps.store.getMailboxById(sel.mailboxId);
     if (mb) return { code: `HIGHESTMODSEQ ${mb.highestModseq}`, text: 'EXPUNGE completed' };

@@ -16,6 +16,7 @@ import { writeEnvelope } from '../../protocol/imap/envelope.ts';
 import { writeBodyStructure } from '../../protocol/imap/bodystructure.ts';
 import { decodeTransferEncoding, filterHeaderFields, findPart, formatSection, resolveSection } from '../../protocol/imap/section.ts';
 import { LoopBudget } from '../../obs/loop-lag.ts';
+import { fetchOpen } from '../uidonly.ts';
 
 /** Bodies larger than this are streamed from the blob instead of read whole. */
 const STREAM_THRESHOLD = 256 * 1024;
@@ -33,6 +34,8 @@ const SIMPLE_RENDERERS: Readonly<Record<string, (m: MessageSummary) => string>> 
   INTERNALDATE: (m) => `INTERNALDATE ${internalDate(m.internalDate)}`,
   'RFC822.SIZE': (m) => `RFC822.SIZE ${m.size}`,
   MODSEQ: (m) => `MODSEQ (${m.modseq})`,
+  // RFC 8514 §4.2: when the message was saved into this mailbox (APPEND, COPY, MOVE, delivery).
+  SAVEDATE: (m) => `SAVEDATE ${internalDate(m.savedAt)}`,
 };
 
 /** Items rendered from the message summary alone. */
@@ -114,6 +117,7 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
     case 'INTERNALDATE':
     case 'RFC822.SIZE':
     case 'MODSEQ':
+    case 'SAVEDATE':
       out.push(simpleRenderer(item)(msg));
       return sp();
     case 'ENVELOPE':
@@ -226,6 +230,8 @@ class SimpleFetchCursor {
   readonly listing: readonly MessageSummary[];
   readonly known: readonly number[];
   readonly withUid: boolean;
+  /** RFC 9586 §3.3: `* uid UIDFETCH (…)`. */
+  readonly uidOnly: boolean;
   readonly renderers: ReadonlyArray<(m: MessageSummary) => string>;
   /** With FLAGS: the FLAGS update owed before a message with a keyword new to the client (or ''). */
   readonly announce: ((keywords: readonly string[]) => string) | null;
@@ -236,10 +242,12 @@ class SimpleFetchCursor {
     withUid: boolean,
     renderers: ReadonlyArray<(m: MessageSummary) => string>,
     announce: ((keywords: readonly string[]) => string) | null,
+    uidOnly = false,
   ) {
     this.wanted = wanted;
     this.listing = listing;
     this.known = known;
+    this.uidOnly = uidOnly;
     this.withUid = withUid;
     this.renderers = renderers;
     this.announce = announce;
@@ -268,7 +276,8 @@ class SimpleFetchCursor {
         const flags = this.announce(msg.keywords);
         if (flags) lines.push(flags);
       }
-      let line = withUid ? `* ${si + 1} FETCH (UID ${uid}` : `* ${si + 1} FETCH (`;
+      let line = this.uidOnly ? `* ${uid} UIDFETCH (` : `* ${si + 1} FETCH (`;
+      if (withUid) line += `UID ${uid}`;
       for (let r = 0; r < nr; r++) line += (r > 0 || withUid ? ' ' : '') + renderers[r]!(msg);
       line += ')\r\n';
       lines.push(line);
@@ -288,6 +297,8 @@ interface FetchPlan {
   items: FetchItem[];
   /** UID in every response: asked for, UID FETCH, or QRESYNC (RFC 7162 §3.2.6). */
   withUid: boolean;
+  /** The UID item was asked for (with UIDONLY the only reason to send it, RFC 9586 §3.3). */
+  explicitUid: boolean;
   hasFlags: boolean;
   hasModseq: boolean;
   /** Some item needs the cached MIME meta (ENVELOPE, BODY…, sections). */
@@ -346,6 +357,7 @@ async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> 
   return {
     items,
     withUid: cmd.uid || s.qresync || has('UID'),
+    explicitUid: has('UID'),
     hasFlags: has('FLAGS'),
     hasModseq: has('MODSEQ'),
     needMeta: items.some((i) => META_ITEMS.has(i.k)),
@@ -366,7 +378,7 @@ async function fetchSimple(s: ImapSession, uids: number[], listing: MessageSumma
   // IMAP4rev1 \Recent is the session's: FLAGS rendered with it when any message has it.
   const flags = sel.recent.size ? (m: MessageSummary) => `FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))}` : null;
   const renderers = plan.items.filter((i) => i.k !== 'UID').map((i) => (i.k === 'FLAGS' && flags ? flags : simpleRenderer(i)));
-  const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, plan.withUid, renderers, announce);
+  const cursor = new SimpleFetchCursor(wanted, listing, sel.uids, s.uidOnly ? plan.explicitUid : plan.withUid, renderers, announce, s.uidOnly);
   for (let text = cursor.next(); text !== null; text = cursor.next()) {
     await s.writeAwait(text);
     if (s.closed) return false;
@@ -432,8 +444,8 @@ async function renderMessage(s: ImapSession, seq: number, msg: MessageSummary, r
   // RFC 3501 §7.2.6: a keyword new to the client is announced in FLAGS before the FETCH shows it.
   const sel = s.selected!;
   if ((plan.hasFlags || seenNow) && msg.keywords.length && sel.noteKeywords(msg.keywords)) pieces.push(sel.flagsResponses());
-  pieces.push(`* ${seq} FETCH (`);
-  if (plan.withUid) pieces.push(`UID ${msg.uid} `);
+  const open = fetchOpen(s.uidOnly, seq, msg.uid, s.uidOnly ? plan.explicitUid : plan.withUid);
+  pieces.push(open.more ? open.head + ' ' : open.head);
   for (const item of plan.items) await renderItem(s, item, msg, rec, pieces);
   if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords, sel.isRecent(msg.uid))} `);
   if (seenNow && s.condstore && !plan.hasModseq) pieces.push(`MODSEQ (${msg.modseq}) `);

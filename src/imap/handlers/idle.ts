@@ -68,7 +68,7 @@ export class Idle {
    */
   push(): void {
     const s = this.#s;
-    if (s.socket.writableLength <= OUTPUT_HIGH_WATER) {
+    if (s.outputBuffered <= OUTPUT_HIGH_WATER) {
       s.flushChanges(true);
       return;
     }

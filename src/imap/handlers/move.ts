@@ -19,6 +19,6 @@ export const move: Handler<'MOVE'> = async (s, _tag, cmd) => {
   if (dst.id === sel.mailboxId) sel.added(r.mapping.map((m) => m[1]));
   await sel.expungedAll(r.mapping.map((m) => m[0]));
   // The EXPUNGEs (or VANISHED), streamed with backpressure before the tagged OK.
-  await sel.flushTo(s, { allowExpunge: true, qresync: s.qresync, condstore: s.condstore });
+  await sel.flushTo(s, s.flushOptions(true));
   return 'MOVE completed';
 };

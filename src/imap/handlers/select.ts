@@ -5,6 +5,7 @@ import { ImapBad, ImapNo } from '../errors.ts';
 import { SelectedMailbox } from '../selected.ts';
 import { flagList, formatSeqSet, seqSetHas } from '../../protocol/imap/response.ts';
 import { SystemFlag } from '../../store/store.ts';
+import { fetchOpen } from '../uidonly.ts';
 
 export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const readOnly = cmd.name === 'EXAMINE';
@@ -45,7 +46,8 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   if (!s.rev2) {
     out += `* ${sel.recent.size} RECENT\r\n`;
     const unseen = messages.find((m) => !(m.systemFlags & SystemFlag.Seen) && sel.seqOf(m.uid) > 0);
-    if (unseen) out += `* OK [UNSEEN ${sel.seqOf(unseen.uid)}] First unseen\r\n`;
+    // RFC 9586 §3: no sequence numbers in responses with UIDONLY (UNSEEN is one).
+    if (unseen && !s.uidOnly) out += `* OK [UNSEEN ${sel.seqOf(unseen.uid)}] First unseen\r\n`;
   }
   out += `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid\r\n`;
   out += `* OK [UIDNEXT ${uidNext}] Predicted next UID\r\n`;
@@ -68,7 +70,7 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
       const seq = sel.seqOf(m.uid);
       if (!seq) continue;
       if (m.keywords.length && sel.noteKeywords(m.keywords)) buf += sel.flagsResponses(); // RFC 3501 §7.2.6
-      buf += `* ${seq} FETCH (UID ${m.uid} FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))} MODSEQ (${m.modseq}))\r\n`;
+      buf += `${fetchOpen(s.uidOnly, seq, m.uid, !s.uidOnly).head}${s.uidOnly ? '' : ' '}FLAGS ${flagList(m.systemFlags, m.keywords, sel.isRecent(m.uid))} MODSEQ (${m.modseq}))\r\n`;
       if (buf.length > 65536) {
         await s.writeAwait(buf);
         buf = '';

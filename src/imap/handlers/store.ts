@@ -4,6 +4,7 @@ import { ImapNo } from '../errors.ts';
 import { resolveSet } from '../sequence.ts';
 import { flagList, formatSeqSet } from '../../protocol/imap/response.ts';
 import { LoopBudget } from '../../obs/loop-lag.ts';
+import { fetchOpen } from '../uidonly.ts';
 
 export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
@@ -34,14 +35,14 @@ export const store: Handler<'STORE'> = async (s, _tag, cmd) => {
     if (!seq) continue;
     if (u.modseq > sel.highestModseq) sel.highestModseq = u.modseq;
     const items: string[] = [];
-    if (cmd.uid || s.qresync) items.push(`UID ${u.uid}`);
+    const o = fetchOpen(s.uidOnly, seq, u.uid, !s.uidOnly && (cmd.uid || s.qresync));
     // RFC 7162 §3.1.3: with UNCHANGEDSINCE the MODSEQ is reported even for .SILENT; with CONDSTORE
     // on, Pillarbox (like Dovecot) always reports it so the client's cache keeps the new MODSEQ.
     if (!cmd.silent) items.push(`FLAGS ${flagList(u.systemFlags, u.keywords, sel.isRecent(u.uid))}`);
     // RFC 3501 §7.2.6: a keyword new to the mailbox is announced in FLAGS before a FETCH shows it.
     if (!cmd.silent && u.keywords.length && sel.noteKeywords(u.keywords)) out += sel.flagsResponses();
     if (s.condstore) items.push(`MODSEQ (${u.modseq})`);
-    if (!cmd.silent || s.condstore) out += `* ${seq} FETCH (${items.join(' ')})\r\n`;
+    if (!cmd.silent || s.condstore) out += `${o.head}${o.more && items.length ? ' ' : ''}${items.join(' ')})\r\n`;
     // A pending report for the same message from another session is now stale.
     sel.pendingFlags.delete(u.uid);
     if (out.length >= 65536) {

@@ -61,6 +61,7 @@ function fetchAtt(r: Reader): FetchItem {
     case 'BODYSTRUCTURE':
     case 'UID':
     case 'MODSEQ':
+    case 'SAVEDATE': // RFC 8514 §4.2
     case 'RFC822':
     case 'RFC822.HEADER':
     case 'RFC822.TEXT':

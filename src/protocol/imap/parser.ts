@@ -5,6 +5,7 @@
 import type { RawCommand } from './receiver.ts';
 import { MAX_TAG_LENGTH } from './receiver.ts';
 import { parseFetch } from './fetch-args.ts';
+import { appendLiteralTarget, parseAppend, parseReplace } from './append-args.ts';
 import { ImapParseError, Reader, isTagChar } from './reader.ts';
 import { parseSearch } from './search-args.ts';
 import type { FlagSet, ImapCommand, QresyncParams, SeqSet, StatusItem, TaggedCommand } from './types.ts';
@@ -12,6 +13,7 @@ import { STATUS_ITEMS } from './types.ts';
 
 export { ImapParseError, Reader } from './reader.ts';
 export { parseSection } from './fetch-args.ts';
+export { appendLiteralTarget, type AppendLiteral } from './append-args.ts';
 
 /** The tag of a command (for error replies), or null if none can be read. */
 export function readTag(raw: RawCommand): string | null {
@@ -36,40 +38,10 @@ export function readCommandName(raw: RawCommand): { tag: string; name: string } 
   return { tag, name };
 }
 
-/**
- * For an APPEND whose literal is announced: the mailbox name (as sent) when this literal is the
- * message itself, so the session can check the mailbox and APPENDLIMIT before "+" and stream the
- * data; null when it is another literal (e.g. the mailbox name) or the line does not parse.
- */
+/** For APPEND literals: see appendLiteralTarget (append-args.ts). */
 export function appendMessageMailbox(pending: RawCommand): string | null {
-  const r = new Reader(pending);
-  try {
-    r.tag = readTag(pending);
-    if (r.tag === null) return null;
-    r.pos = r.tag.length;
-    r.sp();
-    if (!r.takeWord('APPEND')) return null;
-    r.sp();
-    if (r.si === pending.segments.length - 1 && r.atLiteral()) return null; // the mailbox
-    const mailbox = r.astring();
-    if (r.atLiteral()) return null;
-    r.sp();
-    if (r.peek() === '(') {
-      r.flagList();
-      r.sp();
-    }
-    if (r.peek() === '"') {
-      r.dateTime();
-      r.sp();
-    }
-    if (r.takeWord('UTF8')) {
-      r.sp();
-      r.expect('(');
-    }
-    return r.atLiteral() && r.si === pending.segments.length - 1 ? mailbox : null;
-  } catch {
-    return null;
-  }
+  const t = appendLiteralTarget(pending);
+  return t && !t.replace ? t.mailbox : null;
 }
 
 export function isAppendMessageLiteral(pending: RawCommand): boolean {
@@ -91,7 +63,7 @@ export function parseCommand(raw: RawCommand): TaggedCommand {
     uid = true;
     r.sp();
     name = r.atom('command').toUpperCase();
-    if (!['FETCH', 'SEARCH', 'STORE', 'COPY', 'MOVE', 'EXPUNGE'].includes(name)) r.fail(`UID ${name} is not a command`);
+    if (!['FETCH', 'SEARCH', 'STORE', 'COPY', 'MOVE', 'EXPUNGE', 'REPLACE'].includes(name)) r.fail(`UID ${name} is not a command`);
   }
   const command = parseArgs(r, name, uid);
   r.end();
@@ -141,6 +113,9 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
     case 'SELECT':
     case 'EXAMINE':
       return parseSelect(r, name);
+    case 'COMPRESS': // RFC 4978 §5
+      r.sp();
+      return { name: 'COMPRESS', mechanism: r.atom('mechanism').toUpperCase() };
     case 'CREATE':
       return parseCreate(r);
     case 'DELETE':
@@ -171,6 +146,8 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
     }
     case 'APPEND':
       return parseAppend(r);
+    case 'REPLACE':
+      return parseReplace(r, uid);
     case 'SEARCH':
       return parseSearch(r, uid);
     case 'FETCH':
@@ -250,7 +227,7 @@ function parseCreate(r: Reader): ImapCommand {
   const mailbox = r.astring();
   const specialUse: string[] = [];
   if (r.take(' ')) {
-    // RFC 6154 §3: CREATE mbox (USE (\Sent))
+    // RFC 6154 §3, §6: CREATE mbox (USE (\Sent)); "USE" SP "(" [use-attr *(SP use-attr)] ")"
     r.list(() => {
       if (!r.takeWord('USE')) r.fail('Unknown CREATE parameter');
       r.sp();
@@ -258,7 +235,7 @@ function parseCreate(r: Reader): ImapCommand {
         r.expect('\\');
         specialUse.push('\\' + r.atom('special-use attribute'));
         return null;
-      }, false);
+      });
       return null;
     }, false);
   }
@@ -335,34 +312,6 @@ function parseList(r: Reader): ImapCommand {
     });
   }
   return { name: 'LIST', extended, selection, reference, patterns, returns };
-}
-
-function parseAppend(r: Reader): ImapCommand {
-  r.sp();
-  const mailbox = r.astring();
-  r.sp();
-  let flags: FlagSet | null = null;
-  let date: number | null = null;
-  if (r.peek() === '(') {
-    flags = r.flagList();
-    r.sp();
-  }
-  if (r.peek() === '"') {
-    date = r.dateTime();
-    r.sp();
-  }
-  let utf8 = false;
-  if (r.takeWord('UTF8')) {
-    // RFC 6855 §4: append-data =/ "UTF8" SP "(" literal8 ")"
-    utf8 = true;
-    r.sp();
-    r.expect('(');
-  }
-  if (!r.atLiteral()) r.fail('Expected the message as a literal');
-  const literalIndex = r.literalIndex();
-  const message = r.literalBuffer();
-  if (utf8) r.expect(')');
-  return { name: 'APPEND', mailbox, flags, date, message, literalIndex, utf8 };
 }
 
 function parseStore(r: Reader, uid: boolean): ImapCommand {

@@ -1,4 +1,5 @@
-// SEARCH arguments (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 7162 §3.1.5 MODSEQ). Pure.
+// SEARCH arguments (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 7162 §3.1.5 MODSEQ, RFC 5032 WITHIN,
+// RFC 8514 SAVEDATE). Pure.
 
 import type { Reader } from './reader.ts';
 import type { ImapCommand, SearchKey, SearchReturn } from './types.ts';
@@ -99,6 +100,21 @@ function searchKey(r: Reader, depth: number): SearchKey {
       const op = (sent ? word.slice(4) : word).toLowerCase() as 'before' | 'on' | 'since';
       return { k: 'date', op, sent, day: r.date() };
     }
+    case 'OLDER':
+    case 'YOUNGER': {
+      // RFC 5032 §3: ( "OLDER" / "YOUNGER" ) SP nz-number
+      r.sp();
+      return { k: 'within', op: word === 'OLDER' ? 'older' : 'younger', seconds: r.nzNumber() };
+    }
+    case 'SAVEDBEFORE':
+    case 'SAVEDON':
+    case 'SAVEDSINCE': {
+      // RFC 8514 §5
+      r.sp();
+      return { k: 'saved', op: word.slice(5).toLowerCase() as 'before' | 'on' | 'since', day: r.date() };
+    }
+    case 'SAVEDATESUPPORTED': // RFC 8514 §4.3: every mailbox here keeps save dates
+      return { k: 'all' };
     case 'LARGER':
     case 'SMALLER': {
       r.sp();

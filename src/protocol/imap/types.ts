@@ -30,6 +30,10 @@ export type SearchKey =
   | { k: 'seq'; set: SeqSet }
   | { k: 'uid'; set: SeqSet }
   | { k: 'modseq'; modseq: number }
+  /** WITHIN (RFC 5032 §2) OLDER/YOUNGER: INTERNALDATE at or before / at or after now minus `seconds`. */
+  | { k: 'within'; op: 'older' | 'younger'; seconds: number }
+  /** SAVEDATE (RFC 8514 §4.3) SAVEDBEFORE/SAVEDON/SAVEDSINCE: the save date's day; `day` as for 'date'. */
+  | { k: 'saved'; op: 'before' | 'on' | 'since'; day: number }
   /** IMAP4rev1 RECENT/NEW/OLD: Pillarbox never reports \Recent, so RECENT matches nothing. */
   | { k: 'recent'; set: boolean };
 
@@ -58,6 +62,8 @@ export type FetchItem =
   | { k: 'BODYSTRUCTURE' }
   | { k: 'UID' }
   | { k: 'MODSEQ' }
+  /** RFC 8514 §4.2 */
+  | { k: 'SAVEDATE' }
   | { k: 'RFC822' }
   | { k: 'RFC822.HEADER' }
   | { k: 'RFC822.TEXT' }
@@ -75,6 +81,23 @@ export interface QresyncParams {
   seqMatch: { seqs: SeqSet; uids: SeqSet } | null;
 }
 
+/** One message of an APPEND (RFC 4466 §2.3 append-message). */
+export interface AppendMessage {
+  flags: FlagSet | null;
+  date: number | null;
+  /** The message; null when the session streamed the literal into the store, or with CATENATE. */
+  message: Buffer | null;
+  /** Index of the message literal in the raw command (-1 with CATENATE). */
+  literalIndex: number;
+  /** RFC 6855 §4 UTF8 (literal8). */
+  utf8: boolean;
+  /** RFC 4469 CATENATE parts, or null. */
+  catenate: CatPart[] | null;
+}
+
+/** RFC 4469 §5 cat-part: a TEXT literal (null when streamed) or an IMAP URL (RFC 5092). */
+export type CatPart = { kind: 'text'; literalIndex: number; data: Buffer | null } | { kind: 'url'; url: string };
+
 export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
 
 export type ImapCommand =
@@ -82,6 +105,8 @@ export type ImapCommand =
   | { name: 'LOGIN'; user: string; pass: string }
   | { name: 'AUTHENTICATE'; mechanism: string; initial: string | null }
   | { name: 'ENABLE'; caps: string[] }
+  /** RFC 4978 §5: the mechanism, upper-cased. */
+  | { name: 'COMPRESS'; mechanism: string }
   | { name: 'SELECT' | 'EXAMINE'; mailbox: string; condstore: boolean; qresync: QresyncParams | null }
   | { name: 'CREATE'; mailbox: string; specialUse: string[] }
   | { name: 'DELETE' | 'SUBSCRIBE' | 'UNSUBSCRIBE'; mailbox: string }
@@ -97,17 +122,10 @@ export type ImapCommand =
     }
   | { name: 'LSUB'; reference: string; pattern: string }
   | { name: 'STATUS'; mailbox: string; items: StatusItem[] }
-  | {
-      name: 'APPEND';
-      mailbox: string;
-      flags: FlagSet | null;
-      date: number | null;
-      /** The message; null when the session streamed the literal into the store. */
-      message: Buffer | null;
-      /** Index of the message literal in the raw command. */
-      literalIndex: number;
-      utf8: boolean;
-    }
+  /** RFC 3502 MULTIAPPEND: one or more messages. */
+  | { name: 'APPEND'; mailbox: string; messages: AppendMessage[] }
+  /** RFC 8508: `target` is a sequence number (-1 for "*") or, with `uid`, a UID. */
+  | { name: 'REPLACE'; uid: boolean; target: number; mailbox: string; message: AppendMessage }
   | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; key: SearchKey }
   | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean }
   | {

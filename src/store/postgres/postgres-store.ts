@@ -43,6 +43,7 @@ import {
   normalizeKeywords,
   type Account,
   type AccountSettings,
+  type AppendItem,
   type Alias,
   type BlobRef,
   type CopyResult,
@@ -73,6 +74,7 @@ import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits 
 import { sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
 import { PgWrites, type Tx } from './writes.ts';
+import { appendRowsPg } from './append-many.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -987,6 +989,11 @@ class PostgresStore implements Store {
       tx.changes.push({ kind: 'message-added', accountId: r.acc, mailboxId: r.mbox, uid: r.new_uid, modseq: r.new_modseq, keywords: normalizeKeywords(target.keywords ?? []) });
       return { uid: r.new_uid, modseq: r.new_modseq, uidValidity: r.uidv };
     });
+  }
+
+  async appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
+    const deps = { wr: this.#wr, deliverRows: (c: Client, b: BlobRef, m: MessageMeta, t: NewMessage[]) => this.#deliverRows(c, b, m, t) };
+    return this.#tx(opts.origin, (tx) => appendRowsPg(tx, deps, mailboxId, items, opts.replace));
   }
 
   async storeFlags(

@@ -25,6 +25,7 @@ import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
+import { appendRows } from './append-many.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
   DEFAULT_MAILBOXES,
@@ -34,6 +35,7 @@ import {
   SystemFlag,
   type Account,
   type AccountSettings,
+  type AppendItem,
   type Alias,
   type BlobRef,
   type CopyResult,
@@ -813,6 +815,14 @@ class SqliteStore implements Store {
       });
       stamp(tx, opts.origin);
       return { ...r, uidValidity: mb.uid_validity };
+    });
+  }
+
+  async appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
+    return this.#writeBatched((tx) => {
+      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, opts.replace);
+      stamp(tx, opts.origin);
+      return r;
     });
   }
 

@@ -1,5 +1,5 @@
 // A real sync client from Debian, mbsync (isync), does a two-way sync of an account with 500
-// messages in 5 folders over STARTTLS, then a second sync after changes on both sides; both sides
+// messages in 5 folders over STARTTLS and COMPRESS=DEFLATE, then a second sync after changes on both sides; both sides
 // must agree and nothing may be duplicated.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,9 +68,9 @@ function localIds(): Map<string, string[]> {
   return out;
 }
 
-function mbsync(): Promise<{ code: number; out: string }> {
+function mbsync(extra: string[] = []): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn('mbsync', ['-c', join(dir, 'mbsyncrc'), '-a'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('mbsync', [...extra, '-c', join(dir, 'mbsyncrc'), '-a'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.stderr.on('data', (d) => (out += d));
@@ -192,9 +192,12 @@ test('mbsync: two-way sync of 500 messages in 5 folders, then again after change
   const flaggedLocal = readdirSync(join(localDir('INBOX'), 'cur')).filter((n) => /:2,[A-Z]*F/.test(n));
   assert.equal(flaggedLocal.length, 5);
 
-  // A third sync with no changes changes nothing.
-  const third = await mbsync();
+  // A third sync with no changes changes nothing. Its network trace (-Dn) shows mbsync turned on
+  // COMPRESS=DEFLATE (RFC 4978) after login: all three syncs ran compressed.
+  const third = await mbsync(['-Dn']);
   assert.equal(third.code, 0, third.out);
+  assert.match(third.out, /COMPRESS DEFLATE\r?\n/);
+  assert.match(third.out, / OK DEFLATE active/);
   assert.deepEqual(localIds(), l2);
   assert.deepEqual(await serverIds(), s2);
 });

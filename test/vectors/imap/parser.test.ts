@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Receiver, type RawCommand } from '../../../src/protocol/imap/receiver.ts';
-import { ImapParseError, isAppendMessageLiteral, parseCommand } from '../../../src/protocol/imap/parser.ts';
+import { ImapParseError, appendLiteralTarget, isAppendMessageLiteral, parseCommand } from '../../../src/protocol/imap/parser.ts';
 import type { TaggedCommand } from '../../../src/protocol/imap/types.ts';
 import { decodeMailboxUtf7, encodeMailboxUtf7 } from '../../../src/protocol/imap/utf7.ts';
 import { flagList, formatSeqSet, internalDate, seqSetMembers } from '../../../src/protocol/imap/response.ts';
@@ -163,17 +163,49 @@ test('APPEND with flags, date and literal; the message literal is recognised bef
   assert.deepEqual(c, {
     name: 'APPEND',
     mailbox: 'Sent Items',
-    flags: { systemFlags: 1, keywords: [] },
-    date: Date.UTC(1994, 1, 8, 5, 52, 25),
-    message: Buffer.from('Hello'),
-    literalIndex: 0,
-    utf8: false,
+    messages: [{ flags: { systemFlags: 1, keywords: [] }, date: Date.UTC(1994, 1, 8, 5, 52, 25), message: Buffer.from('Hello'), literalIndex: 0, utf8: false, catenate: null }],
   });
   const pending = (line: string): RawCommand => ({ segments: [Buffer.from(line)], literals: [], literalInfo: [{ size: 5, nonSync: false, binary: false }] });
   assert.equal(isAppendMessageLiteral(pending('a APPEND INBOX (\\Seen) ')), true);
   assert.equal(isAppendMessageLiteral(pending('a APPEND INBOX ')), true);
   assert.equal(isAppendMessageLiteral(pending('a APPEND ')), false, 'the mailbox name as a literal');
   assert.equal(isAppendMessageLiteral(pending('a APPEND INBOX UTF8 (')), true);
+});
+
+test('MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), CATENATE (RFC 4469): every message and which literal is announced', () => {
+  const msg = (message: string, literalIndex: number, flags: number | null = null, date: number | null = null) => ({
+    flags: flags === null ? null : { systemFlags: flags, keywords: [] },
+    date,
+    message: Buffer.from(message),
+    literalIndex,
+    utf8: false,
+    catenate: null,
+  });
+  assert.deepEqual(parseWire('A003 APPEND saved-messages (\\Seen) {3}\r\none (\\Seen) " 7-Feb-1994 22:43:04 -0800" {3}\r\ntwo {5}\r\nthree\r\n').command, {
+    name: 'APPEND',
+    mailbox: 'saved-messages',
+    messages: [msg('one', 0, 1), msg('two', 1, 1, Date.UTC(1994, 1, 8, 6, 43, 4)), msg('three', 2)],
+  });
+  assert.deepEqual(parseWire('A004 UID REPLACE 2000 Drafts (\\Seen \\Draft) {3}\r\nnew\r\n').command, { name: 'REPLACE', uid: true, target: 2000, mailbox: 'Drafts', message: msg('new', 0, 1 | 16) });
+  assert.deepEqual(parseWire('a REPLACE * INBOX {1}\r\nx\r\n').command, { name: 'REPLACE', uid: false, target: -1, mailbox: 'INBOX', message: msg('x', 0) });
+  assert.deepEqual(parseWire('A011 UID REPLACE 3002 Drafts CATENATE (TEXT {2}\r\nhi URL "/Drafts/;UID=3002")\r\n').command, {
+    name: 'REPLACE',
+    uid: true,
+    target: 3002,
+    mailbox: 'Drafts',
+    message: { flags: null, date: null, message: null, literalIndex: -1, utf8: false, catenate: [{ kind: 'text', literalIndex: 0, data: Buffer.from('hi') }, { kind: 'url', url: '/Drafts/;UID=3002' }] },
+  });
+  for (const bad of ['a APPEND INBOX {1}\r\nx x\r\n', 'a APPEND INBOX {1}\r\nx (\\Seen)\r\n', 'a REPLACE 0 INBOX {1}\r\nx\r\n', 'a APPEND INBOX CATENATE ()\r\n', 'a UID REPLACE 1 INBOX {1}\r\nx {1}\r\ny\r\n']) {
+    assert.throws(() => parseWire(bad), ImapParseError, JSON.stringify(bad));
+  }
+  const pend = (...segs: string[]): RawCommand => ({ segments: segs.map((x) => Buffer.from(x)), literals: segs.slice(1).map(() => null), literalInfo: segs.map(() => ({ size: 5, nonSync: false, binary: false })) });
+  assert.deepEqual(appendLiteralTarget(pend('a APPEND INBOX ', ' (\\Seen) " 7-Feb-1994 22:43:04 -0800" ')), { mailbox: 'INBOX', replace: false, message: 1, part: null });
+  assert.deepEqual(appendLiteralTarget(pend('a UID REPLACE 7 "My Drafts" ')), { mailbox: 'My Drafts', replace: true, message: 0, part: null });
+  assert.equal(appendLiteralTarget(pend('a UID REPLACE 7 Drafts ', ' ')), null, 'REPLACE has one message');
+  assert.deepEqual(appendLiteralTarget(pend('a APPEND Drafts CATENATE (URL "/x;UID=1" TEXT ')), { mailbox: 'Drafts', replace: false, message: 0, part: 1 });
+  assert.deepEqual(appendLiteralTarget(pend('a APPEND Drafts CATENATE (TEXT ', ' URL "/x;UID=1" TEXT ')), { mailbox: 'Drafts', replace: false, message: 0, part: 2 });
+  assert.deepEqual(appendLiteralTarget(pend('a APPEND Drafts CATENATE (TEXT ', ') ')), { mailbox: 'Drafts', replace: false, message: 1, part: null });
+  assert.equal(appendLiteralTarget(pend('a FETCH 1 ')), null);
 });
 
 test('STATUS, ENABLE, ID, AUTHENTICATE, RENAME, CREATE USE', () => {
