@@ -391,7 +391,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(`\nfuzz figures (seed ${opts.seed}, ${opts.clients} fuzz clients):`);
   for (const f of figures) {
     console.log(formatFigures(f, opts));
-    for (const s of f.stalls.slice(0, 5)) console.log(`  stall: ${s}`);
+    for (const s of f.stalls.slice(0, 20)) console.log(`  stall: ${s}`);
     for (const v of f.violations.slice(0, 20)) console.log(`  ${v.kind}: ${v.detail}${v.saved.length ? ` → ${v.saved.join(', ')}` : ''}`);
   }
   process.exit(figures.some((f) => f.violations.length) ? 1 : 0);
