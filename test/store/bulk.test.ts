@@ -29,7 +29,7 @@ interface Opened {
 
 const pgProblem = await probePostgres();
 const backends: Array<{ name: string; skip?: string; fail?: string; open(): Promise<Opened> }> = [
-  ...[STEP, ONE_ROW].map((bulk) => ({
+  ...[STEP, ONE_ROW].map((bulk): { name: string; open(): Promise<Opened> } => ({
     name: bulk === STEP ? 'sqlite' : 'sqlite, every step stopped by its deadline after one row',
     async open() {
       const dir = mkdtempSync(join(tmpdir(), 'pillarbox-bulk-'));
@@ -37,7 +37,7 @@ const backends: Array<{ name: string; skip?: string; fail?: string; open(): Prom
       let store = await openSqliteStore(o);
       return {
         store,
-        async reopen(server) {
+        async reopen(server: boolean) {
           await store.close().catch(() => {});
           store = await openSqliteStore({ ...o, collectGarbage: server });
           return store;
