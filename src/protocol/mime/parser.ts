@@ -123,13 +123,15 @@ export function buildEnvelope(fields: HeaderField[]): Envelope {
  * written (decoded), then each parsed address on a line of its own: the display name, and
  * mailbox@host with comments and white space gone (as Dovecot matches them), so
  * `<user (c)@ (c) example.org>` is found by `user@example.org`. Group names count as names.
+ * `decoded[i]` is fields[i]'s decoded value (each field is decoded once for all of buildSearch).
  */
-function addrText(fields: HeaderField[], name: string): string {
+function addrText(fields: HeaderField[], decoded: readonly string[], name: string): string {
   const out: string[] = [];
   const parsed: string[] = [];
-  for (const f of fields) {
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!;
     if (f.name !== name) continue;
-    out.push(decodeWords(unfoldValue(f.value)));
+    out.push(decoded[i]!);
     for (const a of parseAddressList(bytesToString(f.value)) ?? []) {
       if (a.host === null) {
         if (a.mailbox) parsed.push(decodeWords(a.mailbox)); // group start (RFC 9051 §7.5.2)
@@ -144,13 +146,16 @@ function addrText(fields: HeaderField[], name: string): string {
 }
 
 function buildSearch(fields: HeaderField[]): SearchHeaders {
+  // RFC 2047 words decoded once per field: a 256 KiB To: of encoded words took 25 ms per decode.
+  const decoded = fields.map((f) => decodeWords(unfoldValue(f.value)));
+  const subject = fields.findIndex((f) => f.name === 'subject');
   return {
-    subject: decodeWords(fieldString(fields, 'subject') ?? ''),
-    from: addrText(fields, 'from'),
-    to: addrText(fields, 'to'),
-    cc: addrText(fields, 'cc'),
-    bcc: addrText(fields, 'bcc'),
-    fields: fields.map((f) => [f.name, decodeWords(unfoldValue(f.value))] as [string, string]),
+    subject: subject < 0 ? '' : decoded[subject]!,
+    from: addrText(fields, decoded, 'from'),
+    to: addrText(fields, decoded, 'to'),
+    cc: addrText(fields, decoded, 'cc'),
+    bcc: addrText(fields, decoded, 'bcc'),
+    fields: fields.map((f, i) => [f.name, decoded[i]!] as [string, string]),
   };
 }
 
