@@ -7,7 +7,7 @@
 import { PassThrough } from 'node:stream';
 import type { StagedBlob } from '../store/store.ts';
 import type { MessageMeta } from '../protocol/mime/types.ts';
-import { MimeParser } from '../protocol/mime/parser.ts';
+import { MimeParser, finishSliced } from '../protocol/mime/parser.ts';
 import type { RawCommand, Receiver } from '../protocol/imap/receiver.ts';
 import { appendMessageMailbox, readCommandName, readTag } from '../protocol/imap/parser.ts';
 import { statusLine } from '../protocol/imap/response.ts';
@@ -24,7 +24,8 @@ const PARSE_SLICE = 4096;
 export interface AppendStage {
   size: number;
   blob: Promise<StagedBlob>;
-  meta: MessageMeta | null;
+  /** Set when the literal is complete; its last steps run sliced (finishSliced). */
+  meta: Promise<MessageMeta> | null;
   error: unknown;
 }
 
@@ -141,7 +142,9 @@ export class Literals {
   end(): void {
     const pt = this.#appendStream;
     if (pt && this.#append) {
-      this.#append.meta = this.#appendParser!.end();
+      const meta = finishSliced(this.#appendParser!, () => this.#budget.pause());
+      meta.catch(() => {}); // kept for the APPEND handler, which awaits it
+      this.#append.meta = meta;
       pt.end();
     }
     this.#appendStream = null;

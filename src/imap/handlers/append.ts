@@ -26,7 +26,7 @@ export const append: Handler<'APPEND'> = async (s, _tag, cmd) => {
         throw err;
       }
       if (!stage.meta) throw new ImapNo('CANNOT', 'APPEND data incomplete');
-      meta = stage.meta;
+      meta = await stage.meta;
     }
     const name = s.mailboxFromClient(cmd.mailbox);
     const mb = await s.deps.store.getMailbox(s.account!.id, name);
