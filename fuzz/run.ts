@@ -1,5 +1,6 @@
 // `npm run fuzz -- [--seed N] [--minutes M] [--protocol imap|pop3|smtp|mime|all] [--clients N]
-//  [--rtt-ms 100] [--rss-growth-mb 200] [--replay fuzz/crashes/X.json | --replay mime-s12-i579]`
+//  [--rtt-ms 100] [--rss-growth-mb 200] [--first I] [--stall-ms 100]
+//  [--replay fuzz/crashes/X.json | --replay mime-s12-i579]`
 //
 // Seeded, time-bounded fuzzing of the real server (IMAP, POP3, SMTP: `pillarbox serve` on loopback,
 // see target.ts) and of the MIME parser in-process (generators/mime.ts). The oracle, checked
@@ -35,6 +36,10 @@ export interface FuzzOptions {
   log: (line: string) => void;
   /** Stop after this many inputs per protocol (whichever comes first: time or count). */
   maxInputs?: number;
+  /** Index of the first input (default 0): reach a long run's later inputs in a short one. */
+  first?: number;
+  /** The server's `server.loop-stall` threshold in ms (default the server's, 100). */
+  stallMs?: number;
 }
 
 export interface Violation {
@@ -110,7 +115,7 @@ function percentile(sorted: number[], p: number): number {
 /** One network protocol for opts.seconds. */
 async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOptions, crashes: Crashes, replay?: FuzzInput): Promise<Figures> {
   const corpus = loadSessions(protocol);
-  const target: Target = await startTarget(opts.clients);
+  const target: Target = await startTarget(opts.clients, { loopStallMs: opts.stallMs });
   const pid = target.srv.proc.pid!;
   const violations: Violation[] = [];
   const rtts: number[] = [];
@@ -188,9 +193,10 @@ async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOption
     }
   }, 100);
 
-  let next = 0;
+  const first = opts.first ?? 0;
+  let next = first;
   const client = async (slot: number) => {
-    while (!fatal && Date.now() < end && next < (opts.maxInputs ?? Infinity)) {
+    while (!fatal && Date.now() < end && next - first < (opts.maxInputs ?? Infinity)) {
       const index = next++;
       const r = Prng.forInput(opts.seed, index);
       const input = replay ?? makeSessionInput(r, protocol, corpus, target.accounts[slot]!);
@@ -234,7 +240,7 @@ async function fuzzMime(opts: FuzzOptions, crashes: Crashes): Promise<Figures> {
   let worstPerByte = 0;
   let maxMs = 0;
   let lastReport = t0;
-  for (let index = 0; Date.now() < end && index < (opts.maxInputs ?? Infinity); index++) {
+  for (let index = opts.first ?? 0; Date.now() < end && index - (opts.first ?? 0) < (opts.maxInputs ?? Infinity); index++) {
     const input = makeMimeInput(Prng.forInput(opts.seed, index), messages);
     const v = checkMime(input);
     inputs++;
@@ -359,7 +365,7 @@ function parseArgs(argv: string[]): FuzzOptions & { replay: string | null } {
     if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: not a number: ${v}`);
     return n;
   };
-  const known = new Set(['seed', 'minutes', 'protocol', 'clients', 'rtt-ms', 'rss-growth-mb', 'replay']);
+  const known = new Set(['seed', 'minutes', 'protocol', 'clients', 'rtt-ms', 'rss-growth-mb', 'replay', 'first', 'stall-ms']);
   for (const a of argv) if (a.startsWith('--') && !known.has(a.slice(2))) throw new Error(`unknown option ${a} (known: ${[...known].map((k) => '--' + k).join(' ')})`);
   const p = get('protocol') ?? 'all';
   const all: Protocol[] = ['imap', 'pop3', 'smtp', 'mime'];
@@ -373,6 +379,8 @@ function parseArgs(argv: string[]): FuzzOptions & { replay: string | null } {
     clients: Math.max(1, Math.floor(num('clients', 3))),
     rttLimitMs: num('rtt-ms', 100),
     rssGrowthLimit: num('rss-growth-mb', 200) * MB,
+    first: Math.floor(num('first', 0)),
+    stallMs: num('stall-ms', 0) || undefined,
     crashDir: new URL('./crashes/', import.meta.url).pathname,
     log: (l) => console.log(l),
     replay: get('replay') ?? null,
@@ -391,7 +399,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   console.log(`\nfuzz figures (seed ${opts.seed}, ${opts.clients} fuzz clients):`);
   for (const f of figures) {
     console.log(formatFigures(f, opts));
-    for (const s of f.stalls.slice(0, 5)) console.log(`  stall: ${s}`);
+    for (const s of f.stalls.slice(0, 20)) console.log(`  stall: ${s}`);
     for (const v of f.violations.slice(0, 20)) console.log(`  ${v.kind}: ${v.detail}${v.saved.length ? ` → ${v.saved.join(', ')}` : ''}`);
   }
   process.exit(figures.some((f) => f.violations.length) ? 1 : 0);

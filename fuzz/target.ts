@@ -18,12 +18,15 @@ export interface Target {
   stop(): Promise<void>;
 }
 
-export async function startTarget(clients: number): Promise<Target> {
+/** `loopStallMs`: the server's stall log threshold (limits.loopStallMs; its default is 100). */
+export async function startTarget(clients: number, opts: { loopStallMs?: number } = {}): Promise<Target> {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-fuzz-'));
   // Loose connection caps (the fuzzer opens many) and a short throttle (fuzzed passwords fail).
   writeFileSync(
     join(dataDir, 'config.json'),
-    JSON.stringify({ limits: { maxConnectionsPerIp: 2000, loginThrottleDelay: 20, loginThrottleMaxDelay: 100, loginFailDelay: 10 } }),
+    JSON.stringify({
+      limits: { maxConnectionsPerIp: 2000, loginThrottleDelay: 20, loginThrottleMaxDelay: 100, loginFailDelay: 10, ...(opts.loopStallMs ? { loopStallMs: opts.loopStallMs } : {}) },
+    }),
   );
   const srv = await startServer({ dataDir, plaintext: true });
   const accounts = Array.from({ length: clients }, (_, i) => ({ user: `fuzz${i + 1}@example.test`, pass: `pw${i + 1}` }));

@@ -7,7 +7,7 @@
 import { PassThrough } from 'node:stream';
 import type { StagedBlob } from '../store/store.ts';
 import type { MessageMeta } from '../protocol/mime/types.ts';
-import { MimeParser } from '../protocol/mime/parser.ts';
+import { MimeParser, finishSliced } from '../protocol/mime/parser.ts';
 import type { RawCommand, Receiver } from '../protocol/imap/receiver.ts';
 import { appendLiteralTarget, readCommandName, readTag, type AppendLiteral } from '../protocol/imap/parser.ts';
 import { statusLine } from '../protocol/imap/response.ts';
@@ -25,7 +25,8 @@ const PARSE_SLICE = 4096;
 export interface AppendStage {
   size: number;
   blob: Promise<StagedBlob>;
-  meta: MessageMeta | null;
+  /** Set when the literal is complete; its last steps run sliced (finishSliced). */
+  meta: Promise<MessageMeta> | null;
   error: unknown;
 }
 
@@ -192,7 +193,9 @@ export class Literals {
     const pt = this.#appendStream;
     const stage = this.#appends[this.#appends.length - 1];
     if (pt && stage) {
-      stage.meta = this.#appendParser!.end();
+      const meta = finishSliced(this.#appendParser!, () => this.#budget.pause());
+      meta.catch(() => {}); // kept for the APPEND handler, which awaits it
+      stage.meta = meta;
       pt.end();
     }
     this.#appendStream = null;

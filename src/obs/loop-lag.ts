@@ -10,9 +10,15 @@
 //   resolved promise yields only to microtasks, never to other sockets' I/O.
 // - `startLoopLagMonitor`: a repeating timer that notices when it fired late (drift) and logs
 //   `server.loop-stall ms=… doing=…` past a threshold, plus perf_hooks.monitorEventLoopDelay for
-//   the percentiles reported at stop (`server.loop-delay`).
+//   the percentiles reported at stop (`server.loop-delay`). On Linux the line also says where the
+//   stall's time went, from the main thread's /proc schedstat and the GC timeline: `cpu=` ms the
+//   thread ran (JavaScript, native code such as SQLite, GC), `gc=` ms of that in V8 GC pauses,
+//   `runq=` ms it was runnable but not scheduled (a busy machine, not our code). What is left of the
+//   stall (ms - cpu - runq) was spent blocked in a system call on the loop (fsync, a synchronous
+//   read). The three cover the whole interval between two ticks (the stall plus one period).
 
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks';
 import type { Logger } from './log.ts';
 
 interface Open {
@@ -108,6 +114,43 @@ export class LoopBudget {
   }
 }
 
+/** The main thread's CPU and run-queue time so far (ns), from /proc/thread-self/schedstat (Linux). */
+class SchedStat {
+  readonly #fd: number;
+  readonly #buf = Buffer.alloc(96);
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+  /** Opened on the calling thread (the loop); null where there is no schedstat. */
+  static open(): SchedStat | null {
+    try {
+      const s = new SchedStat(openSync('/proc/thread-self/schedstat', 'r'));
+      return s.read() ? s : (s.close(), null);
+    } catch {
+      return null;
+    }
+  }
+  /** [cpu ns, run-queue wait ns], or null. */
+  read(): [number, number] | null {
+    try {
+      const n = readSync(this.#fd, this.#buf, 0, this.#buf.length, 0);
+      const f = this.#buf.toString('latin1', 0, n).split(' ');
+      const cpu = Number(f[0]);
+      const wait = Number(f[1]);
+      return Number.isFinite(cpu) && Number.isFinite(wait) ? [cpu, wait] : null;
+    } catch {
+      return null;
+    }
+  }
+  close(): void {
+    try {
+      closeSync(this.#fd);
+    } catch {
+      /* closed */
+    }
+  }
+}
+
 export interface LoopLagMonitor {
   stop(): void;
 }
@@ -137,22 +180,43 @@ export function startLoopLagMonitor(log: Logger, opts: LoopLagOptions): LoopLagM
   const clearI: (t: any) => void = opts.clearInterval ?? ((t) => clearInterval(t));
   const histogram = opts.now ? null : monitorEventLoopDelay({ resolution: 10 });
   histogram?.enable();
+  // Where a stall's time went (real clock only): the thread's schedstat, GC pauses (ms, by end time).
+  const sched = opts.now ? null : SchedStat.open();
+  const gcs: Array<[end: number, ms: number]> = [];
+  const gcObserver = sched ? new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) gcs.push([e.startTime + e.duration, e.duration]);
+    if (gcs.length > 256) gcs.splice(0, gcs.length - 256);
+  }) : null;
+  gcObserver?.observe({ entryTypes: ['gc'] });
   let last = now();
+  let lastSched = sched?.read() ?? null;
   let stalls = 0;
   let worst = 0;
   const timer = setI(() => {
     const t = now();
     const late = t - last - every;
+    const from = last;
     last = t;
+    const prev = lastSched;
+    lastSched = sched?.read() ?? null;
     if (late < opts.thresholdMs) return;
     stalls++;
     if (late > worst) worst = late;
-    log.warn('server.loop-stall', { ms: Math.round(late), doing: act.describe(t, late) });
+    const fields: Record<string, unknown> = { ms: Math.round(late), doing: act.describe(t, late) };
+    if (prev && lastSched) {
+      fields.cpu = Math.round((lastSched[0] - prev[0]) / 1e6);
+      fields.runq = Math.round((lastSched[1] - prev[1]) / 1e6);
+      // GC entries are delivered after the pause; the ones that ended in this interval so far.
+      fields.gc = Math.round(gcs.reduce((sum, [end, d]) => (end >= from && end <= t ? sum + d : sum), 0));
+    }
+    log.warn('server.loop-stall', fields);
   }, every);
   timer.unref?.();
   return {
     stop() {
       clearI(timer);
+      gcObserver?.disconnect();
+      sched?.close();
       if (histogram) {
         histogram.disable();
         const ms = (ns: number) => Math.round(ns / 1e5) / 10;

@@ -126,7 +126,7 @@ export async function receiveData(stream: SMTPServerDataStream, o: ReceiveOption
     if (oversize) throw new SmtpError(552, `5.3.4 Message exceeds the fixed maximum message size of ${max} bytes`);
     if (!out) return { kind: 'buffered', raw: Buffer.concat(chunks), hops: counter.count };
     if (!blob) throw new SmtpError(451, '4.3.0 Local error in processing; try again later');
-    const staged = { kind: 'staged' as const, blob, meta: meta!.end(), hops: counter.count };
+    const staged = { kind: 'staged' as const, blob, meta: await parser!.finish(), hops: counter.count };
     handed = true;
     return staged;
   } finally {
@@ -178,6 +178,11 @@ class SlicedParse {
   done(): Promise<void> {
     return this.#work;
   }
+
+  /** The message's meta, its last steps (the root header's ENVELOPE and SEARCH texts) sliced too. */
+  finish(): Promise<MessageMeta> {
+    return this.#sink.finish(() => this.#budget.pause());
+  }
 }
 
 async function feedSliced(sink: MetaSink, buf: Buffer, budget: LoopBudget): Promise<void> {
@@ -191,8 +196,9 @@ async function feedSliced(sink: MetaSink, buf: Buffer, budget: LoopBudget): Prom
 export async function stageMessage(store: Store, parts: Buffer[], maxBytes: number): Promise<{ blob: StagedBlob; meta: MessageMeta }> {
   const raw = Buffer.concat(parts);
   const sink = createMetaSink();
-  await feedSliced(sink, raw, new LoopBudget(PARSE_BUDGET_MS));
-  const meta = sink.end();
+  const budget = new LoopBudget(PARSE_BUDGET_MS);
+  await feedSliced(sink, raw, budget);
+  const meta = await sink.finish(() => budget.pause());
   const blob = await store.stageBlob(raw, { maxBytes });
   return { blob, meta };
 }

@@ -1,5 +1,6 @@
 // Bulk commands in steps (src/store/sqlite/bulk.ts, src/store/postgres/writes.ts), against both
-// backends with steps of 7 rows, so every command here crosses many step boundaries: results,
+// backends with steps of 7 rows (SQLite also with steps that stop after one row, as a step past
+// its deadline does), so every command here crosses many step boundaries: results,
 // Change order and counters equal what one transaction gave; a COPY is never seen half done; a
 // failed COPY leaves the destination as it was; a write to the destination waits for the COPY;
 // a store closed in the middle of a COPY or a DELETE is cleaned up at the next (server) open.
@@ -16,6 +17,8 @@ import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from './pg-env.ts';
 
 const STEP = { maxRows: 7 };
+/** Steps whose deadline has passed before they begin: each does its one guaranteed row and stops (Chunker.deadline). */
+const ONE_ROW = { maxRows: 7, stepMs: 0 };
 const N = 50;
 
 interface Opened {
@@ -26,15 +29,15 @@ interface Opened {
 
 const pgProblem = await probePostgres();
 const backends: Array<{ name: string; skip?: string; fail?: string; open(): Promise<Opened> }> = [
-  {
-    name: 'sqlite',
+  ...[STEP, ONE_ROW].map((bulk): { name: string; open(): Promise<Opened> } => ({
+    name: bulk === STEP ? 'sqlite' : 'sqlite, every step stopped by its deadline after one row',
     async open() {
       const dir = mkdtempSync(join(tmpdir(), 'pillarbox-bulk-'));
-      const o = { path: join(dir, 'store.sqlite'), blobDir: join(dir, 'blobs'), bulk: STEP };
+      const o = { path: join(dir, 'store.sqlite'), blobDir: join(dir, 'blobs'), bulk };
       let store = await openSqliteStore(o);
       return {
         store,
-        async reopen(server) {
+        async reopen(server: boolean) {
           await store.close().catch(() => {});
           store = await openSqliteStore({ ...o, collectGarbage: server });
           return store;
@@ -45,7 +48,7 @@ const backends: Array<{ name: string; skip?: string; fail?: string; open(): Prom
         },
       };
     },
-  },
+  })),
   {
     name: 'postgres',
     ...pgAvailability(pgProblem),

@@ -28,8 +28,30 @@ test('a real 300 ms block of the event loop is logged with what was running', as
   assert.equal(stalls.length, 1, JSON.stringify(lines));
   assert.ok((stalls[0]!.fields.ms as number) >= 200, `ms=${stalls[0]!.fields.ms}`);
   assert.equal(stalls[0]!.fields.doing, 'test.block op=busy-wait');
+  if (process.platform === 'linux') {
+    // The thread ran (or waited for a CPU, on a busy machine) for the whole block.
+    const f = stalls[0]!.fields as { cpu: number; runq: number; gc: number };
+    assert.ok(f.cpu + f.runq >= 250, JSON.stringify(f));
+  }
   const summary = lines.find((l) => l.event === 'server.loop-delay');
   assert.ok(summary && (summary.fields.max as number) >= 200, JSON.stringify(summary));
+});
+
+test('a stall spent blocked in a system call shows little cpu (Linux schedstat)', { skip: process.platform !== 'linux' }, async () => {
+  const { log, lines } = capture();
+  const mon = startLoopLagMonitor(log, { thresholdMs: 100 });
+  try {
+    await new Promise((r) => setTimeout(r, 120));
+    // Blocks the thread in futex(2), as a synchronous fsync blocks it in the kernel.
+    activity.run('test.block op=sleep', () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300));
+    await new Promise((r) => setTimeout(r, 150));
+  } finally {
+    mon.stop();
+  }
+  const stall = lines.find((l) => l.event === 'server.loop-stall');
+  assert.ok(stall, JSON.stringify(lines));
+  const f = stall.fields as { ms: number; cpu: number; runq: number };
+  assert.ok(f.ms >= 200 && f.cpu < f.ms / 2, JSON.stringify(f));
 });
 
 test('with an injected clock: drift below the threshold is quiet, above it names the open operations', () => {

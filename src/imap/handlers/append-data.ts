@@ -27,7 +27,7 @@ export class StagedLiterals {
     const st = this.#stages[this.#next++];
     if (!st) throw new ImapNo('CANNOT', 'APPEND data missing');
     try {
-      return { blob: await st.blob, meta: st.meta };
+      return { blob: await st.blob, meta: st.meta === null ? null : await st.meta };
     } catch (err) {
       if (err instanceof StoreError) throw new ImapNo('CANNOT', `Message could not be stored: ${err.message}`);
       throw err;

@@ -6,7 +6,7 @@
 // then the new ones are inserted; the quota check before either counts the net change (§3.4).
 
 import { StoreError, type AppendItem } from '../store.ts';
-import type { MessageWrites, Query, Tx } from './writes.ts';
+import type { MessageWrites, PreparedMeta, Query, Tx } from './writes.ts';
 
 type Row = Record<string, any>;
 
@@ -16,6 +16,8 @@ export function appendRows(
   tx: Tx,
   mailboxId: number,
   items: readonly AppendItem[],
+  /** prepareMeta of each item, made before the write joined the group commit. */
+  prepared: readonly PreparedMeta[],
   replace: { mailboxId: number; uid: number } | undefined,
 ): { uids: number[]; modseqs: number[]; uidValidity: number } {
   const mb = q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
@@ -37,9 +39,10 @@ export function appendRows(
   const now = Date.now();
   const uids: number[] = [];
   const modseqs: number[] = [];
-  for (const it of items) {
-    w.refBlob(it.blob, it.meta, 1);
-    const r = w.insertMessage(tx, accountId, mailboxId, it.blob, {
+  for (let i = 0; i < items.length; i++) {
+    const it = items[i]!;
+    w.refBlob(it.blob, prepared[i]!, 1);
+    const r = w.insertMessage(tx, accountId, mailboxId, it.blob, prepared[i]!, {
       systemFlags: it.systemFlags ?? 0,
       keywords: it.keywords ?? [],
       internalDate: it.internalDate ?? now,

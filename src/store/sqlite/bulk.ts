@@ -1,6 +1,7 @@
 // Bulk message operations of the SQLite store, in bounded steps. better-sqlite3 is synchronous: one
 // transaction over 131,072 rows held the event loop — every user — for 2–10 s. Here each command
-// runs as steps of at most a few thousand rows (sized to ~8 ms of work, src/store/chunks.ts), each
+// runs as steps of at most a few thousand rows (sized to ~8 ms of work, src/store/chunks.ts; the
+// first is 64 rows, and a step stops itself between rows after 10 ms, `Chunker.deadline`), each
 // step one write in the group commit (#writeBatched: it shares the fsync with other users' writes
 // of that turn, and other sockets are served between steps), with a rest of half its time after it. The caller's promise — the client's
 // tagged OK — resolves after the last step is durable. What each step leaves behind is a state
@@ -27,7 +28,7 @@
 
 import type Database from 'better-sqlite3';
 import type { ChangeBus, Change } from '../bus.ts';
-import { Chunker, sortedUnique, type ChunkOptions } from '../chunks.ts';
+import { Chunker, countBelow, sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { activity, nextTurn } from '../../obs/loop-lag.ts';
 import {
   POP_DELETED_KEYWORD,
@@ -99,16 +100,19 @@ export class SqliteBulk {
       let i = 0;
       do {
         const slice = sorted.slice(i, i + ch.size);
-        const r = await this.#step(ch, () => slice.length, (tx) => {
+        let done = 0;
+        const r = await this.#step(ch, () => done, (tx) => {
+          const stop = ch.deadline();
           const acc = w.accountOf(mailboxId);
           w.holds.check(tx, mailboxId);
-          const r = w.flags(tx, acc, mailboxId, slice, op, flags, opts.unchangedSince);
+          const r = w.flags(tx, acc, mailboxId, slice, op, flags, opts.unchangedSince, stop);
+          done = r.done;
           stamp(tx, opts.origin);
           return r;
         });
         for (const u of r.updated) out.updated.push(u);
         for (const u of r.modified) out.modified.push(u);
-        i += slice.length;
+        i += r.done;
       } while (i < sorted.length);
     } finally {
       end();
@@ -129,13 +133,14 @@ export class SqliteBulk {
       for (let more = true; more; ) {
         let scanned = 0;
         const r = await this.#step(ch, () => scanned, (tx) => {
+          const stop = ch.deadline();
           const acc = w.accountOf(mailboxId);
           w.holds.check(tx, mailboxId);
           let rows: Row[];
           let next: number;
           let again: boolean;
+          const slice = want ? want.slice(cursor, cursor + ch.size) : [];
           if (want) {
-            const slice = want.slice(cursor, cursor + ch.size);
             rows = w.rowsOf('uid, system_flags', mailboxId, slice);
             next = cursor + slice.length;
             again = next < want.length;
@@ -145,8 +150,16 @@ export class SqliteBulk {
             again = rows.length === ch.size;
           }
           scanned = rows.length;
-          const gone = rows.filter((x) => !onlyDeleted || (x.system_flags & SystemFlag.Deleted) !== 0).map((x) => x.uid as number);
-          w.expunge(tx, acc, mailboxId, gone);
+          const all = rows.filter((x) => !onlyDeleted || (x.system_flags & SystemFlag.Deleted) !== 0).map((x) => x.uid as number);
+          const done = w.expunge(tx, acc, mailboxId, all, stop);
+          const gone = done < all.length ? all.slice(0, done) : all;
+          if (done < all.length) {
+            // Stopped at all[done]: the next step starts there.
+            const at = all[done]!;
+            next = want ? cursor + countBelow(slice, at) : at - 1;
+            again = true;
+            scanned = countBelow(rows.map((x) => x.uid as number), at);
+          }
           stamp(tx, opts.origin);
           return { gone, next, again };
         });
@@ -172,19 +185,22 @@ export class SqliteBulk {
       let i = 0;
       do {
         const slice = sorted.slice(i, i + ch.size);
-        const r = await this.#step(ch, () => slice.length, (tx) => {
+        let done = 0;
+        const r = await this.#step(ch, () => done, (tx) => {
+          const stop = ch.deadline();
           const src = q('SELECT account_id FROM mailboxes WHERE id = ?').get(srcId) as Row | undefined;
           const dst = q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(dstId) as Row | undefined;
           if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
           if (src.account_id !== dst.account_id) throw new StoreError('invalid', 'move across accounts');
           const rows = w.rowsOf<SourceRow>(SOURCE_COLUMNS, srcId, slice);
-          const m = w.moveRows(tx, { id: srcId, accountId: src.account_id }, { id: dstId }, rows);
+          const m = w.moveRows(tx, { id: srcId, accountId: src.account_id }, { id: dstId }, rows, stop);
+          done = m.length < rows.length ? countBelow(slice, rows[m.length]!.uid) : slice.length;
           stamp(tx, opts.origin);
-          return { m, uidValidity: dst.uid_validity as number };
+          return { m, uidValidity: dst.uid_validity as number, done };
         });
         for (const p of r.m) mapping.push(p);
         uidValidity = r.uidValidity;
-        i += slice.length;
+        i += r.done;
       } while (i < sorted.length);
     } finally {
       end();
@@ -206,18 +222,29 @@ export class SqliteBulk {
     }
   }
 
-  #copyStep(tx: Tx, srcId: number, slice: readonly number[], dstId: number, publish: boolean, origin: string | undefined): CopyResult & { added: MessageSummary[]; changes: Change[] } {
+  /** Copies `slice` (or, when `stop` ends it early, its first `done`) into dstId. */
+  #copyStep(
+    tx: Tx,
+    srcId: number,
+    slice: readonly number[],
+    dstId: number,
+    publish: boolean,
+    origin: string | undefined,
+    stop?: () => boolean,
+  ): CopyResult & { added: MessageSummary[]; changes: Change[]; done: number } {
     const { w, q } = this.#h;
     const src = q('SELECT id FROM mailboxes WHERE id = ?').get(srcId) as Row | undefined;
     const dst = q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(dstId) as Row | undefined;
     if (!src || !dst) throw new StoreError('not-found', 'no such mailbox');
     const rows = w.rowsOf<SourceRow>(SOURCE_COLUMNS, srcId, slice);
     const bytes = rows.reduce((s, r) => s + r.size, 0);
-    // A copy adds usage to the destination account: all of it fits or nothing is copied.
+    // A copy adds usage to the destination account: all of it fits or nothing is copied (the whole
+    // slice is checked even when the step stops early: what follows must fit too).
     if (!w.fits(dst.account_id, bytes)) throw new StoreError('quota', 'quota exceeded');
-    const r = w.copyRows(tx, { id: srcId }, { id: dstId, accountId: dst.account_id }, rows, publish);
+    const r = w.copyRows(tx, { id: srcId }, { id: dstId, accountId: dst.account_id }, rows, publish, stop);
+    const done = r.mapping.length < rows.length ? countBelow(slice, rows[r.mapping.length]!.uid) : slice.length;
     stamp(tx, origin);
-    return { mapping: r.mapping, uidValidity: dst.uid_validity, added: r.added, changes: r.changes };
+    return { mapping: r.mapping, uidValidity: dst.uid_validity, added: r.added, changes: r.changes, done };
   }
 
   async #stagedCopy(ch: Chunker, srcId: number, sorted: number[], dstId: number, opts: WriteOptions): Promise<CopyResult> {
@@ -248,12 +275,17 @@ export class SqliteBulk {
     try {
       for (let i = 0; i < sorted.length; ) {
         const slice = sorted.slice(i, i + ch.size);
-        const r = await this.#step(ch, () => slice.length, (tx) => this.#copyStep(tx, srcId, slice, dstId, false, undefined), op);
+        let done = 0;
+        const r = await this.#step(ch, () => done, (tx) => {
+          const v = this.#copyStep(tx, srcId, slice, dstId, false, undefined, ch.deadline());
+          done = v.done;
+          return v;
+        }, op);
         for (const p of r.mapping) mapping.push(p);
         for (const m of r.added) added.push(m);
         for (const c of r.changes) changes.push(c);
         uidValidity = r.uidValidity;
-        i += slice.length;
+        i += r.done;
       }
       // The short commit that makes the whole copy part of the mailbox.
       await this.#h.batched(() => {
@@ -282,7 +314,7 @@ export class SqliteBulk {
     const { w, q } = this.#h;
     for (let done = false; !done; ) {
       done = await this.#h.batched((tx) => {
-        if (w.dropSome(tx, mailboxId, accountId, ch.max, uidFrom) > 0) return false;
+        if (w.dropSome(tx, mailboxId, accountId, ch.max, uidFrom, ch.deadline()) > 0) return false;
         q('DELETE FROM bulk_ops WHERE id = ?').run(journal);
         return true;
       }, op);
@@ -335,7 +367,7 @@ export class SqliteBulk {
       for (let done = false; !done; ) {
         let n = 0;
         done = await this.#step(ch, () => n, (tx) => {
-          n = w.dropSome(tx, mailboxId, accountId, ch.size);
+          n = w.dropSome(tx, mailboxId, accountId, ch.size, 0, ch.deadline());
           if (n > 0) return false;
           n = q('DELETE FROM expunged WHERE mailbox_id = ? AND uid IN (SELECT uid FROM expunged WHERE mailbox_id = ? ORDER BY uid LIMIT ?)').run(mailboxId, mailboxId, ch.size * 4).changes;
           if (n > 0) return false;
@@ -376,13 +408,14 @@ export class SqliteBulk {
       for (let cursor = 0; cursor >= 0; ) {
         let n = 0;
         cursor = await this.#step(ch, () => n, (tx) => {
+          const stop = ch.deadline();
           const rows = q(`SELECT ${SOURCE_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid > ? AND uid < ? ORDER BY uid LIMIT ?`).all(start.src, cursor, start.uidEnd, ch.size) as SourceRow[];
           n = rows.length;
           if (n === 0) {
             q('UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?').run(start.uidEnd, start.dst);
             return -1;
           }
-          this.#renameStep(tx, accountId, start.src, start.dst, rows);
+          n = this.#renameStep(tx, accountId, start.src, start.dst, rows, stop);
           stamp(tx, opts.origin);
           return rows[n - 1]!.uid;
         }, op);
@@ -393,14 +426,19 @@ export class SqliteBulk {
     }
   }
 
-  #renameStep(tx: Tx, accountId: number, src: number, dst: number, rows: readonly SourceRow[]): void {
+  /** Moves `all` (or, when `stop` ends it early, a prefix) from INBOX to the new mailbox; returns how many. */
+  #renameStep(tx: Tx, accountId: number, src: number, dst: number, all: readonly SourceRow[], stop: () => boolean): number {
     const { w, q } = this.#h;
     const srcModseq = w.bumpModseq(tx, src);
-    const base = w.bumpModseq(tx, dst, rows.length);
+    w.holds.check(tx, dst);
+    const base = (q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(dst) as number) + 1;
     const mv = q('UPDATE messages SET mailbox_id = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
     const mvSearch = q('UPDATE message_search SET mailbox_id = ? WHERE mailbox_id = ? AND uid = ?');
     const log = q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
-    rows.forEach((r, k) => {
+    const uids: number[] = [];
+    for (let k = 0; k < all.length; k++) {
+      if (k > 0 && stop()) break;
+      const r = all[k]!;
       mv.run(dst, base + k, src, r.uid);
       mvSearch.run(dst, src, r.uid);
       log.run(src, r.uid, srcModseq);
@@ -416,10 +454,12 @@ export class SqliteBulk {
         blobId: r.blob_id,
       });
       tx.changes.push({ kind: 'message-added', accountId, mailboxId: dst, uid: r.uid, modseq: base + k, keywords });
-    });
+      uids.push(r.uid);
+    }
     // UIDNEXT follows the moved UIDs, so the new mailbox's UIDs only ever grow under a client.
-    q('UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?').run(rows[rows.length - 1]!.uid + 1, dst);
-    tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src, uids: rows.map((r) => r.uid), modseq: srcModseq });
+    q('UPDATE mailboxes SET uid_next = max(uid_next, ?), highest_modseq = ? WHERE id = ?').run(uids[uids.length - 1]! + 1, base + uids.length - 1, dst);
+    tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src, uids, modseq: srcModseq });
+    return uids.length;
   }
 
   // ---------------------------------------------------------------- POP3 UPDATE

@@ -21,7 +21,7 @@ import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
 import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
-import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
+import { Held, Holds, MessageWrites, foldForSearch, newTx, prepareMeta, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
@@ -774,6 +774,7 @@ class SqliteStore implements Store {
 
 
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    const prepared = prepareMeta(meta);
     return this.#writeBatched((tx) => {
       const results: DeliveryResult[] = [];
       let refs = 0;
@@ -787,9 +788,9 @@ class SqliteStore implements Store {
           results.push({ ok: false, reason: 'quota', accountId: mb.account_id, mailboxId: t.mailboxId });
           continue;
         }
-        if (refs === 0) this.#w.refBlob(blob, meta, 0);
+        if (refs === 0) this.#w.refBlob(blob, prepared, 0);
         refs++;
-        const r = this.#w.insertMessage(tx, mb.account_id, t.mailboxId, blob, {
+        const r = this.#w.insertMessage(tx, mb.account_id, t.mailboxId, blob, prepared, {
           systemFlags: t.systemFlags ?? 0,
           keywords: t.keywords ?? [],
           internalDate: t.internalDate ?? now(),
@@ -803,12 +804,13 @@ class SqliteStore implements Store {
   }
 
   async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
+    const prepared = prepareMeta(meta);
     return this.#writeBatched((tx) => {
       const mb = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (!this.#w.fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      this.#w.refBlob(blob, meta, 1);
-      const r = this.#w.insertMessage(tx, mb.account_id, target.mailboxId, blob, {
+      this.#w.refBlob(blob, prepared, 1);
+      const r = this.#w.insertMessage(tx, mb.account_id, target.mailboxId, blob, prepared, {
         systemFlags: target.systemFlags ?? 0,
         keywords: target.keywords ?? [],
         internalDate: target.internalDate ?? now(),
@@ -819,8 +821,9 @@ class SqliteStore implements Store {
   }
 
   async appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
+    const prepared = items.map((it) => prepareMeta(it.meta));
     return this.#writeBatched((tx) => {
-      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, opts.replace);
+      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, prepared, opts.replace);
       stamp(tx, opts.origin);
       return r;
     });
@@ -866,11 +869,6 @@ interface BatchItem {
   op: number;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
-}
-
-/** Case folding for header SEARCH (RFC 9051 §6.4.4 leaves the comparison to the server). */
-function foldForSearch(v: string): string {
-  return v.toLowerCase();
 }
 
 /** INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */

@@ -1,7 +1,9 @@
 // The message rows of the SQLite store: the SQL of every message write (insert, copy, move, flag
 // change, expunge) on a bounded set of rows inside the caller's transaction, with the bookkeeping
 // each one keeps — UID/MODSEQ allocation, quota usage, blob refcounts, the expunge log and the
-// Changes to publish. Bulk commands (src/store/sqlite/bulk.ts) call these a chunk at a time.
+// Changes to publish. Bulk commands (src/store/sqlite/bulk.ts) call these a chunk at a time, with
+// a `stop` check (src/store/chunks.ts) between rows: a write that stops early has done a prefix of
+// its rows, with every counter (UIDNEXT, HIGHESTMODSEQ, usage, refcounts) set for exactly those.
 //
 // Mailbox holds: a bulk COPY (and an INBOX rename) holds its destination mailbox; every write to a
 // held mailbox by anyone else throws `Held`, which the group commit turns into "wait for the
@@ -21,6 +23,8 @@ import {
   type StoreFlagsResult,
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
+import { textPlan } from '../../protocol/mime/text-plan.ts';
+import { NEVER, countBelow, type Stop } from '../chunks.ts';
 
 type Row = Record<string, any>;
 export type Query = (sql: string) => Database.Statement;
@@ -105,6 +109,32 @@ export interface SourceRow {
 
 export const SOURCE_COLUMNS = 'uid, system_flags, keywords, internal_date, saved_at, size, blob_id';
 
+/** Case folding for header SEARCH (RFC 9051 §6.4.4 leaves the comparison to the server). */
+export function foldForSearch(v: string): string {
+  return v.toLowerCase();
+}
+
+/**
+ * What a new message's rows need from its parse, computed before the write joins the group
+ * commit (`prepareMeta`): the cached meta JSON, the five folded SEARCH header fields and the text
+ * plan. In SQL (json_extract five times, pb_text_plan) a 10,000-part message cost ~40 ms inside
+ * the shared commit's turn; here it is one JSON.stringify in the caller's own turn.
+ */
+export interface PreparedMeta {
+  json: string;
+  search: [subject: string, from: string, to: string, cc: string, bcc: string];
+  plan: string;
+}
+
+export function prepareMeta(meta: MessageMeta): PreparedMeta {
+  const h = meta.search;
+  return {
+    json: JSON.stringify(meta),
+    search: [foldForSearch(h.subject ?? ''), foldForSearch(h.from ?? ''), foldForSearch(h.to ?? ''), foldForSearch(h.cc ?? ''), foldForSearch(h.bcc ?? '')],
+    plan: JSON.stringify(textPlan(meta.root)),
+  };
+}
+
 const NO_KEYWORDS = Object.freeze([]) as unknown as string[];
 const parseKeywords = (k: string): string[] => (k === '[]' ? NO_KEYWORDS : (JSON.parse(k) as string[]));
 
@@ -123,12 +153,12 @@ export class MessageWrites {
     return last - n + 1;
   }
 
-  refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
+  refBlob(blob: BlobRef, meta: PreparedMeta, n: number): void {
     const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
     // A body only the outbound queue held so far has no parse yet (sqlite/queue.ts): fill it in.
-    if (queueOnly === 1) this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(JSON.stringify(meta), blob.id);
+    if (queueOnly === 1) this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(meta.json, blob.id);
     if (queueOnly !== undefined) return;
-    this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, JSON.stringify(meta));
+    this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, meta.json);
   }
 
   unrefBlob(tx: Tx, blobId: string, n: number): void {
@@ -156,7 +186,14 @@ export class MessageWrites {
   }
 
   /** Adds one message row; the caller has checked quota and referenced the blob. */
-  insertMessage(tx: Tx, accountId: number, mailboxId: number, blob: { id: string; size: number }, m: { systemFlags: number; keywords: string[]; internalDate: number }): { uid: number; modseq: number } {
+  insertMessage(
+    tx: Tx,
+    accountId: number,
+    mailboxId: number,
+    blob: { id: string; size: number },
+    meta: PreparedMeta,
+    m: { systemFlags: number; keywords: string[]; internalDate: number },
+  ): { uid: number; modseq: number } {
     this.holds.check(tx, mailboxId);
     const mb = this.q('UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1 WHERE id = ? RETURNING uid_next - 1 AS uid, highest_modseq AS modseq')
       .get(mailboxId) as Row;
@@ -164,13 +201,8 @@ export class MessageWrites {
     const savedAt = Date.now();
     this.q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(mailboxId, mb.uid, mb.modseq, m.systemFlags, JSON.stringify(keywords), m.internalDate, savedAt, blob.size, blob.id);
-    this.q(
-      `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
-       SELECT ?, ?, pb_fold(coalesce(json_extract(meta, '$.search.subject'), '')), pb_fold(coalesce(json_extract(meta, '$.search.from'), '')),
-              pb_fold(coalesce(json_extract(meta, '$.search.to'), '')), pb_fold(coalesce(json_extract(meta, '$.search.cc'), '')),
-              pb_fold(coalesce(json_extract(meta, '$.search.bcc'), '')), pb_text_plan(meta)
-       FROM blobs WHERE id = ?`,
-    ).run(mailboxId, mb.uid, blob.id);
+    this.q('INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(mailboxId, mb.uid, ...meta.search, meta.plan);
     tx.added.set(`${mailboxId}:${mb.uid}`, { uid: mb.uid, modseq: mb.modseq, systemFlags: m.systemFlags, keywords, internalDate: m.internalDate, savedAt, size: blob.size, blobId: blob.id });
     this.usage(accountId, blob.size, 1);
     tx.changes.push({ kind: 'message-added', accountId, mailboxId, uid: mb.uid, modseq: mb.modseq, keywords });
@@ -207,14 +239,33 @@ export class MessageWrites {
 
   /**
    * Flag changes on the given UIDs (ascending, distinct); each changed message gets its own new
-   * MODSEQ in UID order (RFC 7162 §3.1), all allocated by one update of the mailbox row.
+   * MODSEQ in UID order (RFC 7162 §3.1), the mailbox's HIGHESTMODSEQ set once at the end. `done`:
+   * how many of `uids` were handled (all, unless `stop` said so first).
    */
-  flags(tx: Tx, accountId: number, mailboxId: number, uids: readonly number[], op: FlagOp, flags: { systemFlags: number; keywords: string[] }, unchangedSince?: number): StoreFlagsResult {
+  flags(
+    tx: Tx,
+    accountId: number,
+    mailboxId: number,
+    uids: readonly number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    unchangedSince?: number,
+    stop: Stop = NEVER,
+  ): StoreFlagsResult & { done: number } {
     const updated: StoreFlagsResult['updated'] = [];
     const modified: number[] = [];
     const rows = this.rowsOf<Row>('uid, modseq, system_flags, keywords', mailboxId, uids);
-    const changed: Array<{ uid: number; systemFlags: number; keywords: string[] }> = [];
-    for (const r of rows) {
+    this.holds.check(tx, mailboxId);
+    const hms = this.q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number;
+    const upd = this.q('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
+    let done = uids.length;
+    let modseq = hms;
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i]!;
+      if (i > 0 && stop()) {
+        done = countBelow(uids, r.uid);
+        break;
+      }
       // RFC 7162 §3.1.3: UNCHANGEDSINCE fails for messages whose MODSEQ is greater.
       if (unchangedSince !== undefined && r.modseq > unchangedSince) {
         modified.push(r.uid);
@@ -222,22 +273,21 @@ export class MessageWrites {
       }
       const cur = { systemFlags: r.system_flags as number, keywords: parseKeywords(r.keywords) };
       const next = applyFlagOp(cur, op, flags);
-      if (!sameFlags(cur, next)) changed.push({ uid: r.uid, ...next });
+      if (sameFlags(cur, next)) continue;
+      modseq++;
+      upd.run(next.systemFlags, next.keywords.length ? JSON.stringify(next.keywords) : '[]', modseq, mailboxId, r.uid);
+      updated.push({ uid: r.uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
+      tx.changes.push({ kind: 'flags-changed', accountId, mailboxId, uid: r.uid, modseq, systemFlags: next.systemFlags, keywords: next.keywords });
     }
-    if (changed.length === 0) return { updated, modified };
-    const base = this.bumpModseq(tx, mailboxId, changed.length);
-    const upd = this.q('UPDATE messages SET system_flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?');
-    changed.forEach((c, k) => {
-      const modseq = base + k;
-      upd.run(c.systemFlags, c.keywords.length ? JSON.stringify(c.keywords) : '[]', modseq, mailboxId, c.uid);
-      updated.push({ uid: c.uid, modseq, systemFlags: c.systemFlags, keywords: c.keywords });
-      tx.changes.push({ kind: 'flags-changed', accountId, mailboxId, uid: c.uid, modseq, systemFlags: c.systemFlags, keywords: c.keywords });
-    });
-    return { updated, modified };
+    if (modseq !== hms) this.q('UPDATE mailboxes SET highest_modseq = ? WHERE id = ?').run(modseq, mailboxId);
+    return { updated, modified, done };
   }
 
-  /** Expunges the given UIDs (ascending, existing) under one new MODSEQ, logged for VANISHED (RFC 7162 §3.2.10). */
-  expunge(tx: Tx, accountId: number, mailboxId: number, uids: readonly number[]): number {
+  /**
+   * Expunges the given UIDs (ascending, existing) under one new MODSEQ, logged for VANISHED (RFC
+   * 7162 §3.2.10). Returns how many of `uids` were handled (all, unless `stop` said so first).
+   */
+  expunge(tx: Tx, accountId: number, mailboxId: number, uids: readonly number[], stop: Stop = NEVER): number {
     if (uids.length === 0) return 0;
     const modseq = this.bumpModseq(tx, mailboxId);
     const del = this.q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING size, blob_id');
@@ -246,7 +296,10 @@ export class MessageWrites {
     const blobs = new Map<string, number>();
     const gone: number[] = [];
     let bytes = 0;
+    let done = 0;
     for (const uid of uids) {
+      if (done > 0 && stop()) break;
+      done++;
       const r = del.get(mailboxId, uid) as Row | undefined;
       if (!r) continue;
       delSearch.run(mailboxId, uid);
@@ -258,22 +311,29 @@ export class MessageWrites {
     this.unrefBlobs(tx, blobs);
     this.usage(accountId, -bytes, -gone.length);
     if (gone.length) tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId, uids: gone, modseq });
-    return modseq;
+    return done;
   }
 
   /**
    * Copies rows into `dst` with consecutive new UIDs and MODSEQs (one update of the mailbox row),
    * flags and dates kept, the search row copied from the source's. With `publish` false the
    * message-added changes are returned instead of queued (a staged COPY publishes them at the end).
-   * The caller checked quota. Returns [source UID, new UID] pairs and the new summaries.
+   * The caller checked quota. Returns [source UID, new UID] pairs and the new summaries; the pairs
+   * are for a prefix of `rows` when `stop` ended it early.
    */
-  copyRows(tx: Tx, src: { id: number }, dst: { id: number; accountId: number }, rows: readonly SourceRow[], publish: boolean): { mapping: Array<[number, number]>; added: MessageSummary[]; changes: Change[] } {
-    const n = rows.length;
-    if (n === 0) return { mapping: [], added: [], changes: [] };
+  copyRows(
+    tx: Tx,
+    src: { id: number },
+    dst: { id: number; accountId: number },
+    rows: readonly SourceRow[],
+    publish: boolean,
+    stop: Stop = NEVER,
+  ): { mapping: Array<[number, number]>; added: MessageSummary[]; changes: Change[] } {
+    if (rows.length === 0) return { mapping: [], added: [], changes: [] };
     this.holds.check(tx, dst.id);
-    const a = this.q('UPDATE mailboxes SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ? WHERE id = ? RETURNING uid_next, highest_modseq').get(n, n, dst.id) as Row;
-    const uid0 = (a.uid_next as number) - n;
-    const modseq0 = (a.highest_modseq as number) - n + 1;
+    const a = this.q('SELECT uid_next, highest_modseq FROM mailboxes WHERE id = ?').get(dst.id) as Row;
+    const uid0 = a.uid_next as number;
+    const modseq0 = (a.highest_modseq as number) + 1;
     const ins = this.q('INSERT INTO messages (mailbox_id, uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const insSearch = this.q(
       `INSERT INTO message_search (mailbox_id, uid, subject, from_addr, to_addr, cc_addr, bcc_addr, text_plan)
@@ -285,7 +345,9 @@ export class MessageWrites {
     const changes: Change[] = [];
     const blobs = new Map<string, number>();
     let bytes = 0;
-    rows.forEach((r, k) => {
+    for (let k = 0; k < rows.length; k++) {
+      if (k > 0 && stop()) break;
+      const r = rows[k]!;
       const uid = uid0 + k;
       const modseq = modseq0 + k;
       ins.run(dst.id, uid, modseq, r.system_flags, r.keywords, r.internal_date, savedAt, r.size, r.blob_id);
@@ -300,7 +362,9 @@ export class MessageWrites {
         tx.added.set(`${dst.id}:${uid}`, m);
         tx.changes.push(c);
       } else changes.push(c);
-    });
+    }
+    const n = mapping.length;
+    this.q('UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(uid0 + n, modseq0 + n - 1, dst.id);
     const ref = this.q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?');
     for (const [id, k] of blobs) ref.run(k, id);
     this.usage(dst.accountId, bytes, n);
@@ -321,21 +385,23 @@ export class MessageWrites {
    * Moves rows from `src` to `dst` (same account) in place: each row gets its new UID and MODSEQ in
    * the same statement that takes it out of the source, so at every commit each message is in
    * exactly one mailbox (RFC 6851 §3.3). The source logs them expunged under one new MODSEQ.
+   * Returns the [old UID, new UID] pairs: a prefix of `rows` when `stop` ended it early.
    */
-  moveRows(tx: Tx, src: { id: number; accountId: number }, dst: { id: number }, rows: readonly SourceRow[]): Array<[number, number]> {
-    const n = rows.length;
-    if (n === 0) return [];
+  moveRows(tx: Tx, src: { id: number; accountId: number }, dst: { id: number }, rows: readonly SourceRow[], stop: Stop = NEVER): Array<[number, number]> {
+    if (rows.length === 0) return [];
     const srcModseq = this.bumpModseq(tx, src.id);
     this.holds.check(tx, dst.id);
-    const a = this.q('UPDATE mailboxes SET uid_next = uid_next + ?, highest_modseq = highest_modseq + ? WHERE id = ? RETURNING uid_next, highest_modseq').get(n, n, dst.id) as Row;
-    const uid0 = (a.uid_next as number) - n;
-    const modseq0 = (a.highest_modseq as number) - n + 1;
+    const a = this.q('SELECT uid_next, highest_modseq FROM mailboxes WHERE id = ?').get(dst.id) as Row;
+    const uid0 = a.uid_next as number;
+    const modseq0 = (a.highest_modseq as number) + 1;
     const mv = this.q('UPDATE messages SET mailbox_id = ?, uid = ?, modseq = ?, saved_at = ? WHERE mailbox_id = ? AND uid = ?');
     const savedAt = Date.now();
     const mvSearch = this.q('UPDATE message_search SET mailbox_id = ?, uid = ? WHERE mailbox_id = ? AND uid = ?');
     const log = this.q('INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)');
     const mapping: Array<[number, number]> = [];
-    rows.forEach((r, k) => {
+    for (let k = 0; k < rows.length; k++) {
+      if (k > 0 && stop()) break;
+      const r = rows[k]!;
       const uid = uid0 + k;
       const modseq = modseq0 + k;
       mv.run(dst.id, uid, modseq, savedAt, src.id, r.uid);
@@ -345,31 +411,37 @@ export class MessageWrites {
       const keywords = parseKeywords(r.keywords);
       tx.added.set(`${dst.id}:${uid}`, { uid, modseq, systemFlags: r.system_flags, keywords, internalDate: r.internal_date, savedAt, size: r.size, blobId: r.blob_id });
       tx.changes.push({ kind: 'message-added', accountId: src.accountId, mailboxId: dst.id, uid, modseq, keywords });
-    });
-    tx.changes.push({ kind: 'messages-expunged', accountId: src.accountId, mailboxId: src.id, uids: rows.map((r) => r.uid), modseq: srcModseq });
+    }
+    const n = mapping.length;
+    this.q('UPDATE mailboxes SET uid_next = ?, highest_modseq = ? WHERE id = ?').run(uid0 + n, modseq0 + n - 1, dst.id);
+    tx.changes.push({ kind: 'messages-expunged', accountId: src.accountId, mailboxId: src.id, uids: mapping.map((p) => p[0]), modseq: srcModseq });
     return mapping;
   }
 
   /**
    * Deletes up to `limit` messages of a mailbox that no longer exists (DELETE, account removal),
-   * with quota (when the account is still there) and blob bookkeeping. Returns how many.
+   * with quota (when the account is still there) and blob bookkeeping. Returns how many (fewer
+   * when `stop` ended it early; 0 only when none are left).
    */
-  dropSome(tx: Tx, mailboxId: number, accountId: number, limit: number, fromUid = 0): number {
+  dropSome(tx: Tx, mailboxId: number, accountId: number, limit: number, fromUid = 0, stop: Stop = NEVER): number {
     const rows = this.q('SELECT uid, size, blob_id FROM messages WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?').all(mailboxId, fromUid, limit) as Row[];
     if (rows.length === 0) return 0;
     const del = this.q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
     const delSearch = this.q('DELETE FROM message_search WHERE mailbox_id = ? AND uid = ?');
     const blobs = new Map<string, number>();
     let bytes = 0;
+    let n = 0;
     for (const r of rows) {
+      if (n > 0 && stop()) break;
       del.run(mailboxId, r.uid);
       delSearch.run(mailboxId, r.uid);
       bytes += r.size;
       blobs.set(r.blob_id, (blobs.get(r.blob_id) ?? 0) + 1);
+      n++;
     }
     this.unrefBlobs(tx, blobs);
-    if (accountId) this.usage(accountId, -bytes, -rows.length);
-    return rows.length;
+    if (accountId) this.usage(accountId, -bytes, -n);
+    return n;
   }
 
   dropRetained(tx: Tx, where: string, args: unknown[]): void {
