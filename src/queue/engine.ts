@@ -36,6 +36,7 @@ import { decide, statusOf, verdictOf, type RetryPolicy } from './policy.ts';
 import { DestinationError, resolveDestination, type DnsResolver, type MxHost } from './mx.ts';
 import { SmtpSession, TransportError, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
 import { sendDsn, type BounceItem } from './bounce.ts';
+import { outgoingStream } from './message.ts';
 
 const IDLE_MS = 5000;
 const REUSE_MAX = 100;
@@ -46,7 +47,7 @@ const MIN_SLEEP_MS = 200;
 export interface EngineOptions {
   queue: QueueStore;
   readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
-  streamBlob(blobId: string): Readable;
+  streamBlob(blobId: string, start?: number): Readable;
   deliverDsn(dsn: Buffer, to: string): Promise<void>;
   log: Logger;
   hostname: string;
@@ -303,10 +304,10 @@ export class QueueEngine {
     return {
       mailFrom: m.mailFrom,
       recipients: b.recipients.map((r) => ({ id: r.id, address: r.address, notify: r.notify, orcpt: r.orcpt })),
-      size: m.blob.size,
+      size: m.size,
       envid: m.envid,
       ret: m.ret,
-      body: () => this.#o.streamBlob(m.blob.id),
+      body: () => outgoingStream(m, this.#o.streamBlob),
     };
   }
 

@@ -86,7 +86,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
   const engine = new QueueEngine({
     queue: store.queue,
     readBlob: (id, start, end) => store.readBlob(id, start, end),
-    streamBlob: (id) => store.streamBlob(id),
+    streamBlob: (id, start) => store.streamBlob(id, start),
     deliverDsn: (dsn, to) => outbound.deliverDsn(dsn, to),
     log,
     hostname: config.hostname,

@@ -16,6 +16,11 @@ export type Notify = { never: true } | { never?: false; success: boolean; failur
 export interface QueueRecipientInput { address: string; orcpt?: string | null; notify?: Notify | null }
 export interface QueueMessageInput {
   blob: BlobRef;                 // already durable (stageBlob); the queue takes its own reference (refcount) in the same transaction
+  /** Header fields sent in front of the blob's bytes (the DKIM-Signature fields, CRLF-terminated), kept in the
+   *  queue row: committed with it, so a queued message is never sent without the signature made for it. */
+  prefix?: string | null;
+  /** Bytes at the start of the blob that are not sent (the Return-Path field the SMTP layer stored on top). */
+  start?: number;
   mailFrom: string;              // '' = null reverse-path <> (DSNs): never bounced
   envid?: string | null;         // RFC 3461 ENVID
   ret?: 'FULL' | 'HDRS' | null;  // RFC 3461 RET
@@ -34,6 +39,8 @@ export interface QueueRecipient {
 export interface QueueMessage {
   id: string;                    // random, URL-safe, ~16 chars; also used in logs and the CLI
   blob: BlobRef; mailFrom: string; envid: string | null; ret: 'FULL' | 'HDRS' | null;
+  /** What goes out: `prefix`, then the blob from byte `start`; `size` = its length in bytes. */
+  prefix: string; start: number; size: number;
   accountId: number | null; origin: 'submission' | 'forward' | 'dsn' | 'report';
   createdAt: number; expiresAt: number; recipients: QueueRecipient[];
 }

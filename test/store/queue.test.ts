@@ -178,11 +178,39 @@ for (const b of backends) {
       });
     });
 
+    it('a message kept as prefix + body from an offset: both survive a reopen; size is what goes out', async () => {
+      await withDb(b, async (db) => {
+        const s1 = await db.open();
+        const returnPath = 'Return-Path: <a@example.org>\r\n';
+        const raw = Buffer.concat([Buffer.from(returnPath), body()]);
+        const prefix = 'DKIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=x;\r\n b=abc\r\n';
+        const { m } = await enqueue(s1, ['bob@remote.test'], { prefix, start: returnPath.length }, raw);
+        assert.equal(m.prefix, prefix);
+        assert.equal(m.start, returnPath.length);
+        assert.equal(m.blob.size, raw.length);
+        assert.equal(m.size, prefix.length + raw.length - returnPath.length);
+        const plain = (await enqueue(s1, ['bob@remote.test'])).m;
+        assert.deepEqual([plain.prefix, plain.start, plain.size], ['', 0, plain.blob.size]);
+        await s1.close();
+        const s2 = await db.open({ collectGarbage: true });
+        try {
+          assert.deepEqual(await s2.queue.get(m.id), m);
+          assert.deepEqual(await s2.readBlob(m.blob.id), raw);
+        } finally {
+          await s2.close();
+        }
+      });
+    });
+
     it('refuses bad input with clear errors', async () => {
       await withStore(b, async (s) => {
         await assert.rejects(enqueue(s, []), storeError('invalid'));
         await assert.rejects(enqueue(s, ['nodomain']), storeError('invalid'));
         await assert.rejects(enqueue(s, Array.from({ length: 1001 }, (_, i) => `u${i}@x.test`)), storeError('limit'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { start: 10_000 }), storeError('invalid'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { start: -1 }), storeError('invalid'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { prefix: 'DKIM-Signature: no line end' }), storeError('invalid'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { prefix: `X: ${'a'.repeat(70_000)}\r\n` }), storeError('limit'));
         await assert.rejects(
           s.queue.enqueue({ blob: { id: 'ab'.repeat(32), size: 3 }, mailFrom: '', origin: 'dsn', recipients: [{ address: 'a@x.test' }], now: T0, expiresAt: T0 }),
           storeError('not-found'),
