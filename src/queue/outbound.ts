@@ -10,7 +10,8 @@
 
 import type { Logger } from '../obs/log.ts';
 import type { Store, BlobRef, NewMessage } from '../store/store.ts';
-import type { QueueRecipientInput } from '../store/queue.ts';
+import type { QueueMessage, QueueRecipientInput } from '../store/queue.ts';
+import type { Handoff } from './engine.ts';
 import { Resolver } from '../smtp/resolve.ts';
 import { createMetaSink } from '../smtp/meta.ts';
 import { formatReturnPath } from '../protocol/smtp/trace.ts';
@@ -63,19 +64,34 @@ export function returnPathEnd(m: Buffer): number {
 /** Bytes read to find the Return-Path when the message is not signed (ours is one short line). */
 const RETURN_PATH_READ = 4096;
 
+/** What Outbound needs of the engine (QueueEngine). */
+export interface QueueFeed {
+  readonly owner: string;
+  notify(): void;
+  reserve(domains: string[]): Handoff | null;
+  take(h: Handoff, m: QueueMessage): void;
+  cancel(h: Handoff): void;
+}
+
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+
 export class Outbound implements OutboundPort {
   readonly #o: OutboundOptions;
   readonly #resolver: Resolver;
-  #notify: () => void = () => {};
+  #feed: QueueFeed | null = null;
 
   constructor(o: OutboundOptions) {
     this.#o = o;
     this.#resolver = new Resolver(o.store, { hostname: o.hostname, postmaster: o.postmaster ?? null });
   }
 
-  /** The engine to wake after each enqueue. */
-  attach(notify: () => void): void {
-    this.#notify = notify;
+  /** The engine: woken after each enqueue, or handed the message directly (see QueueFeed). */
+  attach(feed: QueueFeed): void {
+    this.#feed = feed;
+  }
+
+  #notify(): void {
+    this.#feed?.notify();
   }
 
   async send(o: SendRequest): Promise<{ queueId: string }> {
@@ -88,21 +104,31 @@ export class Outbound implements OutboundPort {
     const start = returnPathEnd(head);
     const prefix = sign ? await sign(head.subarray(start), { mailFrom: o.mailFrom }) : null;
     const now = Date.now();
-    const m = await store.queue.enqueue({
-      blob: { id: o.blob.id, size: o.blob.size },
-      prefix,
-      start,
-      mailFrom: o.mailFrom,
-      envid: o.envid ?? null,
-      ret: o.ret ?? null,
-      accountId: o.accountId,
-      origin: o.origin,
-      recipients: o.recipients,
-      now,
-      expiresAt: expiresAt(now, this.#o.policy),
-    });
+    // Room in the engine: enqueued already leased to it, and handed over without a claim.
+    const slot = this.#feed?.reserve(o.recipients.map((r) => domainOf(r.address))) ?? null;
+    let m: QueueMessage;
+    try {
+      m = await store.queue.enqueue({
+        blob: { id: o.blob.id, size: o.blob.size },
+        prefix,
+        start,
+        lease: slot ? { owner: this.#feed!.owner, until: slot.leaseUntil } : null,
+        mailFrom: o.mailFrom,
+        envid: o.envid ?? null,
+        ret: o.ret ?? null,
+        accountId: o.accountId,
+        origin: o.origin,
+        recipients: o.recipients,
+        now,
+        expiresAt: expiresAt(now, this.#o.policy),
+      });
+    } catch (err) {
+      if (slot) this.#feed!.cancel(slot);
+      throw err;
+    }
     this.#o.log.info('queue.enqueued', { id: m.id, from: o.mailFrom || '<>', rcpts: o.recipients.length, size: m.size, origin: o.origin, signed: !!prefix });
-    this.#notify();
+    if (slot) this.#feed!.take(slot, m);
+    else this.#notify();
     return { queueId: m.id };
   }
 

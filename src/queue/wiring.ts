@@ -114,7 +114,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     statsIntervalMs: c.statsInterval,
     graceMs: config.limits.shutdownGrace,
   });
-  outbound.attach(() => engine.notify());
+  outbound.attach(engine);
   outboundRef = outbound;
   return {
     port: outbound,

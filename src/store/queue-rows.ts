@@ -60,6 +60,7 @@ export function checkInput(m: QueueMessageInput): CheckedRecipient[] {
   if (!['submission', 'forward', 'dsn', 'report'].includes(m.origin)) throw new StoreError('invalid', `bad origin ${String(m.origin)}`);
   if (m.ret != null && m.ret !== 'FULL' && m.ret !== 'HDRS') throw new StoreError('invalid', `bad RET ${String(m.ret)}`);
   if (!Number.isFinite(m.now) || !Number.isFinite(m.expiresAt)) throw new StoreError('invalid', 'now and expiresAt must be times');
+  if (m.lease && (!Number.isFinite(m.lease.until) || m.lease.until <= m.now || !m.lease.owner)) throw new StoreError('invalid', 'a lease needs an owner and an end after now');
   tooLong('MAIL FROM address', m.mailFrom, QUEUE_LIMITS.addressLength);
   if (m.envid != null) tooLong('ENVID', m.envid, QUEUE_LIMITS.envidLength);
   if (m.prefix != null) {

@@ -29,6 +29,9 @@ export interface QueueMessageInput {
   recipients: QueueRecipientInput[];   // 1..n, address as given (domain = part after the last @, lower-cased)
   now: number;                   // ms epoch; first attempt due at `now`
   expiresAt: number;             // ms epoch (now + outbound.expiry)
+  /** Lease the recipients to `owner` until `until` in the same transaction, as a claim would (attempts 1,
+   *  nextAttemptAt = until): the enqueuing process delivers them itself without a claim of its own. */
+  lease?: { owner: string; until: number } | null;
 }
 export type RecipientState = 'queued' | 'sent' | 'failed' | 'expired';
 export interface QueueRecipient {

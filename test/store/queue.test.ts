@@ -252,6 +252,28 @@ for (const b of backends) {
       });
     });
 
+    it('enqueue with a lease: the recipients are leased as by a claim; nobody else claims them until it ends', async () => {
+      await withStore(b, async (s) => {
+        const { m } = await enqueue(s, ['a@one.test', 'b@one.test'], { lease: { owner: 'n1', until: T0 + 60_000 } });
+        assert.deepEqual(m.recipients.map((r) => [r.state, r.attempts, r.nextAttemptAt]), [['queued', 1, T0 + 60_000], ['queued', 1, T0 + 60_000]]);
+        assert.deepEqual(await s.queue.claim({ now: T0 + 59_999, owner: 'n2', leaseMs: 60_000, limit: 10 }), []);
+        // The owner settles as after a claim: one sent, one deferred.
+        const [a, bb] = m.recipients;
+        const outcomes = [
+          { recipientId: a!.id, kind: 'sent' as const, reply: '250 ok' },
+          { recipientId: bb!.id, kind: 'deferred' as const, reply: '451 later', nextAttemptAt: T0 + 1000 },
+        ];
+        assert.equal(await s.queue.settle('n1', outcomes, T0 + 500), 2);
+        const c = await s.queue.claim({ now: T0 + 1000, owner: 'n2', leaseMs: 60_000, limit: 10 });
+        assert.deepEqual(c.map((x) => x.recipients.map((r) => [r.address, r.attempts])), [[['b@one.test', 2]]]);
+        // A lease that ends is claimable by another node (the owner crashed before delivering).
+        const { m: m2 } = await enqueue(s, ['c@two.test'], { lease: { owner: 'n1', until: T0 + 60_000 } });
+        const c2 = await s.queue.claim({ now: T0 + 60_000, owner: 'n2', leaseMs: 60_000, limit: 10 });
+        assert.deepEqual(c2.map((x) => [x.message.id, x.recipients[0]!.attempts]), [[m2.id, 2]]);
+        await assert.rejects(enqueue(s, ['d@two.test'], { lease: { owner: 'n1', until: T0 } }), storeError('invalid'));
+      });
+    });
+
     it('two concurrent claimers (two stores on one database) never get the same recipient', async () => {
       await withDb(b, async (db) => {
         const s1 = await db.open();
