@@ -5,7 +5,8 @@
 // sources directly (Node 24 strips the types), so a checkout never runs a stale build.
 //
 // The SEARCH BODY worker (src/store/blob/body-scan-worker.ts) is a second entry, written next to
-// the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it.
+// the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it; the DKIM
+// signer's worker (src/mailauth/dkim-worker.ts) likewise as dkim-worker.mjs (src/mailauth/dkim-pool.ts).
 //
 // Usage: node scripts/build.mjs [--outfile FILE]
 import { build } from 'esbuild';
@@ -20,6 +21,7 @@ await build({
   entryPoints: [
     { in: join(root, 'src', 'cli', 'main.ts'), out: basename(outfile).replace(/\.m?js$/, '') },
     { in: join(root, 'src', 'store', 'blob', 'body-scan-worker.ts'), out: 'body-scan-worker' },
+    { in: join(root, 'src', 'mailauth', 'dkim-worker.ts'), out: 'dkim-worker' },
   ],
   outdir: dirname(outfile),
   outExtension: { '.js': '.mjs' },

@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import { composeDsn, headerBlock, type DsnAction, type DsnRecipient } from '../protocol/smtp/dsn.ts';
 import type { Notify, QueueMessage, QueueRecipient } from '../store/queue.ts';
+import { outgoingBytes } from './message.ts';
 
 /** Without RET, messages up to this size come back whole. */
 export const FULL_LIMIT = 256 * 1024;
@@ -59,8 +60,8 @@ export async function sendDsn(m: QueueMessage, items: BounceItem[], d: BounceDep
   const list = reportable(m, items);
   if (list.length === 0) return false;
   const delayed = list.every((i) => i.action === 'delayed');
-  const ret: 'FULL' | 'HDRS' = delayed ? 'HDRS' : (m.ret ?? (m.blob.size <= FULL_LIMIT ? 'FULL' : 'HDRS'));
-  const original = ret === 'FULL' ? await d.readBlob(m.blob.id) : headerBlock(await d.readBlob(m.blob.id, 0, Math.min(m.blob.size, HEADER_READ)));
+  const ret: 'FULL' | 'HDRS' = delayed ? 'HDRS' : (m.ret ?? (m.size <= FULL_LIMIT ? 'FULL' : 'HDRS'));
+  const original = ret === 'FULL' ? await outgoingBytes(m, d.readBlob) : headerBlock(await outgoingBytes(m, d.readBlob, HEADER_READ));
   const now = new Date(d.now());
   const recipients: DsnRecipient[] = list.map((i) => ({
     finalRecipient: `rfc822;${i.recipient.address}`,

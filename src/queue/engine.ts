@@ -13,6 +13,14 @@
 //   batches already claimed fail the same way at once instead of each waiting out the timeouts, and
 //   no more are claimed for it until the pause ends (a dead destination costs one connection
 //   attempt per pause, not one per message).
+// - Hand-off: a message enqueued in this process when there is room for it (one destination, free
+//   total and per-domain slots, destination not paused) is enqueued already leased to this engine
+//   (reserve → store.queue.enqueue with a lease → take), so it goes out without a claim (one commit
+//   less per message); reserve() holds its slot until take() or cancel().
+// - Settles: outcomes of finished transactions are committed together, SETTLE_MS after the first
+//   or at SETTLE_MAX outcomes (one commit for many deliveries); the recipients stay leased until then,
+//   so nothing claims them meanwhile. A crash in that window repeats those deliveries after the lease
+//   (the lost-250 case below), it never loses one.
 // - Wake-ups: at once on notify() (a message was enqueued in this process), when a transaction
 //   ends, and otherwise at the next due time (store stats nextDueAt), at least every MAX_SLEEP_MS
 //   (other nodes, expired leases).
@@ -31,22 +39,29 @@ import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../obs/log.ts';
-import type { QueueBatch, QueueStore, RecipientOutcome } from '../store/queue.ts';
+import type { QueueBatch, QueueMessage, QueueStore, RecipientOutcome } from '../store/queue.ts';
+import { QUEUE_LIMITS } from '../store/queue-rows.ts';
 import { decide, statusOf, verdictOf, type RetryPolicy } from './policy.ts';
 import { DestinationError, resolveDestination, type DnsResolver, type MxHost } from './mx.ts';
 import { SmtpSession, TransportError, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
 import { sendDsn, type BounceItem } from './bounce.ts';
+import { outgoingStream } from './message.ts';
 
 const IDLE_MS = 5000;
 const REUSE_MAX = 100;
 const DEAD_MS = 30_000;
 const MAX_SLEEP_MS = 30_000;
 const MIN_SLEEP_MS = 200;
+const SETTLE_MS = 10;
+const SETTLE_MAX = 200;
+
+/** A slot held for one message enqueued in this process (see the header: hand-off). */
+export interface Handoff { key: string; domain: string; leaseUntil: number }
 
 export interface EngineOptions {
   queue: QueueStore;
   readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
-  streamBlob(blobId: string): Readable;
+  streamBlob(blobId: string, start?: number): Readable;
   deliverDsn(dsn: Buffer, to: string): Promise<void>;
   log: Logger;
   hostname: string;
@@ -66,7 +81,7 @@ export interface EngineOptions {
   now?: () => number;
 }
 
-interface Pool { idle: SmtpSession[]; running: number; backlog: QueueBatch[]; dead: { until: number; error: TransportError | DestinationError } | null }
+interface Pool { idle: SmtpSession[]; running: number; reserved: number; backlog: QueueBatch[]; dead: { until: number; error: TransportError | DestinationError } | null }
 
 export class QueueEngine {
   readonly owner: string;
@@ -85,6 +100,9 @@ export class QueueEngine {
   #started = false;
   #stopping = false;
   #abandoned = false;
+  #outcomes: RecipientOutcome[] = [];
+  #settleTimer: NodeJS.Timeout | null = null;
+  readonly #settling = new Set<Promise<void>>();
 
   constructor(o: EngineOptions) {
     this.#o = o;
@@ -113,6 +131,43 @@ export class QueueEngine {
     void this.#pump();
   }
 
+  /**
+   * Room for one more batch to these recipients' destination now (all of them at one, at most one
+   * batch of recipients)? Then a slot is held for it: take() or cancel() must follow.
+   */
+  reserve(domains: string[]): Handoff | null {
+    if (!this.#started || this.#stopping || domains.length === 0 || domains.length > QUEUE_LIMITS.recipientsPerBatch) return null;
+    const domain = domains[0]!.toLowerCase();
+    const key = this.#key(domain);
+    if (domains.some((d) => this.#key(d.toLowerCase()) !== key)) return null;
+    if (this.#running + this.#waiting >= this.#o.concurrency) return null;
+    const p = this.#pool(key);
+    const now = this.#now();
+    if (this.#blocked(p, now)) return null;
+    this.#waiting++;
+    p.reserved++;
+    return { key, domain, leaseUntil: now + this.leaseMs };
+  }
+
+  /** The message enqueued leased to us (lease.until = h.leaseUntil): into its pool's backlog, started when it has room. */
+  take(h: Handoff, message: QueueMessage): void {
+    const p = this.#pool(h.key);
+    p.reserved--;
+    const b: QueueBatch = { message, domain: h.domain, recipients: message.recipients.filter((r) => r.state === 'queued'), leaseUntil: h.leaseUntil };
+    if (this.#stopping) {
+      void this.#handBack([b]);
+      return;
+    }
+    p.backlog.push(b);
+    this.#drain(h.key);
+  }
+
+  /** The enqueue failed: the slot is free again. */
+  cancel(h: Handoff): void {
+    this.#pool(h.key).reserved--;
+    if (!this.#stopping) this.#waiting--;
+  }
+
   async stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -134,12 +189,15 @@ export class QueueEngine {
       for (const s of this.#active) s.destroy();
       await all;
     }
+    // Outcomes of finished transactions still waiting for their settle.
+    void this.#flushSettles();
+    await Promise.allSettled([...this.#settling]);
     for (const p of this.#pools.values()) for (const s of p.idle.splice(0)) s.close();
   }
 
   #pool(domain: string): Pool {
     let p = this.#pools.get(domain);
-    if (!p) this.#pools.set(domain, (p = { idle: [], running: 0, backlog: [], dead: null }));
+    if (!p) this.#pools.set(domain, (p = { idle: [], running: 0, reserved: 0, backlog: [], dead: null }));
     return p;
   }
 
@@ -191,7 +249,7 @@ export class QueueEngine {
 
   /** A pool that takes no new batch now: at its limit, or its destination paused as dead. */
   #blocked(p: Pool, now: number): boolean {
-    return p.running + p.backlog.length >= this.#o.perDomain || (p.dead !== null && p.dead.until > now);
+    return p.running + p.reserved + p.backlog.length >= this.#o.perDomain || (p.dead !== null && p.dead.until > now);
   }
 
   #skip(now: number): string[] {
@@ -303,10 +361,10 @@ export class QueueEngine {
     return {
       mailFrom: m.mailFrom,
       recipients: b.recipients.map((r) => ({ id: r.id, address: r.address, notify: r.notify, orcpt: r.orcpt })),
-      size: m.blob.size,
+      size: m.size,
       envid: m.envid,
       ret: m.ret,
-      body: () => this.#o.streamBlob(m.blob.id),
+      body: () => outgoingStream(m, this.#o.streamBlob),
     };
   }
 
@@ -334,7 +392,38 @@ export class QueueEngine {
     }
     await this.#bounce(b, failed, outcomes, now, 'failed');
     await this.#bounce(b, delayed, outcomes, now, 'delayed');
-    await this.#o.queue.settle(this.owner, outcomes, now);
+    this.#settleSoon(outcomes);
+  }
+
+  /** Queues outcomes for the next shared settle (see the header). */
+  #settleSoon(outcomes: RecipientOutcome[]): void {
+    this.#outcomes.push(...outcomes);
+    if (this.#outcomes.length >= SETTLE_MAX || this.#stopping) void this.#flushSettles();
+    else this.#settleTimer ??= setTimeout(() => void this.#flushSettles(), SETTLE_MS);
+  }
+
+  /** One settle for the outcomes gathered so far (in steps of the store's limit). */
+  #flushSettles(): Promise<void> {
+    if (this.#settleTimer) clearTimeout(this.#settleTimer);
+    this.#settleTimer = null;
+    const all = this.#outcomes.splice(0);
+    if (all.length === 0) return Promise.resolve();
+    const run = (async () => {
+      for (let i = 0; i < all.length; i += QUEUE_LIMITS.outcomesPerSettle) {
+        const part = all.slice(i, i + QUEUE_LIMITS.outcomesPerSettle);
+        try {
+          await this.#o.queue.settle(this.owner, part, this.#now());
+        } catch (err) {
+          // Not settled: the leases run out and those recipients are tried again.
+          this.#o.log.error('queue.settle-error', { recipients: part.length, error: err instanceof Error ? err : String(err) });
+        }
+      }
+      // Deferred recipients have their next due time only now: the claim loop's sleep follows it.
+      if (!this.#stopping) void this.#pump();
+    })();
+    this.#settling.add(run);
+    void run.finally(() => this.#settling.delete(run));
+    return run;
   }
 
   /** Hands one DSN over; on failure the reported recipients stay queued (retried, bounced again). */

@@ -1,16 +1,17 @@
 // Outbound: what the SMTP sessions hand outside mail to (the OutboundPort of
 // src/smtp/outbound-port.ts, OUTBOUND-SPEC.md), and where the engine's DSNs go.
 //
-// send(): DKIM signature (see signHook) → the signed message staged as its own blob → one durable
-// store.queue.enqueue → the engine is told at once. Resolves after the commit, so the caller's 250
+// send(): DKIM signature (see signHook) kept in the queue row in front of the received blob → one
+// durable store.queue.enqueue → the engine is told at once. Resolves after the commit, so the caller's 250
 // follows a durable queue entry (RFC 5321 §6.1).
 // deliverDsn(): a DSN to an address hosted here goes straight into INBOX of every account that
 // address resolves to (alias, plus-address, catch-all: the same resolution as SMTP RCPT), with
 // `Return-Path: <>`; to anyone else it is queued with the null reverse-path (never bounced again).
 
 import type { Logger } from '../obs/log.ts';
-import type { Store, BlobRef, StagedBlob, NewMessage } from '../store/store.ts';
-import type { QueueRecipientInput } from '../store/queue.ts';
+import type { Store, BlobRef, NewMessage } from '../store/store.ts';
+import type { QueueMessage, QueueRecipientInput } from '../store/queue.ts';
+import type { Handoff } from './engine.ts';
 import { Resolver } from '../smtp/resolve.ts';
 import { createMetaSink } from '../smtp/meta.ts';
 import { formatReturnPath } from '../protocol/smtp/trace.ts';
@@ -45,52 +46,73 @@ export interface OutboundOptions {
 
 /**
  * RFC 5321 §4.4: Return-Path is added at final delivery; a message being relayed SHOULD NOT carry
- * one. The SMTP layer stores one on top of every message; it comes off before the message leaves.
+ * one. The SMTP layer stores one on top of every message; the queue skips it when sending. Returns
+ * where the message proper starts (0: no Return-Path on top).
  */
-export function stripReturnPath(m: Buffer): Buffer {
-  if (m.subarray(0, 12).toString('latin1').toLowerCase() !== 'return-path:') return m;
+export function returnPathEnd(m: Buffer): number {
+  if (m.subarray(0, 12).toString('latin1').toLowerCase() !== 'return-path:') return 0;
   let i = 0;
   // The field and its folded continuation lines (a line starting with SP/HTAB continues it).
   for (;;) {
     const nl = m.indexOf(0x0a, i);
-    if (nl < 0) return m;
+    if (nl < 0) return 0;
     i = nl + 1;
-    if (m[i] !== 0x20 && m[i] !== 0x09) return m.subarray(i);
+    if (m[i] !== 0x20 && m[i] !== 0x09) return i;
   }
 }
+
+/** Bytes read to find the Return-Path when the message is not signed (ours is one short line). */
+const RETURN_PATH_READ = 4096;
+
+/** What Outbound needs of the engine (QueueEngine). */
+export interface QueueFeed {
+  readonly owner: string;
+  notify(): void;
+  reserve(domains: string[]): Handoff | null;
+  take(h: Handoff, m: QueueMessage): void;
+  cancel(h: Handoff): void;
+}
+
+const domainOf = (address: string): string => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 
 export class Outbound implements OutboundPort {
   readonly #o: OutboundOptions;
   readonly #resolver: Resolver;
-  #notify: () => void = () => {};
+  #feed: QueueFeed | null = null;
 
   constructor(o: OutboundOptions) {
     this.#o = o;
     this.#resolver = new Resolver(o.store, { hostname: o.hostname, postmaster: o.postmaster ?? null });
   }
 
-  /** The engine to wake after each enqueue. */
-  attach(notify: () => void): void {
-    this.#notify = notify;
+  /** The engine: woken after each enqueue, or handed the message directly (see QueueFeed). */
+  attach(feed: QueueFeed): void {
+    this.#feed = feed;
+  }
+
+  #notify(): void {
+    this.#feed?.notify();
   }
 
   async send(o: SendRequest): Promise<{ queueId: string }> {
     const { store } = this.#o;
-    let blob: BlobRef = o.blob;
-    let staged: StagedBlob | null = null;
+    // The received blob is queued as it is: the signature goes in the queue row (prefix, sent in
+    // front, RFC 6376 §5.6) and the Return-Path is skipped (start). One body file per message, and
+    // the signature commits with the queue entry, so it can never go out unsigned.
+    const sign = this.#o.sign;
+    const head = await store.readBlob(o.blob.id, 0, sign ? o.blob.size : Math.min(o.blob.size, RETURN_PATH_READ));
+    const start = returnPathEnd(head);
+    const prefix = sign ? await sign(head.subarray(start), { mailFrom: o.mailFrom }) : null;
+    const now = Date.now();
+    // Room in the engine: enqueued already leased to it, and handed over without a claim.
+    const slot = this.#feed?.reserve(o.recipients.map((r) => domainOf(r.address))) ?? null;
+    let m: QueueMessage;
     try {
-      const original = await store.readBlob(o.blob.id);
-      const message = stripReturnPath(original);
-      const header = this.#o.sign ? await this.#o.sign(message, { mailFrom: o.mailFrom }) : null;
-      if (header || message.length !== original.length) {
-        // The signature goes on top (RFC 6376 §5.6); the rest stays byte for byte as signed.
-        const bytes = header ? Buffer.concat([Buffer.from(header, 'utf8'), message]) : message;
-        staged = await store.stageBlob(bytes, { maxBytes: bytes.length });
-        blob = staged;
-      }
-      const now = Date.now();
-      const m = await store.queue.enqueue({
-        blob: { id: blob.id, size: blob.size },
+      m = await store.queue.enqueue({
+        blob: { id: o.blob.id, size: o.blob.size },
+        prefix,
+        start,
+        lease: slot ? { owner: this.#feed!.owner, until: slot.leaseUntil } : null,
         mailFrom: o.mailFrom,
         envid: o.envid ?? null,
         ret: o.ret ?? null,
@@ -100,12 +122,14 @@ export class Outbound implements OutboundPort {
         now,
         expiresAt: expiresAt(now, this.#o.policy),
       });
-      this.#o.log.info('queue.enqueued', { id: m.id, from: o.mailFrom || '<>', rcpts: o.recipients.length, size: blob.size, origin: o.origin, signed: !!header });
-      this.#notify();
-      return { queueId: m.id };
-    } finally {
-      staged?.release();
+    } catch (err) {
+      if (slot) this.#feed!.cancel(slot);
+      throw err;
     }
+    this.#o.log.info('queue.enqueued', { id: m.id, from: o.mailFrom || '<>', rcpts: o.recipients.length, size: m.size, origin: o.origin, signed: !!prefix });
+    if (slot) this.#feed!.take(slot, m);
+    else this.#notify();
+    return { queueId: m.id };
   }
 
   async deliverDsn(dsn: Buffer, to: string): Promise<void> {

@@ -122,6 +122,8 @@ export class SmtpSession {
   #conn: Conn;
   #closed = false;
   #error: Error | null = null;
+  /** The last transaction failed part-way: RSET before the next one. */
+  #dirty = false;
   sent = 0;
   readonly openedAt = Date.now();
 
@@ -324,6 +326,7 @@ export class SmtpSession {
       );
     });
     this.sent++;
+    this.#dirty = 'error' in info;
     if ('error' in info) {
       body.destroy();
       // A DATA reply failure carries no RCPT refusals; they are on the envelope still.
@@ -337,9 +340,14 @@ export class SmtpSession {
     return replies;
   }
 
-  /** Ready for another transaction on this connection (RSET after a failed one). */
+  /**
+   * Ready for another transaction on this connection: RSET after a failed one. After a completed
+   * one the server is ready already (RFC 5321 §4.1.1.4: the end of DATA ends the transaction), so
+   * the next MAIL goes out without a round trip.
+   */
   async reset(): Promise<boolean> {
     if (!this.usable) return false;
+    if (!this.#dirty) return true;
     return new Promise((resolve) => this.#conn.reset((err) => resolve(!err)));
   }
 

@@ -16,7 +16,8 @@ import type { RetryPolicy } from './policy.ts';
 import { parseRelayUrl } from './transport.ts';
 import { MtaSts, TlsReport } from './mta-sts.ts';
 import { readFileSync } from 'node:fs';
-import { authorDomain, signMessage } from '../mailauth/dkim.ts';
+import { authorDomain } from '../mailauth/dkim.ts';
+import { DkimSignerPool } from '../mailauth/dkim-pool.ts';
 
 export interface OutboundSide {
   port: Outbound;
@@ -40,10 +41,14 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
   const resolver = o.resolver ?? createDnsResolver(config.dnsServers ?? []);
   const relay = c.relayHost ? parseRelayUrl(c.relayHost, c.relayCa) : null;
   // DKIM (src/mailauth/dkim.ts): every active key of the From: domain signs; no keys, no signature.
+  // The signing itself runs on worker threads (src/mailauth/dkim-pool.ts).
+  const signer = new DkimSignerPool({ onWorkerError: (err) => log.warn('queue.dkim-worker-failed', { error: err }) });
   const sign: SignHook = async (message) => {
     const domain = authorDomain(message);
     if (!domain) return null;
-    const r = await signMessage(store.dkimKeys, message, domain);
+    const keys = await store.dkimKeys.active(domain);
+    if (keys.length === 0) return null;
+    const r = await signer.sign(message, domain, keys);
     if (r.errors.length) log.warn('queue.dkim-error', { domain, errors: r.errors.join('; ') });
     return r.headers || null;
   };
@@ -86,7 +91,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
   const engine = new QueueEngine({
     queue: store.queue,
     readBlob: (id, start, end) => store.readBlob(id, start, end),
-    streamBlob: (id) => store.streamBlob(id),
+    streamBlob: (id, start) => store.streamBlob(id, start),
     deliverDsn: (dsn, to) => outbound.deliverDsn(dsn, to),
     log,
     hostname: config.hostname,
@@ -109,7 +114,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     statsIntervalMs: c.statsInterval,
     graceMs: config.limits.shutdownGrace,
   });
-  outbound.attach(() => engine.notify());
+  outbound.attach(engine);
   outboundRef = outbound;
   return {
     port: outbound,
@@ -123,6 +128,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     async stop() {
       tlsReport.stop();
       await engine.stop();
+      await signer.close();
     },
   };
 }

@@ -26,6 +26,8 @@ export const QUEUE_LIMITS = {
   envidLength: 100,
   /** RFC 3461 §4.2 ORCPT: bounded by the command line (RFC 5321 §4.5.3.1.4, 512 + extensions). */
   orcptLength: 1000,
+  /** Header fields kept in front of a queued body (DKIM-Signature fields: a few hundred bytes per key). */
+  prefixLength: 64 * 1024,
   /** A remote reply kept as lastReply is cut to this many characters. */
   replyLength: 2000,
   /** Rows counted per step by stats() on SQLite (rowid ranges, an event-loop turn between). */
@@ -62,8 +64,16 @@ export function checkInput(m: QueueMessageInput): CheckedRecipient[] {
   if (!['submission', 'forward', 'dsn', 'report'].includes(m.origin)) throw new StoreError('invalid', `bad origin ${String(m.origin)}`);
   if (m.ret != null && m.ret !== 'FULL' && m.ret !== 'HDRS') throw new StoreError('invalid', `bad RET ${String(m.ret)}`);
   if (!Number.isFinite(m.now) || !Number.isFinite(m.expiresAt)) throw new StoreError('invalid', 'now and expiresAt must be times');
+  if (m.lease && (!Number.isFinite(m.lease.until) || m.lease.until <= m.now || !m.lease.owner)) throw new StoreError('invalid', 'a lease needs an owner and an end after now');
   tooLong('MAIL FROM address', m.mailFrom, QUEUE_LIMITS.addressLength);
   if (m.envid != null) tooLong('ENVID', m.envid, QUEUE_LIMITS.envidLength);
+  if (m.prefix != null) {
+    tooLong('prefix', m.prefix, QUEUE_LIMITS.prefixLength);
+    // Whole header lines only (RFC 5322 §2.2): it is sent in front of the message's own fields.
+    if (m.prefix !== '' && !m.prefix.endsWith('\r\n')) throw new StoreError('invalid', 'prefix must end with CRLF');
+  }
+  const start = m.start ?? 0;
+  if (!Number.isInteger(start) || start < 0 || start > m.blob.size) throw new StoreError('invalid', `start ${String(m.start)} is outside the body (${m.blob.size} bytes)`);
   return m.recipients.map((r) => {
     tooLong('recipient address', r.address, QUEUE_LIMITS.addressLength);
     if (r.orcpt != null) tooLong('ORCPT', r.orcpt, QUEUE_LIMITS.orcptLength);
@@ -114,9 +124,14 @@ export function toRecipient(r: Row): QueueRecipient {
 }
 
 export function toMessage(r: Row, recipients: QueueRecipient[]): QueueMessage {
+  const prefix: string = r.prefix ?? '';
+  const start = num(r.body_start ?? 0);
   return {
     id: r.id,
     blob: { id: r.blob_id, size: num(r.size) },
+    prefix,
+    start,
+    size: Buffer.byteLength(prefix, 'utf8') + num(r.size) - start,
     mailFrom: r.mail_from,
     envid: r.envid ?? null,
     ret: (r.ret ?? null) as QueueMessage['ret'],

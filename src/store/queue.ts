@@ -16,6 +16,11 @@ export type Notify = { never: true } | { never?: false; success: boolean; failur
 export interface QueueRecipientInput { address: string; orcpt?: string | null; notify?: Notify | null }
 export interface QueueMessageInput {
   blob: BlobRef;                 // already durable (stageBlob); the queue takes its own reference (refcount) in the same transaction
+  /** Header fields sent in front of the blob's bytes (the DKIM-Signature fields, CRLF-terminated), kept in the
+   *  queue row: committed with it, so a queued message is never sent without the signature made for it. */
+  prefix?: string | null;
+  /** Bytes at the start of the blob that are not sent (the Return-Path field the SMTP layer stored on top). */
+  start?: number;
   mailFrom: string;              // '' = null reverse-path <> (DSNs): never bounced
   envid?: string | null;         // RFC 3461 ENVID
   ret?: 'FULL' | 'HDRS' | null;  // RFC 3461 RET
@@ -24,6 +29,9 @@ export interface QueueMessageInput {
   recipients: QueueRecipientInput[];   // 1..n, address as given (domain = part after the last @, lower-cased)
   now: number;                   // ms epoch; first attempt due at `now`
   expiresAt: number;             // ms epoch (now + outbound.expiry)
+  /** Lease the recipients to `owner` until `until` in the same transaction, as a claim would (attempts 1,
+   *  nextAttemptAt = until): the enqueuing process delivers them itself without a claim of its own. */
+  lease?: { owner: string; until: number } | null;
 }
 export type RecipientState = 'queued' | 'sent' | 'failed' | 'expired';
 export interface QueueRecipient {
@@ -34,6 +42,8 @@ export interface QueueRecipient {
 export interface QueueMessage {
   id: string;                    // random, URL-safe, ~16 chars; also used in logs and the CLI
   blob: BlobRef; mailFrom: string; envid: string | null; ret: 'FULL' | 'HDRS' | null;
+  /** What goes out: `prefix`, then the blob from byte `start`; `size` = its length in bytes. */
+  prefix: string; start: number; size: number;
   accountId: number | null; origin: 'submission' | 'forward' | 'dsn' | 'report';
   createdAt: number; expiresAt: number; recipients: QueueRecipient[];
 }

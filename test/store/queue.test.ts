@@ -178,11 +178,39 @@ for (const b of backends) {
       });
     });
 
+    it('a message kept as prefix + body from an offset: both survive a reopen; size is what goes out', async () => {
+      await withDb(b, async (db) => {
+        const s1 = await db.open();
+        const returnPath = 'Return-Path: <a@example.org>\r\n';
+        const raw = Buffer.concat([Buffer.from(returnPath), body()]);
+        const prefix = 'DKIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=x;\r\n b=abc\r\n';
+        const { m } = await enqueue(s1, ['bob@remote.test'], { prefix, start: returnPath.length }, raw);
+        assert.equal(m.prefix, prefix);
+        assert.equal(m.start, returnPath.length);
+        assert.equal(m.blob.size, raw.length);
+        assert.equal(m.size, prefix.length + raw.length - returnPath.length);
+        const plain = (await enqueue(s1, ['bob@remote.test'])).m;
+        assert.deepEqual([plain.prefix, plain.start, plain.size], ['', 0, plain.blob.size]);
+        await s1.close();
+        const s2 = await db.open({ collectGarbage: true });
+        try {
+          assert.deepEqual(await s2.queue.get(m.id), m);
+          assert.deepEqual(await s2.readBlob(m.blob.id), raw);
+        } finally {
+          await s2.close();
+        }
+      });
+    });
+
     it('refuses bad input with clear errors', async () => {
       await withStore(b, async (s) => {
         await assert.rejects(enqueue(s, []), storeError('invalid'));
         await assert.rejects(enqueue(s, ['nodomain']), storeError('invalid'));
         await assert.rejects(enqueue(s, Array.from({ length: 1001 }, (_, i) => `u${i}@x.test`)), storeError('limit'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { start: 10_000 }), storeError('invalid'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { start: -1 }), storeError('invalid'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { prefix: 'DKIM-Signature: no line end' }), storeError('invalid'));
+        await assert.rejects(enqueue(s, ['a@x.test'], { prefix: `X: ${'a'.repeat(70_000)}\r\n` }), storeError('limit'));
         await assert.rejects(
           s.queue.enqueue({ blob: { id: 'ab'.repeat(32), size: 3 }, mailFrom: '', origin: 'dsn', recipients: [{ address: 'a@x.test' }], now: T0, expiresAt: T0 }),
           storeError('not-found'),
@@ -221,6 +249,28 @@ for (const b of backends) {
         assert.equal(await s.queue.settle('n1', other.recipients.map((r) => ({ recipientId: r.id, kind: 'sent' as const, reply: '250 ok' })), T0 + 60_002), other.recipients.length);
         assert.equal(await s.queue.settle('n2', c2[0]!.recipients.map((r) => ({ recipientId: r.id, kind: 'sent' as const, reply: '250 ok' })), T0 + 60_003), c2[0]!.recipients.length);
         assert.equal(await s.queue.get(m.id), null);
+      });
+    });
+
+    it('enqueue with a lease: the recipients are leased as by a claim; nobody else claims them until it ends', async () => {
+      await withStore(b, async (s) => {
+        const { m } = await enqueue(s, ['a@one.test', 'b@one.test'], { lease: { owner: 'n1', until: T0 + 60_000 } });
+        assert.deepEqual(m.recipients.map((r) => [r.state, r.attempts, r.nextAttemptAt]), [['queued', 1, T0 + 60_000], ['queued', 1, T0 + 60_000]]);
+        assert.deepEqual(await s.queue.claim({ now: T0 + 59_999, owner: 'n2', leaseMs: 60_000, limit: 10 }), []);
+        // The owner settles as after a claim: one sent, one deferred.
+        const [a, bb] = m.recipients;
+        const outcomes = [
+          { recipientId: a!.id, kind: 'sent' as const, reply: '250 ok' },
+          { recipientId: bb!.id, kind: 'deferred' as const, reply: '451 later', nextAttemptAt: T0 + 1000 },
+        ];
+        assert.equal(await s.queue.settle('n1', outcomes, T0 + 500), 2);
+        const c = await s.queue.claim({ now: T0 + 1000, owner: 'n2', leaseMs: 60_000, limit: 10 });
+        assert.deepEqual(c.map((x) => x.recipients.map((r) => [r.address, r.attempts])), [[['b@one.test', 2]]]);
+        // A lease that ends is claimable by another node (the owner crashed before delivering).
+        const { m: m2 } = await enqueue(s, ['c@two.test'], { lease: { owner: 'n1', until: T0 + 60_000 } });
+        const c2 = await s.queue.claim({ now: T0 + 60_000, owner: 'n2', leaseMs: 60_000, limit: 10 });
+        assert.deepEqual(c2.map((x) => [x.message.id, x.recipients[0]!.attempts]), [[m2.id, 2]]);
+        await assert.rejects(enqueue(s, ['d@two.test'], { lease: { owner: 'n1', until: T0 } }), storeError('invalid'));
       });
     });
 

@@ -58,11 +58,13 @@ function recipientLine(r: QueueRecipient, now: number): string {
 
 function messageHead(m: QueueMessage, now: number): string {
   const from = m.mailFrom === '' ? '<>' : `<${m.mailFrom}>`;
-  return `${m.id}  age ${span(now - m.createdAt)}  from ${from}  (${m.origin}, ${m.blob.size} bytes)`;
+  return `${m.id}  age ${span(now - m.createdAt)}  from ${from}  (${m.origin}, ${m.size} bytes)`;
 }
 
 function asJson(m: QueueMessage, now: number) {
-  return { ...m, ageSeconds: Math.max(0, Math.round((now - m.createdAt) / 1000)) };
+  // The prefix (DKIM-Signature fields, ~1 KB) only as whether there is one.
+  const { prefix, ...rest } = m;
+  return { ...rest, signed: prefix !== '', ageSeconds: Math.max(0, Math.round((now - m.createdAt) / 1000)) };
 }
 
 async function listAll(s: Store, limit: number): Promise<{ messages: QueueMessage[]; more: boolean }> {
@@ -120,7 +122,7 @@ async function show(ctx: CommandContext): Promise<number> {
     `  expires   ${new Date(m.expiresAt).toISOString()}${m.expiresAt <= now ? ' (expired)' : ` (in ${span(m.expiresAt - now)})`}`,
     `  account   ${m.accountId ?? '-'}`,
     `  envid     ${m.envid ?? '-'}   ret ${m.ret ?? '-'}`,
-    `  body      ${m.blob.id}`,
+    `  body      ${m.blob.id}${m.prefix ? ' (sent with its DKIM-Signature fields in front)' : ''}`,
     '  recipients:',
     ...m.recipients.map((r) => {
       const last = r.lastAttemptAt === null ? 'never tried' : `last tried ${span(now - r.lastAttemptAt)} ago`;

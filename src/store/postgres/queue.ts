@@ -80,15 +80,15 @@ export class PgQueue implements QueueStore {
         if (r.rowCount === 0) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
       }
       await c.query(
-        `INSERT INTO queue_messages (id, blob_id, size, mail_from, envid, ret, account_id, origin, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [id, m.blob.id, m.blob.size, m.mailFrom, m.envid ?? null, m.ret ?? null, m.accountId ?? null, m.origin, m.now, m.expiresAt],
+        `INSERT INTO queue_messages (id, blob_id, size, mail_from, envid, ret, account_id, origin, created_at, expires_at, prefix, body_start)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [id, m.blob.id, m.blob.size, m.mailFrom, m.envid ?? null, m.ret ?? null, m.accountId ?? null, m.origin, m.now, m.expiresAt, m.prefix ?? '', m.start ?? 0],
       );
       await c.query(
-        `INSERT INTO queue_recipients (message_id, address, domain, orcpt, notify, next_attempt_at)
-         SELECT $1, r.address, r.domain, r.orcpt, r.notify, $2 FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (address text, domain text, orcpt text, notify text)) WITH ORDINALITY AS r(address, domain, orcpt, notify, ord)
+        `INSERT INTO queue_recipients (message_id, address, domain, orcpt, notify, next_attempt_at, lease_owner, lease_until, attempts)
+         SELECT $1, r.address, r.domain, r.orcpt, r.notify, $2, $4, $5, $6 FROM ROWS FROM (jsonb_to_recordset($3::jsonb) AS (address text, domain text, orcpt text, notify text)) WITH ORDINALITY AS r(address, domain, orcpt, notify, ord)
          ORDER BY r.ord`,
-        [id, m.now, JSON.stringify(rcpts)],
+        [id, m.lease ? m.lease.until : m.now, JSON.stringify(rcpts), m.lease?.owner ?? null, m.lease?.until ?? null, m.lease ? 1 : 0],
       );
     });
     return (await this.get(id))!;

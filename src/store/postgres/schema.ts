@@ -266,6 +266,14 @@ ALTER TABLE mailboxes ADD COLUMN recent_uid bigint NOT NULL DEFAULT 0;
 UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
+  {
+    version: 10,
+    // Queued message = prefix (DKIM-Signature fields) + blob from byte body_start (as SQLite migration 12).
+    sql: () => `
+ALTER TABLE queue_messages ADD COLUMN prefix text NOT NULL DEFAULT '';
+ALTER TABLE queue_messages ADD COLUMN body_start bigint NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 /**

@@ -8,6 +8,7 @@ type Row = Record<string, any>;
 
 export class SqliteDkimKeys implements DkimKeyStore {
   readonly #db: Database.Database;
+  #activeStmt: Database.Statement | null = null;
   constructor(db: Database.Database) {
     this.#db = db;
   }
@@ -41,7 +42,9 @@ export class SqliteDkimKeys implements DkimKeyStore {
   }
 
   async active(domain: string): Promise<DkimKey[]> {
-    const rows = this.#db.prepare('SELECT * FROM dkim_keys WHERE domain = ? AND active = 1 ORDER BY created_at, selector').all(domain.toLowerCase());
+    // Once per outgoing message: prepared once.
+    this.#activeStmt ??= this.#db.prepare('SELECT * FROM dkim_keys WHERE domain = ? AND active = 1 ORDER BY created_at, selector');
+    const rows = this.#activeStmt.all(domain.toLowerCase());
     return (rows as Row[]).map(dkimKeyFromRow);
   }
 

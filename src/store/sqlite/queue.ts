@@ -68,10 +68,13 @@ export class SqliteQueue implements QueueStore {
         m.blob.size,
       );
       this.#q(
-        'INSERT INTO queue_messages (id, blob_id, size, mail_from, envid, ret, account_id, origin, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(id, m.blob.id, m.blob.size, m.mailFrom, m.envid ?? null, m.ret ?? null, m.accountId ?? null, m.origin, m.now, m.expiresAt);
-      const ins = this.#q('INSERT INTO queue_recipients (message_id, address, domain, orcpt, notify, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)');
-      for (const r of rcpts) ins.run(id, r.address, r.domain, r.orcpt, r.notify, m.now);
+        'INSERT INTO queue_messages (id, blob_id, size, mail_from, envid, ret, account_id, origin, created_at, expires_at, prefix, body_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(id, m.blob.id, m.blob.size, m.mailFrom, m.envid ?? null, m.ret ?? null, m.accountId ?? null, m.origin, m.now, m.expiresAt, m.prefix ?? '', m.start ?? 0);
+      const ins = this.#q(
+        'INSERT INTO queue_recipients (message_id, address, domain, orcpt, notify, next_attempt_at, lease_owner, lease_until, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      const lease = m.lease ?? null;
+      for (const r of rcpts) ins.run(id, r.address, r.domain, r.orcpt, r.notify, lease ? lease.until : m.now, lease?.owner ?? null, lease?.until ?? null, lease ? 1 : 0);
     });
     return (await this.get(id))!;
   }

@@ -239,4 +239,15 @@ ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
+  {
+    version: 12,
+    sql: `
+-- Outbound (issue 13): a queued message is sent as prefix + its blob from byte body_start. prefix
+-- holds the DKIM-Signature fields made at submission (committed with the row, so a crash never
+-- sends the message unsigned), body_start skips the Return-Path stored on top of every received
+-- body: the received blob is queued as it is, instead of a second, signed copy being written.
+ALTER TABLE queue_messages ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
+ALTER TABLE queue_messages ADD COLUMN body_start INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
