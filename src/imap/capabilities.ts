@@ -37,6 +37,9 @@ export function capabilities(c: CapabilityContext): string[] {
     'QRESYNC',
     'ESEARCH',
     'SEARCHRES',
+    // RFC 5256 §3 / RFC 5957 §5 (src/imap/handlers/sort.ts).
+    'SORT',
+    'SORT=DISPLAY',
     'QUOTA',
     'QUOTA=RES-STORAGE',
     'STATUS=SIZE',

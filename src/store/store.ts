@@ -21,6 +21,7 @@ import type { LoginFailureStore } from './login-failures.ts';
 import type { QueueStore } from './queue.ts';
 import type { DkimKeyStore } from './dkim-keys.ts';
 import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
+import type { SortKeys } from '../protocol/imap/sort-keys.ts';
 import { sentDayOf } from '../protocol/mime/date.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
@@ -169,6 +170,17 @@ export interface SearchData {
   /** The Date: header's day as written (RFC 3501 §6.4.4), ms at 00:00 UTC; see MessageMeta.sentDay. */
   sentDay: number | null;
   search: MessageMeta['search'];
+}
+
+/**
+ * What SORT and THREAD (RFC 5256, RFC 5957) need of a message: the keys computed from its parse
+ * at delivery (src/protocol/imap/sort-keys.ts) plus INTERNALDATE and size. Without `thread`,
+ * messageId is null and refs empty.
+ */
+export interface SortData extends SortKeys {
+  uid: number;
+  internalDate: number;
+  size: number;
 }
 
 export interface BlobRef {
@@ -360,6 +372,12 @@ export interface Store {
    * etc.). Backends answer it from data filled at delivery, without reading each message.
    */
   matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]>;
+  /**
+   * SORT/THREAD keys of the given UIDs, ordered by UID (missing ones omitted). Stored at delivery
+   * (one row per body); bodies stored before the keys existed get theirs computed from the cached
+   * parse on first use and kept. `thread`: include messageId and refs (THREAD REFERENCES).
+   */
+  getSortData(mailboxId: number, uids: number[], opts?: { thread?: boolean }): Promise<SortData[]>;
   /** The text plans (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
   getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]>;
   /**

@@ -6,7 +6,7 @@ import type { RawCommand } from './receiver.ts';
 import { MAX_TAG_LENGTH } from './receiver.ts';
 import { parseFetch } from './fetch-args.ts';
 import { ImapParseError, Reader, isTagChar } from './reader.ts';
-import { parseSearch } from './search-args.ts';
+import { parseSearch, parseSort, parseThread } from './search-args.ts';
 import type { FlagSet, ImapCommand, QresyncParams, SeqSet, StatusItem, TaggedCommand } from './types.ts';
 import { STATUS_ITEMS } from './types.ts';
 
@@ -91,7 +91,7 @@ export function parseCommand(raw: RawCommand): TaggedCommand {
     uid = true;
     r.sp();
     name = r.atom('command').toUpperCase();
-    if (!['FETCH', 'SEARCH', 'STORE', 'COPY', 'MOVE', 'EXPUNGE'].includes(name)) r.fail(`UID ${name} is not a command`);
+    if (!['FETCH', 'SEARCH', 'STORE', 'COPY', 'MOVE', 'EXPUNGE', 'SORT', 'THREAD'].includes(name)) r.fail(`UID ${name} is not a command`);
   }
   const command = parseArgs(r, name, uid);
   r.end();
@@ -173,6 +173,10 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
       return parseAppend(r);
     case 'SEARCH':
       return parseSearch(r, uid);
+    case 'SORT':
+      return parseSort(r, uid);
+    case 'THREAD':
+      return parseThread(r, uid);
     case 'FETCH':
       return parseFetch(r, uid);
     case 'STORE':

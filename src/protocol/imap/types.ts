@@ -77,6 +77,18 @@ export interface QresyncParams {
 
 export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
 
+/** RFC 5256 §3 sort keys, with DISPLAYFROM / DISPLAYTO (RFC 5957 §4). */
+export type SortKeyName = 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO';
+export const SORT_KEY_NAMES: readonly SortKeyName[] = ['ARRIVAL', 'CC', 'DATE', 'FROM', 'SIZE', 'SUBJECT', 'TO', 'DISPLAYFROM', 'DISPLAYTO'];
+
+export interface SortCriterion {
+  key: SortKeyName;
+  /** REVERSE: this criterion descending (RFC 5256 §3). */
+  reverse: boolean;
+}
+
+export type ThreadAlgorithm = 'ORDEREDSUBJECT' | 'REFERENCES';
+
 export type ImapCommand =
   | { name: 'CAPABILITY' | 'NOOP' | 'LOGOUT' | 'STARTTLS' | 'CHECK' | 'CLOSE' | 'UNSELECT' | 'IDLE' | 'NAMESPACE' }
   | { name: 'LOGIN'; user: string; pass: string }
@@ -109,6 +121,9 @@ export type ImapCommand =
       utf8: boolean;
     }
   | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; key: SearchKey }
+  /** RFC 5256 SORT; `returns`: ESORT (RFC 5267 §3.2), null without RETURN. */
+  | { name: 'SORT'; uid: boolean; returns: SearchReturn[] | null; criteria: SortCriterion[]; charset: string; key: SearchKey }
+  | { name: 'THREAD'; uid: boolean; algorithm: ThreadAlgorithm; charset: string; key: SearchKey }
   | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean }
   | {
       name: 'STORE';

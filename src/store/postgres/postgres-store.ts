@@ -58,6 +58,7 @@ import {
   type PopUpdate,
   type SearchData,
   type SearchHeaderField,
+  type SortData,
   type MessageTextPlan,
   type SpecialUse,
   type StagedBlob,
@@ -73,6 +74,7 @@ import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits 
 import { sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
 import { PgWrites, type Tx } from './writes.ts';
+import { PgSortKeys, deliverWithSortKeys, sortKeysParam } from './sort.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -811,6 +813,12 @@ class PostgresStore implements Store {
     });
   }
 
+  readonly #sort = new PgSortKeys((text, values) => this.#q(text, values));
+
+  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#sort.read(mailboxId, uids, opts.thread ?? false);
+  }
+
   async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
     if (uids.length === 0) return [];
     const rows = await this.#q(
@@ -950,13 +958,15 @@ class PostgresStore implements Store {
       internal_date: Math.trunc(t.internalDate ?? now),
     }));
     try {
-      const r = await c.query('SELECT * FROM pb_deliver($1, $2, $3, $4, $5::jsonb, $6)', [
+      // pb_deliver and the body's SORT/THREAD keys (src/store/postgres/sort.ts) in one statement.
+      const r = await c.query(deliverWithSortKeys(), [
         blob.id,
         staged ? staged.data.length : blob.size,
         JSON.stringify(meta),
         staged ? staged.data : null,
         JSON.stringify(spec),
         now,
+        sortKeysParam(blob.id, meta),
       ]);
       return (r.rows as Row[]).sort((a, b) => a.idx - b.idx);
     } catch (err) {

@@ -266,6 +266,27 @@ ALTER TABLE mailboxes ADD COLUMN recent_uid bigint NOT NULL DEFAULT 0;
 UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
+  {
+    version: 8,
+    // SORT / THREAD keys per body (as SQLite migration 10; src/store/postgres/sort.ts): written
+    // with the body at its first delivery, removed with it; bodies stored before get theirs on
+    // first use.
+    sql: () => `
+CREATE TABLE blob_sort (
+  blob_id text PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+  sent bigint,
+  subject text NOT NULL,
+  reply boolean NOT NULL,
+  from_key text NOT NULL,
+  to_key text NOT NULL,
+  cc_key text NOT NULL,
+  display_from text NOT NULL,
+  display_to text NOT NULL,
+  message_id text,
+  refs text NOT NULL
+);
+`,
+  },
 ];
 
 /**

@@ -239,4 +239,27 @@ ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
 UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
+  {
+    version: 10,
+    sql: `
+-- SORT / THREAD keys (RFC 5256, RFC 5957) of each body, computed from its parse at delivery
+-- (src/protocol/imap/sort-keys.ts, src/store/sqlite/sort.ts): like blobs.meta they belong to the
+-- content, so every copy shares them and COPY/MOVE/EXPUNGE need no work here; the row goes with
+-- its blob. Strings are i;unicode-casemap collation keys. Bodies stored before this migration get
+-- their row on first use (SqliteSortKeys.read), so an upgrade costs nothing at open.
+CREATE TABLE blob_sort (
+  blob_id TEXT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+  sent INTEGER,
+  subject TEXT NOT NULL,
+  reply INTEGER NOT NULL,
+  from_key TEXT NOT NULL,
+  to_key TEXT NOT NULL,
+  cc_key TEXT NOT NULL,
+  display_from TEXT NOT NULL,
+  display_to TEXT NOT NULL,
+  message_id TEXT,
+  refs TEXT NOT NULL
+) WITHOUT ROWID;
+`,
+  },
 ];

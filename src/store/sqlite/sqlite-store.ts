@@ -25,6 +25,7 @@ import { Held, Holds, MessageWrites, newTx, stamp, type Tx } from './writes.ts';
 import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
+import { SqliteSortKeys } from './sort.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
   DEFAULT_MAILBOXES,
@@ -49,6 +50,7 @@ import {
   type PopUpdate,
   type SearchData,
   type SearchHeaderField,
+  type SortData,
   type MessageTextPlan,
   type SpecialUse,
   type StagedBlob,
@@ -153,6 +155,7 @@ class SqliteStore implements Store {
   readonly #w: MessageWrites;
   readonly #summaries: SummaryCache;
   readonly #bulk: SqliteBulk;
+  readonly #sort: SqliteSortKeys;
   readonly #log: Logger | undefined;
   #closed = false;
 
@@ -197,6 +200,7 @@ class SqliteStore implements Store {
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
     });
+    this.#sort = new SqliteSortKeys(q, (fn) => this.#writeBatched(fn));
     this.queue = new SqliteQueue({
       q,
       write: (fn) => this.#write(fn),
@@ -682,6 +686,10 @@ class SqliteStore implements Store {
       }
     }
     return out;
+  }
+
+  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#sort.read(mailboxId, uids, this.#below(mailboxId), opts.thread ?? false);
   }
 
   async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
