@@ -40,6 +40,9 @@ export function capabilities(c: CapabilityContext): string[] {
     // RFC 5256 §3 / RFC 5957 §5 (src/imap/handlers/sort.ts).
     'SORT',
     'SORT=DISPLAY',
+    // RFC 5256 §3 (src/imap/handlers/thread.ts).
+    'THREAD=ORDEREDSUBJECT',
+    'THREAD=REFERENCES',
     'QUOTA',
     'QUOTA=RES-STORAGE',
     'STATUS=SIZE',

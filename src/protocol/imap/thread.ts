@@ -66,8 +66,13 @@ interface Container {
 
 const newContainer = (msg: SortItem | null = null): Container => ({ msg, parent: null, kids: null, children: [] });
 
-/** Whether `a` is `b` or one of b's descendants (walks up from a). */
+/**
+ * Whether `a` is `b` or one of b's descendants (walks up from a). A `b` with no children has no
+ * descendants: the common case (a message nobody referenced yet) costs nothing however deep `a` is.
+ */
 async function isDescendant(a: Container, b: Container, t: Ticker): Promise<boolean> {
+  if (a === b) return true;
+  if (!b.kids || b.kids.size === 0) return false;
   let steps = 0;
   for (let x: Container | null = a; x; x = x.parent) {
     if (x === b) return true;
