@@ -91,6 +91,8 @@ export interface DovecotOptions {
   lmtp?: boolean;
   /** Extra lines appended to dovecot.conf. */
   extraConfig?: string;
+  /** The Debian packages to check (install when missing); default all peers. Tests pass what they checked is there. */
+  packages?: string[];
 }
 
 export interface Dovecot {
@@ -112,7 +114,7 @@ export function homeOf(root: string, address: string): string {
 }
 
 export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
-  ensurePeers();
+  ensurePeers(opts.packages);
   const dir = makeTempRoot('bench-dovecot-');
   const ports = { imap: await freePort(), pop3: await freePort(), lmtp: await freePort() };
   const scheme = opts.scheme ?? process.env.BENCH_DOVECOT_SCHEME ?? 'SHA512-CRYPT';

@@ -206,11 +206,13 @@ export function baseSubject(subject: string): { base: string; reply: boolean } {
 
 // ------------------------------------------------------------------ addresses (RFC 5256 §3, RFC 5957 §3)
 
-/** The first address of an envelope list that is an address (group markers skipped), or null. */
+/**
+ * The first address structure of an envelope list, or null. A group's start marker counts: its
+ * addr-mailbox is the group name (RFC 9051 §7.5.2), which is the sort value RFC 5957 §3 gives an
+ * address with a mailbox and no host; Dovecot sorts `To: undisclosed-recipients:;` the same way.
+ */
 function firstAddress(list: EnvelopeAddress[] | null): EnvelopeAddress | null {
-  if (!list) return null;
-  for (const a of list) if (a.host !== null) return a;
-  return null;
+  return list?.[0] ?? null;
 }
 
 /** RFC 5957 §3: the display name (RFC 2047 words decoded, RFC 5255 §4.6), else mailbox@host, else mailbox, else "". */

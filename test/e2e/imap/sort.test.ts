@@ -87,13 +87,14 @@ eachBackend('SORT', ({ login }) => {
       assert.equal(await sort('REVERSE DATE'), '* SORT 3 1 2 4');
       assert.equal(await sort('SIZE'), '* SORT 4 2 3 1');
       assert.equal(await sort('FROM'), '* SORT 1 3 2 4');
-      // TO: the group of message 3 has no address: the empty string sorts first.
-      assert.equal(await sort('TO'), '* SORT 3 4 1 2');
+      // TO: message 3's first address is the group's start: its addr-mailbox is the group name.
+      assert.equal(await sort('TO'), '* SORT 4 1 3 2');
       assert.equal(await sort('CC'), '* SORT 2 4 3 1');
       // DISPLAYFROM: "Zoe", "Carl", bert@b.example, "Émile" (decoded; É is E + accent after NFKD).
       assert.equal(await sort('DISPLAYFROM'), '* SORT 3 2 4 1');
-      assert.equal(await sort('DISPLAYTO'), '* SORT 3 4 2 1');
-      assert.equal(await sort('REVERSE DISPLAYTO'), '* SORT 1 2 4 3');
+      // DISPLAYTO: amy@a.example, "Ann", bob@b.example, undisclosed-recipients (RFC 5957 §3: a mailbox without host).
+      assert.equal(await sort('DISPLAYTO'), '* SORT 4 2 1 3');
+      assert.equal(await sort('REVERSE DISPLAYTO'), '* SORT 3 1 2 4');
       assert.equal(await sort('SUBJECT'), '* SORT 1 2 3 4', 'no Subject: all empty, sequence order');
       assert.equal(await sort('REVERSE SUBJECT'), '* SORT 1 2 3 4', 'REVERSE does not reverse the implicit sequence order');
     } finally {
