@@ -43,6 +43,8 @@ export function capabilities(c: CapabilityContext): string[] {
     // RFC 5256 §3 (src/imap/handlers/thread.ts).
     'THREAD=ORDEREDSUBJECT',
     'THREAD=REFERENCES',
+    // RFC 8474 (MAILBOXID in CREATE/SELECT/STATUS, EMAILID/THREADID in FETCH and SEARCH).
+    'OBJECTID',
     'QUOTA',
     'QUOTA=RES-STORAGE',
     'STATUS=SIZE',

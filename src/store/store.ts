@@ -24,6 +24,9 @@ import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
 import type { SortKeys } from '../protocol/imap/sort-keys.ts';
 import { sentDayOf } from '../protocol/mime/date.ts';
 
+// OBJECTID (RFC 8474) ids, the same for IMAP and the webmail (src/store/threads.ts).
+export { emailObjectId, mailboxObjectId, parseThreadObjectId, threadObjectId } from './threads.ts';
+
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
 export const SystemFlag = {
   Seen: 1,
@@ -378,6 +381,13 @@ export interface Store {
    * parse on first use and kept. `thread`: include messageId and refs (THREAD REFERENCES).
    */
   getSortData(mailboxId: number, uids: number[], opts?: { thread?: boolean }): Promise<SortData[]>;
+  /**
+   * Thread numbers (OBJECTID THREADID, RFC 8474 §5.2; rules in src/store/threads.ts) of the given
+   * UIDs, by UID (missing ones omitted). Assigned at delivery and never changed.
+   */
+  getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>>;
+  /** UIDs (ascending) of the mailbox's messages in a thread (SEARCH THREADID, RFC 8474 §6). */
+  threadMembers(mailboxId: number, threadId: number): Promise<number[]>;
   /** The text plans (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
   getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]>;
   /**

@@ -19,7 +19,7 @@ interface Backend {
   name: string;
   skip?: string;
   fail?: string;
-  open(): Promise<{ store: Store; reopen(): Promise<Store>; wipeKeys(): Promise<void>; keyRows(): Promise<number>; close(): Promise<void> }>;
+  open(): Promise<{ store: Store; reopen(): Promise<Store>; wipeKeys(): Promise<void>; keyRows(): Promise<number>; run(sql: string): Promise<Array<Record<string, any>>>; close(): Promise<void> }>;
 }
 
 const backends: Backend[] = [
@@ -52,6 +52,12 @@ const backends: Backend[] = [
         async keyRows() {
           return direct((db) => db.prepare('SELECT count(*) FROM blob_sort').pluck().get()) as number;
         },
+        async run(text: string) {
+          return direct((db) => {
+            const st = db.prepare(text);
+            return st.reader ? st.all() : (st.run(), []);
+          }) as Array<Record<string, any>>;
+        },
         async close() {
           await store.close();
           rmSync(dir, { recursive: true, force: true });
@@ -79,6 +85,9 @@ const backends: Backend[] = [
         },
         async keyRows() {
           return Number((await sql(schema, 'SELECT count(*) AS n FROM blob_sort'))[0]!.n);
+        },
+        async run(text: string) {
+          return sql(schema, text);
         },
         async close() {
           await store.close();
@@ -215,6 +224,96 @@ for (const backend of backends) {
         assert.deepEqual(await store.getSortData(inbox.id, uids, { thread: true }), expected(true));
         assert.equal(await o.keyRows(), 3, 'stored on first use');
         assert.deepEqual(await store.getSortData(inbox.id, uids), expected(false));
+      } finally {
+        await o.close();
+      }
+    });
+  });
+}
+
+// ------------------------------------------------------------------ threads (OBJECTID THREADID)
+
+const note = (id: string, subject: string, refs?: string) =>
+  crlf(['From: a@example.com', `Subject: ${subject}`, `Message-ID: <${id}>`, ...(refs ? [`References: ${refs}`] : []), '', 'x']);
+
+for (const backend of backends) {
+  if (backend.fail) continue;
+  describe(`${backend.name} store: conversation threads (RFC 8474 §5.2)`, { skip: backend.skip }, () => {
+    async function setup() {
+      const o = await backend.open();
+      await o.store.addDomain('example.com');
+      const a = await o.store.createAccount({ address: 'a@example.com', passwordHash: 'x' });
+      const b = await o.store.createAccount({ address: 'b@example.com', passwordHash: 'x' });
+      const box = async (acc: number, name: string) => (await o.store.getMailbox(acc, name))!;
+      const put = async (raw: Buffer, ...mailboxIds: number[]) => {
+        const staged = await o.store.stageBlob(raw);
+        const r = await o.store.deliver(staged, parseMessage(raw), mailboxIds.map((mailboxId) => ({ mailboxId })));
+        staged.release();
+        return r.map((x) => (x.ok ? x.uid : 0));
+      };
+      return { o, a, b, box, put };
+    }
+    const MAIL = [
+      note('r2@x', 'Re: Re: plan', '<root@x> <r1@x>'), // a reply arriving before its parents
+      note('root@x', 'plan'),
+      note('other@x', 'unrelated'),
+      note('r1@x', 'Re: plan', '<root@x>'),
+      note('r3@x', 'Re: plan', '<r2@x>'),
+    ];
+
+    it('a thread per conversation, fixed at delivery; copies keep it; each account its own', async () => {
+      const { o, a, b, box, put } = await setup();
+      try {
+        const inbox = await box(a.id, 'INBOX');
+        const uids: number[] = [];
+        for (const m of MAIL) uids.push((await put(m, inbox.id))[0]!);
+        const t = await o.store.getThreadIds(inbox.id, uids);
+        const [r2, root, other, r1, r3] = uids.map((u) => t.get(u)!);
+        assert.ok(r2 !== undefined && other !== undefined);
+        assert.deepEqual([root, r1, r3], [r2, r2, r2], 'one conversation, whatever the arrival order');
+        assert.notEqual(other, r2);
+        assert.deepEqual(await o.store.threadMembers(inbox.id, r2!), [uids[0], uids[1], uids[3], uids[4]]);
+        const archive = await box(a.id, 'Archive');
+        const c = await o.store.copyMessages(inbox.id, [uids[1]!], archive.id);
+        assert.equal((await o.store.getThreadIds(archive.id, [c.mapping[0]![1]])).get(c.mapping[0]![1]), r2);
+        // The same body delivered to another account: that account's own thread.
+        const bInbox = await box(b.id, 'INBOX');
+        const [bu, au] = await put(note('new@x', 'Re: plan', '<root@x>'), bInbox.id, inbox.id);
+        assert.equal((await o.store.getThreadIds(inbox.id, [au!])).get(au!), r2);
+        const bt = (await o.store.getThreadIds(bInbox.id, [bu!])).get(bu!);
+        assert.ok(bt !== undefined && bt !== r2, `account b: ${bt}`);
+        // Expunged and delivered again: the same thread (nothing is reported twice differently).
+        await o.store.expunge(inbox.id, { uids: [uids[2]!], onlyDeleted: false });
+        const [again] = await put(MAIL[2]!, inbox.id);
+        assert.equal((await o.store.getThreadIds(inbox.id, [again!])).get(again!), other);
+      } finally {
+        await o.close();
+      }
+    });
+
+    it('an upgraded store assigns the existing messages on first use; removing an account removes its threads', async () => {
+      const { o, a, box, put } = await setup();
+      try {
+        const inbox = await box(a.id, 'INBOX');
+        const uids: number[] = [];
+        for (const m of MAIL) uids.push((await put(m, inbox.id))[0]!);
+        await o.wipeKeys();
+        await o.run('DELETE FROM thread_ids');
+        await o.run('DELETE FROM message_threads');
+        await o.run(`INSERT INTO thread_backfill (account_id) VALUES (${a.id})`);
+        const store = await o.reopen();
+        const t = await store.getThreadIds(inbox.id, uids);
+        assert.equal(t.size, 5);
+        const ids = uids.map((u) => t.get(u));
+        assert.equal(new Set([ids[0], ids[1], ids[3], ids[4]]).size, 1, JSON.stringify(ids));
+        assert.notEqual(ids[2], ids[0]);
+        assert.deepEqual(await o.run('SELECT * FROM thread_backfill'), []);
+        // New mail after the backfill joins the same conversation.
+        const [late] = await put(note('r4@x', 'Re: plan', '<r3@x>'), inbox.id);
+        assert.equal((await store.getThreadIds(inbox.id, [late!])).get(late!), ids[0]);
+        await store.removeAccount(a.id);
+        assert.deepEqual(await o.run(`SELECT msgid FROM thread_ids WHERE account_id = ${a.id}`), []);
+        assert.deepEqual(await o.run(`SELECT blob_id FROM message_threads WHERE account_id = ${a.id}`), []);
       } finally {
         await o.close();
       }

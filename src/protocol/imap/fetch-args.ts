@@ -61,6 +61,8 @@ function fetchAtt(r: Reader): FetchItem {
     case 'BODYSTRUCTURE':
     case 'UID':
     case 'MODSEQ':
+    case 'EMAILID':
+    case 'THREADID':
     case 'RFC822':
     case 'RFC822.HEADER':
     case 'RFC822.TEXT':

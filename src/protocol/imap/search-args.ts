@@ -169,6 +169,14 @@ function searchKey(r: Reader, depth: number): SearchKey {
       r.sp();
       return { k: 'or', a, b: searchKey(r, depth + 1) };
     }
+    case 'EMAILID':
+    case 'THREADID': {
+      // RFC 8474 §6: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+      r.sp();
+      const id = r.atom('objectid');
+      if (id.length > 255 || !/^[A-Za-z0-9_-]+$/.test(id)) r.fail('Invalid objectid'); // linear: anchored, one class
+      return { k: 'objectid', what: word === 'EMAILID' ? 'emailid' : 'threadid', id };
+    }
     case 'MODSEQ': {
       // RFC 7162 §3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer
       r.sp();

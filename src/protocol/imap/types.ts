@@ -30,6 +30,8 @@ export type SearchKey =
   | { k: 'seq'; set: SeqSet }
   | { k: 'uid'; set: SeqSet }
   | { k: 'modseq'; modseq: number }
+  /** OBJECTID EMAILID / THREADID (RFC 8474 §6): exactly that id. */
+  | { k: 'objectid'; what: 'emailid' | 'threadid'; id: string }
   /** IMAP4rev1 RECENT/NEW/OLD: Pillarbox never reports \Recent, so RECENT matches nothing. */
   | { k: 'recent'; set: boolean };
 
@@ -58,6 +60,9 @@ export type FetchItem =
   | { k: 'BODYSTRUCTURE' }
   | { k: 'UID' }
   | { k: 'MODSEQ' }
+  /** OBJECTID (RFC 8474 §5.3). */
+  | { k: 'EMAILID' }
+  | { k: 'THREADID' }
   | { k: 'RFC822' }
   | { k: 'RFC822.HEADER' }
   | { k: 'RFC822.TEXT' }
@@ -65,8 +70,8 @@ export type FetchItem =
   | { k: 'BINARY[]'; peek: boolean; part: number[]; partial: Partial | null }
   | { k: 'BINARY.SIZE'; part: number[] };
 
-export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'HIGHESTMODSEQ' | 'RECENT' | 'APPENDLIMIT';
-export const STATUS_ITEMS: readonly StatusItem[] = ['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT'];
+export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'HIGHESTMODSEQ' | 'RECENT' | 'APPENDLIMIT' | 'MAILBOXID';
+export const STATUS_ITEMS: readonly StatusItem[] = ['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT', 'MAILBOXID'];
 
 export interface QresyncParams {
   uidValidity: number;

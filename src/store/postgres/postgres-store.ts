@@ -74,7 +74,8 @@ import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits 
 import { sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
 import { PgWrites, type Tx } from './writes.ts';
-import { PgSortKeys, deliverWithSortKeys, sortKeysParam } from './sort.ts';
+import { PgSortKeys, deliverWithSortKeys, sortKeysParams } from './sort.ts';
+import { PgThreads } from './threads.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -819,6 +820,16 @@ class PostgresStore implements Store {
     return this.#sort.read(mailboxId, uids, opts.thread ?? false);
   }
 
+  readonly #threads = new PgThreads((text, values) => this.#q(text, values), (fn) => this.#tx(undefined, fn));
+
+  async getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
+    return this.#threads.idsOf(mailboxId, uids);
+  }
+
+  async threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
+    return this.#threads.members(mailboxId, threadId);
+  }
+
   async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
     if (uids.length === 0) return [];
     const rows = await this.#q(
@@ -966,7 +977,7 @@ class PostgresStore implements Store {
         staged ? staged.data : null,
         JSON.stringify(spec),
         now,
-        sortKeysParam(blob.id, meta),
+        ...sortKeysParams(blob.id, meta),
       ]);
       return (r.rows as Row[]).sort((a, b) => a.idx - b.idx);
     } catch (err) {

@@ -285,6 +285,24 @@ CREATE TABLE blob_sort (
   message_id text,
   refs text NOT NULL
 );
+-- Threads per account (as SQLite migration 10; src/store/postgres/threads.ts).
+CREATE SEQUENCE thread_seq;
+CREATE TABLE thread_ids (
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  msgid text NOT NULL,
+  thread_id bigint NOT NULL,
+  PRIMARY KEY (account_id, msgid)
+);
+CREATE TABLE message_threads (
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  blob_id text NOT NULL,
+  thread_id bigint NOT NULL,
+  PRIMARY KEY (account_id, blob_id)
+);
+CREATE INDEX message_threads_thread ON message_threads(account_id, thread_id);
+CREATE TABLE thread_backfill (account_id bigint PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE);
+INSERT INTO thread_backfill (account_id)
+  SELECT DISTINCT mb.account_id FROM mailboxes mb WHERE EXISTS (SELECT 1 FROM messages m WHERE m.mailbox_id = mb.id);
 `,
   },
 ];

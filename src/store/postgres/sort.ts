@@ -1,5 +1,6 @@
 // SORT / THREAD keys in the PostgreSQL store (table blob_sort, migration 8): one row per body,
-// inserted in the delivery statement itself (deliverWithSortKeys wraps pb_deliver), read for a
+// inserted in the delivery statement itself (deliverWithSortKeys wraps pb_deliver, and assigns the
+// body's conversation thread in each account, src/store/threads.ts), read for a
 // mailbox's messages by SORT and THREAD (RFC 5256, RFC 5957). Bodies stored before migration 8
 // get their row on first read, computed from the cached parse (a few JSON fields).
 
@@ -8,6 +9,7 @@ import type { SortData } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { sortKeysOf, type SortKeys, type SortSource } from '../../protocol/imap/sort-keys.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
+import { threadIds } from '../threads.ts';
 
 type Row = Record<string, any>;
 
@@ -44,13 +46,56 @@ export function deliverWithSortKeys(): string {
     SELECT ${COLUMNS} FROM ${RECORDSET.replace('$KEYS', '$7')}
     WHERE EXISTS (SELECT 1 FROM d WHERE d.res = 'ok')
     ON CONFLICT (blob_id) DO NOTHING
-  )
+  ),
+  ${ASSIGN_THREADS}
   SELECT * FROM d`;
 }
 
-/** The 7th parameter of deliverWithSortKeys. */
-export function sortKeysParam(blobId: string, meta: MessageMeta): string {
-  return JSON.stringify([record(blobId, sortKeysOf(meta))]);
+/**
+ * The body's thread in each account that took it (src/store/threads.ts): the thread it already
+ * has there, else the oldest thread one of its ids ($8, sorted: rows are inserted in one order
+ * by everyone) is mapped to, else a new one; then its unmapped ids are mapped to it.
+ */
+const ASSIGN_THREADS = `acc AS (SELECT DISTINCT d.acc AS account_id FROM d WHERE d.res = 'ok'),
+  ex AS (SELECT mt.account_id, mt.thread_id FROM message_threads mt WHERE mt.blob_id = $1 AND mt.account_id IN (SELECT account_id FROM acc)),
+  fnd AS (
+    SELECT t.account_id, min(t.thread_id) AS thread_id FROM thread_ids t
+    WHERE t.account_id IN (SELECT account_id FROM acc) AND t.msgid = ANY($8::text[]) GROUP BY t.account_id
+  ),
+  ch AS (
+    SELECT a.account_id, coalesce(ex.thread_id, fnd.thread_id, nextval('thread_seq')) AS thread_id
+    FROM acc a LEFT JOIN ex USING (account_id) LEFT JOIN fnd USING (account_id)
+  ),
+  mt AS (INSERT INTO message_threads (account_id, blob_id, thread_id) SELECT account_id, $1, thread_id FROM ch ON CONFLICT DO NOTHING),
+  ti AS (
+    INSERT INTO thread_ids (account_id, msgid, thread_id)
+    SELECT ch.account_id, i.msgid, ch.thread_id FROM ch, unnest($8::text[]) AS i(msgid) ORDER BY 1, 2 ON CONFLICT DO NOTHING
+  )`;
+
+/** The 7th and 8th parameters of deliverWithSortKeys: the body's keys and its thread ids. */
+export function sortKeysParams(blobId: string, meta: MessageMeta): [string, string[]] {
+  const k = sortKeysOf(meta);
+  return [JSON.stringify([record(blobId, k)]), threadIds(k).sort()];
+}
+
+/** Keys of stored bodies computed from their cached parse (bodies gone are left out). */
+export async function sortKeysFromMeta(query: (text: string, values?: unknown[]) => Promise<Row[]>, blobIds: readonly string[]): Promise<Map<string, SortKeys>> {
+  const keys = new Map<string, SortKeys>();
+  const rows = await query(
+    `SELECT id, json_build_array(meta::json -> 'envelope', meta::json -> 'sentDate', meta::json #> '{search,subject}', meta::json #> '{search,fields}')::text AS src
+     FROM blobs WHERE id = ANY($1::text[]) AND meta <> 'null'`,
+    [[...new Set(blobIds)]],
+  );
+  let t = performance.now();
+  for (const r of rows) {
+    if (performance.now() - t > 5) {
+      await nextTurn();
+      t = performance.now();
+    }
+    const [envelope, sentDate, subject, fields] = JSON.parse(r.src as string) as [SortSource['envelope'], number | null, string | null, Array<[string, string]> | null];
+    keys.set(r.id as string, sortKeysOf({ envelope, sentDate, search: { subject: subject ?? '', fields: fields ?? [] } }));
+  }
+  return keys;
 }
 
 /** Rows per statement. */
@@ -83,21 +128,7 @@ export class PgSortKeys {
 
   /** Computes (and stores) the keys of bodies without a row, from their cached parse. */
   async #fill(blobIds: string[]): Promise<Map<string, SortKeys>> {
-    const keys = new Map<string, SortKeys>();
-    const rows = await this.#query(
-      `SELECT id, json_build_array(meta::json -> 'envelope', meta::json -> 'sentDate', meta::json #> '{search,subject}', meta::json #> '{search,fields}')::text AS src
-       FROM blobs WHERE id = ANY($1::text[]) AND meta <> 'null'`,
-      [[...new Set(blobIds)]],
-    );
-    let t = performance.now();
-    for (const r of rows) {
-      if (performance.now() - t > 5) {
-        await nextTurn();
-        t = performance.now();
-      }
-      const [envelope, sentDate, subject, fields] = JSON.parse(r.src as string) as [SortSource['envelope'], number | null, string | null, Array<[string, string]> | null];
-      keys.set(r.id as string, sortKeysOf({ envelope, sentDate, search: { subject: subject ?? '', fields: fields ?? [] } }));
-    }
+    const keys = await sortKeysFromMeta(this.#query, blobIds);
     if (keys.size) {
       // A body removed meanwhile has no row to hang keys on: skipped, not an error.
       await this.#query(

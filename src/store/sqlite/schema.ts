@@ -260,6 +260,27 @@ CREATE TABLE blob_sort (
   message_id TEXT,
   refs TEXT NOT NULL
 ) WITHOUT ROWID;
+-- Conversation threads per account (OBJECTID THREADID, RFC 8474 §5.2; src/store/threads.ts,
+-- src/store/sqlite/threads.ts): thread_ids maps every Message-ID a delivered message named to its
+-- thread; message_threads is the thread of a body in the account (copies share it). Thread
+-- numbers come from settings 'last_thread_id'. Accounts with mail from before this migration are
+-- listed in thread_backfill and get their threads on first use.
+CREATE TABLE thread_ids (
+  account_id INTEGER NOT NULL,
+  msgid TEXT NOT NULL,
+  thread_id INTEGER NOT NULL,
+  PRIMARY KEY (account_id, msgid)
+) WITHOUT ROWID;
+CREATE TABLE message_threads (
+  account_id INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  thread_id INTEGER NOT NULL,
+  PRIMARY KEY (account_id, blob_id)
+) WITHOUT ROWID;
+CREATE INDEX message_threads_thread ON message_threads(account_id, thread_id);
+CREATE TABLE thread_backfill (account_id INTEGER PRIMARY KEY);
+INSERT INTO thread_backfill (account_id)
+  SELECT DISTINCT mb.account_id FROM mailboxes mb WHERE EXISTS (SELECT 1 FROM messages m WHERE m.mailbox_id = mb.id);
 `,
   },
 ];

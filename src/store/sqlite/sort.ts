@@ -7,7 +7,6 @@
 
 import type { Query, Tx } from './writes.ts';
 import type { SortData } from '../store.ts';
-import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { sortKeysOf, type SortKeys, type SortSource } from '../../protocol/imap/sort-keys.ts';
 import { LoopBudget } from '../../obs/loop-lag.ts';
 
@@ -19,8 +18,19 @@ function insertKeys(q: Query, blobId: string, k: SortKeys): void {
 }
 
 /** At delivery, inside the write transaction: the keys of a body whose parse was just stored. */
-export function insertSortKeys(q: Query, blobId: string, meta: MessageMeta): void {
-  insertKeys(q, blobId, sortKeysOf(meta));
+export function insertSortKeys(q: Query, blobId: string, keys: SortKeys): void {
+  insertKeys(q, blobId, keys);
+}
+
+/**
+ * The keys of a stored body computed from its cached parse (a few JSON fields, not the MIME tree),
+ * or null when the body is gone.
+ */
+export function sortKeysFromMeta(q: Query, blobId: string): SortKeys | null {
+  const text = q("SELECT json_extract(meta, '$.envelope', '$.sentDate', '$.search.subject', '$.search.fields') FROM blobs WHERE id = ?").pluck().get(blobId) as string | undefined;
+  if (text === undefined) return null;
+  const [envelope, sentDate, subject, fields] = JSON.parse(text) as [SortSource['envelope'], number | null, string | null, Array<[string, string]> | null];
+  return sortKeysOf({ envelope, sentDate, search: { subject: subject ?? '', fields: fields ?? [] } });
 }
 
 /** Rows read per statement. */
@@ -79,13 +89,10 @@ export class SqliteSortKeys {
   /** Computes (and stores) the keys of bodies without a row, from their cached parse. */
   async #fill(blobIds: string[], budget: LoopBudget): Promise<Map<string, SortKeys>> {
     const keys = new Map<string, SortKeys>();
-    const get = this.#q("SELECT json_extract(meta, '$.envelope', '$.sentDate', '$.search.subject', '$.search.fields') FROM blobs WHERE id = ?").pluck();
     for (const id of new Set(blobIds)) {
       await budget.pause();
-      const text = get.get(id) as string | undefined;
-      if (text === undefined) continue; // the body went meanwhile: its messages went with it
-      const [envelope, sentDate, subject, fields] = JSON.parse(text) as [SortSource['envelope'], number | null, string | null, Array<[string, string]> | null];
-      keys.set(id, sortKeysOf({ envelope, sentDate, search: { subject: subject ?? '', fields: fields ?? [] } }));
+      const k = sortKeysFromMeta(this.#q, id);
+      if (k) keys.set(id, k); // else the body went meanwhile: its messages went with it
     }
     if (keys.size) {
       await this.#write(() => {

@@ -22,6 +22,7 @@ import {
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { insertSortKeys } from './sort.ts';
+import type { SortKeys } from '../../protocol/imap/sort-keys.ts';
 
 type Row = Record<string, any>;
 export type Query = (sql: string) => Database.Statement;
@@ -124,17 +125,18 @@ export class MessageWrites {
     return last - n + 1;
   }
 
-  refBlob(blob: BlobRef, meta: MessageMeta, n: number): void {
+  /** References a body (its row made with the parse and SORT keys when new). */
+  refBlob(blob: BlobRef, meta: MessageMeta, keys: SortKeys, n: number): void {
     const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
     // A body only the outbound queue held so far has no parse yet (sqlite/queue.ts): fill it in.
     if (queueOnly === 1) {
       this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(JSON.stringify(meta), blob.id);
-      insertSortKeys(this.q, blob.id, meta);
+      insertSortKeys(this.q, blob.id, keys);
     }
     if (queueOnly !== undefined) return;
     this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, JSON.stringify(meta));
     // SORT/THREAD keys with the parse, once per body (src/store/sqlite/sort.ts).
-    insertSortKeys(this.q, blob.id, meta);
+    insertSortKeys(this.q, blob.id, keys);
   }
 
   unrefBlob(tx: Tx, blobId: string, n: number): void {
