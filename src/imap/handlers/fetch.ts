@@ -1,5 +1,6 @@
 // FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2), BINARY (RFC 3516), CONDSTORE CHANGEDSINCE / MODSEQ
-// (RFC 7162 §3.1.4), QRESYNC VANISHED (RFC 7162 §3.2.6) and OBJECTID EMAILID / THREADID (RFC 8474 §5.3).
+// (RFC 7162 §3.1.4), QRESYNC VANISHED (RFC 7162 §3.2.6), OBJECTID EMAILID / THREADID (RFC 8474 §5.3)
+// and the UID FETCH PARTIAL modifier (RFC 9394 §3.3).
 //
 // ENVELOPE, BODY, BODYSTRUCTURE and section offsets come from the MessageMeta cached at delivery;
 // body bytes are read from the blob by range and written with backpressure.
@@ -16,6 +17,7 @@ import { writeEnvelope } from '../../protocol/imap/envelope.ts';
 import { writeBodyStructure } from '../../protocol/imap/bodystructure.ts';
 import { decodeTransferEncoding, filterHeaderFields, findPart, formatSection, resolveSection } from '../../protocol/imap/section.ts';
 import { LoopBudget } from '../../obs/loop-lag.ts';
+import { partialSlice } from '../esearch.ts';
 
 /** Bodies larger than this are streamed from the blob instead of read whole. */
 const STREAM_THRESHOLD = 256 * 1024;
@@ -310,7 +312,13 @@ interface FetchPlan {
 
 export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
-  const uids = resolveSet(s, cmd.set, cmd.uid);
+  let uids = resolveSet(s, cmd.set, cmd.uid);
+  if (cmd.partial) {
+    // RFC 9394 §3.3: only the messages at those positions of the set, before CHANGEDSINCE applies.
+    const sorted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
+    const at = partialSlice(cmd.partial, sorted.length);
+    uids = at ? sorted.slice(at[0], at[1]) : [];
+  }
   const plan = await planFetch(s, cmd);
   const done = `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
   let summaries: Map<number, MessageSummary> | null = null;

@@ -2,17 +2,40 @@
 // THREAD commands (RFC 5256 §5, RFC 5957 §5, RFC 5267 §3.2) whose criteria are SEARCH keys. Pure.
 
 import type { Reader } from './reader.ts';
-import type { ImapCommand, SearchKey, SearchReturn, SortKeyName, ThreadAlgorithm } from './types.ts';
+import type { ImapCommand, PartialRange, SearchKey, SearchReturn, SortKeyName, ThreadAlgorithm } from './types.ts';
 import { SORT_KEY_NAMES } from './types.ts';
 
-/** `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"` (RFC 4731 §3.1, RFC 5267 §3.2), after its SP. */
-function returnOptions(r: Reader, what: string): SearchReturn[] {
+/**
+ * `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"` (RFC 4731 §3.1, RFC 5267 §3),
+ * after its SP, with PARTIAL (RFC 9394 §3.1): at most one of PARTIAL and ALL.
+ */
+function returnOptions(r: Reader, what: string): { returns: SearchReturn[]; partial: PartialRange | null } {
   r.sp();
-  return r.list(() => {
-    const o = r.atom('return option').toUpperCase() as SearchReturn;
+  let partial: PartialRange | null = null;
+  const returns = r.list(() => {
+    const o = r.atom('return option').toUpperCase();
+    if (o === 'PARTIAL') {
+      if (partial) r.fail('Only one PARTIAL return option');
+      r.sp();
+      partial = partialRange(r);
+      return null;
+    }
     if (!['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE'].includes(o)) r.fail(`Unknown ${what} return option ${o.slice(0, 32)}`);
-    return o;
-  });
+    return o as SearchReturn;
+  }).filter((o): o is SearchReturn => o !== null);
+  if (partial && returns.includes('ALL')) r.fail('PARTIAL and ALL cannot be combined (RFC 9394 §3.1)');
+  return { returns, partial };
+}
+
+/** RFC 9394 §4 `partial-range`: "a:b" or "-a:-b" (nz-numbers; either order). */
+export function partialRange(r: Reader): PartialRange {
+  const start = r.pos;
+  const last = r.take('-');
+  const a = r.nzNumber();
+  r.expect(':');
+  if (last) r.expect('-');
+  const b = r.nzNumber();
+  return { lo: Math.min(a, b), hi: Math.max(a, b), last, text: r.seg.slice(start, r.pos) };
 }
 
 /** `search-key *(SP search-key)`: one key, or their AND. */
@@ -24,10 +47,11 @@ function searchKeys(r: Reader): SearchKey {
 
 export function parseSearch(r: Reader, uid: boolean): ImapCommand {
   let returns: SearchReturn[] | null = null;
+  let partial: PartialRange | null = null;
   let charset: string | null = null;
   r.sp();
   if (r.takeWord('RETURN')) {
-    returns = returnOptions(r, 'SEARCH');
+    ({ returns, partial } = returnOptions(r, 'SEARCH'));
     r.sp();
   }
   if (r.takeWord('CHARSET')) {
@@ -35,7 +59,7 @@ export function parseSearch(r: Reader, uid: boolean): ImapCommand {
     charset = r.astring().toUpperCase();
     r.sp();
   }
-  return { name: 'SEARCH', uid, charset, returns, key: searchKeys(r) };
+  return { name: 'SEARCH', uid, charset, returns, partial, key: searchKeys(r) };
 }
 
 /**
@@ -45,8 +69,9 @@ export function parseSearch(r: Reader, uid: boolean): ImapCommand {
 export function parseSort(r: Reader, uid: boolean): ImapCommand {
   r.sp();
   let returns: SearchReturn[] | null = null;
+  let partial: PartialRange | null = null;
   if (r.takeWord('RETURN')) {
-    returns = returnOptions(r, 'SORT');
+    ({ returns, partial } = returnOptions(r, 'SORT'));
     r.sp();
   }
   const criteria = r.list(() => {
@@ -63,7 +88,7 @@ export function parseSort(r: Reader, uid: boolean): ImapCommand {
   r.sp();
   const charset = r.astring().toUpperCase();
   r.sp();
-  return { name: 'SORT', uid, returns, criteria, charset, key: searchKeys(r) };
+  return { name: 'SORT', uid, returns, partial, criteria, charset, key: searchKeys(r) };
 }
 
 /** RFC 5256 §5: `THREAD SP thread-alg SP search-criteria`. */

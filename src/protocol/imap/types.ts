@@ -82,6 +82,17 @@ export interface QresyncParams {
 
 export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
 
+/**
+ * RFC 9394 §4 partial-range: positions `lo`..`hi` (1-based, lo <= hi) in the result, counted from
+ * its end when `last` ("-1:-100" is the last 100); `text` is the range as the client wrote it.
+ */
+export interface PartialRange {
+  lo: number;
+  hi: number;
+  last: boolean;
+  text: string;
+}
+
 /** RFC 5256 §3 sort keys, with DISPLAYFROM / DISPLAYTO (RFC 5957 §4). */
 export type SortKeyName = 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO';
 export const SORT_KEY_NAMES: readonly SortKeyName[] = ['ARRIVAL', 'CC', 'DATE', 'FROM', 'SIZE', 'SUBJECT', 'TO', 'DISPLAYFROM', 'DISPLAYTO'];
@@ -125,11 +136,13 @@ export type ImapCommand =
       literalIndex: number;
       utf8: boolean;
     }
-  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; key: SearchKey }
-  /** RFC 5256 SORT; `returns`: ESORT (RFC 5267 §3.2), null without RETURN. */
-  | { name: 'SORT'; uid: boolean; returns: SearchReturn[] | null; criteria: SortCriterion[]; charset: string; key: SearchKey }
+  /** `partial`: the PARTIAL return option (RFC 9394 §3.1), in `returns` as well. */
+  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; partial: PartialRange | null; key: SearchKey }
+  /** RFC 5256 SORT; `returns`: ESORT (RFC 5267 §3), null without RETURN; `partial` as SEARCH's. */
+  | { name: 'SORT'; uid: boolean; returns: SearchReturn[] | null; partial: PartialRange | null; criteria: SortCriterion[]; charset: string; key: SearchKey }
   | { name: 'THREAD'; uid: boolean; algorithm: ThreadAlgorithm; charset: string; key: SearchKey }
-  | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean }
+  /** `partial`: the UID FETCH PARTIAL modifier (RFC 9394 §3.3). */
+  | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean; partial: PartialRange | null }
   | {
       name: 'STORE';
       uid: boolean;
