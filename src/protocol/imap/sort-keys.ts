@@ -51,6 +51,11 @@ function isAsciiString(s: string): boolean {
  * i;unicode-casemap (RFC 5051 §2): each character replaced by its simple titlecase mapping (a
  * character whose uppercase form is several characters keeps itself: it has no simple mapping),
  * then NFKD. ASCII: uppercase, as i;ascii-casemap.
+ *
+ * RFC 5051 compares the UTF-8 octets, i.e. code points; JavaScript compares UTF-16 code units,
+ * which differ in one place: U+E000–U+FFFF sort after the surrogates of U+10000 and up. So a key
+ * writes each U+E000–U+FFFF character as U+D7FF followed by itself (U+D7FF is unassigned), which
+ * puts it between U+D7FE and U+10000: keys then compare with plain `<` (compareKeys).
  */
 export function collationKey(s: string): string {
   if (isAsciiString(s)) return s.toUpperCase();
@@ -65,28 +70,21 @@ export function collationKey(s: string): string {
     const u = ch.toUpperCase();
     out += u.length === 1 || (u.length === 2 && u.codePointAt(0)! > 0xffff) ? u : ch;
   }
-  return out.normalize('NFKD');
+  const d = out.normalize('NFKD');
+  let hasHigh = false;
+  for (let i = 0; i < d.length && !hasHigh; i++) hasHigh = d.charCodeAt(i) >= 0xe000;
+  if (!hasHigh) return d;
+  let k = '';
+  for (let i = 0; i < d.length; i++) {
+    const c = d.charCodeAt(i);
+    k += c >= 0xe000 ? '\ud7ff' + d[i] : d[i];
+  }
+  return k;
 }
 
-/**
- * Compares two collation keys. RFC 5051 compares the UTF-8 octets; JavaScript compares UTF-16
- * code units, which orders the same except supplementary-plane characters against U+E000–U+FFFF:
- * that case is corrected here at the first differing unit.
- */
+/** Orders two collation keys as RFC 5051 orders the strings they were made from. */
 export function compareKeys(a: string, b: string): number {
-  if (a === b) return 0;
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  if (i === n) return a.length - b.length;
-  const x = a.charCodeAt(i);
-  const y = b.charCodeAt(i);
-  if (x >= 0xd800 && y >= 0xd800) {
-    const sx = x <= 0xdfff;
-    const sy = y <= 0xdfff;
-    if (sx !== sy) return sx ? 1 : -1; // a surrogate (≥ U+10000) sorts after U+E000–U+FFFF
-  }
-  return x - y;
+  return a === b ? 0 : a < b ? -1 : 1;
 }
 
 // ------------------------------------------------------------------ base subject (RFC 5256 §2.1)

@@ -59,39 +59,56 @@ export function sortComparator(criteria: readonly SortCriterion[]): Cmp {
   };
 }
 
-/** Elements sorted or merged between two pause() calls. */
-const SLICE = 2048;
+/** Elements sorted by the engine per run, and merged per slice between two pause() calls. */
+const RUN = 4096;
+const SLICE = 16384;
+
+interface Merge<T> {
+  src: T[];
+  dst: T[];
+  i: number;
+  mid: number;
+  j: number;
+  hi: number;
+  k: number;
+}
+
+/** Merges up to `n` elements of src[i..mid) and src[j..hi) into dst[k..); synchronous, so V8 optimises it. */
+function mergeSome<T>(m: Merge<T>, cmp: (a: T, b: T) => number, n: number): void {
+  const { src, dst, mid, hi } = m;
+  let { i, j, k } = m;
+  const stop = Math.min(k + n, hi);
+  while (k < stop) {
+    if (i < mid && (j >= hi || cmp(src[j]!, src[i]!) >= 0)) dst[k++] = src[i++]!;
+    else dst[k++] = src[j++]!;
+  }
+  m.i = i;
+  m.j = j;
+  m.k = k;
+}
 
 /**
- * Stable merge sort of `items` (a new array), calling `pause()` every SLICE elements of work: runs
- * of SLICE sorted by the engine's sort, then merged pairwise.
+ * Stable merge sort of `items` (a new array), calling `pause()` between slices of work: runs of
+ * RUN sorted by the engine's (stable) sort, then merged pairwise SLICE elements at a time.
  */
 export async function sortSliced<T>(items: readonly T[], cmp: (a: T, b: T) => number, pause: () => Promise<void>): Promise<T[]> {
   const n = items.length;
+  if (n <= RUN) return items.slice().sort(cmp);
   let src: T[] = new Array(n);
-  for (let i = 0; i < n; i += SLICE) {
-    const run = items.slice(i, i + SLICE).sort(cmp);
+  for (let i = 0; i < n; i += RUN) {
+    const run = items.slice(i, i + RUN).sort(cmp);
     for (let k = 0; k < run.length; k++) src[i + k] = run[k]!;
     await pause();
   }
   let dst: T[] = new Array(n);
-  for (let width = SLICE; width < n; width *= 2) {
-    let work = 0;
+  for (let width = RUN; width < n; width *= 2) {
     for (let lo = 0; lo < n; lo += 2 * width) {
       const mid = Math.min(lo + width, n);
-      const hi = Math.min(lo + 2 * width, n);
-      let i = lo;
-      let j = mid;
-      let k = lo;
-      while (i < mid && j < hi) {
-        dst[k++] = cmp(src[j]!, src[i]!) < 0 ? src[j++]! : src[i++]!;
-        if (++work >= SLICE) {
-          work = 0;
-          await pause();
-        }
+      const m: Merge<T> = { src, dst, i: lo, mid, j: mid, hi: Math.min(lo + 2 * width, n), k: lo };
+      while (m.k < m.hi) {
+        mergeSome(m, cmp, SLICE);
+        await pause();
       }
-      while (i < mid) dst[k++] = src[i++]!;
-      while (j < hi) dst[k++] = src[j++]!;
     }
     [src, dst] = [dst, src];
   }

@@ -22,12 +22,12 @@ class Ticker {
   constructor(pause: Pause) {
     this.pause = pause;
   }
-  async tick(units = 1): Promise<void> {
+  /** Counts work; true when a pause is due (the caller awaits pause() then: no await per item). */
+  due(units = 1): boolean {
     this.n += units;
-    if (this.n >= SLICE) {
-      this.n = 0;
-      await this.pause();
-    }
+    if (this.n < SLICE) return false;
+    this.n = 0;
+    return true;
   }
 }
 
@@ -48,7 +48,7 @@ export async function orderedSubject(items: readonly SortItem[], pause: Pause): 
     let j = i + 1;
     for (; j < bySubject.length && bySubject[j]!.subject === head.subject; j++) node.children.push({ msg: bySubject[j]!, children: [] });
     threads.push(node);
-    await t.tick(j - i);
+    if (t.due(j - i)) await pause();
     i = j;
   }
   return sortSliced(threads, (a, b) => sentDate(a.msg!) - sentDate(b.msg!) || a.msg!.seq - b.msg!.seq, pause);
@@ -77,7 +77,7 @@ async function isDescendant(a: Container, b: Container, t: Ticker): Promise<bool
   for (let x: Container | null = a; x; x = x.parent) {
     if (x === b) return true;
     if (++steps === 256) {
-      await t.tick(steps);
+      if (t.due(steps)) await t.pause();
       steps = 0;
     }
   }
@@ -115,7 +115,7 @@ async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<C
     return c;
   };
   for (const m of items) {
-    await t.tick(1 + m.refs.length);
+    if (t.due(1 + m.refs.length)) await t.pause();
     // A message without a valid Message-ID, or with one an earlier message has, gets a unique one.
     let own: Container;
     const known = m.messageId === null ? undefined : byId.get(m.messageId);
@@ -144,19 +144,19 @@ async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<C
   return all;
 }
 
-/** Post-order walk (children before parents) without recursion. */
-async function postOrder(roots: Container[], t: Ticker, visit: (c: Container) => void | Promise<void>): Promise<void> {
+/** Post-order walk (children before parents) without recursion; `visit` is synchronous. */
+async function postOrder(roots: Container[], t: Ticker, visit: (c: Container) => void): Promise<void> {
   const stack: Array<[Container, boolean]> = [];
   for (let i = roots.length - 1; i >= 0; i--) stack.push([roots[i]!, false]);
   while (stack.length) {
     const [c, expanded] = stack.pop()!;
     if (expanded) {
-      await visit(c);
+      visit(c);
       continue;
     }
     stack.push([c, true]);
     for (let i = c.children.length - 1; i >= 0; i--) stack.push([c.children[i]!, false]);
-    await t.tick();
+    if (t.due()) await t.pause();
   }
 }
 
@@ -202,7 +202,7 @@ function threadSubject(c: Container): string {
 async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]> {
   const table = new Map<string, Container>();
   for (const c of root) {
-    await t.tick();
+    if (t.due()) await t.pause();
     const s = threadSubject(c);
     if (s === '') continue;
     const old = table.get(s);
@@ -214,7 +214,7 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
   // Parent links are kept from here on: a top-level node merged under another one has a parent.
   for (const c of root) c.parent = null;
   for (const c of root) {
-    await t.tick();
+    if (t.due()) await t.pause();
     if (c.parent !== null) continue;
     const s = threadSubject(c);
     if (s === '') continue;
@@ -260,9 +260,13 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
   // (5) gather threads by base subject
   root = await mergeSubjects(root, t);
   // (6) every set of siblings by sent date, the deepest first
-  await postOrder(root, t, async (c) => {
-    if (c.children.length > 1) c.children = await sortSiblings(c.children, pause);
+  // Small sibling sets sorted during the walk; big ones (more than a slice) afterwards, in slices.
+  const big: Container[] = [];
+  await postOrder(root, t, (c) => {
+    if (c.children.length > 2048) big.push(c);
+    else if (c.children.length > 1) c.children.sort(byDate);
   });
+  for (const c of big) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
   return toNodes(root);
 }

@@ -279,6 +279,7 @@ CREATE TABLE message_threads (
 ) WITHOUT ROWID;
 CREATE INDEX message_threads_thread ON message_threads(account_id, thread_id);
 CREATE TABLE thread_backfill (account_id INTEGER PRIMARY KEY);
+INSERT OR IGNORE INTO settings (key, value) VALUES ('last_thread_id', '0');
 INSERT INTO thread_backfill (account_id)
   SELECT DISTINCT mb.account_id FROM mailboxes mb WHERE EXISTS (SELECT 1 FROM messages m WHERE m.mailbox_id = mb.id);
 `,

@@ -40,25 +40,21 @@ export class SqliteThreads {
     const q = this.#q;
     const ids = threadIds(keys);
     const existing = q('SELECT thread_id FROM message_threads WHERE account_id = ? AND blob_id = ?').pluck().get(accountId, blobId) as number | undefined;
+    const list = JSON.stringify(ids);
     const known = new Map<string, number>();
-    const look = q('SELECT thread_id FROM thread_ids WHERE account_id = ? AND msgid = ?').pluck();
-    for (const id of ids) {
-      const t = look.get(accountId, id) as number | undefined;
-      if (t !== undefined) known.set(id, t);
+    if (ids.length) {
+      const rows = q('SELECT msgid, thread_id FROM thread_ids WHERE account_id = ? AND msgid IN (SELECT value FROM json_each(?))').raw().all(accountId, list) as Array<[string, number]>;
+      for (const [id, t] of rows) known.set(id, t);
     }
     const [a] = assignThreads([{ blobId, ids }], known, () => this.#alloc(), () => existing);
     if (existing === undefined) q('INSERT INTO message_threads (account_id, blob_id, thread_id) VALUES (?, ?, ?)').run(accountId, blobId, a!.threadId);
-    const ins = q('INSERT OR IGNORE INTO thread_ids (account_id, msgid, thread_id) VALUES (?, ?, ?)');
-    for (const id of a!.newIds) ins.run(accountId, id, a!.threadId);
+    if (a!.newIds.length) q('INSERT OR IGNORE INTO thread_ids (account_id, msgid, thread_id) SELECT ?, value, ? FROM json_each(?)').run(accountId, a!.threadId, JSON.stringify(a!.newIds));
     return a!.threadId;
   }
 
   #alloc(): number {
-    return this.#q(
-      "INSERT INTO settings (key, value) VALUES ('last_thread_id', '1') ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING CAST(value AS INTEGER)",
-    )
-      .pluck()
-      .get() as number;
+    // The row is made by migration 10.
+    return this.#q("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'last_thread_id' RETURNING CAST(value AS INTEGER)").pluck().get() as number;
   }
 
   /** Thread numbers of the given UIDs, by UID (messages gone omitted). */

@@ -49,8 +49,21 @@ test('RFC 5051 i;unicode-casemap keys: titlecase + NFKD; octet order including s
   assert.equal(compareKeys('', 'A') < 0, true, 'the empty string first');
   assert.equal(compareKeys('AB', 'A') > 0, true);
   // UTF-8 order: U+FFFD (EF BF BD) before U+1F600 (F0 9F 98 80), though UTF-16 says otherwise.
-  assert.equal(compareKeys('\ufffd', '\u{1f600}') < 0, true);
-  assert.equal(compareKeys('\u{1f600}', '\ufffd') > 0, true);
+  const key = (s: string) => collationKey(s);
+  assert.equal(compareKeys(key('\ufffd'), key('\u{1f600}')) < 0, true);
+  assert.equal(compareKeys(key('\u{1f600}'), key('\ufffd')) > 0, true);
+  assert.equal(compareKeys(key('\ud7fb'), key('\ue000')) < 0, true);
+  assert.equal(compareKeys(key('x\ue000'), key('x\u{10000}')) < 0, true);
+  // The order of the keys is the order of the code points of the mapped strings.
+  const strs = ['a', 'é', '\ue000', '\uffee', '\u{1f600}', '\u{10400}', 'z', 'ÿ', '\u4e00'];
+  const cps = (s: string) => [...s.normalize('NFKD')].map((c) => c.codePointAt(0)!);
+  const byCp = [...strs].sort((x, y) => {
+    const a = cps(collationKey(x).replaceAll('\ud7ff', ''));
+    const b = cps(collationKey(y).replaceAll('\ud7ff', ''));
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+    return a.length - b.length;
+  });
+  assert.deepEqual([...strs].sort((x, y) => compareKeys(collationKey(x), collationKey(y))), byCp);
 });
 
 test('message ids (RFC 5256 §3): quoting and comments do not make two ids differ; invalid ones are skipped', () => {
