@@ -293,22 +293,36 @@ function toNodes(root: Container[]): ThreadNode[] {
  * sub-thread ("3 6 (4 23)(44 7 96)"); a dummy is only its children ("(3)(5)").
  */
 export function formatThreads(roots: readonly ThreadNode[], num: (m: SortItem) => number): string {
-  const parts: string[] = [];
+  return [...formatThreadParts(roots, num)].join('');
+}
+
+/** formatThreads in pieces of about `partChars` characters, so a caller can write (and yield) between them. */
+export function* formatThreadParts(roots: readonly ThreadNode[], num: (m: SortItem) => number, partChars = 65536): Generator<string> {
+  let parts: string[] = [];
+  let size = 0;
   const stack: Array<ThreadNode | string> = [];
   for (let i = roots.length - 1; i >= 0; i--) stack.push(')', roots[i]!, '(');
   while (stack.length) {
+    if (size >= partChars) {
+      yield parts.join('');
+      parts = [];
+      size = 0;
+    }
     const x = stack.pop()!;
     if (typeof x === 'string') {
       parts.push(x);
+      size++;
       continue;
     }
     const kids = x.children;
     if (x.msg !== null) {
-      parts.push(String(num(x.msg)));
+      const t = String(num(x.msg));
+      parts.push(t);
+      size += t.length;
       if (kids.length > 0) parts.push(' ');
     }
     if (kids.length === 1) stack.push(kids[0]!);
     else for (let i = kids.length - 1; i >= 0; i--) stack.push(')', kids[i]!, '(');
   }
-  return parts.join('');
+  if (parts.length) yield parts.join('');
 }
