@@ -4,7 +4,7 @@
 // (process tree killed) at the end, on Ctrl-C and on errors. Nothing listens on a standard port.
 
 import { execFileSync } from 'node:child_process';
-import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,8 @@ export interface DovecotOptions {
   lmtp?: boolean;
   /** Extra lines appended to dovecot.conf. */
   extraConfig?: string;
+  /** The Debian packages to check (install when missing); default all peers. Tests pass what they checked is there. */
+  packages?: string[];
 }
 
 export interface Dovecot {
@@ -112,7 +114,7 @@ export function homeOf(root: string, address: string): string {
 }
 
 export async function startDovecot(opts: DovecotOptions): Promise<Dovecot> {
-  ensurePeers();
+  ensurePeers(opts.packages);
   const dir = makeTempRoot('bench-dovecot-');
   const ports = { imap: await freePort(), pop3: await freePort(), lmtp: await freePort() };
   const scheme = opts.scheme ?? process.env.BENCH_DOVECOT_SCHEME ?? 'SHA512-CRYPT';
@@ -538,12 +540,14 @@ export async function startPostfix(opts: { lmtpPort: number; accounts: Account[]
  * Writes messages straight into Maildir cur/ folders (what a delivery leaves on disk), owned by
  * nobody. Dovecot indexes them on the first SELECT (the benchmarks do an untimed warm-up first).
  */
-export function fillMaildir(maildir: string, messages: Iterable<{ raw: Buffer; seen?: boolean; seq: number }>): number {
+/** `mtime` (ms): the file's mtime, which Dovecot's Maildir takes as INTERNALDATE. */
+export function fillMaildir(maildir: string, messages: Iterable<{ raw: Buffer; seen?: boolean; seq: number; mtime?: number }>): number {
   let n = 0;
   const cur = join(maildir, 'cur');
   for (const m of messages) {
     const name = `${1700000000 + m.seq}.M${m.seq}P1.bench,S=${m.raw.length}:2,${m.seen ? 'S' : ''}`;
     writeFileSync(join(cur, name), m.raw);
+    if (m.mtime !== undefined) utimesSync(join(cur, name), m.mtime / 1000, m.mtime / 1000);
     n++;
   }
   run('chown', ['-R', `${NOBODY_UID}:${NOGROUP_GID}`, maildir]);

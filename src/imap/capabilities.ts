@@ -42,6 +42,17 @@ export function capabilities(c: CapabilityContext): string[] {
     'QRESYNC',
     'ESEARCH',
     'SEARCHRES',
+    // RFC 5256 §3 / RFC 5957 §5 (src/imap/handlers/sort.ts).
+    'SORT',
+    'SORT=DISPLAY',
+    // RFC 5256 §3 (src/imap/handlers/thread.ts).
+    'THREAD=ORDEREDSUBJECT',
+    'THREAD=REFERENCES',
+    // RFC 5267 §3 (ESORT), RFC 9394 (PARTIAL in SEARCH/SORT return options and UID FETCH).
+    'ESORT',
+    'PARTIAL',
+    // RFC 8474 (MAILBOXID in CREATE/SELECT/STATUS, EMAILID/THREADID in FETCH and SEARCH).
+    'OBJECTID',
     'QUOTA',
     'QUOTA=RES-STORAGE',
     'STATUS=SIZE',

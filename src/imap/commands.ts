@@ -25,6 +25,8 @@ import { close } from './handlers/close.ts';
 import { unselect } from './handlers/unselect.ts';
 import { expunge } from './handlers/expunge.ts';
 import { search } from './handlers/search.ts';
+import { sort } from './handlers/sort.ts';
+import { thread } from './handlers/thread.ts';
 import { fetch } from './handlers/fetch.ts';
 import { store } from './handlers/store.ts';
 import { copy } from './handlers/copy.ts';
@@ -74,6 +76,8 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   UNSELECT: { states: SELECTED, handler: unselect },
   EXPUNGE: { states: SELECTED, handler: expunge },
   SEARCH: { states: SELECTED, handler: search },
+  SORT: { states: SELECTED, handler: sort },
+  THREAD: { states: SELECTED, handler: thread },
   FETCH: { states: SELECTED, handler: fetch },
   STORE: { states: SELECTED, handler: store },
   COPY: { states: SELECTED, handler: copy },

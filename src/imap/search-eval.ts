@@ -4,7 +4,7 @@
 // of the mailbox's bodies for all needles, off the event loop where the backend can).
 
 import type { SearchKey } from '../protocol/imap/types.ts';
-import type { MessageRecord, MessageSummary, SearchHeaderField } from '../store/store.ts';
+import { emailObjectId, parseThreadObjectId, type MessageRecord, type MessageSummary, type SearchHeaderField } from '../store/store.ts';
 import type { MimeNode } from '../protocol/mime/types.ts';
 import { seqSetHas } from '../protocol/imap/response.ts';
 import type { ImapSession } from './session.ts';
@@ -21,6 +21,8 @@ interface Need {
   /** Values of BODY and TEXT keys: searched in the bodies by store.matchBody. */
   bodyNeedles: Set<string>;
   modseq: boolean;
+  /** THREADID keys (RFC 8474 §6): their members come from store.threadMembers. */
+  threadKeys: Array<Extract<SearchKey, { k: 'objectid' }>>;
 }
 
 function needs(k: SearchKey, n: Need): void {
@@ -56,6 +58,9 @@ function needs(k: SearchKey, n: Need): void {
       break;
     case 'modseq':
       n.modseq = true;
+      break;
+    case 'objectid':
+      if (k.what === 'threadid') n.threadKeys.push(k);
       break;
   }
 }
@@ -144,6 +149,10 @@ function match(k: SearchKey, c: Ctx): boolean {
     }
     case 'body':
       return c.bodyHits.get(k.value)?.has(c.msg.uid) ?? false;
+    case 'objectid':
+      // RFC 8474 §6: exactly the given EMAILID / THREADID.
+      if (k.what === 'emailid') return emailObjectId(c.msg.blobId, c.msg.internalDate) === k.id;
+      return c.headerHits.get(k)?.has(c.msg.uid) ?? false;
     case 'text': {
       // RFC 9051 §6.4.4 TEXT: "in the header or body of the message".
       if (c.headerText === null && c.sd) c.headerText = c.sd.search.fields.map(([n, v]) => `${n}: ${v}`).join('\n');
@@ -158,9 +167,13 @@ export async function runSearch(
   key: SearchKey,
 ): Promise<{ uids: number[]; seqs: number[]; modseqs: number[]; highestModseq: number; usedModseq: boolean }> {
   const sel = s.selected!;
-  const need: Need = { headerKeys: [], meta: false, fields: false, bodyNeedles: new Set(), modseq: false };
+  const need: Need = { headerKeys: [], meta: false, fields: false, bodyNeedles: new Set(), modseq: false, threadKeys: [] };
   needs(key, need);
   const headerHits = new Map<SearchKey, Set<number>>();
+  for (const k of need.threadKeys) {
+    const t = parseThreadObjectId(k.id);
+    headerHits.set(k, new Set(t === null ? [] : await s.deps.store.threadMembers(sel.mailboxId, t)));
+  }
   for (const k of need.headerKeys) headerHits.set(k, new Set(await s.deps.store.matchHeader(sel.mailboxId, k.field as SearchHeaderField, k.value)));
   const bodyHits = new Map<string, Set<number>>();
   if (need.bodyNeedles.size) {

@@ -436,7 +436,8 @@ export class ImapSession {
       this.write(statusLine(tag!, 'BAD', 'UIDREQUIRED', UIDREQUIRED_TEXT));
       return;
     }
-    const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH') && !cmd.uid); // RFC 9051 §7.5.1
+    // RFC 9051 §7.5.1; SORT / THREAD as SEARCH (RFC 5256 §3).
+    const allowExpunge = !((cmd.name === 'FETCH' || cmd.name === 'STORE' || cmd.name === 'SEARCH' || cmd.name === 'SORT' || cmd.name === 'THREAD') && !cmd.uid);
     let result: HandlerResult;
     // What a stall report names (src/obs/loop-lag.ts).
     const done = activity.begin(`imap.command=${'uid' in cmd && cmd.uid ? 'UID ' : ''}${cmd.name} account=${this.account?.address ?? '-'} mailbox=${this.selected?.name ?? '-'}`);

@@ -21,7 +21,11 @@ import type { LoginFailureStore } from './login-failures.ts';
 import type { QueueStore } from './queue.ts';
 import type { DkimKeyStore } from './dkim-keys.ts';
 import type { MessageMeta, TextLeaf } from '../protocol/mime/types.ts';
+import type { SortKeys } from '../protocol/imap/sort-keys.ts';
 import { sentDayOf } from '../protocol/mime/date.ts';
+
+// OBJECTID (RFC 8474) ids, the same for IMAP and the webmail (src/store/threads.ts).
+export { emailObjectId, mailboxObjectId, parseThreadObjectId, threadObjectId } from './threads.ts';
 
 /** IMAP system flags (RFC 9051 §2.3.2) as stored: a bit each. */
 export const SystemFlag = {
@@ -169,6 +173,17 @@ export interface SearchData {
   /** The Date: header's day as written (RFC 3501 §6.4.4), ms at 00:00 UTC; see MessageMeta.sentDay. */
   sentDay: number | null;
   search: MessageMeta['search'];
+}
+
+/**
+ * What SORT and THREAD (RFC 5256, RFC 5957) need of a message: the keys computed from its parse
+ * at delivery (src/protocol/imap/sort-keys.ts) plus INTERNALDATE and size. Without `thread`,
+ * messageId is null and refs empty.
+ */
+export interface SortData extends SortKeys {
+  uid: number;
+  internalDate: number;
+  size: number;
 }
 
 export interface BlobRef {
@@ -370,6 +385,19 @@ export interface Store {
    * etc.). Backends answer it from data filled at delivery, without reading each message.
    */
   matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]>;
+  /**
+   * SORT/THREAD keys of the given UIDs, ordered by UID (missing ones omitted). Stored at delivery
+   * (one row per body); bodies stored before the keys existed get theirs computed from the cached
+   * parse on first use and kept. `thread`: include messageId and refs (THREAD REFERENCES).
+   */
+  getSortData(mailboxId: number, uids: number[], opts?: { thread?: boolean }): Promise<SortData[]>;
+  /**
+   * Thread numbers (OBJECTID THREADID, RFC 8474 §5.2; rules in src/store/threads.ts) of the given
+   * UIDs, by UID (missing ones omitted). Assigned at delivery and never changed.
+   */
+  getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>>;
+  /** UIDs (ascending) of the mailbox's messages in a thread (SEARCH THREADID, RFC 8474 §6). */
+  threadMembers(mailboxId: number, threadId: number): Promise<number[]>;
   /** The text plans (and blob id, size) of the given UIDs, ordered by UID (missing ones omitted). */
   getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]>;
   /**

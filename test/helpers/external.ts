@@ -28,6 +28,8 @@ const PACKAGES: Record<string, string> = {
   runuser: 'util-linux',
   npm: 'npm',
   '/usr/sbin/postfix': 'postfix',
+  '/usr/sbin/dovecot': 'dovecot-core',
+  '/usr/lib/dovecot/imap': 'dovecot-imapd',
 };
 
 const cache = new Map<string, string | null>();

@@ -3,7 +3,7 @@
 // checked for the whole set first, so a refused CREATE adds no parents either: NO [LIMIT].
 import type { Handler } from '../commands.ts';
 import { ImapNo } from '../errors.ts';
-import { StoreError, type SpecialUse } from '../../store/store.ts';
+import { StoreError, mailboxObjectId, type SpecialUse } from '../../store/store.ts';
 import { checkMailboxCount, checkMailboxName, mailboxLimits } from '../../store/mailbox-limits.ts';
 import { ancestors } from './list.ts';
 
@@ -42,6 +42,7 @@ export const create: Handler<'CREATE'> = async (s, _tag, cmd) => {
   }
   // Not subscribed: RFC 9051 §6.3.4 does not make CREATE subscribe; subscriptions are the
   // client's own list (§6.3.7), so a CREATE answered here leaves LSUB as it was.
-  await s.deps.store.createMailbox(accountId, name, { specialUse, origin: s.origin });
-  return 'CREATE completed';
+  const mb = await s.deps.store.createMailbox(accountId, name, { specialUse, origin: s.origin });
+  // RFC 8474 §4.1
+  return { code: `MAILBOXID (${mailboxObjectId(mb)})`, text: 'CREATE completed' };
 };

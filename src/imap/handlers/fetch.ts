@@ -1,5 +1,6 @@
 // FETCH and UID FETCH (RFC 9051 §6.4.5, §7.5.2), BINARY (RFC 3516), CONDSTORE CHANGEDSINCE / MODSEQ
-// (RFC 7162 §3.1.4) and QRESYNC VANISHED (RFC 7162 §3.2.6).
+// (RFC 7162 §3.1.4), QRESYNC VANISHED (RFC 7162 §3.2.6), OBJECTID EMAILID / THREADID (RFC 8474 §5.3)
+// and the UID FETCH PARTIAL modifier (RFC 9394 §3.3).
 //
 // ENVELOPE, BODY, BODYSTRUCTURE and section offsets come from the MessageMeta cached at delivery;
 // body bytes are read from the blob by range and written with backpressure.
@@ -8,7 +9,7 @@ import type { Handler } from '../commands.ts';
 import type { ImapSession } from '../session.ts';
 import type { FetchItem, ImapCommand } from '../../protocol/imap/types.ts';
 import type { MessageRecord, MessageSummary } from '../../store/store.ts';
-import { SystemFlag } from '../../store/store.ts';
+import { SystemFlag, emailObjectId, threadObjectId } from '../../store/store.ts';
 import { ImapNo } from '../errors.ts';
 import { resolveSet } from '../sequence.ts';
 import { flagList, formatSeqSet, internalDate, seqSetHas } from '../../protocol/imap/response.ts';
@@ -17,6 +18,7 @@ import { writeBodyStructure } from '../../protocol/imap/bodystructure.ts';
 import { decodeTransferEncoding, filterHeaderFields, findPart, formatSection, resolveSection } from '../../protocol/imap/section.ts';
 import { LoopBudget } from '../../obs/loop-lag.ts';
 import { fetchOpen } from '../uidonly.ts';
+import { partialSlice } from '../esearch.ts';
 
 /** Bodies larger than this are streamed from the blob instead of read whole. */
 const STREAM_THRESHOLD = 256 * 1024;
@@ -36,6 +38,8 @@ const SIMPLE_RENDERERS: Readonly<Record<string, (m: MessageSummary) => string>> 
   MODSEQ: (m) => `MODSEQ (${m.modseq})`,
   // RFC 8514 §4.2: when the message was saved into this mailbox (APPEND, COPY, MOVE, delivery).
   SAVEDATE: (m) => `SAVEDATE ${internalDate(m.savedAt)}`,
+  // RFC 8474 §5.3 (src/store/threads.ts: from the body and INTERNALDATE).
+  EMAILID: (m) => `EMAILID (${emailObjectId(m.blobId, m.internalDate)})`,
 };
 
 /** Items rendered from the message summary alone. */
@@ -104,7 +108,7 @@ async function decodedPart(s: ImapSession, rec: MessageRecord, part: number[]): 
   return body;
 }
 
-async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, rec: MessageRecord | null, out: Piece[]): Promise<void> {
+async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, rec: MessageRecord | null, out: Piece[], threads: Map<number, number> | null): Promise<void> {
   const sp = (): void => {
     out.push(' ');
   };
@@ -118,8 +122,15 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
     case 'RFC822.SIZE':
     case 'MODSEQ':
     case 'SAVEDATE':
+    case 'EMAILID':
       out.push(simpleRenderer(item)(msg));
       return sp();
+    case 'THREADID': {
+      // RFC 8474 §5.3: NIL only for a message without a thread (gone meanwhile).
+      const t = threads?.get(msg.uid);
+      out.push(t === undefined ? 'THREADID NIL' : `THREADID (${threadObjectId(t)})`);
+      return sp();
+    }
     case 'ENVELOPE':
       out.push(`ENVELOPE ${writeEnvelope(rec!.meta.envelope, s.utf8)}`);
       return sp();
@@ -301,6 +312,8 @@ interface FetchPlan {
   explicitUid: boolean;
   hasFlags: boolean;
   hasModseq: boolean;
+  /** THREADID asked for: the batch's thread numbers come from the store. */
+  hasThreadId: boolean;
   /** Some item needs the cached MIME meta (ENVELOPE, BODY…, sections). */
   needMeta: boolean;
   /** Every item comes from the message summary alone. */
@@ -310,7 +323,13 @@ interface FetchPlan {
 
 export const fetch: Handler<'FETCH'> = async (s, _tag, cmd) => {
   const sel = s.selected!;
-  const uids = resolveSet(s, cmd.set, cmd.uid);
+  let uids = resolveSet(s, cmd.set, cmd.uid);
+  if (cmd.partial) {
+    // RFC 9394 §3.3: only the messages at those positions of the set, before CHANGEDSINCE applies.
+    const sorted = isAscending(uids) ? uids : [...uids].sort((a, b) => a - b);
+    const at = partialSlice(cmd.partial, sorted.length);
+    uids = at ? sorted.slice(at[0], at[1]) : [];
+  }
   const plan = await planFetch(s, cmd);
   const done = `${cmd.uid ? 'UID FETCH' : 'FETCH'} completed`;
   let summaries: Map<number, MessageSummary> | null = null;
@@ -360,6 +379,7 @@ async function planFetch(s: ImapSession, cmd: FetchCommand): Promise<FetchPlan> 
     explicitUid: has('UID'),
     hasFlags: has('FLAGS'),
     hasModseq: has('MODSEQ'),
+    hasThreadId: has('THREADID'),
     needMeta: items.some((i) => META_ITEMS.has(i.k)),
     simple: items.every((i) => SIMPLE_ITEMS.has(i.k)),
     markSeen: setsSeen(items) && !sel.readOnly,
@@ -409,10 +429,11 @@ async function fetchBatch(
   if (cmd.changedSince !== null) msgs = msgs.filter((m) => m.modseq > cmd.changedSince!);
   const seenNow = new Set<number>();
   if (plan.markSeen) msgs = await markSeen(s, msgs, seenNow);
+  const threads = plan.hasThreadId ? await s.deps.store.getThreadIds(sel.mailboxId, msgs.map((m) => m.uid)) : null;
   for (const msg of msgs) {
     const seq = sel.seqOf(msg.uid);
     if (!seq) continue;
-    await output.add(await renderMessage(s, seq, msg, recs.get(msg.uid) ?? null, plan, seenNow.has(msg.uid)));
+    await output.add(await renderMessage(s, seq, msg, recs.get(msg.uid) ?? null, plan, seenNow.has(msg.uid), threads));
   }
 }
 
@@ -439,14 +460,22 @@ async function markSeen(s: ImapSession, msgs: MessageSummary[], seenNow: Set<num
 }
 
 /** One `* n FETCH (…)` response as pieces (bodies may be streamed from the blob). */
-async function renderMessage(s: ImapSession, seq: number, msg: MessageSummary, rec: MessageRecord | null, plan: FetchPlan, seenNow: boolean): Promise<Piece[]> {
+async function renderMessage(
+  s: ImapSession,
+  seq: number,
+  msg: MessageSummary,
+  rec: MessageRecord | null,
+  plan: FetchPlan,
+  seenNow: boolean,
+  threads: Map<number, number> | null,
+): Promise<Piece[]> {
   const pieces: Piece[] = [];
   // RFC 3501 §7.2.6: a keyword new to the client is announced in FLAGS before the FETCH shows it.
   const sel = s.selected!;
   if ((plan.hasFlags || seenNow) && msg.keywords.length && sel.noteKeywords(msg.keywords)) pieces.push(sel.flagsResponses());
   const open = fetchOpen(s.uidOnly, seq, msg.uid, s.uidOnly ? plan.explicitUid : plan.withUid);
   pieces.push(open.more ? open.head + ' ' : open.head);
-  for (const item of plan.items) await renderItem(s, item, msg, rec, pieces);
+  for (const item of plan.items) await renderItem(s, item, msg, rec, pieces, threads);
   if (seenNow && !plan.hasFlags) pieces.push(`FLAGS ${flagList(msg.systemFlags, msg.keywords, sel.isRecent(msg.uid))} `);
   if (seenNow && s.condstore && !plan.hasModseq) pieces.push(`MODSEQ (${msg.modseq}) `);
   // Drop the trailing space.

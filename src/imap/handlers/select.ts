@@ -4,7 +4,7 @@ import type { Handler } from '../commands.ts';
 import { ImapBad, ImapNo } from '../errors.ts';
 import { SelectedMailbox } from '../selected.ts';
 import { flagList, formatSeqSet, seqSetHas } from '../../protocol/imap/response.ts';
-import { SystemFlag } from '../../store/store.ts';
+import { SystemFlag, mailboxObjectId } from '../../store/store.ts';
 import { fetchOpen } from '../uidonly.ts';
 
 export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
@@ -52,6 +52,8 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   out += `* OK [UIDVALIDITY ${mb.uidValidity}] UIDs valid\r\n`;
   out += `* OK [UIDNEXT ${uidNext}] Predicted next UID\r\n`;
   out += `* OK [HIGHESTMODSEQ ${highest}] Highest\r\n`;
+  // RFC 8474 §4.2
+  out += `* OK [MAILBOXID (${mailboxObjectId(mb)})] Ok\r\n`;
   if (s.rev2) out += `* LIST () "/" ${s.mailboxToClient(mb.name)}\r\n`;
   s.write(out);
 

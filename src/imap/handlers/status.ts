@@ -1,8 +1,8 @@
 // STATUS (RFC 9051 §6.3.11) incl. SIZE (RFC 8438), HIGHESTMODSEQ (RFC 7162 §3.1.6),
-// APPENDLIMIT (RFC 7889 §3.1), RECENT for IMAP4rev1 (RFC 3501 §6.3.10).
+// APPENDLIMIT (RFC 7889 §3.1), RECENT for IMAP4rev1 (RFC 3501 §6.3.10), MAILBOXID (RFC 8474 §4.3).
 import type { Handler } from '../commands.ts';
 import type { ImapSession } from '../session.ts';
-import type { Mailbox } from '../../store/store.ts';
+import { mailboxObjectId, type Mailbox } from '../../store/store.ts';
 import type { StatusItem } from '../../protocol/imap/types.ts';
 import { ImapNo } from '../errors.ts';
 
@@ -42,6 +42,10 @@ export async function statusLineFor(s: ImapSession, mb: Mailbox, items: readonly
       }
       case 'APPENDLIMIT':
         parts.push(`APPENDLIMIT ${s.deps.config.limits.appendLimit}`);
+        break;
+      case 'MAILBOXID':
+        // RFC 8474 §4.3
+        parts.push(`MAILBOXID (${mailboxObjectId(mb)})`);
         break;
     }
   }

@@ -1,7 +1,9 @@
-// FETCH arguments (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 §3.1.4 CHANGEDSINCE / §3.2.6 VANISHED). Pure.
+// FETCH arguments (RFC 9051 §6.4.5, RFC 3516 BINARY, RFC 7162 §3.1.4 CHANGEDSINCE / §3.2.6 VANISHED,
+// RFC 9394 §3.3 PARTIAL). Pure.
 
 import type { Reader } from './reader.ts';
-import type { FetchItem, ImapCommand, Partial, SectionSpec, SectionText } from './types.ts';
+import type { FetchItem, ImapCommand, Partial, PartialRange, SectionSpec, SectionText } from './types.ts';
+import { partialRange } from './search-args.ts';
 
 function parsePartial(r: Reader): Partial | null {
   if (!r.take('<')) return null;
@@ -62,6 +64,8 @@ function fetchAtt(r: Reader): FetchItem {
     case 'UID':
     case 'MODSEQ':
     case 'SAVEDATE': // RFC 8514 §4.2
+    case 'EMAILID':
+    case 'THREADID':
     case 'RFC822':
     case 'RFC822.HEADER':
     case 'RFC822.TEXT':
@@ -109,19 +113,25 @@ export function parseFetch(r: Reader, uid: boolean): ImapCommand {
   }
   let changedSince: number | null = null;
   let vanished = false;
+  let partial: PartialRange | null = null;
   if (r.take(' ')) {
-    // RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.6 VANISHED
+    // RFC 7162 §3.1.4 CHANGEDSINCE, §3.2.6 VANISHED, RFC 9394 §3.3 PARTIAL
     r.list(() => {
       if (r.takeWord('CHANGEDSINCE')) {
         r.sp();
         changedSince = r.number64();
       } else if (r.takeWord('VANISHED')) {
         vanished = true;
+      } else if (r.takeWord('PARTIAL')) {
+        if (partial) r.fail('Only one PARTIAL modifier');
+        r.sp();
+        partial = partialRange(r);
       } else r.fail('Unknown FETCH modifier');
       return null;
     }, false);
   }
   if (vanished && (!uid || changedSince === null)) r.fail('VANISHED needs UID FETCH with CHANGEDSINCE');
-  return { name: 'FETCH', uid, set, items, changedSince, vanished, macro };
+  if (partial && !uid) r.fail('PARTIAL is a UID FETCH modifier (RFC 9394 §3.3)');
+  return { name: 'FETCH', uid, set, items, changedSince, vanished, macro, partial };
 }
 

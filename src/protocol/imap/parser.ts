@@ -7,7 +7,7 @@ import { MAX_TAG_LENGTH } from './receiver.ts';
 import { parseFetch } from './fetch-args.ts';
 import { appendLiteralTarget, parseAppend, parseReplace } from './append-args.ts';
 import { ImapParseError, Reader, isTagChar } from './reader.ts';
-import { parseSearch } from './search-args.ts';
+import { parseSearch, parseSort, parseThread } from './search-args.ts';
 import type { FlagSet, ImapCommand, QresyncParams, SeqSet, StatusItem, TaggedCommand } from './types.ts';
 import { STATUS_ITEMS } from './types.ts';
 
@@ -63,7 +63,7 @@ export function parseCommand(raw: RawCommand): TaggedCommand {
     uid = true;
     r.sp();
     name = r.atom('command').toUpperCase();
-    if (!['FETCH', 'SEARCH', 'STORE', 'COPY', 'MOVE', 'EXPUNGE', 'REPLACE'].includes(name)) r.fail(`UID ${name} is not a command`);
+    if (!['FETCH', 'SEARCH', 'STORE', 'COPY', 'MOVE', 'EXPUNGE', 'REPLACE', 'SORT', 'THREAD'].includes(name)) r.fail(`UID ${name} is not a command`);
   }
   const command = parseArgs(r, name, uid);
   r.end();
@@ -150,6 +150,10 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
       return parseReplace(r, uid);
     case 'SEARCH':
       return parseSearch(r, uid);
+    case 'SORT':
+      return parseSort(r, uid);
+    case 'THREAD':
+      return parseThread(r, uid);
     case 'FETCH':
       return parseFetch(r, uid);
     case 'STORE':

@@ -1,20 +1,58 @@
 // SEARCH arguments (RFC 9051 §6.4.4, RFC 4731 ESEARCH, RFC 7162 §3.1.5 MODSEQ, RFC 5032 WITHIN,
-// RFC 8514 SAVEDATE). Pure.
+// RFC 8514 SAVEDATE), and the SORT and THREAD commands (RFC 5256 §5, RFC 5957 §5, RFC 5267 §3.2)
+// whose criteria are SEARCH keys. Pure.
 
 import type { Reader } from './reader.ts';
-import type { ImapCommand, SearchKey, SearchReturn } from './types.ts';
+import type { ImapCommand, PartialRange, SearchKey, SearchReturn, SortKeyName, ThreadAlgorithm } from './types.ts';
+import { SORT_KEY_NAMES } from './types.ts';
+
+/**
+ * `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"` (RFC 4731 §3.1, RFC 5267 §3),
+ * after its SP, with PARTIAL (RFC 9394 §3.1): at most one of PARTIAL and ALL.
+ */
+function returnOptions(r: Reader, what: string): { returns: SearchReturn[]; partial: PartialRange | null } {
+  r.sp();
+  let partial: PartialRange | null = null;
+  const returns = r.list(() => {
+    const o = r.atom('return option').toUpperCase();
+    if (o === 'PARTIAL') {
+      if (partial) r.fail('Only one PARTIAL return option');
+      r.sp();
+      partial = partialRange(r);
+      return null;
+    }
+    if (!['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE'].includes(o)) r.fail(`Unknown ${what} return option ${o.slice(0, 32)}`);
+    return o as SearchReturn;
+  }).filter((o): o is SearchReturn => o !== null);
+  if (partial && returns.includes('ALL')) r.fail('PARTIAL and ALL cannot be combined (RFC 9394 §3.1)');
+  return { returns, partial };
+}
+
+/** RFC 9394 §4 `partial-range`: "a:b" or "-a:-b" (nz-numbers; either order). */
+export function partialRange(r: Reader): PartialRange {
+  const start = r.pos;
+  const last = r.take('-');
+  const a = r.nzNumber();
+  r.expect(':');
+  if (last) r.expect('-');
+  const b = r.nzNumber();
+  return { lo: Math.min(a, b), hi: Math.max(a, b), last, text: r.seg.slice(start, r.pos) };
+}
+
+/** `search-key *(SP search-key)`: one key, or their AND. */
+function searchKeys(r: Reader): SearchKey {
+  const keys: SearchKey[] = [searchKey(r, 0)];
+  while (r.take(' ')) keys.push(searchKey(r, 0));
+  return keys.length === 1 ? keys[0]! : { k: 'and', keys };
+}
 
 export function parseSearch(r: Reader, uid: boolean): ImapCommand {
   let returns: SearchReturn[] | null = null;
+  let partial: PartialRange | null = null;
   let charset: string | null = null;
   r.sp();
   if (r.takeWord('RETURN')) {
-    r.sp();
-    returns = r.list(() => {
-      const o = r.atom('return option').toUpperCase() as SearchReturn;
-      if (!['MIN', 'MAX', 'ALL', 'COUNT', 'SAVE'].includes(o)) r.fail(`Unknown SEARCH return option ${o}`);
-      return o;
-    });
+    ({ returns, partial } = returnOptions(r, 'SEARCH'));
     r.sp();
   }
   if (r.takeWord('CHARSET')) {
@@ -22,9 +60,47 @@ export function parseSearch(r: Reader, uid: boolean): ImapCommand {
     charset = r.astring().toUpperCase();
     r.sp();
   }
-  const keys: SearchKey[] = [searchKey(r, 0)];
-  while (r.take(' ')) keys.push(searchKey(r, 0));
-  return { name: 'SEARCH', uid, charset, returns, key: keys.length === 1 ? keys[0]! : { k: 'and', keys } };
+  return { name: 'SEARCH', uid, charset, returns, partial, key: searchKeys(r) };
+}
+
+/**
+ * RFC 5256 §5: `SORT SP sort-criteria SP search-criteria` (charset mandatory), with ESORT's
+ * `[SP sort-return-opts]` before the criteria (RFC 5267 §3.2) and RFC 5957's DISPLAY keys.
+ */
+export function parseSort(r: Reader, uid: boolean): ImapCommand {
+  r.sp();
+  let returns: SearchReturn[] | null = null;
+  let partial: PartialRange | null = null;
+  if (r.takeWord('RETURN')) {
+    ({ returns, partial } = returnOptions(r, 'SORT'));
+    r.sp();
+  }
+  const criteria = r.list(() => {
+    let word = r.atom('sort key').toUpperCase();
+    let reverse = false;
+    if (word === 'REVERSE') {
+      reverse = true;
+      r.sp();
+      word = r.atom('sort key').toUpperCase();
+    }
+    if (!(SORT_KEY_NAMES as readonly string[]).includes(word)) r.fail(`Unknown sort key ${word.slice(0, 32)}`);
+    return { key: word as SortKeyName, reverse };
+  }, false);
+  r.sp();
+  const charset = r.astring().toUpperCase();
+  r.sp();
+  return { name: 'SORT', uid, returns, partial, criteria, charset, key: searchKeys(r) };
+}
+
+/** RFC 5256 §5: `THREAD SP thread-alg SP search-criteria`. */
+export function parseThread(r: Reader, uid: boolean): ImapCommand {
+  r.sp();
+  const alg = r.atom('threading algorithm').toUpperCase();
+  if (alg !== 'ORDEREDSUBJECT' && alg !== 'REFERENCES') r.fail(`Unknown threading algorithm ${alg.slice(0, 32)}`);
+  r.sp();
+  const charset = r.astring().toUpperCase();
+  r.sp();
+  return { name: 'THREAD', uid, algorithm: alg as ThreadAlgorithm, charset, key: searchKeys(r) };
 }
 
 const FLAG_KEYS: Record<string, [number, boolean]> = {
@@ -133,6 +209,14 @@ function searchKey(r: Reader, depth: number): SearchKey {
       const a = searchKey(r, depth + 1);
       r.sp();
       return { k: 'or', a, b: searchKey(r, depth + 1) };
+    }
+    case 'EMAILID':
+    case 'THREADID': {
+      // RFC 8474 §6: objectid = 1*255(ALPHA / DIGIT / "_" / "-")
+      r.sp();
+      const id = r.atom('objectid');
+      if (id.length > 255 || !/^[A-Za-z0-9_-]+$/.test(id)) r.fail('Invalid objectid'); // linear: anchored, one class
+      return { k: 'objectid', what: word === 'EMAILID' ? 'emailid' : 'threadid', id };
     }
     case 'MODSEQ': {
       // RFC 7162 §3.1.5: MODSEQ [entry-name entry-type-req] mod-sequence-valzer

@@ -34,6 +34,8 @@ export type SearchKey =
   | { k: 'within'; op: 'older' | 'younger'; seconds: number }
   /** SAVEDATE (RFC 8514 §4.3) SAVEDBEFORE/SAVEDON/SAVEDSINCE: the save date's day; `day` as for 'date'. */
   | { k: 'saved'; op: 'before' | 'on' | 'since'; day: number }
+  /** OBJECTID EMAILID / THREADID (RFC 8474 §6): exactly that id. */
+  | { k: 'objectid'; what: 'emailid' | 'threadid'; id: string }
   /** IMAP4rev1 RECENT/NEW/OLD: Pillarbox never reports \Recent, so RECENT matches nothing. */
   | { k: 'recent'; set: boolean };
 
@@ -64,6 +66,9 @@ export type FetchItem =
   | { k: 'MODSEQ' }
   /** RFC 8514 §4.2 */
   | { k: 'SAVEDATE' }
+  /** OBJECTID (RFC 8474 §5.3). */
+  | { k: 'EMAILID' }
+  | { k: 'THREADID' }
   | { k: 'RFC822' }
   | { k: 'RFC822.HEADER' }
   | { k: 'RFC822.TEXT' }
@@ -71,8 +76,8 @@ export type FetchItem =
   | { k: 'BINARY[]'; peek: boolean; part: number[]; partial: Partial | null }
   | { k: 'BINARY.SIZE'; part: number[] };
 
-export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'HIGHESTMODSEQ' | 'RECENT' | 'APPENDLIMIT';
-export const STATUS_ITEMS: readonly StatusItem[] = ['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT'];
+export type StatusItem = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'DELETED' | 'SIZE' | 'HIGHESTMODSEQ' | 'RECENT' | 'APPENDLIMIT' | 'MAILBOXID';
+export const STATUS_ITEMS: readonly StatusItem[] = ['MESSAGES', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', 'DELETED', 'SIZE', 'HIGHESTMODSEQ', 'RECENT', 'APPENDLIMIT', 'MAILBOXID'];
 
 export interface QresyncParams {
   uidValidity: number;
@@ -100,6 +105,29 @@ export type CatPart = { kind: 'text'; literalIndex: number; data: Buffer | null 
 
 export type SearchReturn = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
 
+/**
+ * RFC 9394 §4 partial-range: positions `lo`..`hi` (1-based, lo <= hi) in the result, counted from
+ * its end when `last` ("-1:-100" is the last 100); `text` is the range as the client wrote it.
+ */
+export interface PartialRange {
+  lo: number;
+  hi: number;
+  last: boolean;
+  text: string;
+}
+
+/** RFC 5256 §3 sort keys, with DISPLAYFROM / DISPLAYTO (RFC 5957 §4). */
+export type SortKeyName = 'ARRIVAL' | 'CC' | 'DATE' | 'FROM' | 'SIZE' | 'SUBJECT' | 'TO' | 'DISPLAYFROM' | 'DISPLAYTO';
+export const SORT_KEY_NAMES: readonly SortKeyName[] = ['ARRIVAL', 'CC', 'DATE', 'FROM', 'SIZE', 'SUBJECT', 'TO', 'DISPLAYFROM', 'DISPLAYTO'];
+
+export interface SortCriterion {
+  key: SortKeyName;
+  /** REVERSE: this criterion descending (RFC 5256 §3). */
+  reverse: boolean;
+}
+
+export type ThreadAlgorithm = 'ORDEREDSUBJECT' | 'REFERENCES';
+
 export type ImapCommand =
   | { name: 'CAPABILITY' | 'NOOP' | 'LOGOUT' | 'STARTTLS' | 'CHECK' | 'CLOSE' | 'UNSELECT' | 'IDLE' | 'NAMESPACE' }
   | { name: 'LOGIN'; user: string; pass: string }
@@ -126,8 +154,13 @@ export type ImapCommand =
   | { name: 'APPEND'; mailbox: string; messages: AppendMessage[] }
   /** RFC 8508: `target` is a sequence number (-1 for "*") or, with `uid`, a UID. */
   | { name: 'REPLACE'; uid: boolean; target: number; mailbox: string; message: AppendMessage }
-  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; key: SearchKey }
-  | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean }
+  /** `partial`: the PARTIAL return option (RFC 9394 §3.1), in `returns` as well. */
+  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; partial: PartialRange | null; key: SearchKey }
+  /** RFC 5256 SORT; `returns`: ESORT (RFC 5267 §3), null without RETURN; `partial` as SEARCH's. */
+  | { name: 'SORT'; uid: boolean; returns: SearchReturn[] | null; partial: PartialRange | null; criteria: SortCriterion[]; charset: string; key: SearchKey }
+  | { name: 'THREAD'; uid: boolean; algorithm: ThreadAlgorithm; charset: string; key: SearchKey }
+  /** `partial`: the UID FETCH PARTIAL modifier (RFC 9394 §3.3). */
+  | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean; partial: PartialRange | null }
   | {
       name: 'STORE';
       uid: boolean;

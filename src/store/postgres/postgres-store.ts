@@ -59,6 +59,7 @@ import {
   type PopUpdate,
   type SearchData,
   type SearchHeaderField,
+  type SortData,
   type MessageTextPlan,
   type SpecialUse,
   type StagedBlob,
@@ -75,6 +76,8 @@ import { sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
 import { PgWrites, type Tx } from './writes.ts';
 import { appendRowsPg } from './append-many.ts';
+import { PgSortKeys, deliverWithSortKeys, sortKeysParams } from './sort.ts';
+import { PgThreads } from './threads.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -813,6 +816,22 @@ class PostgresStore implements Store {
     });
   }
 
+  readonly #sort = new PgSortKeys((text, values) => this.#q(text, values));
+
+  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#sort.read(mailboxId, uids, opts.thread ?? false);
+  }
+
+  readonly #threads = new PgThreads((text, values) => this.#q(text, values), (fn) => this.#tx(undefined, fn));
+
+  async getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
+    return this.#threads.idsOf(mailboxId, uids);
+  }
+
+  async threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
+    return this.#threads.members(mailboxId, threadId);
+  }
+
   async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
     if (uids.length === 0) return [];
     const rows = await this.#q(
@@ -952,13 +971,15 @@ class PostgresStore implements Store {
       internal_date: Math.trunc(t.internalDate ?? now),
     }));
     try {
-      const r = await c.query('SELECT * FROM pb_deliver($1, $2, $3, $4, $5::jsonb, $6)', [
+      // pb_deliver and the body's SORT/THREAD keys (src/store/postgres/sort.ts) in one statement.
+      const r = await c.query(deliverWithSortKeys(), [
         blob.id,
         staged ? staged.data.length : blob.size,
         JSON.stringify(meta),
         staged ? staged.data : null,
         JSON.stringify(spec),
         now,
+        ...sortKeysParams(blob.id, meta),
       ]);
       return (r.rows as Row[]).sort((a, b) => a.idx - b.idx);
     } catch (err) {

@@ -267,6 +267,45 @@ UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
   {
+    version: 8,
+    // SORT / THREAD keys per body (as SQLite migration 10; src/store/postgres/sort.ts): written
+    // with the body at its first delivery, removed with it; bodies stored before get theirs on
+    // first use.
+    sql: () => `
+CREATE TABLE blob_sort (
+  blob_id text PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+  sent bigint,
+  subject text NOT NULL,
+  reply boolean NOT NULL,
+  from_key text NOT NULL,
+  to_key text NOT NULL,
+  cc_key text NOT NULL,
+  display_from text NOT NULL,
+  display_to text NOT NULL,
+  message_id text,
+  refs text NOT NULL
+);
+-- Threads per account (as SQLite migration 10; src/store/postgres/threads.ts).
+CREATE SEQUENCE thread_seq;
+CREATE TABLE thread_ids (
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  msgid text NOT NULL,
+  thread_id bigint NOT NULL,
+  PRIMARY KEY (account_id, msgid)
+);
+CREATE TABLE message_threads (
+  account_id bigint NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+  blob_id text NOT NULL,
+  thread_id bigint NOT NULL,
+  PRIMARY KEY (account_id, blob_id)
+);
+CREATE INDEX message_threads_thread ON message_threads(account_id, thread_id);
+CREATE TABLE thread_backfill (account_id bigint PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE);
+INSERT INTO thread_backfill (account_id)
+  SELECT DISTINCT mb.account_id FROM mailboxes mb WHERE EXISTS (SELECT 1 FROM messages m WHERE m.mailbox_id = mb.id);
+`,
+  },
+  {
     version: 10,
     // Queued message = prefix (DKIM-Signature fields) + blob from byte body_start (as SQLite migration 12).
     sql: () => `

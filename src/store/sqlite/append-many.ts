@@ -7,6 +7,7 @@
 
 import { StoreError, type AppendItem } from '../store.ts';
 import type { MessageWrites, PreparedMeta, Query, Tx } from './writes.ts';
+import type { SortKeys } from '../../protocol/imap/sort-keys.ts';
 
 type Row = Record<string, any>;
 
@@ -18,6 +19,10 @@ export function appendRows(
   items: readonly AppendItem[],
   /** prepareMeta of each item, made before the write joined the group commit. */
   prepared: readonly PreparedMeta[],
+  /** SORT/THREAD keys of each item (sortKeysOf), made before the write too. */
+  keys: readonly SortKeys[],
+  /** Puts a body in its account's thread (SqliteThreads.assign), inside this transaction. */
+  assignThread: (accountId: number, blobId: string, keys: SortKeys) => void,
   replace: { mailboxId: number; uid: number } | undefined,
 ): { uids: number[]; modseqs: number[]; uidValidity: number } {
   const mb = q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
@@ -41,12 +46,13 @@ export function appendRows(
   const modseqs: number[] = [];
   for (let i = 0; i < items.length; i++) {
     const it = items[i]!;
-    w.refBlob(it.blob, prepared[i]!, 1);
+    w.refBlob(it.blob, prepared[i]!, keys[i]!, 1);
     const r = w.insertMessage(tx, accountId, mailboxId, it.blob, prepared[i]!, {
       systemFlags: it.systemFlags ?? 0,
       keywords: it.keywords ?? [],
       internalDate: it.internalDate ?? now,
     });
+    assignThread(accountId, it.blob.id, keys[i]!);
     uids.push(r.uid);
     modseqs.push(r.modseq);
   }

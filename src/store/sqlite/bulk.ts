@@ -28,6 +28,7 @@
 
 import type Database from 'better-sqlite3';
 import type { ChangeBus, Change } from '../bus.ts';
+import { dropThreadRows } from './threads.ts';
 import { Chunker, countBelow, sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { activity, nextTurn } from '../../obs/loop-lag.ts';
 import {
@@ -356,6 +357,10 @@ export class SqliteBulk {
       return out;
     });
     for (const d of drops) await this.drain(d.journal, d.mailboxId, 0);
+    // Its threads (src/store/sqlite/threads.ts), in steps; a crash before the end leaves rows that
+    // createAccount clears if the id is given out again.
+    const ch = new Chunker(this.#h.chunks);
+    for (let n = -1; n !== 0; ) await this.#step(ch, () => n, () => (n = dropThreadRows(q, id, ch.size)) === 0);
   }
 
   /** Deletes a dropped mailbox's messages and expunge log in steps, then its journal row. */

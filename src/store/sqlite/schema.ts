@@ -240,6 +240,51 @@ UPDATE mailboxes SET recent_uid = uid_next;
 `,
   },
   {
+    version: 10,
+    sql: `
+-- SORT / THREAD keys (RFC 5256, RFC 5957) of each body, computed from its parse at delivery
+-- (src/protocol/imap/sort-keys.ts, src/store/sqlite/sort.ts): like blobs.meta they belong to the
+-- content, so every copy shares them and COPY/MOVE/EXPUNGE need no work here; the row goes with
+-- its blob. Strings are i;unicode-casemap collation keys. Bodies stored before this migration get
+-- their row on first use (SqliteSortKeys.read), so an upgrade costs nothing at open.
+CREATE TABLE blob_sort (
+  blob_id TEXT PRIMARY KEY REFERENCES blobs(id) ON DELETE CASCADE,
+  sent INTEGER,
+  subject TEXT NOT NULL,
+  reply INTEGER NOT NULL,
+  from_key TEXT NOT NULL,
+  to_key TEXT NOT NULL,
+  cc_key TEXT NOT NULL,
+  display_from TEXT NOT NULL,
+  display_to TEXT NOT NULL,
+  message_id TEXT,
+  refs TEXT NOT NULL
+) WITHOUT ROWID;
+-- Conversation threads per account (OBJECTID THREADID, RFC 8474 §5.2; src/store/threads.ts,
+-- src/store/sqlite/threads.ts): thread_ids maps every Message-ID a delivered message named to its
+-- thread; message_threads is the thread of a body in the account (copies share it). Thread
+-- numbers come from settings 'last_thread_id'. Accounts with mail from before this migration are
+-- listed in thread_backfill and get their threads on first use.
+CREATE TABLE thread_ids (
+  account_id INTEGER NOT NULL,
+  msgid TEXT NOT NULL,
+  thread_id INTEGER NOT NULL,
+  PRIMARY KEY (account_id, msgid)
+) WITHOUT ROWID;
+CREATE TABLE message_threads (
+  account_id INTEGER NOT NULL,
+  blob_id TEXT NOT NULL,
+  thread_id INTEGER NOT NULL,
+  PRIMARY KEY (account_id, blob_id)
+) WITHOUT ROWID;
+CREATE INDEX message_threads_thread ON message_threads(account_id, thread_id);
+CREATE TABLE thread_backfill (account_id INTEGER PRIMARY KEY);
+INSERT OR IGNORE INTO settings (key, value) VALUES ('last_thread_id', '0');
+INSERT INTO thread_backfill (account_id)
+  SELECT DISTINCT mb.account_id FROM mailboxes mb WHERE EXISTS (SELECT 1 FROM messages m WHERE m.mailbox_id = mb.id);
+`,
+  },
+  {
     version: 12,
     sql: `
 -- Outbound (issue 13): a queued message is sent as prefix + its blob from byte body_start. prefix

@@ -26,6 +26,9 @@ import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
 import { appendRows } from './append-many.ts';
+import { SqliteSortKeys } from './sort.ts';
+import { SqliteThreads, dropThreadRows } from './threads.ts';
+import { sortKeysOf, type SortKeys } from '../../protocol/imap/sort-keys.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
   DEFAULT_MAILBOXES,
@@ -51,6 +54,7 @@ import {
   type PopUpdate,
   type SearchData,
   type SearchHeaderField,
+  type SortData,
   type MessageTextPlan,
   type SpecialUse,
   type StagedBlob,
@@ -155,6 +159,8 @@ class SqliteStore implements Store {
   readonly #w: MessageWrites;
   readonly #summaries: SummaryCache;
   readonly #bulk: SqliteBulk;
+  readonly #sort: SqliteSortKeys;
+  readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
   #closed = false;
 
@@ -199,6 +205,8 @@ class SqliteStore implements Store {
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
     });
+    this.#sort = new SqliteSortKeys(q, (fn) => this.#writeBatched(fn));
+    this.#threads = new SqliteThreads(q, (fn) => this.#writeBatched(fn));
     this.queue = new SqliteQueue({
       q,
       write: (fn) => this.#write(fn),
@@ -410,6 +418,8 @@ class SqliteStore implements Store {
         .prepare('INSERT INTO accounts (address, domain, password_hash, quota, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(address, domain, a.passwordHash, a.quota ?? 0, JSON.stringify(a.settings ?? {}), t);
       const accountId = Number(info.lastInsertRowid);
+      // Account ids may be given out again: no thread rows of an earlier account with this id.
+      while (dropThreadRows((sql) => this.#q(sql), accountId, 10_000) === 10_000);
       for (const m of DEFAULT_MAILBOXES) this.#insertMailbox(tx, accountId, m.name, m.specialUse, true);
       return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
     });
@@ -686,6 +696,19 @@ class SqliteStore implements Store {
     return out;
   }
 
+  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#sort.read(mailboxId, uids, this.#below(mailboxId), opts.thread ?? false);
+  }
+
+  async getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
+    return this.#threads.idsOf(mailboxId, uids);
+  }
+
+  async threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
+    const below = this.#below(mailboxId);
+    return (await this.#threads.members(mailboxId, threadId)).filter((u) => u < below);
+  }
+
   async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
     // message_search (migration 4) holds the fields case-folded: instr() on the folded needle is
     // the case-insensitive substring match of RFC 9051 §6.4.4, evaluated inside SQLite.
@@ -774,7 +797,9 @@ class SqliteStore implements Store {
 
 
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    // SORT/THREAD keys (src/protocol/imap/sort-keys.ts), computed before the transaction.
     const prepared = prepareMeta(meta);
+    const keys = sortKeysOf(meta);
     return this.#writeBatched((tx) => {
       const results: DeliveryResult[] = [];
       let refs = 0;
@@ -788,13 +813,14 @@ class SqliteStore implements Store {
           results.push({ ok: false, reason: 'quota', accountId: mb.account_id, mailboxId: t.mailboxId });
           continue;
         }
-        if (refs === 0) this.#w.refBlob(blob, prepared, 0);
+        if (refs === 0) this.#w.refBlob(blob, prepared, keys, 0);
         refs++;
         const r = this.#w.insertMessage(tx, mb.account_id, t.mailboxId, blob, prepared, {
           systemFlags: t.systemFlags ?? 0,
           keywords: t.keywords ?? [],
           internalDate: t.internalDate ?? now(),
         });
+        this.#threads.assign(mb.account_id, blob.id, keys);
         results.push({ ok: true, accountId: mb.account_id, mailboxId: t.mailboxId, uid: r.uid, modseq: r.modseq });
       }
       if (refs > 0) this.#q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(refs, blob.id);
@@ -805,16 +831,18 @@ class SqliteStore implements Store {
 
   async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
     const prepared = prepareMeta(meta);
+    const keys = sortKeysOf(meta);
     return this.#writeBatched((tx) => {
       const mb = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
       if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
       if (!this.#w.fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      this.#w.refBlob(blob, prepared, 1);
+      this.#w.refBlob(blob, prepared, keys, 1);
       const r = this.#w.insertMessage(tx, mb.account_id, target.mailboxId, blob, prepared, {
         systemFlags: target.systemFlags ?? 0,
         keywords: target.keywords ?? [],
         internalDate: target.internalDate ?? now(),
       });
+      this.#threads.assign(mb.account_id, blob.id, keys);
       stamp(tx, opts.origin);
       return { ...r, uidValidity: mb.uid_validity };
     });
@@ -822,8 +850,10 @@ class SqliteStore implements Store {
 
   async appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
     const prepared = items.map((it) => prepareMeta(it.meta));
+    const keys = items.map((it) => sortKeysOf(it.meta));
+    const assign = (accountId: number, blobId: string, k: SortKeys) => this.#threads.assign(accountId, blobId, k);
     return this.#writeBatched((tx) => {
-      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, prepared, opts.replace);
+      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, prepared, keys, assign, opts.replace);
       stamp(tx, opts.origin);
       return r;
     });

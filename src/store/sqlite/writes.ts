@@ -25,6 +25,8 @@ import {
 import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { NEVER, countBelow, type Stop } from '../chunks.ts';
+import { insertSortKeys } from './sort.ts';
+import type { SortKeys } from '../../protocol/imap/sort-keys.ts';
 
 type Row = Record<string, any>;
 export type Query = (sql: string) => Database.Statement;
@@ -153,12 +155,18 @@ export class MessageWrites {
     return last - n + 1;
   }
 
-  refBlob(blob: BlobRef, meta: PreparedMeta, n: number): void {
+  /** References a body (its row made with the parse and SORT keys when new). */
+  refBlob(blob: BlobRef, meta: PreparedMeta, keys: SortKeys, n: number): void {
     const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
     // A body only the outbound queue held so far has no parse yet (sqlite/queue.ts): fill it in.
-    if (queueOnly === 1) this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(meta.json, blob.id);
+    if (queueOnly === 1) {
+      this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(meta.json, blob.id);
+      insertSortKeys(this.q, blob.id, keys);
+    }
     if (queueOnly !== undefined) return;
     this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, meta.json);
+    // SORT/THREAD keys with the parse, once per body (src/store/sqlite/sort.ts).
+    insertSortKeys(this.q, blob.id, keys);
   }
 
   unrefBlob(tx: Tx, blobId: string, n: number): void {

@@ -67,6 +67,7 @@ test('fetch macros and items with sections and partials', () => {
     uid: true,
     set: { saved: false, ranges: [[1, -1]] },
     macro: false,
+    partial: null,
     items: [
       { k: 'BODY[]', peek: true, section: { part: [2, 1], text: null, fields: [] }, partial: { start: 0, length: 4096 } },
       { k: 'BODY[]', peek: false, section: { part: [], text: 'HEADER.FIELDS', fields: ['From', 'To'] }, partial: null },
@@ -258,4 +259,34 @@ test('response pieces', () => {
   assert.equal(flagList(0, []), '()');
   assert.equal(formatSeqSet([5, 1, 2, 3, 9, 10]), '1:3,5,9:10');
   assert.equal(internalDate(Date.UTC(2026, 10, 2, 3, 4, 5)), '"02-Nov-2026 03:04:05 +0000"');
+});
+
+test('SORT / THREAD / PARTIAL / OBJECTID syntax (RFC 5256 §5, RFC 5267 §3, RFC 9394 §4, RFC 8474 §7)', () => {
+  assert.deepEqual(parseWire('a UID SORT RETURN (MIN PARTIAL -1:-10) (REVERSE date Subject displayfrom) utf-8 UNSEEN FROM x\r\n').command, {
+    name: 'SORT',
+    uid: true,
+    returns: ['MIN'],
+    partial: { lo: 1, hi: 10, last: true, text: '-1:-10' },
+    criteria: [
+      { key: 'DATE', reverse: true },
+      { key: 'SUBJECT', reverse: false },
+      { key: 'DISPLAYFROM', reverse: false },
+    ],
+    charset: 'UTF-8',
+    key: { k: 'and', keys: [{ k: 'flag', flag: 1, set: false }, { k: 'header', field: 'from', value: 'x' }] },
+  });
+  assert.deepEqual(parseWire('a THREAD references "US-ASCII" ALL\r\n').command, { name: 'THREAD', uid: false, algorithm: 'REFERENCES', charset: 'US-ASCII', key: { k: 'all' } });
+  const p = parseWire('a UID FETCH 1:* (EMAILID THREADID) (PARTIAL 500:400)\r\n').command;
+  assert.deepEqual(p.name === 'FETCH' && [p.items, p.partial], [[{ k: 'EMAILID' }, { k: 'THREADID' }], { lo: 400, hi: 500, last: false, text: '500:400' }]);
+  assert.deepEqual(parseWire('a SEARCH THREADID T000001 EMAILID M_1-x\r\n').command, {
+    name: 'SEARCH',
+    uid: false,
+    charset: null,
+    returns: null,
+    partial: null,
+    key: { k: 'and', keys: [{ k: 'objectid', what: 'threadid', id: 'T000001' }, { k: 'objectid', what: 'emailid', id: 'M_1-x' }] },
+  });
+  for (const bad of ['a SORT (SUBJECT REVERSE) UTF-8 ALL', 'a SORT SUBJECT UTF-8 ALL', 'a THREAD REFS UTF-8 ALL', 'a SEARCH RETURN (PARTIAL 1:2 ALL) ALL', 'a SEARCH EMAILID a.b']) {
+    assert.throws(() => parseWire(bad + '\r\n'), /./, bad);
+  }
 });

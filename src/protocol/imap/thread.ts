@@ -1,0 +1,328 @@
+// THREAD algorithms (RFC 5256 §3): ORDEREDSUBJECT and REFERENCES over the stored keys
+// (sort-keys.ts), and the THREAD response (RFC 5256 §4). Pure. Nothing recurses: a thread may be
+// 100,000 messages deep. Long loops call the caller's pause() so the event loop keeps turning.
+
+import { compareKeys } from './sort-keys.ts';
+import { sentDate, sortSliced, type SortItem } from './sort-order.ts';
+
+/** A thread node: a message, or a dummy (msg null) standing for a missing or shared parent. */
+export interface ThreadNode {
+  msg: SortItem | null;
+  children: ThreadNode[];
+}
+
+type Pause = () => Promise<void>;
+
+/** Work units between two pause() calls. */
+const SLICE = 4096;
+
+class Ticker {
+  n = 0;
+  readonly pause: Pause;
+  constructor(pause: Pause) {
+    this.pause = pause;
+  }
+  /** Counts work; true when a pause is due (the caller awaits pause() then: no await per item). */
+  due(units = 1): boolean {
+    this.n += units;
+    if (this.n < SLICE) return false;
+    this.n = 0;
+    return true;
+  }
+}
+
+// ------------------------------------------------------------------ ORDEREDSUBJECT
+
+/**
+ * RFC 5256 §3 ORDEREDSUBJECT: sorted by base subject then sent date; each run of one subject is a
+ * thread whose first message is the parent of all the others (siblings); threads ordered by the
+ * sent date of their first message.
+ */
+export async function orderedSubject(items: readonly SortItem[], pause: Pause): Promise<ThreadNode[]> {
+  const bySubject = await sortSliced(items, (a, b) => compareKeys(a.subject, b.subject) || sentDate(a) - sentDate(b) || a.seq - b.seq, pause);
+  const threads: ThreadNode[] = [];
+  const t = new Ticker(pause);
+  for (let i = 0; i < bySubject.length; ) {
+    const head = bySubject[i]!;
+    const node: ThreadNode = { msg: head, children: [] };
+    let j = i + 1;
+    for (; j < bySubject.length && bySubject[j]!.subject === head.subject; j++) node.children.push({ msg: bySubject[j]!, children: [] });
+    threads.push(node);
+    if (t.due(j - i)) await pause();
+    i = j;
+  }
+  return sortSliced(threads, (a, b) => sentDate(a.msg!) - sentDate(b.msg!) || a.msg!.seq - b.msg!.seq, pause);
+}
+
+// ------------------------------------------------------------------ REFERENCES
+
+interface Container {
+  msg: SortItem | null;
+  parent: Container | null;
+  /** While the links are built (step 1): a set, so unlinking is O(1); then `children`. */
+  kids: Set<Container> | null;
+  children: Container[];
+}
+
+const newContainer = (msg: SortItem | null = null): Container => ({ msg, parent: null, kids: null, children: [] });
+
+/**
+ * Whether `a` is `b` or one of b's descendants (walks up from a). A `b` with no children has no
+ * descendants: the common case (a message nobody referenced yet) costs nothing however deep `a` is.
+ */
+async function isDescendant(a: Container, b: Container, t: Ticker): Promise<boolean> {
+  if (a === b) return true;
+  if (!b.kids || b.kids.size === 0) return false;
+  let steps = 0;
+  for (let x: Container | null = a; x; x = x.parent) {
+    if (x === b) return true;
+    if (++steps === 256) {
+      if (t.due(steps)) await t.pause();
+      steps = 0;
+    }
+  }
+  return false;
+}
+
+function unlink(c: Container): void {
+  c.parent?.kids?.delete(c);
+  c.parent = null;
+}
+
+/** A link of step 1 (kids set). */
+function linkRef(parent: Container, child: Container): void {
+  child.parent = parent;
+  (parent.kids ??= new Set()).add(child);
+}
+
+/** A link after step 1. */
+function link(parent: Container, child: Container): void {
+  child.parent = parent;
+  parent.children.push(child);
+}
+
+/** Step 1: containers linked by the references, one per Message-ID; returns every container. */
+async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<Container[]> {
+  const byId = new Map<string, Container>();
+  const all: Container[] = [];
+  const get = (id: string): Container => {
+    let c = byId.get(id);
+    if (!c) {
+      c = newContainer();
+      byId.set(id, c);
+      all.push(c);
+    }
+    return c;
+  };
+  for (const m of items) {
+    if (t.due(1 + m.refs.length)) await t.pause();
+    // A message without a valid Message-ID, or with one an earlier message has, gets a unique one.
+    let own: Container;
+    const known = m.messageId === null ? undefined : byId.get(m.messageId);
+    if (m.messageId !== null && (!known || known.msg === null)) {
+      own = get(m.messageId);
+      own.msg = m;
+    } else {
+      own = newContainer(m);
+      all.push(own);
+    }
+    // (A) each reference the parent of the next, unless it has a parent or that makes a loop.
+    let prev: Container | null = null;
+    for (const id of m.refs) {
+      const c = get(id);
+      if (prev && prev !== c && c.parent === null && !(await isDescendant(prev, c, t))) linkRef(prev, c);
+      prev = c;
+    }
+    // (B) the last reference is the parent of this message (replacing a parent from 1.A).
+    unlink(own);
+    if (prev && prev !== own && !(await isDescendant(prev, own, t))) linkRef(prev, own);
+  }
+  for (const c of all) {
+    if (c.kids) c.children = [...c.kids];
+    c.kids = null;
+  }
+  return all;
+}
+
+/** Post-order walk (children before parents) without recursion; `visit` is synchronous. */
+async function postOrder(roots: Container[], t: Ticker, visit: (c: Container) => void): Promise<void> {
+  const stack: Array<[Container, boolean]> = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push([roots[i]!, false]);
+  while (stack.length) {
+    const [c, expanded] = stack.pop()!;
+    if (expanded) {
+      visit(c);
+      continue;
+    }
+    stack.push([c, true]);
+    for (let i = c.children.length - 1; i >= 0; i--) stack.push([c.children[i]!, false]);
+    if (t.due()) await t.pause();
+  }
+}
+
+/**
+ * Step 3: dummies without children go; a dummy with children is replaced by them, except under
+ * the root where it stays when it has several. Children are pruned before their parent.
+ */
+function pruneList(list: Container[], atRoot: boolean): Container[] {
+  const out: Container[] = [];
+  for (const c of list) {
+    if (c.msg !== null) out.push(c);
+    else if (c.children.length === 0) continue;
+    else if (!atRoot || c.children.length === 1) for (const k of c.children) out.push(k);
+    else out.push(c);
+  }
+  return out;
+}
+
+/** The message a node sorts by: itself, or a dummy's first child (RFC 5256 §3 steps 4 and 6). */
+function sortMsg(c: Container): SortItem | null {
+  let x: Container | undefined = c;
+  while (x && x.msg === null) x = x.children[0];
+  return x?.msg ?? null;
+}
+
+function byDate(a: Container, b: Container): number {
+  const x = sortMsg(a);
+  const y = sortMsg(b);
+  if (!x || !y) return x ? 1 : y ? -1 : 0;
+  return sentDate(x) - sentDate(y) || x.seq - y.seq;
+}
+
+async function sortSiblings(list: Container[], pause: Pause): Promise<Container[]> {
+  return list.length > 2048 ? sortSliced(list, byDate, pause) : list.sort(byDate);
+}
+
+/** The thread subject (step 5.B.i): the base subject of the message, or of a dummy's first child. */
+function threadSubject(c: Container): string {
+  return sortMsg(c)?.subject ?? '';
+}
+
+/** Step 5: top-level threads with the same base subject are gathered. */
+async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]> {
+  const table = new Map<string, Container>();
+  for (const c of root) {
+    if (t.due()) await t.pause();
+    const s = threadSubject(c);
+    if (s === '') continue;
+    const old = table.get(s);
+    if (!old) table.set(s, c);
+    else if (old.msg !== null && (c.msg === null || (old.msg.reply && !c.msg.reply))) table.set(s, c);
+  }
+  const gone = new Set<Container>();
+  const replaced = new Map<Container, Container>();
+  // Parent links are kept from here on: a top-level node merged under another one has a parent.
+  for (const c of root) c.parent = null;
+  for (const c of root) {
+    if (t.due()) await t.pause();
+    if (c.parent !== null) continue;
+    const s = threadSubject(c);
+    if (s === '') continue;
+    const old = table.get(s)!;
+    if (old === c) continue;
+    gone.add(c);
+    if (old.msg === null && c.msg === null) {
+      for (const k of c.children) link(old, k);
+      c.children = [];
+    } else if (old.msg === null || (c.msg!.reply && !old.msg.reply)) {
+      link(old, c);
+    } else {
+      const d = newContainer();
+      replaced.set(old, d);
+      link(d, old);
+      link(d, c);
+      table.set(s, d);
+    }
+  }
+  // The new dummies take the place of the message they were made for.
+  const out: Container[] = [];
+  for (const c of root) {
+    if (gone.has(c)) continue;
+    out.push(replaced.get(c) ?? c);
+  }
+  return out;
+}
+
+/** RFC 5256 §3 REFERENCES, steps 1–6. */
+export async function references(items: readonly SortItem[], pause: Pause): Promise<ThreadNode[]> {
+  const t = new Ticker(pause);
+  const all = await buildContainers(items, t);
+  // (2) the root set
+  let root = all.filter((c) => c.parent === null);
+  // (3) prune dummies, children first
+  await postOrder(root, t, (c) => {
+    c.children = pruneList(c.children, false);
+  });
+  root = pruneList(root, true);
+  // (4) top-level siblings by sent date (a dummy by its first child, its children sorted first)
+  for (const c of root) if (c.msg === null) c.children = await sortSiblings(c.children, pause);
+  root = await sortSiblings(root, pause);
+  // (5) gather threads by base subject
+  root = await mergeSubjects(root, t);
+  // (6) every set of siblings by sent date, the deepest first
+  // Small sibling sets sorted during the walk; big ones (more than a slice) afterwards, in slices.
+  const big: Container[] = [];
+  await postOrder(root, t, (c) => {
+    if (c.children.length > 2048) big.push(c);
+    else if (c.children.length > 1) c.children.sort(byDate);
+  });
+  for (const c of big) c.children = await sortSiblings(c.children, pause);
+  root = await sortSiblings(root, pause);
+  return toNodes(root);
+}
+
+function toNodes(root: Container[]): ThreadNode[] {
+  const out: ThreadNode[] = root.map((c) => ({ msg: c.msg, children: [] }));
+  const stack: Array<[Container, ThreadNode]> = root.map((c, i) => [c, out[i]!]);
+  while (stack.length) {
+    const [c, n] = stack.pop()!;
+    for (const k of c.children) {
+      const kn: ThreadNode = { msg: k.msg, children: [] };
+      n.children.push(kn);
+      stack.push([k, kn]);
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ the THREAD response (RFC 5256 §4)
+
+/**
+ * `thread-data` without the leading "THREAD": for each thread `"(" thread-members / thread-nested
+ * ")"`; a message with one child continues its line ("3 6"), with several nests each child's
+ * sub-thread ("3 6 (4 23)(44 7 96)"); a dummy is only its children ("(3)(5)").
+ */
+export function formatThreads(roots: readonly ThreadNode[], num: (m: SortItem) => number): string {
+  return [...formatThreadParts(roots, num)].join('');
+}
+
+/** formatThreads in pieces of about `partChars` characters, so a caller can write (and yield) between them. */
+export function* formatThreadParts(roots: readonly ThreadNode[], num: (m: SortItem) => number, partChars = 65536): Generator<string> {
+  let parts: string[] = [];
+  let size = 0;
+  const stack: Array<ThreadNode | string> = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push(')', roots[i]!, '(');
+  while (stack.length) {
+    if (size >= partChars) {
+      yield parts.join('');
+      parts = [];
+      size = 0;
+    }
+    const x = stack.pop()!;
+    if (typeof x === 'string') {
+      parts.push(x);
+      size++;
+      continue;
+    }
+    const kids = x.children;
+    if (x.msg !== null) {
+      const t = String(num(x.msg));
+      parts.push(t);
+      size += t.length;
+      if (kids.length > 0) parts.push(' ');
+    }
+    if (kids.length === 1) stack.push(kids[0]!);
+    else for (let i = kids.length - 1; i >= 0; i--) stack.push(')', kids[i]!, '(');
+  }
+  if (parts.length) yield parts.join('');
+}
