@@ -51,7 +51,9 @@ export function esearch(tag: string, uid: boolean, returns: readonly SearchRetur
   const has = (o: SearchReturn) => opts.includes(o);
   const slice = partial ? partialSlice(partial, n) : null;
   // The messages returned (for SAVE and MODSEQ): all with ALL or COUNT, else MIN/MAX/PARTIAL's.
-  const every = has('ALL') || has('COUNT');
+  // RFC 5182 §2.4: SAVE alone saves the whole result, as ALL would.
+  const saveOnly = opts.length === 1 && has('SAVE') && !partial;
+  const every = has('ALL') || has('COUNT') || saveOnly;
   const picked = new Set<number>();
   if (!every && n) {
     if (has('MIN')) picked.add(0);
@@ -60,7 +62,7 @@ export function esearch(tag: string, uid: boolean, returns: readonly SearchRetur
   }
   const saved = has('SAVE') ? (every ? [...r.uids] : [...picked].map((i) => r.uids[i]!)) : null;
   // RFC 5182 §2.4: SAVE alone produces no ESEARCH response.
-  if (opts.length === 1 && has('SAVE') && !partial) return { line: null, saved };
+  if (saveOnly) return { line: null, saved };
   let out = `* ESEARCH (TAG ${quotedOrNil(tag)})${uid ? ' UID' : ''}`;
   if (n) {
     if (has('MIN')) out += ` MIN ${r.values[0]}`;
