@@ -19,11 +19,14 @@ export interface OpenedStore {
   close(): Promise<void>;
 }
 
-export interface Backend {
+/** A backend: how to open a store on it (`O`: the opened store and whatever else a suite needs). */
+export interface Backend<O extends { close(): Promise<void> } = OpenedStore> {
   name: string;
+  /** Why the backend can't run here (skipped), or undefined. */
   skip?: string;
+  /** Why the backend must fail here (CI without PostgreSQL), or undefined. */
   fail?: string;
-  open(): Promise<OpenedStore>;
+  open(): Promise<O>;
 }
 
 export const backends: Backend[] = [
@@ -64,11 +67,16 @@ export const backends: Backend[] = [
 ];
 
 /**
- * `describe(title (backend))` for every backend; `define(run)` declares the cases, where
- * `run(name, fn)` gives each case a freshly opened store and closes it afterwards.
+ * `describe(title (backend))` for every backend (`list`, else `backends`); `define(run, backend)`
+ * declares the cases, where `run(name, fn)` gives each case a freshly opened store and closes it
+ * afterwards.
  */
-export function eachBackend(title: string, define: (run: (name: string, fn: (o: OpenedStore) => Promise<void>) => void) => void): void {
-  for (const b of backends) {
+export function eachBackend<O extends { close(): Promise<void> } = OpenedStore>(
+  title: string,
+  define: (run: (name: string, fn: (o: O) => Promise<void>) => void, backend: Backend<O>) => void,
+  list: readonly Backend<O>[] = backends as unknown as readonly Backend<O>[],
+): void {
+  for (const b of list) {
     describe(`${title} (${b.name})`, { skip: b.skip }, () => {
       define((name, fn) =>
         it(name, async () => {
@@ -79,7 +87,7 @@ export function eachBackend(title: string, define: (run: (name: string, fn: (o: 
           } finally {
             await o.close();
           }
-        }));
+        }), b);
     });
   }
 }

@@ -40,7 +40,7 @@ function run(job: ScanJob): number[][] {
 parentPort!.on('message', (job: ScanJob) => {
   let reply: ScanReply;
   try {
-    reply = { id: job.id, hits: run(job) };
+    reply = { id: job.id, result: run(job) };
   } catch (err) {
     reply = { id: job.id, error: (err as Error).message };
   }

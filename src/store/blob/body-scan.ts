@@ -4,14 +4,15 @@
 // 100,000-message scan took 8 s). Workers read synchronously and decode in parallel, and the event
 // loop only hands out chunks and merges the answers.
 //
-// - Workers start on first use (at most `threads`) and end after `idleMs` without work; they never
-//   keep the process alive.
+// - Workers (src/obs/worker-pool.ts, one chunk each at a time) start on first use (at most
+//   `threads`) and end after `idleMs` without work; they never keep the process alive.
 // - Items come in chunks (the store's slices of ~1,000), so a message to a worker stays small and
 //   several searches share the workers fairly; answers are put back in item order.
 // - Small scans (under `minItems`) and any chunk a worker fails on run on the event loop with the
 //   same scanner (../body-search.ts), so a search never fails because a worker could not start.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { WorkerPool, type WorkerReply } from '../../obs/worker-pool.ts';
 import { scanBodies, type BodyScanItem } from '../body-search.ts';
 
 export interface ScanJob {
@@ -19,7 +20,7 @@ export interface ScanJob {
   items: BodyScanItem[];
   needles: string[];
 }
-export type ScanReply = { id: number; hits: number[][] } | { id: number; error: string };
+export type ScanReply = WorkerReply<number[][]>;
 
 /**
  * The worker's module. Run from the sources, it is the .ts next to this file (Node strips the
@@ -36,42 +37,23 @@ function spawnWorker(dir: string): Worker {
   return new Worker(new URL(`./body-scan-worker${ext}`, here), opts);
 }
 
-interface Slot {
-  worker: Worker;
-  busy: boolean;
-  idleTimer: NodeJS.Timeout | null;
-  job: { id: number; resolve: (hits: number[][]) => void; reject: (e: Error) => void } | null;
-}
-
-interface Pending {
-  job: ScanJob;
-  resolve: (hits: number[][]) => void;
-  reject: (e: Error) => void;
-}
-
 export class BodyScanPool {
-  readonly #dir: string;
   readonly #threads: number;
-  readonly #idleMs: number;
   readonly #minItems: number;
   readonly #fallback: (blobId: string, start: number, end: number) => Promise<Buffer>;
   readonly #onWorkerError: (err: Error) => void;
-  readonly #slots: Slot[] = [];
-  readonly #queue: Pending[] = [];
-  #nextId = 1;
-  #closed = false;
+  readonly #pool: WorkerPool<Omit<ScanJob, 'id'>, number[][]>;
 
   constructor(
     dir: string,
     fallbackRead: (blobId: string, start: number, end: number) => Promise<Buffer>,
     opts: { threads?: number; idleMs?: number; minItems?: number; onWorkerError?: (err: Error) => void } = {},
   ) {
-    this.#dir = dir;
     this.#fallback = fallbackRead;
     this.#onWorkerError = opts.onWorkerError ?? (() => {});
     this.#threads = Math.max(1, opts.threads ?? Math.min(4, availableParallelism()));
-    this.#idleMs = opts.idleMs ?? 30_000;
     this.#minItems = opts.minItems ?? 200;
+    this.#pool = new WorkerPool({ spawn: () => spawnWorker(dir), threads: this.#threads, idleMs: opts.idleMs ?? 30_000, name: 'body-scan' });
   }
 
   /**
@@ -81,7 +63,7 @@ export class BodyScanPool {
    */
   async scan(chunks: AsyncIterable<BodyScanItem[]> | Iterable<BodyScanItem[]>, needles: readonly string[], total: number): Promise<number[][]> {
     if (needles.length === 0) return [];
-    const inThread = this.#closed || total < this.#minItems;
+    const inThread = this.#pool.closed || total < this.#minItems;
     const parts: Array<Promise<number[][]>> = [];
     let settled = 0;
     for await (const chunk of chunks) {
@@ -90,8 +72,7 @@ export class BodyScanPool {
         parts.push(Promise.resolve(await scanBodies(this.#fallback, chunk, needles)));
         continue;
       }
-      const job: ScanJob = { id: this.#nextId++, items: chunk, needles: [...needles] };
-      const p = this.#submit(job).catch((err: Error) => {
+      const p = this.#pool.run({ items: chunk, needles: [...needles] }).catch((err: Error) => {
         this.#onWorkerError(err);
         return scanBodies(this.#fallback, chunk, needles);
       });
@@ -103,80 +84,8 @@ export class BodyScanPool {
     return needles.map((_, k) => results.flatMap((r) => r[k]!));
   }
 
-  #submit(job: ScanJob): Promise<number[][]> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ job, resolve, reject });
-      this.#dispatch();
-    });
-  }
-
-  #dispatch(): void {
-    while (this.#queue.length) {
-      let slot = this.#slots.find((s) => !s.busy);
-      if (!slot && this.#slots.length < this.#threads) {
-        try {
-          slot = this.#spawn();
-        } catch (err) {
-          // No worker could start: with none running, every queued chunk runs on the event loop.
-          if (this.#slots.length === 0) for (const p of this.#queue.splice(0)) p.reject(err as Error);
-          return;
-        }
-      }
-      if (!slot) return;
-      const p = this.#queue.shift()!;
-      slot.busy = true;
-      if (slot.idleTimer) clearTimeout(slot.idleTimer);
-      slot.idleTimer = null;
-      slot.job = { id: p.job.id, resolve: p.resolve, reject: p.reject };
-      slot.worker.ref();
-      slot.worker.postMessage(p.job);
-    }
-  }
-
-  #spawn(): Slot {
-    const worker = spawnWorker(this.#dir);
-    const slot: Slot = { worker, busy: false, idleTimer: null, job: null };
-    worker.unref();
-    worker.on('message', (r: ScanReply) => {
-      const j = slot.job;
-      slot.job = null;
-      slot.busy = false;
-      worker.unref();
-      if (j && j.id === r.id) {
-        if ('error' in r) j.reject(new Error(r.error));
-        else j.resolve(r.hits);
-      }
-      this.#idle(slot);
-      this.#dispatch();
-    });
-    const gone = (err: Error) => {
-      const i = this.#slots.indexOf(slot);
-      if (i >= 0) this.#slots.splice(i, 1);
-      if (slot.idleTimer) clearTimeout(slot.idleTimer);
-      const j = slot.job;
-      slot.job = null;
-      j?.reject(err);
-      this.#dispatch();
-    };
-    worker.on('error', gone);
-    worker.on('exit', (code) => gone(new Error(`body-scan worker exited (${code})`)));
-    this.#slots.push(slot);
-    return slot;
-  }
-
-  #idle(slot: Slot): void {
-    if (slot.idleTimer) clearTimeout(slot.idleTimer);
-    slot.idleTimer = setTimeout(() => {
-      if (!slot.busy) void slot.worker.terminate();
-    }, this.#idleMs);
-    slot.idleTimer.unref();
-  }
-
   /** Ends the workers; later scans run on the event loop. */
   async close(): Promise<void> {
-    this.#closed = true;
-    const slots = this.#slots.splice(0);
-    for (const p of this.#queue.splice(0)) p.reject(new Error('body-scan pool closed'));
-    await Promise.all(slots.map((s) => s.worker.terminate()));
+    await this.#pool.close();
   }
 }

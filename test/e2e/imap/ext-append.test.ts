@@ -3,9 +3,8 @@
 // lines in, exact responses out; all or nothing; the OK only after the commit.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crlf, eachBackend, mailbox, ok } from './conformance-env.ts';
+import { continued, crlf, eachBackend, mailbox, ok, ownServer, uidValidity } from './conformance-env.ts';
 import { RawImap } from './raw-client.ts';
-import { startImapServer } from './harness.ts';
 
 // RFC 3502 §6.3.11 example messages (329 and 295 octets).
 const FRED = crlf([
@@ -46,28 +45,17 @@ const FRITZ = (n: string, extra: string[] = []) =>
     '',
   ]);
 
-async function uidValidity(c: RawImap, box: string): Promise<string> {
-  return /UIDVALIDITY (\d+)/.exec((await ok(c, `STATUS ${box} (UIDVALIDITY)`))[0]!)![1]!;
-}
-
-/** Sends `line` + CRLF and expects a "+" continuation. */
-async function plus(c: RawImap, line: string): Promise<void> {
-  c.write(line + '\r\n');
-  assert.equal(await c.readLine(), '+ Ready for literal data');
-}
-
 eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
-  const { login } = env;
-  test('RFC 3502 §6.3.11 example: two messages in one APPEND, one APPENDUID with both UIDs; TRYCREATE before any data', async () => {
-    const c = await login();
-    try {
+  const { session } = env;
+  test('RFC 3502 §6.3.11 example: two messages in one APPEND, one APPENDUID with both UIDs; TRYCREATE before any data', () =>
+    session(async (c) => {
       assert.match((await ok(c, 'CAPABILITY'))[0]!, / MULTIAPPEND( |$)/);
       await ok(c, 'ENABLE IMAP4rev2'); // no \Recent in the FETCH below
       await ok(c, 'CREATE saved-messages');
       const uv = await uidValidity(c, 'saved-messages');
       assert.equal([FRED.length, JOE.length].join(), '329,295');
-      await plus(c, `A003 APPEND saved-messages (\\Seen) {329}`);
-      await plus(c, `${FRED} (\\Seen) " 7-Feb-1994 22:43:04 -0800" {295}`);
+      await continued(c, `A003 APPEND saved-messages (\\Seen) {329}`);
+      await continued(c, `${FRED} (\\Seen) " 7-Feb-1994 22:43:04 -0800" {295}`);
       c.write(`${JOE}\r\n`);
       assert.equal((await c.until('A003')).tagged, `A003 OK [APPENDUID ${uv} 1:2] APPEND completed`);
       await ok(c, 'EXAMINE saved-messages');
@@ -78,35 +66,27 @@ eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
       c.write('A004 APPEND bogusname (\\Flagged) {1023}\r\n');
       assert.equal(await c.readLine(), 'A004 NO [TRYCREATE] Mailbox bogusname does not exist');
       assert.deepEqual(await ok(c, 'NOOP'), []);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
   test('RFC 3502 §6.3.11 example 3: a later message over the quota fails the whole APPEND; nothing is added', async () => {
-    const srv = env.srv;
-    await srv.addUser('quota-ma@example.com', 'pw-quota-1', { quota: '2KB' });
-    const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
-    try {
-      await c.login('quota-ma@example.com', 'pw-quota-1');
+    const quota = { user: 'quota-ma@example.com', password: 'pw-quota-1' };
+    await env.srv.addUser(quota.user, quota.password, { quota: '2KB' });
+    await session(async (c) => {
       await ok(c, 'CREATE test');
       const first = crlf(['Date: Mon, 7 Feb 2000 22:43:04 -0800 (PST)', 'From: Fred Foobar <fred@example.com>', 'Subject: hmm...']);
       assert.equal(first.length, 99);
-      await plus(c, 'A005 APPEND test (\\Flagged) {99}');
+      await continued(c, 'A005 APPEND test (\\Flagged) {99}');
       // The quota is checked again before each literal: the whole command is refused, no "+".
       c.write(`${first} {35403}\r\n`);
       assert.equal(await c.readLine(), 'A005 NO [OVERQUOTA] The message does not fit in the mailbox quota');
       assert.deepEqual(await ok(c, 'STATUS test (MESSAGES UIDNEXT)'), ['* STATUS "test" (MESSAGES 0 UIDNEXT 1)']);
       // Within the quota, the same message goes in.
       assert.match((await c.append('test', first, '(\\Flagged)')).tagged, /^t\d+ OK \[APPENDUID \d+ 1\] /);
-    } finally {
-      c.close();
-    }
+    }, quota);
   });
 
-  test('RFC 3502: LITERAL+ messages; a zero-length message cancels the APPEND (NO), the earlier ones are not added', async () => {
-    const c = await login();
-    try {
+  test('RFC 3502: LITERAL+ messages; a zero-length message cancels the APPEND (NO), the earlier ones are not added', () =>
+    session(async (c) => {
       await mailbox(c, 'Multi', []);
       // Into the selected mailbox: the new messages are announced with EXISTS before the OK.
       const a = crlf(['Subject: a', '', 'aaa']);
@@ -120,7 +100,7 @@ eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
       c.write(`m2 APPEND Multi {${a.length}+}\r\n${a} {0+}\r\n\r\n`);
       assert.deepEqual(await c.until('m2'), { lines: [], tagged: 'm2 NO Empty message: APPEND cancelled', raw: Buffer.from('m2 NO Empty message: APPEND cancelled\r\n') });
       // And by a synchronizing {0}: NO instead of "+".
-      await plus(c, `m3 APPEND Multi {${a.length}}`);
+      await continued(c, `m3 APPEND Multi {${a.length}}`);
       c.write(`${a} {0}\r\n`);
       assert.equal(await c.readLine(), 'm3 NO Empty message: APPEND cancelled');
       assert.deepEqual(await ok(c, 'STATUS Multi (MESSAGES UIDNEXT)'), ['* STATUS "Multi" (MESSAGES 3 UIDNEXT 4)']);
@@ -133,15 +113,11 @@ eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
       c.write(`m4 APPEND Multi {${a.length}+}\r\n${a} junk\r\n`);
       assert.match((await c.until('m4')).tagged, /^m4 BAD /);
       assert.deepEqual(await ok(c, 'NOOP'), []);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 8508 §3.2/§3.3 examples: REPLACE and UID REPLACE; APPENDUID first, the old message expunged in the same step', async () => {
-    const c = await login();
-    const other = await login();
-    try {
+  test('RFC 8508 §3.2/§3.3 examples: REPLACE and UID REPLACE; APPENDUID first, the old message expunged in the same step', () =>
+    session(async (c, another) => {
+      const other = await another();
       assert.match((await ok(c, 'CAPABILITY'))[0]!, / REPLACE( |$)/);
       await ok(c, 'ENABLE IMAP4rev2');
       await ok(other, 'ENABLE IMAP4rev2');
@@ -150,13 +126,13 @@ eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
       const uv = await uidValidity(c, 'RDrafts');
       const v1 = FRITZ('8');
       assert.equal(v1.length, 312);
-      await plus(c, 'A003 REPLACE 4 RDrafts (\\Seen \\Draft) {312}');
+      await continued(c, 'A003 REPLACE 4 RDrafts (\\Seen \\Draft) {312}');
       c.write(`${v1}\r\n`);
       const r1 = await c.until('A003');
       assert.deepEqual(r1.lines, [`* OK [APPENDUID ${uv} 5] Replacement message ready`, '* 4 EXPUNGE', '* 4 EXISTS']);
       assert.equal(r1.tagged, 'A003 OK REPLACE completed');
       const v2 = FRITZ('9', ['Hopefully next year you can join us.']);
-      await plus(c, `A004 UID REPLACE 5 RDrafts (\\Seen \\Draft) {${v2.length}}`);
+      await continued(c, `A004 UID REPLACE 5 RDrafts (\\Seen \\Draft) {${v2.length}}`);
       c.write(`${v2}\r\n`);
       const r2 = await c.until('A004');
       assert.deepEqual(r2.lines, [`* OK [APPENDUID ${uv} 6] Replacement message ready`, '* 4 EXPUNGE', '* 4 EXISTS']);
@@ -172,20 +148,15 @@ eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
       // Into another mailbox (\Drafts → \Sent after submission, §3.4): only the EXPUNGE here.
       await ok(c, 'CREATE RSent');
       const uvs = await uidValidity(c, 'RSent');
-      await plus(c, `A005 UID REPLACE 6 RSent (\\Seen) {${v2.length}}`);
+      await continued(c, `A005 UID REPLACE 6 RSent (\\Seen) {${v2.length}}`);
       c.write(`${v2}\r\n`);
       const r3 = await c.until('A005');
       assert.deepEqual(r3.lines, [`* OK [APPENDUID ${uvs} 1] Replacement message ready`, '* 4 EXPUNGE']);
       assert.deepEqual(await ok(c, 'STATUS RSent (MESSAGES)'), ['* STATUS "RSent" (MESSAGES 1)']);
-    } finally {
-      c.close();
-      other.close();
-    }
-  });
+    }));
 
-  test('RFC 8508 §3.4/§3.5: a failed REPLACE changes nothing; selected state only; QRESYNC gets VANISHED', async () => {
-    const c = await login();
-    try {
+  test('RFC 8508 §3.4/§3.5: a failed REPLACE changes nothing; selected state only; QRESYNC gets VANISHED', () =>
+    session(async (c) => {
       const m = crlf(['Subject: new', '', 'n']);
       // §3.5: not valid in the authenticated state; refused before the data.
       c.write(`r0 REPLACE 1 INBOX {${m.length}}\r\n`);
@@ -210,18 +181,11 @@ eachBackend('IMAP extensions: MULTIAPPEND, REPLACE', (env) => {
       const r5 = await c.until('r5');
       const uv = await uidValidity(c, 'RFail');
       assert.deepEqual(r5.lines, [`* OK [APPENDUID ${uv} 3] Replacement message ready`, '* VANISHED 1', '* 2 EXISTS', '* 1 RECENT']);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 });
 
-test('MULTIAPPEND: one APPEND stages at most 10 × APPENDLIMIT bytes (NO [LIMIT], nothing added)', async () => {
-  const srv = await startImapServer({ limits: { appendLimit: 1000 } });
-  try {
-    await srv.addUser('lim@example.com', 'pw-lim-1');
-    const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
-    await c.login('lim@example.com', 'pw-lim-1');
+test('MULTIAPPEND: one APPEND stages at most 10 × APPENDLIMIT bytes (NO [LIMIT], nothing added)', () =>
+  ownServer({ appendLimit: 1000 }, async (c) => {
     const m = crlf(['Subject: x', '', 'y'.repeat(880)]);
     assert.equal(m.length, 896);
     const ten = Array.from({ length: 11 }, () => `{${m.length}+}\r\n${m}`).join(' ');
@@ -231,8 +195,4 @@ test('MULTIAPPEND: one APPEND stages at most 10 × APPENDLIMIT bytes (NO [LIMIT]
     c.write(`l2 APPEND INBOX ${twelve}\r\n`);
     assert.equal((await c.until('l2')).tagged, 'l2 NO [LIMIT] One APPEND may carry at most 10000 bytes; send the messages in several');
     assert.deepEqual(await ok(c, 'STATUS INBOX (MESSAGES)'), ['* STATUS "INBOX" (MESSAGES 11)']);
-    c.close();
-  } finally {
-    await srv.done();
-  }
-});
+  }));

@@ -2,9 +2,8 @@
 // real server (both store backends): the RFC's examples, raw lines in, exact responses and bytes out.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crlf, eachBackend, ok } from './conformance-env.ts';
+import { continued, crlf, eachBackend, ok, ownServer, uidValidity } from './conformance-env.ts';
 import { RawImap } from './raw-client.ts';
-import { startImapServer } from './harness.ts';
 
 const B = '--------------030308070208000400050907';
 /** "The original message in examples 1 and 2 (UID = 20)": multipart/mixed, 1. text/plain, 2. application/x-zip-compressed. */
@@ -29,27 +28,15 @@ const ORIGINAL = crlf([
 ]);
 const OTHER = crlf(['From: Bob Ar <bar@example.org>', 'Subject: the new schedule', '', 'Leaving at noon.']);
 
-async function uidValidity(c: RawImap, box: string): Promise<string> {
-  return /UIDVALIDITY (\d+)/.exec((await ok(c, `STATUS ${box} (UIDVALIDITY)`))[0]!)![1]!;
-}
-
-/** Writes `line`; with `cont` expects a "+" continuation for the literal the line announces. */
-async function send(c: RawImap, line: string, cont = true): Promise<void> {
-  c.write(line);
-  if (cont) assert.equal(await c.readLine(), '+ Ready for literal data');
-}
-
 async function body(c: RawImap, box: string, uid: number): Promise<Buffer> {
   await ok(c, `EXAMINE ${box}`);
   return RawImap.literalAfter((await c.cmd(`UID FETCH ${uid} BODY.PEEK[]`)).raw, 'BODY[]')!;
 }
 
-eachBackend('IMAP extensions: CATENATE', (env) => {
-  const { login } = env;
+eachBackend('IMAP extensions: CATENATE', ({ session }) => {
 
-  test('RFC 4469 Appendix A example 1: an attachment replaced from URLs without downloading it; no \\Seen on the source', async () => {
-    const c = await login();
-    try {
+  test('RFC 4469 Appendix A example 1: an attachment replaced from URLs without downloading it; no \\Seen on the source', () =>
+    session(async (c) => {
       assert.match((await ok(c, 'CAPABILITY'))[0]!, / CATENATE( |$)/);
       await ok(c, 'ENABLE IMAP4rev2'); // no \\Recent in the FETCH below
       await ok(c, 'CREATE CDrafts');
@@ -59,9 +46,9 @@ eachBackend('IMAP extensions: CATENATE', (env) => {
       const t1 = `\r\n${B}\r\n`;
       const t2 = `\r\n${B}--\r\n`;
       assert.deepEqual([t1.length, t2.length], [42, 44]);
-      await send(c, `A003 APPEND CDrafts (\\Seen \\Draft $MDNSent) CATENATE (URL ${url('1/;section=HEADER')} TEXT {42}\r\n`);
-      await send(c, `${t1} URL ${url('1/;section=1.MIME')} URL ${url('1/;section=1')} TEXT {42}\r\n`);
-      await send(c, `${t1} URL ${url('2')} TEXT {44}\r\n`);
+      await continued(c, `A003 APPEND CDrafts (\\Seen \\Draft $MDNSent) CATENATE (URL ${url('1/;section=HEADER')} TEXT {42}`);
+      await continued(c, `${t1} URL ${url('1/;section=1.MIME')} URL ${url('1/;section=1')} TEXT {42}`);
+      await continued(c, `${t1} URL ${url('2')} TEXT {44}`);
       c.write(`${t2})\r\n`);
       assert.equal((await c.until('A003')).tagged, `A003 OK [APPENDUID ${v} 3] APPEND completed`);
       const head = ORIGINAL.slice(0, ORIGINAL.indexOf('\r\n\r\n') + 4);
@@ -78,14 +65,10 @@ eachBackend('IMAP extensions: CATENATE', (env) => {
       );
       assert.match(f[0]!, /^\* 1 FETCH \(UID 1 FLAGS \(\) /);
       assert.match(f[1]!, /^\* 2 FETCH \(UID 2 FLAGS \(\) /);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 4469 Appendix A example 2: new top-level header and text, the old attachment by URL; APPENDUID', async () => {
-    const c = await login();
-    try {
+  test('RFC 4469 Appendix A example 2: new top-level header and text, the old attachment by URL; APPENDUID', () =>
+    session(async (c) => {
       await ok(c, 'CREATE CDrafts2');
       assert.match((await c.append('CDrafts2', ORIGINAL)).tagged, / OK /);
       const v = await uidValidity(c, 'CDrafts2');
@@ -119,7 +102,7 @@ eachBackend('IMAP extensions: CATENATE', (env) => {
       const t2 = `\r\n${B}--\r\n`;
       const url = (section: string) => `"/CDrafts2;UIDVALIDITY=${v}/;UID=1/;Section=${section}"`;
       // LITERAL+ for the first part this time; the second is synchronizing.
-      await send(c, `A003 APPEND CDrafts2 (\\Seen \\Draft $MDNSent) CATENATE (TEXT {${t1.length}+}\r\n${t1} URL ${url('2.MIME')} URL ${url('2')} TEXT {44}\r\n`);
+      await continued(c, `A003 APPEND CDrafts2 (\\Seen \\Draft $MDNSent) CATENATE (TEXT {${t1.length}+}\r\n${t1} URL ${url('2.MIME')} URL ${url('2')} TEXT {44}`);
       c.write(`${t2})\r\n`);
       assert.equal((await c.until('A003')).tagged, `A003 OK [APPENDUID ${v} 2] APPEND completed`);
       const p2 = ORIGINAL.slice(ORIGINAL.indexOf('Content-Type: application'));
@@ -129,14 +112,10 @@ eachBackend('IMAP extensions: CATENATE', (env) => {
       const bs = await ok(c, 'UID FETCH 2 (BODYSTRUCTURE ENVELOPE)');
       assert.match(bs[0]!, /"APPLICATION" "X-ZIP-COMPRESSED" \("NAME" "schedule\.zip"\) NIL NIL "BASE64" 32 .*"MIXED"/i);
       assert.match(bs[0]!, /"About our holiday trip"/);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 4469 §4.1 / example 4: NO [BADURL url] for the first URL that cannot be read; nothing appended', async () => {
-    const c = await login();
-    try {
+  test('RFC 4469 §4.1 / example 4: NO [BADURL url] for the first URL that cannot be read; nothing appended', () =>
+    session(async (c) => {
       await ok(c, 'CREATE CSent');
       assert.match((await c.append('CSent', OTHER)).tagged, / OK /);
       const v = await uidValidity(c, 'CSent');
@@ -157,14 +136,10 @@ eachBackend('IMAP extensions: CATENATE', (env) => {
       const r = await c.cmd('APPEND CSent CATENATE (URL ";UID=1/;SECTION=HEADER.FIELDS%20(SUBJECT)" URL ";UID=1/;SECTION=TEXT/;PARTIAL=0.7" TEXT {2+}\r\n\r\n)');
       assert.equal(r.tagged.replace(/^\S+ /, ''), `OK [APPENDUID ${v} 2] APPEND completed`);
       assert.equal((await body(c, 'CSent', 2)).toString(), 'Subject: the new schedule\r\n\r\nLeaving\r\n');
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 8508 §4.2 example: UID REPLACE with CATENATE, the new header before the old message by URL', async () => {
-    const c = await login();
-    try {
+  test('RFC 8508 §4.2 example: UID REPLACE with CATENATE, the new header before the old message by URL', () =>
+    session(async (c) => {
       await ok(c, 'ENABLE IMAP4rev2');
       await ok(c, 'CREATE RDraftsCat');
       for (const n of ['1', '2', '3']) assert.match((await c.append('RDraftsCat', crlf([`Subject: other ${n}`, '', n]))).tagged, / OK /);
@@ -174,31 +149,20 @@ eachBackend('IMAP extensions: CATENATE', (env) => {
       const v = await uidValidity(c, 'RDraftsCat');
       const head = crlf(['To: Mitzy <miss.mitzy@example.org>', 'Subject: My view of the fireworks']);
       assert.equal(head.length, 71);
-      await send(c, 'A011 UID REPLACE 4 RDraftsCat CATENATE (TEXT {71}\r\n');
+      await continued(c, 'A011 UID REPLACE 4 RDraftsCat CATENATE (TEXT {71}');
       c.write(`${head} URL "/RDraftsCat/;UID=4")\r\n`);
       const r = await c.until('A011');
       assert.deepEqual(r.lines, [`* OK [APPENDUID ${v} 5] Replacement message ready`, '* 4 EXPUNGE', '* 4 EXISTS']);
       assert.equal(r.tagged, 'A011 OK UID REPLACE completed');
       assert.equal((await body(c, 'RDraftsCat', 5)).toString(), head + draft);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 });
 
-test('RFC 4469 §4.2: NO [TOOBIG] when the catenated message would pass APPENDLIMIT', async () => {
-  const srv = await startImapServer({ limits: { appendLimit: 1000 } });
-  try {
-    await srv.addUser('cat@example.com', 'pw-cat-1');
-    const c = await RawImap.connect(srv.ports.imaps, { tls: true, ca: srv.ca });
-    await c.login('cat@example.com', 'pw-cat-1');
+test('RFC 4469 §4.2: NO [TOOBIG] when the catenated message would pass APPENDLIMIT', () =>
+  ownServer({ appendLimit: 1000 }, async (c) => {
     const m = crlf(['Subject: x', '', 'y'.repeat(580)]);
     assert.match((await c.append('INBOX', m)).tagged, / OK /);
     const r = await c.cmd('APPEND INBOX CATENATE (URL "/INBOX/;UID=1" URL "/INBOX/;UID=1")');
     assert.equal(r.tagged.replace(/^\S+ /, ''), `NO [TOOBIG] The catenated message (${2 * m.length} bytes) is larger than the APPENDLIMIT of 1000 bytes`);
     assert.deepEqual(await ok(c, 'STATUS INBOX (MESSAGES)'), ['* STATUS "INBOX" (MESSAGES 1)']);
-    c.close();
-  } finally {
-    await srv.done();
-  }
-});
+  }));

@@ -33,7 +33,7 @@ function compressed(c: RawImap): { client: RawImap; wire: { bytes: number } } {
 }
 
 eachBackend('IMAP extensions: COMPRESS=DEFLATE', (env) => {
-  const { login } = env;
+  const { login, session } = env;
   test('RFC 4978 §3: "c compress deflate" → "c OK DEFLATE active", then everything is compressed both ways', async () => {
     const c = await login();
     const other = await login();
@@ -92,10 +92,9 @@ eachBackend('IMAP extensions: COMPRESS=DEFLATE', (env) => {
     }
   });
 
-  test('RFC 4978 with backpressure: a compressing client that never reads holds no unbounded output', async (t) => {
-    const c = await login();
-    const other = await login();
-    try {
+  test('RFC 4978 with backpressure: a compressing client that never reads holds no unbounded output', (t) =>
+    session(async (c, another) => {
+      const other = await another();
       await ok(c, 'CREATE ZipFlood');
       const bin = crlf(['Subject: random', '', randomBytes(150_000).toString('base64')]);
       assert.match((await c.append('ZipFlood', bin)).tagged, / OK /);
@@ -119,15 +118,10 @@ eachBackend('IMAP extensions: COMPRESS=DEFLATE', (env) => {
       assert.ok(grown < 96 * 1024 * 1024, `RSS grew ${(grown / 1048576).toFixed(1)} MB`);
       assert.ok(maxMs < 1500 && count > 10, `another client: ${count} round trips, slowest ${maxMs} ms`);
       client.close();
-    } finally {
-      c.close();
-      other.close();
-    }
-  });
+    }));
 
-  test('RFC 4978: inflated input keeps the line cap: a 20 MB line that deflates to ~20 KB gets BYE [TOOBIG]', async () => {
-    const c = await login();
-    try {
+  test('RFC 4978: inflated input keeps the line cap: a 20 MB line that deflates to ~20 KB gets BYE [TOOBIG]', () =>
+    session(async (c) => {
       c.write('z COMPRESS DEFLATE\r\n');
       assert.equal(await c.readLine(), 'z OK DEFLATE active');
       const { client } = compressed(c);
@@ -138,8 +132,5 @@ eachBackend('IMAP extensions: COMPRESS=DEFLATE', (env) => {
       assert.equal(await client.readLine(10_000), '* BYE [TOOBIG] Line longer than 65536 bytes');
       assert.ok(rss.stop() - start < 48 * 1024 * 1024);
       client.close();
-    } finally {
-      c.close();
-    }
-  });
+    }));
 });

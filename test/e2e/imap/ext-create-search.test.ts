@@ -27,10 +27,9 @@ async function savedate(c: RawImap, cmd: string): Promise<number[]> {
   return (await ok(c, cmd)).map((l) => parseDateTime(/SAVEDATE "([^"]+)"/.exec(l)![1]!));
 }
 
-eachBackend('IMAP extensions: CREATE-SPECIAL-USE, WITHIN, SAVEDATE', ({ login }) => {
-  test('RFC 6154 §5.2: LIST RETURN (SPECIAL-USE) and the SPECIAL-USE selection option', async () => {
-    const c = await login();
-    try {
+eachBackend('IMAP extensions: CREATE-SPECIAL-USE, WITHIN, SAVEDATE', ({ session }) => {
+  test('RFC 6154 §5.2: LIST RETURN (SPECIAL-USE) and the SPECIAL-USE selection option', () =>
+    session(async (c) => {
       assert.match((await ok(c, 'CAPABILITY'))[0]!, /^\* CAPABILITY .* SPECIAL-USE .*CREATE-SPECIAL-USE /);
       // A fresh account: the default mailboxes (src/store/store.ts DEFAULT_MAILBOXES), nothing else yet.
       assert.deepEqual(await ok(c, 'LIST "" "%" RETURN (SPECIAL-USE)'), [
@@ -53,14 +52,10 @@ eachBackend('IMAP extensions: CREATE-SPECIAL-USE, WITHIN, SAVEDATE', ({ login })
         '* LIST (\\HasNoChildren \\Trash) "/" "Trash"',
       ]);
       assert.deepEqual(await ok(c, 'LIST "" "Projects*"'), ['* LIST (\\HasChildren) "/" "Projects"', '* LIST (\\HasNoChildren \\Archive) "/" "Projects/Deep"']);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 6154 §3/§5.3: CREATE (USE (…)) stores the use; an unsupported one is NO [USEATTR] and creates nothing', async () => {
-    const c = await login();
-    try {
+  test('RFC 6154 §3/§5.3: CREATE (USE (…)) stores the use; an unsupported one is NO [USEATTR] and creates nothing', () =>
+    session(async (c) => {
       await ok(c, 'CREATE MySpecial (USE (\\Drafts))');
       assert.deepEqual(await ok(c, 'LIST "" MySpecial'), ['* LIST (\\HasNoChildren \\Drafts) "/" "MySpecial"']);
       // §5.3: "t3 CREATE Everything (USE (\All))" → "t3 NO [USEATTR] \All not supported" (no virtual mailboxes here).
@@ -81,14 +76,10 @@ eachBackend('IMAP extensions: CREATE-SPECIAL-USE, WITHIN, SAVEDATE', ({ login })
       assert.deepEqual(await ok(c, 'LIST "" "Plain"'), ['* LIST (\\HasNoChildren) "/" "Plain"']);
       assert.deepEqual(await ok(c, 'LIST "" "Bin" RETURN (SPECIAL-USE)'), ['* LIST (\\HasNoChildren \\Trash) "/" "Bin"']);
       assert.match((await c.cmd('CREATE Bad (USE \\Sent)')).tagged, /^t\d+ BAD /);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 5032 §4: SEARCH UNSEEN YOUNGER 259200; OLDER / YOUNGER compare INTERNALDATE with now minus n seconds', async () => {
-    const c = await login();
-    try {
+  test('RFC 5032 §4: SEARCH UNSEEN YOUNGER 259200; OLDER / YOUNGER compare INTERNALDATE with now minus n seconds', () =>
+    session(async (c) => {
       assert.match((await ok(c, 'CAPABILITY'))[0]!, / WITHIN( |$)/);
       const now = Date.now();
       await ok(c, 'CREATE Within');
@@ -112,14 +103,10 @@ eachBackend('IMAP extensions: CREATE-SPECIAL-USE, WITHIN, SAVEDATE', ({ login })
       // §3: nz-number.
       assert.match((await c.cmd('SEARCH YOUNGER 0')).tagged, /^t\d+ BAD /);
       assert.match((await c.cmd('SEARCH OLDER')).tagged, /^t\d+ BAD /);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 8514 §4.2/§4.3: FETCH SAVEDATE is when the message came into this mailbox; SAVEDBEFORE/SAVEDON/SAVEDSINCE', async () => {
-    const c = await login();
-    try {
+  test('RFC 8514 §4.2/§4.3: FETCH SAVEDATE is when the message came into this mailbox; SAVEDBEFORE/SAVEDON/SAVEDSINCE', () =>
+    session(async (c) => {
       assert.match((await ok(c, 'CAPABILITY'))[0]!, / SAVEDATE( |$)/);
       const t0 = Math.floor(Date.now() / 1000) * 1000;
       // An APPEND with an old INTERNALDATE: the save date is still now (§3).
@@ -160,8 +147,5 @@ eachBackend('IMAP extensions: CREATE-SPECIAL-USE, WITHIN, SAVEDATE', ({ login })
         assert.ok(s! >= t2 && s! > s2!, `${box}: ${dateTime(s!)} is the copy's own`);
       }
       assert.deepEqual(await ok(c, 'FETCH 1 (INTERNALDATE)'), ['* 1 FETCH (INTERNALDATE "01-Jan-2015 17:50:53 +0000")'], 'MOVE keeps INTERNALDATE');
-    } finally {
-      c.close();
-    }
-  });
+    }));
 });

@@ -2,14 +2,13 @@
 // raw lines in, exact responses out.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crlf, eachBackend, mailbox, ok } from './conformance-env.ts';
+import { crlf, eachBackend, mailbox, ok, uidValidity } from './conformance-env.ts';
 
 const REQUIRED = 'BAD [UIDREQUIRED] Message numbers are not allowed once UIDONLY is enabled';
 
-eachBackend('IMAP extensions: UIDONLY', ({ login }) => {
-  test('RFC 9586 §3: once enabled, every message sequence number in a command is BAD [UIDREQUIRED]', async () => {
-    const c = await login();
-    try {
+eachBackend('IMAP extensions: UIDONLY', ({ session }) => {
+  test('RFC 9586 §3: once enabled, every message sequence number in a command is BAD [UIDREQUIRED]', () =>
+    session(async (c) => {
       assert.match((await ok(c, 'CAPABILITY'))[0]!, / UIDONLY( |$)/);
       await mailbox(c, 'Uo1', ['a', 'b', 'c'].map((x) => crlf([`Subject: ${x}`, '', x])));
       assert.deepEqual(await ok(c, 'ENABLE UIDONLY'), ['* ENABLED UIDONLY']);
@@ -35,18 +34,14 @@ eachBackend('IMAP extensions: UIDONLY', ({ login }) => {
       assert.deepEqual(await ok(c, 'UID SEARCH NOT UID 1'), ['* SEARCH 2 3']);
       // QRESYNC's seq-match-data holds sequence numbers too.
       await ok(c, 'ENABLE QRESYNC');
-      const uv = /UIDVALIDITY (\d+)/.exec((await ok(c, 'STATUS Uo1 (UIDVALIDITY)'))[0]!)![1];
+      const uv = await uidValidity(c, 'Uo1');
       assert.equal((await c.cmd(`SELECT Uo1 (QRESYNC (${uv} 1 1:3 (1:3 1:3)))`)).tagged.replace(/^\S+ /, ''), REQUIRED);
       assert.match((await c.cmd(`SELECT Uo1 (QRESYNC (${uv} 1 1:3))`)).tagged, / OK /);
-    } finally {
-      c.close();
-    }
-  });
+    }));
 
-  test('RFC 9586 §3.3: FETCH responses become UIDFETCH, EXPUNGE becomes VANISHED; no UNSEEN sequence number at SELECT', async () => {
-    const c = await login();
-    const other = await login();
-    try {
+  test('RFC 9586 §3.3: FETCH responses become UIDFETCH, EXPUNGE becomes VANISHED; no UNSEEN sequence number at SELECT', () =>
+    session(async (c, another) => {
+      const other = await another();
       await mailbox(c, 'Uo2', ['a', 'b', 'c', 'd'].map((x) => crlf([`Subject: ${x}`, '', x])));
       await ok(c, 'UID STORE 1 +FLAGS.SILENT (\\Seen)');
       await ok(c, 'ENABLE UIDONLY');
@@ -70,7 +65,7 @@ eachBackend('IMAP extensions: UIDONLY', ({ login }) => {
       // The client's own EXPUNGE and MOVE.
       await ok(c, 'UID STORE 2 +FLAGS.SILENT (\\Deleted)');
       assert.deepEqual(await ok(c, 'EXPUNGE'), ['* VANISHED 2']);
-      const uvInbox = /UIDVALIDITY (\d+)/.exec((await ok(c, 'STATUS INBOX (UIDVALIDITY)'))[0]!)![1];
+      const uvInbox = await uidValidity(c, 'INBOX');
       const mv = await ok(c, 'UID MOVE 3 INBOX');
       assert.equal(mv.length, 2);
       assert.match(mv[0]!, new RegExp(`^\\* OK \\[COPYUID ${uvInbox} 3 \\d+\\] Moved$`));
@@ -82,9 +77,5 @@ eachBackend('IMAP extensions: UIDONLY', ({ login }) => {
       const n = await ok(c, 'NOOP');
       assert.ok(n.includes('* 2 EXISTS'), n.join('\n'));
       assert.deepEqual(await ok(c, 'UID FETCH 5 (FLAGS)'), ['* 5 UIDFETCH (FLAGS (\\Recent $Hot))'], 'IMAP4rev1: new to this session');
-    } finally {
-      c.close();
-      other.close();
-    }
-  });
+    }));
 });
