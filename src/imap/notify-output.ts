@@ -9,6 +9,7 @@ import { StoreError, type Mailbox, type MailboxStatus } from '../store/store.ts'
 import { fetch } from './handlers/fetch.ts';
 import { toReply } from './errors.ts';
 import { ancestors } from './handlers/list.ts';
+import { LoopBudget } from '../obs/loop-lag.ts';
 
 type Item = 'MESSAGES' | 'UIDNEXT' | 'UIDVALIDITY' | 'UNSEEN' | 'HIGHESTMODSEQ';
 
@@ -57,7 +58,10 @@ export async function statusLine(s: ImapSession, n: Notify, mailboxId: number, n
  * written when `write`; else only read where a flag change is told by its UNSEEN (§5.1).
  */
 export async function initialStatus(s: ImapSession, n: Notify, write: boolean): Promise<void> {
+  // Up to maxMailboxes counts, each a read of its mailbox: the event loop gets turns between.
+  const budget = new LoopBudget();
   for (const m of n.watched()) {
+    await budget.pause();
     if (s.closed) return;
     if (!write && (modseqs(s) || !m.events.flags)) continue;
     let st: MailboxStatus;

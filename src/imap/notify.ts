@@ -19,6 +19,7 @@ import type { FetchItem } from '../protocol/imap/types.ts';
 import type { ImapSession } from './session.ts';
 import type { SelectedMailbox } from './selected.ts';
 import { fetchNewMessages, ListAttributes, statusLine } from './notify-output.ts';
+import { activity, LoopBudget } from '../obs/loop-lag.ts';
 
 /** Event groups in one NOTIFY SET, and mailbox names in its SUBTREE / MAILBOXES filters (NO [LIMIT] beyond). */
 export const NOTIFY_MAX_GROUPS = 64;
@@ -328,13 +329,15 @@ export class Notify {
     if (!spec) return;
     const s = this.#s;
     const allowExpunge = s.idle.active || (spec.selected !== null && !spec.selected.delayed);
+    const done = activity.begin(`imap.notify account=${s.account?.address ?? '-'} mailbox=${s.selected?.name ?? '-'}`);
     try {
       await this.#deliver(allowExpunge);
-    } catch (err) {
-      s.deps.log.error('imap.notify-failed', { session: s.id, err });
+    } finally {
+      done();
     }
   }
 
+  /** Writes what is owed; a failure is logged (the notification is lost, the session goes on). */
   async #deliver(allowExpunge: boolean): Promise<void> {
     const s = this.#s;
     this.#delivering++;
@@ -346,6 +349,8 @@ export class Notify {
       }
       await this.#flushSelected(allowExpunge);
       await this.#flushQueue();
+    } catch (err) {
+      s.deps.log.error('imap.notify-failed', { session: s.id, err });
     } finally {
       this.#delivering--;
     }
@@ -397,7 +402,9 @@ export class Notify {
     const entries = [...this.#queue.values()];
     this.#queue.clear();
     let attrs: ListAttributes | null = null;
+    const budget = new LoopBudget();
     for (const e of entries) {
+      await budget.pause();
       if (s.closed) return;
       let line: string | null;
       if (e.kind === 'status') line = await this.#status(e);
