@@ -156,6 +156,10 @@ eachBackend('IMAP extensions: NOTIFY', ({ login }) => {
       await b.append('misc', crlf(['Subject: m', '', 'm']));
       assert.match(await next(c), /^\* STATUS "misc" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+ UNSEEN 1\)$/);
       await silence(c);
+      // §3.1: with FlagChange (the server supports CONDSTORE) the STATUS has HIGHESTMODSEQ too.
+      const hms = /HIGHESTMODSEQ (\d+)/.exec((await ok(b, 'STATUS misc (HIGHESTMODSEQ)'))[0]!)![1];
+      const f = await ok(c, 'notify set status (mailboxes misc (MessageNew MessageExpunge FlagChange))');
+      assert.deepEqual(f.map((l) => l.replace(/UIDVALIDITY \d+/, 'UIDVALIDITY v')), [`* STATUS "misc" (MESSAGES 1 UIDNEXT 2 UIDVALIDITY v UNSEEN 1 HIGHESTMODSEQ ${hms})`]);
     } finally {
       c.close();
       b.close();
