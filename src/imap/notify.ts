@@ -86,9 +86,9 @@ export class Notify {
     this.#s = s;
   }
 
-  /** A NOTIFY command succeeded once: the session follows it (until the connection ends). */
+  /** A NOTIFY command succeeded once (or the first is loading): the session follows it (until the connection ends). */
   get active(): boolean {
-    return this.#spec !== null;
+    return this.#spec !== null || this.#loading !== null;
   }
 
   get spec(): NotifySpec | null {
