@@ -10,8 +10,8 @@ export interface CapabilityContext {
   compressed: boolean;
 }
 
-/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586), CATENATE (RFC 4469). */
-const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE', 'UIDONLY', 'CATENATE'];
+/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586), CATENATE (RFC 4469), NOTIFY (RFC 5465). */
+const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE', 'UIDONLY', 'CATENATE', 'NOTIFY'];
 
 export function capabilities(c: CapabilityContext): string[] {
   const caps = ['IMAP4rev2', 'IMAP4rev1'];

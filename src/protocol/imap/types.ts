@@ -1,5 +1,7 @@
 // Typed IMAP commands (RFC 9051 §6, RFC 3501 §6 and the extensions Pillarbox implements).
 
+import type { NotifyCommand } from './notify-args.ts';
+
 /** A sequence set (RFC 9051 §9 `sequence-set`): ranges with `*` as -1; or `$` (RFC 5182 saved result). */
 export type SeqSet = { saved: true } | { saved: false; ranges: Array<[number, number]> };
 
@@ -174,7 +176,9 @@ export type ImapCommand =
   | { name: 'EXPUNGE'; uid: boolean; set: SeqSet | null }
   | { name: 'ID'; params: Array<[string, string | null]> | null }
   | { name: 'GETQUOTA'; root: string }
-  | { name: 'GETQUOTAROOT'; mailbox: string };
+  | { name: 'GETQUOTAROOT'; mailbox: string }
+  /** RFC 5465 NOTIFY (src/protocol/imap/notify-args.ts). */
+  | NotifyCommand;
 
 export type CommandName = ImapCommand['name'];
 
