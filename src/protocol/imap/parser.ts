@@ -167,6 +167,13 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
     }
     case 'ID':
       return parseId(r);
+    case 'CANCELUPDATE': {
+      // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
+      const tags: string[] = [];
+      while (r.take(' ')) tags.push(r.quoted());
+      if (tags.length === 0) r.fail('CANCELUPDATE needs the tag of a searching command');
+      return { name: 'CANCELUPDATE', tags };
+    }
     case 'GETQUOTA': {
       r.sp();
       return { name: 'GETQUOTA', root: r.astring() };
