@@ -173,6 +173,7 @@ export class ResultContexts implements ResultUpdates {
   }
 
   get pending(): boolean {
+    if (this.#running) return true;
     for (const c of this.byTag.values()) if (!c.building && (c.decided.size || c.dirty.size)) return true;
     return false;
   }

@@ -27,7 +27,7 @@ export const search: Handler<'SEARCH'> = async (s, tag, cmd) => {
     await s.writeAwait(`* SEARCH${values.map((v) => ' ' + v).join('')}${mod}\r\n`);
     return `${name} completed`;
   }
-  const a = esearch(tag, cmd.uid, cmd.returns ?? [], cmd.partial, { values, uids: r.uids, modseqs: r.modseqs, sorted: false }, r.usedModseq);
+  const a = esearch(tag, cmd.uid, cmd.returns ?? [], cmd.partial, { values, uids: r.uids, modseqs: r.modseqs, sorted: false }, r.usedModseq, cmd.update);
   if (a.saved) s.savedSearch = a.saved;
   if (a.line) await s.writeAwait(a.line);
   const refused = ctx?.install({ uids: r.uids });

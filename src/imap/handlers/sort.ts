@@ -28,7 +28,7 @@ export const sort: Handler<'SORT'> = async (s, tag, cmd) => {
   if (cmd.returns !== null) {
     const uids = ordered.map((x) => x.uid);
     const values = cmd.uid ? uids : ordered.map((x) => x.seq);
-    const a = esearch(tag, cmd.uid, cmd.returns, cmd.partial, { values, uids, modseqs: uids.map((u) => m.modseqs.get(u) ?? 0), sorted: true }, m.usedModseq);
+    const a = esearch(tag, cmd.uid, cmd.returns, cmd.partial, { values, uids, modseqs: uids.map((u) => m.modseqs.get(u) ?? 0), sorted: true }, m.usedModseq, cmd.update);
     if (a.saved) s.savedSearch = a.saved.sort((x, y) => x - y);
     if (a.line) await s.writeAwait(a.line);
     const refused = ctx?.install({ items: ordered });
