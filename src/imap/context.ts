@@ -30,7 +30,7 @@ import type { Change } from '../store/bus.ts';
 import type { SearchKey, SortCriterion } from '../protocol/imap/types.ts';
 import { formatSeqSet, quotedOrNil } from '../protocol/imap/response.ts';
 import { sortComparator, type SortItem } from '../protocol/imap/sort-order.ts';
-import { LoopBudget } from '../obs/loop-lag.ts';
+import { activity, LoopBudget } from '../obs/loop-lag.ts';
 import { ImapBad } from './errors.ts';
 import { orderedSet } from './esearch.ts';
 import type { SelectedMailbox, ResultUpdates } from './selected.ts';
@@ -237,8 +237,11 @@ export class ResultContexts implements ResultUpdates {
   async #run(): Promise<void> {
     const budget = new LoopBudget();
     const store = this.#s.deps.store;
+    const label = `imap.context account=${this.#s.account?.address ?? '-'} mailbox=${this.#sel.name}`;
     while (this.#live) {
+      const done = activity.begin(label);
       const work = this.#takeBatch();
+      done();
       if (!work) return;
       // IMAP4rev1: a new message's \Recent is known once the session checked it (RECENT / NEW keys).
       if (this.#sel.recentSource) await this.#sel.settleRecent();
@@ -379,27 +382,49 @@ export class ResultContexts implements ResultUpdates {
       return;
     }
     const sort = ctx.sort;
-    const pairs: Array<{ op: 'REMOVEFROM' | 'ADDTO'; pos: number; values: number[] }> = [];
-    const push = (op: 'REMOVEFROM' | 'ADDTO', pos: number, value: number) => {
-      const last = pairs[pairs.length - 1];
-      // REMOVEFROM: the next result removed at the same position was right after (§4.3.4);
-      // ADDTO: the next inserted right after the run (§4.3.3). Either extends the pair.
-      if (last && last.op === op && (op === 'REMOVEFROM' ? pos === last.pos : pos === last.pos + last.values.length)) last.values.push(value);
-      else pairs.push({ op, pos, values: [value] });
-    };
-    const rem = removes.map((u) => sort.items.get(u)!).sort(sort.cmp);
-    for (const it of rem) {
-      push('REMOVEFROM', sort.list.remove(it) + 1, num(it.uid));
-      sort.items.delete(it.uid);
+    // In slices of PAIRS_PER_LINE, a line each (SelectedMailbox.flushTo gives the event loop a
+    // turn between parts). Order within a slice without comparing keys again: removals by their
+    // rank now, ascending (the j-th removed sits at rank - j); additions inserted first, then
+    // announced by their rank after the slice, ascending (each lands exactly there, §4.3.3).
+    for (let i = 0; i < removes.length; i += PAIRS_PER_LINE) {
+      const ranked = removes.slice(i, i + PAIRS_PER_LINE).map((u) => {
+        const it = sort.items.get(u)!;
+        return { it, rank: sort.list.rankOf(it) };
+      });
+      ranked.sort((x, y) => x.rank - y.rank);
+      const pairs: Pair[] = [];
+      ranked.forEach(({ it, rank }, j) => {
+        sort.list.remove(it);
+        sort.items.delete(it.uid);
+        pushPair(pairs, 'REMOVEFROM', rank - j + 1, num(it.uid));
+      });
+      yield head + dataItems(pairs) + '\r\n';
     }
-    const add = adds.map((u) => ctx.entering.get(u)!).sort(sort.cmp);
-    for (const it of add) {
-      ctx.entering.delete(it.uid);
-      sort.items.set(it.uid, it);
-      push('ADDTO', sort.list.insert(it) + 1, num(it.uid));
+    for (let i = 0; i < adds.length; i += PAIRS_PER_LINE) {
+      const slice = adds.slice(i, i + PAIRS_PER_LINE).map((u) => ctx.entering.get(u)!);
+      for (const it of slice) {
+        ctx.entering.delete(it.uid);
+        sort.items.set(it.uid, it);
+        sort.list.insert(it);
+      }
+      const ranked = slice.map((it) => ({ it, rank: sort.list.rankOf(it) })).sort((x, y) => x.rank - y.rank);
+      const pairs: Pair[] = [];
+      for (const { it, rank } of ranked) pushPair(pairs, 'ADDTO', rank + 1, num(it.uid));
+      yield head + dataItems(pairs) + '\r\n';
     }
-    for (let i = 0; i < pairs.length; i += PAIRS_PER_LINE) yield head + dataItems(pairs.slice(i, i + PAIRS_PER_LINE)) + '\r\n';
   }
+}
+
+type Pair = { op: 'REMOVEFROM' | 'ADDTO'; pos: number; values: number[] };
+
+/**
+ * Appends one result to the pairs: REMOVEFROM at the same position as the last pair removes the
+ * result that followed it (§4.3.4); ADDTO right after the last pair's run continues it (§4.3.3).
+ */
+function pushPair(pairs: Pair[], op: Pair['op'], pos: number, value: number): void {
+  const last = pairs[pairs.length - 1];
+  if (last && last.op === op && (op === 'REMOVEFROM' ? pos === last.pos : pos === last.pos + last.values.length)) last.values.push(value);
+  else pairs.push({ op, pos, values: [value] });
 }
 
 /** Consecutive pairs of one kind in one data item: ` REMOVEFROM (p set p set) ADDTO (p set)`. */

@@ -67,9 +67,10 @@ export class ContextModel {
     if (!items) return;
     this.updates++;
     for (const it of items) {
+      const have = new Set(this.list);
       if (it.op === 'ADDTO') {
         for (const v of it.values) {
-          assert.ok(!this.list.includes(v), `ADDTO ${v}: already in ${this.tag}`);
+          assert.ok(!have.has(v), `ADDTO ${v}: already in ${this.tag}`);
           if (this.seqMode) assert.ok(v <= this.exists, `ADDTO ${v} beyond EXISTS ${this.exists} (RFC 5267 §4.3.3)`);
         }
         if (it.pos === 0) {
@@ -80,15 +81,14 @@ export class ContextModel {
           this.list.splice(it.pos - 1, 0, ...it.values);
         }
       } else if (it.pos === 0) {
-        for (const v of it.values) {
-          assert.ok(this.list.includes(v), `REMOVEFROM 0 ${v}: not in ${this.tag}`);
-          this.list = this.list.filter((x) => x !== v);
-        }
+        const gone = new Set(it.values);
+        for (const v of gone) assert.ok(have.has(v), `REMOVEFROM 0 ${v}: not in ${this.tag}`);
+        this.list = this.list.filter((x) => !gone.has(x));
       } else {
-        for (const v of it.values) {
-          assert.equal(this.list[it.pos - 1], v, `REMOVEFROM (${it.pos} …${v}): position holds ${this.list[it.pos - 1]}`);
-          this.list.splice(it.pos - 1, 1);
-        }
+        // Removed one after the other at the same position: they were at pos, pos + 1, … (§4.3.4).
+        const at = this.list.slice(it.pos - 1, it.pos - 1 + it.values.length);
+        assert.deepEqual(at, it.values, `REMOVEFROM (${it.pos} …): the positions hold other results`);
+        this.list.splice(it.pos - 1, it.values.length);
       }
     }
   }
