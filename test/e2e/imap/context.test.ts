@@ -179,6 +179,27 @@ eachBackend('CONTEXT=SEARCH and CONTEXT=SORT', ({ login }) => {
     }
   });
 
+  test('RFC 5267 §4.3.4: the session\'s own MOVE, and EXPUNGE with QRESYNC: REMOVEFROM before the EXPUNGE / VANISHED', async () => {
+    const a = await login();
+    const b = await login();
+    try {
+      await ok(a, 'ENABLE QRESYNC');
+      await box('CtxMove', 5, a, b);
+      await tagged(a, 'V1', 'UID SORT RETURN (UPDATE) (REVERSE SUBJECT) UTF-8 ALL');
+      await tagged(a, 'V2', 'UID SEARCH RETURN (UPDATE) ALL');
+      const m = await a.cmd('UID MOVE 4 INBOX');
+      const lines = m.lines.filter((l) => !l.startsWith('* OK [COPYUID'));
+      assert.deepEqual(lines, ['* ESEARCH (TAG "V1") UID REMOVEFROM (2 4)', '* ESEARCH (TAG "V2") UID REMOVEFROM (0 4)', '* VANISHED 4']);
+      await ok(b, 'UID STORE 1,5 +FLAGS.SILENT (\\Deleted)');
+      await ok(b, 'EXPUNGE');
+      const n = (await a.cmd('NOOP')).lines.filter((l) => !/ FETCH /.test(l));
+      assert.deepEqual(n, ['* ESEARCH (TAG "V1") UID REMOVEFROM (1 5 3 1)', '* ESEARCH (TAG "V2") UID REMOVEFROM (0 1,5)', '* VANISHED 1,5']);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   test('RFC 5267 §4.3.5: CANCELUPDATE "B01" → OK No further updates; nothing more for B01; an unknown tag is NO', async () => {
     const a = await login();
     const b = await login();
