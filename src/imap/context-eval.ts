@@ -7,7 +7,7 @@
 // - freezeKey: message sequence numbers in the program, and `*`, are evaluated when the command is
 //   received (RFC 5267 §4.3, citing the errata to RFC 3501): a sequence set becomes the UID ranges
 //   it covered then, `*` the highest UID then; `$` (RFC 5182) the saved result then.
-// - flagVerdict: for a flag change, the program with only the flags known (from the change): AND,
+// - flagJudge: for a flag change, the program with only the flags known (from the change): AND,
 //   OR and NOT in three values, so `UNSEEN UNDELETED …` on a \Deleted message needs no store read.
 // - evaluateBatch: the messages still undecided, with every store read done once per batch of
 //   at most BATCH messages for all contexts together (summaries, search headers, body scan, thread ids).
@@ -107,13 +107,15 @@ function frame(p: Program, recent: ReadonlySet<number>): Ctx {
 }
 
 /**
- * The program's answer for a message whose flags are `f`, or null when it depends on more than
- * flags, UID and \Recent (then the message is read: evaluateBatch).
+ * A judge of the program for messages whose flags are known: its answer, or null when it depends
+ * on more than flags, UID and \Recent (then the message is read: evaluateBatch).
  */
-export function flagVerdict(p: Program, uid: number, f: FlagState, recent: ReadonlySet<number>): boolean | null {
+export function flagJudge(p: Program, recent: ReadonlySet<number>): (uid: number, f: FlagState) => boolean | null {
   const c = frame(p, recent);
-  c.msg = { uid, modseq: f.modseq, systemFlags: f.systemFlags, keywords: f.keywords as string[] } as MessageSummary;
-  return tri(p.key, c, 0);
+  return (uid, f) => {
+    c.msg = { uid, modseq: f.modseq, systemFlags: f.systemFlags, keywords: f.keywords as string[] } as MessageSummary;
+    return tri(p.key, c, 0);
+  };
 }
 
 function tri(k: SearchKey, c: Ctx, depth: number): boolean | null {

@@ -9,7 +9,7 @@
 //   per context — a flag change only for programs with flag/keyword/MODSEQ keys.
 // - `#run` (asynchronous, one loop per selected mailbox): decides dirty UIDs in batches of
 //   BATCH: flag changes from the change itself when the flags decide (context-eval.ts
-//   flagVerdict), the rest from one set of store reads per batch (evaluateBatch), an event-loop
+//   flagJudge), the rest from one set of store reads per batch (evaluateBatch), an event-loop
 //   turn between batches. SORT contexts also read the SORT keys of messages entering the result.
 // - emission (`beforeExpunge` / `afterChanges`, called by SelectedMailbox.flushParts when the
 //   session reports changes): compares each decision with the result as the client has it.
@@ -35,7 +35,7 @@ import { ImapBad } from './errors.ts';
 import { orderedSet } from './esearch.ts';
 import type { SelectedMailbox, ResultUpdates } from './selected.ts';
 import type { ImapSession } from './session.ts';
-import { BATCH, compileProgram, evaluateBatch, flagVerdict, type FlagState, type Program } from './context-eval.ts';
+import { BATCH, compileProgram, evaluateBatch, flagJudge, type FlagState, type Program } from './context-eval.ts';
 import { RankedList } from './ranked-list.ts';
 
 /** Live update contexts per session (Dovecot 2.3 keeps 10). */
@@ -153,7 +153,7 @@ export class ResultContexts implements ResultUpdates {
   readonly byTag = new Map<string, UpdateContext>();
   readonly #s: ImapSession;
   readonly #sel: SelectedMailbox;
-  /** Latest flags per UID from the bus, for flagVerdict. */
+  /** Latest flags per UID from the bus, for flagJudge. */
   readonly #flags = new Map<number, FlagState>();
   #running: Promise<void> | null = null;
 
@@ -280,12 +280,13 @@ export class ResultContexts implements ResultUpdates {
     return ctxs.map((ctx) => {
       const rest: number[] = [];
       const quick = new Map<number, boolean>();
+      const judge = flagJudge(ctx.program, this.#sel.recent);
       for (const u of batch) {
         const why = ctx.dirty.get(u);
         if (!why) continue;
         ctx.dirty.delete(u);
         const f = why === 'flags' ? flags.get(u) : undefined;
-        const v = f ? flagVerdict(ctx.program, u, f, this.#sel.recent) : null;
+        const v = f ? judge(u, f) : null;
         if (v === null) rest.push(u);
         else quick.set(u, v);
       }
