@@ -51,6 +51,9 @@ export function capabilities(c: CapabilityContext): string[] {
     // RFC 5267 §3 (ESORT), RFC 9394 (PARTIAL in SEARCH/SORT return options and UID FETCH).
     'ESORT',
     'PARTIAL',
+    // RFC 5267 §4 (UPDATE contexts, CANCELUPDATE, NOUPDATE: src/imap/context.ts).
+    'CONTEXT=SEARCH',
+    'CONTEXT=SORT',
     // RFC 8474 (MAILBOXID in CREATE/SELECT/STATUS, EMAILID/THREADID in FETCH and SEARCH).
     'OBJECTID',
     'QUOTA',

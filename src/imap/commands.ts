@@ -36,6 +36,7 @@ import { compress } from './handlers/compress.ts';
 import { id } from './handlers/id.ts';
 import { getquota, getquotaroot } from './handlers/quota.ts';
 import { notify } from './handlers/notify.ts';
+import { cancelupdate } from './handlers/cancelupdate.ts';
 
 /** A tagged OK text (optionally with a response code), or null when the handler answers itself. */
 export type HandlerResult = string | { code: string | null; text: string } | null;
@@ -85,4 +86,5 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   COPY: { states: SELECTED, handler: copy },
   MOVE: { states: SELECTED, handler: move },
   REPLACE: { states: SELECTED, handler: replace },
+  CANCELUPDATE: { states: SELECTED, handler: cancelupdate },
 };

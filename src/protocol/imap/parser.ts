@@ -170,6 +170,13 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
       return parseId(r);
     case 'NOTIFY': // RFC 5465 §8
       return parseNotify(r);
+    case 'CANCELUPDATE': {
+      // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
+      const tags: string[] = [];
+      while (r.take(' ')) tags.push(r.quoted());
+      if (tags.length === 0) r.fail('CANCELUPDATE needs the tag of a searching command');
+      return { name: 'CANCELUPDATE', tags };
+    }
     case 'GETQUOTA': {
       r.sp();
       return { name: 'GETQUOTA', root: r.astring() };
