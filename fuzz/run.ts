@@ -18,7 +18,7 @@ import { loadMessages, loadSessions, type Protocol, type Segment } from './corpu
 import { makeSessionInput } from './generators/sessions.ts';
 import { totalBytes, type FuzzInput } from './generators/mutate.ts';
 import { checkMime, makeMimeInput, build, MIME_MAX_GROWTH, MIME_MIN_MS } from './generators/mime.ts';
-import { runInput, startTarget, type Target } from './target.ts';
+import { runInput, startTarget, type ServerMemory, type Target } from './target.ts';
 import { rssOf } from '../test/helpers/probe.ts';
 
 export interface FuzzOptions {
@@ -59,6 +59,9 @@ export interface Figures {
   rttP99: number;
   rssStart: number;
   rssMax: number;
+  /** Network protocols: the server's V8 heap in use after a full GC, before the first input and after the last (fuzz/server-mem.ts). */
+  heapStart?: number;
+  heapEnd?: number;
   /** `server.loop-stall` lines the server logged. */
   stalls: string[];
   /** MIME: the largest per-byte growth seen (4× the repeats), the slowest µs/byte, the longest parse. */
@@ -139,6 +142,10 @@ async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOption
     opts.log(`VIOLATION ${protocol} ${kind}: ${detail}${suspects.length ? `; inputs in flight: ${suspects.map((s) => `${s.id} [${s.input.notes.join('; ')}]`).join(' | ')}` : ''}`);
   };
 
+  // Before the second client starts: the GC holds the server's loop for a moment.
+  const memStart = await target.memory();
+  await new Promise((r) => setTimeout(r, 150)); // a stall line that GC causes is logged now, and not counted
+  const outFrom = target.srv.output().length;
   const probePort = target.srv.ports[protocol];
   const worker = new Worker(new URL('./probe-worker.ts', import.meta.url), { workerData: { protocol, port: probePort, user: target.probe.user, pass: target.probe.pass, everyMs: 50 } });
   let lastSample = Date.now();
@@ -177,6 +184,7 @@ async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOption
       if (rss - rssStart > opts.rssGrowthLimit && !rssFlagged) {
         rssFlagged = true;
         violate('rss', `server RSS ${(rss / MB).toFixed(1)} MB, ${((rss - rssStart) / MB).toFixed(1)} MB over its start`, culprits(Date.now() - 3000, Date.now()));
+        void explainRss(target, memStart, violations.at(-1)!, opts.log);
       }
     } catch {
       /* exiting */
@@ -220,12 +228,29 @@ async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOption
   worker.postMessage({ cmd: 'stop' });
   await Promise.race([new Promise((r) => worker.once('exit', r)), new Promise((r) => setTimeout(r, 3000))]);
   await worker.terminate();
+  const outTo = target.srv.output().length;
+  const memEnd = exited ? null : await target.memory();
   clearInterval(monitor);
   if (exited && !fatal) violate('exit', `server exited: ${target.srv.output().slice(-2000)}`, culprits(Date.now() - 5000, Date.now()));
-  const stalls = target.srv.output().split('\n').filter((l) => l.includes('server.loop-stall'));
+  const stalls = target.srv.output().slice(outFrom, outTo).split('\n').filter((l) => l.includes('server.loop-stall'));
   await target.stop().catch(() => {});
   const s = [...rtts].sort((a, b) => a - b);
-  return { protocol, inputs, bytes, seconds: (Date.now() - t0) / 1000, roundTrips: s.length, rttWorst: s.at(-1) ?? 0, rttP99: percentile(s, 0.99), rssStart, rssMax, stalls, violations };
+  return { protocol, inputs, bytes, seconds: (Date.now() - t0) / 1000, roundTrips: s.length, rttWorst: s.at(-1) ?? 0, rttP99: percentile(s, 0.99), rssStart, rssMax, heapStart: memStart?.heapUsed, heapEnd: memEnd?.heapUsed, stalls, violations };
+}
+
+/**
+ * After an RSS trip: the server's heap after a full GC against its start tells live data that
+ * stays (a leak: heap up by about the RSS growth) from memory freed but not given back to the
+ * system (heap back near its start, RSS still high: V8's grown heap, malloc arenas). Either way
+ * the violation stands; this only says which, in its detail. The GC holds the server's loop.
+ */
+async function explainRss(target: Target, start: ServerMemory | null, v: Violation, log: (l: string) => void): Promise<void> {
+  const now = await target.memory();
+  if (!start || !now) return;
+  const f = (x: number) => (x / MB).toFixed(1);
+  const note = `after a full GC: heap used ${f(now.heapUsed)} MB (start ${f(start.heapUsed)}; ${f(now.heapUsedBeforeGc)} before this GC), heap total ${f(now.heapTotal)} (start ${f(start.heapTotal)}), external ${f(now.external)} (start ${f(start.external)}), RSS ${f(now.rss)}`;
+  v.detail += `; ${note}`;
+  log(`  rss: ${note}`);
 }
 
 /** The MIME parser and everything derived from message data, in this process. */
@@ -347,7 +372,8 @@ export function formatFigures(f: Figures, opts: Pick<FuzzOptions, 'seed' | 'rttL
   const v = `violations ${f.violations.length}${f.violations.length ? ` (${[...new Set(f.violations.map((x) => x.kind))].join(', ')})` : ''}`;
   if (f.protocol === 'mime')
     return `${head}; worst growth of time per byte ×${(f.mimeWorstGrowth ?? 0).toFixed(2)} (limit ×${MIME_MAX_GROWTH}), slowest ${(f.mimeWorstPerByte ?? 0).toFixed(3)} µs/byte, longest ${(f.mimeMaxMs ?? 0).toFixed(0)} ms; fuzzer RSS ${(f.rssMax / MB).toFixed(0)} MB; ${v}`;
-  return `${head}; second client ${f.roundTrips} round trips, worst ${f.rttWorst.toFixed(1)} ms, p99 ${f.rttP99.toFixed(1)} ms (limit ${opts.rttLimitMs}); server RSS max ${(f.rssMax / MB).toFixed(1)} MB (start ${(f.rssStart / MB).toFixed(1)}); loop stalls logged ${f.stalls.length}; ${v}`;
+  const heap = f.heapStart !== undefined && f.heapEnd !== undefined ? `, heap used after GC ${(f.heapStart / MB).toFixed(1)} → ${(f.heapEnd / MB).toFixed(1)} MB` : '';
+  return `${head}; second client ${f.roundTrips} round trips, worst ${f.rttWorst.toFixed(1)} ms, p99 ${f.rttP99.toFixed(1)} ms (limit ${opts.rttLimitMs}); server RSS max ${(f.rssMax / MB).toFixed(1)} MB (start ${(f.rssStart / MB).toFixed(1)})${heap}; loop stalls logged ${f.stalls.length}; ${v}`;
 }
 
 function parseArgs(argv: string[]): FuzzOptions & { replay: string | null } {

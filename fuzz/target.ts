@@ -3,15 +3,27 @@
 // accounts and mail, and the fuzz client that sends one input the way the input says.
 
 import { connect, type Socket } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../test/helpers/server.ts';
 import { loadMessages, type Account } from './corpus.ts';
 import type { FuzzInput } from './generators/mutate.ts';
 
+/** The server's own memory figures after a full GC (fuzz/server-mem.ts), in bytes. */
+export interface ServerMemory {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  heapUsedBeforeGc: number;
+  external: number;
+  arrayBuffers: number;
+}
+
 export interface Target {
   srv: TestServer;
+  /** Asks the server for a GC and its memory figures (null if none came within 3 s). Holds its loop for the GC. */
+  memory(): Promise<ServerMemory | null>;
   /** One account per concurrent fuzz client (POP3 locks a maildrop per account). */
   accounts: Account[];
   probe: Account;
@@ -28,7 +40,13 @@ export async function startTarget(clients: number, opts: { loopStallMs?: number 
       limits: { maxConnectionsPerIp: 2000, loginThrottleDelay: 20, loginThrottleMaxDelay: 100, loginFailDelay: 10, ...(opts.loopStallMs ? { loopStallMs: opts.loopStallMs } : {}) },
     }),
   );
-  const srv = await startServer({ dataDir, plaintext: true });
+  const memFile = join(dataDir, 'fuzz-mem.json');
+  const preload = new URL('./server-mem.ts', import.meta.url).href;
+  const srv = await startServer({
+    dataDir,
+    plaintext: true,
+    env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc --import ${preload}`.trim(), PILLARBOX_FUZZ_MEM: memFile },
+  });
   const accounts = Array.from({ length: clients }, (_, i) => ({ user: `fuzz${i + 1}@example.test`, pass: `pw${i + 1}` }));
   const probe = { user: 'probe@example.test', pass: 'probe-pw' };
   for (const a of [...accounts, probe]) await srv.addUser(a.user, a.pass);
@@ -42,11 +60,32 @@ export async function startTarget(clients: number, opts: { loopStallMs?: number 
     srv,
     accounts,
     probe,
+    memory: () => askMemory(srv, memFile),
     async stop() {
       await srv.stop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+async function askMemory(srv: TestServer, file: string): Promise<ServerMemory | null> {
+  const since = Date.now();
+  try {
+    process.kill(srv.proc.pid!, 'SIGUSR2');
+  } catch {
+    return null;
+  }
+  for (let i = 0; i < 150; i++) {
+    await sleep(20);
+    if (!existsSync(file)) continue;
+    try {
+      const m = JSON.parse(readFileSync(file, 'utf8')) as ServerMemory & { at: number };
+      if (m.at >= since) return m;
+    } catch {
+      /* being written */
+    }
+  }
+  return null;
 }
 
 /** A plain SMTP delivery (setup only). */

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { Config, PortName } from './config/config.ts';
 import { openStore, isPostgresUrl } from './store/open.ts';
 import { loadTls, type LoadedTls } from './net/tls.ts';
-import { createAuthenticator, policyFromLimits } from './auth/authenticator.ts';
+import { checksFromLimits, createAuthenticator, policyFromLimits } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
 import { deferred } from './net/drain.ts';
 import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
@@ -76,7 +76,7 @@ export async function startServer(
     store,
     config,
     tls,
-    auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits) }),
+    auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits), checks: checksFromLimits(config.limits) }),
     connections: createConnectionRegistry(),
     log,
     outbound: outbound.port,

@@ -18,6 +18,7 @@ import type { Authenticator, AuthResult } from '../net/types.ts';
 import { hashPassword, verifyPassword } from './password.ts';
 import { LoginCache, WrongPasswords } from './login-cache.ts';
 import { sourceKey } from './source-key.ts';
+import { BUSY, CheckGate } from './check-gate.ts';
 import { DEFAULT_POLICY, ThrottleState, type Decision, type ThrottlePolicy } from './throttle-policy.ts';
 
 export interface Clock {
@@ -43,8 +44,15 @@ export const realClock: Clock = {
 
 export interface AuthenticatorOptions {
   policy?: Partial<ThrottlePolicy>;
+  /** Password checks at once, process-wide, and how many may wait (src/auth/check-gate.ts); default 2 and 100. */
+  checks?: { concurrency: number; queue: number };
   log?: Logger;
   clock?: Clock;
+}
+
+/** What main.ts passes from config.limits: the password-check gate. */
+export function checksFromLimits(l: { passwordChecks: number; passwordCheckQueue: number }): { concurrency: number; queue: number } {
+  return { concurrency: l.passwordChecks, queue: l.passwordCheckQueue };
 }
 
 /** What main.ts passes from config.limits. */
@@ -87,6 +95,7 @@ class ThrottledLogin implements ThrottledAuthenticator {
   readonly #wrong = new WrongPasswords();
   readonly #refreshing = new Map<string, Promise<void>>();
   readonly #sweep: NodeJS.Timeout;
+  readonly #gate: CheckGate;
   /** Unknown names are checked against this too, so a miss takes as long as a wrong password. */
   #dummyHash: Promise<string> | null = null;
 
@@ -96,6 +105,7 @@ class ThrottledLogin implements ThrottledAuthenticator {
     this.#log = opts.log ?? NO_LOG;
     this.#clock = opts.clock ?? realClock;
     this.state = new ThrottleState(this.#policy);
+    this.#gate = new CheckGate(opts.checks?.concurrency ?? 2, opts.checks?.queue ?? 100);
     this.ready = this.#load().catch((err: unknown) => this.#log.warn('auth.throttle-load-failed', { error: errText(err) }));
     this.#sweep = setInterval(() => {
       this.state.sweep(this.#clock.now());
@@ -149,8 +159,11 @@ class ThrottledLogin implements ThrottledAuthenticator {
     }
   }
 
-  /** The password check itself: login cache, known-wrong passwords, then scrypt. */
-  async #check(name: string, ip: string, password: string): Promise<{ account: Account | null; ok: boolean; repeat: boolean }> {
+  /**
+   * The password check itself: login cache, known-wrong passwords, then scrypt, through the gate
+   * (`busy`: the gate's queue was full, nothing was checked).
+   */
+  async #check(name: string, ip: string, password: string): Promise<{ account: Account | null; ok: boolean; repeat: boolean; busy?: boolean }> {
     const account = name.includes('@') ? await this.#store.getAccount(name) : null;
     const id = account?.id ?? 0;
     const hash = account?.passwordHash ?? '';
@@ -158,9 +171,14 @@ class ThrottledLogin implements ThrottledAuthenticator {
     if (account && this.#cache.has(id, hash, password, t)) return { account, ok: true, repeat: false };
     const wrongKey = `${ip}\0${name}`;
     if (this.#wrong.has(wrongKey, id, hash, password)) return { account, ok: false, repeat: true };
-    let ok = false;
-    if (account) ok = await verifyPassword(password, hash);
-    else await verifyPassword(password, await (this.#dummyHash ??= hashPassword('x')));
+    const checked = await this.#gate.run(async () => {
+      if (account) return verifyPassword(password, hash);
+      // The dummy hash is made inside a slot too: it is a scrypt run like any other.
+      await verifyPassword(password, await (this.#dummyHash ??= hashPassword('x')));
+      return false;
+    });
+    if (checked === BUSY) return { account, ok: false, repeat: false, busy: true };
+    const ok = checked;
     if (ok && account) {
       this.#cache.add(id, hash, password, t);
       this.#wrong.forget(wrongKey);
@@ -200,7 +218,7 @@ class ThrottledLogin implements ThrottledAuthenticator {
       await this.#clock.sleep(this.#policy.failDelayMs);
       return { ok: false, reason: 'throttled', message: `Too many failed logins; try again in ${retry} s` };
     }
-    let result: { account: Account | null; ok: boolean; repeat: boolean };
+    let result: { account: Account | null; ok: boolean; repeat: boolean; busy?: boolean };
     let waited = 0;
     const held = waitedForOthers || d.at > now();
     try {
@@ -211,11 +229,16 @@ class ThrottledLogin implements ThrottledAuthenticator {
       }
       waited = now() - arrived;
       result = await this.#check(name, ip, password);
-      if (!result.repeat) await this.#record(ip, name, result.ok);
+      if (!result.repeat && !result.busy) await this.#record(ip, name, result.ok);
     } finally {
       this.state.finish(d.ticket);
     }
     if (result.ok && result.account) return { ok: true, account: result.account };
+    if (result.busy) {
+      this.#log.warn('auth.busy', { user: logUser, ip: remoteAddress, running: this.#gate.running, waiting: this.#gate.waiting, limit: this.#gate.concurrency, queue: this.#gate.queue });
+      await this.#clock.sleep(this.#policy.failDelayMs);
+      return { ok: false, reason: 'busy', message: 'Too many logins being checked; try again in a few seconds' };
+    }
     this.#log.info('auth.login-failed', {
       user: logUser,
       ip: remoteAddress,

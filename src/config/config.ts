@@ -42,6 +42,13 @@ export interface Limits {
   /** Every failed login is answered after this many ms. */
   loginFailDelay: number;
   /**
+   * Password checks (scrypt, 32 MiB and one libuv thread each) running at once, process-wide
+   * (at least 1), and how many more may wait for one; beyond, a login is refused unchecked with a
+   * temporary error (src/auth/check-gate.ts).
+   */
+  passwordChecks: number;
+  passwordCheckQueue: number;
+  /**
    * Time an unauthenticated connection gets to log in, ms (IMAP, POP3, SMTP submission; 0: no
    * limit). Clients log in within a second of connecting; a connection that doesn't only holds a slot.
    */
@@ -185,6 +192,8 @@ export const DEFAULT_LIMITS: Limits = {
   loginThrottleMaxDelay: 15_000,
   loginThrottleHalfLife: 5 * 60_000,
   loginFailDelay: 300,
+  passwordChecks: 2,
+  passwordCheckQueue: 100,
   preauthTimeout: 60 * 1000,
   maxMailboxes: 1000,
   maxMailboxNameBytes: 1000,

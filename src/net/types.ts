@@ -25,13 +25,15 @@ export interface TlsProvider {
 
 export type AuthResult =
   | { ok: true; account: Account }
-  | { ok: false; reason: 'invalid' | 'throttled' | 'disabled'; message: string };
+  | { ok: false; reason: 'invalid' | 'throttled' | 'busy' | 'disabled'; message: string };
 
 export interface Authenticator {
   /**
    * Verifies a password. Failures are counted per (login name, source address): that pair's
    * checks are then delayed, growing and decaying (src/auth/throttle-policy.ts). 'throttled'
-   * (a temporary refusal, password not checked) only when the attempt would have to wait too long.
+   * (a temporary refusal, password not checked) only when the attempt would have to wait too long;
+   * 'busy' (temporary, not checked, not counted) when too many password checks already wait
+   * process-wide (limits.passwordChecks / passwordCheckQueue, src/auth/check-gate.ts).
    */
   login(username: string, password: string, remoteAddress: string): Promise<AuthResult>;
 }

@@ -123,7 +123,7 @@ function loginFailed(s: Pop3Session, name: string, res: AuthResult & { ok: false
   s.authFailures++;
   s.deps.log.info('pop3.login-failed', { protocol: 'pop3', session: s.id, user: name.slice(0, 200), ip: s.remote, reason: res.reason });
   // RFC 3206 §4: SYS/TEMP, a condition that goes away by itself; the client should retry later.
-  if (res.reason === 'throttled') s.send(errLine(res.message || 'Too many failed logins; try again later', 'SYS/TEMP'));
+  if (res.reason === 'throttled' || res.reason === 'busy') s.send(errLine(res.message || 'Too many failed logins; try again later', 'SYS/TEMP'));
   else if (res.reason === 'disabled') s.send(errLine(res.message || 'This account is disabled', 'AUTH'));
   else s.send(errLine('Authentication failed: wrong user name or password', 'AUTH'));
   if (s.authFailures >= MAX_AUTH_FAILURES) {

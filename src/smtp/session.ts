@@ -110,6 +110,7 @@ export class SessionHandlers {
         log.info('smtp.login-failed', { protocol: 'smtp', session: session.id, user: username, ip: session.remoteAddress, listener: kind, reason: r.reason });
         // RFC 4954 §6: 454 4.7.0 temporary failure; 535 5.7.8 invalid credentials.
         if (r.reason === 'throttled') return callback(null, { responseCode: 454, message: '4.7.0 Too many failed login attempts; try again later' });
+        if (r.reason === 'busy') return callback(null, { responseCode: 454, message: '4.7.0 Temporary authentication failure: too many logins being checked; try again later' });
         return callback(null, { responseCode: 535, message: '5.7.8 Authentication credentials invalid' });
       },
       (err: unknown) => {

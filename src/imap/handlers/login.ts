@@ -16,7 +16,7 @@ export async function doLogin(s: ImapSession, user: string, pass: string): Promi
   if (!r.ok) {
     // RFC 9051 §7.1: UNAVAILABLE is temporary (the client retries later); AUTHENTICATIONFAILED is not.
     failed(r.reason);
-    if (r.reason === 'throttled') throw new ImapNo('UNAVAILABLE', r.message || 'Too many failed logins, try again later');
+    if (r.reason === 'throttled' || r.reason === 'busy') throw new ImapNo('UNAVAILABLE', r.message || 'Too many failed logins, try again later');
     if (r.reason === 'disabled') throw new ImapNo('AUTHORIZATIONFAILED', r.message || 'Account disabled');
     throw new ImapNo('AUTHENTICATIONFAILED', 'Invalid credentials');
   }
