@@ -25,7 +25,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import pg from 'pg';
-import { LocalChangeBus, type Change, type ChangeBus } from '../bus.ts';
+import { LocalChangeBus, type ChangeBus } from '../bus.ts';
+import { PgCommit, pgCode } from './changes.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
 import { PgQueue } from './queue.ts';
@@ -105,8 +106,6 @@ type Client = pg.PoolClient;
 
 const DEFAULT_MAX_BLOB = 64 * 1024 * 1024;
 const STREAM_CHUNK = 256 * 1024;
-const MAX_RETRIES = 8;
-const RETRYABLE = new Set(['40001', '40P01']); // serialization_failure, deadlock_detected
 
 // int8 → number (our counters stay far below 2^53).
 const TYPES: pg.CustomTypesConfig = {
@@ -161,67 +160,6 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void>
     c.release();
   }
 }
-
-/**
- * Publishes each transaction's changes in ticket order (tickets are taken just before COMMIT). A
- * big transaction's changes (a 131,072-message COPY) go out in slices with an event-loop turn
- * between them; later tickets wait, so the order stays the commit order.
- */
-class Publisher {
-  #next = 0;
-  #head = 0;
-  #draining = false;
-  readonly #settled = new Map<number, { changes: readonly Change[] | null; done: () => void }>();
-  private readonly bus: ChangeBus;
-  constructor(bus: ChangeBus) {
-    this.bus = bus;
-  }
-
-  take(): number {
-    return this.#next++;
-  }
-
-  /** `changes` null: the commit failed, nothing to publish. Resolves once published. */
-  settle(ticket: number, changes: readonly Change[] | null): Promise<void> {
-    return new Promise((done) => {
-      this.#settled.set(ticket, { changes, done });
-      void this.#drain();
-    });
-  }
-
-  async #drain(): Promise<void> {
-    if (this.#draining) return;
-    this.#draining = true;
-    try {
-      while (this.#settled.has(this.#head)) {
-        const s = this.#settled.get(this.#head)!;
-        this.#settled.delete(this.#head);
-        this.#head++;
-        const list = s.changes ?? [];
-        for (let i = 0; i < list.length; ) {
-          // About PUBLISH_SLICE messages per turn (an expunge change counts its UIDs).
-          let j = i;
-          for (let w = 0; j < list.length && w < PUBLISH_SLICE; j++) {
-            const c = list[j]!;
-            w += c.kind === 'messages-expunged' ? c.uids.length : 1;
-          }
-          if (i > 0) await nextTurn();
-          try {
-            this.bus.publish(i === 0 && j === list.length ? list : list.slice(i, j));
-          } catch (err) {
-            console.error('change bus publish failed:', err);
-          }
-          i = j;
-        }
-        s.done();
-      }
-    } finally {
-      this.#draining = false;
-    }
-  }
-}
-
-const PUBLISH_SLICE = 2000;
 
 function toAccount(r: Row): Account {
   return {
@@ -302,17 +240,6 @@ function noNul(s: string, what: string): string {
   return s;
 }
 
-function stamp(changes: Change[], origin: string | undefined): void {
-  if (origin === undefined) return;
-  for (const c of changes) c.origin = origin;
-}
-
-function pgCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
@@ -320,13 +247,12 @@ class PostgresStore implements Store {
   readonly queue: QueueStore;
   readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
-  readonly #publisher: Publisher;
+  readonly #commit: PgCommit;
   readonly #lockSpace: number;
   readonly #defaultMaxBlob: number;
   readonly #wr: PgWrites;
   /** Staged bodies waiting for their delivery transaction: id → bytes + pin count. */
   readonly #staged = new Map<string, { data: Buffer; pins: number }>();
-  #closed = false;
 
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
@@ -334,7 +260,7 @@ class PostgresStore implements Store {
     this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
     this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
-    this.#publisher = new Publisher(this.bus);
+    this.#commit = new PgCommit(pool, this.bus);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
     this.#wr = new PgWrites(opts.bulk?.maxRows ?? 2000);
@@ -348,7 +274,7 @@ class PostgresStore implements Store {
   }
 
   #check(): void {
-    if (this.#closed) throw new StoreError('invalid', 'store is closed');
+    this.#commit.check();
   }
 
   async #q(text: string, values?: unknown[]): Promise<Row[]> {
@@ -356,40 +282,9 @@ class PostgresStore implements Store {
     return (await this.#pool.query(text, values)).rows;
   }
 
-  /** One write transaction, retried on deadlock/serialisation failure; publishes after COMMIT. */
-  async #tx<T>(origin: string | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    this.#check();
-    for (let attempt = 0; ; attempt++) {
-      const c = await this.#pool.connect();
-      const tx: Tx = { c, changes: [] };
-      let ticket: number | null = null;
-      let broken: Error | undefined;
-      try {
-        await c.query('BEGIN');
-        const result = await fn(tx);
-        stamp(tx.changes, origin);
-        ticket = this.#publisher.take();
-        await c.query('COMMIT');
-        const t = ticket;
-        ticket = null;
-        c.release();
-        await this.#publisher.settle(t, tx.changes);
-        return result;
-      } catch (err) {
-        if (ticket !== null) void this.#publisher.settle(ticket, null);
-        try {
-          await c.query('ROLLBACK');
-        } catch (e) {
-          broken = e as Error;
-        }
-        c.release(broken);
-        if (RETRYABLE.has(pgCode(err) ?? '') && attempt < MAX_RETRIES) {
-          await sleep(Math.random() * 5 * (attempt + 1));
-          continue;
-        }
-        throw err;
-      }
-    }
+  /** One write transaction (changes.ts): retried on deadlock/serialisation failure, published after COMMIT. */
+  #tx<T>(origin: string | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.#commit.tx(origin, fn);
   }
 
   /** Serialises mailbox-namespace changes of one account (create/rename/delete/remove). */
@@ -398,8 +293,8 @@ class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#commit.closed) return;
+    this.#commit.close();
     this.#staged.clear();
     await this.#pool.end();
   }

@@ -21,7 +21,8 @@ import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
 import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
-import { Held, Holds, MessageWrites, foldForSearch, newTx, prepareMeta, stamp, type Tx } from './writes.ts';
+import { Holds, MessageWrites, foldForSearch, newTx, prepareMeta, stamp, type Tx } from './writes.ts';
+import { SqliteCommit } from './changes.ts';
 import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
@@ -162,7 +163,7 @@ class SqliteStore implements Store {
   readonly #sort: SqliteSortKeys;
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
-  #closed = false;
+  readonly #commit: SqliteCommit;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -194,6 +195,7 @@ class SqliteStore implements Store {
       },
       below: (id) => this.#below(id),
     });
+    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus);
     this.#bulk = new SqliteBulk({
       db,
       q,
@@ -223,7 +225,7 @@ class SqliteStore implements Store {
     const r = this.#db.transaction(() => this.#bulk.recover(tx)).immediate();
     // The files of blobs left unreferenced go in collectGarbage(), which runs next.
     tx.deadBlobs.length = 0;
-    this.#afterCommit(tx);
+    this.#commit.afterCommit(tx);
     if (r.copies || r.drops) this.#log?.warn('store.bulk-recovered', { copies: r.copies, drops: r.drops });
   }
 
@@ -285,92 +287,19 @@ class SqliteStore implements Store {
     this.#blobs.collectGarbage((id) => has.get(id) !== undefined);
   }
 
-  /** Runs fn in one IMMEDIATE transaction, then removes dead blobs and publishes the changes. */
+  /** One IMMEDIATE transaction of its own (changes.ts). */
   #write<T>(fn: (tx: Tx) => T): T {
-    if (this.#closed) throw new StoreError('invalid', 'store is closed');
-    const tx: Tx = newTx();
-    const result = this.#db.transaction(() => fn(tx)).immediate();
-    this.#afterCommit(tx);
-    return result;
+    return this.#commit.write(fn);
   }
 
-  #afterCommit(tx: Tx): void {
-    this.#summaries.update(tx);
-    for (const id of tx.deadBlobs) {
-      try {
-        this.#blobs.removeIfUnpinned(id);
-      } catch (err) {
-        console.error('blob removal failed', id, err);
-      }
-    }
-    this.bus.publish(tx.changes);
-  }
-
-  // Group commit for message writes (deliver, append, flags, expunge, copy, move, POP3 update):
-  // writes queued within one turn of the event loop
-  // share one transaction (one fsync), each inside its own savepoint so one failure harms no
-  // other. Every caller still resolves only after the shared commit is durable.
-  #batch: BatchItem[] = [];
-  #batchScheduled = false;
-
+  /** One write in the group commit (changes.ts). */
   #writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
-    if (this.#closed) return Promise.reject(new StoreError('invalid', 'store is closed'));
-    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, resolve, reject }));
-  }
-
-  #enqueue(item: BatchItem): void {
-    this.#batch.push(item);
-    if (!this.#batchScheduled) {
-      this.#batchScheduled = true;
-      setImmediate(() => this.#flush());
-    }
-  }
-
-  #flush(): void {
-    this.#batchScheduled = false;
-    const items = this.#batch;
-    this.#batch = [];
-    if (this.#closed) {
-      for (const it of items) it.reject(new StoreError('invalid', 'store is closed'));
-      return;
-    }
-    const tx: Tx = newTx();
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
-    try {
-      this.#db
-        .transaction(() => {
-          for (const it of items) {
-            const marks = [tx.changes.length, tx.deadBlobs.length] as const;
-            tx.start = marks[0];
-            tx.op = it.op;
-            try {
-              outcomes.push({ ok: true, value: this.#db.transaction(() => it.fn(tx))() });
-            } catch (err) {
-              tx.changes.length = marks[0];
-              tx.deadBlobs.length = marks[1];
-              outcomes.push({ ok: false, err });
-            }
-          }
-        })
-        .immediate();
-    } catch (err) {
-      for (const it of items) it.reject(err);
-      return;
-    }
-    this.#afterCommit(tx);
-    items.forEach((it, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) it.resolve(o.value);
-      // A mailbox held by a bulk operation: its savepoint undid it; run it again once released.
-      else if (o.err instanceof Held) void o.err.wait.then(() => (this.#closed ? it.reject(new StoreError('invalid', 'store is closed')) : this.#enqueue(it)));
-      else it.reject(o.err);
-    });
+    return this.#commit.writeBatched(fn, op);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#batch.length) this.#flush();
-    this.#closed = true;
+    if (this.#commit.closed) return;
+    this.#commit.close();
     await this.#bodyScan.close();
     this.#db.close();
   }
@@ -891,14 +820,6 @@ class SqliteStore implements Store {
   async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
     return this.#bulk.move(srcMailboxId, uids, dstMailboxId, opts);
   }
-}
-
-interface BatchItem {
-  fn: (tx: Tx) => unknown;
-  /** The bulk operation the write belongs to (0: none). */
-  op: number;
-  resolve: (v: any) => void;
-  reject: (e: unknown) => void;
 }
 
 /** INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */
