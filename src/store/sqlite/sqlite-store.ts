@@ -23,16 +23,17 @@ import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Holds, MessageWrites, foldForSearch, newTx, prepareMeta, stamp, type Tx } from './writes.ts';
 import { SqliteCommit } from './changes.ts';
+import type { SqliteContext } from './context.ts';
+import { SqliteAccounts } from './accounts.ts';
 import { SummaryCache } from './summaries.ts';
 import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
 import { appendRows } from './append-many.ts';
 import { SqliteSortKeys } from './sort.ts';
-import { SqliteThreads, dropThreadRows } from './threads.ts';
+import { SqliteThreads } from './threads.ts';
 import { sortKeysOf, type SortKeys } from '../../protocol/imap/sort-keys.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
-  DEFAULT_MAILBOXES,
   MAILBOX_SEPARATOR,
   MAX_SUBSCRIPTIONS,
   StoreError,
@@ -102,20 +103,6 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
 
 const now = () => Date.now();
 
-function toAccount(r: Row): Account {
-  return {
-    id: r.id,
-    address: r.address,
-    domain: r.domain,
-    passwordHash: r.password_hash,
-    quota: r.quota,
-    usedBytes: r.used_bytes,
-    messageCount: r.message_count,
-    settings: JSON.parse(r.settings) as AccountSettings,
-    createdAt: new Date(r.created_at),
-  };
-}
-
 function toMailbox(r: Row): Mailbox {
   return {
     id: r.id,
@@ -141,11 +128,6 @@ function toSummary(r: Row): MessageSummary {
   };
 }
 
-function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1);
-}
-
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
@@ -164,6 +146,7 @@ class SqliteStore implements Store {
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
   readonly #commit: SqliteCommit;
+  readonly #accounts: SqliteAccounts;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -217,6 +200,20 @@ class SqliteStore implements Store {
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
     });
+    const ctx = this.#context();
+    this.#accounts = new SqliteAccounts(ctx);
+  }
+
+  /** What the per-concern parts get (context.ts). */
+  #context(): SqliteContext {
+    return {
+      db: this.#db,
+      q: (sql) => this.#q(sql),
+      write: (fn) => this.#write(fn),
+      writeBatched: (fn, op) => this.#writeBatched(fn, op),
+      bulk: this.#bulk,
+      insertMailbox: (tx, accountId, name, specialUse, subscribed, uidNext) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed, uidNext),
+    };
   }
 
   /** See SqliteBulk.recover. */
@@ -304,126 +301,61 @@ class SqliteStore implements Store {
     this.#db.close();
   }
 
-  // ---------------------------------------------------------------- domains
-  async addDomain(name: string): Promise<Domain> {
-    const n = name.toLowerCase();
-    return this.#write(() => {
-      if (this.#q('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('exists', `domain ${n} already exists`);
-      const t = now();
-      this.#q('INSERT INTO domains (name, created_at) VALUES (?, ?)').run(n, t);
-      return { name: n, createdAt: new Date(t) };
-    });
+  // ---------------------------------------------------------------- domains, accounts, aliases (accounts.ts)
+  addDomain(name: string): Promise<Domain> {
+    return this.#accounts.addDomain(name);
   }
 
-  async removeDomain(name: string): Promise<void> {
-    const n = name.toLowerCase();
-    this.#write(() => {
-      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('not-found', `no such domain ${n}`);
-      const users = this.#q('SELECT count(*) FROM accounts WHERE domain = ?').pluck().get(n) as number;
-      if (users > 0) throw new StoreError('invalid', `domain ${n} still has ${users} account(s); remove them first`);
-      this.#q('DELETE FROM aliases WHERE domain = ?').run(n);
-      this.#q('DELETE FROM domains WHERE name = ?').run(n);
-    });
+  removeDomain(name: string): Promise<void> {
+    return this.#accounts.removeDomain(name);
   }
 
-  async listDomains(): Promise<Domain[]> {
-    return (this.#q('SELECT * FROM domains ORDER BY name').all() as Row[]).map((r) => ({ name: r.name, createdAt: new Date(r.created_at) }));
+  listDomains(): Promise<Domain[]> {
+    return this.#accounts.listDomains();
   }
 
-  async getDomain(name: string): Promise<Domain | null> {
-    const r = this.#q('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase()) as Row | undefined;
-    return r ? { name: r.name, createdAt: new Date(r.created_at) } : null;
+  getDomain(name: string): Promise<Domain | null> {
+    return this.#accounts.getDomain(name);
   }
 
-  // ---------------------------------------------------------------- accounts
-  async createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    const address = a.address.toLowerCase();
-    const domain = domainOf(address);
-    return this.#write((tx) => {
-      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if (this.#q('SELECT 1 FROM accounts WHERE address = ?').get(address)) throw new StoreError('exists', `account ${address} already exists`);
-      const t = now();
-      const info = this.#db
-        .prepare('INSERT INTO accounts (address, domain, password_hash, quota, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(address, domain, a.passwordHash, a.quota ?? 0, JSON.stringify(a.settings ?? {}), t);
-      const accountId = Number(info.lastInsertRowid);
-      // Account ids may be given out again: no thread rows of an earlier account with this id.
-      while (dropThreadRows((sql) => this.#q(sql), accountId, 10_000) === 10_000);
-      for (const m of DEFAULT_MAILBOXES) this.#insertMailbox(tx, accountId, m.name, m.specialUse, true);
-      return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
-    });
+  createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    return this.#accounts.createAccount(a);
   }
 
-  async getAccount(address: string): Promise<Account | null> {
-    const r = this.#q('SELECT * FROM accounts WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
-    return r ? toAccount(r) : null;
+  getAccount(address: string): Promise<Account | null> {
+    return this.#accounts.getAccount(address);
   }
 
-  async getAccountById(id: number): Promise<Account | null> {
-    const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
-    return r ? toAccount(r) : null;
+  getAccountById(id: number): Promise<Account | null> {
+    return this.#accounts.getAccountById(id);
   }
 
-  async listAccounts(domain?: string): Promise<Account[]> {
-    const rows = domain
-      ? (this.#q('SELECT * FROM accounts WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
-      : (this.#q('SELECT * FROM accounts ORDER BY address').all() as Row[]);
-    return rows.map(toAccount);
+  listAccounts(domain?: string): Promise<Account[]> {
+    return this.#accounts.listAccounts(domain);
   }
 
-  async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    return this.#write(() => {
-      const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
-      if (!r) throw new StoreError('not-found', `no account ${id}`);
-      if (patch.passwordHash !== undefined) this.#q('UPDATE accounts SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
-      if (patch.quota !== undefined) {
-        if (!Number.isSafeInteger(patch.quota) || patch.quota < 0) throw new StoreError('invalid', 'quota must be a non-negative integer');
-        this.#q('UPDATE accounts SET quota = ? WHERE id = ?').run(patch.quota, id);
-      }
-      if (patch.settings !== undefined) this.#q('UPDATE accounts SET settings = ? WHERE id = ?').run(JSON.stringify(patch.settings), id);
-      return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row);
-    });
+  updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    return this.#accounts.updateAccount(id, patch);
   }
 
-  async removeAccount(id: number): Promise<void> {
-    // The account at the first commit; its messages in steps (src/store/sqlite/bulk.ts).
-    await this.#bulk.removeAccount(id);
+  removeAccount(id: number): Promise<void> {
+    return this.#accounts.removeAccount(id);
   }
 
-  // ---------------------------------------------------------------- aliases
-  async setAlias(address: string, targets: string[]): Promise<Alias> {
-    const a = address.toLowerCase();
-    const domain = a.startsWith('@') ? a.slice(1) : domainOf(a);
-    const ts = [...new Set(targets.map((t) => t.toLowerCase()))];
-    return this.#write(() => {
-      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
-      const t = now();
-      this.#db
-        .prepare('INSERT INTO aliases (address, domain, targets, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET targets = excluded.targets')
-        .run(a, domain, JSON.stringify(ts), t);
-      const r = this.#q('SELECT * FROM aliases WHERE address = ?').get(a) as Row;
-      return { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) };
-    });
+  setAlias(address: string, targets: string[]): Promise<Alias> {
+    return this.#accounts.setAlias(address, targets);
   }
 
-  async removeAlias(address: string): Promise<void> {
-    this.#write(() => {
-      const info = this.#q('DELETE FROM aliases WHERE address = ?').run(address.toLowerCase());
-      if (info.changes === 0) throw new StoreError('not-found', `no alias ${address}`);
-    });
+  removeAlias(address: string): Promise<void> {
+    return this.#accounts.removeAlias(address);
   }
 
-  async getAlias(address: string): Promise<Alias | null> {
-    const r = this.#q('SELECT * FROM aliases WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
-    return r ? { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) } : null;
+  getAlias(address: string): Promise<Alias | null> {
+    return this.#accounts.getAlias(address);
   }
 
-  async listAliases(domain?: string): Promise<Alias[]> {
-    const rows = domain
-      ? (this.#q('SELECT * FROM aliases WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
-      : (this.#q('SELECT * FROM aliases ORDER BY address').all() as Row[]);
-    return rows.map((r) => ({ address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) }));
+  listAliases(domain?: string): Promise<Alias[]> {
+    return this.#accounts.listAliases(domain);
   }
 
   // ---------------------------------------------------------------- mailboxes
