@@ -6,6 +6,7 @@
 
 import type pg from 'pg';
 import type { Mailbox, SpecialUse } from '../store.ts';
+import type { MailboxLimits } from '../mailbox-limits.ts';
 import type { PgWrites, Tx } from './writes.ts';
 
 type Row = Record<string, any>;
@@ -33,4 +34,6 @@ export interface PgContext {
     subscribed: boolean,
     init?: { uidNext?: number; highestModseq?: number },
   ): Promise<Mailbox>;
+  /** Mailbox tree limits (src/store/mailbox-limits.ts). */
+  limits: MailboxLimits;
 }

@@ -29,6 +29,7 @@ import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { PgCommit, pgCode } from './changes.ts';
 import type { PgContext } from './context.ts';
 import { PgAccounts } from './accounts.ts';
+import { PgMailboxes, toMailbox } from './mailboxes.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
 import { PgQueue } from './queue.ts';
@@ -37,8 +38,6 @@ import type { QueueStore } from '../queue.ts';
 import { PgDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import {
-  MAILBOX_SEPARATOR,
-  MAX_SUBSCRIPTIONS,
   POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
@@ -73,7 +72,7 @@ import {
 import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { scanBodies } from '../body-search.ts';
-import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
+import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 import { sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
 import { PgWrites, type Tx } from './writes.ts';
@@ -162,18 +161,6 @@ async function migrate(pool: pg.Pool, schema: string | undefined): Promise<void>
   }
 }
 
-function toMailbox(r: Row): Mailbox {
-  return {
-    id: r.id,
-    accountId: r.account_id,
-    name: r.name,
-    specialUse: (r.special_use ?? null) as SpecialUse | null,
-    uidValidity: r.uid_validity,
-    uidNext: r.uid_next,
-    highestModseq: r.highest_modseq,
-  };
-}
-
 function toSummary(r: Row): MessageSummary {
   return {
     uid: r.uid,
@@ -190,23 +177,6 @@ function toSummary(r: Row): MessageSummary {
 const SUMMARY_COLS = 'uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id';
 const LIST_PAGE = 2048;
 
-/** INBOX is case-insensitive (RFC 9051 §5.1), also as the first level of a hierarchical name. */
-export function normalizeName(name: string): string {
-  if (name.toUpperCase() === 'INBOX') return 'INBOX';
-  if (name.toUpperCase().startsWith('INBOX' + MAILBOX_SEPARATOR)) return 'INBOX' + name.slice(5);
-  return name;
-}
-
-function validateName(name: string): string {
-  const n = normalizeName(name);
-  if (n === '' || n.length > 1000) throw new StoreError('invalid', 'mailbox name must be 1–1000 characters');
-  if (n.startsWith(MAILBOX_SEPARATOR) || n.endsWith(MAILBOX_SEPARATOR) || n.includes(MAILBOX_SEPARATOR + MAILBOX_SEPARATOR))
-    throw new StoreError('invalid', 'mailbox name has an empty hierarchy level');
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(n)) throw new StoreError('invalid', 'mailbox name contains control characters');
-  return n;
-}
-
 class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
@@ -216,6 +186,7 @@ class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #commit: PgCommit;
   readonly #accounts: PgAccounts;
+  readonly #mailboxes: PgMailboxes;
   readonly #lockSpace: number;
   readonly #defaultMaxBlob: number;
   readonly #wr: PgWrites;
@@ -235,6 +206,7 @@ class PostgresStore implements Store {
     this.#limits = mailboxLimits(opts.mailboxLimits);
     const ctx = this.#context();
     this.#accounts = new PgAccounts(ctx);
+    this.#mailboxes = new PgMailboxes(ctx);
   }
 
   /** What the per-concern parts get (context.ts). */
@@ -246,15 +218,17 @@ class PostgresStore implements Store {
       tx: (origin, fn) => this.#tx(origin, fn),
       lockAccountNamespace: (c, accountId) => this.#lockAccountNamespace(c, accountId),
       wr: this.#wr,
-      insertMailbox: (tx, accountId, name, specialUse, subscribed, init) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed, init),
+      insertMailbox: (tx, accountId, name, specialUse, subscribed, init) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed, init),
+      limits: this.#limits,
     };
   }
 
-  readonly #limits: MailboxLimits;
-
-  async #countMailboxes(c: pg.PoolClient, accountId: number): Promise<number> {
-    return Number((await c.query('SELECT count(*) AS n FROM mailboxes WHERE account_id = $1', [accountId])).rows[0].n);
+  /** A new mailbox (mailboxes.ts), for the POP3 UPDATE's trash/archive. */
+  #insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean): Promise<Mailbox> {
+    return this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed);
   }
+
+  readonly #limits: MailboxLimits;
 
   #check(): void {
     this.#commit.check();
@@ -339,203 +313,45 @@ class PostgresStore implements Store {
     return this.#accounts.listAliases(domain);
   }
 
-  // ---------------------------------------------------------------- mailboxes
-  async #insertMailbox(
-    tx: Tx,
-    accountId: number,
-    name: string,
-    specialUse: SpecialUse | null,
-    subscribed: boolean,
-    init: { uidNext?: number; highestModseq?: number } = {},
-  ): Promise<Mailbox> {
-    const r = await tx.c.query(
-      `INSERT INTO mailboxes (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq)
-       VALUES ($1, $2, $3, false, nextval('uidvalidity_seq'), $4, $5) RETURNING *`,
-      [accountId, name, specialUse, init.uidNext ?? 1, init.highestModseq ?? 1],
-    );
-    if (subscribed) await tx.c.query('INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING', [accountId, name]);
-    const mb = toMailbox(r.rows[0]);
-    tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
-    return mb;
+  // ---------------------------------------------------------------- mailboxes (mailboxes.ts)
+  listMailboxes(accountId: number): Promise<Mailbox[]> {
+    return this.#mailboxes.listMailboxes(accountId);
   }
 
-  async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (await this.#q(`SELECT * FROM mailboxes WHERE account_id = $1 ORDER BY name <> 'INBOX', name COLLATE "C"`, [accountId])).map(toMailbox);
+  getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
+    return this.#mailboxes.getMailbox(accountId, name);
   }
 
-  async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    const r = (await this.#q('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, normalizeName(name)]))[0];
-    return r ? toMailbox(r) : null;
+  getMailboxById(mailboxId: number): Promise<Mailbox | null> {
+    return this.#mailboxes.getMailboxById(mailboxId);
   }
 
-  async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    const r = (await this.#q('SELECT * FROM mailboxes WHERE id = $1', [mailboxId]))[0];
-    return r ? toMailbox(r) : null;
+  createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
+    return this.#mailboxes.createMailbox(accountId, name, opts);
   }
 
-  async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
-    const n = validateName(name);
-    checkMailboxName(n, this.#limits);
-    return this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      await this.#lockAccountNamespace(c, accountId);
-      if (!(await c.query('SELECT 1 FROM accounts WHERE id = $1', [accountId])).rowCount) throw new StoreError('not-found', `no account ${accountId}`);
-      if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount)
-        throw new StoreError('exists', `mailbox ${n} already exists`);
-      checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
-      return this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? false);
-    });
+  renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
+    return this.#mailboxes.renameMailbox(accountId, oldName, newName, opts);
   }
 
-  async renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
-    const from = normalizeName(oldName);
-    const to = validateName(newName);
-    checkMailboxName(to, this.#limits);
-    await this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      await this.#lockAccountNamespace(c, accountId);
-      const src = (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE', [accountId, from])).rows[0] as Row | undefined;
-      if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
-      if ((await c.query('SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2', [accountId, to])).rowCount)
-        throw new StoreError('exists', `mailbox ${to} already exists`);
-      if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
-      if (from === 'INBOX') {
-        // RFC 9051 §6.3.6: renaming INBOX moves all its messages into a new mailbox with the new
-        // name and leaves INBOX empty; INBOX's inferiors are unaffected. The messages keep their
-        // UIDs (the new mailbox has its own UIDVALIDITY); INBOX logs them as expunged.
-        const modseq = (await c.query('UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq', [src.id])).rows[0]
-          .highest_modseq as number;
-        checkMailboxCount(await this.#countMailboxes(c, accountId), 1, this.#limits);
-        const dst = await this.#insertMailbox(tx, accountId, to, null, false, { uidNext: src.uid_next, highestModseq: modseq });
-        // One statement moves the rows and logs them expunged; the UIDs come back in order.
-        const moved = await c.query(
-          `WITH m AS (UPDATE messages SET mailbox_id = $2, modseq = $3 WHERE mailbox_id = $1 RETURNING uid),
-                l AS (INSERT INTO expunged (mailbox_id, uid, modseq) SELECT $1, uid, $3 FROM m ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = EXCLUDED.modseq)
-           SELECT uid FROM m ORDER BY uid`,
-          [src.id, dst.id, modseq],
-        );
-        // One Change per chunk of UIDs, so a listening session applies a bounded list at a time.
-        const uids = moved.rows.map((r: Row) => r.uid as number);
-        for (let i = 0; i < uids.length; i += this.#wr.chunk)
-          tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src.id, uids: uids.slice(i, i + this.#wr.chunk), modseq });
-        return;
-      }
-      // The mailbox and its inferiors (`from/…`) move under `to`.
-      const rows = (
-        await c.query(
-          `SELECT id, name FROM mailboxes WHERE account_id = $1 AND (name = $2 OR left(name, $3) = $4) ORDER BY length(name), name COLLATE "C"`,
-          [accountId, from, from.length + 1, from + MAILBOX_SEPARATOR],
-        )
-      ).rows as Row[];
-      const renames = rows.map((r) => ({ id: r.id as number, oldName: r.name as string, newName: to + (r.name as string).slice(from.length) }));
-      for (const r of renames) checkMailboxName(r.newName, this.#limits); // the inferiors move deeper too
-      const clash = await c.query('SELECT name FROM mailboxes WHERE account_id = $1 AND name = ANY($2::text[]) AND NOT (id = ANY($3::bigint[])) LIMIT 1', [
-        accountId,
-        renames.map((r) => r.newName),
-        renames.map((r) => r.id),
-      ]);
-      if (clash.rowCount) throw new StoreError('exists', `mailbox ${clash.rows[0].name} already exists`);
-      const spec = JSON.stringify(renames.map((r) => ({ id: r.id, name: r.newName })));
-      // Two steps so no intermediate state collides with (account_id, name) uniqueness.
-      await c.query(`UPDATE mailboxes SET name = chr(1) || id::text WHERE id = ANY($1::bigint[])`, [renames.map((r) => r.id)]);
-      await c.query(`UPDATE mailboxes m SET name = u.name FROM jsonb_to_recordset($1::jsonb) AS u(id bigint, name text) WHERE m.id = u.id`, [spec]);
-      for (const r of renames) tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.oldName, newName: r.newName });
-    });
+  deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
+    return this.#mailboxes.deleteMailbox(accountId, name, opts);
   }
 
-  async deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
-    const n = normalizeName(name);
-    if (n === 'INBOX') throw new StoreError('inbox', 'INBOX cannot be deleted');
-    await this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      await this.#lockAccountNamespace(c, accountId);
-      const mb = (await c.query('SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2 FOR NO KEY UPDATE', [accountId, n])).rows[0] as Row | undefined;
-      if (!mb) throw new StoreError('not-found', `no mailbox ${n}`);
-      // Counted per blob in SQL: a 131,072-message mailbox comes back as one row per distinct body.
-      const del = await c.query(
-        `WITH d AS (DELETE FROM messages WHERE mailbox_id = $1 RETURNING size, blob_id)
-         SELECT blob_id, count(*)::bigint AS n, sum(size)::bigint AS bytes FROM d GROUP BY blob_id`,
-        [mb.id],
-      );
-      if (del.rowCount) {
-        const deltas = new Map<string, number>();
-        let bytes = 0;
-        let count = 0;
-        for (const r of del.rows as Row[]) {
-          deltas.set(r.blob_id, -(r.n as number));
-          bytes += r.bytes as number;
-          count += r.n as number;
-        }
-        await c.query('UPDATE accounts SET used_bytes = used_bytes - $2, message_count = message_count - $3 WHERE id = $1', [accountId, bytes, count]);
-        await this.#wr.adjustBlobs(c, deltas);
-      }
-      await c.query('DELETE FROM mailboxes WHERE id = $1', [mb.id]);
-      tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name: n });
-    });
+  setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+    return this.#mailboxes.setSubscribed(accountId, name, subscribed);
   }
 
-  async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
-    const n = validateName(name);
-    await this.#tx(undefined, async ({ c }) => {
-      if (!subscribed) {
-        await c.query('DELETE FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n]);
-        return;
-      }
-      // The account row lock orders concurrent SUBSCRIBEs of one account, so the cap holds.
-      if ((await c.query('SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE', [accountId])).rowCount === 0) throw new StoreError('not-found', `no account ${accountId}`);
-      const r = await c.query(
-        `INSERT INTO subscriptions (account_id, name) SELECT $1, $2
-         WHERE (SELECT count(*) FROM subscriptions WHERE account_id = $1) < $3 ON CONFLICT DO NOTHING`,
-        [accountId, n, MAX_SUBSCRIPTIONS],
-      );
-      if (r.rowCount === 0 && (await c.query('SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount === 0)
-        throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
-    });
+  claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
+    return this.#mailboxes.claimRecent(mailboxId, uidBelow, claim);
   }
 
-  async claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
-    // The row lock of the UPDATE orders two claims: the second reads the first one's boundary.
-    const r = claim
-      ? await this.#q(
-          `UPDATE mailboxes m SET recent_uid = greatest(o.recent_uid, $2) FROM (SELECT id, recent_uid FROM mailboxes WHERE id = $1 FOR UPDATE) o
-           WHERE m.id = o.id RETURNING o.recent_uid AS b`,
-          [mailboxId, uidBelow],
-        )
-      : await this.#q('SELECT recent_uid AS b FROM mailboxes WHERE id = $1', [mailboxId]);
-    if (!r[0]) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-    return Number(r[0].b);
+  listSubscriptions(accountId: number): Promise<string[]> {
+    return this.#mailboxes.listSubscriptions(accountId);
   }
 
-  async listSubscriptions(accountId: number): Promise<string[]> {
-    return (await this.#q('SELECT name FROM subscriptions WHERE account_id = $1', [accountId])).map((r) => r.name as string);
-  }
-
-  async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    const r = (
-      await this.#q(
-        `SELECT mb.uid_next, mb.uid_validity, mb.highest_modseq, s.*
-         FROM mailboxes mb CROSS JOIN LATERAL (
-           SELECT count(*) AS messages,
-                  count(*) FILTER (WHERE system_flags & ${SystemFlag.Seen} = 0) AS unseen,
-                  count(*) FILTER (WHERE system_flags & ${SystemFlag.Deleted} <> 0) AS deleted,
-                  coalesce(sum(size), 0)::bigint AS size,
-                  count(*) FILTER (WHERE uid >= mb.recent_uid) AS recent
-           FROM messages WHERE mailbox_id = mb.id) s
-         WHERE mb.id = $1`,
-        [mailboxId],
-      )
-    )[0];
-    if (!r) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-    return {
-      messages: r.messages,
-      unseen: r.unseen,
-      deleted: r.deleted,
-      size: r.size,
-      uidNext: r.uid_next,
-      uidValidity: r.uid_validity,
-      highestModseq: r.highest_modseq,
-      recent: r.recent,
-    };
+  mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
+    return this.#mailboxes.mailboxStatus(mailboxId);
   }
 
   // ---------------------------------------------------------------- messages

@@ -6,6 +6,7 @@
 
 import type Database from 'better-sqlite3';
 import type { Mailbox, SpecialUse } from '../store.ts';
+import type { MailboxLimits } from '../mailbox-limits.ts';
 import type { SqliteBulk } from './bulk.ts';
 import type { Query, Tx } from './writes.ts';
 
@@ -21,4 +22,10 @@ export interface SqliteContext {
   bulk: SqliteBulk;
   /** A new mailbox row (and its subscription), with its mailbox-created Change. */
   insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean, uidNext?: number): Mailbox;
+  /** Mailbox tree limits (src/store/mailbox-limits.ts). */
+  limits: MailboxLimits;
+  /** A mailbox row as clients see it: a COPY being staged into it does not show yet (UIDNEXT, HIGHESTMODSEQ). */
+  mailbox(r: Record<string, any>): Mailbox;
+  /** Rows with this UID or above are a COPY being staged, not part of the mailbox. */
+  below(mailboxId: number): number;
 }
