@@ -36,4 +36,8 @@ export interface PgContext {
   ): Promise<Mailbox>;
   /** Mailbox tree limits (src/store/mailbox-limits.ts). */
   limits: MailboxLimits;
+  /** Staged bodies waiting for their delivery transaction: id → bytes + pin count (shared with the queue). */
+  staged: Map<string, { data: Buffer; pins: number }>;
+  /** Upper bound for a body staged without `maxBytes`. */
+  defaultMaxBlob: number;
 }

@@ -7,8 +7,11 @@
 import type Database from 'better-sqlite3';
 import type { Mailbox, SpecialUse } from '../store.ts';
 import type { MailboxLimits } from '../mailbox-limits.ts';
+import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 import type { SqliteBulk } from './bulk.ts';
-import type { Query, Tx } from './writes.ts';
+import type { SummaryCache } from './summaries.ts';
+import type { SqliteThreads } from './threads.ts';
+import type { MessageWrites, Query, Tx } from './writes.ts';
 
 export interface SqliteContext {
   db: Database.Database;
@@ -28,4 +31,12 @@ export interface SqliteContext {
   mailbox(r: Record<string, any>): Mailbox;
   /** Rows with this UID or above are a COPY being staged, not part of the mailbox. */
   below(mailboxId: number): number;
+  /** The row-level SQL of every message write (writes.ts). */
+  w: MessageWrites;
+  /** Whole-mailbox listings, cached (summaries.ts). */
+  summaries: SummaryCache;
+  /** Conversation threads (threads.ts). */
+  threads: SqliteThreads;
+  /** The body files. */
+  blobs: FsBlobStore;
 }

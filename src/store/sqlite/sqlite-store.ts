@@ -21,18 +21,16 @@ import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
 import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
-import { Holds, MessageWrites, foldForSearch, newTx, prepareMeta, stamp, type Tx } from './writes.ts';
+import { Holds, MessageWrites, foldForSearch, newTx, type Tx } from './writes.ts';
 import { SqliteCommit } from './changes.ts';
 import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
+import { SqliteMessages } from './messages.ts';
 import { SummaryCache } from './summaries.ts';
-import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
-import { appendRows } from './append-many.ts';
 import { SqliteSortKeys } from './sort.ts';
 import { SqliteThreads } from './threads.ts';
-import { sortKeysOf, type SortKeys } from '../../protocol/imap/sort-keys.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
   StoreError,
@@ -101,19 +99,6 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
 
 const now = () => Date.now();
 
-function toSummary(r: Row): MessageSummary {
-  return {
-    uid: r.uid,
-    modseq: r.modseq,
-    systemFlags: r.system_flags,
-    keywords: r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]),
-    internalDate: r.internal_date,
-    savedAt: r.saved_at,
-    size: r.size,
-    blobId: r.blob_id,
-  };
-}
-
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
@@ -134,6 +119,7 @@ class SqliteStore implements Store {
   readonly #commit: SqliteCommit;
   readonly #accounts: SqliteAccounts;
   readonly #mailboxes: SqliteMailboxes;
+  readonly #messages: SqliteMessages;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -190,6 +176,7 @@ class SqliteStore implements Store {
     const ctx = this.#context();
     this.#accounts = new SqliteAccounts(ctx);
     this.#mailboxes = new SqliteMailboxes(ctx);
+    this.#messages = new SqliteMessages(ctx);
   }
 
   /** What the per-concern parts get (context.ts). */
@@ -204,6 +191,10 @@ class SqliteStore implements Store {
       limits: this.#limits,
       mailbox: (r) => this.#mailbox(r),
       below: (mailboxId) => this.#below(mailboxId),
+      w: this.#w,
+      summaries: this.#summaries,
+      threads: this.#threads,
+      blobs: this.#blobs,
     };
   }
 
@@ -390,33 +381,66 @@ class SqliteStore implements Store {
     return this.#mailboxes.mailboxStatus(mailboxId);
   }
 
-  // ---------------------------------------------------------------- messages
-  async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    // Cached per mailbox, loaded in pages with event-loop turns between (src/store/sqlite/summaries.ts).
-    const all = await this.#summaries.list(mailboxId);
-    const since = opts.changedSince;
-    if (since === undefined) return all.slice();
-    const out: MessageSummary[] = [];
-    for (const m of all) if (m.modseq > since) out.push(m);
-    return out;
+  // ---------------------------------------------------------------- messages and blobs (messages.ts)
+  listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
+    return this.#messages.listMessages(mailboxId, opts);
   }
 
-  async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
-    if (uids.length === 0) return [];
-    const out: MessageRecord[] = [];
-    const stmt = this.#q(
-      `SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id
-       FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`,
-    );
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    for (let i = 0; i < sorted.length; i += 500) {
-      for (const r of stmt.all(mailboxId, JSON.stringify(sorted.slice(i, i + 500))) as Row[]) {
-        out.push({ ...toSummary(r), meta: this.#meta(r.blob_id) });
-      }
-    }
-    return out;
+  getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
+    return this.#messages.getMessages(mailboxId, uids);
   }
 
+  expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
+    return this.#messages.expungedSince(mailboxId, sinceModseq);
+  }
+
+  stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
+    return this.#messages.stageBlob(input, opts);
+  }
+
+  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
+    return this.#messages.readBlob(blobId, start, end);
+  }
+
+  streamBlob(blobId: string, start?: number, end?: number): Readable {
+    return this.#messages.streamBlob(blobId, start, end);
+  }
+
+  deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    return this.#messages.deliver(blob, meta, targets, opts);
+  }
+
+  append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
+    return this.#messages.append(blob, meta, target, opts);
+  }
+
+  appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
+    return this.#messages.appendMessages(mailboxId, items, opts);
+  }
+
+  storeFlags(
+    mailboxId: number,
+    uids: number[],
+    op: FlagOp,
+    flags: { systemFlags: number; keywords: string[] },
+    opts: { unchangedSince?: number } & WriteOptions = {},
+  ): Promise<StoreFlagsResult> {
+    return this.#messages.storeFlags(mailboxId, uids, op, flags, opts);
+  }
+
+  expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
+    return this.#messages.expunge(mailboxId, opts);
+  }
+
+  copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#messages.copyMessages(srcMailboxId, uids, dstMailboxId, opts);
+  }
+
+  moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#messages.moveMessages(srcMailboxId, uids, dstMailboxId, opts);
+  }
+
+  // ---------------------------------------------------------------- search
   async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
     if (uids.length === 0) return [];
     // One json_extract with several paths parses each cached meta once, in C, and returns a small
@@ -517,107 +541,6 @@ class SqliteStore implements Store {
     return this.#bodyScan.scan(slices(), needles, sorted.length);
   }
 
-  /** Parsed MessageMeta by blob id, bounded by entries and bytes (meta-cache.ts). */
-  readonly #metaCache = new MetaCache();
-
-  #meta(blobId: string): MessageMeta {
-    return this.#metaCache.get(blobId, () => {
-      const text = this.#q('SELECT meta FROM blobs WHERE id = ?').pluck().get(blobId) as string | undefined;
-      if (text === undefined) throw new StoreError('not-found', `blob ${blobId} has no metadata`);
-      return text;
-    });
-  }
-
-  async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
-    return this.#q('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
-  }
-
-  async stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
-    return this.#blobs.stage(input, opts.maxBytes);
-  }
-
-  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#blobs.read(blobId, start, end);
-  }
-
-  streamBlob(blobId: string, start?: number, end?: number): Readable {
-    return this.#blobs.stream(blobId, start, end);
-  }
-
-
-  async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
-    // SORT/THREAD keys (src/protocol/imap/sort-keys.ts), computed before the transaction.
-    const prepared = prepareMeta(meta);
-    const keys = sortKeysOf(meta);
-    return this.#writeBatched((tx) => {
-      const results: DeliveryResult[] = [];
-      let refs = 0;
-      for (const t of targets) {
-        const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(t.mailboxId) as Row | undefined;
-        if (!mb) {
-          results.push({ ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: t.mailboxId });
-          continue;
-        }
-        if (!this.#w.fits(mb.account_id, blob.size)) {
-          results.push({ ok: false, reason: 'quota', accountId: mb.account_id, mailboxId: t.mailboxId });
-          continue;
-        }
-        if (refs === 0) this.#w.refBlob(blob, prepared, keys, 0);
-        refs++;
-        const r = this.#w.insertMessage(tx, mb.account_id, t.mailboxId, blob, prepared, {
-          systemFlags: t.systemFlags ?? 0,
-          keywords: t.keywords ?? [],
-          internalDate: t.internalDate ?? now(),
-        });
-        this.#threads.assign(mb.account_id, blob.id, keys);
-        results.push({ ok: true, accountId: mb.account_id, mailboxId: t.mailboxId, uid: r.uid, modseq: r.modseq });
-      }
-      if (refs > 0) this.#q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(refs, blob.id);
-      stamp(tx, opts.origin);
-      return results;
-    });
-  }
-
-  async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
-    const prepared = prepareMeta(meta);
-    const keys = sortKeysOf(meta);
-    return this.#writeBatched((tx) => {
-      const mb = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
-      if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
-      if (!this.#w.fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      this.#w.refBlob(blob, prepared, keys, 1);
-      const r = this.#w.insertMessage(tx, mb.account_id, target.mailboxId, blob, prepared, {
-        systemFlags: target.systemFlags ?? 0,
-        keywords: target.keywords ?? [],
-        internalDate: target.internalDate ?? now(),
-      });
-      this.#threads.assign(mb.account_id, blob.id, keys);
-      stamp(tx, opts.origin);
-      return { ...r, uidValidity: mb.uid_validity };
-    });
-  }
-
-  async appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
-    const prepared = items.map((it) => prepareMeta(it.meta));
-    const keys = items.map((it) => sortKeysOf(it.meta));
-    const assign = (accountId: number, blobId: string, k: SortKeys) => this.#threads.assign(accountId, blobId, k);
-    return this.#writeBatched((tx) => {
-      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, prepared, keys, assign, opts.replace);
-      stamp(tx, opts.origin);
-      return r;
-    });
-  }
-
-  async storeFlags(
-    mailboxId: number,
-    uids: number[],
-    op: FlagOp,
-    flags: { systemFlags: number; keywords: string[] },
-    opts: { unchangedSince?: number } & WriteOptions = {},
-  ): Promise<StoreFlagsResult> {
-    return this.#bulk.storeFlags(mailboxId, uids, op, flags, opts);
-  }
-
   // ---------------------------------------------------------------- POP3
   async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
     return this.#bulk.popUpdate(inboxId, u, opts);
@@ -629,15 +552,4 @@ class SqliteStore implements Store {
     ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 
-  async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
-    return this.#bulk.expunge(mailboxId, opts);
-  }
-
-  async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#bulk.copy(srcMailboxId, uids, dstMailboxId, opts);
-  }
-
-  async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#bulk.move(srcMailboxId, uids, dstMailboxId, opts);
-  }
 }
