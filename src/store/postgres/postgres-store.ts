@@ -29,8 +29,9 @@ import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { PgCommit } from './changes.ts';
 import type { PgContext } from './context.ts';
 import { PgAccounts } from './accounts.ts';
-import { PgMailboxes, toMailbox } from './mailboxes.ts';
+import { PgMailboxes } from './mailboxes.ts';
 import { PgMessages } from './messages.ts';
+import { PgPop } from './pop.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
 import { PgQueue } from './queue.ts';
@@ -39,9 +40,7 @@ import type { QueueStore } from '../queue.ts';
 import { PgDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import {
-  POP_DELETED_KEYWORD,
   StoreError,
-  SystemFlag,
   type Account,
   type AccountSettings,
   type AppendItem,
@@ -169,6 +168,7 @@ class PostgresStore implements Store {
   readonly #accounts: PgAccounts;
   readonly #mailboxes: PgMailboxes;
   readonly #messages: PgMessages;
+  readonly #pop: PgPop;
   readonly #lockSpace: number;
   readonly #defaultMaxBlob: number;
   readonly #wr: PgWrites;
@@ -190,6 +190,7 @@ class PostgresStore implements Store {
     this.#accounts = new PgAccounts(ctx);
     this.#mailboxes = new PgMailboxes(ctx);
     this.#messages = new PgMessages(ctx);
+    this.#pop = new PgPop(ctx);
   }
 
   /** What the per-concern parts get (context.ts). */
@@ -206,11 +207,6 @@ class PostgresStore implements Store {
       staged: this.#staged,
       defaultMaxBlob: this.#defaultMaxBlob,
     };
-  }
-
-  /** A new mailbox (mailboxes.ts), for the POP3 UPDATE's trash/archive. */
-  #insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean): Promise<Mailbox> {
-    return this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed);
   }
 
   readonly #limits: MailboxLimits;
@@ -468,82 +464,12 @@ class PostgresStore implements Store {
     return rows.filter((r) => typeof r.v === 'string' && (r.v as string).toLowerCase().includes(needle)).map((r) => r.uid as number);
   }
 
-  // ---------------------------------------------------------------- POP3
-  async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    const moveTo: SpecialUse | null = u.action === 'trash' ? '\\Trash' : u.action === 'archive' ? '\\Archive' : null;
-    return this.#tx(opts.origin, async (tx) => {
-      const { c } = tx;
-      // Lock order: the account's namespace lock (the target may have to be created, and must not
-      // be renamed or deleted under us), then the mailboxes in ascending id, then the account row
-      // (expunge), then the blobs (one pass at the end).
-      let target: Row | undefined;
-      if (moveTo && u.remove.length > 0) {
-        const owner = (await c.query('SELECT account_id FROM mailboxes WHERE id = $1', [inboxId])).rows[0] as Row | undefined;
-        if (!owner) throw new StoreError('not-found', `no mailbox ${inboxId}`);
-        await this.#lockAccountNamespace(c, owner.account_id);
-        target = (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND special_use = $2 ORDER BY id LIMIT 1', [owner.account_id, moveTo])).rows[0];
-        // A mailbox of the usual name without the special use is used as it is.
-        target ??= (await c.query('SELECT * FROM mailboxes WHERE account_id = $1 AND name = $2', [owner.account_id, u.action === 'trash' ? 'Trash' : 'Archive']))
-          .rows[0];
-      }
-      const inbox = (await this.#wr.lockMailboxes(c, target ? [inboxId, target.id as number] : [inboxId])).get(inboxId);
-      if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
-      const accountId = inbox.account_id as number;
-      const present = async (uids: number[]): Promise<number[]> => {
-        const want = sortedUnique(uids);
-        if (want.length === 0) return [];
-        const r = await c.query('SELECT uid FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) ORDER BY uid', [inboxId, want]);
-        return r.rows.map((x: Row) => x.uid as number);
-      };
-      const remove = await present(u.remove);
-      const removeSet = new Set(remove);
-      // RFC 1939 §6: the UPDATE state. Retrieved messages are \Seen also where a delete moves
-      // them (trash/archive); for an expunge the flag change would be pointless.
-      const seen = (await present(u.seen)).filter((x) => u.action !== 'expunge' || !removeSet.has(x));
-      if (seen.length) await this.#wr.flagsIn(tx, inbox, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
-      const blobs = new Map<string, number>();
-      const ref = (id: string, n: number) => blobs.set(id, (blobs.get(id) ?? 0) + n);
-      let removed: number[] = [];
-      let mailbox: Mailbox | null = null;
-      if (u.action === 'keep') {
-        await this.#wr.flagsIn(tx, inbox, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
-      } else if (remove.length > 0) {
-        if (u.retainSince !== null) {
-          // Retained rows hold a blob reference each (outside the quota) until dropped below.
-          const kept = await c.query(
-            `INSERT INTO pop_retained (inbox_id, account_id, uid_validity, uid, blob_id, size, saved_at)
-             SELECT mailbox_id, $2, $3, uid, blob_id, size, saved_at FROM messages
-             WHERE mailbox_id = $1 AND uid = ANY($4::bigint[]) AND saved_at >= $5
-             ON CONFLICT DO NOTHING RETURNING blob_id`,
-            [inboxId, accountId, inbox.uid_validity, remove, u.retainSince],
-          );
-          for (const r of kept.rows as Row[]) ref(r.blob_id, 1);
-        }
-        if (u.action === 'expunge') {
-          await this.#wr.expungeIn(tx, inbox, { uids: remove, onlyDeleted: false }, true, blobs);
-        } else {
-          if (!target) target = { id: (await this.#insertMailbox(tx, accountId, u.action === 'trash' ? 'Trash' : 'Archive', moveTo, true)).id };
-          await this.#wr.copyIn(tx, inboxId, remove, target.id as number, true);
-          mailbox = toMailbox((await c.query('SELECT * FROM mailboxes WHERE id = $1', [target.id])).rows[0]);
-        }
-        removed = remove;
-      }
-      if (u.retainSince !== null) {
-        const dropped = await c.query('DELETE FROM pop_retained WHERE inbox_id = $1 AND saved_at < $2 RETURNING blob_id', [inboxId, u.retainSince]);
-        for (const r of dropped.rows as Row[]) ref(r.blob_id, -1);
-      }
-      await this.#wr.adjustBlobs(c, blobs);
-      return { removed, mailbox };
-    });
+  // ---------------------------------------------------------------- POP3 (pop.ts)
+  popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
+    return this.#pop.popUpdate(inboxId, u, opts);
   }
 
-  async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
-    const rows = await this.#q('SELECT uid_validity, uid, size, blob_id, saved_at FROM pop_retained WHERE inbox_id = $1 AND saved_at >= $2 ORDER BY saved_at, uid', [
-      inboxId,
-      since,
-    ]);
-    return rows.map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
+  popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
+    return this.#pop.popRetained(inboxId, since);
   }
-
-
 }

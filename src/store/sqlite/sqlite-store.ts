@@ -27,6 +27,7 @@ import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
+import { SqlitePop } from './pop.ts';
 import { SummaryCache } from './summaries.ts';
 import { SqliteBulk } from './bulk.ts';
 import { SqliteSortKeys } from './sort.ts';
@@ -120,6 +121,7 @@ class SqliteStore implements Store {
   readonly #accounts: SqliteAccounts;
   readonly #mailboxes: SqliteMailboxes;
   readonly #messages: SqliteMessages;
+  readonly #pop: SqlitePop;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -177,6 +179,7 @@ class SqliteStore implements Store {
     this.#accounts = new SqliteAccounts(ctx);
     this.#mailboxes = new SqliteMailboxes(ctx);
     this.#messages = new SqliteMessages(ctx);
+    this.#pop = new SqlitePop(ctx);
   }
 
   /** What the per-concern parts get (context.ts). */
@@ -541,15 +544,12 @@ class SqliteStore implements Store {
     return this.#bodyScan.scan(slices(), needles, sorted.length);
   }
 
-  // ---------------------------------------------------------------- POP3
-  async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    return this.#bulk.popUpdate(inboxId, u, opts);
+  // ---------------------------------------------------------------- POP3 (pop.ts)
+  popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
+    return this.#pop.popUpdate(inboxId, u, opts);
   }
 
-  async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
-    return (
-      this.#q('SELECT * FROM pop_retained WHERE inbox_id = ? AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
-    ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
+  popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
+    return this.#pop.popRetained(inboxId, since);
   }
-
 }
