@@ -40,4 +40,6 @@ export interface PgContext {
   staged: Map<string, { data: Buffer; pins: number }>;
   /** Upper bound for a body staged without `maxBytes`. */
   defaultMaxBlob: number;
+  /** A byte range of a body, staged or stored (messages.ts). */
+  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer>;
 }

@@ -21,6 +21,16 @@
 // touched the same rows (the second waited for the first's locks, hence took a later ticket)
 // can't be published the other way round. Each call resolves after its changes were published.
 // Deadlocks or serialisation failures (which the lock order should prevent) are retried.
+//
+// This class is the Store the server sees: it opens the pool, migrates the schema, keeps the
+// staged bodies (shared with the queue) and the account namespace lock, and hands each call to
+// the part for its concern — the same files as in ../sqlite/:
+//
+//   accounts.ts   domains, accounts, aliases      mailboxes.ts  mailboxes, subscriptions, STATUS
+//   messages.ts   listings, records, bodies and   pop.ts        POP3 UPDATE, retained messages
+//                 the message writes              search.ts     what SEARCH/SORT/THREAD read
+//   changes.ts    the write transaction and the publication of its Changes (commit order)
+//   context.ts    what each part gets from this class
 
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -32,6 +42,7 @@ import { PgAccounts } from './accounts.ts';
 import { PgMailboxes } from './mailboxes.ts';
 import { PgMessages } from './messages.ts';
 import { PgPop } from './pop.ts';
+import { PgSearch } from './search.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
 import { PgQueue } from './queue.ts';
@@ -66,16 +77,11 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
-  storedSentDay,
 } from '../store.ts';
-import type { MessageMeta, MimeNode } from '../../protocol/mime/types.ts';
-import { textPlan } from '../../protocol/mime/text-plan.ts';
-import { scanBodies } from '../body-search.ts';
+import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
-import { sortedUnique, type ChunkOptions } from '../chunks.ts';
-import { PgWrites, type Tx } from './writes.ts';
-import { PgSortKeys } from './sort.ts';
-import { PgThreads } from './threads.ts';
+import type { ChunkOptions } from '../chunks.ts';
+import { PgWrites } from './writes.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user@host:port/db */
@@ -169,9 +175,11 @@ class PostgresStore implements Store {
   readonly #mailboxes: PgMailboxes;
   readonly #messages: PgMessages;
   readonly #pop: PgPop;
+  readonly #search: PgSearch;
   readonly #lockSpace: number;
   readonly #defaultMaxBlob: number;
   readonly #wr: PgWrites;
+  readonly #limits: MailboxLimits;
   /** Staged bodies waiting for their delivery transaction: id → bytes + pin count. */
   readonly #staged = new Map<string, { data: Buffer; pins: number }>();
 
@@ -191,6 +199,7 @@ class PostgresStore implements Store {
     this.#mailboxes = new PgMailboxes(ctx);
     this.#messages = new PgMessages(ctx);
     this.#pop = new PgPop(ctx);
+    this.#search = new PgSearch(ctx);
   }
 
   /** What the per-concern parts get (context.ts). */
@@ -199,17 +208,16 @@ class PostgresStore implements Store {
       pool: this.#pool,
       q: (text, values) => this.#q(text, values),
       check: () => this.#check(),
-      tx: (origin, fn) => this.#tx(origin, fn),
+      tx: (origin, fn) => this.#commit.tx(origin, fn),
       lockAccountNamespace: (c, accountId) => this.#lockAccountNamespace(c, accountId),
       wr: this.#wr,
       insertMailbox: (tx, accountId, name, specialUse, subscribed, init) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed, init),
       limits: this.#limits,
       staged: this.#staged,
       defaultMaxBlob: this.#defaultMaxBlob,
+      readBlob: (blobId, start, end) => this.#messages.readBlob(blobId, start, end),
     };
   }
-
-  readonly #limits: MailboxLimits;
 
   #check(): void {
     this.#commit.check();
@@ -218,11 +226,6 @@ class PostgresStore implements Store {
   async #q(text: string, values?: unknown[]): Promise<Row[]> {
     this.#check();
     return (await this.#pool.query(text, values)).rows;
-  }
-
-  /** One write transaction (changes.ts): retried on deadlock/serialisation failure, published after COMMIT. */
-  #tx<T>(origin: string | undefined, fn: (tx: Tx) => Promise<T>): Promise<T> {
-    return this.#commit.tx(origin, fn);
   }
 
   /** Serialises mailbox-namespace changes of one account (create/rename/delete/remove). */
@@ -394,76 +397,34 @@ class PostgresStore implements Store {
     return this.#messages.moveMessages(srcMailboxId, uids, dstMailboxId, opts);
   }
 
-  // ---------------------------------------------------------------- search
-  async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
-    if (uids.length === 0) return [];
-    const search = (opts.fields ?? true)
-      ? "(b.meta::json -> 'search')::text"
-      : "json_build_object('subject', b.meta::json #> '{search,subject}', 'from', b.meta::json #> '{search,from}', 'to', b.meta::json #> '{search,to}', 'cc', b.meta::json #> '{search,cc}', 'bcc', b.meta::json #> '{search,bcc}', 'fields', json_build_array())::text";
-    const rows = await this.#q(
-      `SELECT m.uid, (b.meta::json ->> 'sentDate') AS sent, (b.meta::json ->> 'sentDay') AS day, (b.meta::json #>> '{envelope,date}') AS edate, ${search} AS search
-       FROM messages m JOIN blobs b ON b.id = m.blob_id
-       WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
-      [mailboxId, sortedUnique(uids)],
-    );
-    return rows.map((r) => {
-      const sentDate = r.sent == null ? null : Number(r.sent);
-      return {
-        uid: r.uid as number,
-        sentDate,
-        // sentDay absent in metas cached before it existed: from the stored Date: (RFC 3501 §6.4.4).
-        sentDay: storedSentDay(r.day == null ? undefined : Number(r.day), r.edate, sentDate),
-        search: JSON.parse(r.search as string) as SearchData['search'],
-      };
-    });
+  // ---------------------------------------------------------------- SEARCH, SORT, THREAD (search.ts)
+  getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
+    return this.#search.getSearchData(mailboxId, uids, opts);
   }
 
-  readonly #sort = new PgSortKeys((text, values) => this.#q(text, values));
-
-  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
-    return this.#sort.read(mailboxId, uids, opts.thread ?? false);
+  getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#search.getSortData(mailboxId, uids, opts);
   }
 
-  readonly #threads = new PgThreads((text, values) => this.#q(text, values), (fn) => this.#tx(undefined, fn));
-
-  async getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
-    return this.#threads.idsOf(mailboxId, uids);
+  getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
+    return this.#search.getThreadIds(mailboxId, uids);
   }
 
-  async threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
-    return this.#threads.members(mailboxId, threadId);
+  threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
+    return this.#search.threadMembers(mailboxId, threadId);
   }
 
-  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
-    if (uids.length === 0) return [];
-    const rows = await this.#q(
-      `SELECT m.uid, m.size, m.blob_id, (b.meta::json -> 'root')::text AS root
-       FROM messages m JOIN blobs b ON b.id = m.blob_id
-       WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[]) ORDER BY m.uid`,
-      [mailboxId, sortedUnique(uids)],
-    );
-    return rows.map((r) => ({ uid: r.uid as number, size: Number(r.size), blobId: r.blob_id as string, plan: textPlan(JSON.parse(r.root as string) as MimeNode) }));
+  getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
+    return this.#search.getTextPlans(mailboxId, uids);
   }
 
-  async matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
-    if (needles.length === 0) return [];
-    // Bodies live in the database: read by range with several queries in flight.
-    return scanBodies((id, start, end) => this.readBlob(id, start, end), await this.getTextPlans(mailboxId, uids), needles);
+  matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
+    return this.#search.matchBody(mailboxId, uids, needles);
   }
 
-  async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
-    if (!['subject', 'from', 'to', 'cc', 'bcc'].includes(field)) throw new StoreError('invalid', `no search field ${field}`);
-    // Compared here, not with SQL lower(): its case folding depends on the database's locale.
-    const needle = value.toLowerCase();
-    const rows = await this.#q(
-      `SELECT m.uid, b.meta::json #>> $2::text[] AS v
-       FROM messages m JOIN blobs b ON b.id = m.blob_id
-       WHERE m.mailbox_id = $1 ORDER BY m.uid`,
-      [mailboxId, ['search', field]],
-    );
-    return rows.filter((r) => typeof r.v === 'string' && (r.v as string).toLowerCase().includes(needle)).map((r) => r.uid as number);
+  matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
+    return this.#search.matchHeader(mailboxId, field, value);
   }
-
   // ---------------------------------------------------------------- POP3 (pop.ts)
   popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
     return this.#pop.popUpdate(inboxId, u, opts);

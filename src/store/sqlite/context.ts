@@ -8,7 +8,9 @@ import type Database from 'better-sqlite3';
 import type { Mailbox, SpecialUse } from '../store.ts';
 import type { MailboxLimits } from '../mailbox-limits.ts';
 import type { FsBlobStore } from '../blob/fs-blob-store.ts';
+import type { BodyScanPool } from '../blob/body-scan.ts';
 import type { SqliteBulk } from './bulk.ts';
+import type { SqliteSortKeys } from './sort.ts';
 import type { SummaryCache } from './summaries.ts';
 import type { SqliteThreads } from './threads.ts';
 import type { MessageWrites, Query, Tx } from './writes.ts';
@@ -39,4 +41,8 @@ export interface SqliteContext {
   threads: SqliteThreads;
   /** The body files. */
   blobs: FsBlobStore;
+  /** SORT/THREAD keys of the bodies (sort.ts). */
+  sort: SqliteSortKeys;
+  /** SEARCH BODY/TEXT scans on worker threads. */
+  bodyScan: BodyScanPool;
 }

@@ -4,6 +4,16 @@
 // the bus right after its commit, in commit order. Because a transaction holds the event loop,
 // commands over many messages run in bounded steps (bulk.ts); the row-level SQL is in writes.ts,
 // the listing cache in summaries.ts.
+//
+// This class is the Store the server sees: it opens and migrates the database, keeps the statement
+// cache and the view of a COPY being staged (#staged, #below, #mailbox), and hands each call to the
+// part for its concern — the same files as in ../postgres/:
+//
+//   accounts.ts   domains, accounts, aliases      mailboxes.ts  mailboxes, subscriptions, STATUS
+//   messages.ts   listings, records, bodies and   pop.ts        POP3 UPDATE, retained messages
+//                 the message writes              search.ts     what SEARCH/SORT/THREAD read
+//   changes.ts    the write paths (group commit) and the publication of their Changes
+//   context.ts    what each part gets from this class
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
@@ -11,7 +21,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
-import type { BodyScanItem } from '../body-search.ts';
 import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
@@ -28,13 +37,13 @@ import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqlitePop } from './pop.ts';
+import { SqliteSearch } from './search.ts';
 import { SummaryCache } from './summaries.ts';
 import { SqliteBulk } from './bulk.ts';
 import { SqliteSortKeys } from './sort.ts';
 import { SqliteThreads } from './threads.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
-  StoreError,
   type Account,
   type AccountSettings,
   type AppendItem,
@@ -60,9 +69,8 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
-  storedSentDay,
 } from '../store.ts';
-import type { MessageMeta, TextLeaf } from '../../protocol/mime/types.ts';
+import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 
@@ -122,6 +130,7 @@ class SqliteStore implements Store {
   readonly #mailboxes: SqliteMailboxes;
   readonly #messages: SqliteMessages;
   readonly #pop: SqlitePop;
+  readonly #search: SqliteSearch;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -180,6 +189,7 @@ class SqliteStore implements Store {
     this.#mailboxes = new SqliteMailboxes(ctx);
     this.#messages = new SqliteMessages(ctx);
     this.#pop = new SqlitePop(ctx);
+    this.#search = new SqliteSearch(ctx);
   }
 
   /** What the per-concern parts get (context.ts). */
@@ -198,6 +208,8 @@ class SqliteStore implements Store {
       summaries: this.#summaries,
       threads: this.#threads,
       blobs: this.#blobs,
+      sort: this.#sort,
+      bodyScan: this.#bodyScan,
     };
   }
 
@@ -443,107 +455,34 @@ class SqliteStore implements Store {
     return this.#messages.moveMessages(srcMailboxId, uids, dstMailboxId, opts);
   }
 
-  // ---------------------------------------------------------------- search
-  async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
-    if (uids.length === 0) return [];
-    // One json_extract with several paths parses each cached meta once, in C, and returns a small
-    // JSON array; the MIME tree is never parsed here.
-    const withFields = opts.fields ?? true;
-    // sentDay: metas cached before it existed have none; their day comes from the stored Date: (envelope.date).
-    const dates = "'$.sentDate', '$.sentDay', '$.envelope.date'";
-    const paths = withFields ? `${dates}, '$.search'` : `${dates}, '$.search.subject', '$.search.from', '$.search.to', '$.search.cc', '$.search.bcc'`;
-    const stmt = this.#q(
-      `SELECT m.uid, json_extract(b.meta, ${paths})
-       FROM messages m JOIN blobs b ON b.id = m.blob_id
-       WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
-    );
-    const out: SearchData[] = [];
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    for (let i = 0; i < sorted.length; i += 1000) {
-      for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
-        const v = JSON.parse(r[1] as string) as unknown[];
-        const search: SearchData['search'] = withFields
-          ? (v[3] as SearchData['search'])
-          : { subject: (v[3] as string) ?? '', from: (v[4] as string) ?? '', to: (v[5] as string) ?? '', cc: (v[6] as string) ?? '', bcc: (v[7] as string) ?? '', fields: [] };
-        const sentDate = (v[0] as number | null) ?? null;
-        out.push({ uid: r[0] as number, sentDate, sentDay: storedSentDay(v[1], v[2], sentDate), search });
-      }
-    }
-    return out;
+  // ---------------------------------------------------------------- SEARCH, SORT, THREAD (search.ts)
+  getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
+    return this.#search.getSearchData(mailboxId, uids, opts);
   }
 
-  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
-    return this.#sort.read(mailboxId, uids, this.#below(mailboxId), opts.thread ?? false);
+  getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#search.getSortData(mailboxId, uids, opts);
   }
 
-  async getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
-    return this.#threads.idsOf(mailboxId, uids);
+  getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
+    return this.#search.getThreadIds(mailboxId, uids);
   }
 
-  async threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
-    const below = this.#below(mailboxId);
-    return (await this.#threads.members(mailboxId, threadId)).filter((u) => u < below);
+  threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
+    return this.#search.threadMembers(mailboxId, threadId);
   }
 
-  async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
-    // message_search (migration 4) holds the fields case-folded: instr() on the folded needle is
-    // the case-insensitive substring match of RFC 9051 §6.4.4, evaluated inside SQLite.
-    const column = { subject: 'subject', from: 'from_addr', to: 'to_addr', cc: 'cc_addr', bcc: 'bcc_addr' }[field];
-    if (!column) throw new StoreError('invalid', `no search column for ${field}`);
-    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND uid < ? AND instr(${column}, ?) > 0 ORDER BY uid`)
-      .pluck()
-      .all(mailboxId, this.#below(mailboxId), foldForSearch(value)) as number[];
+  matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
+    return this.#search.matchHeader(mailboxId, field, value);
   }
 
-  /**
-   * [uid, size, blob id, text plan JSON] of the given UIDs (ascending, distinct). From
-   * message_search, stored in mailbox order next to messages: no per-message parse read. Dense
-   * UIDs (a SEARCH over most of a mailbox): one range scan filtered here; sparse ones: a lookup each.
-   */
-  #textPlanRows(mailboxId: number, sorted: readonly number[]): Array<[number, number, string, string]> {
-    if (sorted.length === 0) return [];
-    const sql = `SELECT m.uid, m.size, m.blob_id, s.text_plan
-       FROM messages m JOIN message_search s ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid
-       WHERE m.mailbox_id = ?`;
-    const lo = sorted[0]!;
-    const hi = sorted[sorted.length - 1]!;
-    if (hi - lo < 4 * sorted.length) {
-      const rows = this.#q(`${sql} AND m.uid BETWEEN ? AND ? ORDER BY m.uid`).raw().all(mailboxId, lo, hi) as Array<[number, number, string, string]>;
-      const out: Array<[number, number, string, string]> = [];
-      let k = 0;
-      for (const r of rows) {
-        while (k < sorted.length && sorted[k]! < r[0]) k++;
-        if (sorted[k] === r[0]) out.push(r);
-      }
-      return out;
-    }
-    return this.#q(`${sql} AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`).raw().all(mailboxId, JSON.stringify(sorted)) as Array<[number, number, string, string]>;
+  getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
+    return this.#search.getTextPlans(mailboxId, uids);
   }
 
-  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    const out: MessageTextPlan[] = [];
-    for (let i = 0; i < sorted.length; i += 1000) {
-      for (const r of this.#textPlanRows(mailboxId, sorted.slice(i, i + 1000))) out.push({ uid: r[0], size: r[1], blobId: r[2], plan: JSON.parse(r[3]) as TextLeaf[] });
-    }
-    return out;
+  matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
+    return this.#search.matchBody(mailboxId, uids, needles);
   }
-
-  async matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
-    if (needles.length === 0) return [];
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    // The plans are read in slices with an event-loop turn between (other sessions go on), and go
-    // to the workers as stored (JSON): the workers parse them.
-    const self = this;
-    async function* slices(): AsyncGenerator<BodyScanItem[]> {
-      for (let i = 0; i < sorted.length; i += 1000) {
-        if (i > 0) await new Promise((r) => setImmediate(r));
-        yield self.#textPlanRows(mailboxId, sorted.slice(i, i + 1000)).map((r) => ({ uid: r[0], size: r[1], blobId: r[2], plan: r[3] }));
-      }
-    }
-    return this.#bodyScan.scan(slices(), needles, sorted.length);
-  }
-
   // ---------------------------------------------------------------- POP3 (pop.ts)
   popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
     return this.#pop.popUpdate(inboxId, u, opts);
