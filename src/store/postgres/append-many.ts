@@ -1,5 +1,5 @@
 // Store.appendMessages for PostgreSQL: MULTIAPPEND (RFC 3502) and REPLACE (RFC 8508) inside one
-// transaction (postgres-store.ts #tx), so all of it commits or none does; each message goes through
+// transaction (changes.ts `PgCommit.tx`), so all of it commits or none does; each message goes through
 // pb_deliver (schema.ts migration 2) like an APPEND, which checks the quota message by message.
 //
 // REPLACE: the mailboxes are locked first (ascending id), the old message is removed (logged for
@@ -15,7 +15,7 @@ type Row = Record<string, any>;
 
 export interface AppendDeps {
   wr: PgWrites;
-  /** One pb_deliver call (postgres-store.ts #deliverRows): a row per target, in target order. */
+  /** One pb_deliver call (messages.ts #deliverRows): a row per target, in target order. */
   deliverRows(c: pg.PoolClient, blob: BlobRef, meta: MessageMeta, targets: NewMessage[]): Promise<Row[]>;
 }
 

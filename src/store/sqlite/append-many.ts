@@ -1,5 +1,5 @@
 // Store.appendMessages for SQLite: MULTIAPPEND (RFC 3502) and REPLACE (RFC 8508) in one write of
-// the group commit (sqlite-store.ts #writeBatched), so all of it commits or none does. The bodies
+// the group commit (changes.ts `writeBatched`), so all of it commits or none does. The bodies
 // were staged durably (fsync'd, FsBlobStore) before; this only adds the rows.
 //
 // REPLACE: the old message goes first (logged for VANISHED like a UID EXPUNGE, RFC 8508 §4.5),

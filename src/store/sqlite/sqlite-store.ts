@@ -4,6 +4,16 @@
 // the bus right after its commit, in commit order. Because a transaction holds the event loop,
 // commands over many messages run in bounded steps (bulk.ts); the row-level SQL is in writes.ts,
 // the listing cache in summaries.ts.
+//
+// This class is the Store the server sees: it opens and migrates the database, keeps the statement
+// cache and the view of a COPY being staged (#staged, #below, #mailbox), and hands each call to the
+// part for its concern — the same files as in ../postgres/:
+//
+//   accounts.ts   domains, accounts, aliases      mailboxes.ts  mailboxes, subscriptions, STATUS
+//   messages.ts   listings, records, bodies and   pop.ts        POP3 UPDATE, retained messages
+//                 the message writes              search.ts     what SEARCH/SORT/THREAD read
+//   changes.ts    the write paths (group commit) and the publication of their Changes
+//   context.ts    what each part gets from this class
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
@@ -11,7 +21,6 @@ import { existsSync, mkdirSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { FsBlobStore } from '../blob/fs-blob-store.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
-import type { BodyScanItem } from '../body-search.ts';
 import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
@@ -21,21 +30,20 @@ import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
 import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
-import { Held, Holds, MessageWrites, foldForSearch, newTx, prepareMeta, stamp, type Tx } from './writes.ts';
+import { Holds, MessageWrites, foldForSearch, newTx, type Tx } from './writes.ts';
+import { SqliteCommit } from './changes.ts';
+import type { SqliteContext } from './context.ts';
+import { SqliteAccounts } from './accounts.ts';
+import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
+import { SqliteMessages } from './messages.ts';
+import { SqlitePop } from './pop.ts';
+import { SqliteSearch } from './search.ts';
 import { SummaryCache } from './summaries.ts';
-import { MetaCache } from './meta-cache.ts';
 import { SqliteBulk } from './bulk.ts';
-import { appendRows } from './append-many.ts';
 import { SqliteSortKeys } from './sort.ts';
-import { SqliteThreads, dropThreadRows } from './threads.ts';
-import { sortKeysOf, type SortKeys } from '../../protocol/imap/sort-keys.ts';
+import { SqliteThreads } from './threads.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import {
-  DEFAULT_MAILBOXES,
-  MAILBOX_SEPARATOR,
-  MAX_SUBSCRIPTIONS,
-  StoreError,
-  SystemFlag,
   type Account,
   type AccountSettings,
   type AppendItem,
@@ -61,11 +69,10 @@ import {
   type Store,
   type StoreFlagsResult,
   type WriteOptions,
-  storedSentDay,
 } from '../store.ts';
-import type { MessageMeta, TextLeaf } from '../../protocol/mime/types.ts';
+import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
-import { checkMailboxCount, checkMailboxName, mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
+import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 
 type Row = Record<string, any>;
 
@@ -101,50 +108,6 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
 
 const now = () => Date.now();
 
-function toAccount(r: Row): Account {
-  return {
-    id: r.id,
-    address: r.address,
-    domain: r.domain,
-    passwordHash: r.password_hash,
-    quota: r.quota,
-    usedBytes: r.used_bytes,
-    messageCount: r.message_count,
-    settings: JSON.parse(r.settings) as AccountSettings,
-    createdAt: new Date(r.created_at),
-  };
-}
-
-function toMailbox(r: Row): Mailbox {
-  return {
-    id: r.id,
-    accountId: r.account_id,
-    name: r.name,
-    specialUse: (r.special_use ?? null) as SpecialUse | null,
-    uidValidity: r.uid_validity,
-    uidNext: r.uid_next,
-    highestModseq: r.highest_modseq,
-  };
-}
-
-function toSummary(r: Row): MessageSummary {
-  return {
-    uid: r.uid,
-    modseq: r.modseq,
-    systemFlags: r.system_flags,
-    keywords: r.keywords === '[]' ? [] : (JSON.parse(r.keywords) as string[]),
-    internalDate: r.internal_date,
-    savedAt: r.saved_at,
-    size: r.size,
-    blobId: r.blob_id,
-  };
-}
-
-function domainOf(address: string): string {
-  const at = address.lastIndexOf('@');
-  return at < 0 ? '' : address.slice(at + 1);
-}
-
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
@@ -162,7 +125,12 @@ class SqliteStore implements Store {
   readonly #sort: SqliteSortKeys;
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
-  #closed = false;
+  readonly #commit: SqliteCommit;
+  readonly #accounts: SqliteAccounts;
+  readonly #mailboxes: SqliteMailboxes;
+  readonly #messages: SqliteMessages;
+  readonly #pop: SqlitePop;
+  readonly #search: SqliteSearch;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -194,6 +162,7 @@ class SqliteStore implements Store {
       },
       below: (id) => this.#below(id),
     });
+    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus);
     this.#bulk = new SqliteBulk({
       db,
       q,
@@ -201,7 +170,7 @@ class SqliteStore implements Store {
       summaries: this.#summaries,
       bus: this.bus,
       batched: (fn, op) => this.#writeBatched(fn, op),
-      insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#insertMailbox(tx, accountId, name, specialUse, subscribed),
+      insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed),
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
     });
@@ -215,6 +184,33 @@ class SqliteStore implements Store {
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
     });
+    const ctx = this.#context();
+    this.#accounts = new SqliteAccounts(ctx);
+    this.#mailboxes = new SqliteMailboxes(ctx);
+    this.#messages = new SqliteMessages(ctx);
+    this.#pop = new SqlitePop(ctx);
+    this.#search = new SqliteSearch(ctx);
+  }
+
+  /** What the per-concern parts get (context.ts). */
+  #context(): SqliteContext {
+    return {
+      db: this.#db,
+      q: (sql) => this.#q(sql),
+      write: (fn) => this.#write(fn),
+      writeBatched: (fn, op) => this.#writeBatched(fn, op),
+      bulk: this.#bulk,
+      insertMailbox: (tx, accountId, name, specialUse, subscribed, uidNext) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed, uidNext),
+      limits: this.#limits,
+      mailbox: (r) => this.#mailbox(r),
+      below: (mailboxId) => this.#below(mailboxId),
+      w: this.#w,
+      summaries: this.#summaries,
+      threads: this.#threads,
+      blobs: this.#blobs,
+      sort: this.#sort,
+      bodyScan: this.#bodyScan,
+    };
   }
 
   /** See SqliteBulk.recover. */
@@ -223,7 +219,7 @@ class SqliteStore implements Store {
     const r = this.#db.transaction(() => this.#bulk.recover(tx)).immediate();
     // The files of blobs left unreferenced go in collectGarbage(), which runs next.
     tx.deadBlobs.length = 0;
-    this.#afterCommit(tx);
+    this.#commit.afterCommit(tx);
     if (r.copies || r.drops) this.#log?.warn('store.bulk-recovered', { copies: r.copies, drops: r.drops });
   }
 
@@ -285,641 +281,214 @@ class SqliteStore implements Store {
     this.#blobs.collectGarbage((id) => has.get(id) !== undefined);
   }
 
-  /** Runs fn in one IMMEDIATE transaction, then removes dead blobs and publishes the changes. */
+  /** One IMMEDIATE transaction of its own (changes.ts). */
   #write<T>(fn: (tx: Tx) => T): T {
-    if (this.#closed) throw new StoreError('invalid', 'store is closed');
-    const tx: Tx = newTx();
-    const result = this.#db.transaction(() => fn(tx)).immediate();
-    this.#afterCommit(tx);
-    return result;
+    return this.#commit.write(fn);
   }
 
-  #afterCommit(tx: Tx): void {
-    this.#summaries.update(tx);
-    for (const id of tx.deadBlobs) {
-      try {
-        this.#blobs.removeIfUnpinned(id);
-      } catch (err) {
-        console.error('blob removal failed', id, err);
-      }
-    }
-    this.bus.publish(tx.changes);
-  }
-
-  // Group commit for message writes (deliver, append, flags, expunge, copy, move, POP3 update):
-  // writes queued within one turn of the event loop
-  // share one transaction (one fsync), each inside its own savepoint so one failure harms no
-  // other. Every caller still resolves only after the shared commit is durable.
-  #batch: BatchItem[] = [];
-  #batchScheduled = false;
-
+  /** One write in the group commit (changes.ts). */
   #writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
-    if (this.#closed) return Promise.reject(new StoreError('invalid', 'store is closed'));
-    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, resolve, reject }));
-  }
-
-  #enqueue(item: BatchItem): void {
-    this.#batch.push(item);
-    if (!this.#batchScheduled) {
-      this.#batchScheduled = true;
-      setImmediate(() => this.#flush());
-    }
-  }
-
-  #flush(): void {
-    this.#batchScheduled = false;
-    const items = this.#batch;
-    this.#batch = [];
-    if (this.#closed) {
-      for (const it of items) it.reject(new StoreError('invalid', 'store is closed'));
-      return;
-    }
-    const tx: Tx = newTx();
-    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
-    try {
-      this.#db
-        .transaction(() => {
-          for (const it of items) {
-            const marks = [tx.changes.length, tx.deadBlobs.length] as const;
-            tx.start = marks[0];
-            tx.op = it.op;
-            try {
-              outcomes.push({ ok: true, value: this.#db.transaction(() => it.fn(tx))() });
-            } catch (err) {
-              tx.changes.length = marks[0];
-              tx.deadBlobs.length = marks[1];
-              outcomes.push({ ok: false, err });
-            }
-          }
-        })
-        .immediate();
-    } catch (err) {
-      for (const it of items) it.reject(err);
-      return;
-    }
-    this.#afterCommit(tx);
-    items.forEach((it, i) => {
-      const o = outcomes[i]!;
-      if (o.ok) it.resolve(o.value);
-      // A mailbox held by a bulk operation: its savepoint undid it; run it again once released.
-      else if (o.err instanceof Held) void o.err.wait.then(() => (this.#closed ? it.reject(new StoreError('invalid', 'store is closed')) : this.#enqueue(it)));
-      else it.reject(o.err);
-    });
+    return this.#commit.writeBatched(fn, op);
   }
 
   async close(): Promise<void> {
-    if (this.#closed) return;
-    if (this.#batch.length) this.#flush();
-    this.#closed = true;
+    if (this.#commit.closed) return;
+    this.#commit.close();
     await this.#bodyScan.close();
     this.#db.close();
   }
 
-  // ---------------------------------------------------------------- domains
-  async addDomain(name: string): Promise<Domain> {
-    const n = name.toLowerCase();
-    return this.#write(() => {
-      if (this.#q('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('exists', `domain ${n} already exists`);
-      const t = now();
-      this.#q('INSERT INTO domains (name, created_at) VALUES (?, ?)').run(n, t);
-      return { name: n, createdAt: new Date(t) };
-    });
+  // ---------------------------------------------------------------- domains, accounts, aliases (accounts.ts)
+  addDomain(name: string): Promise<Domain> {
+    return this.#accounts.addDomain(name);
   }
 
-  async removeDomain(name: string): Promise<void> {
-    const n = name.toLowerCase();
-    this.#write(() => {
-      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(n)) throw new StoreError('not-found', `no such domain ${n}`);
-      const users = this.#q('SELECT count(*) FROM accounts WHERE domain = ?').pluck().get(n) as number;
-      if (users > 0) throw new StoreError('invalid', `domain ${n} still has ${users} account(s); remove them first`);
-      this.#q('DELETE FROM aliases WHERE domain = ?').run(n);
-      this.#q('DELETE FROM domains WHERE name = ?').run(n);
-    });
+  removeDomain(name: string): Promise<void> {
+    return this.#accounts.removeDomain(name);
   }
 
-  async listDomains(): Promise<Domain[]> {
-    return (this.#q('SELECT * FROM domains ORDER BY name').all() as Row[]).map((r) => ({ name: r.name, createdAt: new Date(r.created_at) }));
+  listDomains(): Promise<Domain[]> {
+    return this.#accounts.listDomains();
   }
 
-  async getDomain(name: string): Promise<Domain | null> {
-    const r = this.#q('SELECT * FROM domains WHERE name = ?').get(name.toLowerCase()) as Row | undefined;
-    return r ? { name: r.name, createdAt: new Date(r.created_at) } : null;
+  getDomain(name: string): Promise<Domain | null> {
+    return this.#accounts.getDomain(name);
   }
 
-  // ---------------------------------------------------------------- accounts
-  async createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    const address = a.address.toLowerCase();
-    const domain = domainOf(address);
-    return this.#write((tx) => {
-      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if (this.#q('SELECT 1 FROM accounts WHERE address = ?').get(address)) throw new StoreError('exists', `account ${address} already exists`);
-      const t = now();
-      const info = this.#db
-        .prepare('INSERT INTO accounts (address, domain, password_hash, quota, settings, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(address, domain, a.passwordHash, a.quota ?? 0, JSON.stringify(a.settings ?? {}), t);
-      const accountId = Number(info.lastInsertRowid);
-      // Account ids may be given out again: no thread rows of an earlier account with this id.
-      while (dropThreadRows((sql) => this.#q(sql), accountId, 10_000) === 10_000);
-      for (const m of DEFAULT_MAILBOXES) this.#insertMailbox(tx, accountId, m.name, m.specialUse, true);
-      return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
-    });
+  createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    return this.#accounts.createAccount(a);
   }
 
-  async getAccount(address: string): Promise<Account | null> {
-    const r = this.#q('SELECT * FROM accounts WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
-    return r ? toAccount(r) : null;
+  getAccount(address: string): Promise<Account | null> {
+    return this.#accounts.getAccount(address);
   }
 
-  async getAccountById(id: number): Promise<Account | null> {
-    const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
-    return r ? toAccount(r) : null;
+  getAccountById(id: number): Promise<Account | null> {
+    return this.#accounts.getAccountById(id);
   }
 
-  async listAccounts(domain?: string): Promise<Account[]> {
-    const rows = domain
-      ? (this.#q('SELECT * FROM accounts WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
-      : (this.#q('SELECT * FROM accounts ORDER BY address').all() as Row[]);
-    return rows.map(toAccount);
+  listAccounts(domain?: string): Promise<Account[]> {
+    return this.#accounts.listAccounts(domain);
   }
 
-  async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    return this.#write(() => {
-      const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
-      if (!r) throw new StoreError('not-found', `no account ${id}`);
-      if (patch.passwordHash !== undefined) this.#q('UPDATE accounts SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
-      if (patch.quota !== undefined) {
-        if (!Number.isSafeInteger(patch.quota) || patch.quota < 0) throw new StoreError('invalid', 'quota must be a non-negative integer');
-        this.#q('UPDATE accounts SET quota = ? WHERE id = ?').run(patch.quota, id);
-      }
-      if (patch.settings !== undefined) this.#q('UPDATE accounts SET settings = ? WHERE id = ?').run(JSON.stringify(patch.settings), id);
-      return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row);
-    });
+  updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
+    return this.#accounts.updateAccount(id, patch);
   }
 
-  async removeAccount(id: number): Promise<void> {
-    // The account at the first commit; its messages in steps (src/store/sqlite/bulk.ts).
-    await this.#bulk.removeAccount(id);
+  removeAccount(id: number): Promise<void> {
+    return this.#accounts.removeAccount(id);
   }
 
-  // ---------------------------------------------------------------- aliases
-  async setAlias(address: string, targets: string[]): Promise<Alias> {
-    const a = address.toLowerCase();
-    const domain = a.startsWith('@') ? a.slice(1) : domainOf(a);
-    const ts = [...new Set(targets.map((t) => t.toLowerCase()))];
-    return this.#write(() => {
-      if (!this.#q('SELECT 1 FROM domains WHERE name = ?').get(domain)) throw new StoreError('not-found', `unknown domain ${domain}`);
-      if (ts.length === 0) throw new StoreError('invalid', 'an alias needs at least one target');
-      const t = now();
-      this.#db
-        .prepare('INSERT INTO aliases (address, domain, targets, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET targets = excluded.targets')
-        .run(a, domain, JSON.stringify(ts), t);
-      const r = this.#q('SELECT * FROM aliases WHERE address = ?').get(a) as Row;
-      return { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) };
-    });
+  setAlias(address: string, targets: string[]): Promise<Alias> {
+    return this.#accounts.setAlias(address, targets);
   }
 
-  async removeAlias(address: string): Promise<void> {
-    this.#write(() => {
-      const info = this.#q('DELETE FROM aliases WHERE address = ?').run(address.toLowerCase());
-      if (info.changes === 0) throw new StoreError('not-found', `no alias ${address}`);
-    });
+  removeAlias(address: string): Promise<void> {
+    return this.#accounts.removeAlias(address);
   }
 
-  async getAlias(address: string): Promise<Alias | null> {
-    const r = this.#q('SELECT * FROM aliases WHERE address = ?').get(address.toLowerCase()) as Row | undefined;
-    return r ? { address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) } : null;
+  getAlias(address: string): Promise<Alias | null> {
+    return this.#accounts.getAlias(address);
   }
 
-  async listAliases(domain?: string): Promise<Alias[]> {
-    const rows = domain
-      ? (this.#q('SELECT * FROM aliases WHERE domain = ? ORDER BY address').all(domain.toLowerCase()) as Row[])
-      : (this.#q('SELECT * FROM aliases ORDER BY address').all() as Row[]);
-    return rows.map((r) => ({ address: r.address, targets: JSON.parse(r.targets), createdAt: new Date(r.created_at) }));
+  listAliases(domain?: string): Promise<Alias[]> {
+    return this.#accounts.listAliases(domain);
   }
 
-  // ---------------------------------------------------------------- mailboxes
-  /** UIDVALIDITY never repeats within this store: max(clock seconds, last + 1). */
-  #nextUidValidity(): number {
-    const last = (this.#q("SELECT value FROM settings WHERE key = 'last_uidvalidity'").pluck().get() as string | undefined) ?? '0';
-    const v = Math.max(Math.floor(now() / 1000) % 0x7fffffff, Number(last) + 1);
-    this.#q("INSERT INTO settings (key, value) VALUES ('last_uidvalidity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(String(v));
-    return v;
+  // ---------------------------------------------------------------- mailboxes (mailboxes.ts)
+  listMailboxes(accountId: number): Promise<Mailbox[]> {
+    return this.#mailboxes.listMailboxes(accountId);
   }
 
-  #insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean, uidNext = 1): Mailbox {
-    // Never the id of a deleted mailbox whose messages are still being dropped (bulk_ops).
-    const id = this.#q("SELECT max(coalesce((SELECT max(id) FROM mailboxes), 0), coalesce((SELECT max(mailbox_id) FROM bulk_ops WHERE kind = 'drop'), 0)) + 1").pluck().get() as number;
-    const info = this.#db
-      .prepare('INSERT INTO mailboxes (id, account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq) VALUES (?, ?, ?, ?, ?, ?, ?, 1)')
-      .run(id, accountId, name, specialUse, 0, this.#nextUidValidity(), uidNext);
-    if (subscribed) this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, name);
-    const mb = toMailbox(this.#q('SELECT * FROM mailboxes WHERE id = ?').get(Number(info.lastInsertRowid)) as Row);
-    tx.changes.push({ kind: 'mailbox-created', accountId, mailboxId: mb.id, name });
-    return mb;
+  getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
+    return this.#mailboxes.getMailbox(accountId, name);
   }
 
-  async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (this.#q("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map((r) => this.#mailbox(r));
+  getMailboxById(mailboxId: number): Promise<Mailbox | null> {
+    return this.#mailboxes.getMailboxById(mailboxId);
   }
 
-  async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    const r = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, normalizeName(name)) as Row | undefined;
-    return r ? this.#mailbox(r) : null;
+  createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
+    return this.#mailboxes.createMailbox(accountId, name, opts);
   }
 
-  async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    const r = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
-    return r ? this.#mailbox(r) : null;
+  renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
+    return this.#mailboxes.renameMailbox(accountId, oldName, newName, opts);
   }
 
-  async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
-    const n = validateName(name);
-    checkMailboxName(n, this.#limits);
-    return this.#write((tx) => {
-      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
-      if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
-      checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
-      const mb = this.#insertMailbox(tx, accountId, n, opts.specialUse ?? null, opts.subscribed ?? false);
-      stamp(tx, opts.origin);
-      return mb;
-    });
+  deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
+    return this.#mailboxes.deleteMailbox(accountId, name, opts);
   }
 
-  async renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
-    const from = normalizeName(oldName);
-    const to = validateName(newName);
-    checkMailboxName(to, this.#limits);
-    // RFC 9051 §6.3.6: renaming INBOX moves its messages (in steps: src/store/sqlite/bulk.ts).
-    if (from === 'INBOX' && !to.startsWith(from + MAILBOX_SEPARATOR) && to !== from) {
-      checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
-      return this.#bulk.renameInbox(accountId, to, opts);
-    }
-    this.#write((tx) => {
-      const src = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
-      if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
-      if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
-      if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
-      const rows = this.#db
-        .prepare("SELECT id, name FROM mailboxes WHERE account_id = ? AND (name = ? OR substr(name, 1, ?) = ?)")
-        .all(accountId, from, from.length + 1, from + MAILBOX_SEPARATOR) as Row[];
-      const upd = this.#q('UPDATE mailboxes SET name = ? WHERE id = ?');
-      for (const r of rows) {
-        const nn = to + (r.name as string).slice(from.length);
-        checkMailboxName(nn, this.#limits); // the inferiors move deeper too
-        if (r.id !== src.id && this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, nn))
-          throw new StoreError('exists', `mailbox ${nn} already exists`);
-        upd.run(nn, r.id);
-        tx.changes.push({ kind: 'mailbox-renamed', accountId, mailboxId: r.id, oldName: r.name, newName: nn });
-      }
-      stamp(tx, opts.origin);
-    });
+  setSubscribed(accountId: number, name: string, subscribed: boolean, opts: WriteOptions = {}): Promise<void> {
+    return this.#mailboxes.setSubscribed(accountId, name, subscribed, opts);
   }
 
-  async deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
-    const n = normalizeName(name);
-    if (n === 'INBOX') throw new StoreError('inbox', 'INBOX cannot be deleted');
-    // Gone at the first commit; its messages are removed in steps (src/store/sqlite/bulk.ts).
-    await this.#bulk.deleteMailbox(accountId, n, opts);
+  claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
+    return this.#mailboxes.claimRecent(mailboxId, uidBelow, claim);
   }
 
-  async setSubscribed(accountId: number, name: string, subscribed: boolean, opts: WriteOptions = {}): Promise<void> {
-    const n = validateName(name);
-    this.#write((tx) => {
-      // Published only when the list changed (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5).
-      const changed = () => {
-        tx.changes.push({ kind: 'subscription-changed', accountId, name: n, subscribed });
-        stamp(tx, opts.origin);
-      };
-      if (!subscribed) {
-        if (this.#q('DELETE FROM subscriptions WHERE account_id = ? AND name = ?').run(accountId, n).changes) changed();
-        return;
-      }
-      if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
-      const count = this.#q('SELECT count(*) FROM subscriptions WHERE account_id = ?').pluck().get(accountId) as number;
-      if (count >= MAX_SUBSCRIPTIONS && !this.#q('SELECT 1 FROM subscriptions WHERE account_id = ? AND name = ?').get(accountId, n))
-        throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
-      if (this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, n).changes) changed();
-    });
+  listSubscriptions(accountId: number): Promise<string[]> {
+    return this.#mailboxes.listSubscriptions(accountId);
   }
 
-  async claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
-    const read = () => {
-      const b = this.#q('SELECT recent_uid FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined;
-      if (b === undefined) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-      return b;
-    };
-    if (!claim) return read();
-    // One write transaction (SQLite serialises them): read and move the boundary together.
-    return this.#writeBatched(() => {
-      const b = read();
-      if (uidBelow > b) this.#q('UPDATE mailboxes SET recent_uid = ? WHERE id = ?').run(uidBelow, mailboxId);
-      return b;
-    });
+  mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
+    return this.#mailboxes.mailboxStatus(mailboxId);
   }
 
-  async listSubscriptions(accountId: number): Promise<string[]> {
-    return this.#q('SELECT name FROM subscriptions WHERE account_id = ?').pluck().all(accountId) as string[];
+  // ---------------------------------------------------------------- messages and blobs (messages.ts)
+  listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
+    return this.#messages.listMessages(mailboxId, opts);
   }
 
-  async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    const mb = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
-    if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
-    const v = this.#mailbox(mb);
-    // Rows a COPY is staging (uid >= the UIDNEXT shown) are not part of the mailbox yet.
-    const r = this.#q(
-      `SELECT count(*) AS messages,
-              coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Seen} = 0 THEN 1 ELSE 0 END), 0) AS unseen,
-              coalesce(sum(CASE WHEN system_flags & ${SystemFlag.Deleted} != 0 THEN 1 ELSE 0 END), 0) AS deleted,
-              coalesce(sum(size), 0) AS size,
-              coalesce(sum(CASE WHEN uid >= ? THEN 1 ELSE 0 END), 0) AS recent
-       FROM messages WHERE mailbox_id = ? AND uid < ?`,
-    ).get(mb.recent_uid, mailboxId, this.#below(mailboxId)) as Row;
-    return {
-      messages: r.messages,
-      unseen: r.unseen,
-      deleted: r.deleted,
-      size: r.size,
-      uidNext: v.uidNext,
-      uidValidity: v.uidValidity,
-      highestModseq: v.highestModseq,
-      recent: r.recent,
-    };
+  getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
+    return this.#messages.getMessages(mailboxId, uids);
   }
 
-  // ---------------------------------------------------------------- messages
-  async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    // Cached per mailbox, loaded in pages with event-loop turns between (src/store/sqlite/summaries.ts).
-    const all = await this.#summaries.list(mailboxId);
-    const since = opts.changedSince;
-    if (since === undefined) return all.slice();
-    const out: MessageSummary[] = [];
-    for (const m of all) if (m.modseq > since) out.push(m);
-    return out;
+  expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
+    return this.#messages.expungedSince(mailboxId, sinceModseq);
   }
 
-  async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
-    if (uids.length === 0) return [];
-    const out: MessageRecord[] = [];
-    const stmt = this.#q(
-      `SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id
-       FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`,
-    );
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    for (let i = 0; i < sorted.length; i += 500) {
-      for (const r of stmt.all(mailboxId, JSON.stringify(sorted.slice(i, i + 500))) as Row[]) {
-        out.push({ ...toSummary(r), meta: this.#meta(r.blob_id) });
-      }
-    }
-    return out;
+  stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
+    return this.#messages.stageBlob(input, opts);
   }
 
-  async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
-    if (uids.length === 0) return [];
-    // One json_extract with several paths parses each cached meta once, in C, and returns a small
-    // JSON array; the MIME tree is never parsed here.
-    const withFields = opts.fields ?? true;
-    // sentDay: metas cached before it existed have none; their day comes from the stored Date: (envelope.date).
-    const dates = "'$.sentDate', '$.sentDay', '$.envelope.date'";
-    const paths = withFields ? `${dates}, '$.search'` : `${dates}, '$.search.subject', '$.search.from', '$.search.to', '$.search.cc', '$.search.bcc'`;
-    const stmt = this.#q(
-      `SELECT m.uid, json_extract(b.meta, ${paths})
-       FROM messages m JOIN blobs b ON b.id = m.blob_id
-       WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
-    );
-    const out: SearchData[] = [];
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    for (let i = 0; i < sorted.length; i += 1000) {
-      for (const r of stmt.raw().all(mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as unknown[][]) {
-        const v = JSON.parse(r[1] as string) as unknown[];
-        const search: SearchData['search'] = withFields
-          ? (v[3] as SearchData['search'])
-          : { subject: (v[3] as string) ?? '', from: (v[4] as string) ?? '', to: (v[5] as string) ?? '', cc: (v[6] as string) ?? '', bcc: (v[7] as string) ?? '', fields: [] };
-        const sentDate = (v[0] as number | null) ?? null;
-        out.push({ uid: r[0] as number, sentDate, sentDay: storedSentDay(v[1], v[2], sentDate), search });
-      }
-    }
-    return out;
-  }
-
-  async getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
-    return this.#sort.read(mailboxId, uids, this.#below(mailboxId), opts.thread ?? false);
-  }
-
-  async getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
-    return this.#threads.idsOf(mailboxId, uids);
-  }
-
-  async threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
-    const below = this.#below(mailboxId);
-    return (await this.#threads.members(mailboxId, threadId)).filter((u) => u < below);
-  }
-
-  async matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
-    // message_search (migration 4) holds the fields case-folded: instr() on the folded needle is
-    // the case-insensitive substring match of RFC 9051 §6.4.4, evaluated inside SQLite.
-    const column = { subject: 'subject', from: 'from_addr', to: 'to_addr', cc: 'cc_addr', bcc: 'bcc_addr' }[field];
-    if (!column) throw new StoreError('invalid', `no search column for ${field}`);
-    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND uid < ? AND instr(${column}, ?) > 0 ORDER BY uid`)
-      .pluck()
-      .all(mailboxId, this.#below(mailboxId), foldForSearch(value)) as number[];
-  }
-
-  /**
-   * [uid, size, blob id, text plan JSON] of the given UIDs (ascending, distinct). From
-   * message_search, stored in mailbox order next to messages: no per-message parse read. Dense
-   * UIDs (a SEARCH over most of a mailbox): one range scan filtered here; sparse ones: a lookup each.
-   */
-  #textPlanRows(mailboxId: number, sorted: readonly number[]): Array<[number, number, string, string]> {
-    if (sorted.length === 0) return [];
-    const sql = `SELECT m.uid, m.size, m.blob_id, s.text_plan
-       FROM messages m JOIN message_search s ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid
-       WHERE m.mailbox_id = ?`;
-    const lo = sorted[0]!;
-    const hi = sorted[sorted.length - 1]!;
-    if (hi - lo < 4 * sorted.length) {
-      const rows = this.#q(`${sql} AND m.uid BETWEEN ? AND ? ORDER BY m.uid`).raw().all(mailboxId, lo, hi) as Array<[number, number, string, string]>;
-      const out: Array<[number, number, string, string]> = [];
-      let k = 0;
-      for (const r of rows) {
-        while (k < sorted.length && sorted[k]! < r[0]) k++;
-        if (sorted[k] === r[0]) out.push(r);
-      }
-      return out;
-    }
-    return this.#q(`${sql} AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`).raw().all(mailboxId, JSON.stringify(sorted)) as Array<[number, number, string, string]>;
-  }
-
-  async getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    const out: MessageTextPlan[] = [];
-    for (let i = 0; i < sorted.length; i += 1000) {
-      for (const r of this.#textPlanRows(mailboxId, sorted.slice(i, i + 1000))) out.push({ uid: r[0], size: r[1], blobId: r[2], plan: JSON.parse(r[3]) as TextLeaf[] });
-    }
-    return out;
-  }
-
-  async matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
-    if (needles.length === 0) return [];
-    const sorted = [...new Set(uids)].sort((a, b) => a - b);
-    // The plans are read in slices with an event-loop turn between (other sessions go on), and go
-    // to the workers as stored (JSON): the workers parse them.
-    const self = this;
-    async function* slices(): AsyncGenerator<BodyScanItem[]> {
-      for (let i = 0; i < sorted.length; i += 1000) {
-        if (i > 0) await new Promise((r) => setImmediate(r));
-        yield self.#textPlanRows(mailboxId, sorted.slice(i, i + 1000)).map((r) => ({ uid: r[0], size: r[1], blobId: r[2], plan: r[3] }));
-      }
-    }
-    return this.#bodyScan.scan(slices(), needles, sorted.length);
-  }
-
-  /** Parsed MessageMeta by blob id, bounded by entries and bytes (meta-cache.ts). */
-  readonly #metaCache = new MetaCache();
-
-  #meta(blobId: string): MessageMeta {
-    return this.#metaCache.get(blobId, () => {
-      const text = this.#q('SELECT meta FROM blobs WHERE id = ?').pluck().get(blobId) as string | undefined;
-      if (text === undefined) throw new StoreError('not-found', `blob ${blobId} has no metadata`);
-      return text;
-    });
-  }
-
-  async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
-    return this.#q('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
-  }
-
-  async stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
-    return this.#blobs.stage(input, opts.maxBytes);
-  }
-
-  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#blobs.read(blobId, start, end);
+  readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
+    return this.#messages.readBlob(blobId, start, end);
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
-    return this.#blobs.stream(blobId, start, end);
+    return this.#messages.streamBlob(blobId, start, end);
   }
 
-
-  async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
-    // SORT/THREAD keys (src/protocol/imap/sort-keys.ts), computed before the transaction.
-    const prepared = prepareMeta(meta);
-    const keys = sortKeysOf(meta);
-    return this.#writeBatched((tx) => {
-      const results: DeliveryResult[] = [];
-      let refs = 0;
-      for (const t of targets) {
-        const mb = this.#q('SELECT account_id FROM mailboxes WHERE id = ?').get(t.mailboxId) as Row | undefined;
-        if (!mb) {
-          results.push({ ok: false, reason: 'no-mailbox', accountId: 0, mailboxId: t.mailboxId });
-          continue;
-        }
-        if (!this.#w.fits(mb.account_id, blob.size)) {
-          results.push({ ok: false, reason: 'quota', accountId: mb.account_id, mailboxId: t.mailboxId });
-          continue;
-        }
-        if (refs === 0) this.#w.refBlob(blob, prepared, keys, 0);
-        refs++;
-        const r = this.#w.insertMessage(tx, mb.account_id, t.mailboxId, blob, prepared, {
-          systemFlags: t.systemFlags ?? 0,
-          keywords: t.keywords ?? [],
-          internalDate: t.internalDate ?? now(),
-        });
-        this.#threads.assign(mb.account_id, blob.id, keys);
-        results.push({ ok: true, accountId: mb.account_id, mailboxId: t.mailboxId, uid: r.uid, modseq: r.modseq });
-      }
-      if (refs > 0) this.#q('UPDATE blobs SET refcount = refcount + ? WHERE id = ?').run(refs, blob.id);
-      stamp(tx, opts.origin);
-      return results;
-    });
+  deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    return this.#messages.deliver(blob, meta, targets, opts);
   }
 
-  async append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
-    const prepared = prepareMeta(meta);
-    const keys = sortKeysOf(meta);
-    return this.#writeBatched((tx) => {
-      const mb = this.#q('SELECT account_id, uid_validity FROM mailboxes WHERE id = ?').get(target.mailboxId) as Row | undefined;
-      if (!mb) throw new StoreError('not-found', `no mailbox ${target.mailboxId}`);
-      if (!this.#w.fits(mb.account_id, blob.size)) throw new StoreError('quota', 'mailbox is full: quota exceeded');
-      this.#w.refBlob(blob, prepared, keys, 1);
-      const r = this.#w.insertMessage(tx, mb.account_id, target.mailboxId, blob, prepared, {
-        systemFlags: target.systemFlags ?? 0,
-        keywords: target.keywords ?? [],
-        internalDate: target.internalDate ?? now(),
-      });
-      this.#threads.assign(mb.account_id, blob.id, keys);
-      stamp(tx, opts.origin);
-      return { ...r, uidValidity: mb.uid_validity };
-    });
+  append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
+    return this.#messages.append(blob, meta, target, opts);
   }
 
-  async appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
-    const prepared = items.map((it) => prepareMeta(it.meta));
-    const keys = items.map((it) => sortKeysOf(it.meta));
-    const assign = (accountId: number, blobId: string, k: SortKeys) => this.#threads.assign(accountId, blobId, k);
-    return this.#writeBatched((tx) => {
-      const r = appendRows((sql) => this.#q(sql), this.#w, tx, mailboxId, items, prepared, keys, assign, opts.replace);
-      stamp(tx, opts.origin);
-      return r;
-    });
+  appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
+    return this.#messages.appendMessages(mailboxId, items, opts);
   }
 
-  async storeFlags(
+  storeFlags(
     mailboxId: number,
     uids: number[],
     op: FlagOp,
     flags: { systemFlags: number; keywords: string[] },
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
-    return this.#bulk.storeFlags(mailboxId, uids, op, flags, opts);
+    return this.#messages.storeFlags(mailboxId, uids, op, flags, opts);
   }
 
-  // ---------------------------------------------------------------- POP3
-  async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    return this.#bulk.popUpdate(inboxId, u, opts);
+  expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
+    return this.#messages.expunge(mailboxId, opts);
   }
 
-  async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
-    return (
-      this.#q('SELECT * FROM pop_retained WHERE inbox_id = ? AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
-    ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
+  copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#messages.copyMessages(srcMailboxId, uids, dstMailboxId, opts);
   }
 
-  async expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
-    return this.#bulk.expunge(mailboxId, opts);
+  moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
+    return this.#messages.moveMessages(srcMailboxId, uids, dstMailboxId, opts);
   }
 
-  async copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#bulk.copy(srcMailboxId, uids, dstMailboxId, opts);
+  // ---------------------------------------------------------------- SEARCH, SORT, THREAD (search.ts)
+  getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
+    return this.#search.getSearchData(mailboxId, uids, opts);
   }
 
-  async moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#bulk.move(srcMailboxId, uids, dstMailboxId, opts);
+  getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
+    return this.#search.getSortData(mailboxId, uids, opts);
+  }
+
+  getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
+    return this.#search.getThreadIds(mailboxId, uids);
+  }
+
+  threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
+    return this.#search.threadMembers(mailboxId, threadId);
+  }
+
+  matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
+    return this.#search.matchHeader(mailboxId, field, value);
+  }
+
+  getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
+    return this.#search.getTextPlans(mailboxId, uids);
+  }
+
+  matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
+    return this.#search.matchBody(mailboxId, uids, needles);
+  }
+  // ---------------------------------------------------------------- POP3 (pop.ts)
+  popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
+    return this.#pop.popUpdate(inboxId, u, opts);
+  }
+
+  popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
+    return this.#pop.popRetained(inboxId, since);
   }
 }
-
-interface BatchItem {
-  fn: (tx: Tx) => unknown;
-  /** The bulk operation the write belongs to (0: none). */
-  op: number;
-  resolve: (v: any) => void;
-  reject: (e: unknown) => void;
-}
-
-/** INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */
-export function normalizeName(name: string): string {
-  if (name.toUpperCase() === 'INBOX') return 'INBOX';
-  if (name.toUpperCase().startsWith('INBOX' + MAILBOX_SEPARATOR)) return 'INBOX' + name.slice(5);
-  return name;
-}
-
-function validateName(name: string): string {
-  const n = normalizeName(name);
-  if (n === '' || n.length > 1000) throw new StoreError('invalid', 'mailbox name must be 1–1000 characters');
-  if (n.startsWith(MAILBOX_SEPARATOR) || n.endsWith(MAILBOX_SEPARATOR) || n.includes(MAILBOX_SEPARATOR + MAILBOX_SEPARATOR))
-    throw new StoreError('invalid', 'mailbox name has an empty hierarchy level');
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(n)) throw new StoreError('invalid', 'mailbox name contains control characters');
-  return n;
-}
-
