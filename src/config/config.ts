@@ -20,6 +20,11 @@ export interface Limits {
   imapIdleTimeout: number;
   /** Interval of `* OK Still here` during IDLE, ms. */
   imapIdleKeepalive: number;
+  /**
+   * IMAP NOTIFY (RFC 5465 §5.8): notifications (mailboxes owing a STATUS, LIST responses) one session
+   * may have waiting while its client does not read or a command runs; past it `* OK [NOTIFICATIONOVERFLOW]`.
+   */
+  imapNotifyQueue: number;
   /** POP3 autologout, ms (RFC 1939 §3: at least 10 minutes). */
   pop3Timeout: number;
   /** Max Received: headers before a message is refused as looping. */
@@ -172,6 +177,7 @@ export const DEFAULT_LIMITS: Limits = {
   appendLimit: 50 * 1024 * 1024,
   imapIdleTimeout: 30 * 60 * 1000,
   imapIdleKeepalive: 2 * 60 * 1000,
+  imapNotifyQueue: 1000,
   pop3Timeout: 10 * 60 * 1000,
   maxHops: 30,
   shutdownGrace: 5000,

@@ -10,8 +10,8 @@ export interface CapabilityContext {
   compressed: boolean;
 }
 
-/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586), CATENATE (RFC 4469). */
-const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE', 'UIDONLY', 'CATENATE'];
+/** WITHIN (RFC 5032), SAVEDATE (RFC 8514), MULTIAPPEND (RFC 3502), REPLACE (RFC 8508), UIDONLY (RFC 9586), CATENATE (RFC 4469), NOTIFY (RFC 5465). */
+const EXTENSIONS: readonly string[] = ['WITHIN', 'SAVEDATE', 'MULTIAPPEND', 'REPLACE', 'UIDONLY', 'CATENATE', 'NOTIFY'];
 
 export function capabilities(c: CapabilityContext): string[] {
   const caps = ['IMAP4rev2', 'IMAP4rev1'];
@@ -51,6 +51,9 @@ export function capabilities(c: CapabilityContext): string[] {
     // RFC 5267 §3 (ESORT), RFC 9394 (PARTIAL in SEARCH/SORT return options and UID FETCH).
     'ESORT',
     'PARTIAL',
+    // RFC 5267 §4 (UPDATE contexts, CANCELUPDATE, NOUPDATE: src/imap/context.ts).
+    'CONTEXT=SEARCH',
+    'CONTEXT=SORT',
     // RFC 8474 (MAILBOXID in CREATE/SELECT/STATUS, EMAILID/THREADID in FETCH and SEARCH).
     'OBJECTID',
     'QUOTA',

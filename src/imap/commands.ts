@@ -35,6 +35,8 @@ import { replace } from './handlers/replace.ts';
 import { compress } from './handlers/compress.ts';
 import { id } from './handlers/id.ts';
 import { getquota, getquotaroot } from './handlers/quota.ts';
+import { notify } from './handlers/notify.ts';
+import { cancelupdate } from './handlers/cancelupdate.ts';
 
 /** A tagged OK text (optionally with a response code), or null when the handler answers itself. */
 export type HandlerResult = string | { code: string | null; text: string } | null;
@@ -71,6 +73,7 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   IDLE: { states: AUTH, handler: idle },
   GETQUOTA: { states: AUTH, handler: getquota },
   GETQUOTAROOT: { states: AUTH, handler: getquotaroot },
+  NOTIFY: { states: AUTH, handler: notify }, // RFC 5465 §8: command-auth
   CHECK: { states: SELECTED, handler: check },
   CLOSE: { states: SELECTED, handler: close },
   UNSELECT: { states: SELECTED, handler: unselect },
@@ -83,4 +86,5 @@ export const COMMANDS: { [N in CommandName]: { states: SessionState[]; handler: 
   COPY: { states: SELECTED, handler: copy },
   MOVE: { states: SELECTED, handler: move },
   REPLACE: { states: SELECTED, handler: replace },
+  CANCELUPDATE: { states: SELECTED, handler: cancelupdate },
 };

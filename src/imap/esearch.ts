@@ -43,10 +43,10 @@ export interface EsearchAnswer {
   saved: number[] | null;
 }
 
-export function esearch(tag: string, uid: boolean, returns: readonly SearchReturn[], partial: PartialRange | null, r: ResultSet, usedModseq: boolean): EsearchAnswer {
+export function esearch(tag: string, uid: boolean, returns: readonly SearchReturn[], partial: PartialRange | null, r: ResultSet, usedModseq: boolean, update = false): EsearchAnswer {
   let opts = returns;
-  // RFC 4731 §3.1: RETURN () means ALL.
-  if (opts.length === 0 && !partial) opts = ['ALL'];
+  // RFC 4731 §3.1: RETURN () means ALL — not RETURN (UPDATE) (RFC 5267 §4.3; as Dovecot 2.3).
+  if (opts.length === 0 && !partial && !update) opts = ['ALL'];
   const n = r.values.length;
   const has = (o: SearchReturn) => opts.includes(o);
   const slice = partial ? partialSlice(partial, n) : null;

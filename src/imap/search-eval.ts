@@ -12,7 +12,7 @@ import { LoopBudget } from '../obs/loop-lag.ts';
 
 const STORE_FIELDS = new Set<string>(['subject', 'from', 'to', 'cc', 'bcc']);
 
-interface Need {
+export interface Need {
   /** SUBJECT/FROM/TO/CC/BCC keys with a value: answered by store.matchHeader for the whole mailbox. */
   headerKeys: Array<Extract<SearchKey, { k: 'header' }>>;
   meta: boolean;
@@ -25,7 +25,7 @@ interface Need {
   threadKeys: Array<Extract<SearchKey, { k: 'objectid' }>>;
 }
 
-function needs(k: SearchKey, n: Need): void {
+export function needs(k: SearchKey, n: Need): void {
   switch (k.k) {
     case 'and':
       k.keys.forEach((x) => needs(x, n));
@@ -65,7 +65,7 @@ function needs(k: SearchKey, n: Need): void {
   }
 }
 
-interface Ctx {
+export interface Ctx {
   seq: number;
   msg: MessageSummary;
   /** The session's \Recent UIDs (RFC 3501 §2.3.2; empty in IMAP4rev2). */
@@ -93,7 +93,7 @@ function includesCi(hay: string, needle: string): boolean {
   return hay.toLowerCase().includes(needle.toLowerCase());
 }
 
-function match(k: SearchKey, c: Ctx): boolean {
+export function match(k: SearchKey, c: Ctx): boolean {
   switch (k.k) {
     case 'all':
       return true;

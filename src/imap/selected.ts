@@ -20,6 +20,22 @@ export interface PendingFlags {
   keywords: string[];
 }
 
+/**
+ * The update contexts of CONTEXT=SEARCH / CONTEXT=SORT (RFC 5267 §4.3; src/imap/context.ts): told
+ * of every change, and asked for their ESEARCH ADDTO / REMOVEFROM lines at each flush.
+ */
+export interface ResultUpdates {
+  /** Decisions to report or to make. */
+  readonly pending: boolean;
+  note(changes: readonly Change[]): void;
+  /** Waits (briefly) for the decisions of the changes noted so far. */
+  settle(): Promise<void>;
+  /** REMOVEFROM for pending expunges: before their EXPUNGE (RFC 5267 §4.3.4). */
+  beforeExpunge(): Generator<string>;
+  /** The rest, after EXISTS (RFC 5267 §4.3.3). */
+  afterChanges(): Generator<string>;
+}
+
 export class SelectedMailbox {
   /** Sequence number n (1-based) → uids[n-1], ascending. */
   uids: number[];
@@ -44,6 +60,8 @@ export class SelectedMailbox {
   /** UIDs below this were checked for \Recent; pending ones above wait (no EXISTS before). */
   #recentBelow = 0;
   #claiming: Promise<void> | null = null;
+  /** RFC 5267 update contexts, once a SEARCH/SORT RETURN (UPDATE) made one. */
+  updates: ResultUpdates | null = null;
 
   readonly mailboxId: number;
   name: string;
@@ -182,6 +200,7 @@ export class SelectedMailbox {
           break;
       }
     }
+    this.updates?.note(changes);
   }
 
   added(uids: readonly number[]): void {
@@ -204,7 +223,7 @@ export class SelectedMailbox {
   }
 
   get hasPending(): boolean {
-    return this.#newKeywords || this.pendingAdded.size > 0 || this.pendingExpunged.size > 0 || this.pendingFlags.size > 0;
+    return this.#newKeywords || this.pendingAdded.size > 0 || this.pendingExpunged.size > 0 || this.pendingFlags.size > 0 || (this.updates?.pending ?? false);
   }
 
   /**
@@ -228,6 +247,7 @@ export class SelectedMailbox {
     // RFC 3501 §7.2.6: a new keyword is announced before any FETCH that shows it.
     const flags = this.flagsResponses();
     if (flags) yield flags;
+    if (this.updates) yield* this.updates.beforeExpunge();
     if (opts.allowExpunge && this.pendingExpunged.size > 0) yield* this.#expungeParts(opts.qresync);
     if (this.pendingFlags.size > 0) {
       const entries = [...this.pendingFlags].sort((a, b) => a[0] - b[0]);
@@ -259,6 +279,7 @@ export class SelectedMailbox {
         if (this.recentSource) yield `* ${this.recent.size} RECENT\r\n`;
       }
     }
+    if (this.updates) yield* this.updates.afterChanges();
   }
 
   *#expungeParts(qresync: boolean): Generator<string> {
@@ -300,6 +321,7 @@ export class SelectedMailbox {
   async flushTo(s: { writeAwait(data: string): Promise<void>; readonly closed: boolean }, opts: FlushOptions): Promise<void> {
     if (!this.hasPending) return;
     await this.settleRecent();
+    await this.updates?.settle();
     const budget = new LoopBudget();
     for (const part of this.flushParts(opts)) {
       if (s.closed) return;

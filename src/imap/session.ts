@@ -22,6 +22,7 @@ import { COMMANDS, type HandlerResult } from './commands.ts';
 import { activity, LoopBudget } from '../obs/loop-lag.ts';
 import { Literals, type AppendStage } from './literals.ts';
 import { Idle } from './handlers/idle.ts';
+import { Notify } from './notify.ts';
 import { Compression } from './compress.ts';
 import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
 
@@ -54,6 +55,8 @@ export class ImapSession {
   savedSearch: number[] = [];
   /** IDLE (handlers/idle.ts): active from the handler's "+ idling" to the client's DONE. */
   readonly idle: Idle = new Idle(this);
+  /** NOTIFY (RFC 5465, src/imap/notify.ts): inactive until the client's first NOTIFY. */
+  readonly notify: Notify = new Notify(this);
   /** A handler waiting for a continuation line (AUTHENTICATE). */
   continuation: ((line: string) => Promise<void>) | null = null;
 
@@ -273,26 +276,42 @@ export class ImapSession {
       }
     }
     const sel = this.selected;
-    if (!sel) return;
-    sel.apply(changes, this.origin);
+    sel?.apply(changes, this.origin);
     // IMAP4rev1: new messages are checked for \Recent (a store claim) before their EXISTS.
-    if (sel.recentSource && sel.pendingAdded.size) {
+    if (sel?.recentSource && sel.pendingAdded.size) {
       void sel.settleRecent().then(() => {
-        if (this.selected === sel && this.idle.active) this.idle.push();
+        if (this.selected === sel) this.#pushChanges();
       });
     }
-    // During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
-    // what it was sent: then the changes wait (merged in `selected`) until the socket drains.
-    if (this.idle.active) this.idle.push();
+    // After a NOTIFY, it decides what is reported and when (RFC 5465 §3.1, §4).
+    if (this.notify.active) this.notify.changed(changes);
+    else if (sel) this.#pushChanges();
+  }
+
+  /**
+   * During IDLE, report at once (RFC 2177 / RFC 9051 §6.3.13) — unless the client has not read
+   * what it was sent: then the changes wait (merged in `selected`) until the socket drains. With
+   * NOTIFY, whenever the command loop is free.
+   */
+  #pushChanges(): void {
+    if (this.notify.active) this.notify.kick();
+    else if (this.idle.active) this.idle.push();
+  }
+
+  /** Runs the command loop for what NOTIFY owes between commands (src/imap/notify.ts). */
+  wake(): void {
+    if (!this.#pumping && !this.#closed) this.#work = this.#pump();
   }
 
   /** The same before a tagged reply: in parts, with backpressure (131,072 EXPUNGEs are 2 MB). */
   async flushChangesAsync(allowExpunge: boolean): Promise<void> {
+    if (this.notify.active) return this.notify.commandEnd(allowExpunge); // RFC 5465 §3.1
     await this.selected?.flushTo(this, this.flushOptions(allowExpunge));
   }
 
   /** Writes pending untagged EXISTS / EXPUNGE / VANISHED / FETCH for the selected mailbox. */
   flushChanges(allowExpunge: boolean): void {
+    if (this.notify.active) return this.notify.kick(); // the command loop reports them (RFC 5465 §4)
     const sel = this.selected;
     if (!sel || !sel.hasPending) return;
     const out = sel.flush(this.flushOptions(allowExpunge));
@@ -332,7 +351,18 @@ export class ImapSession {
           continue;
         }
         const ev = this.#receiver.next();
-        if (!ev) break;
+        if (!ev) {
+          if (this.#leaving) {
+            if (!this.#literals.appending) this.#bye();
+            break;
+          }
+          // RFC 5465 §3.1: NOTIFY events between commands, in the loop so no command's output is split.
+          if (this.notify.owed) {
+            await this.notify.between();
+            continue;
+          }
+          break;
+        }
         await this.#onEvent(ev);
         if (this.#leaving && !this.#literals.appending) this.#bye(); // shutdown: after the response, before the next command
         await budget.pause();

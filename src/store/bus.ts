@@ -28,6 +28,8 @@ export type Change =
   | { kind: 'mailbox-created'; accountId: number; mailboxId: number; name: string; origin?: string }
   | { kind: 'mailbox-renamed'; accountId: number; mailboxId: number; oldName: string; newName: string; origin?: string }
   | { kind: 'mailbox-deleted'; accountId: number; mailboxId: number; name: string; origin?: string }
+  /** A name added to or removed from the subscription list (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5). */
+  | { kind: 'subscription-changed'; accountId: number; name: string; subscribed: boolean; origin?: string }
   | { kind: 'account-removed'; accountId: number; origin?: string };
 
 export type ChangeListener = (changes: readonly Change[]) => void;

@@ -352,7 +352,7 @@ export interface Store {
    * §6.3.7): kept when the mailbox is deleted or renamed; no mailbox needed. At most
    * MAX_SUBSCRIPTIONS names ('limit').
    */
-  setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void>;
+  setSubscribed(accountId: number, name: string, subscribed: boolean, opts?: WriteOptions): Promise<void>;
   /** The subscribed names, in no particular order. */
   listSubscriptions(accountId: number): Promise<string[]>;
   /**

@@ -34,7 +34,8 @@ export class Idle {
     const every = s.deps.config.limits.imapIdleKeepalive;
     // 0 turns the keepalive off.
     const keepalive = setInterval(() => {
-      if (every > 0) s.write('* OK Still here\r\n');
+      // Not in the middle of a NOTIFY response being written (a FETCH literal in parts).
+      if (every > 0 && !s.notify.delivering) s.write('* OK Still here\r\n');
     }, every > 0 ? every : 2 ** 30);
     keepalive.unref();
     this.#tag = tag;

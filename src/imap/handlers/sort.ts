@@ -6,20 +6,34 @@ import { LoopBudget } from '../../obs/loop-lag.ts';
 import { sortComparator, sortSliced } from '../../protocol/imap/sort-order.ts';
 import { checkCharset, matchWithKeys } from '../sort.ts';
 import { esearch } from '../esearch.ts';
+import { beginContext } from '../context.ts';
+import { quotedOrNil } from '../../protocol/imap/response.ts';
 
 export const sort: Handler<'SORT'> = async (s, tag, cmd) => {
   checkCharset(cmd.charset);
   const budget = new LoopBudget(5);
-  const m = await matchWithKeys(s, cmd.key, false, budget);
+  // RFC 5267 §4.3 UPDATE (CONTEXT=SORT): noting changes from before the search reads the mailbox.
+  const ctx = cmd.update ? beginContext(s, tag, cmd.key, cmd.uid, cmd.criteria) : null;
+  let m: Awaited<ReturnType<typeof matchWithKeys>>;
+  let ordered: typeof m.items;
+  try {
+    m = await matchWithKeys(s, cmd.key, false, budget);
+    ordered = await sortSliced(m.items, sortComparator(cmd.criteria), () => budget.pause());
+  } catch (err) {
+    ctx?.abort();
+    throw err;
+  }
   if (m.usedModseq) s.enableCondstore();
-  const ordered = await sortSliced(m.items, sortComparator(cmd.criteria), () => budget.pause());
   const name = cmd.uid ? 'UID SORT' : 'SORT';
   if (cmd.returns !== null) {
     const uids = ordered.map((x) => x.uid);
     const values = cmd.uid ? uids : ordered.map((x) => x.seq);
-    const a = esearch(tag, cmd.uid, cmd.returns, cmd.partial, { values, uids, modseqs: uids.map((u) => m.modseqs.get(u) ?? 0), sorted: true }, m.usedModseq);
+    const a = esearch(tag, cmd.uid, cmd.returns, cmd.partial, { values, uids, modseqs: uids.map((u) => m.modseqs.get(u) ?? 0), sorted: true }, m.usedModseq, cmd.update);
     if (a.saved) s.savedSearch = a.saved.sort((x, y) => x - y);
     if (a.line) await s.writeAwait(a.line);
+    const refused = ctx?.install({ items: ordered });
+    // RFC 5267 §4.3.1: the other return options are still honoured.
+    if (refused) await s.writeAwait(`* NO [NOUPDATE ${quotedOrNil(tag)}] ${refused}\r\n`);
     return `${name} completed`;
   }
   let out = '* SORT';

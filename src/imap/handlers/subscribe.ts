@@ -9,6 +9,6 @@ export const subscribe: Handler<'SUBSCRIBE' | 'UNSUBSCRIBE'> = async (s, _tag, c
   const name = s.mailboxFromClient(cmd.mailbox);
   const on = cmd.name === 'SUBSCRIBE';
   if (on && !(await s.deps.store.getMailbox(s.account!.id, name))) throw new ImapNo('NONEXISTENT', `Mailbox ${name} does not exist`);
-  await s.deps.store.setSubscribed(s.account!.id, name, on);
+  await s.deps.store.setSubscribed(s.account!.id, name, on, { origin: s.origin });
   return `${cmd.name} completed`;
 };

@@ -48,7 +48,8 @@ export function parseSection(r: Reader): SectionSpec {
   return { part, text, fields };
 }
 
-function fetchAtt(r: Reader): FetchItem {
+/** One fetch-att (RFC 9051 §9); also NOTIFY's MessageNew list (RFC 5465 §8). */
+export function fetchAtt(r: Reader): FetchItem {
   const c = r.peek();
   if (c === '' ) r.fail('Expected a fetch item');
   // Read the item name up to [ or a delimiter.

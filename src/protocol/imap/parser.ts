@@ -8,6 +8,7 @@ import { parseFetch } from './fetch-args.ts';
 import { appendLiteralTarget, parseAppend, parseReplace } from './append-args.ts';
 import { ImapParseError, Reader, isTagChar } from './reader.ts';
 import { parseSearch, parseSort, parseThread } from './search-args.ts';
+import { parseNotify } from './notify-args.ts';
 import type { FlagSet, ImapCommand, QresyncParams, SeqSet, StatusItem, TaggedCommand } from './types.ts';
 import { STATUS_ITEMS } from './types.ts';
 
@@ -167,6 +168,15 @@ function parseArgs(r: Reader, name: string, uid: boolean): ImapCommand {
     }
     case 'ID':
       return parseId(r);
+    case 'NOTIFY': // RFC 5465 §8
+      return parseNotify(r);
+    case 'CANCELUPDATE': {
+      // RFC 5267 §5: "CANCELUPDATE" 1*(SP quoted)
+      const tags: string[] = [];
+      while (r.take(' ')) tags.push(r.quoted());
+      if (tags.length === 0) r.fail('CANCELUPDATE needs the tag of a searching command');
+      return { name: 'CANCELUPDATE', tags };
+    }
     case 'GETQUOTA': {
       r.sp();
       return { name: 'GETQUOTA', root: r.astring() };

@@ -8,13 +8,20 @@ import { SORT_KEY_NAMES } from './types.ts';
 
 /**
  * `"RETURN" SP "(" [search-return-opt *(SP search-return-opt)] ")"` (RFC 4731 §3.1, RFC 5267 §3),
- * after its SP, with PARTIAL (RFC 9394 §3.1): at most one of PARTIAL and ALL.
+ * after its SP, with PARTIAL (RFC 9394 §3.1): at most one of PARTIAL and ALL; UPDATE and the
+ * CONTEXT hint (RFC 5267 §4.2, §4.3) are not result options of their own (`update` says UPDATE).
  */
-function returnOptions(r: Reader, what: string): { returns: SearchReturn[]; partial: PartialRange | null } {
+function returnOptions(r: Reader, what: string): { returns: SearchReturn[]; partial: PartialRange | null; update?: true } {
   r.sp();
   let partial: PartialRange | null = null;
+  let update = false;
   const returns = r.list(() => {
     const o = r.atom('return option').toUpperCase();
+    if (o === 'UPDATE') {
+      update = true;
+      return null;
+    }
+    if (o === 'CONTEXT') return null;
     if (o === 'PARTIAL') {
       if (partial) r.fail('Only one PARTIAL return option');
       r.sp();
@@ -25,7 +32,7 @@ function returnOptions(r: Reader, what: string): { returns: SearchReturn[]; part
     return o as SearchReturn;
   }).filter((o): o is SearchReturn => o !== null);
   if (partial && returns.includes('ALL')) r.fail('PARTIAL and ALL cannot be combined (RFC 9394 §3.1)');
-  return { returns, partial };
+  return update ? { returns, partial, update: true } : { returns, partial };
 }
 
 /** RFC 9394 §4 `partial-range`: "a:b" or "-a:-b" (nz-numbers; either order). */
@@ -49,10 +56,13 @@ function searchKeys(r: Reader): SearchKey {
 export function parseSearch(r: Reader, uid: boolean): ImapCommand {
   let returns: SearchReturn[] | null = null;
   let partial: PartialRange | null = null;
+  let update = false;
   let charset: string | null = null;
   r.sp();
   if (r.takeWord('RETURN')) {
-    ({ returns, partial } = returnOptions(r, 'SEARCH'));
+    const o = returnOptions(r, 'SEARCH');
+    ({ returns, partial } = o);
+    update = o.update === true;
     r.sp();
   }
   if (r.takeWord('CHARSET')) {
@@ -60,7 +70,8 @@ export function parseSearch(r: Reader, uid: boolean): ImapCommand {
     charset = r.astring().toUpperCase();
     r.sp();
   }
-  return { name: 'SEARCH', uid, charset, returns, partial, key: searchKeys(r) };
+  const key = searchKeys(r);
+  return update ? { name: 'SEARCH', uid, charset, returns, partial, key, update: true } : { name: 'SEARCH', uid, charset, returns, partial, key };
 }
 
 /**
@@ -71,8 +82,11 @@ export function parseSort(r: Reader, uid: boolean): ImapCommand {
   r.sp();
   let returns: SearchReturn[] | null = null;
   let partial: PartialRange | null = null;
+  let update = false;
   if (r.takeWord('RETURN')) {
-    ({ returns, partial } = returnOptions(r, 'SORT'));
+    const o = returnOptions(r, 'SORT');
+    ({ returns, partial } = o);
+    update = o.update === true;
     r.sp();
   }
   const criteria = r.list(() => {
@@ -89,7 +103,8 @@ export function parseSort(r: Reader, uid: boolean): ImapCommand {
   r.sp();
   const charset = r.astring().toUpperCase();
   r.sp();
-  return { name: 'SORT', uid, returns, partial, criteria, charset, key: searchKeys(r) };
+  const key = searchKeys(r);
+  return update ? { name: 'SORT', uid, returns, partial, criteria, charset, key, update: true } : { name: 'SORT', uid, returns, partial, criteria, charset, key };
 }
 
 /** RFC 5256 §5: `THREAD SP thread-alg SP search-criteria`. */

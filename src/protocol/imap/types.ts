@@ -1,5 +1,7 @@
 // Typed IMAP commands (RFC 9051 §6, RFC 3501 §6 and the extensions Pillarbox implements).
 
+import type { NotifyCommand } from './notify-args.ts';
+
 /** A sequence set (RFC 9051 §9 `sequence-set`): ranges with `*` as -1; or `$` (RFC 5182 saved result). */
 export type SeqSet = { saved: true } | { saved: false; ranges: Array<[number, number]> };
 
@@ -154,10 +156,15 @@ export type ImapCommand =
   | { name: 'APPEND'; mailbox: string; messages: AppendMessage[] }
   /** RFC 8508: `target` is a sequence number (-1 for "*") or, with `uid`, a UID. */
   | { name: 'REPLACE'; uid: boolean; target: number; mailbox: string; message: AppendMessage }
-  /** `partial`: the PARTIAL return option (RFC 9394 §3.1), in `returns` as well. */
-  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; partial: PartialRange | null; key: SearchKey }
-  /** RFC 5256 SORT; `returns`: ESORT (RFC 5267 §3), null without RETURN; `partial` as SEARCH's. */
-  | { name: 'SORT'; uid: boolean; returns: SearchReturn[] | null; partial: PartialRange | null; criteria: SortCriterion[]; charset: string; key: SearchKey }
+  /**
+   * `partial`: the PARTIAL return option (RFC 9394 §3.1), in `returns` as well. `update`: the
+   * UPDATE return option (RFC 5267 §4.3), set only when given (CONTEXT, §4.2, is accepted and ignored).
+   */
+  | { name: 'SEARCH'; uid: boolean; charset: string | null; returns: SearchReturn[] | null; partial: PartialRange | null; key: SearchKey; update?: true }
+  /** RFC 5256 SORT; `returns`: ESORT (RFC 5267 §3), null without RETURN; `partial`, `update` as SEARCH's. */
+  | { name: 'SORT'; uid: boolean; returns: SearchReturn[] | null; partial: PartialRange | null; criteria: SortCriterion[]; charset: string; key: SearchKey; update?: true }
+  /** RFC 5267 §4.3.5: the tags of the searching commands whose updates stop. */
+  | { name: 'CANCELUPDATE'; tags: string[] }
   | { name: 'THREAD'; uid: boolean; algorithm: ThreadAlgorithm; charset: string; key: SearchKey }
   /** `partial`: the UID FETCH PARTIAL modifier (RFC 9394 §3.3). */
   | { name: 'FETCH'; uid: boolean; set: SeqSet; items: FetchItem[]; changedSince: number | null; vanished: boolean; macro: boolean; partial: PartialRange | null }
@@ -174,7 +181,9 @@ export type ImapCommand =
   | { name: 'EXPUNGE'; uid: boolean; set: SeqSet | null }
   | { name: 'ID'; params: Array<[string, string | null]> | null }
   | { name: 'GETQUOTA'; root: string }
-  | { name: 'GETQUOTAROOT'; mailbox: string };
+  | { name: 'GETQUOTAROOT'; mailbox: string }
+  /** RFC 5465 NOTIFY (src/protocol/imap/notify-args.ts). */
+  | NotifyCommand;
 
 export type CommandName = ImapCommand['name'];
 

@@ -687,11 +687,14 @@ class PostgresStore implements Store {
     });
   }
 
-  async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+  async setSubscribed(accountId: number, name: string, subscribed: boolean, opts: WriteOptions = {}): Promise<void> {
     const n = validateName(name);
-    await this.#tx(undefined, async ({ c }) => {
+    await this.#tx(opts.origin, async (tx) => {
+      const { c } = tx;
+      // Published only when the list changed (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5).
+      const changed = () => tx.changes.push({ kind: 'subscription-changed', accountId, name: n, subscribed });
       if (!subscribed) {
-        await c.query('DELETE FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n]);
+        if ((await c.query('DELETE FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount) changed();
         return;
       }
       // The account row lock orders concurrent SUBSCRIBEs of one account, so the cap holds.
@@ -701,7 +704,8 @@ class PostgresStore implements Store {
          WHERE (SELECT count(*) FROM subscriptions WHERE account_id = $1) < $3 ON CONFLICT DO NOTHING`,
         [accountId, n, MAX_SUBSCRIPTIONS],
       );
-      if (r.rowCount === 0 && (await c.query('SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount === 0)
+      if (r.rowCount) changed();
+      else if ((await c.query('SELECT 1 FROM subscriptions WHERE account_id = $1 AND name = $2', [accountId, n])).rowCount === 0)
         throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
     });
   }

@@ -582,18 +582,23 @@ class SqliteStore implements Store {
     await this.#bulk.deleteMailbox(accountId, n, opts);
   }
 
-  async setSubscribed(accountId: number, name: string, subscribed: boolean): Promise<void> {
+  async setSubscribed(accountId: number, name: string, subscribed: boolean, opts: WriteOptions = {}): Promise<void> {
     const n = validateName(name);
-    this.#write(() => {
+    this.#write((tx) => {
+      // Published only when the list changed (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5).
+      const changed = () => {
+        tx.changes.push({ kind: 'subscription-changed', accountId, name: n, subscribed });
+        stamp(tx, opts.origin);
+      };
       if (!subscribed) {
-        this.#q('DELETE FROM subscriptions WHERE account_id = ? AND name = ?').run(accountId, n);
+        if (this.#q('DELETE FROM subscriptions WHERE account_id = ? AND name = ?').run(accountId, n).changes) changed();
         return;
       }
       if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
       const count = this.#q('SELECT count(*) FROM subscriptions WHERE account_id = ?').pluck().get(accountId) as number;
       if (count >= MAX_SUBSCRIPTIONS && !this.#q('SELECT 1 FROM subscriptions WHERE account_id = ? AND name = ?').get(accountId, n))
         throw new StoreError('limit', `at most ${MAX_SUBSCRIPTIONS} subscriptions`);
-      this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, n);
+      if (this.#q('INSERT OR IGNORE INTO subscriptions (account_id, name) VALUES (?, ?)').run(accountId, n).changes) changed();
     });
   }
 
