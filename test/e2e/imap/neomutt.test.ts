@@ -205,7 +205,9 @@ test('neomutt shows our threads nested under their parents and marks the message
   await keys('q');
   const end = Date.now() + 60_000;
   let pane = '';
-  while (!(pane = (await tmux('display-message', '-p', '-t', 'nm', '#{pane_dead} #{pane_dead_status} #{pane_dead_signal}')).out).startsWith('1 ')) {
+  // tmux marks the pane dead at the terminal's EOF and fills in the exit status once it reaps the
+  // process: wait for both.
+  while (!/^1 (\d+ | \d+)/.test((pane = (await tmux('display-message', '-p', '-t', 'nm', '#{pane_dead} #{pane_dead_status} #{pane_dead_signal}')).out))) {
     assert.ok(Date.now() < end, `neomutt did not quit (pane: ${pane}):\n${await screen()}`);
     await sleep(200);
   }
