@@ -18,6 +18,7 @@ const PACKAGES: Record<string, string> = {
   mbsync: 'isync',
   offlineimap: 'offlineimap3',
   neomutt: 'neomutt',
+  tmux: 'tmux',
   curl: 'curl',
   python3: 'python3',
   openssl: 'openssl',
