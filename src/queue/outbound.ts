@@ -19,7 +19,8 @@ import type { OutboundPort } from '../smtp/outbound-port.ts';
 import { expiresAt, type RetryPolicy } from './policy.ts';
 
 export interface SendRequest {
-  blob: BlobRef;
+  /** data: the body in memory (memoryBlob, not staged): enqueued with the rows (QueueMessageInput.data). */
+  blob: BlobRef & { data?: Buffer };
   mailFrom: string;
   recipients: QueueRecipientInput[];
   accountId: number | null;
@@ -97,10 +98,12 @@ export class Outbound implements OutboundPort {
   async send(o: SendRequest): Promise<{ queueId: string }> {
     const { store } = this.#o;
     // The received blob is queued as it is: the signature goes in the queue row (prefix, sent in
-    // front, RFC 6376 §5.6) and the Return-Path is skipped (start). One body file per message, and
-    // the signature commits with the queue entry, so it can never go out unsigned.
+    // front, RFC 6376 §5.6) and the Return-Path is skipped (start). One body per message (a small one
+    // held in memory goes into the queue's own commit: blob.data), and the signature commits with
+    // the queue entry, so it can never go out unsigned.
     const sign = this.#o.sign;
-    const head = await store.readBlob(o.blob.id, 0, sign ? o.blob.size : Math.min(o.blob.size, RETURN_PATH_READ));
+    const data = o.blob.data ?? null;
+    const head = data ?? (await store.readBlob(o.blob.id, 0, sign ? o.blob.size : Math.min(o.blob.size, RETURN_PATH_READ)));
     const start = returnPathEnd(head);
     const prefix = sign ? await sign(head.subarray(start), { mailFrom: o.mailFrom }) : null;
     const now = Date.now();
@@ -110,6 +113,7 @@ export class Outbound implements OutboundPort {
     try {
       m = await store.queue.enqueue({
         blob: { id: o.blob.id, size: o.blob.size },
+        data,
         prefix,
         start,
         lease: slot ? { owner: this.#feed!.owner, until: slot.leaseUntil } : null,

@@ -15,6 +15,7 @@
 //   its promise resolves after the last one; each step's Changes are published at its commit;
 //   a COPY is all or nothing; a MOVE leaves each message in exactly one mailbox at every commit.
 
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
 import type { LoginFailureStore } from './login-failures.ts';
@@ -181,6 +182,16 @@ export interface BlobRef {
 export interface StagedBlob extends BlobRef {
   /** Drops the staging pin; call after the append/deliver that uses it settled (or failed). */
   release(): void;
+  /**
+   * Set on a body held in memory instead (memoryBlob): not durable anywhere yet, so only
+   * store.queue.enqueue can take it (it stores the bytes in its own transaction); not append/deliver.
+   */
+  data?: Buffer;
+}
+
+/** A body kept in memory for store.queue.enqueue (QueueMessageInput.data), with the id stageBlob would give it. */
+export function memoryBlob(data: Buffer): StagedBlob {
+  return { id: createHash('sha256').update(data).digest('hex'), size: data.length, data, release() {} };
 }
 
 export interface NewMessage {

@@ -59,13 +59,16 @@ export class SqliteQueue implements QueueStore {
   async enqueue(m: QueueMessageInput): Promise<QueueMessage> {
     const rcpts = checkInput(m);
     // The caller holds the staging pin (or a stored message holds a reference): the file stays.
-    if (!this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
+    // A body given as data goes into the blob row itself (kept only if the row is new).
+    const data = m.data ?? null;
+    if (!data && !this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
     const id = newQueueId();
     await this.#batched(() => {
       // The body's reference, in the same transaction as the rows (the file is durable: staged).
-      this.#q(`INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, 1, '${QUEUE_ONLY_META}') ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1`).run(
+      this.#q(`INSERT INTO blobs (id, size, refcount, meta, data) VALUES (?, ?, 1, '${QUEUE_ONLY_META}', ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1`).run(
         m.blob.id,
         m.blob.size,
+        data,
       );
       this.#q(
         'INSERT INTO queue_messages (id, blob_id, size, mail_from, envid, ret, account_id, origin, created_at, expires_at, prefix, body_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',

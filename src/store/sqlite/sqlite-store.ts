@@ -8,8 +8,9 @@
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import type { Readable } from 'node:stream';
-import { FsBlobStore } from '../blob/fs-blob-store.ts';
+import { Readable } from 'node:stream';
+import { FsBlobStore, fsyncDir } from '../blob/fs-blob-store.ts';
+import { WalSync } from './wal-sync.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
 import type { BodyScanItem } from '../body-search.ts';
 import type { Logger } from '../../obs/log.ts';
@@ -157,6 +158,7 @@ class SqliteStore implements Store {
   readonly #bulk: SqliteBulk;
   readonly #log: Logger | undefined;
   #closed = false;
+  readonly #walSync: WalSync;
 
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
@@ -176,6 +178,10 @@ class SqliteStore implements Store {
     db.function('pb_text_plan', { deterministic: true }, (meta: unknown) => JSON.stringify(textPlan((JSON.parse(meta as string) as MessageMeta).root)));
     this.#db = db;
     this.#migrate();
+    this.#walSync = new WalSync(opts.path);
+    // The WAL file exists now (migrations read the database): its directory entry is made durable,
+    // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
+    fsyncDir(dirname(opts.path));
     this.loginFailures = new SqliteLoginFailures(db);
     this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
@@ -202,7 +208,7 @@ class SqliteStore implements Store {
     this.queue = new SqliteQueue({
       q,
       write: (fn) => this.#write(fn),
-      batched: (fn) => this.#writeBatched(fn),
+      batched: (fn) => this.#writeBatched(fn, 0, true),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
@@ -302,12 +308,16 @@ class SqliteStore implements Store {
   // writes queued within one turn of the event loop
   // share one transaction (one fsync), each inside its own savepoint so one failure harms no
   // other. Every caller still resolves only after the shared commit is durable.
+  // A batch of queue writes only (`walSync`) commits with synchronous=NORMAL and is made durable by
+  // an fsync of the WAL on the thread pool (wal-sync.ts) before its callers resolve; any other write
+  // in the batch makes it an ordinary FULL commit (mailbox changes are never visible before durable).
   #batch: BatchItem[] = [];
   #batchScheduled = false;
+  readonly #pendingSyncs = new Set<Promise<void>>();
 
-  #writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
+  #writeBatched<T>(fn: (tx: Tx) => T, op = 0, walSync = false): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreError('invalid', 'store is closed'));
-    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, resolve, reject }));
+    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, walSync, resolve, reject }));
   }
 
   #enqueue(item: BatchItem): void {
@@ -328,7 +338,9 @@ class SqliteStore implements Store {
     }
     const tx: Tx = newTx();
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
+    const lazy = items.every((it) => it.walSync);
     try {
+      if (lazy) this.#db.pragma('synchronous = NORMAL');
       this.#db
         .transaction(() => {
           for (const it of items) {
@@ -348,7 +360,27 @@ class SqliteStore implements Store {
     } catch (err) {
       for (const it of items) it.reject(err);
       return;
+    } finally {
+      if (lazy) this.#db.pragma('synchronous = FULL');
     }
+    if (lazy) {
+      const p = this.#walSync.sync().then(
+        () => this.#settleBatch(items, tx, outcomes),
+        (err) => {
+          // Committed, but not known to be on disk: nobody is told it is.
+          this.#log?.error('store.wal-sync-failed', { error: err instanceof Error ? err : String(err) });
+          for (const it of items) it.reject(new StoreError('invalid', `commit not made durable: ${(err as Error).message}`));
+        },
+      );
+      this.#pendingSyncs.add(p);
+      void p.finally(() => this.#pendingSyncs.delete(p));
+      return;
+    }
+    this.#settleBatch(items, tx, outcomes);
+  }
+
+  /** After the commit is durable: after-commit work, then each caller's outcome. */
+  #settleBatch(items: BatchItem[], tx: Tx, outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }>): void {
     this.#afterCommit(tx);
     items.forEach((it, i) => {
       const o = outcomes[i]!;
@@ -363,6 +395,8 @@ class SqliteStore implements Store {
     if (this.#closed) return;
     if (this.#batch.length) this.#flush();
     this.#closed = true;
+    await Promise.allSettled([...this.#pendingSyncs]);
+    this.#walSync.close();
     await this.#bodyScan.close();
     this.#db.close();
   }
@@ -765,11 +799,24 @@ class SqliteStore implements Store {
   }
 
   async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#blobs.read(blobId, start, end);
+    try {
+      return await this.#blobs.read(blobId, start, end);
+    } catch (err) {
+      const data = err instanceof StoreError && err.code === 'not-found' ? this.#blobData(blobId) : null;
+      if (!data) throw err;
+      return data.subarray(start ?? 0, end ?? data.length);
+    }
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
+    const data = existsSync(this.#blobs.path(blobId)) ? null : this.#blobData(blobId);
+    if (data) return Readable.from([data.subarray(start ?? 0, end ?? data.length)], { objectMode: false });
     return this.#blobs.stream(blobId, start, end);
+  }
+
+  /** A body kept in the database instead of a file (blobs.data, a queued message's: migration 12). */
+  #blobData(blobId: string): Buffer | null {
+    return (this.#q('SELECT data FROM blobs WHERE id = ?').pluck().get(blobId) as Buffer | null | undefined) ?? null;
   }
 
 
@@ -867,6 +914,8 @@ interface BatchItem {
   fn: (tx: Tx) => unknown;
   /** The bulk operation the write belongs to (0: none). */
   op: number;
+  /** A queue write: may be made durable by WalSync instead of inside COMMIT (see #flush). */
+  walSync: boolean;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
 }

@@ -164,8 +164,9 @@ export class MessageWrites {
   unrefBlob(tx: Tx, blobId: string, n: number): void {
     const left = this.q('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
     if (left !== undefined && left <= 0) {
-      this.q('DELETE FROM blobs WHERE id = ?').run(blobId);
-      tx.deadBlobs.push(blobId);
+      // A body kept in the row itself (blobs.data, migration 12) has no file to remove.
+      const file = this.q('DELETE FROM blobs WHERE id = ? RETURNING data IS NULL').pluck().get(blobId);
+      if (file !== 0) tx.deadBlobs.push(blobId);
     }
   }
 
