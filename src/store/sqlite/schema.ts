@@ -248,6 +248,11 @@ UPDATE mailboxes SET recent_uid = uid_next;
 -- body: the received blob is queued as it is, instead of a second, signed copy being written.
 ALTER TABLE queue_messages ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
 ALTER TABLE queue_messages ADD COLUMN body_start INTEGER NOT NULL DEFAULT 0;
+`,
+  },
+  {
+    version: 13,
+    sql: `
 -- A queued body small enough (QUEUE_LIMITS.inlineBody) and wanted by the queue only is kept here
 -- instead of in a file: written in the enqueue transaction, so one group-committed fsync makes body
 -- and queue entry durable together, instead of a file fsync, a folder fsync and then the commit.

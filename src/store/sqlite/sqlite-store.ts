@@ -814,13 +814,15 @@ class SqliteStore implements Store {
     return this.#blobs.stream(blobId, start, end);
   }
 
-  /** A body kept in the database instead of a file (blobs.data, a queued message's: migration 12). */
+  /** A body kept in the database instead of a file (blobs.data, a queued message's: migration 13). */
   #blobData(blobId: string): Buffer | null {
     return (this.#q('SELECT data FROM blobs WHERE id = ?').pluck().get(blobId) as Buffer | null | undefined) ?? null;
   }
 
 
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    // A body held in memory (memoryBlob) is durable nowhere: a mailbox takes staged files only.
+    if ((blob as StagedBlob).data) throw new StoreError('invalid', 'deliver needs a staged blob, not one held in memory');
     const prepared = prepareMeta(meta);
     return this.#writeBatched((tx) => {
       const results: DeliveryResult[] = [];

@@ -154,7 +154,9 @@ export class MessageWrites {
   }
 
   refBlob(blob: BlobRef, meta: PreparedMeta, n: number): void {
-    const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
+    // The caller's body is a staged (durable) file: a row that kept the bytes itself (blobs.data, a
+    // queued body, migration 13) now has that file, and drops them, so the file goes with the row.
+    const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ?, data = NULL WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
     // A body only the outbound queue held so far has no parse yet (sqlite/queue.ts): fill it in.
     if (queueOnly === 1) this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(meta.json, blob.id);
     if (queueOnly !== undefined) return;
@@ -164,7 +166,7 @@ export class MessageWrites {
   unrefBlob(tx: Tx, blobId: string, n: number): void {
     const left = this.q('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
     if (left !== undefined && left <= 0) {
-      // A body kept in the row itself (blobs.data, migration 12) has no file to remove.
+      // A body kept in the row itself (blobs.data, migration 13) has no file to remove.
       const file = this.q('DELETE FROM blobs WHERE id = ? RETURNING data IS NULL').pluck().get(blobId);
       if (file !== 0) tx.deadBlobs.push(blobId);
     }
