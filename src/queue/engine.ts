@@ -45,10 +45,12 @@ import { decide, statusOf, verdictOf, type RetryPolicy } from './policy.ts';
 import { DestinationError, resolveDestination, type DnsResolver, type MxHost } from './mx.ts';
 import { SmtpSession, TransportError, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
 import { sendDsn, type BounceItem } from './bounce.ts';
-import { outgoingStream } from './message.ts';
+import { outgoingBytes, outgoingStream } from './message.ts';
 
 const IDLE_MS = 5000;
-const REUSE_MAX = 100;
+const REUSE_MAX = 1000;
+/** Messages up to this size are read whole and handed to the transport as bytes, bigger ones streamed. */
+const READ_WHOLE = 256 * 1024;
 const DEAD_MS = 30_000;
 const MAX_SLEEP_MS = 30_000;
 const MIN_SLEEP_MS = 200;
@@ -306,11 +308,13 @@ export class QueueEngine {
     let host: string | null = null;
     try {
       if (p.dead && p.dead.until > now) throw p.dead.error;
+      const m = b.message;
+      const bytes = m.size <= READ_WHOLE ? await outgoingBytes(m, this.#o.readBlob) : null;
       const s = await this.#session(key, b.domain, p);
       host = s.mxHostname;
       this.#active.add(s);
       try {
-        replies = await s.send(this.#outgoing(b), this.#o.timeoutMs);
+        replies = await s.send(this.#outgoing(b, bytes), this.#o.timeoutMs);
       } finally {
         this.#active.delete(s);
       }
@@ -356,7 +360,7 @@ export class QueueEngine {
     }, IDLE_MS).unref();
   }
 
-  #outgoing(b: QueueBatch) {
+  #outgoing(b: QueueBatch, bytes: Buffer | null) {
     const m = b.message;
     return {
       mailFrom: m.mailFrom,
@@ -364,7 +368,7 @@ export class QueueEngine {
       size: m.size,
       envid: m.envid,
       ret: m.ret,
-      body: () => outgoingStream(m, this.#o.streamBlob),
+      body: () => bytes ?? outgoingStream(m, this.#o.streamBlob),
     };
   }
 
