@@ -1,8 +1,8 @@
 // What both queue backends (sqlite/queue.ts, postgres/queue.ts) share: the limits, input checks,
 // message ids and the row → object mapping. The contract itself is src/store/queue.ts.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { StoreError } from './store.ts';
+import { randomBytes } from 'node:crypto';
+import { StoreError, blobIdOf } from './store.ts';
 import { QUEUE_INLINE_BODY, type Notify, type QueueMessage, type QueueMessageInput, type QueueRecipient, type RecipientOutcome, type RecipientState } from './queue.ts';
 
 type Row = Record<string, any>;
@@ -76,7 +76,7 @@ export function checkInput(m: QueueMessageInput): CheckedRecipient[] {
   }
   if (m.data) {
     if (m.data.length > QUEUE_LIMITS.inlineBody) throw new StoreError('limit', `a body given with the rows is at most ${QUEUE_LIMITS.inlineBody} bytes`);
-    if (m.data.length !== m.blob.size || createHash('sha256').update(m.data).digest('hex') !== m.blob.id) throw new StoreError('invalid', 'data does not match the blob reference');
+    if (m.data.length !== m.blob.size || blobIdOf(m.data) !== m.blob.id) throw new StoreError('invalid', 'data does not match the blob reference');
   }
   const start = m.start ?? 0;
   if (!Number.isInteger(start) || start < 0 || start > m.blob.size) throw new StoreError('invalid', `start ${String(m.start)} is outside the body (${m.blob.size} bytes)`);

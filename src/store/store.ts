@@ -191,7 +191,17 @@ export interface StagedBlob extends BlobRef {
 
 /** A body kept in memory for store.queue.enqueue (QueueMessageInput.data), with the id stageBlob would give it. */
 export function memoryBlob(data: Buffer): StagedBlob {
-  return { id: createHash('sha256').update(data).digest('hex'), size: data.length, data, release() {} };
+  const id = createHash('sha256').update(data).digest('hex');
+  HASHED.set(data, id);
+  return { id, size: data.length, data, release() {} };
+}
+
+/** The sha256 memoryBlob computed for these bytes, so enqueue's check need not hash them again. */
+const HASHED = new WeakMap<Buffer, string>();
+
+/** The blob id (sha256, hex) of bytes held in memory. */
+export function blobIdOf(data: Buffer): string {
+  return HASHED.get(data) ?? createHash('sha256').update(data).digest('hex');
 }
 
 export interface NewMessage {

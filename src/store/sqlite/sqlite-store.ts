@@ -340,7 +340,7 @@ class SqliteStore implements Store {
     const outcomes: Array<{ ok: true; value: unknown } | { ok: false; err: unknown }> = [];
     const lazy = items.every((it) => it.walSync);
     try {
-      if (lazy) this.#db.pragma('synchronous = NORMAL');
+      if (lazy) this.#sync('NORMAL');
       this.#db
         .transaction(() => {
           for (const it of items) {
@@ -361,7 +361,7 @@ class SqliteStore implements Store {
       for (const it of items) it.reject(err);
       return;
     } finally {
-      if (lazy) this.#db.pragma('synchronous = FULL');
+      if (lazy) this.#sync('FULL');
     }
     if (lazy) {
       const p = this.#walSync.sync().then(
@@ -377,6 +377,11 @@ class SqliteStore implements Store {
       return;
     }
     this.#settleBatch(items, tx, outcomes);
+  }
+
+  /** PRAGMA synchronous through cached statements (db.pragma() prepares one on every call). */
+  #sync(level: 'NORMAL' | 'FULL'): void {
+    this.#q(`PRAGMA synchronous = ${level}`).run();
   }
 
   /** After the commit is durable: after-commit work, then each caller's outcome. */

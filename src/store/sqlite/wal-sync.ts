@@ -18,15 +18,45 @@ export class WalSync {
     this.#path = `${dbPath}-wal`;
   }
 
-  /** Resolves once everything written to the WAL so far is on disk. */
+  /** The fdatasync running now, and the one that starts after it for the callers since. */
+  #running: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
+
+  /**
+   * Resolves once everything written to the WAL so far is on disk. A call while an fdatasync runs
+   * cannot count on it (it may have started before this caller's frames were written): it waits
+   * for the next one, which every such caller shares (one fdatasync, one thread-pool round trip).
+   */
   sync(): Promise<void> {
-    let fd: number;
-    try {
-      fd = this.#open();
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+    if (!this.#running) return (this.#running = this.#start());
+    return (this.#next ??= this.#running.then(
+      () => this.#chain(),
+      () => this.#chain(),
+    ));
+  }
+
+  /** The queued fdatasync becomes the running one. */
+  #chain(): Promise<void> {
+    this.#next = null;
+    return (this.#running = this.#start());
+  }
+
+  #start(): Promise<void> {
+    const p = new Promise<void>((resolve, reject) => {
+      let fd: number;
+      try {
+        fd = this.#open();
+      } catch (err) {
+        reject(err as Error);
+        return;
+      }
+      fdatasync(fd, (err) => (err ? reject(err) : resolve()));
+    });
+    const done = () => {
+      if (this.#running === p) this.#running = null;
+    };
+    p.then(done, done);
+    return p;
   }
 
   /** The WAL file's descriptor; again when the file is a new one (the last connection to close deletes it). */
