@@ -55,9 +55,7 @@ export class DkimSignerPool {
   #closed = false;
 
   constructor(opts: { threads?: number; idleMs?: number; onWorkerError?: (err: Error) => void } = {}) {
-    // One core is the event loop's: on 2 cores one worker (1.25 ms of CPU per 10 KB message with
-    // two keys, so ~800 messages/s), and each more worker is ~50 MB of memory.
-    this.#threads = Math.max(0, opts.threads ?? Math.max(1, Math.min(4, availableParallelism() - 1)));
+    this.#threads = Math.max(0, opts.threads ?? Math.min(4, availableParallelism()));
     this.#idleMs = opts.idleMs ?? 30_000;
     this.#onWorkerError = opts.onWorkerError ?? (() => {});
   }

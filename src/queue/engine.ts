@@ -83,7 +83,9 @@ export interface EngineOptions {
   now?: () => number;
 }
 
-interface Pool { idle: SmtpSession[]; running: number; reserved: number; backlog: QueueBatch[]; dead: { until: number; error: TransportError | DestinationError } | null }
+/** A batch, with the message's outgoing bytes when the sender handed them over (take). */
+type Batch = QueueBatch & { bytes?: Buffer | undefined };
+interface Pool { idle: SmtpSession[]; running: number; reserved: number; backlog: Batch[]; dead: { until: number; error: TransportError | DestinationError } | null }
 
 export class QueueEngine {
   readonly owner: string;
@@ -152,10 +154,12 @@ export class QueueEngine {
   }
 
   /** The message enqueued leased to us (lease.until = h.leaseUntil): into its pool's backlog, started when it has room. */
-  take(h: Handoff, message: QueueMessage): void {
+  take(h: Handoff, message: QueueMessage, body?: Buffer): void {
     const p = this.#pool(h.key);
     p.reserved--;
-    const b: QueueBatch = { message, domain: h.domain, recipients: message.recipients.filter((r) => r.state === 'queued'), leaseUntil: h.leaseUntil };
+    const b: Batch = { message, domain: h.domain, recipients: message.recipients.filter((r) => r.state === 'queued'), leaseUntil: h.leaseUntil };
+    // The bytes the sender had in memory, exactly what outgoingBytes would read (checked by size).
+    if (body && body.length === message.size) b.bytes = body;
     if (this.#stopping) {
       void this.#handBack([b]);
       return;
@@ -300,7 +304,7 @@ export class QueueEngine {
   }
 
   /** One batch: destination, transaction, outcomes, DSNs, settle. */
-  async #deliver(key: string, b: QueueBatch): Promise<void> {
+  async #deliver(key: string, b: Batch): Promise<void> {
     const now = this.#now();
     if (b.leaseUntil - now < this.#o.timeoutMs) return this.#handBack([b]);
     const p = this.#pool(key);
@@ -309,7 +313,8 @@ export class QueueEngine {
     try {
       if (p.dead && p.dead.until > now) throw p.dead.error;
       const m = b.message;
-      const bytes = m.size <= READ_WHOLE ? await outgoingBytes(m, this.#o.readBlob) : null;
+      const bytes = b.bytes ?? (m.size <= READ_WHOLE ? await outgoingBytes(m, this.#o.readBlob) : null);
+      b.bytes = undefined;
       const s = await this.#session(key, b.domain, p);
       host = s.mxHostname;
       this.#active.add(s);

@@ -70,7 +70,8 @@ export interface QueueFeed {
   readonly owner: string;
   notify(): void;
   reserve(domains: string[]): Handoff | null;
-  take(h: Handoff, m: QueueMessage): void;
+  /** body: the message's bytes as they go out (prefix + blob from start), when the sender has them in memory. */
+  take(h: Handoff, m: QueueMessage, body?: Buffer): void;
   cancel(h: Handoff): void;
 }
 
@@ -131,7 +132,8 @@ export class Outbound implements OutboundPort {
       throw err;
     }
     this.#o.log.info('queue.enqueued', { id: m.id, from: o.mailFrom || '<>', rcpts: o.recipients.length, size: m.size, origin: o.origin, signed: !!prefix });
-    if (slot) this.#feed!.take(slot, m);
+    // A body in memory goes along (the engine need not read back what it was just handed).
+    if (slot) this.#feed!.take(slot, m, data ? (prefix ? Buffer.concat([Buffer.from(prefix, 'utf8'), data.subarray(start)]) : data.subarray(start)) : undefined);
     else this.#notify();
     return { queueId: m.id };
   }
