@@ -231,6 +231,14 @@ export class QueueEngine {
           if (relay.dead && relay.dead.until > now) sleep = Math.max(MIN_SLEEP_MS, relay.dead.until - now);
           break;
         }
+        // Nothing due (what we were handed at enqueue is leased, so not due): no claim, which is a
+        // write transaction and a durable commit even when it finds nothing. After every
+        // transaction this is a read of one index entry instead.
+        const due = await this.#o.queue.nextDue();
+        if (due === null || due > now) {
+          if (!this.#again) sleep = Math.min(MAX_SLEEP_MS, Math.max(MIN_SLEEP_MS, (due ?? now + MAX_SLEEP_MS) - now));
+          continue;
+        }
         const skipDomains = this.#skip(now);
         const batches = await this.#o.queue.claim({ now, owner: this.owner, leaseMs: this.leaseMs, limit: free, skipDomains });
         for (const b of batches) {

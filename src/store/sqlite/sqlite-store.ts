@@ -320,16 +320,40 @@ class SqliteStore implements Store {
     return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, walSync, resolve, reject }));
   }
 
+  /** A batch of queue writes only is waiting for the running fdatasync (see #flushSoon). */
+  #deferred = false;
+
   #enqueue(item: BatchItem): void {
     this.#batch.push(item);
-    if (!this.#batchScheduled) {
-      this.#batchScheduled = true;
-      setImmediate(() => this.#flush());
+    // Scheduled already; but a write that needs a FULL commit does not wait behind a deferral.
+    if (this.#batchScheduled && !(this.#deferred && !item.walSync)) return;
+    this.#batchScheduled = true;
+    this.#deferred = false;
+    setImmediate(() => this.#flushSoon());
+  }
+
+  // A batch of queue writes only, while an fdatasync of the WAL runs, waits for it to end: its
+  // callers could only be answered after the next fdatasync anyway (WalSync.sync), so nothing is
+  // answered later, and what arrives meanwhile joins the same commit (fewer commits, WAL frames and
+  // fdatasyncs per message under load). Any other write flushes at once (FULL, as always).
+  #flushSoon(): void {
+    if (!this.#batchScheduled) return; // flushed meanwhile (close)
+    const running = this.#walSync.running;
+    if (running && !this.#closed && this.#batch.every((it) => it.walSync)) {
+      this.#deferred = true;
+      void running.then(() => {
+        if (!this.#deferred) return;
+        this.#deferred = false;
+        setImmediate(() => this.#flushSoon());
+      });
+      return;
     }
+    this.#flush();
   }
 
   #flush(): void {
     this.#batchScheduled = false;
+    this.#deferred = false;
     const items = this.#batch;
     this.#batch = [];
     if (this.#closed) {

@@ -9,6 +9,8 @@
 
 import { closeSync, fdatasync, openSync, statSync } from 'node:fs';
 
+const noop = (): void => {};
+
 export class WalSync {
   readonly #path: string;
   #fd: number | null = null;
@@ -16,6 +18,11 @@ export class WalSync {
 
   constructor(dbPath: string) {
     this.#path = `${dbPath}-wal`;
+  }
+
+  /** The fdatasync running now, if any (settles when it is done, never rejects). */
+  get running(): Promise<void> | null {
+    return this.#running ? this.#running.then(noop, noop) : null;
   }
 
   /** The fdatasync running now, and the one that starts after it for the callers since. */
