@@ -15,7 +15,7 @@
 //   its promise resolves after the last one; each step's Changes are published at its commit;
 //   a COPY is all or nothing; a MOVE leaves each message in exactly one mailbox at every commit.
 
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
 import type { LoginFailureStore } from './login-failures.ts';
@@ -191,7 +191,8 @@ export interface StagedBlob extends BlobRef {
 
 /** A body kept in memory for store.queue.enqueue (QueueMessageInput.data), with the id stageBlob would give it. */
 export function memoryBlob(data: Buffer): StagedBlob {
-  const id = createHash('sha256').update(data).digest('hex');
+  // crypto.hash: one call, no Hash object (createHash() alone cost more than hashing 10 KB).
+  const id = hash('sha256', data, 'hex');
   HASHED.set(data, id);
   return { id, size: data.length, data, release() {} };
 }
@@ -201,7 +202,7 @@ const HASHED = new WeakMap<Buffer, string>();
 
 /** The blob id (sha256, hex) of bytes held in memory. */
 export function blobIdOf(data: Buffer): string {
-  return HASHED.get(data) ?? createHash('sha256').update(data).digest('hex');
+  return HASHED.get(data) ?? hash('sha256', data, 'hex');
 }
 
 export interface NewMessage {
