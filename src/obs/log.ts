@@ -7,7 +7,8 @@
 // that stream are capped (maxBufferedBytes), and lines beyond the cap are dropped and counted, then
 // reported as `log.dropped n=…` once the stream has drained. `reopen()` (SIGHUP, for logrotate)
 // opens the path again; lines already queued go to the old file. Stderr is written as Node writes
-// it (synchronously to files and pipes on Linux), with the same cap on what Node queues.
+// it (synchronously to files and pipes on Linux), the lines of one event-loop turn in one write,
+// with the same cap on what Node queues.
 
 import { createWriteStream, type WriteStream } from 'node:fs';
 
@@ -81,10 +82,17 @@ export function formatLine(format: LogFormat, level: LogLevel, event: string, fi
 }
 
 interface Output {
-  /** Queues a line; false when it was dropped. */
-  write(line: string): boolean;
+  /** Queues a line (urgent: written before returning, with what waits before it); false when it was dropped. */
+  write(line: string, urgent?: boolean): boolean;
   reopen(): void;
   close(): Promise<void>;
+}
+
+/** Flushes of stderr outputs, run on process exit (one listener for all of them). */
+const exitFlushes = new Set<() => void>();
+function onExit(flush: () => void): void {
+  if (exitFlushes.size === 0) process.on('exit', () => exitFlushes.forEach((f) => f()));
+  exitFlushes.add(flush);
 }
 
 /**
@@ -105,9 +113,23 @@ function cappedOutput(open: () => NodeJS.WritableStream & { writableLength: numb
     });
   };
   watch(stream);
+  // Stderr is written synchronously, one system call per write (a pipe: a wake-up of its reader
+  // too): the lines of one event-loop turn go out together at its end (three lines per relayed
+  // message otherwise cost three writes). An error line goes out at once, with those before it,
+  // and whatever waits is written when the process exits.
+  let pending = '';
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    if (!pending) return;
+    const p = pending;
+    pending = '';
+    stream.write(p);
+  };
+  if (!owned) onExit(flush);
   return {
-    write(line) {
-      if (failed || stream.writableLength + line.length > cap) {
+    write(line, urgent) {
+      if (failed || stream.writableLength + pending.length + line.length > cap) {
         // Report the drop once the stream has room again ('drain' follows a full buffer).
         if (!failed && !waiting) {
           waiting = true;
@@ -118,7 +140,16 @@ function cappedOutput(open: () => NodeJS.WritableStream & { writableLength: numb
         }
         return false;
       }
-      stream.write(line);
+      if (owned) {
+        stream.write(line);
+        return true;
+      }
+      pending += line;
+      if (urgent) flush();
+      else if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
       return true;
     },
     reopen() {
@@ -132,7 +163,10 @@ function cappedOutput(open: () => NodeJS.WritableStream & { writableLength: numb
       old.on('error', () => {});
     },
     close() {
-      if (!owned) return Promise.resolve();
+      if (!owned) {
+        flush();
+        return Promise.resolve();
+      }
       return new Promise<void>((resolve) => {
         if (failed) return resolve();
         stream.once('error', () => resolve());
@@ -172,7 +206,7 @@ export function createLogger(opts: LogLevel | LoggerOptions = 'info', write?: (l
   }
   const emit = (lvl: LogLevel, event: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
-    if (!out.write(formatLine(format, lvl, event, fields))) {
+    if (!out.write(formatLine(format, lvl, event, fields), lvl === 'error')) {
       dropped++;
       unreported++;
     }

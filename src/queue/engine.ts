@@ -45,10 +45,12 @@ import { decide, statusOf, verdictOf, type RetryPolicy } from './policy.ts';
 import { DestinationError, resolveDestination, type DnsResolver, type MxHost } from './mx.ts';
 import { SmtpSession, TransportError, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
 import { sendDsn, type BounceItem } from './bounce.ts';
-import { outgoingStream } from './message.ts';
+import { outgoingBytes, outgoingStream } from './message.ts';
 
 const IDLE_MS = 5000;
-const REUSE_MAX = 100;
+const REUSE_MAX = 1000;
+/** Messages up to this size are read whole and handed to the transport as bytes, bigger ones streamed. */
+const READ_WHOLE = 256 * 1024;
 const DEAD_MS = 30_000;
 const MAX_SLEEP_MS = 30_000;
 const MIN_SLEEP_MS = 200;
@@ -81,7 +83,9 @@ export interface EngineOptions {
   now?: () => number;
 }
 
-interface Pool { idle: SmtpSession[]; running: number; reserved: number; backlog: QueueBatch[]; dead: { until: number; error: TransportError | DestinationError } | null }
+/** A batch, with the message's outgoing bytes when the sender handed them over (take). */
+type Batch = QueueBatch & { bytes?: Buffer | undefined };
+interface Pool { idle: SmtpSession[]; running: number; reserved: number; backlog: Batch[]; dead: { until: number; error: TransportError | DestinationError } | null }
 
 export class QueueEngine {
   readonly owner: string;
@@ -150,10 +154,12 @@ export class QueueEngine {
   }
 
   /** The message enqueued leased to us (lease.until = h.leaseUntil): into its pool's backlog, started when it has room. */
-  take(h: Handoff, message: QueueMessage): void {
+  take(h: Handoff, message: QueueMessage, body?: Buffer): void {
     const p = this.#pool(h.key);
     p.reserved--;
-    const b: QueueBatch = { message, domain: h.domain, recipients: message.recipients.filter((r) => r.state === 'queued'), leaseUntil: h.leaseUntil };
+    const b: Batch = { message, domain: h.domain, recipients: message.recipients.filter((r) => r.state === 'queued'), leaseUntil: h.leaseUntil };
+    // The bytes the sender had in memory, exactly what outgoingBytes would read (checked by size).
+    if (body && body.length === message.size) b.bytes = body;
     if (this.#stopping) {
       void this.#handBack([b]);
       return;
@@ -224,6 +230,14 @@ export class QueueEngine {
           // The smarthost is every destination: nothing to claim until it has room or its pause ends.
           if (relay.dead && relay.dead.until > now) sleep = Math.max(MIN_SLEEP_MS, relay.dead.until - now);
           break;
+        }
+        // Nothing due (what we were handed at enqueue is leased, so not due): no claim, which is a
+        // write transaction and a durable commit even when it finds nothing. After every
+        // transaction this is a read of one index entry instead.
+        const due = await this.#o.queue.nextDue();
+        if (due === null || due > now) {
+          if (!this.#again) sleep = Math.min(MAX_SLEEP_MS, Math.max(MIN_SLEEP_MS, (due ?? now + MAX_SLEEP_MS) - now));
+          continue;
         }
         const skipDomains = this.#skip(now);
         const batches = await this.#o.queue.claim({ now, owner: this.owner, leaseMs: this.leaseMs, limit: free, skipDomains });
@@ -298,7 +312,7 @@ export class QueueEngine {
   }
 
   /** One batch: destination, transaction, outcomes, DSNs, settle. */
-  async #deliver(key: string, b: QueueBatch): Promise<void> {
+  async #deliver(key: string, b: Batch): Promise<void> {
     const now = this.#now();
     if (b.leaseUntil - now < this.#o.timeoutMs) return this.#handBack([b]);
     const p = this.#pool(key);
@@ -306,11 +320,14 @@ export class QueueEngine {
     let host: string | null = null;
     try {
       if (p.dead && p.dead.until > now) throw p.dead.error;
+      const m = b.message;
+      const bytes = b.bytes ?? (m.size <= READ_WHOLE ? await outgoingBytes(m, this.#o.readBlob) : null);
+      b.bytes = undefined;
       const s = await this.#session(key, b.domain, p);
       host = s.mxHostname;
       this.#active.add(s);
       try {
-        replies = await s.send(this.#outgoing(b), this.#o.timeoutMs);
+        replies = await s.send(this.#outgoing(b, bytes), this.#o.timeoutMs);
       } finally {
         this.#active.delete(s);
       }
@@ -356,7 +373,7 @@ export class QueueEngine {
     }, IDLE_MS).unref();
   }
 
-  #outgoing(b: QueueBatch) {
+  #outgoing(b: QueueBatch, bytes: Buffer | null) {
     const m = b.message;
     return {
       mailFrom: m.mailFrom,
@@ -364,7 +381,7 @@ export class QueueEngine {
       size: m.size,
       envid: m.envid,
       ret: m.ret,
-      body: () => outgoingStream(m, this.#o.streamBlob),
+      body: () => bytes ?? outgoingStream(m, this.#o.streamBlob),
     };
   }
 

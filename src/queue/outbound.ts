@@ -19,7 +19,8 @@ import type { OutboundPort } from '../smtp/outbound-port.ts';
 import { expiresAt, type RetryPolicy } from './policy.ts';
 
 export interface SendRequest {
-  blob: BlobRef;
+  /** data: the body in memory (memoryBlob, not staged): enqueued with the rows (QueueMessageInput.data). */
+  blob: BlobRef & { data?: Buffer };
   mailFrom: string;
   recipients: QueueRecipientInput[];
   accountId: number | null;
@@ -69,7 +70,8 @@ export interface QueueFeed {
   readonly owner: string;
   notify(): void;
   reserve(domains: string[]): Handoff | null;
-  take(h: Handoff, m: QueueMessage): void;
+  /** body: the message's bytes as they go out (prefix + blob from start), when the sender has them in memory. */
+  take(h: Handoff, m: QueueMessage, body?: Buffer): void;
   cancel(h: Handoff): void;
 }
 
@@ -97,10 +99,12 @@ export class Outbound implements OutboundPort {
   async send(o: SendRequest): Promise<{ queueId: string }> {
     const { store } = this.#o;
     // The received blob is queued as it is: the signature goes in the queue row (prefix, sent in
-    // front, RFC 6376 §5.6) and the Return-Path is skipped (start). One body file per message, and
-    // the signature commits with the queue entry, so it can never go out unsigned.
+    // front, RFC 6376 §5.6) and the Return-Path is skipped (start). One body per message (a small one
+    // held in memory goes into the queue's own commit: blob.data), and the signature commits with
+    // the queue entry, so it can never go out unsigned.
     const sign = this.#o.sign;
-    const head = await store.readBlob(o.blob.id, 0, sign ? o.blob.size : Math.min(o.blob.size, RETURN_PATH_READ));
+    const data = o.blob.data ?? null;
+    const head = data ?? (await store.readBlob(o.blob.id, 0, sign ? o.blob.size : Math.min(o.blob.size, RETURN_PATH_READ)));
     const start = returnPathEnd(head);
     const prefix = sign ? await sign(head.subarray(start), { mailFrom: o.mailFrom }) : null;
     const now = Date.now();
@@ -110,6 +114,7 @@ export class Outbound implements OutboundPort {
     try {
       m = await store.queue.enqueue({
         blob: { id: o.blob.id, size: o.blob.size },
+        data,
         prefix,
         start,
         lease: slot ? { owner: this.#feed!.owner, until: slot.leaseUntil } : null,
@@ -127,7 +132,8 @@ export class Outbound implements OutboundPort {
       throw err;
     }
     this.#o.log.info('queue.enqueued', { id: m.id, from: o.mailFrom || '<>', rcpts: o.recipients.length, size: m.size, origin: o.origin, signed: !!prefix });
-    if (slot) this.#feed!.take(slot, m);
+    // A body in memory goes along (the engine need not read back what it was just handed).
+    if (slot) this.#feed!.take(slot, m, data ? (prefix ? Buffer.concat([Buffer.from(prefix, 'utf8'), data.subarray(start)]) : data.subarray(start)) : undefined);
     else this.#notify();
     return { queueId: m.id };
   }

@@ -95,7 +95,8 @@ export interface OutgoingMessage {
   size: number;
   envid: string | null;
   ret: 'FULL' | 'HDRS' | null;
-  body(): Readable;
+  /** The message: a stream, or the bytes themselves (small messages: no stream pipeline to pass). */
+  body(): Readable | Buffer;
 }
 /** The reply one recipient got: code 0 = no reply (connection failure). */
 export interface RecipientReply { id: number; code: number; reply: string }
@@ -328,7 +329,7 @@ export class SmtpSession {
     this.sent++;
     this.#dirty = 'error' in info;
     if ('error' in info) {
-      body.destroy();
+      if (!Buffer.isBuffer(body)) body.destroy();
       // A DATA reply failure carries no RCPT refusals; they are on the envelope still.
       info.error.rejectedErrors ??= (this.#conn as unknown as { _envelope?: { rejectedErrors?: ReplyishError['rejectedErrors'] } })._envelope?.rejectedErrors;
       return [...replies, ...repliesFromError(info.error, rcpts, this.mxHostname)];

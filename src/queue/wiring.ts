@@ -18,6 +18,10 @@ import { MtaSts, TlsReport } from './mta-sts.ts';
 import { readFileSync } from 'node:fs';
 import { authorDomain } from '../mailauth/dkim.ts';
 import { DkimSignerPool } from '../mailauth/dkim-pool.ts';
+import type { DkimKey } from '../store/dkim-keys.ts';
+
+/** How long the DKIM keys of a domain are used before they are looked up again. */
+export const KEYS_TTL_MS = 10_000;
 
 export interface OutboundSide {
   port: Outbound;
@@ -43,10 +47,22 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
   // DKIM (src/mailauth/dkim.ts): every active key of the From: domain signs; no keys, no signature.
   // The signing itself runs on worker threads (src/mailauth/dkim-pool.ts).
   const signer = new DkimSignerPool({ onWorkerError: (err) => log.warn('queue.dkim-worker-failed', { error: err }) });
+  // The active keys of a domain are looked up once per KEYS_TTL_MS, not for every message: a key
+  // generated or retired with the CLI signs, or stops signing, within that time.
+  const keyCache = new Map<string, { keys: DkimKey[]; until: number }>();
+  const activeKeys = async (domain: string): Promise<DkimKey[]> => {
+    const now = Date.now();
+    const hit = keyCache.get(domain);
+    if (hit && hit.until > now) return hit.keys;
+    const keys = await store.dkimKeys.active(domain);
+    if (keyCache.size >= 1000) keyCache.clear();
+    keyCache.set(domain, { keys, until: now + KEYS_TTL_MS });
+    return keys;
+  };
   const sign: SignHook = async (message) => {
     const domain = authorDomain(message);
     if (!domain) return null;
-    const keys = await store.dkimKeys.active(domain);
+    const keys = await activeKeys(domain);
     if (keys.length === 0) return null;
     const r = await signer.sign(message, domain, keys);
     if (r.errors.length) log.warn('queue.dkim-error', { domain, errors: r.errors.join('; ') });

@@ -75,6 +75,15 @@ export class Deliverer {
 
   async deliver(blob: StagedBlob, meta: MessageMeta, tx: Transaction): Promise<DeliveryReport> {
     const accounts = this.#accounts(tx);
+    // A body kept in memory for the queue (memoryBlob) must be a file before a mailbox takes it.
+    if (blob.data && accounts.size > 0) {
+      const staged = await this.#d.store.stageBlob(blob.data, { maxBytes: blob.data.length });
+      try {
+        return await this.deliver(staged, meta, tx);
+      } finally {
+        staged.release();
+      }
+    }
     const remote = collect(tx.plans, 'remote');
     const forward = collect(tx.plans, 'forward');
     if (accounts.size === 0 && remote.length === 0 && forward.length === 0) throw new SmtpError(554, '5.5.1 No valid recipients');

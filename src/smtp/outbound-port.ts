@@ -8,7 +8,8 @@ export interface OutboundPort {
   /** DKIM-signs (when the From: domain has keys in store.dkimKeys) and enqueues durably; resolves after commit.
    *  mailFrom is final (smtp-policy has already applied SRS for forwards). */
   send(o: {
-    blob: BlobRef;
+    /** data: a body held in memory (memoryBlob), queued with its bytes. */
+    blob: BlobRef & { data?: Buffer };
     mailFrom: string;
     recipients: QueueRecipientInput[];
     accountId: number | null;

@@ -1,7 +1,9 @@
 // DATA: the client's bytes (after dot-unstuffing, RFC 5321 §4.5.2) go, behind our Return-Path and
 // Received fields, at the same time to store.stageBlob and to the streaming MIME parser — or, when
 // the message must be inspected whole first (the MX's SPF/DKIM/DMARC check), into memory, bounded
-// by the message size limit, and are staged afterwards (stageMessage).
+// by the message size limit, and are staged afterwards (stageMessage). A message only the outbound
+// queue takes stays in memory up to `inlineMax` bytes, parsed as it comes ('inline': the queue stores
+// it with its rows, one commit for both), and is staged from the moment it grows past that.
 //
 // The client's DATA is always read to its end (so the protocol stays in step), whatever happens to
 // the staging; a body past the limit is discarded, never stored (RFC 1870 §6.3: 552 after the data).
@@ -18,6 +20,8 @@ import { connections, DataAborted, SmtpError } from './connection.ts';
 
 export type ReceivedData =
   | { kind: 'staged'; blob: StagedBlob; meta: MessageMeta; hops: number }
+  /** Kept in memory (o.inlineMax; the prefix included), not staged. */
+  | { kind: 'inline'; raw: Buffer; meta: MessageMeta; hops: number }
   | { kind: 'buffered'; raw: Buffer; hops: number };
 
 export interface ReceiveOptions {
@@ -32,6 +36,9 @@ export interface ReceiveOptions {
   prefix: Buffer;
   /** Keep the message in memory instead of staging it (the prefix is not included then). */
   buffer: boolean;
+  /** Keep a message of up to this many bytes (prefix included) in memory, parsed, not staged ('inline');
+   *  a bigger one is staged from the moment it passes this size. */
+  inlineMax?: number;
 }
 
 /** Reads the DATA stream; throws SmtpError 552 past the size limit, DataAborted if the client went away. */
@@ -40,7 +47,9 @@ export async function receiveData(stream: SMTPServerDataStream, o: ReceiveOption
   const counter = new ReceivedCounter();
   const meta = o.buffer ? null : createMetaSink();
   const chunks: Buffer[] = [];
-  const out = o.buffer ? null : new PassThrough({ highWaterMark: 256 * 1024 });
+  let out = null as PassThrough | null;
+  /** Bytes kept in `chunks` while inline (the prefix included). */
+  let inline = o.buffer || o.inlineMax === undefined ? -1 : o.prefix.length;
   let received = 0;
   let oversize = false;
   let failed = false;
@@ -52,20 +61,28 @@ export async function receiveData(stream: SMTPServerDataStream, o: ReceiveOption
   };
   const parser = meta ? new SlicedParse(meta, () => release('parse')) : null;
 
-  let staging: Promise<StagedBlob> | null = null;
-  if (out && meta) {
-    // The store starts reading `out` only after an await (its temporary file): a DATA cut off
-    // before then destroys `out` with an error nobody listened to yet, which ended the process.
+  // Assigned in stage() (a closure): typed wide so the checks below are not narrowed away.
+  let staging = null as Promise<StagedBlob> | null;
+  /** Starts the staging stream with what was kept so far (the prefix, and inline chunks). */
+  const stage = (head: Buffer[]): PassThrough => {
+    const s = new PassThrough({ highWaterMark: 256 * 1024 });
+    // The store starts reading `s` only after an await (its temporary file): a DATA cut off
+    // before then destroys `s` with an error nobody listened to yet, which ended the process.
     // The staging still sees that error (a destroyed stream's iterator throws it).
-    out.on('error', () => {});
-    meta.write(o.prefix);
-    out.write(o.prefix);
-    staging = o.store.stageBlob(out, { maxBytes: max + o.prefix.length });
+    s.on('error', () => {});
+    for (const b of head) s.write(b);
+    staging = o.store.stageBlob(s, { maxBytes: max + o.prefix.length });
     staging.catch(() => {
       failed = true;
       stream.resume();
     });
-    out.on('close', () => stream.resume());
+    s.on('close', () => stream.resume());
+    return s;
+  };
+  if (meta) {
+    meta.write(o.prefix);
+    if (inline < 0) out = stage([o.prefix]);
+    else chunks.push(o.prefix);
   }
 
   const deadline = setTimeout(() => {
@@ -87,18 +104,26 @@ export async function receiveData(stream: SMTPServerDataStream, o: ReceiveOption
         return;
       }
       counter.write(chunk);
-      if (!out) {
+      if (!meta) {
         chunks.push(chunk);
         return;
+      }
+      if (!out) {
+        inline += chunk.length;
+        chunks.push(chunk);
+        // Past the inline size: staged from here on, what was kept first.
+        if (inline > o.inlineMax!) {
+          out = stage(chunks.splice(0));
+          inline = -1;
+        }
+      } else if (!out.write(chunk)) {
+        held.out = true;
+        stream.pause();
+        out.once('drain', () => release('out'));
       }
       if (parser!.push(chunk)) {
         held.parse = true;
         stream.pause();
-      }
-      if (!out.write(chunk)) {
-        held.out = true;
-        stream.pause();
-        out.once('drain', () => release('out'));
       }
     });
     stream.once('end', () => {
@@ -124,7 +149,8 @@ export async function receiveData(stream: SMTPServerDataStream, o: ReceiveOption
     if (staging) blob = await staging.catch(() => null);
     await parser?.done();
     if (oversize) throw new SmtpError(552, `5.3.4 Message exceeds the fixed maximum message size of ${max} bytes`);
-    if (!out) return { kind: 'buffered', raw: Buffer.concat(chunks), hops: counter.count };
+    if (!meta) return { kind: 'buffered', raw: Buffer.concat(chunks), hops: counter.count };
+    if (!out) return { kind: 'inline', raw: Buffer.concat(chunks), meta: meta.end(), hops: counter.count };
     if (!blob) throw new SmtpError(451, '4.3.0 Local error in processing; try again later');
     const staged = { kind: 'staged' as const, blob, meta: await parser!.finish(), hops: counter.count };
     handed = true;

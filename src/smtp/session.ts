@@ -10,7 +10,8 @@ import type {
   SMTPServerSession,
 } from 'smtp-server';
 import type { ServerDeps } from '../net/types.ts';
-import type { Account, StagedBlob } from '../store/store.ts';
+import { memoryBlob, type Account, type StagedBlob } from '../store/store.ts';
+import { QUEUE_INLINE_BODY } from '../store/queue.ts';
 import type { MessageMeta } from '../protocol/mime/types.ts';
 import { addressKey } from '../protocol/smtp/address.ts';
 import { formatReceived, formatReturnPath } from '../protocol/smtp/trace.ts';
@@ -244,6 +245,10 @@ export class SessionHandlers {
     const received = Buffer.from(this.#received(session, st, rcpts, id), 'utf8');
     const inbound = this.#c.kind === 'mx' ? this.#c.deps.inbound : undefined;
     const max = config.limits.maxMessageSize;
+    // Only the outbound queue wants it (no local mailbox, no inbound check): small bodies go into
+    // the queue's own commit instead of a blob file (QUEUE_INLINE_BODY).
+    const queueOnly =
+      this.#c.kind !== 'lmtp' && !inbound && this.#c.deps.outbound !== undefined && rcpts.every((r) => (st.rcpts.get(addressKey(r))?.local.length ?? 1) === 0);
     const data = await receiveData(stream, {
       store,
       log,
@@ -252,8 +257,9 @@ export class SessionHandlers {
       timeout: config.limits.smtpTimeout,
       prefix: Buffer.concat([returnPath, received]),
       buffer: inbound !== undefined,
+      ...(queueOnly ? { inlineMax: QUEUE_INLINE_BODY } : {}),
     });
-    let blob: StagedBlob | null = data.kind === 'staged' ? data.blob : null;
+    let blob: StagedBlob | null = data.kind === 'staged' ? data.blob : data.kind === 'inline' ? memoryBlob(data.raw) : null;
     try {
       // RFC 5321 §6.3: a message that went through too many hops is looping.
       if (data.hops > config.limits.maxHops) {

@@ -2,8 +2,8 @@
 // message ids and the row → object mapping. The contract itself is src/store/queue.ts.
 
 import { randomBytes } from 'node:crypto';
-import { StoreError } from './store.ts';
-import type { Notify, QueueMessage, QueueMessageInput, QueueRecipient, RecipientOutcome, RecipientState } from './queue.ts';
+import { StoreError, blobIdOf } from './store.ts';
+import { QUEUE_INLINE_BODY, type Notify, type QueueMessage, type QueueMessageInput, type QueueRecipient, type RecipientOutcome, type RecipientState } from './queue.ts';
 
 type Row = Record<string, any>;
 
@@ -26,6 +26,8 @@ export const QUEUE_LIMITS = {
   envidLength: 100,
   /** RFC 3461 §4.2 ORCPT: bounded by the command line (RFC 5321 §4.5.3.1.4, 512 + extensions). */
   orcptLength: 1000,
+  /** A body enqueued with its bytes (QueueMessageInput.data) is at most this big; bigger ones are staged as files. */
+  inlineBody: QUEUE_INLINE_BODY,
   /** Header fields kept in front of a queued body (DKIM-Signature fields: a few hundred bytes per key). */
   prefixLength: 64 * 1024,
   /** A remote reply kept as lastReply is cut to this many characters. */
@@ -71,6 +73,10 @@ export function checkInput(m: QueueMessageInput): CheckedRecipient[] {
     tooLong('prefix', m.prefix, QUEUE_LIMITS.prefixLength);
     // Whole header lines only (RFC 5322 §2.2): it is sent in front of the message's own fields.
     if (m.prefix !== '' && !m.prefix.endsWith('\r\n')) throw new StoreError('invalid', 'prefix must end with CRLF');
+  }
+  if (m.data) {
+    if (m.data.length > QUEUE_LIMITS.inlineBody) throw new StoreError('limit', `a body given with the rows is at most ${QUEUE_LIMITS.inlineBody} bytes`);
+    if (m.data.length !== m.blob.size || blobIdOf(m.data) !== m.blob.id) throw new StoreError('invalid', 'data does not match the blob reference');
   }
   const start = m.start ?? 0;
   if (!Number.isInteger(start) || start < 0 || start > m.blob.size) throw new StoreError('invalid', `start ${String(m.start)} is outside the body (${m.blob.size} bytes)`);

@@ -3,7 +3,8 @@
 // when to give up, bounces) lives in src/queue/. Implementations: sqlite/queue.ts, postgres/queue.ts.
 //
 // Rules every implementation keeps (tested by test/store/queue.test.ts):
-// - enqueue takes a blob reference in the same transaction as the insert; the reference goes
+// - enqueue takes a blob reference in the same transaction as the insert (and, given `data`, stores
+//   the body there too: the body is never behind the rows that point to it); the reference goes
 //   when the message leaves the queue, so orphan collection never removes a queued body.
 // - A recipient is leased to at most one owner at a time (claim is atomic; PostgreSQL uses
 //   FOR UPDATE SKIP LOCKED so several nodes never claim the same recipient).
@@ -11,6 +12,9 @@
 // - Every mutation returns after its commit is durable.
 
 import type { BlobRef } from './store.ts';
+
+/** The largest body store.queue.enqueue takes as `data` (with the rows) instead of a staged blob. */
+export const QUEUE_INLINE_BODY = 256 * 1024;
 
 export type Notify = { never: true } | { never?: false; success: boolean; failure: boolean; delay: boolean };
 export interface QueueRecipientInput { address: string; orcpt?: string | null; notify?: Notify | null }
@@ -21,6 +25,10 @@ export interface QueueMessageInput {
   prefix?: string | null;
   /** Bytes at the start of the blob that are not sent (the Return-Path field the SMTP layer stored on top). */
   start?: number;
+  /** The body itself, not staged (memoryBlob; at most QUEUE_INLINE_BODY bytes): stored in the same
+   *  transaction as the rows, so the message is durable with one commit (SQLite: blobs.data; PostgreSQL:
+   *  blobs.data as for every body). blob must be memoryBlob(data)'s id and size. */
+  data?: Buffer | null;
   mailFrom: string;              // '' = null reverse-path <> (DSNs): never bounced
   envid?: string | null;         // RFC 3461 ENVID
   ret?: 'FULL' | 'HDRS' | null;  // RFC 3461 RET

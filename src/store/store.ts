@@ -15,6 +15,7 @@
 //   its promise resolves after the last one; each step's Changes are published at its commit;
 //   a COPY is all or nothing; a MOVE leaves each message in exactly one mailbox at every commit.
 
+import { hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
 import type { LoginFailureStore } from './login-failures.ts';
@@ -196,6 +197,27 @@ export interface BlobRef {
 export interface StagedBlob extends BlobRef {
   /** Drops the staging pin; call after the append/deliver that uses it settled (or failed). */
   release(): void;
+  /**
+   * Set on a body held in memory instead (memoryBlob): not durable anywhere yet, so only
+   * store.queue.enqueue can take it (it stores the bytes in its own transaction); not append/deliver.
+   */
+  data?: Buffer;
+}
+
+/** A body kept in memory for store.queue.enqueue (QueueMessageInput.data), with the id stageBlob would give it. */
+export function memoryBlob(data: Buffer): StagedBlob {
+  // crypto.hash: one call, no Hash object (createHash() alone cost more than hashing 10 KB).
+  const id = hash('sha256', data, 'hex');
+  HASHED.set(data, id);
+  return { id, size: data.length, data, release() {} };
+}
+
+/** The sha256 memoryBlob computed for these bytes, so enqueue's check need not hash them again. */
+const HASHED = new WeakMap<Buffer, string>();
+
+/** The blob id (sha256, hex) of bytes held in memory. */
+export function blobIdOf(data: Buffer): string {
+  return HASHED.get(data) ?? hash('sha256', data, 'hex');
 }
 
 export interface NewMessage {

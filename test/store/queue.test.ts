@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { parseMessage } from '../../src/protocol/mime/parser.ts';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { blobPath } from '../../src/store/blob/fs-blob-store.ts';
-import { StoreError, type Store } from '../../src/store/store.ts';
+import { StoreError, memoryBlob, type Store } from '../../src/store/store.ts';
 import type { QueueMessageInput, QueueRecipient } from '../../src/store/queue.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from './pg-env.ts';
 
@@ -196,6 +196,36 @@ for (const b of backends) {
         try {
           assert.deepEqual(await s2.queue.get(m.id), m);
           assert.deepEqual(await s2.readBlob(m.blob.id), raw);
+        } finally {
+          await s2.close();
+        }
+      });
+    });
+
+    it('a body given as data (not staged) is stored with the rows: readable, streamable, durable, gone with the message', async () => {
+      await withDb(b, async (db) => {
+        const s1 = await db.open();
+        const raw = Buffer.concat([Buffer.from('Return-Path: <a@example.org>\r\n'), body('inline')]);
+        const mb = memoryBlob(raw);
+        const m = await s1.queue.enqueue({ blob: mb, data: raw, start: 30, mailFrom: 'a@example.org', origin: 'submission', recipients: [{ address: 'x@remote.test' }], now: T0, expiresAt: T0 + HOUR });
+        assert.deepEqual([m.blob, m.start, m.size], [{ id: mb.id, size: raw.length }, 30, raw.length - 30]);
+        await s1.close();
+        const s2 = await db.open({ collectGarbage: true });
+        try {
+          assert.deepEqual(await s2.readBlob(mb.id), raw);
+          assert.deepEqual(await s2.readBlob(mb.id, 30, 40), raw.subarray(30, 40));
+          const chunks: Buffer[] = [];
+          for await (const c of s2.streamBlob(mb.id, 30)) chunks.push(c as Buffer);
+          assert.deepEqual(Buffer.concat(chunks), raw.subarray(30));
+          const [c] = await s2.queue.claim({ now: T0, owner: 'n1', leaseMs: 60_000, limit: 1 });
+          await s2.queue.settle('n1', [{ recipientId: c!.recipients[0]!.id, kind: 'sent', reply: '250 ok' }], T0 + 1);
+          assert.equal(await s2.queue.get(m.id), null);
+          await assert.rejects(s2.readBlob(mb.id), storeError('not-found'));
+          // Bad data: not the blob it claims to be; too big to be kept with the rows.
+          const other = body('other');
+          await assert.rejects(s2.queue.enqueue({ blob: mb, data: other, mailFrom: '', origin: 'dsn', recipients: [{ address: 'a@x.test' }], now: T0, expiresAt: T0 + HOUR }), storeError('invalid'));
+          const big = Buffer.alloc(300 * 1024, 0x61);
+          await assert.rejects(s2.queue.enqueue({ blob: memoryBlob(big), data: big, mailFrom: '', origin: 'dsn', recipients: [{ address: 'a@x.test' }], now: T0, expiresAt: T0 + HOUR }), storeError('limit'));
         } finally {
           await s2.close();
         }

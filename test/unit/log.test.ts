@@ -69,3 +69,34 @@ test('reopen (logrotate): lines go to a new file at the same path, queued ones t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('stderr: the lines of one event-loop turn are one write, in order; an error line is written at once', async () => {
+  // A child process logging to its stderr (a pipe, written synchronously by Node): every write is seen.
+  const { spawn } = await import('node:child_process');
+  const code = `
+    import { createLogger } from ${JSON.stringify(new URL('../../src/obs/log.ts', import.meta.url).href)};
+    const fs = await import('node:fs');
+    const orig = process.stderr.write.bind(process.stderr);
+    let writes = 0;
+    process.stderr.write = (c, ...a) => { writes++; return orig(c, ...a); };
+    const log = createLogger('info');
+    log.info('a.one', { n: 1 }); log.info('a.two', { n: 2 }); log.warn('a.three');
+    const before = writes;
+    log.error('a.four');
+    const afterError = writes;
+    await new Promise((r) => setImmediate(r));
+    log.info('a.five');
+    fs.writeSync(1, JSON.stringify({ before, afterError }) + '\\n');
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  const exit = await new Promise<number | null>((r) => child.on('close', r));
+  assert.equal(exit, 0, err);
+  // Nothing written during the turn; the error line took the three before it along, in one write.
+  assert.deepEqual(JSON.parse(out), { before: 0, afterError: 1 });
+  // And every line arrives, in order (a.five at the end of its own turn).
+  assert.deepEqual(err.trim().split('\n').map((l) => l.split(' ')[2]), ['a.one', 'a.two', 'a.three', 'a.four', 'a.five']);
+});

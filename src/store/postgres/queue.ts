@@ -69,7 +69,7 @@ export class PgQueue implements QueueStore {
     const id = newQueueId();
     await this.#tx(async (c) => {
       // The body's reference, in the same transaction as the rows (a staged body is written here).
-      const data = this.#o.staged(m.blob.id);
+      const data = m.data ?? this.#o.staged(m.blob.id);
       if (data) {
         await c.query(
           `INSERT INTO blobs (id, size, refcount, meta, data) VALUES ($1, $2, 1, '${QUEUE_ONLY_META}', $3) ON CONFLICT (id) DO UPDATE SET refcount = blobs.refcount + 1`,

@@ -52,7 +52,8 @@ export async function backupSqlite(dbPath: string, blobDir: string, dest: string
     const snap = new Database(tmpDb, { readonly: true });
     let ids: string[];
     try {
-      ids = snap.prepare('SELECT id FROM blobs').pluck().all() as string[];
+      // Bodies kept in the database (blobs.data: queued ones) come with the snapshot.
+      ids = snap.prepare('SELECT id FROM blobs WHERE data IS NULL').pluck().all() as string[];
     } finally {
       snap.close();
     }

@@ -5,7 +5,8 @@
 // (changes.ts); the row-level SQL is in writes.ts, the commands over many rows run in steps
 // (bulk.ts).
 
-import type { Readable } from 'node:stream';
+import { existsSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 import {
   StoreError,
@@ -114,15 +115,30 @@ export class SqliteMessages {
   }
 
   async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#blobs.read(blobId, start, end);
+    try {
+      return await this.#blobs.read(blobId, start, end);
+    } catch (err) {
+      const data = err instanceof StoreError && err.code === 'not-found' ? this.#blobData(blobId) : null;
+      if (!data) throw err;
+      return data.subarray(start ?? 0, end ?? data.length);
+    }
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
+    const data = existsSync(this.#blobs.path(blobId)) ? null : this.#blobData(blobId);
+    if (data) return Readable.from([data.subarray(start ?? 0, end ?? data.length)], { objectMode: false });
     return this.#blobs.stream(blobId, start, end);
+  }
+
+  /** A body kept in the database instead of a file (blobs.data, a queued message's: migration 13). */
+  #blobData(blobId: string): Buffer | null {
+    return (this.#q('SELECT data FROM blobs WHERE id = ?').pluck().get(blobId) as Buffer | null | undefined) ?? null;
   }
 
   // ---------------------------------------------------------------- writes
   async deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
+    // A body held in memory (memoryBlob) is durable nowhere: a mailbox takes staged files only.
+    if ((blob as StagedBlob).data) throw new StoreError('invalid', 'deliver needs a staged blob, not one held in memory');
     // SORT/THREAD keys (src/protocol/imap/sort-keys.ts), computed before the transaction.
     const prepared = prepareMeta(meta);
     const keys = sortKeysOf(meta);

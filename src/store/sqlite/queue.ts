@@ -19,6 +19,7 @@ import {
   newQueueId,
   settledState,
   toMessage,
+  toRecipient,
 } from '../queue-rows.ts';
 
 type Row = Record<string, any>;
@@ -59,13 +60,16 @@ export class SqliteQueue implements QueueStore {
   async enqueue(m: QueueMessageInput): Promise<QueueMessage> {
     const rcpts = checkInput(m);
     // The caller holds the staging pin (or a stored message holds a reference): the file stays.
-    if (!this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
+    // A body given as data goes into the blob row itself (kept only if the row is new).
+    const data = m.data ?? null;
+    if (!data && !this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
     const id = newQueueId();
-    await this.#batched(() => {
+    return this.#batched(() => {
       // The body's reference, in the same transaction as the rows (the file is durable: staged).
-      this.#q(`INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, 1, '${QUEUE_ONLY_META}') ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1`).run(
+      this.#q(`INSERT INTO blobs (id, size, refcount, meta, data) VALUES (?, ?, 1, '${QUEUE_ONLY_META}', ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1`).run(
         m.blob.id,
         m.blob.size,
+        data,
       );
       this.#q(
         'INSERT INTO queue_messages (id, blob_id, size, mail_from, envid, ret, account_id, origin, created_at, expires_at, prefix, body_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
@@ -74,9 +78,16 @@ export class SqliteQueue implements QueueStore {
         'INSERT INTO queue_recipients (message_id, address, domain, orcpt, notify, next_attempt_at, lease_owner, lease_until, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       );
       const lease = m.lease ?? null;
-      for (const r of rcpts) ins.run(id, r.address, r.domain, r.orcpt, r.notify, lease ? lease.until : m.now, lease?.owner ?? null, lease?.until ?? null, lease ? 1 : 0);
+      // The message as get() would read it back, made from the rows just written (their defaults
+      // included: state 'queued', no attempt or reply yet) instead of two more queries per message.
+      const row = { id, blob_id: m.blob.id, size: m.blob.size, mail_from: m.mailFrom, envid: m.envid ?? null, ret: m.ret ?? null, account_id: m.accountId ?? null, origin: m.origin, created_at: m.now, expires_at: m.expiresAt, prefix: m.prefix ?? '', body_start: m.start ?? 0 };
+      const recipients = rcpts.map((r) => {
+        const next = lease ? lease.until : m.now;
+        const rid = ins.run(id, r.address, r.domain, r.orcpt, r.notify, next, lease?.owner ?? null, lease?.until ?? null, lease ? 1 : 0).lastInsertRowid;
+        return toRecipient({ id: rid, message_id: id, address: r.address, domain: r.domain, orcpt: r.orcpt, notify: r.notify, state: 'queued', attempts: lease ? 1 : 0, next_attempt_at: next, last_attempt_at: null, last_reply: null, delay_warned: 0 });
+      });
+      return toMessage(row, recipients);
     });
-    return (await this.get(id))!;
   }
 
   async claim(o: { now: number; owner: string; leaseMs: number; limit: number; skipDomains?: string[] }): Promise<QueueBatch[]> {

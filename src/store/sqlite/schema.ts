@@ -295,4 +295,14 @@ ALTER TABLE queue_messages ADD COLUMN prefix TEXT NOT NULL DEFAULT '';
 ALTER TABLE queue_messages ADD COLUMN body_start INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 13,
+    sql: `
+-- A queued body small enough (QUEUE_LIMITS.inlineBody) and wanted by the queue only is kept here
+-- instead of in a file: written in the enqueue transaction, so one group-committed fsync makes body
+-- and queue entry durable together, instead of a file fsync, a folder fsync and then the commit.
+-- NULL for every body that has a file (all the others).
+ALTER TABLE blobs ADD COLUMN data BLOB;
+`,
+  },
 ];

@@ -18,8 +18,9 @@
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
-import type { Readable } from 'node:stream';
-import { FsBlobStore } from '../blob/fs-blob-store.ts';
+import { Readable } from 'node:stream';
+import { FsBlobStore, fsyncDir } from '../blob/fs-blob-store.ts';
+import { WalSync } from './wal-sync.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
 import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
@@ -126,6 +127,7 @@ class SqliteStore implements Store {
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
   readonly #commit: SqliteCommit;
+  readonly #walSync: WalSync;
   readonly #accounts: SqliteAccounts;
   readonly #mailboxes: SqliteMailboxes;
   readonly #messages: SqliteMessages;
@@ -150,6 +152,10 @@ class SqliteStore implements Store {
     db.function('pb_text_plan', { deterministic: true }, (meta: unknown) => JSON.stringify(textPlan((JSON.parse(meta as string) as MessageMeta).root)));
     this.#db = db;
     this.#migrate();
+    this.#walSync = new WalSync(opts.path);
+    // The WAL file exists now (migrations read the database): its directory entry is made durable,
+    // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
+    fsyncDir(dirname(opts.path));
     this.loginFailures = new SqliteLoginFailures(db);
     this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
@@ -162,7 +168,7 @@ class SqliteStore implements Store {
       },
       below: (id) => this.#below(id),
     });
-    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus);
+    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus, this.#walSync, opts.log);
     this.#bulk = new SqliteBulk({
       db,
       q,
@@ -179,7 +185,7 @@ class SqliteStore implements Store {
     this.queue = new SqliteQueue({
       q,
       write: (fn) => this.#write(fn),
-      batched: (fn) => this.#writeBatched(fn),
+      batched: (fn) => this.#writeBatched(fn, 0, true),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
@@ -287,13 +293,14 @@ class SqliteStore implements Store {
   }
 
   /** One write in the group commit (changes.ts). */
-  #writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
-    return this.#commit.writeBatched(fn, op);
+  #writeBatched<T>(fn: (tx: Tx) => T, op = 0, walSync = false): Promise<T> {
+    return this.#commit.writeBatched(fn, op, walSync);
   }
 
   async close(): Promise<void> {
     if (this.#commit.closed) return;
-    this.#commit.close();
+    await this.#commit.close();
+    this.#walSync.close();
     await this.#bodyScan.close();
     this.#db.close();
   }

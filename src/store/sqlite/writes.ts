@@ -157,7 +157,9 @@ export class MessageWrites {
 
   /** References a body (its row made with the parse and SORT keys when new). */
   refBlob(blob: BlobRef, meta: PreparedMeta, keys: SortKeys, n: number): void {
-    const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ? WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
+    // The caller's body is a staged (durable) file: a row that kept the bytes itself (blobs.data, a
+    // queued body, migration 13) now has that file, and drops them, so the file goes with the row.
+    const queueOnly = this.q("UPDATE blobs SET refcount = refcount + ?, data = NULL WHERE id = ? RETURNING meta = 'null'").pluck().get(n, blob.id) as number | undefined;
     // A body only the outbound queue held so far has no parse yet (sqlite/queue.ts): fill it in.
     if (queueOnly === 1) {
       this.q('UPDATE blobs SET meta = ? WHERE id = ?').run(meta.json, blob.id);
@@ -172,8 +174,9 @@ export class MessageWrites {
   unrefBlob(tx: Tx, blobId: string, n: number): void {
     const left = this.q('UPDATE blobs SET refcount = refcount - ? WHERE id = ? RETURNING refcount').pluck().get(n, blobId) as number | undefined;
     if (left !== undefined && left <= 0) {
-      this.q('DELETE FROM blobs WHERE id = ?').run(blobId);
-      tx.deadBlobs.push(blobId);
+      // A body kept in the row itself (blobs.data, migration 13) has no file to remove.
+      const file = this.q('DELETE FROM blobs WHERE id = ? RETURNING data IS NULL').pluck().get(blobId);
+      if (file !== 0) tx.deadBlobs.push(blobId);
     }
   }
 
