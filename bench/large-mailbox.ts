@@ -20,7 +20,7 @@ import { corpusMessage, BODY_NEEDLE, SUBJECT_NEEDLE } from './lib/corpus.ts';
 import { ImapConn, respCode, searchResult, warmUpClient, type Reply } from './lib/imap-client.ts';
 import { fillMaildir, startDovecot } from './lib/peers.ts';
 import { fillStore, startPillarbox } from './lib/pillarbox.ts';
-import { median as medianOf, ratioRows, renderRatios, sortRounds, SORTS, type CommandFigures, type SortName, type SortTarget } from './lib/sort-rounds.ts';
+import { coldAfterSelect, median as medianOf, ratioRows, renderRatios, sortRounds, SORTS, type CommandFigures, type SortName, type SortTarget } from './lib/sort-rounds.ts';
 import { attempt, benchAccounts, benchMain, cleanupAll, envInt, isMain, log, now, percentile, report, row, type Mem, type Row } from './lib/util.ts';
 
 export interface LargeParams {
@@ -154,8 +154,8 @@ export async function largeMailbox(): Promise<string> {
     const fillSeconds = (performance.now() - t) / 1000;
     log(`dovecot: Maildir filled in ${fillSeconds.toFixed(1)} s`);
     const r = await measure(d.ports.imap, account, p, fillSeconds, () => d.memory());
-    targets.push({ name: 'dovecot', port: d.ports.imap, account });
-    return { ...r, memoryNow: () => d.memory() };
+    targets.push({ name: 'dovecot', port: d.ports.imap, account, memory: () => d.memory() });
+    return r;
   }, { keep: true });
 
   const pb = await attempt('Pillarbox', async () => {
@@ -170,8 +170,8 @@ export async function largeMailbox(): Promise<string> {
       },
     });
     const r = await measure(s.ports.imap, account, p, fillSeconds, () => s.memory());
-    targets.push({ name: 'pillarbox', port: s.ports.imap, account });
-    return { ...r, memoryNow: () => s.memory() };
+    targets.push({ name: 'pillarbox', port: s.ports.imap, account, memory: () => s.memory() });
+    return r;
   }, { keep: true });
 
   let sorts: CommandFigures[] = [];
@@ -179,8 +179,9 @@ export async function largeMailbox(): Promise<string> {
   try {
     if (targets.length) {
       log(`SORT/THREAD: ${p.sortRounds} rounds alternating between ${targets.map((t) => t.name).join(' and ')}, ${p.sortWarm} warm runs each`);
-      sorts = await sortRounds(targets, { rounds: p.sortRounds, warm: p.sortWarm, expect: p.messages });
-      memAfterSorts = { pillarbox: pb.ok ? pb.value.memoryNow() : null, dovecot: peer.ok ? peer.value.memoryNow() : null };
+      const r = await sortRounds(targets, { rounds: p.sortRounds, warm: p.sortWarm, expect: p.messages });
+      sorts = r.figures;
+      memAfterSorts = { pillarbox: r.memory.pillarbox ?? null, dovecot: r.memory.dovecot ?? null };
     }
   } finally {
     await cleanupAll();
@@ -202,7 +203,7 @@ export async function largeMailbox(): Promise<string> {
     row(`UID SEARCH SUBJECT "${SUBJECT_NEEDLE}"`, 'ms', 'lower', pb, peer, (x) => x.searchSubject, (x) => x.searchSubject),
     row(`UID SEARCH BODY "${BODY_NEEDLE}"`, 'ms', 'lower', pb, peer, (x) => x.searchBody, (x) => x.searchBody),
     ...names.map((k) => sortRow(SORTS[k], (f) => medianOf(f.warm), [k])),
-    ...names.map((k) => sortRow(`first ${SORTS[k]} after SELECT`, (f) => medianOf(f.cold), [k])),
+    ...names.map((k) => sortRow(`first ${SORTS[k]} after SELECT`, (f) => medianOf(coldAfterSelect(f)), [k])),
     ...names.map((k) => sortRow(`first ${SORTS[k]} after the server started`, (f) => f.cold[0]!, [k])),
     sortRow('worst NOOP of another session during SORT/THREAD', (f) => f.worstNoop, names),
     row('QRESYNC re-select after 100 flag changes', 'ms', 'lower', pb, peer, (x) => x.qresync, (x) => x.qresync),
@@ -211,17 +212,16 @@ export async function largeMailbox(): Promise<string> {
     row('server memory after SORT/THREAD (PSS)', 'MB', 'lower', pb, peer, () => (memAfterSorts.pillarbox ? memAfterSorts.pillarbox.pss / 2 ** 20 : null), () => (memAfterSorts.dovecot ? memAfterSorts.dovecot.pss / 2 ** 20 : null)),
   ];
   process.stdout.write('\n' + ratioTable + '\n');
-  const strip = <T extends { memoryNow: unknown }>(o: { ok: true; value: T } | { ok: false; reason: string }) => (o.ok ? { ok: true, value: { ...o.value, memoryNow: undefined } } : o);
   return report({
-    name: 'large-mailbox',
+    name: p.sortOnly ? 'large-mailbox-sort' : 'large-mailbox',
     title: `Large mailbox: ${p.messages.toLocaleString('en-US')} messages in one INBOX (median of ${p.reps}; BODY search ${p.bodyReps}; SORT/THREAD ${p.sortRounds} alternating rounds)`,
     peer: 'Dovecot',
     started,
     params: { ...p },
     rows,
     details: {
-      pillarbox: strip(pb),
-      dovecot: strip(peer),
+      pillarbox: pb,
+      dovecot: peer,
       sorts,
       sortRatios: ratioRows(sorts),
       sortRatioTable: ratioTable,
