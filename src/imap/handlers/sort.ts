@@ -1,35 +1,25 @@
 // SORT and UID SORT (RFC 5256 §3) with the DISPLAY keys (RFC 5957), ESORT return options (RFC 5267
 // §3, answered as ESEARCH in sort order), PARTIAL (RFC 9394) and CONDSTORE's MODSEQ (RFC 7162
-// §3.1.9, §3.1.10): SEARCH, then the matches ordered by the keys stored at delivery.
+// §3.1.9, §3.1.10): SEARCH, then the matches in the order kept by the mailbox's key index
+// (src/imap/sort-index.ts, src/imap/sort-run.ts).
 import type { Handler } from '../commands.ts';
-import { LoopBudget } from '../../obs/loop-lag.ts';
-import { sortComparator, sortSliced } from '../../protocol/imap/sort-order.ts';
-import { checkCharset, matchWithKeys } from '../sort.ts';
+import { checkCharset } from '../sort.ts';
+import { sortedNumbers, sortMatches, sortResponse } from '../sort-run.ts';
 import { esearch } from '../esearch.ts';
 
 export const sort: Handler<'SORT'> = async (s, tag, cmd) => {
   checkCharset(cmd.charset);
-  const budget = new LoopBudget(5);
-  const m = await matchWithKeys(s, cmd.key, false, budget);
+  const m = await sortMatches(s, cmd.criteria, cmd.key);
   if (m.usedModseq) s.enableCondstore();
-  const ordered = await sortSliced(m.items, sortComparator(cmd.criteria), () => budget.pause());
   const name = cmd.uid ? 'UID SORT' : 'SORT';
   if (cmd.returns !== null) {
-    const uids = ordered.map((x) => x.uid);
-    const values = cmd.uid ? uids : ordered.map((x) => x.seq);
+    const { uids, seqs } = sortedNumbers(m);
+    const values = cmd.uid ? uids : seqs;
     const a = esearch(tag, cmd.uid, cmd.returns, cmd.partial, { values, uids, modseqs: uids.map((u) => m.modseqs.get(u) ?? 0), sorted: true }, m.usedModseq);
     if (a.saved) s.savedSearch = a.saved.sort((x, y) => x - y);
     if (a.line) await s.writeAwait(a.line);
     return `${name} completed`;
   }
-  let out = '* SORT';
-  for (const x of ordered) out += ' ' + (cmd.uid ? x.uid : x.seq);
-  // RFC 7162 §3.1.9: with a MODSEQ criterion, a non-empty result ends with the highest MODSEQ.
-  if (m.usedModseq && ordered.length) {
-    let hi = 0;
-    for (const v of m.modseqs.values()) if (v > hi) hi = v;
-    out += ` (MODSEQ ${hi})`;
-  }
-  await s.writeAwait(out + '\r\n');
+  await s.writeAwait(sortResponse(m, cmd.uid));
   return `${name} completed`;
 };

@@ -1,0 +1,139 @@
+// THREAD over the selected mailbox (RFC 5256 §3) from the mailbox's key index (sort-index.ts):
+// the answer for an exact set of messages is kept with the index, per algorithm, as a flat list
+// of tokens (a message's position, "(", ")", " "), so a THREAD of the same messages again (every
+// client's refresh) is only the response written out, in UIDs or in the session's sequence
+// numbers. Another set (new mail, an expunge, another search) computes it again with the pure
+// algorithms of protocol/imap/thread.ts over the index's keys, with event-loop turns.
+// Memory: 12 bytes per message per algorithm (one answer each).
+
+import type { SearchKey, ThreadAlgorithm } from '../protocol/imap/types.ts';
+import type { SortItem } from '../protocol/imap/sort-order.ts';
+import { orderedSubject, references, type ThreadNode } from '../protocol/imap/thread.ts';
+import { LoopBudget } from '../obs/loop-lag.ts';
+import type { ImapSession } from './session.ts';
+import { wantsOf, type KeyIndex } from './sort-index.ts';
+import { NumberWriter, withMatches } from './sort-run.ts';
+
+const OPEN = -1;
+const CLOSE = -2;
+const SPACE = -3;
+
+interface Cached {
+  gen: number;
+  set: Uint32Array;
+  tokens: Int32Array;
+}
+
+/** A THREAD answer: tokens over positions, and the numbers to write for them. */
+export interface Threads {
+  tokens: Int32Array;
+  uidOf: Uint32Array;
+  seqOf: Int32Array;
+  usedModseq: boolean;
+}
+
+function sameSet(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+export async function threadMatches(s: ImapSession, algorithm: ThreadAlgorithm, key: SearchKey): Promise<Threads> {
+  const budget = new LoopBudget(5);
+  const refs = algorithm === 'REFERENCES';
+  return withMatches(s, key, wantsOf([], true), budget, async (m) => {
+    const ix = m.index;
+    let c = ix.threads.get(algorithm) as Cached | undefined;
+    if (!c || c.gen !== ix.gen || !sameSet(c.set, m.positions)) {
+      const items = await itemsOf(ix, m.positions, budget);
+      const pause = () => budget.pause();
+      const roots = refs ? await references(items, pause) : await orderedSubject(items, pause);
+      c = { gen: ix.gen, set: m.positions, tokens: await flatten(roots, m.positions.length, budget) };
+      ix.threads.set(algorithm, c);
+    }
+    return { tokens: c.tokens, uidOf: ix.uid, seqOf: m.seqOf, usedModseq: m.usedModseq };
+  });
+}
+
+/** What the algorithms read of each message; `uid` carries the position, `seq` its order. */
+async function itemsOf(ix: KeyIndex, positions: Uint32Array, budget: LoopBudget): Promise<SortItem[]> {
+  const items = new Array<SortItem>(positions.length);
+  const subject = ix.strings.get('subject')!;
+  const ids = ix.messageId!;
+  const refs = ix.refs!;
+  for (let i = 0; i < positions.length; i++) {
+    if ((i & 4095) === 4095) await budget.pause();
+    const p = positions[i]!;
+    items[i] = {
+      uid: p,
+      seq: p + 1,
+      internalDate: ix.internalDate[p]!,
+      sent: ix.date[p]!,
+      size: 0,
+      subject: subject[p]!,
+      reply: ix.reply[p] === 1,
+      from: '',
+      to: '',
+      cc: '',
+      displayFrom: '',
+      displayTo: '',
+      messageId: ids[p] ?? null,
+      refs: refs[p] as string[],
+    };
+  }
+  return items;
+}
+
+/**
+ * The threads as tokens, in the order of RFC 5256 §4's `thread-data`: each thread in parentheses;
+ * a message with one child continues its line, with several nests each child; a dummy is only
+ * its children.
+ */
+async function flatten(roots: readonly ThreadNode[], messages: number, budget: LoopBudget): Promise<Int32Array> {
+  let out = new Int32Array(messages * 3 + 16);
+  let n = 0;
+  const put = (t: number) => {
+    if (n === out.length) {
+      const b = new Int32Array(out.length * 2);
+      b.set(out);
+      out = b;
+    }
+    out[n++] = t;
+  };
+  const stack: Array<ThreadNode | number> = [];
+  for (let i = roots.length - 1; i >= 0; i--) stack.push(CLOSE, roots[i]!, OPEN);
+  let steps = 0;
+  while (stack.length) {
+    if ((++steps & 8191) === 0) await budget.pause();
+    const x = stack.pop()!;
+    if (typeof x === 'number') {
+      put(x);
+      continue;
+    }
+    const kids = x.children;
+    if (x.msg !== null) {
+      put(x.msg.uid);
+      if (kids.length > 0) put(SPACE);
+    }
+    if (kids.length === 1) stack.push(kids[0]!);
+    else for (let i = kids.length - 1; i >= 0; i--) stack.push(CLOSE, kids[i]!, OPEN);
+  }
+  return out.slice(0, n);
+}
+
+/** `* THREAD …` (RFC 5256 §4) in Buffers of about `partBytes`, for writing with turns between. */
+export function* threadResponse(t: Threads, uid: boolean, partBytes = 65536): Generator<Buffer> {
+  const w = new NumberWriter(partBytes + 64);
+  w.ascii(t.tokens.length ? '* THREAD ' : '* THREAD');
+  const tokens = t.tokens;
+  for (let i = 0; i < tokens.length; i++) {
+    const x = tokens[i]!;
+    if (x === OPEN) w.byte(0x28);
+    else if (x === CLOSE) w.byte(0x29);
+    else if (x === SPACE) w.byte(0x20);
+    else w.number(uid ? t.uidOf[x]! : t.seqOf[x]!);
+    if (w.length >= partBytes) yield w.take();
+  }
+  w.ascii('\r\n');
+  yield w.take();
+}
