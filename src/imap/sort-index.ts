@@ -131,7 +131,7 @@ export class KeyIndex {
       pos = walk();
     }
     // Entries below the session's highest UID it does not know were expunged: compact when many.
-    if (dead > 1024 && dead * 4 > this.n) {
+    if (dead > 256 && dead * 4 > this.n) {
       await this.#compact(uids, budget);
       pos = walk();
     }
@@ -153,7 +153,7 @@ export class KeyIndex {
     }
     // Out of UID order (rare: a session that knows an older message the index never loaded): a
     // merged copy, positions renumbered, derived data dropped.
-    await this.#rebuild((k) => k, rows, budget);
+    await this.#rebuild(() => true, rows, budget);
   }
 
   #grow(want: number): void {
@@ -215,15 +215,15 @@ export class KeyIndex {
       if (i % STEP === 0) await budget.pause();
     }
     const last = known.length ? known[known.length - 1]! : 0;
-    await this.#rebuild((p) => (this.uid[p]! > last || keep.has(this.uid[p]!) ? p : -1), [], budget);
+    await this.#rebuild((uid) => uid > last || keep.has(uid), [], budget);
   }
 
   /**
-   * A new copy of the columns: the entries `keepOld` keeps (it returns -1 to drop one), merged
+   * A new copy of the columns: the entries `keepOld` keeps (by UID), merged
    * with `rows` (ascending UIDs, none already in). Orders are remapped when nothing was inserted,
    * else dropped; cached threads are dropped.
    */
-  async #rebuild(keepOld: (p: number) => number, rows: readonly SortData[], budget: LoopBudget): Promise<void> {
+  async #rebuild(keepOld: (uid: number) => boolean, rows: readonly SortData[], budget: LoopBudget): Promise<void> {
     const old = {
       n: this.n,
       uid: this.uid,
@@ -251,7 +251,7 @@ export class KeyIndex {
     let r = 0;
     for (let p = 0; p < old.n; p++) {
       if (p % STEP === 0) await budget.pause();
-      if (keepOld(p) < 0) continue;
+      if (!keepOld(old.uid[p]!)) continue;
       while (r < rows.length && rows[r]!.uid < old.uid[p]!) this.#put(this.n++, rows[r++]!);
       const q = this.n++;
       map[p] = q;
