@@ -138,6 +138,7 @@ async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<C
     if (prev && prev !== own && !(await isDescendant(prev, own, t))) linkRef(prev, own);
   }
   for (const c of all) {
+    if (t.due()) await t.pause();
     if (c.kids) c.children = [...c.kids];
     c.kids = null;
   }
@@ -189,8 +190,43 @@ function byDate(a: Container, b: Container): number {
   return sentDate(x) - sentDate(y) || x.seq - y.seq;
 }
 
+/**
+ * Siblings in byDate order. Beyond a few, each one's sort message is looked up once and its sent
+ * date and sequence number copied into two arrays, which the comparisons then read (a 100,000-node
+ * root sorts without chasing a node and a message per comparison).
+ */
 async function sortSiblings(list: Container[], pause: Pause): Promise<Container[]> {
-  return list.length > 2048 ? sortSliced(list, byDate, pause) : list.sort(byDate);
+  if (list.length <= 2048) return sortSmall(list);
+  const k = dateKeys(list);
+  return permute(list, await sortSliced(k.idx, k.cmp, pause));
+}
+
+/** sortSiblings for at most a few thousand siblings, synchronously (inside a post-order visit). */
+function sortSmall(list: Container[]): Container[] {
+  if (list.length <= 8) return list.sort(byDate);
+  const k = dateKeys(list);
+  return permute(list, k.idx.sort(k.cmp));
+}
+
+function dateKeys(list: readonly Container[]): { idx: number[]; cmp: (a: number, b: number) => number } {
+  const n = list.length;
+  const date = new Float64Array(n);
+  const seq = new Float64Array(n);
+  const idx = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const m = sortMsg(list[i]!);
+    // No message under it (byDate: first, in the order they came): the lowest key, all equal.
+    date[i] = m ? sentDate(m) : -Number.MAX_VALUE;
+    seq[i] = m ? m.seq : 0;
+    idx[i] = i;
+  }
+  return { idx, cmp: (a, b) => date[a]! - date[b]! || seq[a]! - seq[b]! };
+}
+
+function permute<T>(list: readonly T[], order: readonly number[]): T[] {
+  const out = new Array<T>(order.length);
+  for (let i = 0; i < order.length; i++) out[i] = list[order[i]!]!;
+  return out;
 }
 
 /** The thread subject (step 5.B.i): the base subject of the message, or of a dummy's first child. */
@@ -201,9 +237,12 @@ function threadSubject(c: Container): string {
 /** Step 5: top-level threads with the same base subject are gathered. */
 async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]> {
   const table = new Map<string, Container>();
-  for (const c of root) {
+  // Each top-level node's thread subject, looked up once (nothing below changes it in this step).
+  const subjects = new Array<string>(root.length);
+  for (let i = 0; i < root.length; i++) {
+    const c = root[i]!;
     if (t.due()) await t.pause();
-    const s = threadSubject(c);
+    const s = (subjects[i] = threadSubject(c));
     if (s === '') continue;
     const old = table.get(s);
     if (!old) table.set(s, c);
@@ -213,10 +252,11 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
   const replaced = new Map<Container, Container>();
   // Parent links are kept from here on: a top-level node merged under another one has a parent.
   for (const c of root) c.parent = null;
-  for (const c of root) {
+  for (let i = 0; i < root.length; i++) {
+    const c = root[i]!;
     if (t.due()) await t.pause();
     if (c.parent !== null) continue;
-    const s = threadSubject(c);
+    const s = subjects[i]!;
     if (s === '') continue;
     const old = table.get(s)!;
     if (old === c) continue;
@@ -237,6 +277,7 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
   // The new dummies take the place of the message they were made for.
   const out: Container[] = [];
   for (const c of root) {
+    if (t.due()) await t.pause();
     if (gone.has(c)) continue;
     out.push(replaced.get(c) ?? c);
   }
@@ -248,7 +289,11 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
   const t = new Ticker(pause);
   const all = await buildContainers(items, t);
   // (2) the root set
-  let root = all.filter((c) => c.parent === null);
+  let root: Container[] = [];
+  for (const c of all) {
+    if (t.due()) await t.pause();
+    if (c.parent === null) root.push(c);
+  }
   // (3) prune dummies, children first
   await postOrder(root, t, (c) => {
     c.children = pruneList(c.children, false);
@@ -264,25 +309,12 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
   const big: Container[] = [];
   await postOrder(root, t, (c) => {
     if (c.children.length > 2048) big.push(c);
-    else if (c.children.length > 1) c.children.sort(byDate);
+    else if (c.children.length > 1) c.children = sortSmall(c.children);
   });
   for (const c of big) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
-  return toNodes(root);
-}
-
-function toNodes(root: Container[]): ThreadNode[] {
-  const out: ThreadNode[] = root.map((c) => ({ msg: c.msg, children: [] }));
-  const stack: Array<[Container, ThreadNode]> = root.map((c, i) => [c, out[i]!]);
-  while (stack.length) {
-    const [c, n] = stack.pop()!;
-    for (const k of c.children) {
-      const kn: ThreadNode = { msg: k.msg, children: [] };
-      n.children.push(kn);
-      stack.push([k, kn]);
-    }
-  }
-  return out;
+  // A container is a ThreadNode (its msg and children); the other fields are left behind.
+  return root;
 }
 
 // ------------------------------------------------------------------ the THREAD response (RFC 5256 §4)
