@@ -135,6 +135,14 @@ async function measure(port: number, a: { address: string; password: string }, p
   };
 }
 
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/** IMAP date-time (RFC 9051 §9) of a UTC instant. */
+function imapDate(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${d.getUTCFullYear()} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
+}
+
 export async function largeMailbox(): Promise<string> {
   const started = Date.now();
   const p = largeParams();
@@ -179,7 +187,12 @@ export async function largeMailbox(): Promise<string> {
   try {
     if (targets.length) {
       log(`SORT/THREAD: ${p.sortRounds} rounds alternating between ${targets.map((t) => t.name).join(' and ')}, ${p.sortWarm} warm runs each`);
-      const r = await sortRounds(targets, { rounds: p.sortRounds, warm: p.sortWarm, expect: p.messages });
+      const newMessage = (k: number) => {
+        // After the fill's messages, in its INTERNALDATE steps (one minute each).
+        const j = p.messages + k;
+        return { raw: corpusMessage(j, { maxBytes: p.maxBytes, extraHeaders: [`X-Bench-Seq: ${j}`] }).raw, internalDate: imapDate(Date.UTC(2024, 0, 1) + j * 60_000) };
+      };
+      const r = await sortRounds(targets, { rounds: p.sortRounds, warm: p.sortWarm, expect: p.messages, newMessage });
       sorts = r.figures;
       memAfterSorts = { pillarbox: r.memory.pillarbox ?? null, dovecot: r.memory.dovecot ?? null };
     }
@@ -205,6 +218,7 @@ export async function largeMailbox(): Promise<string> {
     ...names.map((k) => sortRow(SORTS[k], (f) => medianOf(f.warm), [k])),
     ...names.map((k) => sortRow(`first ${SORTS[k]} after SELECT`, (f) => medianOf(coldAfterSelect(f)), [k])),
     ...names.map((k) => sortRow(`first ${SORTS[k]} after the server started`, (f) => f.cold[0]!, [k])),
+    ...names.map((k) => sortRow(`${SORTS[k]} after one new message`, (f) => medianOf(f.afterNew), [k])),
     sortRow('worst NOOP of another session during SORT/THREAD', (f) => f.worstNoop, names),
     row('QRESYNC re-select after 100 flag changes', 'ms', 'lower', pb, peer, (x) => x.qresync, (x) => x.qresync),
     row('first SELECT after the fill (index build)', 'ms', 'lower', pb, peer, (x) => x.firstSelect, (x) => x.firstSelect),
@@ -228,6 +242,7 @@ export async function largeMailbox(): Promise<string> {
       memoryAfterSorts: memAfterSorts,
       // Same corpus, same order, same INTERNALDATEs: the SORT/THREAD answers should be identical.
       sameAnswers: Object.fromEntries(sorts.map((f) => [f.command, f.sides.pillarbox && f.sides.dovecot ? f.sides.pillarbox.digest === f.sides.dovecot.digest : null])),
+      sameAnswersAfterNewMail: Object.fromEntries(sorts.map((f) => [f.command, f.sides.pillarbox && f.sides.dovecot ? f.sides.pillarbox.digestAfter === f.sides.dovecot.digestAfter : null])),
     },
   });
 }

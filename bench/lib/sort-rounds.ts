@@ -1,7 +1,8 @@
 // SORT and THREAD side by side (issue 14): both servers up at once with the same mailbox, the
 // commands run on one then the other, the order swapped every round, so a busy machine's noise
 // falls on both. Per round and server: SELECT (untimed), the command once ("cold": its first run
-// after SELECT), then `warm` more runs (their median). Another session's NOOP round trips on each
+// after SELECT), then `warm` more runs (their median). Then as many rounds with new mail: one
+// message APPENDed, NOOP, the command once ("after one new message"). Another session's NOOP round trips on each
 // server (bench/lib/noop-probe.ts, its own thread) give the worst stall any other user saw.
 // Figures: per command the median over rounds of each server's time, and the median and range of
 // the per-round ratio Pillarbox ÷ Dovecot (below 1: Pillarbox is faster).
@@ -30,6 +31,8 @@ export interface SortTarget {
 export interface SideFigures {
   /** The first run of every round (after a fresh SELECT); [0] is the first since the server started. */
   cold: number[];
+  /** The run right after one new message was appended (APPEND by this session), every round. */
+  afterNew: number[];
   /** Median of each round's warm runs. */
   warm: number[];
   /** Worst NOOP round trip of another session on this server while this command ran (all rounds). */
@@ -37,7 +40,12 @@ export interface SideFigures {
   numbers: number;
   /** SHA-256 (12 hex) of the answer line: equal on both servers = the same order. */
   digest: string;
+  /** The same of the last round's answer after new mail. */
+  digestAfter?: string;
 }
+
+const count = (line: string) => (line.match(/\d+/g) ?? []).length;
+const digest = (line: string) => createHash('sha256').update(line.toUpperCase()).digest('hex').slice(0, 12);
 
 export interface RoundsResult {
   figures: CommandFigures[];
@@ -88,8 +96,14 @@ async function runOnce(side: Side, cmd: string): Promise<{ ms: number; line: str
   return { ms, line: r.untagged.find((l) => /^\* (SORT|THREAD)/i.test(l)) ?? '' };
 }
 
-/** Runs every command `rounds` times on every target, alternating; `expect`: messages in the mailbox. */
-export async function sortRounds(targets: SortTarget[], opts: { rounds: number; warm: number; expect: number }): Promise<RoundsResult> {
+/**
+ * Runs every command `rounds` times on every target, alternating; `expect`: messages in the
+ * mailbox at the start; `newMessage(k)`: the k-th message appended (the same on every server).
+ */
+export async function sortRounds(
+  targets: SortTarget[],
+  opts: { rounds: number; warm: number; expect: number; newMessage: (k: number) => { raw: Buffer; internalDate: string } },
+): Promise<RoundsResult> {
   const sides: Side[] = [];
   try {
     for (const t of targets) {
@@ -98,24 +112,51 @@ export async function sortRounds(targets: SortTarget[], opts: { rounds: number; 
       sides.push({ t, c, probe: await startProbe(t) });
     }
     const out: CommandFigures[] = (Object.values(SORTS) as string[]).map((command) => ({ command, sides: {} }));
+    const cmds = Object.values(SORTS) as string[];
+    // Phase 1, the mailbox unchanged: first run after SELECT, then warm runs.
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? sides : [...sides].reverse();
-      for (const [k, cmd] of (Object.values(SORTS) as string[]).entries()) {
+      for (const [index, cmd] of cmds.entries()) {
         for (const side of order) {
           await side.c.ok('SELECT INBOX');
           side.probe.mark();
           const first = await runOnce(side, cmd);
-          const numbers = (first.line.match(/\d+/g) ?? []).length;
+          const numbers = count(first.line);
           if (/SORT/.test(cmd) && numbers !== opts.expect) throw new Error(`${side.t.name} ${cmd}: ${numbers} numbers, expected ${opts.expect}`);
           const warm: number[] = [];
           for (let i = 0; i < opts.warm; i++) warm.push((await runOnce(side, cmd)).ms);
           const noop = await side.probe.report();
           await side.c.ok('UNSELECT');
-          const f = (out[k]!.sides[side.t.name] ??= { cold: [], warm: [], worstNoop: 0, numbers, digest: createHash('sha256').update(first.line.toUpperCase()).digest('hex').slice(0, 12) });
+          const f = (out[index]!.sides[side.t.name] ??= { cold: [], afterNew: [], warm: [], worstNoop: 0, numbers, digest: digest(first.line) });
           f.cold.push(first.ms);
           f.warm.push(median(warm));
           f.worstNoop = Math.max(f.worstNoop, noop.worst);
           log(`  round ${round + 1} ${side.t.name.padEnd(9)} ${cmd}: first ${first.ms.toFixed(1)} ms, warm median ${median(warm).toFixed(1)} ms, worst NOOP ${noop.worst.toFixed(0)} ms`);
+        }
+      }
+    }
+    // Phase 2, new mail: one message APPENDed (the same on every server: a reply to an older
+    // message, usually), the client told (NOOP), then the command.
+    const appended = new Map<Side, number>(sides.map((x) => [x, 0]));
+    for (const side of sides) await side.c.ok('SELECT INBOX');
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
+      for (const [index, cmd] of cmds.entries()) {
+        for (const side of order) {
+          const k = appended.get(side)!;
+          const m = opts.newMessage(k);
+          appended.set(side, k + 1);
+          await side.c.append('INBOX', m.raw, '', m.internalDate);
+          await side.c.ok('NOOP');
+          side.probe.mark();
+          const after = await runOnce(side, cmd);
+          const noop = await side.probe.report();
+          if (/SORT/.test(cmd) && count(after.line) !== opts.expect + k + 1) throw new Error(`${side.t.name} ${cmd} after APPEND: ${count(after.line)} numbers, expected ${opts.expect + k + 1}`);
+          const f = out[index]!.sides[side.t.name]!;
+          f.afterNew.push(after.ms);
+          f.worstNoop = Math.max(f.worstNoop, noop.worst);
+          if (round === opts.rounds - 1) f.digestAfter = digest(after.line);
+          log(`  new mail ${round + 1} ${side.t.name.padEnd(9)} ${cmd}: ${after.ms.toFixed(1)} ms, worst NOOP ${noop.worst.toFixed(0)} ms`);
         }
       }
     }
@@ -163,6 +204,7 @@ export function ratioRows(figs: readonly CommandFigures[]): RatioRow[] {
     // reported apart (coldAfterSelect); later rounds' first runs are "first after SELECT".
     add(`${f.command} (first after SELECT)`, coldAfterSelect(p), coldAfterSelect(d));
     add(`${f.command} (first since the server started)`, p.cold.slice(0, 1), d.cold.slice(0, 1));
+    add(`${f.command} (after one new message)`, p.afterNew, d.afterNew);
   }
   return rows;
 }
