@@ -144,16 +144,16 @@ export class KeyIndex {
     const rows: SortData[] = [];
     for (let i = 0; i < uids.length; i += LOAD_SLICE) {
       await budget.pause();
-      for (const d of await store.getSortData(this.mailboxId, uids.slice(i, i + LOAD_SLICE), { thread: this.messageId !== null })) rows.push(d);
-    }
-    if (append) {
-      this.#grow(this.n + rows.length);
-      for (const d of rows) this.#put(this.n++, d);
-      return;
+      const got = await store.getSortData(this.mailboxId, uids.slice(i, i + LOAD_SLICE), { thread: this.messageId !== null });
+      if (append) {
+        // Added slice by slice (ascending UIDs after the last): no 100,000-row pass at the end.
+        this.#grow(this.n + got.length);
+        for (const d of got) this.#put(this.n++, d);
+      } else for (const d of got) rows.push(d);
     }
     // Out of UID order (rare: a session that knows an older message the index never loaded): a
     // merged copy, positions renumbered, derived data dropped.
-    await this.#rebuild(() => true, rows, budget);
+    if (!append) await this.#rebuild(() => true, rows, budget);
   }
 
   #grow(want: number): void {

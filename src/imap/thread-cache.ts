@@ -8,7 +8,7 @@
 
 import type { SearchKey, ThreadAlgorithm } from '../protocol/imap/types.ts';
 import type { SortItem } from '../protocol/imap/sort-order.ts';
-import { orderedSubject, references, type ThreadNode } from '../protocol/imap/thread.ts';
+import { addReference, orderedSubject, referencesState, type ThreadNode } from '../protocol/imap/thread.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
 import type { ImapSession } from './session.ts';
 import { wantsOf, type KeyIndex } from './sort-index.ts';
@@ -22,6 +22,8 @@ interface Cached {
   gen: number;
   set: Uint32Array;
   tokens: Int32Array;
+  /** REFERENCES: what new mail can be added to (addReference) without running it all again. */
+  state: Parameters<typeof addReference>[0] | null;
 }
 
 /** A THREAD answer: tokens over positions, and the numbers to write for them. */
@@ -44,15 +46,38 @@ export async function threadMatches(s: ImapSession, algorithm: ThreadAlgorithm, 
   return withMatches(s, key, wantsOf([], true), budget, async (m) => {
     const ix = m.index;
     let c = ix.threads.get(algorithm) as Cached | undefined;
-    if (!c || c.gen !== ix.gen || !sameSet(c.set, m.positions)) {
+    if (c && c.gen === ix.gen && !sameSet(c.set, m.positions) && c.state && (await extend(ix, c, m.positions, budget))) {
+      // New mail placed into the kept threads.
+    } else if (!c || c.gen !== ix.gen || !sameSet(c.set, m.positions)) {
       const items = await itemsOf(ix, m.positions, budget);
       const pause = () => budget.pause();
-      const roots = refs ? await references(items, pause) : await orderedSubject(items, pause);
-      c = { gen: ix.gen, set: m.positions, tokens: await flatten(roots, m.positions.length, budget) };
+      const state = refs ? await referencesState(items, pause) : null;
+      const roots = state ? state.roots : await orderedSubject(items, pause);
+      c = { gen: ix.gen, set: m.positions, tokens: await flatten(roots, m.positions.length, budget), state };
       ix.threads.set(algorithm, c);
     }
     return { tokens: c.tokens, uidOf: ix.uid, seqOf: m.seqOf, usedModseq: m.usedModseq };
   });
+}
+
+/**
+ * The cached answer of `c.set` plus messages after all of them (new mail), when each can be
+ * placed (addReference); false when not (then the caller computes it all again).
+ */
+async function extend(ix: KeyIndex, c: Cached, positions: Uint32Array, budget: LoopBudget): Promise<boolean> {
+  const old = c.set;
+  if (positions.length <= old.length || (old.length && positions[old.length]! <= old[old.length - 1]!)) return false;
+  for (let i = 0; i < old.length; i++) if (positions[i] !== old[i]) return false;
+  const added = await itemsOf(ix, positions.subarray(old.length), budget);
+  for (const m of added) {
+    if (!addReference(c.state!, m)) {
+      c.state = null;
+      return false;
+    }
+  }
+  c.tokens = await flatten(c.state!.roots, positions.length, budget);
+  c.set = positions;
+  return true;
 }
 
 /** What the algorithms read of each message; `uid` carries the position, `seq` its order. */

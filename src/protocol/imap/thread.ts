@@ -59,12 +59,14 @@ export async function orderedSubject(items: readonly SortItem[], pause: Pause): 
 interface Container {
   msg: SortItem | null;
   parent: Container | null;
+  /** The parent step 1 gave it (kept for addReference; `parent` changes in step 5). */
+  up: Container | null;
   /** While the links are built (step 1): a set, so unlinking is O(1); then `children`. */
   kids: Set<Container> | null;
   children: Container[];
 }
 
-const newContainer = (msg: SortItem | null = null): Container => ({ msg, parent: null, kids: null, children: [] });
+const newContainer = (msg: SortItem | null = null): Container => ({ msg, parent: null, up: null, kids: null, children: [] });
 
 /**
  * Whether `a` is `b` or one of b's descendants (walks up from a). A `b` with no children has no
@@ -102,8 +104,7 @@ function link(parent: Container, child: Container): void {
 }
 
 /** Step 1: containers linked by the references, one per Message-ID; returns every container. */
-async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<Container[]> {
-  const byId = new Map<string, Container>();
+async function buildContainers(items: readonly SortItem[], t: Ticker, byId: Map<string, Container>): Promise<Container[]> {
   const all: Container[] = [];
   const get = (id: string): Container => {
     let c = byId.get(id);
@@ -141,6 +142,7 @@ async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<C
     if (t.due()) await t.pause();
     if (c.kids) c.children = [...c.kids];
     c.kids = null;
+    c.up = c.parent;
   }
   return all;
 }
@@ -235,7 +237,7 @@ function threadSubject(c: Container): string {
 }
 
 /** Step 5: top-level threads with the same base subject are gathered. */
-async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]> {
+async function mergeSubjects(root: Container[], t: Ticker, subjectsSeen: Set<string>): Promise<Container[]> {
   const table = new Map<string, Container>();
   // Each top-level node's thread subject, looked up once (nothing below changes it in this step).
   const subjects = new Array<string>(root.length);
@@ -274,6 +276,7 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
       table.set(s, d);
     }
   }
+  for (const k of table.keys()) subjectsSeen.add(k);
   // The new dummies take the place of the message they were made for.
   const out: Container[] = [];
   for (const c of root) {
@@ -286,8 +289,25 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
 
 /** RFC 5256 §3 REFERENCES, steps 1–6. */
 export async function references(items: readonly SortItem[], pause: Pause): Promise<ThreadNode[]> {
+  return (await referencesState(items, pause)).roots;
+}
+
+/**
+ * What REFERENCES leaves behind for addReference: the step 1 containers by Message-ID (with their
+ * step 1 parents), the threads (containers are ThreadNodes), the base subjects step 5 gathered.
+ */
+export interface ReferencesState {
+  readonly roots: ThreadNode[];
+  readonly byId: Map<string, Container>;
+  readonly subjects: Set<string>;
+  lastSeq: number;
+}
+
+/** references(), and the state a later message can be added to (addReference). */
+export async function referencesState(items: readonly SortItem[], pause: Pause): Promise<ReferencesState & { roots: Container[] }> {
   const t = new Ticker(pause);
-  const all = await buildContainers(items, t);
+  const byId = new Map<string, Container>();
+  const all = await buildContainers(items, t, byId);
   // (2) the root set
   let root: Container[] = [];
   for (const c of all) {
@@ -303,7 +323,8 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
   for (const c of root) if (c.msg === null) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
   // (5) gather threads by base subject
-  root = await mergeSubjects(root, t);
+  const subjects = new Set<string>();
+  root = await mergeSubjects(root, t, subjects);
   // (6) every set of siblings by sent date, the deepest first
   // Small sibling sets sorted during the walk; big ones (more than a slice) afterwards, in slices.
   const big: Container[] = [];
@@ -313,8 +334,98 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
   });
   for (const c of big) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
-  // A container is a ThreadNode (its msg and children); the other fields are left behind.
-  return root;
+  // A container is a ThreadNode (its msg and children); the other fields stay for addReference.
+  let lastSeq = 0;
+  for (const m of items) if (m.seq > lastSeq) lastSeq = m.seq;
+  return { roots: root, byId, subjects, lastSeq };
+}
+
+/** Steps up from `a` (step 1 parents) before addReference gives up on a loop check. */
+const MAX_WALK = 4096;
+
+/**
+ * Adds a message that comes after every message of `state` (a higher sequence number) when
+ * RFC 5256 §3's six steps would only place it, changing nothing else — the usual new mail:
+ * - a reply whose references all name messages or dummies already linked the way step 1.A would
+ *   link them (nothing new to link), the last one a message: it joins that message's children,
+ *   in sent-date order (step 6);
+ * - a message without references whose base subject no other thread has (step 5 gathers
+ *   nothing): a thread of its own, in sent-date order among the threads (step 6).
+ * Anything else (its Message-ID named before it came, a new reference, a shared subject, …)
+ * returns false and changes nothing: the caller runs references() again. Synchronous; costs the
+ * references' step 1 parent chains and two binary searches.
+ */
+export function addReference(state: ReferencesState & { roots: Container[] }, m: SortItem): boolean {
+  if (m.seq <= state.lastSeq) return false;
+  const id = m.messageId;
+  // Named by an earlier message (a dummy now) or naming itself: step 1 would relink.
+  if (id !== null && (state.byId.get(id)?.msg === null || m.refs.includes(id))) return false;
+  let prev: Container | null = null;
+  // References all new (dummies step 1 makes, each the parent of the next, the last this one's):
+  // step 3 prunes that chain away, leaving the message at the root as if it had none.
+  let fresh: Map<string, Container> | null = null;
+  let known = false;
+  for (const r of m.refs) {
+    let c = state.byId.get(r);
+    if (c) {
+      if (fresh) return false;
+      known = true;
+    } else {
+      if (known) return false;
+      fresh ??= new Map();
+      c = fresh.get(r);
+      if (!c) fresh.set(r, (c = newContainer()));
+    }
+    // Step 1.A links c under prev when c has no parent and prev is not c or below it.
+    if (prev && prev !== c && c.up === null) {
+      const below = isBelow(prev, c);
+      if (below === null) return false; // too deep to tell here
+      if (!below) {
+        if (!fresh) return false; // a new link among kept containers
+        c.up = prev;
+      }
+    }
+    prev = c;
+  }
+  const own = newContainer(m);
+  if (prev === null || fresh) {
+    // Its own thread, unless step 5 would gather it with one of the same base subject.
+    if (m.subject !== '' && state.subjects.has(m.subject)) return false;
+    insertByDate(state.roots, own);
+    if (m.subject !== '') state.subjects.add(m.subject);
+    own.up = prev;
+    if (fresh) for (const [r, c] of fresh) state.byId.set(r, c);
+  } else {
+    if (prev.msg === null) return false; // under a dummy: step 3 would prune differently
+    own.up = prev;
+    own.parent = prev;
+    insertByDate(prev.children, own);
+  }
+  if (id !== null && !state.byId.has(id)) state.byId.set(id, own);
+  state.lastSeq = m.seq;
+  return true;
+}
+
+/** Whether `a` is `b` or below it by step 1 parents; null past MAX_WALK steps. */
+function isBelow(a: Container, b: Container): boolean | null {
+  let steps = 0;
+  for (let x: Container | null = a; x; x = x.up) {
+    if (x === b) return true;
+    if (++steps > MAX_WALK) return null;
+  }
+  return false;
+}
+
+/** Inserts `c` into siblings sorted by byDate (step 6), after any equal. */
+function insertByDate(list: Container[], c: Container): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (byDate(list[mid]!, c) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, c);
 }
 
 // ------------------------------------------------------------------ the THREAD response (RFC 5256 §4)
