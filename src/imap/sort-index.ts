@@ -16,18 +16,24 @@
 //   an insertion in the middle or a compaction renumbers positions and drops them.
 // - `threads` (thread-cache.ts): the THREAD answer for an exact set of positions.
 //
-// Memory: bounded by SORT_INDEX_MAX_MESSAGES entries per store; least recently used mailboxes go
-// first. About 4 MB per 100,000 messages for the fixed columns and one cached order, plus the
-// string keys asked for (base subject ≈ 5 MB per 100,000) and for THREAD the Message-IDs and
-// references (≈ 15 MB per 100,000). Every pass over the entries yields (LoopBudget) between slices.
+// Memory: bounded by SORT_INDEX_MAX_BYTES per store (estimated, `bytes`); least recently used
+// mailboxes go first, and an index bigger than that alone is not kept. Measured per 100,000
+// messages (heap + array buffers after GC): the fixed columns
+// with the base subject ≈ 9 MB, + 0.4 MB per cached sort order, + ≈ 4–5 MB per other string key
+// (FROM…), THREAD REFERENCES (Message-IDs, references, the kept threads) + ≈ 50 MB.
+// Every pass over the entries yields (LoopBudget) between slices.
 
 import type { SortCriterion } from '../protocol/imap/types.ts';
 import type { SortData, Store } from '../store/store.ts';
 import { sortSliced } from '../protocol/imap/sort-order.ts';
 import { LoopBudget } from '../obs/loop-lag.ts';
 
-/** Entries kept per store (all mailboxes). A bigger mailbox gets an index for the command only. */
-export const SORT_INDEX_MAX_MESSAGES = 400_000;
+/** Estimated bytes kept per store (all mailboxes). A bigger index serves its command only. */
+export const SORT_INDEX_MAX_BYTES = 192 * 2 ** 20;
+/** Estimated bytes per entry: the typed columns (with growth slack), a string key, THREAD's ids. */
+const BYTES_FIXED = 40;
+const BYTES_STRING = 50;
+const BYTES_THREAD_IDS = 90;
 /** UIDs per Store.getSortData call. */
 const LOAD_SLICE = 2000;
 /** Entries handled between two budget checks in the long loops. */
@@ -75,8 +81,8 @@ export class KeyIndex {
   gen = 0;
   /** Sort program → positions [0, order.length) in sort order. */
   readonly orders = new Map<string, Uint32Array>();
-  /** Cached THREAD answers (thread-cache.ts), by algorithm. */
-  readonly threads = new Map<string, unknown>();
+  /** Cached THREAD answers (thread-cache.ts), by algorithm, each with its estimated size. */
+  readonly threads = new Map<string, { bytes: number }>();
   #queue: Promise<unknown> = Promise.resolve();
 
   constructor(mailboxId: number, uidValidity: number) {
@@ -282,9 +288,12 @@ export class KeyIndex {
     }
   }
 
-  /** Messages in the index (the registry's accounting). */
-  get entries(): number {
-    return this.n;
+  /** Estimated memory (the registry's accounting; the figures in the header). */
+  get bytes(): number {
+    let b = (BYTES_FIXED + BYTES_STRING * this.strings.size + (this.messageId ? BYTES_THREAD_IDS : 0)) * this.n;
+    for (const o of this.orders.values()) b += 4 * o.length;
+    for (const t of this.threads.values()) b += t.bytes;
+    return b;
   }
 
   /**
@@ -378,12 +387,13 @@ function nonDecreasing(col: Float64Array, n: number): boolean {
 
 /** The string columns a sort program needs. */
 export function wantsOf(criteria: readonly SortCriterion[], thread = false): Wants {
-  const strings = new Set<StringKey>();
+  // The base subject always: the commonest SORT key after the dates, and THREAD's (one read of
+  // the keys at the first SORT, not a second pass over 100,000 messages at the first SUBJECT).
+  const strings = new Set<StringKey>(['subject']);
   for (const c of criteria) {
     const s = STRING_OF[c.key];
     if (s) strings.add(s);
   }
-  if (thread) strings.add('subject');
   return { strings, thread };
 }
 
@@ -402,14 +412,14 @@ class Registry {
     return ix;
   }
 
-  /** After a command: least recently used indexes dropped until the entries fit. */
-  trim(max = SORT_INDEX_MAX_MESSAGES): void {
+  /** After a command: least recently used indexes dropped until the estimate fits. */
+  trim(max = SORT_INDEX_MAX_BYTES): void {
     let total = 0;
-    for (const ix of this.#byMailbox.values()) total += ix.entries;
+    for (const ix of this.#byMailbox.values()) total += ix.bytes;
     for (const [key, ix] of this.#byMailbox) {
       if (total <= max) break;
       this.#byMailbox.delete(key);
-      total -= ix.entries;
+      total -= ix.bytes;
     }
   }
 

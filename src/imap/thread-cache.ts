@@ -4,7 +4,8 @@
 // client's refresh) is only the response written out, in UIDs or in the session's sequence
 // numbers. Another set (new mail, an expunge, another search) computes it again with the pure
 // algorithms of protocol/imap/thread.ts over the index's keys, with event-loop turns.
-// Memory: 12 bytes per message per algorithm (one answer each).
+// Memory (estimated in `bytes`, counted by the key index's registry): 12 bytes per message per
+// algorithm for the tokens, and for REFERENCES the kept threads (~400 bytes per message).
 
 import type { SearchKey, ThreadAlgorithm } from '../protocol/imap/types.ts';
 import type { SortItem } from '../protocol/imap/sort-order.ts';
@@ -18,7 +19,13 @@ const OPEN = -1;
 const CLOSE = -2;
 const SPACE = -3;
 
+/** Estimated bytes per message of a kept answer: the tokens; REFERENCES' kept threads besides. */
+const BYTES_TOKENS = 12;
+const BYTES_STATE = 400;
+
 interface Cached {
+  /** Estimated memory (KeyIndex.bytes). */
+  bytes: number;
   gen: number;
   set: Uint32Array;
   tokens: Int32Array;
@@ -53,7 +60,8 @@ export async function threadMatches(s: ImapSession, algorithm: ThreadAlgorithm, 
       const pause = () => budget.pause();
       const state = refs ? await referencesState(items, pause) : null;
       const roots = state ? state.roots : await orderedSubject(items, pause);
-      c = { gen: ix.gen, set: m.positions, tokens: await flatten(roots, m.positions.length, budget), state };
+      const bytes = m.positions.length * (BYTES_TOKENS + (state ? BYTES_STATE : 0));
+      c = { bytes, gen: ix.gen, set: m.positions, tokens: await flatten(roots, m.positions.length, budget), state };
       ix.threads.set(algorithm, c);
     }
     return { tokens: c.tokens, uidOf: ix.uid, seqOf: m.seqOf, usedModseq: m.usedModseq };
@@ -72,11 +80,13 @@ async function extend(ix: KeyIndex, c: Cached, positions: Uint32Array, budget: L
   for (const m of added) {
     if (!addReference(c.state!, m)) {
       c.state = null;
+      c.bytes = c.set.length * BYTES_TOKENS;
       return false;
     }
   }
   c.tokens = await flatten(c.state!.roots, positions.length, budget);
   c.set = positions;
+  c.bytes = positions.length * (BYTES_TOKENS + BYTES_STATE);
   return true;
 }
 
@@ -117,31 +127,43 @@ async function itemsOf(ix: KeyIndex, positions: Uint32Array, budget: LoopBudget)
 async function flatten(roots: readonly ThreadNode[], messages: number, budget: LoopBudget): Promise<Int32Array> {
   let out = new Int32Array(messages * 3 + 16);
   let n = 0;
-  const put = (t: number) => {
-    if (n === out.length) {
+  // Depth-first, without recursion: a stack of nodes, each with whether "(" goes before it; a
+  // null node stands for its ")".
+  const nodes: Array<ThreadNode | null> = [];
+  const open: number[] = [];
+  for (let i = roots.length - 1; i >= 0; i--) {
+    nodes.push(null, roots[i]!);
+    open.push(0, 1);
+  }
+  let steps = 0;
+  while (nodes.length) {
+    if (n + 4 > out.length) {
       const b = new Int32Array(out.length * 2);
       b.set(out);
       out = b;
     }
-    out[n++] = t;
-  };
-  const stack: Array<ThreadNode | number> = [];
-  for (let i = roots.length - 1; i >= 0; i--) stack.push(CLOSE, roots[i]!, OPEN);
-  let steps = 0;
-  while (stack.length) {
     if ((++steps & 8191) === 0) await budget.pause();
-    const x = stack.pop()!;
-    if (typeof x === 'number') {
-      put(x);
+    const x = nodes.pop()!;
+    const o = open.pop()!;
+    if (x === null) {
+      out[n++] = CLOSE;
       continue;
     }
+    if (o) out[n++] = OPEN;
     const kids = x.children;
     if (x.msg !== null) {
-      put(x.msg.uid);
-      if (kids.length > 0) put(SPACE);
+      out[n++] = x.msg.uid;
+      if (kids.length > 0) out[n++] = SPACE;
     }
-    if (kids.length === 1) stack.push(kids[0]!);
-    else for (let i = kids.length - 1; i >= 0; i--) stack.push(CLOSE, kids[i]!, OPEN);
+    if (kids.length === 1) {
+      nodes.push(kids[0]!);
+      open.push(0);
+    } else {
+      for (let i = kids.length - 1; i >= 0; i--) {
+        nodes.push(null, kids[i]!);
+        open.push(0, 1);
+      }
+    }
   }
   return out.slice(0, n);
 }
