@@ -40,7 +40,6 @@ const LOAD_SLICE = 2000;
 const STEP = 8192;
 
 export type StringKey = 'subject' | 'from' | 'to' | 'cc' | 'displayFrom' | 'displayTo';
-const STRING_KEYS: readonly StringKey[] = ['subject', 'from', 'to', 'cc', 'displayFrom', 'displayTo'];
 
 const STRING_OF: Partial<Record<SortCriterion['key'], StringKey>> = {
   SUBJECT: 'subject',
@@ -442,4 +441,8 @@ export function keyIndex(store: Store, mailboxId: number, uidValidity: number): 
   return { index: r.get(mailboxId, uidValidity), done: () => r.trim() };
 }
 
-export { STRING_KEYS };
+
+/** Drops least recently used indexes of a store until the estimate is at most `maxBytes`. */
+export function trimSortIndexes(store: Store, maxBytes: number): void {
+  registryOf(store).trim(maxBytes);
+}
