@@ -14,10 +14,8 @@ import { LoopBudget } from '../obs/loop-lag.ts';
 import type { ImapSession } from './session.ts';
 import { wantsOf, type KeyIndex } from './sort-index.ts';
 import { NumberWriter, withMatches } from './sort-run.ts';
+import { CLOSE, flattenThreads, OPEN, patchTokens, SPACE } from '../protocol/imap/thread-tokens.ts';
 
-const OPEN = -1;
-const CLOSE = -2;
-const SPACE = -3;
 
 /** Estimated bytes per message of a kept answer: the tokens; REFERENCES' kept threads besides. */
 const BYTES_TOKENS = 12;
@@ -61,7 +59,7 @@ export async function threadMatches(s: ImapSession, algorithm: ThreadAlgorithm, 
       const state = refs ? await referencesState(items, pause) : null;
       const roots = state ? state.roots : await orderedSubject(items, pause);
       const bytes = m.positions.length * (BYTES_TOKENS + (state ? BYTES_STATE : 0));
-      c = { bytes, gen: ix.gen, set: m.positions, tokens: await flatten(roots, m.positions.length, budget), state };
+      c = { bytes, gen: ix.gen, set: m.positions, tokens: await flattenThreads(roots, m.positions.length, () => budget.pause()), state };
       ix.threads.set(algorithm, c);
     }
     return { tokens: c.tokens, uidOf: ix.uid, seqOf: m.seqOf, usedModseq: m.usedModseq };
@@ -77,14 +75,18 @@ async function extend(ix: KeyIndex, c: Cached, positions: Uint32Array, budget: L
   if (positions.length <= old.length || (old.length && positions[old.length]! <= old[old.length - 1]!)) return false;
   for (let i = 0; i < old.length; i++) if (positions[i] !== old[i]) return false;
   const added = await itemsOf(ix, positions.subarray(old.length), budget);
+  let tokens: Int32Array | null = c.tokens;
   for (const m of added) {
-    if (!addReference(c.state!, m)) {
+    const placed = addReference(c.state!, m);
+    if (!placed) {
       c.state = null;
       c.bytes = c.set.length * BYTES_TOKENS;
       return false;
     }
+    // A few new messages: their tokens spliced in (no walk of every thread); more: flattened again.
+    tokens = tokens && added.length <= 32 ? patchTokens(tokens, placed, m.uid) : null;
   }
-  c.tokens = await flatten(c.state!.roots, positions.length, budget);
+  c.tokens = tokens ?? (await flattenThreads(c.state!.roots, positions.length, () => budget.pause()));
   c.set = positions;
   c.bytes = positions.length * (BYTES_TOKENS + BYTES_STATE);
   return true;
@@ -117,55 +119,6 @@ async function itemsOf(ix: KeyIndex, positions: Uint32Array, budget: LoopBudget)
     };
   }
   return items;
-}
-
-/**
- * The threads as tokens, in the order of RFC 5256 §4's `thread-data`: each thread in parentheses;
- * a message with one child continues its line, with several nests each child; a dummy is only
- * its children.
- */
-async function flatten(roots: readonly ThreadNode[], messages: number, budget: LoopBudget): Promise<Int32Array> {
-  let out = new Int32Array(messages * 3 + 16);
-  let n = 0;
-  // Depth-first, without recursion: a stack of nodes, each with whether "(" goes before it; a
-  // null node stands for its ")".
-  const nodes: Array<ThreadNode | null> = [];
-  const open: number[] = [];
-  for (let i = roots.length - 1; i >= 0; i--) {
-    nodes.push(null, roots[i]!);
-    open.push(0, 1);
-  }
-  let steps = 0;
-  while (nodes.length) {
-    if (n + 4 > out.length) {
-      const b = new Int32Array(out.length * 2);
-      b.set(out);
-      out = b;
-    }
-    if ((++steps & 8191) === 0) await budget.pause();
-    const x = nodes.pop()!;
-    const o = open.pop()!;
-    if (x === null) {
-      out[n++] = CLOSE;
-      continue;
-    }
-    if (o) out[n++] = OPEN;
-    const kids = x.children;
-    if (x.msg !== null) {
-      out[n++] = x.msg.uid;
-      if (kids.length > 0) out[n++] = SPACE;
-    }
-    if (kids.length === 1) {
-      nodes.push(kids[0]!);
-      open.push(0);
-    } else {
-      for (let i = kids.length - 1; i >= 0; i--) {
-        nodes.push(null, kids[i]!);
-        open.push(0, 1);
-      }
-    }
-  }
-  return out.slice(0, n);
 }
 
 /** `* THREAD …` (RFC 5256 §4) in Buffers of about `partBytes`, for writing with turns between. */

@@ -237,8 +237,7 @@ function threadSubject(c: Container): string {
 }
 
 /** Step 5: top-level threads with the same base subject are gathered. */
-async function mergeSubjects(root: Container[], t: Ticker, subjectsSeen: Set<string>): Promise<Container[]> {
-  const table = new Map<string, Container>();
+async function mergeSubjects(root: Container[], t: Ticker, table: Map<string, Container>): Promise<Container[]> {
   // Each top-level node's thread subject, looked up once (nothing below changes it in this step).
   const subjects = new Array<string>(root.length);
   for (let i = 0; i < root.length; i++) {
@@ -276,7 +275,6 @@ async function mergeSubjects(root: Container[], t: Ticker, subjectsSeen: Set<str
       table.set(s, d);
     }
   }
-  for (const k of table.keys()) subjectsSeen.add(k);
   // The new dummies take the place of the message they were made for.
   const out: Container[] = [];
   for (const c of root) {
@@ -299,7 +297,8 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
 export interface ReferencesState {
   readonly roots: ThreadNode[];
   readonly byId: Map<string, Container>;
-  readonly subjects: Set<string>;
+  /** Step 5's table: every base subject a top-level thread had (its values are not used later). */
+  readonly subjects: Map<string, Container>;
   lastSeq: number;
 }
 
@@ -323,7 +322,7 @@ export async function referencesState(items: readonly SortItem[], pause: Pause):
   for (const c of root) if (c.msg === null) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
   // (5) gather threads by base subject
-  const subjects = new Set<string>();
+  const subjects = new Map<string, Container>();
   root = await mergeSubjects(root, t, subjects);
   // (6) every set of siblings by sent date, the deepest first
   // Small sibling sets sorted during the walk; big ones (more than a slice) afterwards, in slices.
@@ -352,14 +351,14 @@ const MAX_WALK = 4096;
  * - a message without references whose base subject no other thread has (step 5 gathers
  *   nothing): a thread of its own, in sent-date order among the threads (step 6).
  * Anything else (its Message-ID named before it came, a new reference, a shared subject, …)
- * returns false and changes nothing: the caller runs references() again. Synchronous; costs the
+ * returns null and changes nothing: the caller runs references() again. Synchronous; costs the
  * references' step 1 parent chains and two binary searches.
  */
-export function addReference(state: ReferencesState & { roots: Container[] }, m: SortItem): boolean {
-  if (m.seq <= state.lastSeq) return false;
+export function addReference(state: ReferencesState & { roots: Container[] }, m: SortItem): Placement | null {
+  if (m.seq <= state.lastSeq) return null;
   const id = m.messageId;
   // Named by an earlier message (a dummy now) or naming itself: step 1 would relink.
-  if (id !== null && (state.byId.get(id)?.msg === null || m.refs.includes(id))) return false;
+  if (id !== null && (state.byId.get(id)?.msg === null || m.refs.includes(id))) return null;
   let prev: Container | null = null;
   // References all new (dummies step 1 makes, each the parent of the next, the last this one's):
   // step 3 prunes that chain away, leaving the message at the root as if it had none.
@@ -368,10 +367,10 @@ export function addReference(state: ReferencesState & { roots: Container[] }, m:
   for (const r of m.refs) {
     let c = state.byId.get(r);
     if (c) {
-      if (fresh) return false;
+      if (fresh) return null;
       known = true;
     } else {
-      if (known) return false;
+      if (known) return null;
       fresh ??= new Map();
       c = fresh.get(r);
       if (!c) fresh.set(r, (c = newContainer()));
@@ -379,31 +378,32 @@ export function addReference(state: ReferencesState & { roots: Container[] }, m:
     // Step 1.A links c under prev when c has no parent and prev is not c or below it.
     if (prev && prev !== c && c.up === null) {
       const below = isBelow(prev, c);
-      if (below === null) return false; // too deep to tell here
+      if (below === null) return null; // too deep to tell here
       if (!below) {
-        if (!fresh) return false; // a new link among kept containers
+        if (!fresh) return null; // a new link among kept containers
         c.up = prev;
       }
     }
     prev = c;
   }
   const own = newContainer(m);
+  let placed: Placement;
   if (prev === null || fresh) {
     // Its own thread, unless step 5 would gather it with one of the same base subject.
-    if (m.subject !== '' && state.subjects.has(m.subject)) return false;
-    insertByDate(state.roots, own);
-    if (m.subject !== '') state.subjects.add(m.subject);
+    if (m.subject !== '' && state.subjects.has(m.subject)) return null;
+    placed = { parent: null, index: insertByDate(state.roots, own) };
+    if (m.subject !== '') state.subjects.set(m.subject, own);
     own.up = prev;
     if (fresh) for (const [r, c] of fresh) state.byId.set(r, c);
   } else {
-    if (prev.msg === null) return false; // under a dummy: step 3 would prune differently
+    if (prev.msg === null) return null; // under a dummy: step 3 would prune differently
     own.up = prev;
     own.parent = prev;
-    insertByDate(prev.children, own);
+    placed = { parent: prev, index: insertByDate(prev.children, own) };
   }
   if (id !== null && !state.byId.has(id)) state.byId.set(id, own);
   state.lastSeq = m.seq;
-  return true;
+  return placed;
 }
 
 /** Whether `a` is `b` or below it by step 1 parents; null past MAX_WALK steps. */
@@ -416,8 +416,15 @@ function isBelow(a: Container, b: Container): boolean | null {
   return false;
 }
 
-/** Inserts `c` into siblings sorted by byDate (step 6), after any equal. */
-function insertByDate(list: Container[], c: Container): void {
+/** Where addReference put a message: among the threads (parent null) or a message's children. */
+export interface Placement {
+  parent: ThreadNode | null;
+  /** Its index among those siblings (in sent-date order). */
+  index: number;
+}
+
+/** Inserts `c` into siblings sorted by byDate (step 6), after any equal; returns its index. */
+function insertByDate(list: Container[], c: Container): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
@@ -426,6 +433,7 @@ function insertByDate(list: Container[], c: Container): void {
     else hi = mid;
   }
   list.splice(lo, 0, c);
+  return lo;
 }
 
 // ------------------------------------------------------------------ the THREAD response (RFC 5256 §4)

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { addReference, formatThreads, references, referencesState } from '../../../src/protocol/imap/thread.ts';
 import type { SortItem } from '../../../src/protocol/imap/sort-order.ts';
+import { flattenThreads, patchTokens } from '../../../src/protocol/imap/thread-tokens.ts';
 import { mulberry32 } from '../../../bench/lib/corpus.ts';
 
 const none = async () => {};
@@ -51,23 +52,34 @@ function mailbox(seed: number, n: number): SortItem[] {
 test('addReference gives references() of all the messages, new mail after new mail (300 seeded mailboxes)', async () => {
   let added = 0;
   let declined = 0;
+  let patchFailed = 0;
   for (let seed = 1; seed <= 300; seed++) {
     const items = mailbox(seed, 30 + (seed % 50));
     const start = Math.floor(items.length / 2);
     let state = await referencesState(items.slice(0, start), none);
+    let tokens: Int32Array | null = await flattenThreads(state.roots, start, none);
     for (let i = start; i < items.length; i++) {
-      const want = formatThreads(await references(items.slice(0, i + 1), none), (m) => m.seq);
-      if (addReference(state, items[i]!)) {
+      const full = await references(items.slice(0, i + 1), none);
+      const want = formatThreads(full, (m) => m.seq);
+      const placed = addReference(state, items[i]!);
+      if (placed) {
         added++;
         assert.equal(formatThreads(state.roots, (m) => m.seq), want, `seed ${seed}, message ${i + 1}`);
+        // The kept tokens, patched, are the tokens of the whole answer.
+        tokens = tokens && patchTokens(tokens, placed, items[i]!.uid);
+        if (tokens) assert.deepEqual(tokens, await flattenThreads(full, i + 1, none), `tokens: seed ${seed}, message ${i + 1}`);
+        else patchFailed++;
       } else {
         declined++;
         state = await referencesState(items.slice(0, i + 1), none);
         assert.equal(formatThreads(state.roots, (m) => m.seq), want);
+        tokens = null;
       }
+      tokens ??= await flattenThreads(state.roots, i + 1, none);
     }
   }
   console.log(`# ${added} added, ${declined} declined`);
+  assert.equal(patchFailed, 0, 'every placed message patched into the tokens');
   // Both paths taken, the placing one often.
   assert.ok(added > 1000 && declined > 500, `${added} added, ${declined} declined`);
 });
@@ -75,8 +87,8 @@ test('addReference gives references() of all the messages, new mail after new ma
 test('addReference declines what it cannot place: a message an earlier one named, an older sequence number', async () => {
   const item = (seq: number, o: Partial<SortItem> = {}): SortItem => ({ uid: seq, seq, internalDate: 0, size: 0, sent: seq, subject: `s${seq}`, reply: false, from: '', to: '', cc: '', displayFrom: '', displayTo: '', messageId: `m${seq}`, refs: [], ...o });
   const state = await referencesState([item(1), item(2, { refs: ['m3'] })], none);
-  assert.equal(addReference(state, item(3)), false, 'm3 was a dummy (named by 2): step 1 fills it');
-  assert.equal(addReference(state, item(2, { messageId: 'x' })), false, 'not after the others');
-  assert.equal(addReference(state, item(4, { refs: ['m1'] })), true);
+  assert.equal(addReference(state, item(3)), null, 'm3 was a dummy (named by 2): step 1 fills it');
+  assert.equal(addReference(state, item(2, { messageId: 'x' })), null, 'not after the others');
+  assert.deepEqual(addReference(state, item(4, { refs: ['m1'] })), { parent: state.roots[0], index: 0 });
   assert.equal(formatThreads(state.roots, (m) => m.seq), '(1 4)(2)');
 });
