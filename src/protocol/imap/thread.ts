@@ -13,8 +13,8 @@ export interface ThreadNode {
 
 type Pause = () => Promise<void>;
 
-/** Work units between two pause() calls. */
-const SLICE = 4096;
+/** Work units between two pause() calls (pause() itself yields only once its time slice is used). */
+const SLICE = 512;
 
 class Ticker {
   n = 0;
@@ -199,30 +199,46 @@ function byDate(a: Container, b: Container): number {
  */
 async function sortSiblings(list: Container[], pause: Pause): Promise<Container[]> {
   if (list.length <= 2048) return sortSmall(list);
-  const k = dateKeys(list);
+  await pause();
+  const k = await dateKeys(list, pause);
   return permute(list, await sortSliced(k.idx, k.cmp, pause));
 }
 
 /** sortSiblings for at most a few thousand siblings, synchronously (inside a post-order visit). */
 function sortSmall(list: Container[]): Container[] {
   if (list.length <= 8) return list.sort(byDate);
-  const k = dateKeys(list);
+  const k = dateKeysSync(list);
   return permute(list, k.idx.sort(k.cmp));
 }
 
-function dateKeys(list: readonly Container[]): { idx: number[]; cmp: (a: number, b: number) => number } {
+type DateKeys = { idx: number[]; cmp: (a: number, b: number) => number };
+
+/** dateKeys of a long list, pausing every few thousand (each lookup may miss the CPU's caches). */
+async function dateKeys(list: readonly Container[], pause: Pause): Promise<DateKeys> {
+  const k = dateKeysSync(list, 0);
+  for (let i = 0; i < list.length; i += 4096) {
+    k.fill(i, Math.min(list.length, i + 4096));
+    await pause();
+  }
+  return k;
+}
+
+function dateKeysSync(list: readonly Container[], upTo = list.length): DateKeys & { fill(from: number, to: number): void } {
   const n = list.length;
   const date = new Float64Array(n);
   const seq = new Float64Array(n);
   const idx = new Array<number>(n);
-  for (let i = 0; i < n; i++) {
-    const m = sortMsg(list[i]!);
-    // No message under it (byDate: first, in the order they came): the lowest key, all equal.
-    date[i] = m ? sentDate(m) : -Number.MAX_VALUE;
-    seq[i] = m ? m.seq : 0;
-    idx[i] = i;
-  }
-  return { idx, cmp: (a, b) => date[a]! - date[b]! || seq[a]! - seq[b]! };
+  const fill = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const m = sortMsg(list[i]!);
+      // No message under it (byDate: first, in the order they came): the lowest key, all equal.
+      date[i] = m ? sentDate(m) : -Number.MAX_VALUE;
+      seq[i] = m ? m.seq : 0;
+      idx[i] = i;
+    }
+  };
+  fill(0, upTo);
+  return { idx, cmp: (a, b) => date[a]! - date[b]! || seq[a]! - seq[b]!, fill };
 }
 
 function permute<T>(list: readonly T[], order: readonly number[]): T[] {
