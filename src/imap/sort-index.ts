@@ -35,7 +35,7 @@ const BYTES_FIXED = 40;
 const BYTES_STRING = 50;
 const BYTES_THREAD_IDS = 90;
 /** UIDs per Store.getSortData call. */
-const LOAD_SLICE = 2000;
+const LOAD_SLICE = 1000;
 /** Entries handled between two budget checks in the long loops. */
 const STEP = 8192;
 
