@@ -1,6 +1,7 @@
 // Benchmark 5 (issue #6): one mailbox of N messages (default 100,000). Times SELECT,
 // `UID FETCH 1:* (FLAGS)`, `UID SEARCH SUBJECT "…"`, `UID SEARCH BODY "…"`, `UID SORT` by ARRIVAL,
-// DATE and SUBJECT and `UID THREAD REFERENCES` (RFC 5256; first run and median, with the worst
+// DATE and SUBJECT and `UID THREAD REFERENCES` (RFC 5256; both servers up at once, alternating
+// rounds, bench/lib/sort-rounds.ts: first run after SELECT and warm, the per-round ratio, the worst
 // NOOP round trip of another session meanwhile, and whether both servers gave the same answer),
 // and a QRESYNC re-select (RFC 7162 §3.2.5) after 100 flag changes made by another session; against Dovecot.
 // The mailbox is filled before the server starts (Pillarbox: through the Store API; Dovecot:
@@ -11,21 +12,26 @@
 // Env: BENCH_LARGE_MESSAGES (100000), BENCH_LARGE_MAX_BYTES (8000), BENCH_LARGE_REPS (3; BODY
 //      search: BENCH_LARGE_BODY_REPS, 1); for development, BENCH_LARGE_REUSE=DIR fills a Pillarbox
 //      data folder once and reuses it in later runs (not for published figures: earlier runs'
-//      flag changes stay in it).
+//      flag changes stay in it). SORT/THREAD: BENCH_LARGE_SORT_ROUNDS (3) alternating rounds of
+//      one first run after SELECT and BENCH_LARGE_SORT_WARM (3) more; BENCH_LARGE_SORT_ONLY=1
+//      skips the other figures (development).
 
-import { createHash } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { corpusMessage, BODY_NEEDLE, SUBJECT_NEEDLE } from './lib/corpus.ts';
 import { ImapConn, respCode, searchResult, warmUpClient, type Reply } from './lib/imap-client.ts';
 import { fillMaildir, startDovecot } from './lib/peers.ts';
 import { fillStore, startPillarbox } from './lib/pillarbox.ts';
-import { attempt, benchAccounts, benchMain, envInt, isMain, log, now, percentile, report, row, type Mem, type Row } from './lib/util.ts';
+import { coldAfterSelect, median as medianOf, ratioRows, renderRatios, sortRounds, SORTS, type CommandFigures, type SortName, type SortTarget } from './lib/sort-rounds.ts';
+import { attempt, benchAccounts, benchMain, cleanupAll, envInt, isMain, log, now, percentile, report, row, type Mem, type Row } from './lib/util.ts';
 
 export interface LargeParams {
   messages: number;
   maxBytes: number;
   reps: number;
   bodyReps: number;
+  sortRounds: number;
+  sortWarm: number;
+  /** BENCH_LARGE_SORT_ONLY=1: only the first SELECT and SORT/THREAD (while iterating on them). */
+  sortOnly: boolean;
 }
 
 export function largeParams(): LargeParams {
@@ -34,6 +40,9 @@ export function largeParams(): LargeParams {
     maxBytes: envInt('BENCH_LARGE_MAX_BYTES', 8000),
     reps: Math.max(1, envInt('BENCH_LARGE_REPS', 3)),
     bodyReps: Math.max(1, envInt('BENCH_LARGE_BODY_REPS', 1)),
+    sortRounds: Math.max(1, envInt('BENCH_LARGE_SORT_ROUNDS', 3)),
+    sortWarm: Math.max(1, envInt('BENCH_LARGE_SORT_WARM', 3)),
+    sortOnly: process.env.BENCH_LARGE_SORT_ONLY === '1',
   };
 }
 
@@ -49,77 +58,7 @@ interface LargeResult {
   bodyHits: number;
   qresync: number;
   qresyncFetches: number;
-  sort: Record<SortName, SortFigure>;
   memory: Mem;
-}
-
-const SORTS = {
-  arrival: 'UID SORT (ARRIVAL) UTF-8 ALL',
-  date: 'UID SORT (DATE) UTF-8 ALL',
-  subject: 'UID SORT (SUBJECT) UTF-8 ALL',
-  thread: 'UID THREAD REFERENCES UTF-8 ALL',
-} as const;
-type SortName = keyof typeof SORTS;
-
-interface SortFigure {
-  /** The first run after SELECT (Dovecot builds its sort index or thread cache there). */
-  first: number;
-  median: number;
-  /** Worst NOOP round trip of another session while the command ran (all runs). */
-  worstNoop: number;
-  /** Numbers in the answer (SORT: must be every message). */
-  numbers: number;
-  /** SHA-256 (12 hex) of the answer line: equal on both servers = the same order. */
-  digest: string;
-}
-
-/** Another session's NOOPs on its own thread (bench/lib/noop-probe.ts). */
-async function startProbe(port: number, a: { address: string; password: string }) {
-  const w = new Worker(new URL('./lib/noop-probe.ts', import.meta.url), { workerData: { port, user: a.address, pass: a.password } });
-  await new Promise<void>((resolve, reject) => {
-    w.once('message', () => resolve());
-    w.once('error', reject);
-  });
-  const ask = <T>(cmd: string) => new Promise<T>((resolve) => {
-    w.once('message', (m: T) => resolve(m));
-    w.postMessage({ cmd });
-  });
-  return {
-    mark: () => w.postMessage({ cmd: 'mark' }),
-    report: () => ask<{ worst: number; median: number; count: number }>('report'),
-    stop: async () => {
-      w.postMessage({ cmd: 'stop' });
-      await new Promise((r) => w.once('exit', r));
-    },
-  };
-}
-
-async function measureSorts(c: ImapConn, port: number, a: { address: string; password: string }, p: LargeParams): Promise<Record<SortName, SortFigure>> {
-  const probe = await startProbe(port, a);
-  const out = {} as Record<SortName, SortFigure>;
-  try {
-    for (const [name, cmd] of Object.entries(SORTS) as Array<[SortName, string]>) {
-      probe.mark();
-      let t = now();
-      const r = await c.ok(cmd);
-      const first = now() - t;
-      const line = r.untagged.find((l) => /^\* (SORT|THREAD)/i.test(l)) ?? '';
-      const numbers = (line.match(/\d+/g) ?? []).length;
-      if (name !== 'thread' && numbers !== p.messages) throw new Error(`${cmd}: ${numbers} numbers, expected ${p.messages}`);
-      const times: number[] = [];
-      for (let i = 0; i < p.reps; i++) {
-        t = now();
-        await c.ok(cmd);
-        times.push(now() - t);
-      }
-      const noop = await probe.report();
-      out[name] = { first, median: median(times), worstNoop: noop.worst, numbers, digest: createHash('sha256').update(line.toUpperCase()).digest('hex').slice(0, 12) };
-      log(`  ${cmd}: first ${first.toFixed(0)} ms, median ${median(times).toFixed(0)} ms, worst NOOP meanwhile ${noop.worst.toFixed(0)} ms (${noop.count} NOOPs), answer ${out[name].digest}`);
-    }
-  } finally {
-    await probe.stop();
-  }
-  return out;
 }
 
 const median = (a: number[]) => percentile([...a].sort((x, y) => x - y), 50);
@@ -147,13 +86,18 @@ async function measure(port: number, a: { address: string; password: string }, p
   const exists = Number(/\* (\d+) EXISTS/i.exec(first.untagged.join('\n'))?.[1] ?? 0);
   if (exists !== p.messages) throw new Error(`INBOX has ${exists} messages, expected ${p.messages}`);
   await c.ok('UNSELECT');
+  if (p.sortOnly) {
+    const mem = memory();
+    await c.logout();
+    const x = NaN;
+    return { fillSeconds, firstSelect, select: x, fetchFlags: x, fetchLines: 0, searchSubject: x, subjectHits: 0, searchBody: x, bodyHits: 0, qresync: x, qresyncFetches: 0, memory: mem };
+  }
 
   const sel = await timeIt(c, 'SELECT INBOX', p.reps);
   const ff = await timeIt(c, 'UID FETCH 1:* (FLAGS)', p.reps, true);
   if (ff.reply.untaggedCount !== p.messages) throw new Error(`UID FETCH 1:* (FLAGS) gave ${ff.reply.untaggedCount} responses, expected ${p.messages}`);
   const subj = await timeIt(c, `UID SEARCH SUBJECT "${SUBJECT_NEEDLE}"`, p.reps);
   const body = await timeIt(c, `UID SEARCH BODY "${BODY_NEEDLE}"`, p.bodyReps);
-  const sort = await measureSorts(c, port, a, p);
   await c.ok('UNSELECT');
 
   // QRESYNC: remember the state, let another session change 100 flags, re-select with QRESYNC.
@@ -187,9 +131,16 @@ async function measure(port: number, a: { address: string; password: string }, p
     bodyHits: searchResult(body.reply).length,
     qresync,
     qresyncFetches,
-    sort,
     memory: mem,
   };
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+/** IMAP date-time (RFC 9051 §9) of a UTC instant. */
+function imapDate(ms: number): string {
+  const d = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${two(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${d.getUTCFullYear()} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())} +0000`;
 }
 
 export async function largeMailbox(): Promise<string> {
@@ -202,6 +153,8 @@ export async function largeMailbox(): Promise<string> {
     for (let j = 0; j < p.messages; j++) yield { raw: corpusMessage(j, { maxBytes: p.maxBytes, extraHeaders: [`X-Bench-Seq: ${j}`] }).raw, seq: j, seen: j % 2 === 0, mtime: Date.UTC(2024, 0, 1) + j * 60_000 };
   };
 
+  // Both servers stay up after their own figures: SORT/THREAD then run on both, alternating.
+  const targets: SortTarget[] = [];
   const peer = await attempt('Dovecot', async () => {
     const d = await startDovecot({ accounts: [account], maxConnections: 20, packages: ['dovecot-imapd'] });
     const t = performance.now();
@@ -209,9 +162,9 @@ export async function largeMailbox(): Promise<string> {
     const fillSeconds = (performance.now() - t) / 1000;
     log(`dovecot: Maildir filled in ${fillSeconds.toFixed(1)} s`);
     const r = await measure(d.ports.imap, account, p, fillSeconds, () => d.memory());
-    await d.stop();
+    targets.push({ name: 'dovecot', port: d.ports.imap, account, memory: () => d.memory() });
     return r;
-  });
+  }, { keep: true });
 
   const pb = await attempt('Pillarbox', async () => {
     let fillSeconds = 0;
@@ -225,26 +178,57 @@ export async function largeMailbox(): Promise<string> {
       },
     });
     const r = await measure(s.ports.imap, account, p, fillSeconds, () => s.memory());
-    await s.stop();
+    targets.push({ name: 'pillarbox', port: s.ports.imap, account, memory: () => s.memory() });
     return r;
-  });
+  }, { keep: true });
 
+  let sorts: CommandFigures[] = [];
+  let memAfterSorts: { pillarbox: Mem | null; dovecot: Mem | null } = { pillarbox: null, dovecot: null };
+  try {
+    if (targets.length) {
+      log(`SORT/THREAD: ${p.sortRounds} rounds alternating between ${targets.map((t) => t.name).join(' and ')}, ${p.sortWarm} warm runs each`);
+      const newMessage = (k: number) => {
+        // After the fill's messages, in its INTERNALDATE steps (one minute each).
+        const j = p.messages + k;
+        return { raw: corpusMessage(j, { maxBytes: p.maxBytes, extraHeaders: [`X-Bench-Seq: ${j}`] }).raw, internalDate: imapDate(Date.UTC(2024, 0, 1) + j * 60_000) };
+      };
+      const r = await sortRounds(targets, { rounds: p.sortRounds, warm: p.sortWarm, expect: p.messages, newMessage });
+      sorts = r.figures;
+      memAfterSorts = { pillarbox: r.memory.pillarbox ?? null, dovecot: r.memory.dovecot ?? null };
+    }
+  } finally {
+    await cleanupAll();
+  }
+  const fig = (name: SortName) => sorts.find((f) => f.command === SORTS[name]);
+  const side = (k: 'pillarbox' | 'dovecot') => (name: SortName) => fig(name)?.sides[k];
+  const sortRow = (figure: string, get: (f: NonNullable<ReturnType<ReturnType<typeof side>>>) => number, names: SortName[] = []) => {
+    const one = (k: 'pillarbox' | 'dovecot') => {
+      const fs = names.map(side(k));
+      return fs.every((f) => f) ? Math.max(...fs.map((f) => get(f!))) : null;
+    };
+    return row(figure, 'ms', 'lower', pb, peer, () => one('pillarbox'), () => one('dovecot'));
+  };
+  const names = Object.keys(SORTS) as SortName[];
+  const ratioTable = renderRatios(`SORT / THREAD on ${p.messages.toLocaleString('en-US')} messages: ${p.sortRounds} alternating rounds`, ratioRows(sorts));
   const rows: Row[] = [
     row('SELECT', 'ms', 'lower', pb, peer, (x) => x.select, (x) => x.select),
     row('UID FETCH 1:* (FLAGS)', 'ms', 'lower', pb, peer, (x) => x.fetchFlags, (x) => x.fetchFlags),
     row(`UID SEARCH SUBJECT "${SUBJECT_NEEDLE}"`, 'ms', 'lower', pb, peer, (x) => x.searchSubject, (x) => x.searchSubject),
     row(`UID SEARCH BODY "${BODY_NEEDLE}"`, 'ms', 'lower', pb, peer, (x) => x.searchBody, (x) => x.searchBody),
-    ...(Object.entries(SORTS) as Array<[SortName, string]>).map(([k, cmd]) => row(cmd, 'ms', 'lower', pb, peer, (x) => x.sort[k].median, (x) => x.sort[k].median)),
-    row(`first ${SORTS.date} after SELECT`, 'ms', 'lower', pb, peer, (x) => x.sort.date.first, (x) => x.sort.date.first),
-    row(`first ${SORTS.thread} after SELECT`, 'ms', 'lower', pb, peer, (x) => x.sort.thread.first, (x) => x.sort.thread.first),
-    row('worst NOOP of another session during SORT/THREAD', 'ms', 'lower', pb, peer, (x) => Math.max(...Object.values(x.sort).map((f) => f.worstNoop)), (x) => Math.max(...Object.values(x.sort).map((f) => f.worstNoop))),
+    ...names.map((k) => sortRow(SORTS[k], (f) => medianOf(f.warm), [k])),
+    ...names.map((k) => sortRow(`first ${SORTS[k]} after SELECT`, (f) => medianOf(coldAfterSelect(f)), [k])),
+    ...names.map((k) => sortRow(`first ${SORTS[k]} after the server started`, (f) => f.cold[0]!, [k])),
+    ...names.map((k) => sortRow(`${SORTS[k]} after one new message`, (f) => medianOf(f.afterNew), [k])),
+    sortRow('worst NOOP of another session during SORT/THREAD', (f) => f.worstNoop, names),
     row('QRESYNC re-select after 100 flag changes', 'ms', 'lower', pb, peer, (x) => x.qresync, (x) => x.qresync),
     row('first SELECT after the fill (index build)', 'ms', 'lower', pb, peer, (x) => x.firstSelect, (x) => x.firstSelect),
     row('server memory after (PSS)', 'MB', 'lower', pb, peer, (x) => x.memory.pss / 2 ** 20, (x) => x.memory.pss / 2 ** 20),
+    row('server memory after SORT/THREAD (PSS)', 'MB', 'lower', pb, peer, () => (memAfterSorts.pillarbox ? memAfterSorts.pillarbox.pss / 2 ** 20 : null), () => (memAfterSorts.dovecot ? memAfterSorts.dovecot.pss / 2 ** 20 : null)),
   ];
+  process.stdout.write('\n' + ratioTable + '\n');
   return report({
-    name: 'large-mailbox',
-    title: `Large mailbox: ${p.messages.toLocaleString('en-US')} messages in one INBOX (median of ${p.reps}; BODY search ${p.bodyReps})`,
+    name: p.sortOnly ? 'large-mailbox-sort' : 'large-mailbox',
+    title: `Large mailbox: ${p.messages.toLocaleString('en-US')} messages in one INBOX (median of ${p.reps}; BODY search ${p.bodyReps}; SORT/THREAD ${p.sortRounds} alternating rounds)`,
     peer: 'Dovecot',
     started,
     params: { ...p },
@@ -252,8 +236,13 @@ export async function largeMailbox(): Promise<string> {
     details: {
       pillarbox: pb,
       dovecot: peer,
+      sorts,
+      sortRatios: ratioRows(sorts),
+      sortRatioTable: ratioTable,
+      memoryAfterSorts: memAfterSorts,
       // Same corpus, same order, same INTERNALDATEs: the SORT/THREAD answers should be identical.
-      sameAnswers: pb.ok && peer.ok ? Object.fromEntries(Object.keys(SORTS).map((k) => [k, pb.value.sort[k as SortName].digest === peer.value.sort[k as SortName].digest])) : null,
+      sameAnswers: Object.fromEntries(sorts.map((f) => [f.command, f.sides.pillarbox && f.sides.dovecot ? f.sides.pillarbox.digest === f.sides.dovecot.digest : null])),
+      sameAnswersAfterNewMail: Object.fromEntries(sorts.map((f) => [f.command, f.sides.pillarbox && f.sides.dovecot ? f.sides.pillarbox.digestAfter === f.sides.dovecot.digestAfter : null])),
     },
   });
 }

@@ -254,9 +254,9 @@ export class ImapConn {
     return this.ok(`LOGIN ${quote(user)} ${quote(pass)}`);
   }
 
-  /** APPEND with a non-synchronizing literal (RFC 7888 LITERAL+). */
-  append(mailbox: string, raw: Buffer, flags = ''): Promise<Reply> {
-    return this.command(`APPEND ${quote(mailbox)}${flags ? ` (${flags})` : ''} {${raw.length}+}\r\n`, [raw]);
+  /** APPEND with a non-synchronizing literal (RFC 7888 LITERAL+); `date`: the INTERNALDATE (date-time text). */
+  append(mailbox: string, raw: Buffer, flags = '', date?: string): Promise<Reply> {
+    return this.command(`APPEND ${quote(mailbox)}${flags ? ` (${flags})` : ''}${date ? ` "${date}"` : ''} {${raw.length}+}\r\n`, [raw]);
   }
 
   /**

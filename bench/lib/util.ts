@@ -434,7 +434,7 @@ export function writeFileEnsured(path: string, data: string | Buffer): void {
 export type Outcome<T> = { ok: true; value: T } | { ok: false; reason: string };
 
 /** Runs one side of a benchmark; a failure becomes a short reason for the table ("n/a (reason)"). */
-export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<Outcome<T>> {
+export async function attempt<T>(what: string, fn: () => Promise<T>, opts: { keep?: boolean } = {}): Promise<Outcome<T>> {
   // BENCH_SIDES=pillarbox (or =peer) runs one side only, e.g. while iterating on a fix.
   const sides = (process.env.BENCH_SIDES ?? 'pillarbox,peer').toLowerCase().split(',');
   const side = what === 'Pillarbox' ? 'pillarbox' : 'peer';
@@ -448,7 +448,8 @@ export async function attempt<T>(what: string, fn: () => Promise<T>): Promise<Ou
     const first = msg.split('\n')[0]!.trim();
     return { ok: false, reason: first.length > 70 ? first.slice(0, 67) + '…' : first };
   } finally {
-    await cleanupAll();
+    // keep: the side's servers stay up for a later side-by-side step (the caller stops them).
+    if (!opts.keep) await cleanupAll();
   }
 }
 

@@ -13,8 +13,8 @@ export interface ThreadNode {
 
 type Pause = () => Promise<void>;
 
-/** Work units between two pause() calls. */
-const SLICE = 4096;
+/** Work units between two pause() calls (pause() itself yields only once its time slice is used). */
+const SLICE = 512;
 
 class Ticker {
   n = 0;
@@ -59,12 +59,14 @@ export async function orderedSubject(items: readonly SortItem[], pause: Pause): 
 interface Container {
   msg: SortItem | null;
   parent: Container | null;
+  /** The parent step 1 gave it (kept for addReference; `parent` changes in step 5). */
+  up: Container | null;
   /** While the links are built (step 1): a set, so unlinking is O(1); then `children`. */
   kids: Set<Container> | null;
   children: Container[];
 }
 
-const newContainer = (msg: SortItem | null = null): Container => ({ msg, parent: null, kids: null, children: [] });
+const newContainer = (msg: SortItem | null = null): Container => ({ msg, parent: null, up: null, kids: null, children: [] });
 
 /**
  * Whether `a` is `b` or one of b's descendants (walks up from a). A `b` with no children has no
@@ -102,8 +104,7 @@ function link(parent: Container, child: Container): void {
 }
 
 /** Step 1: containers linked by the references, one per Message-ID; returns every container. */
-async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<Container[]> {
-  const byId = new Map<string, Container>();
+async function buildContainers(items: readonly SortItem[], t: Ticker, byId: Map<string, Container>): Promise<Container[]> {
   const all: Container[] = [];
   const get = (id: string): Container => {
     let c = byId.get(id);
@@ -138,8 +139,10 @@ async function buildContainers(items: readonly SortItem[], t: Ticker): Promise<C
     if (prev && prev !== own && !(await isDescendant(prev, own, t))) linkRef(prev, own);
   }
   for (const c of all) {
+    if (t.due()) await t.pause();
     if (c.kids) c.children = [...c.kids];
     c.kids = null;
+    c.up = c.parent;
   }
   return all;
 }
@@ -189,8 +192,59 @@ function byDate(a: Container, b: Container): number {
   return sentDate(x) - sentDate(y) || x.seq - y.seq;
 }
 
+/**
+ * Siblings in byDate order. Beyond a few, each one's sort message is looked up once and its sent
+ * date and sequence number copied into two arrays, which the comparisons then read (a 100,000-node
+ * root sorts without chasing a node and a message per comparison).
+ */
 async function sortSiblings(list: Container[], pause: Pause): Promise<Container[]> {
-  return list.length > 2048 ? sortSliced(list, byDate, pause) : list.sort(byDate);
+  if (list.length <= 2048) return sortSmall(list);
+  await pause();
+  const k = await dateKeys(list, pause);
+  return permute(list, await sortSliced(k.idx, k.cmp, pause));
+}
+
+/** sortSiblings for at most a few thousand siblings, synchronously (inside a post-order visit). */
+function sortSmall(list: Container[]): Container[] {
+  if (list.length <= 8) return list.sort(byDate);
+  const k = dateKeysSync(list);
+  return permute(list, k.idx.sort(k.cmp));
+}
+
+type DateKeys = { idx: number[]; cmp: (a: number, b: number) => number };
+
+/** dateKeys of a long list, pausing every few thousand (each lookup may miss the CPU's caches). */
+async function dateKeys(list: readonly Container[], pause: Pause): Promise<DateKeys> {
+  const k = dateKeysSync(list, 0);
+  for (let i = 0; i < list.length; i += 4096) {
+    k.fill(i, Math.min(list.length, i + 4096));
+    await pause();
+  }
+  return k;
+}
+
+function dateKeysSync(list: readonly Container[], upTo = list.length): DateKeys & { fill(from: number, to: number): void } {
+  const n = list.length;
+  const date = new Float64Array(n);
+  const seq = new Float64Array(n);
+  const idx = new Array<number>(n);
+  const fill = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      const m = sortMsg(list[i]!);
+      // No message under it (byDate: first, in the order they came): the lowest key, all equal.
+      date[i] = m ? sentDate(m) : -Number.MAX_VALUE;
+      seq[i] = m ? m.seq : 0;
+      idx[i] = i;
+    }
+  };
+  fill(0, upTo);
+  return { idx, cmp: (a, b) => date[a]! - date[b]! || seq[a]! - seq[b]!, fill };
+}
+
+function permute<T>(list: readonly T[], order: readonly number[]): T[] {
+  const out = new Array<T>(order.length);
+  for (let i = 0; i < order.length; i++) out[i] = list[order[i]!]!;
+  return out;
 }
 
 /** The thread subject (step 5.B.i): the base subject of the message, or of a dummy's first child. */
@@ -199,11 +253,13 @@ function threadSubject(c: Container): string {
 }
 
 /** Step 5: top-level threads with the same base subject are gathered. */
-async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]> {
-  const table = new Map<string, Container>();
-  for (const c of root) {
+async function mergeSubjects(root: Container[], t: Ticker, table: Map<string, Container>): Promise<Container[]> {
+  // Each top-level node's thread subject, looked up once (nothing below changes it in this step).
+  const subjects = new Array<string>(root.length);
+  for (let i = 0; i < root.length; i++) {
+    const c = root[i]!;
     if (t.due()) await t.pause();
-    const s = threadSubject(c);
+    const s = (subjects[i] = threadSubject(c));
     if (s === '') continue;
     const old = table.get(s);
     if (!old) table.set(s, c);
@@ -213,10 +269,11 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
   const replaced = new Map<Container, Container>();
   // Parent links are kept from here on: a top-level node merged under another one has a parent.
   for (const c of root) c.parent = null;
-  for (const c of root) {
+  for (let i = 0; i < root.length; i++) {
+    const c = root[i]!;
     if (t.due()) await t.pause();
     if (c.parent !== null) continue;
-    const s = threadSubject(c);
+    const s = subjects[i]!;
     if (s === '') continue;
     const old = table.get(s)!;
     if (old === c) continue;
@@ -237,6 +294,7 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
   // The new dummies take the place of the message they were made for.
   const out: Container[] = [];
   for (const c of root) {
+    if (t.due()) await t.pause();
     if (gone.has(c)) continue;
     out.push(replaced.get(c) ?? c);
   }
@@ -245,10 +303,32 @@ async function mergeSubjects(root: Container[], t: Ticker): Promise<Container[]>
 
 /** RFC 5256 §3 REFERENCES, steps 1–6. */
 export async function references(items: readonly SortItem[], pause: Pause): Promise<ThreadNode[]> {
+  return (await referencesState(items, pause)).roots;
+}
+
+/**
+ * What REFERENCES leaves behind for addReference: the step 1 containers by Message-ID (with their
+ * step 1 parents), the threads (containers are ThreadNodes), the base subjects step 5 gathered.
+ */
+export interface ReferencesState {
+  readonly roots: ThreadNode[];
+  readonly byId: Map<string, Container>;
+  /** Step 5's table: every base subject a top-level thread had (its values are not used later). */
+  readonly subjects: Map<string, Container>;
+  lastSeq: number;
+}
+
+/** references(), and the state a later message can be added to (addReference). */
+export async function referencesState(items: readonly SortItem[], pause: Pause): Promise<ReferencesState & { roots: Container[] }> {
   const t = new Ticker(pause);
-  const all = await buildContainers(items, t);
+  const byId = new Map<string, Container>();
+  const all = await buildContainers(items, t, byId);
   // (2) the root set
-  let root = all.filter((c) => c.parent === null);
+  let root: Container[] = [];
+  for (const c of all) {
+    if (t.due()) await t.pause();
+    if (c.parent === null) root.push(c);
+  }
   // (3) prune dummies, children first
   await postOrder(root, t, (c) => {
     c.children = pruneList(c.children, false);
@@ -258,31 +338,118 @@ export async function references(items: readonly SortItem[], pause: Pause): Prom
   for (const c of root) if (c.msg === null) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
   // (5) gather threads by base subject
-  root = await mergeSubjects(root, t);
+  const subjects = new Map<string, Container>();
+  root = await mergeSubjects(root, t, subjects);
   // (6) every set of siblings by sent date, the deepest first
   // Small sibling sets sorted during the walk; big ones (more than a slice) afterwards, in slices.
   const big: Container[] = [];
   await postOrder(root, t, (c) => {
     if (c.children.length > 2048) big.push(c);
-    else if (c.children.length > 1) c.children.sort(byDate);
+    else if (c.children.length > 1) c.children = sortSmall(c.children);
   });
   for (const c of big) c.children = await sortSiblings(c.children, pause);
   root = await sortSiblings(root, pause);
-  return toNodes(root);
+  // A container is a ThreadNode (its msg and children); the other fields stay for addReference.
+  let lastSeq = 0;
+  for (const m of items) if (m.seq > lastSeq) lastSeq = m.seq;
+  return { roots: root, byId, subjects, lastSeq };
 }
 
-function toNodes(root: Container[]): ThreadNode[] {
-  const out: ThreadNode[] = root.map((c) => ({ msg: c.msg, children: [] }));
-  const stack: Array<[Container, ThreadNode]> = root.map((c, i) => [c, out[i]!]);
-  while (stack.length) {
-    const [c, n] = stack.pop()!;
-    for (const k of c.children) {
-      const kn: ThreadNode = { msg: k.msg, children: [] };
-      n.children.push(kn);
-      stack.push([k, kn]);
+/** Steps up from `a` (step 1 parents) before addReference gives up on a loop check. */
+const MAX_WALK = 4096;
+
+/**
+ * Adds a message that comes after every message of `state` (a higher sequence number) when
+ * RFC 5256 §3's six steps would only place it, changing nothing else — the usual new mail:
+ * - a reply whose references all name messages or dummies already linked the way step 1.A would
+ *   link them (nothing new to link), the last one a message: it joins that message's children,
+ *   in sent-date order (step 6);
+ * - a message without references whose base subject no other thread has (step 5 gathers
+ *   nothing): a thread of its own, in sent-date order among the threads (step 6).
+ * Anything else (its Message-ID named before it came, a new reference, a shared subject, …)
+ * returns null and changes nothing: the caller runs references() again. Synchronous; costs the
+ * references' step 1 parent chains and two binary searches.
+ */
+export function addReference(state: ReferencesState & { roots: Container[] }, m: SortItem): Placement | null {
+  if (m.seq <= state.lastSeq) return null;
+  const id = m.messageId;
+  // Named by an earlier message (a dummy now) or naming itself: step 1 would relink.
+  if (id !== null && (state.byId.get(id)?.msg === null || m.refs.includes(id))) return null;
+  let prev: Container | null = null;
+  // References all new (dummies step 1 makes, each the parent of the next, the last this one's):
+  // step 3 prunes that chain away, leaving the message at the root as if it had none.
+  let fresh: Map<string, Container> | null = null;
+  let known = false;
+  for (const r of m.refs) {
+    let c = state.byId.get(r);
+    if (c) {
+      if (fresh) return null;
+      known = true;
+    } else {
+      if (known) return null;
+      fresh ??= new Map();
+      c = fresh.get(r);
+      if (!c) fresh.set(r, (c = newContainer()));
     }
+    // Step 1.A links c under prev when c has no parent and prev is not c or below it.
+    if (prev && prev !== c && c.up === null) {
+      const below = isBelow(prev, c);
+      if (below === null) return null; // too deep to tell here
+      if (!below) {
+        if (!fresh) return null; // a new link among kept containers
+        c.up = prev;
+      }
+    }
+    prev = c;
   }
-  return out;
+  const own = newContainer(m);
+  let placed: Placement;
+  if (prev === null || fresh) {
+    // Its own thread, unless step 5 would gather it with one of the same base subject.
+    if (m.subject !== '' && state.subjects.has(m.subject)) return null;
+    placed = { parent: null, index: insertByDate(state.roots, own) };
+    if (m.subject !== '') state.subjects.set(m.subject, own);
+    own.up = prev;
+    if (fresh) for (const [r, c] of fresh) state.byId.set(r, c);
+  } else {
+    if (prev.msg === null) return null; // under a dummy: step 3 would prune differently
+    own.up = prev;
+    own.parent = prev;
+    placed = { parent: prev, index: insertByDate(prev.children, own) };
+  }
+  if (id !== null && !state.byId.has(id)) state.byId.set(id, own);
+  state.lastSeq = m.seq;
+  return placed;
+}
+
+/** Whether `a` is `b` or below it by step 1 parents; null past MAX_WALK steps. */
+function isBelow(a: Container, b: Container): boolean | null {
+  let steps = 0;
+  for (let x: Container | null = a; x; x = x.up) {
+    if (x === b) return true;
+    if (++steps > MAX_WALK) return null;
+  }
+  return false;
+}
+
+/** Where addReference put a message: among the threads (parent null) or a message's children. */
+export interface Placement {
+  parent: ThreadNode | null;
+  /** Its index among those siblings (in sent-date order). */
+  index: number;
+}
+
+/** Inserts `c` into siblings sorted by byDate (step 6), after any equal; returns its index. */
+function insertByDate(list: Container[], c: Container): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (byDate(list[mid]!, c) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, c);
+  return lo;
 }
 
 // ------------------------------------------------------------------ the THREAD response (RFC 5256 §4)
