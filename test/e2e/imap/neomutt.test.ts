@@ -205,13 +205,19 @@ test('neomutt shows our threads nested under their parents and marks the message
   await keys('q');
   const end = Date.now() + 60_000;
   let pane = '';
-  // tmux marks the pane dead at the terminal's EOF and fills in the exit status once it reaps the
-  // process: wait for both.
-  while (!/^1 (\d+ | \d+)/.test((pane = (await tmux('display-message', '-p', '-t', 'nm', '#{pane_dead} #{pane_dead_status} #{pane_dead_signal}')).out))) {
+  // tmux marks the pane dead at the terminal's EOF; the exit status it fills in once it reaps the
+  // process, which on a loaded machine it sometimes never shows (the pane stays "1  "). A status,
+  // when there is one, must be 0; without one, what neomutt does at a clean quit (its flags stored
+  // on the server, checked below) is the proof.
+  while (!/^1 /.test((pane = (await tmux('display-message', '-p', '-t', 'nm', '#{pane_dead} #{pane_dead_status} #{pane_dead_signal}')).out))) {
     assert.ok(Date.now() < end, `neomutt did not quit (pane: ${pane}):\n${await screen()}`);
     await sleep(200);
   }
-  assert.match(pane, /^1 0 /, `neomutt's exit (dead, status, signal): ${pane}\n${await screen()}`);
+  for (let i = 0; i < 25 && /^1\s*$/.test(pane); i++) {
+    await sleep(200);
+    pane = (await tmux('display-message', '-p', '-t', 'nm', '#{pane_dead} #{pane_dead_status} #{pane_dead_signal}')).out;
+  }
+  assert.ok(/^1 (0 |\s*$)/.test(pane), `neomutt's exit (dead, status, signal): ${pane}\n${await screen()}`);
 
   // 3. The server: a3, and only a3, is \Seen (neomutt stored the flag on its own session).
   const c = await imap();
