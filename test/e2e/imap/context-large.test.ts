@@ -8,11 +8,11 @@
 // Figures are printed. Run alone: node scripts/run-tests.mjs context-large
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Worker } from 'node:worker_threads';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../../helpers/server.ts';
+import { noopSampler } from '../../helpers/noop-sampler-client.ts';
 import { fillSqlite } from '../../helpers/bulk-fill.ts';
 import { RawImap } from './raw-client.ts';
 import { ContextModel, allOf } from './context-model.ts';
@@ -20,37 +20,6 @@ import { ContextModel, allOf } from './context-model.ts';
 const N = Number(process.env.PILLARBOX_CONTEXT_N ?? 50_000);
 const P95_NOOP_MS = 250;
 const WORST_NOOP_MS = 1000;
-
-type Report = { worst: number; count: number; median: number; p95: number };
-
-function sampler(port: number) {
-  const w = new Worker(new URL('../../helpers/noop-sampler.ts', import.meta.url), { workerData: { port, user: 'other@example.com', pass: 'pw' } });
-  const next = <T>(pred: (m: any) => boolean) =>
-    new Promise<T>((resolve, reject) => {
-      const on = (m: any) => {
-        if (!pred(m)) return;
-        w.off('message', on);
-        resolve(m as T);
-      };
-      w.on('message', on);
-      w.once('error', reject);
-    });
-  return {
-    ready: () => next((m) => m.ready),
-    mark: () => w.postMessage({ cmd: 'mark' }),
-    report: () => {
-      const p = next<Report>((m) => 'worst' in m);
-      w.postMessage({ cmd: 'report' });
-      return p;
-    },
-    stop: async () => {
-      const p = next((m) => m.stopped);
-      w.postMessage({ cmd: 'stop' });
-      await p;
-      await w.terminate();
-    },
-  };
-}
 
 const PROGRAMS = [
   { tag: 'L1', cmd: 'UID SEARCH RETURN (UPDATE ALL) UNSEEN', fresh: 'UID SEARCH RETURN (ALL) UNSEEN', seq: false },
@@ -62,7 +31,7 @@ test(`CONTEXT updates on ${N} messages: ${N} flag changes twice, positions right
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-context-'));
   await fillSqlite(dataDir, ['big@example.com', 'other@example.com'], { address: 'big@example.com', mailbox: 'INBOX', count: N });
   const server = await startServer({ dataDir, plaintext: true });
-  const s = sampler(server.ports.imap);
+  const s = noopSampler(server.ports.imap);
   const a = await RawImap.connect(server.ports.imap);
   const b = await RawImap.connect(server.ports.imap);
   const rows: string[] = [];

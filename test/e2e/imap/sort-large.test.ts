@@ -10,11 +10,11 @@
 // Run alone: node scripts/run-tests.mjs sort-large
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Worker } from 'node:worker_threads';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../../helpers/server.ts';
+import { noopSampler } from '../../helpers/noop-sampler-client.ts';
 import { fillSqlite } from '../../helpers/bulk-fill.ts';
 import { RawImap } from './raw-client.ts';
 
@@ -30,43 +30,12 @@ function stallCpus(output: string): number[] {
     .map((l) => Number(/ cpu=(\d+)/.exec(l)?.[1] ?? 0));
 }
 
-type Report = { worst: number; count: number; median: number; p95: number };
-
-function sampler(port: number) {
-  const w = new Worker(new URL('../../helpers/noop-sampler.ts', import.meta.url), { workerData: { port, user: 'other@example.com', pass: 'pw' } });
-  const next = <T>(pred: (m: any) => boolean) =>
-    new Promise<T>((resolve, reject) => {
-      const on = (m: any) => {
-        if (!pred(m)) return;
-        w.off('message', on);
-        resolve(m as T);
-      };
-      w.on('message', on);
-      w.once('error', reject);
-    });
-  return {
-    ready: () => next((m) => m.ready),
-    mark: () => w.postMessage({ cmd: 'mark' }),
-    report: () => {
-      const p = next<Report>((m) => 'worst' in m);
-      w.postMessage({ cmd: 'report' });
-      return p;
-    },
-    stop: async () => {
-      const p = next((m) => m.stopped);
-      w.postMessage({ cmd: 'stop' });
-      await p;
-      await w.terminate();
-    },
-  };
-}
-
 test(`SORT and THREAD on ${N} messages do not stall another user`, { timeout: 900_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-sort-'));
   await fillSqlite(dataDir, ['big@example.com', 'other@example.com'], { address: 'big@example.com', mailbox: 'INBOX', count: N });
   writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ limits: { loopStallMs: 50 } }));
   const server = await startServer({ dataDir, plaintext: true });
-  const s = sampler(server.ports.imap);
+  const s = noopSampler(server.ports.imap);
   const big = await RawImap.connect(server.ports.imap);
   const rows: string[] = [];
   try {
