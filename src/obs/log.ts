@@ -31,6 +31,8 @@ export interface ServerLogger extends Logger {
   reopen(): void;
   /** Calls reopen() on this signal (process.on: other handlers of the signal keep working); returns the remover. */
   reopenOn(signal: NodeJS.Signals): () => void;
+  /** Writes out the lines this event-loop turn has queued (before the start-up banner, so the log reads in order). */
+  flush(): void;
   /** Flushes and closes the file (stderr stays open). */
   close(): Promise<void>;
 }
@@ -84,6 +86,7 @@ export function formatLine(format: LogFormat, level: LogLevel, event: string, fi
 interface Output {
   /** Queues a line (urgent: written before returning, with what waits before it); false when it was dropped. */
   write(line: string, urgent?: boolean): boolean;
+  flush(): void;
   reopen(): void;
   close(): Promise<void>;
 }
@@ -152,6 +155,7 @@ function cappedOutput(open: () => NodeJS.WritableStream & { writableLength: numb
       }
       return true;
     },
+    flush,
     reopen() {
       if (!owned) return;
       const old = stream;
@@ -197,7 +201,7 @@ export function createLogger(opts: LogLevel | LoggerOptions = 'info', write?: (l
   };
   if (o.write) {
     const w = o.write;
-    out = { write: (l) => (w(l), true), reopen() {}, close: async () => {} };
+    out = { write: (l) => (w(l), true), flush() {}, reopen() {}, close: async () => {} };
   } else if (o.file) {
     const file = o.file;
     out = cappedOutput(() => createWriteStream(file, { flags: 'a', highWaterMark: Math.min(16 * 1024, cap) }), cap, onDrain, true);
@@ -220,6 +224,7 @@ export function createLogger(opts: LogLevel | LoggerOptions = 'info', write?: (l
       return dropped;
     },
     reopen: () => out.reopen(),
+    flush: () => out.flush(),
     reopenOn(signal) {
       const h = () => out.reopen();
       process.on(signal, h);

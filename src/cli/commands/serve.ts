@@ -83,6 +83,8 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   // Commands that work as printed from where the user started the server (src/cli/invocation.ts).
   const { program: cli, storeFlags: dataFlag } = invocation(config, ctx.flags);
   const domains = await server.store.listDomains();
+  // The start-up log lines (stderr, batched per loop turn) go out before the banner says Ready.
+  log.flush();
   process.stdout.write(
     [
       `Pillarbox is running as ${config.hostname} (data: ${config.dataDir}, store: ${server.store.kind})`,
