@@ -33,3 +33,15 @@ export function noopSampler(port: number) {
     },
   };
 }
+
+/**
+ * The loop CPU time (ms) of each `server.loop-stall` line in a server's output (loopStallMs set in
+ * its config; src/obs/loop-lag.ts): what load cannot fake, unlike a round trip, since a busy
+ * machine adds runq= time to a stall and not cpu=.
+ */
+export function stallCpus(output: string): number[] {
+  return output
+    .split('\n')
+    .filter((l) => l.includes('server.loop-stall'))
+    .map((l) => Number(/ cpu=(\d+)/.exec(l)?.[1] ?? 0));
+}

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../../helpers/server.ts';
-import { noopSampler } from '../../helpers/noop-sampler-client.ts';
+import { noopSampler, stallCpus } from '../../helpers/noop-sampler-client.ts';
 import { fillSqlite } from '../../helpers/bulk-fill.ts';
 import { RawImap } from './raw-client.ts';
 
@@ -22,13 +22,6 @@ const N = Number(process.env.PILLARBOX_SORT_N ?? 100_000);
 const WORST_NOOP_MS = Number(process.env.PILLARBOX_SORT_WORST_MS ?? 5000);
 /** CPU ms of the loop in one stall: 100,000 keys sorted in one go is far over this. */
 const STALL_CPU_LIMIT_MS = Number(process.env.PILLARBOX_SORT_STALL_CPU_MS ?? 150);
-
-function stallCpus(output: string): number[] {
-  return output
-    .split('\n')
-    .filter((l) => l.includes('server.loop-stall'))
-    .map((l) => Number(/ cpu=(\d+)/.exec(l)?.[1] ?? 0));
-}
 
 test(`SORT and THREAD on ${N} messages do not stall another user`, { timeout: 900_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'pillarbox-sort-'));
