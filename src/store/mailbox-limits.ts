@@ -13,7 +13,7 @@
 //   cost per name is bounded by its length (src/protocol/imap/list-pattern.ts).
 
 import { DEFAULT_LIMITS, type Limits } from '../config/config.ts';
-import { StoreError } from './store.ts';
+import { MAILBOX_SEPARATOR, StoreError } from './store.ts';
 
 export type MailboxLimits = Pick<Limits, 'maxMailboxes' | 'maxMailboxNameBytes' | 'maxMailboxDepth'>;
 
@@ -47,4 +47,23 @@ export function checkMailboxCount(existing: number, adding: number, limits: Mail
   if (existing + adding > limits.maxMailboxes) {
     throw new StoreError('limit', `An account may have at most ${limits.maxMailboxes} mailboxes (it has ${existing})`);
   }
+}
+
+/** INBOX is case-insensitive (RFC 9051 §5.1), also as the first level of a hierarchical name; other names are kept as given. */
+export function normalizeName(name: string): string {
+  if (name.toUpperCase() === 'INBOX') return 'INBOX';
+  if (name.toUpperCase().startsWith('INBOX' + MAILBOX_SEPARATOR)) return 'INBOX' + name.slice(5);
+  return name;
+}
+
+/** The normalised name, or StoreError('invalid') for an empty level, control characters or over 1,000 characters. */
+export function validateName(name: string): string {
+  const n = normalizeName(name);
+  if (n === '' || n.length > 1000) throw new StoreError('invalid', 'mailbox name must be 1–1000 characters');
+  if (n.startsWith(MAILBOX_SEPARATOR) || n.endsWith(MAILBOX_SEPARATOR) || n.includes(MAILBOX_SEPARATOR + MAILBOX_SEPARATOR))
+    throw new StoreError('invalid', 'mailbox name has an empty hierarchy level');
+  // A single character class: linear, no backtracking.
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(n)) throw new StoreError('invalid', 'mailbox name contains control characters');
+  return n;
 }

@@ -5,7 +5,7 @@
 
 import type pg from 'pg';
 import { MAILBOX_SEPARATOR, MAX_SUBSCRIPTIONS, StoreError, SystemFlag, type Mailbox, type MailboxStatus, type SpecialUse, type WriteOptions } from '../store.ts';
-import { checkMailboxCount, checkMailboxName, type MailboxLimits } from '../mailbox-limits.ts';
+import { checkMailboxCount, checkMailboxName, normalizeName, validateName, type MailboxLimits } from '../mailbox-limits.ts';
 import type { PgContext, PgQuery } from './context.ts';
 import type { PgWrites, Tx } from './writes.ts';
 
@@ -21,23 +21,6 @@ export function toMailbox(r: Row): Mailbox {
     uidNext: r.uid_next,
     highestModseq: r.highest_modseq,
   };
-}
-
-/** INBOX is case-insensitive (RFC 9051 §5.1), also as the first level of a hierarchical name. */
-export function normalizeName(name: string): string {
-  if (name.toUpperCase() === 'INBOX') return 'INBOX';
-  if (name.toUpperCase().startsWith('INBOX' + MAILBOX_SEPARATOR)) return 'INBOX' + name.slice(5);
-  return name;
-}
-
-function validateName(name: string): string {
-  const n = normalizeName(name);
-  if (n === '' || n.length > 1000) throw new StoreError('invalid', 'mailbox name must be 1–1000 characters');
-  if (n.startsWith(MAILBOX_SEPARATOR) || n.endsWith(MAILBOX_SEPARATOR) || n.includes(MAILBOX_SEPARATOR + MAILBOX_SEPARATOR))
-    throw new StoreError('invalid', 'mailbox name has an empty hierarchy level');
-  // eslint-disable-next-line no-control-regex
-  if (/[\x00-\x1f\x7f]/.test(n)) throw new StoreError('invalid', 'mailbox name contains control characters');
-  return n;
 }
 
 export class PgMailboxes {
