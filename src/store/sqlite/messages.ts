@@ -5,7 +5,6 @@
 // (changes.ts); the row-level SQL is in writes.ts, the commands over many rows run in steps
 // (bulk.ts).
 
-import { existsSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 import {
@@ -125,7 +124,9 @@ export class SqliteMessages {
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
-    const data = existsSync(this.#blobs.path(blobId)) ? null : this.#blobData(blobId);
+    // One indexed row from the database's cached pages, rather than a stat of the file on the loop
+    // (synchronous, and a disk read when the inode is not cached).
+    const data = this.#blobData(blobId);
     if (data) return Readable.from([data.subarray(start ?? 0, end ?? data.length)], { objectMode: false });
     return this.#blobs.stream(blobId, start, end);
   }
