@@ -4,16 +4,19 @@
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { dirname } from 'node:path';
-import type { Config, PortName } from './config/config.ts';
+import { DEFAULT_CLUSTER, type Config, type PortName } from './config/config.ts';
+import { hostname as osHostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { openStore, isPostgresUrl } from './store/open.ts';
 import { loadTls, type LoadedTls } from './net/tls.ts';
 import { checksFromLimits, createAuthenticator, policyFromLimits } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
+import { createSharedConnectionRegistry } from './net/shared-connections.ts';
 import { deferred } from './net/drain.ts';
 import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
 import { createLogger, type Logger } from './obs/log.ts';
 import { startLoopLagMonitor } from './obs/loop-lag.ts';
-import type { ProtocolServer, ServerDeps } from './net/types.ts';
+import type { ConnectionRegistry, ProtocolServer, ServerDeps } from './net/types.ts';
 import type { Store } from './store/store.ts';
 import { createSmtpServer } from './smtp/server.ts';
 import { createImapServer } from './imap/server.ts';
@@ -57,9 +60,12 @@ export async function startServer(
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits });
   let loaded: LoadedTls;
+  let connections: ConnectionRegistry | undefined;
   try {
+    connections = await connectionRegistry(config, store, log);
     loaded = loadTls({ dataDir: config.dataDir, hostname: config.hostname, certFile: config.tlsCert, keyFile: config.tlsKey, log });
   } catch (err) {
+    await connections?.close?.();
     await store.close();
     throw err;
   }
@@ -77,7 +83,7 @@ export async function startServer(
     config,
     tls,
     auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits), checks: checksFromLimits(config.limits) }),
-    connections: createConnectionRegistry(),
+    connections,
     log,
     outbound: outbound.port,
     // MX checks (SPF, DKIM, DMARC) when config.mailAuth is on (default).
@@ -142,6 +148,7 @@ export async function startServer(
     loaded.dispose();
     for (const b of bound) await b.close();
     http.close();
+    await connections.close?.();
     await store.close();
     throw err;
   }
@@ -168,10 +175,24 @@ export async function startServer(
         process.off('SIGHUP', onSighup);
         loaded.dispose();
       }
-      stopping ??= stopAll(config, log, { protocols, bound, http, store, outbound, now: now.promise }).finally(() => lag.stop());
+      stopping ??= stopAll(config, log, { protocols, bound, http, store, outbound, connections, now: now.promise }).finally(() => lag.stop());
       return stopping;
     },
   };
+}
+
+/**
+ * The per-account session registry: in this process, or (PostgreSQL, or cluster.sharedSessions)
+ * in the store, so limits hold across nodes (src/net/shared-connections.ts).
+ */
+async function connectionRegistry(config: Config, store: Store, log: Logger): Promise<ConnectionRegistry> {
+  const c = config.cluster ?? DEFAULT_CLUSTER;
+  const shared = c.sharedSessions === 'auto' ? isPostgresUrl(config.database) : c.sharedSessions;
+  if (!shared) return createConnectionRegistry();
+  // Unique per process: a restarted node must not inherit the sessions of the one it replaces.
+  const node = `${c.node ?? osHostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  log.info('sessions.shared', { node, heartbeatMs: c.heartbeatMs, ttlMs: c.sessionTtlMs });
+  return createSharedConnectionRegistry(store.liveSessions, { node, heartbeatMs: c.heartbeatMs, ttlMs: c.sessionTtlMs, log });
 }
 
 /** After the drain is cut short, how long goodbyes said mid-transfer get to reach their clients. */
@@ -188,7 +209,7 @@ const SETTLE_MS = 5000;
 async function stopAll(
   config: Config,
   log: Logger,
-  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; outbound: OutboundSide; now: Promise<void> },
+  s: { protocols: ProtocolServer[]; bound: BoundListener[]; http: HttpServer; store: Store; outbound: OutboundSide; connections: ConnectionRegistry; now: Promise<void> },
 ): Promise<void> {
   const started = Date.now();
   const sessions = s.bound.reduce((n, b) => n + b.sockets.size, 0);
@@ -207,6 +228,7 @@ async function stopAll(
   if (!(await within(Promise.allSettled(s.protocols.map((p) => p.settled())), SETTLE_MS))) log.warn('server.settle-timeout', { ms: SETTLE_MS });
   // The queue engine after the sessions (their last enqueues are in) and before the store.
   await s.outbound.stop();
+  await s.connections.close?.();
   await s.store.close();
   log.info('server.stopped', { ms: Date.now() - started, drained: complete, destroyed: left });
 }

@@ -118,7 +118,26 @@ export interface Config {
    * `--dns-servers` (or `--dns-server`), comma-separated.
    */
   dnsServers?: string[];
+  /** Several processes or nodes on one store (src/net/shared-connections.ts); defaults DEFAULT_CLUSTER. */
+  cluster?: ClusterConfig;
 }
+
+/** Per-account session limits across nodes (issue 15). Times in ms. */
+export interface ClusterConfig {
+  /**
+   * Count IMAP/POP3 sessions in the store, so the IMAP connection limit and POP3 IN-USE hold across
+   * nodes: 'auto' (default) = on for PostgreSQL, off (this process only) for the embedded store.
+   */
+  sharedSessions: boolean | 'auto';
+  /** This node's name in the store's session table (default: the hostname); pid and a nonce are added. */
+  node: string | null;
+  /** How often a node marks itself alive. */
+  heartbeatMs: number;
+  /** A node silent this long is presumed dead and its sessions stop counting (SIGKILL, power). */
+  sessionTtlMs: number;
+}
+
+export const DEFAULT_CLUSTER: ClusterConfig = { sharedSessions: 'auto', node: null, heartbeatMs: 2000, sessionTtlMs: 6000 };
 
 /** Outbound delivery (src/queue/): see src/queue/policy.ts for the retry rules. Times in ms. */
 export interface OutboundConfig {

@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname as osHostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Resolver } from 'node:dns';
-import { DEFAULT_LIMITS, DEFAULT_OUTBOUND, PORT_NAMES, type Config, type OutboundConfig, type PortName } from './config.ts';
+import { DEFAULT_CLUSTER, DEFAULT_LIMITS, DEFAULT_OUTBOUND, PORT_NAMES, type ClusterConfig, type Config, type OutboundConfig, type PortName } from './config.ts';
 import { defaultDatabase } from '../store/open.ts';
 
 export const DEFAULT_PORTS: Record<PortName, number> = {
@@ -108,12 +108,25 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     lmtpPort: lmtp === undefined || lmtp === null ? null : parsePort(String(lmtp), '--lmtp-port'),
     lmtpAllow,
     outbound: loadOutbound(file, str),
+    cluster: loadCluster(file),
     // --dns-servers (mailauth's name) or --dns-server.
     dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS') ?? str('dns-server', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
   };
 }
 
 type Str = (flag: string, envName: string) => string | undefined;
+
+/** config `cluster` (src/net/shared-connections.ts). */
+function loadCluster(file: Partial<Config>): ClusterConfig {
+  const c: ClusterConfig = { ...DEFAULT_CLUSTER, ...(file.cluster ?? {}) };
+  if (c.sharedSessions !== 'auto' && typeof c.sharedSessions !== 'boolean') throw new ConfigError('config cluster.sharedSessions must be true, false or "auto"');
+  if (c.node !== null && (typeof c.node !== 'string' || !/^[\w.-]{1,100}$/.test(c.node))) throw new ConfigError('config cluster.node must be 1-100 letters, digits, ".", "-" or "_"');
+  for (const k of ['heartbeatMs', 'sessionTtlMs'] as const) {
+    if (typeof c[k] !== 'number' || !Number.isFinite(c[k]) || c[k] < 100) throw new ConfigError(`config cluster.${k} must be a number of ms, at least 100`);
+  }
+  if (c.sessionTtlMs < 2 * c.heartbeatMs) throw new ConfigError('config cluster.sessionTtlMs must be at least twice cluster.heartbeatMs');
+  return c;
+}
 
 /** config `outbound` < PILLARBOX_OUTBOUND_PORT / PILLARBOX_RELAY_HOST < --outbound-port / --relay-host. */
 function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {

@@ -1,4 +1,5 @@
-// Per-account counts of authenticated connections (IMAP connection limit, POP3 IN-USE).
+// Per-account counts of authenticated connections (IMAP connection limit, POP3 IN-USE) in this
+// process: the registry of a single-process server on the embedded store.
 
 import type { ConnectionRegistry } from './types.ts';
 
@@ -6,7 +7,7 @@ export function createConnectionRegistry(): ConnectionRegistry {
   const counts = new Map<string, number>();
   const key = (p: string, id: number) => `${p}:${id}`;
   return {
-    acquire(protocol, accountId, limit) {
+    async acquire(protocol, accountId, limit) {
       const k = key(protocol, accountId);
       const n = counts.get(k) ?? 0;
       if (n >= limit) return null;

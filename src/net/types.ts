@@ -38,11 +38,18 @@ export interface Authenticator {
   login(username: string, password: string, remoteAddress: string): Promise<AuthResult>;
 }
 
-/** Tracks authenticated connections per account (IMAP per-account connection limit). */
+/**
+ * Tracks authenticated connections per account (IMAP per-account connection limit, POP3 IN-USE):
+ * in this process (src/net/connections.ts), or across every process and node on the store
+ * (src/net/shared-connections.ts).
+ */
 export interface ConnectionRegistry {
-  /** Returns a release function, or null when the account is at `limit`. */
-  acquire(protocol: 'imap' | 'pop3', accountId: number, limit: number): (() => void) | null;
+  /** Resolves to a release function, or null when the account is at `limit`. */
+  acquire(protocol: 'imap' | 'pop3', accountId: number, limit: number): Promise<(() => void) | null>;
+  /** Connections of this process. */
   count(protocol: 'imap' | 'pop3', accountId: number): number;
+  /** Stops background work (heartbeats) and gives up this node's sessions. */
+  close?(): Promise<void>;
 }
 
 export interface ServerDeps {

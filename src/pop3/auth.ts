@@ -101,8 +101,12 @@ async function authenticate(s: Pop3Session, loginName: string, password: string)
   if (!res.ok) return loginFailed(s, name, res);
   const account = res.account;
   const settings = accountSettings(account).pop;
-  const lock = admit(s, account, settings.enabled, recent);
+  const lock = await admit(s, account, settings.enabled, recent);
   if (!lock) return;
+  if (s.state !== 'authorization') {
+    lock.release?.(); // the connection closed while the lock was being taken
+    return;
+  }
   if (!(await openMaildrop(s, account, settings, recent, lock.release))) return;
   if (s.state !== 'authorization') return;
   s.state = 'transaction';
@@ -136,7 +140,7 @@ function loginFailed(s: Pop3Session, name: string, res: AuthResult & { ok: false
  * The account's POP policy (POP enabled) and the maildrop lock. Returns the lock's release (null
  * in recent mode), or null after sending the -ERR.
  */
-function admit(s: Pop3Session, account: Account, enabled: boolean, recent: boolean): { release: (() => void) | null } | null {
+async function admit(s: Pop3Session, account: Account, enabled: boolean, recent: boolean): Promise<{ release: (() => void) | null } | null> {
   if (!enabled) {
     s.deps.log.info('pop3.login-failed', { protocol: 'pop3', session: s.id, user: account.address, ip: s.remote, reason: 'pop-disabled' });
     s.send(errLine('POP is disabled for this account; use IMAP, or ask the administrator to enable POP', 'AUTH'));
@@ -145,8 +149,9 @@ function admit(s: Pop3Session, account: Account, enabled: boolean, recent: boole
   // RFC 2449 §8.1.2: one maildrop lock per account. Recent-mode sessions delete nothing, so
   // they neither take nor respect the lock.
   if (recent) return { release: null };
-  const release = s.deps.connections.acquire('pop3', account.id, 1);
+  const release = await s.deps.connections.acquire('pop3', account.id, 1);
   if (!release) {
+    if (s.state !== 'authorization') return null;
     s.deps.log.info('pop3.login-failed', { protocol: 'pop3', session: s.id, user: account.address, ip: s.remote, reason: 'in-use' });
     s.send(errLine('Another POP3 session of this account is open; try again when it ends', 'IN-USE'));
     return null;

@@ -15,6 +15,7 @@
 //   its promise resolves after the last one; each step's Changes are published at its commit;
 //   a COPY is all or nothing; a MOVE leaves each message in exactly one mailbox at every commit.
 
+import type { LiveSessionStore } from './live-sessions.ts';
 import { hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
@@ -321,6 +322,8 @@ export interface Store {
   readonly bus: ChangeBus;
   /** Failed-login state for throttling, shared with the admin CLI (src/store/login-failures.ts). */
   readonly loginFailures: LoginFailureStore;
+  /** Sessions counted against per-account limits across processes and nodes (src/store/live-sessions.ts). */
+  readonly liveSessions: LiveSessionStore;
   /** The outbound queue (src/store/queue.ts). */
   readonly queue: QueueStore;
   /** DKIM signing keys per domain (src/store/dkim-keys.ts). */

@@ -21,7 +21,11 @@ export async function doLogin(s: ImapSession, user: string, pass: string): Promi
     throw new ImapNo('AUTHENTICATIONFAILED', 'Invalid credentials');
   }
   const limit = accountSettings(r.account).imapMaxConnections;
-  const release = s.deps.connections.acquire('imap', r.account.id, limit);
+  const release = await s.deps.connections.acquire('imap', r.account.id, limit);
+  if (s.closed) {
+    release?.();
+    return null;
+  }
   if (!release) {
     s.deps.log.info('imap.login-failed', { protocol: 'imap', session: s.id, user: r.account.address, ip: s.remoteAddress, reason: 'connection-limit', limit });
     throw new ImapNo('LIMIT', `Too many IMAP connections for this account: at most ${limit} at the same time are allowed`);

@@ -45,6 +45,8 @@ import { PgPop } from './pop.ts';
 import { PgSearch } from './search.ts';
 import { PG_MIGRATIONS } from './schema.ts';
 import { PgLoginFailures } from './login-failures.ts';
+import { PgLiveSessions } from './live-sessions.ts';
+import type { LiveSessionStore } from '../live-sessions.ts';
 import { PgQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
@@ -167,6 +169,7 @@ class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly liveSessions: LiveSessionStore;
   readonly queue: QueueStore;
   readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
@@ -186,6 +189,7 @@ class PostgresStore implements Store {
   constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
+    this.liveSessions = new PgLiveSessions(pool);
     this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
     this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();

@@ -313,6 +313,23 @@ ALTER TABLE queue_messages ADD COLUMN prefix text NOT NULL DEFAULT '';
 ALTER TABLE queue_messages ADD COLUMN body_start bigint NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 11,
+    sql: () => `
+-- Sessions counted against per-account limits across nodes (src/store/live-sessions.ts): one row
+-- per live node with its heartbeat (ms since the epoch), one per authenticated IMAP or POP3 session.
+CREATE TABLE live_nodes (node text PRIMARY KEY, heartbeat_at bigint NOT NULL);
+CREATE TABLE live_sessions (
+  id bigserial PRIMARY KEY,
+  node text NOT NULL,
+  protocol text NOT NULL,
+  account_id bigint NOT NULL,
+  started_at bigint NOT NULL
+);
+CREATE INDEX live_sessions_account ON live_sessions(protocol, account_id);
+CREATE INDEX live_sessions_node ON live_sessions(node);
+`,
+  },
 ];
 
 /**

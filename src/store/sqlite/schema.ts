@@ -305,4 +305,21 @@ ALTER TABLE queue_messages ADD COLUMN body_start INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE blobs ADD COLUMN data BLOB;
 `,
   },
+  {
+    version: 14,
+    sql: `
+-- Sessions counted against per-account limits across processes (src/store/live-sessions.ts):
+-- one row per live node with its heartbeat, one per authenticated IMAP or POP3 session.
+CREATE TABLE live_nodes (node TEXT PRIMARY KEY, heartbeat_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE live_sessions (
+  id INTEGER PRIMARY KEY,
+  node TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  account_id INTEGER NOT NULL,
+  started_at INTEGER NOT NULL
+);
+CREATE INDEX live_sessions_account ON live_sessions(protocol, account_id);
+CREATE INDEX live_sessions_node ON live_sessions(node);
+`,
+  },
 ];

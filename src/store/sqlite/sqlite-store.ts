@@ -26,6 +26,8 @@ import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
 import { MIGRATIONS } from './schema.ts';
 import { SqliteLoginFailures } from './login-failures.ts';
+import { SqliteLiveSessions } from './live-sessions.ts';
+import type { LiveSessionStore } from '../live-sessions.ts';
 import { SqliteQueue } from './queue.ts';
 import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
@@ -113,6 +115,7 @@ class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
   readonly bus: ChangeBus;
   readonly loginFailures: LoginFailureStore;
+  readonly liveSessions: LiveSessionStore;
   readonly queue: QueueStore;
   readonly dkimKeys: DkimKeyStore;
   readonly #db: Database.Database;
@@ -157,6 +160,7 @@ class SqliteStore implements Store {
     // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
     fsyncDir(dirname(opts.path));
     this.loginFailures = new SqliteLoginFailures(db);
+    this.liveSessions = new SqliteLiveSessions(db);
     this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
     const q = (sql: string) => this.#q(sql);
