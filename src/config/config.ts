@@ -1,6 +1,9 @@
 // Server configuration: defaults < config file (DATA/config.json or --config) < environment
 // (PILLARBOX_*) < command-line flags. See `pillarbox serve --help`.
 
+import type { ProxyProtocolConfig } from './proxy.ts';
+export type { ProxyProtocolConfig } from './proxy.ts';
+
 export interface Limits {
   /** SMTP message size limit in bytes (SIZE, RFC 1870). */
   maxMessageSize: number;
@@ -118,6 +121,11 @@ export interface Config {
    * `--dns-servers` (or `--dns-server`), comma-separated.
    */
   dnsServers?: string[];
+  /**
+   * PROXY protocol (HAProxy) on the listed listeners, from the trusted addresses only
+   * (src/config/proxy.ts, src/net/listener.ts); null/absent: off everywhere.
+   */
+  proxyProtocol?: ProxyProtocolConfig | null;
 }
 
 /** Outbound delivery (src/queue/): see src/queue/policy.ts for the retry rules. Times in ms. */
