@@ -113,6 +113,7 @@ export async function startServer(
   const pp = config.proxyProtocol;
   const proxySpec: ProxySpec | undefined = pp ? { trusted: trustMatcher(pp.trusted), timeout: pp.timeout, maxHeaderBytes: pp.maxHeaderBytes } : undefined;
   const proxyFor = (name: string) => (pp && (pp.listeners as string[]).includes(name) ? proxySpec : undefined);
+  if (pp) log.info('server.proxy-protocol', { listeners: pp.listeners.join(','), trusted: pp.trusted.join(','), timeout: pp.timeout, maxHeaderBytes: pp.maxHeaderBytes });
 
   const bound: BoundListener[] = [];
   const ports = {} as Record<PortName, number> & { lmtp?: number };

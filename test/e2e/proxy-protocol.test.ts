@@ -125,6 +125,21 @@ test('imaps: a v2 header before the TLS handshake; net.open and the failed login
   c.socket.destroy();
 });
 
+test('login throttling keys on the proxied client: 203.0.113.80 is slowed after 3 failures, 203.0.113.81 is not', async () => {
+  // Both come through the same proxy socket address (127.0.0.1).
+  const c = await imapsThroughProxy(v2('203.0.113.80', 40080, '127.0.0.1', 993));
+  for (let i = 0; i < 4; i++) assert.match((await c.cmd('LOGIN adam@example.com guess-' + i, 30_000)).tagged, / NO /);
+  c.socket.destroy();
+  const slowed = await waitFor({ event: 'auth.throttled', ip: '203.0.113.80', user: 'adam@example.com' });
+  assert.equal(slowed.action, 'delayed');
+  const other = await imapsThroughProxy(v2('203.0.113.81', 40081, '127.0.0.1', 993));
+  assert.match((await other.cmd('LOGIN adam@example.com guess-x', 30_000)).tagged, / NO /);
+  other.socket.destroy();
+  const failed = await waitFor({ event: 'auth.login-failed', ip: '203.0.113.81' });
+  assert.equal(failed.failures, 1);
+  assert.equal(lines().some((l) => l.event === 'auth.throttled' && l.ip === '203.0.113.81'), false);
+});
+
 test('smtp (MX): a v1 header; the stored message\'s Received field carries the proxied client', async () => {
   const raw = await open(srv.ports.smtp);
   raw.write(v1('198.51.100.23', 50123, 25));
