@@ -73,98 +73,9 @@ interface Client {
 }
 
 export async function bindListener(spec: ListenerSpec, tls: TlsProvider, log: Logger): Promise<BoundListener> {
-  const sockets = new Set<Socket>();
-  const perIp = new Map<string, number>();
-
-  /** The connection's client is known (the socket's peer, or what the PROXY header said). */
-  const accepted = (raw: Socket, client: Client) => {
-    const ip = client.address;
-    const n = perIp.get(ip) ?? 0;
-    if (n >= spec.maxConnectionsPerIp) {
-      log.warn('net.connection-refused', { listener: spec.name, ip, reason: 'per-ip-limit', proxy: client.via?.proxy });
-      if (spec.tooManyLine && !spec.implicitTls) raw.end(spec.tooManyLine + '\r\n');
-      else raw.destroy();
-      return;
-    }
-    perIp.set(ip, n + 1);
-    // One line when a connection opens and one when it closes (net.open / net.close).
-    const remote = `${ip}:${client.port}`;
-    const via = client.via ? { proxy: client.via.proxy, proxyVersion: client.via.version } : {};
-    const opened = Date.now();
-    let reason: string | null = null;
-    const note = (r: string) => {
-      reason ??= r;
-    };
-    raw.once('timeout', () => note('timeout'));
-    log.info('net.open', { listener: spec.name, remote, tls: spec.implicitTls, ...via });
-    raw.once('close', () => {
-      const m = (perIp.get(ip) ?? 1) - 1;
-      if (m <= 0) perIp.delete(ip);
-      else perIp.set(ip, m);
-      // Bytes on the wire (TLS records included). After STARTTLS the TLS socket owns the handle and
-      // the client's FIN is not seen here, so such a connection closes as "server" unless it failed.
-      log.info('net.close', { listener: spec.name, remote, ...via, durationMs: Date.now() - opened, bytesIn: raw.bytesRead, bytesOut: raw.bytesWritten, reason: reason ?? 'server' });
-    });
-    // The client's FIN before we ended our side: the client closed.
-    raw.once('end', () => note(raw.writableEnded ? 'server' : 'client'));
-    raw.on('error', (err: NodeJS.ErrnoException) => note(`error:${err.code ?? 'ERR'}`));
-    const info = { listener: spec.name, remoteAddress: ip, remotePort: client.port };
-    if (spec.implicitTls) {
-      const t = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
-      let secured = false;
-      t.once('end', () => note(t.writableEnded ? 'server' : 'client'));
-      t.on('error', (err: NodeJS.ErrnoException) => {
-        note(secured ? `error:${err.code ?? 'ERR'}` : 'tls-handshake');
-        log.debug('net.tls-error', { listener: spec.name, ip, err });
-        raw.destroy();
-      });
-      const timer = setTimeout(() => {
-        note('tls-handshake-timeout');
-        raw.destroy();
-      }, 30_000);
-      // A handshake that never completes must not leave the timer holding the process at shutdown.
-      raw.once('close', () => clearTimeout(timer));
-      t.once('secure', () => {
-        secured = true;
-        clearTimeout(timer);
-        spec.handler(t, { implicitTls: true, ...info });
-      });
-    } else {
-      spec.handler(raw, { implicitTls: false, ...info });
-      // readProxyHeader paused the socket; the session has its 'data' listener now.
-      if (client.via) raw.resume();
-    }
-  };
-
-  const server = createServer({ pauseOnConnect: false, noDelay: true }, (raw) => {
-    const socketIp = plainIp(raw.remoteAddress);
-    if (sockets.size >= spec.maxConnections) {
-      log.warn('net.connection-refused', { listener: spec.name, ip: socketIp, reason: 'listener-full' });
-      if (spec.tooManyLine && !spec.implicitTls && !spec.proxy) raw.end(spec.tooManyLine + '\r\n');
-      else raw.destroy();
-      return;
-    }
-    sockets.add(raw);
-    raw.once('close', () => sockets.delete(raw));
-    const self = { address: socketIp, port: raw.remotePort ?? 0 };
-    if (!spec.proxy) return accepted(raw, self);
-    if (!spec.proxy.trusted(socketIp)) {
-      log.warn('net.proxy-refused', { listener: spec.name, ip: socketIp, reason: 'untrusted' });
-      raw.destroy();
-      return;
-    }
-    readProxyHeader(raw, spec.proxy, (r) => {
-      if (r.kind === 'refused') {
-        // A proxy's plain TCP health check connects and leaves: not worth a warning.
-        (r.reason === 'closed-before-header' ? log.info : log.warn).call(log, 'net.proxy-refused', { listener: spec.name, ip: socketIp, reason: r.reason, received: r.received });
-        raw.destroy();
-        return;
-      }
-      const via = { proxy: `${socketIp}:${self.port}`, version: r.header.version };
-      // LOCAL / UNKNOWN (health checks): the proxy itself is the client.
-      accepted(raw, r.header.command === 'proxy' ? { ...r.header.source, via } : { ...self, via });
-    });
-  });
+  const c: Ctx = { spec, tls, log, sockets: new Set<Socket>(), perIp: new Map<string, number>() };
+  const sockets = c.sockets;
+  const server = createServer({ pauseOnConnect: false, noDelay: true }, (raw) => onConnection(c, raw));
   server.maxConnections = spec.maxConnections + 64;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
@@ -189,6 +100,114 @@ export async function bindListener(spec: ListenerSpec, tls: TlsProvider, log: Lo
         server.close(() => resolve());
       }),
   };
+}
+
+interface Ctx {
+  spec: ListenerSpec;
+  tls: TlsProvider;
+  log: Logger;
+  sockets: Set<Socket>;
+  perIp: Map<string, number>;
+}
+
+/** A new connection: the listener's cap, then (PROXY protocol) trust and header, then accept(). */
+function onConnection(c: Ctx, raw: Socket): void {
+  const { spec, log, sockets } = c;
+  const socketIp = plainIp(raw.remoteAddress);
+  if (sockets.size >= spec.maxConnections) {
+    log.warn('net.connection-refused', { listener: spec.name, ip: socketIp, reason: 'listener-full' });
+    if (spec.tooManyLine && !spec.implicitTls && !spec.proxy) raw.end(spec.tooManyLine + '\r\n');
+    else raw.destroy();
+    return;
+  }
+  sockets.add(raw);
+  raw.once('close', () => sockets.delete(raw));
+  const self = { address: socketIp, port: raw.remotePort ?? 0 };
+  if (!spec.proxy) return accept(c, raw, self);
+  if (!spec.proxy.trusted(socketIp)) {
+    log.warn('net.proxy-refused', { listener: spec.name, ip: socketIp, reason: 'untrusted' });
+    raw.destroy();
+    return;
+  }
+  readProxyHeader(raw, spec.proxy, (r) => {
+    if (r.kind === 'refused') {
+      // A proxy's plain TCP health check connects and leaves: not worth a warning.
+      (r.reason === 'closed-before-header' ? log.info : log.warn).call(log, 'net.proxy-refused', { listener: spec.name, ip: socketIp, reason: r.reason, received: r.received });
+      raw.destroy();
+      return;
+    }
+    const via = { proxy: `${socketIp}:${self.port}`, version: r.header.version };
+    // LOCAL / UNKNOWN (health checks): the proxy itself is the client.
+    accept(c, raw, r.header.command === 'proxy' ? { ...r.header.source, via } : { ...self, via });
+  });
+}
+
+/** The connection's client is known (the socket's peer, or what the PROXY header said). */
+function accept(c: Ctx, raw: Socket, client: Client): void {
+  const { spec, log, perIp } = c;
+  const ip = client.address;
+  const n = perIp.get(ip) ?? 0;
+  if (n >= spec.maxConnectionsPerIp) {
+    log.warn('net.connection-refused', { listener: spec.name, ip, reason: 'per-ip-limit', proxy: client.via?.proxy });
+    if (spec.tooManyLine && !spec.implicitTls) raw.end(spec.tooManyLine + '\r\n');
+    else raw.destroy();
+    return;
+  }
+  perIp.set(ip, n + 1);
+  // One line when a connection opens and one when it closes (net.open / net.close).
+  const remote = `${ip}:${client.port}`;
+  const via = client.via ? { proxy: client.via.proxy, proxyVersion: client.via.version } : {};
+  const opened = Date.now();
+  let reason: string | null = null;
+  const note = (r: string) => {
+    reason ??= r;
+  };
+  raw.once('timeout', () => note('timeout'));
+  log.info('net.open', { listener: spec.name, remote, tls: spec.implicitTls, ...via });
+  raw.once('close', () => {
+    const m = (perIp.get(ip) ?? 1) - 1;
+    if (m <= 0) perIp.delete(ip);
+    else perIp.set(ip, m);
+    // Bytes on the wire (TLS records included). After STARTTLS the TLS socket owns the handle and
+    // the client's FIN is not seen here, so such a connection closes as "server" unless it failed.
+    log.info('net.close', { listener: spec.name, remote, ...via, durationMs: Date.now() - opened, bytesIn: raw.bytesRead, bytesOut: raw.bytesWritten, reason: reason ?? 'server' });
+  });
+  // The client's FIN before we ended our side: the client closed.
+  raw.once('end', () => note(raw.writableEnded ? 'server' : 'client'));
+  raw.on('error', (err: NodeJS.ErrnoException) => note(`error:${err.code ?? 'ERR'}`));
+  handOver(c, raw, client, note);
+}
+
+/** To the protocol server: after the TLS handshake on implicit-TLS ports, at once otherwise. */
+function handOver(c: Ctx, raw: Socket, client: Client, note: (reason: string) => void): void {
+  const { spec, log, tls } = c;
+  const ip = client.address;
+  const info = { listener: spec.name, remoteAddress: ip, remotePort: client.port };
+  if (spec.implicitTls) {
+    const t = new TLSSocket(raw, { isServer: true, secureContext: tls.context });
+    let secured = false;
+    t.once('end', () => note(t.writableEnded ? 'server' : 'client'));
+    t.on('error', (err: NodeJS.ErrnoException) => {
+      note(secured ? `error:${err.code ?? 'ERR'}` : 'tls-handshake');
+      log.debug('net.tls-error', { listener: spec.name, ip, err });
+      raw.destroy();
+    });
+    const timer = setTimeout(() => {
+      note('tls-handshake-timeout');
+      raw.destroy();
+    }, 30_000);
+    // A handshake that never completes must not leave the timer holding the process at shutdown.
+    raw.once('close', () => clearTimeout(timer));
+    t.once('secure', () => {
+      secured = true;
+      clearTimeout(timer);
+      spec.handler(t, { implicitTls: true, ...info });
+    });
+  } else {
+    spec.handler(raw, { implicitTls: false, ...info });
+    // readProxyHeader paused the socket; the session has its 'data' listener now.
+    if (client.via) raw.resume();
+  }
 }
 
 export function flagFor(listener: string): string {
