@@ -1,5 +1,5 @@
 // PROXY protocol (issue 15) on a real `pillarbox serve`: config proxyProtocol lists imap, imaps,
-// smtp and http, trusting 127.0.0.1 only; pop3 is not listed. A test client plays the proxy: it
+// smtp, pop3s and http, trusting 127.0.0.1 only; pop3 is not listed. A test client plays the proxy: it
 // connects from 127.0.0.1, writes a v1 or v2 header naming a client from the documentation ranges
 // (203.0.113.0/24, 198.51.100.0/24), and then speaks the protocol. What an operator checks: the
 // logs (net.open, logins) name that client, the MX's Received field carries it, the per-IP limit
@@ -29,7 +29,7 @@ before(async () => {
   writeFileSync(
     config,
     JSON.stringify({
-      proxyProtocol: { listeners: ['imap', 'imaps', 'smtp', 'http'], trusted: ['127.0.0.1/32', '::1'], timeout: 1500, maxHeaderBytes: 512 },
+      proxyProtocol: { listeners: ['imap', 'imaps', 'smtp', 'pop3s', 'http'], trusted: ['127.0.0.1/32', '::1'], timeout: 1500, maxHeaderBytes: 512 },
       limits: { maxConnectionsPerIp: 2 },
     }),
   );
@@ -154,7 +154,7 @@ test('smtp (MX): a v1 header; the stored message\'s Received field carries the p
   c.close();
   await waitFor({ event: 'net.open', listener: 'smtp', remote: '198.51.100.23:50123', proxyVersion: 1 });
   // Read it back over POP3, a listener without PROXY protocol: plain connections work there.
-  const pop = new RawSmtpLike(await open(srv.ports.pop3));
+  const pop = new RawLines(await open(srv.ports.pop3));
   assert.match(await pop.line(), /^\+OK/);
   assert.match(await pop.cmd('USER adam@example.com'), /^\+OK/);
   assert.match(await pop.cmd('PASS adam-pw-1'), /^\+OK/);
@@ -164,6 +164,25 @@ test('smtp (MX): a v1 header; the stored message\'s Received field carries the p
   assert.match(msg, /Subject: via proxy/);
   assert.match(msg, /^Received: from client\.example \(\[198\.51\.100\.23\]\)/m);
   assert.doesNotMatch(msg.split('\r\n\r\n')[0]!, /127\.0\.0\.1/);
+});
+
+test('pop3s: a v2 header, then TLS; the POP3 login lines name the proxied client', async () => {
+  const raw = await open(srv.ports.pop3s);
+  raw.write(v2('198.51.100.90', 40090, '127.0.0.1', 995));
+  const t = await new Promise<TLSSocket>((resolve, reject) => {
+    const s = tlsConnect({ socket: raw, ca: [srv.ca], servername: 'localhost' }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const p = new RawLines(t);
+  assert.match(await p.line(), /^\+OK/);
+  assert.match(await p.cmd('USER adam@example.com'), /^\+OK/);
+  assert.match(await p.cmd('PASS wrong-one'), /^-ERR/);
+  assert.match(await p.cmd('USER adam@example.com'), /^\+OK/);
+  assert.match(await p.cmd('PASS adam-pw-1'), /^\+OK/);
+  p.close();
+  await waitFor({ event: 'pop3.login-failed', ip: '198.51.100.90' });
+  await waitFor({ event: 'pop3.login', ip: '198.51.100.90' });
+  await waitFor({ event: 'net.open', listener: 'pop3s', remote: '198.51.100.90:40090', proxyVersion: 2 });
 });
 
 test('the per-IP limit counts the proxied client: a third connection as 203.0.113.50 is refused, 203.0.113.51 is not', async () => {
@@ -258,12 +277,12 @@ test('http: the health check behind a PROXY header, the request in the same segm
   await waitFor({ event: 'net.open', listener: 'http', remote: '203.0.113.70:43000' });
 });
 
-/** POP3 lines (for reading the message back). */
-class RawSmtpLike {
+/** A line client for POP3 (reading the message back, pop3s). */
+class RawLines {
   #buf = '';
   #wait: (() => void) | null = null;
-  readonly s: Socket;
-  constructor(s: Socket) {
+  readonly s: Socket | TLSSocket;
+  constructor(s: Socket | TLSSocket) {
     this.s = s;
     s.setEncoding('latin1');
     s.on('data', (d: string) => {
