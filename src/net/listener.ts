@@ -124,6 +124,13 @@ function onConnection(c: Ctx, raw: Socket): void {
   raw.once('close', () => sockets.delete(raw));
   const self = { address: socketIp, port: raw.remotePort ?? 0 };
   if (!spec.proxy) return accept(c, raw, self);
+  if (raw.remoteAddress === undefined) {
+    // Reset before we could ask who it was: HAProxy's health checks connect, send their header
+    // and close at once. Nobody to refuse, nothing to warn about.
+    log.info('net.proxy-refused', { listener: spec.name, ip: socketIp, reason: 'closed-before-header', received: 0 });
+    raw.destroy();
+    return;
+  }
   if (!spec.proxy.trusted(socketIp)) {
     log.warn('net.proxy-refused', { listener: spec.name, ip: socketIp, reason: 'untrusted' });
     raw.destroy();

@@ -5,7 +5,7 @@
 // other loopback addresses (127.0.0.5 for v1, 127.0.0.6 for v2), so the address Pillarbox reports
 // can only have come from the header: net.open, the failed and good logins, and the Received field
 // of mail taken through HAProxy name the client. The same client connecting to Pillarbox directly,
-// past the proxy, is refused. Skipped (with the package to install) where haproxy is absent.
+// past the proxy, is refused; HAProxy's health checks (`check`) are served. Skipped (with the package to install) where haproxy is absent.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -49,7 +49,7 @@ before(async () => {
       front[name] = await freePort();
       sections.push(
         `frontend f-${name}\n  bind 127.0.0.1:${front[name]}\n  default_backend b-${name}\n` +
-          `backend b-${name}\n  server pillarbox 127.0.0.1:${srv.ports[listener]} ${MODES[mode].send}\n`,
+          `backend b-${name}\n  server pillarbox 127.0.0.1:${srv.ports[listener]} ${MODES[mode].send} check inter 1s\n`,
       );
     }
   }
@@ -165,6 +165,15 @@ for (const mode of Object.keys(MODES) as Mode[]) {
     r.socket.destroy();
   });
 }
+
+test('HAProxy\'s health checks (v2: a LOCAL header; v1: a PROXY line for its own connection) are served, not refused', needs(HAPROXY), async () => {
+  const check = (version: number) => (l: Line) => l.event === 'net.open' && l.listener === 'imap' && l.proxyVersion === version && String(l.remote).startsWith('127.0.0.1:');
+  await waitFor(check(2), 'net.open of a v2 health check');
+  await waitFor(check(1), 'net.open of a v1 health check');
+  const all = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Line);
+  // Checks that close before Pillarbox has read anything are logged at info (closed-before-header), never a warning.
+  assert.deepEqual(all.filter((l) => l.event === 'net.proxy-refused' && l.level !== 'info'), []);
+});
 
 test('the client going around HAProxy, straight to Pillarbox, is refused (not a trusted proxy)', needs(HAPROXY), async () => {
   const s = await open(srv.ports.imap, '127.0.0.5');
