@@ -58,8 +58,9 @@ export function parseProxyHeader(buf: Uint8Array, maxBytes: number, scanFrom = 0
 function parseV1(buf: Uint8Array, scanFrom: number): ProxyParse {
   const n = Math.min(buf.length, V1_PREFIX.length);
   for (let i = 0; i < n; i++) if (buf[i] !== V1_PREFIX[i]) return { kind: 'invalid', reason: 'not-proxy' };
-  // §2.1: the line ends at the first CRLF; a lone CR or LF is not tolerated.
-  const limit = Math.min(buf.length, V1_MAX_LINE);
+  // §2.1: the line ends at the first CRLF; a lone CR or LF is not tolerated. The CR may be at
+  // index 105 at most (a 107-byte line), whether the bytes came at once or one by one.
+  const limit = Math.min(buf.length, V1_MAX_LINE - 1);
   let end = -1;
   for (let i = Math.max(V1_PREFIX.length, scanFrom); i < limit; i++) {
     const c = buf[i]!;

@@ -71,3 +71,31 @@ test('a v2 header with 256 bytes of TLVs: complete at its last byte, what follow
   assert.equal(done.kind, 'header');
   assert.equal(done.kind === 'header' && Buffer.from(done.rest).toString(), 'A'.repeat(9));
 });
+
+test('mutated vectors (seeded): never a throw, the same verdict whole, split anywhere and byte by byte', () => {
+  let seed = 15;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const interesting = [0x00, 0x0a, 0x0d, 0x20, 0x30, 0x3a, 0x2e, 0x50, 0x21, 0x11, 0xff];
+  for (let i = 0; i < 3000; i++) {
+    const v = vectors[rnd(vectors.length)]!;
+    const b = Buffer.from(v.hex, 'hex');
+    const edits = 1 + rnd(3);
+    let bytes = b;
+    for (let e = 0; e < edits; e++) {
+      const at = rnd(bytes.length + 1);
+      const kind = rnd(3);
+      const x = Buffer.from([rnd(2) ? interesting[rnd(interesting.length)]! : rnd(256)]);
+      if (kind === 0 && at < bytes.length) bytes = Buffer.concat([bytes.subarray(0, at), x, bytes.subarray(at + 1)]);
+      else if (kind === 1) bytes = Buffer.concat([bytes.subarray(0, at), x, bytes.subarray(at)]);
+      else bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1)]);
+    }
+    const max = v.maxBytes ?? 1024;
+    const whole = run([bytes], max);
+    const k = rnd(bytes.length + 1);
+    assert.deepEqual(run([bytes.subarray(0, k), bytes.subarray(k)], max), whole, `${v.name} mutated ${bytes.toString('hex')} split at ${k}`);
+    assert.deepEqual(run([...bytes].map((x) => Buffer.from([x])), max), whole, `${v.name} mutated ${bytes.toString('hex')} byte by byte`);
+  }
+});
