@@ -13,7 +13,8 @@ import { checksFromLimits, createAuthenticator, policyFromLimits } from './auth/
 import { createConnectionRegistry } from './net/connections.ts';
 import { createSharedConnectionRegistry } from './net/shared-connections.ts';
 import { deferred } from './net/drain.ts';
-import { bindListener, type BoundListener, type ListenerSpec } from './net/listener.ts';
+import { bindListener, type BoundListener, type ListenerSpec, type ProxySpec } from './net/listener.ts';
+import { trustMatcher } from './config/proxy.ts';
 import { createLogger, type Logger } from './obs/log.ts';
 import { startLoopLagMonitor } from './obs/loop-lag.ts';
 import type { ConnectionRegistry, ProtocolServer, ServerDeps } from './net/types.ts';
@@ -114,6 +115,12 @@ export async function startServer(
     specs.push({ name: 'lmtp', port: config.lmtpPort, implicitTls: false, handler: lmtp.handle, tooManyLine: `421 4.7.0 ${config.hostname} too many connections, try again later` });
   }
 
+  // PROXY protocol (config proxyProtocol): the same trust list and limits on every listener that has it.
+  const pp = config.proxyProtocol;
+  const proxySpec: ProxySpec | undefined = pp ? { trusted: trustMatcher(pp.trusted), timeout: pp.timeout, maxHeaderBytes: pp.maxHeaderBytes } : undefined;
+  const proxyFor = (name: string) => (pp && (pp.listeners as string[]).includes(name) ? proxySpec : undefined);
+  if (pp) log.info('server.proxy-protocol', { listeners: pp.listeners.join(','), trusted: pp.trusted.join(','), timeout: pp.timeout, maxHeaderBytes: pp.maxHeaderBytes });
+
   const bound: BoundListener[] = [];
   const ports = {} as Record<PortName, number> & { lmtp?: number };
   const http = createHttpServer((req, res) => {
@@ -127,22 +134,33 @@ export async function startServer(
   try {
     for (const s of specs) {
       const b = await bindListener(
-        { ...s, host: config.host, maxConnections: config.limits.maxConnections, maxConnectionsPerIp: config.limits.maxConnectionsPerIp },
+        { ...s, host: config.host, maxConnections: config.limits.maxConnections, maxConnectionsPerIp: config.limits.maxConnectionsPerIp, proxy: proxyFor(s.name) },
         tls,
         log,
       );
       bound.push(b);
       ports[s.name as PortName] = b.port;
     }
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', (err: NodeJS.ErrnoException) => {
-        const hint = err.code === 'EACCES' ? ' (ports below 1024 need root)' : err.code === 'EADDRINUSE' ? ' (already in use)' : '';
-        reject(new Error(`cannot listen on ${config.host}:${config.ports.http} for http${hint}. Pick another with --http-port PORT (0 = any free port).`));
+    if (proxyFor('http')) {
+      // Behind a proxy: our listener reads the PROXY header, then hands the socket to the HTTP server.
+      const b = await bindListener(
+        { name: 'http', port: config.ports.http, implicitTls: false, handler: (sock) => http.emit('connection', sock), host: config.host, maxConnections: config.limits.maxConnections, maxConnectionsPerIp: config.limits.maxConnectionsPerIp, proxy: proxyFor('http') },
+        tls,
+        log,
+      );
+      bound.push(b);
+      ports.http = b.port;
+    } else {
+      await new Promise<void>((resolve, reject) => {
+        http.once('error', (err: NodeJS.ErrnoException) => {
+          const hint = err.code === 'EACCES' ? ' (ports below 1024 need root)' : err.code === 'EADDRINUSE' ? ' (already in use)' : '';
+          reject(new Error(`cannot listen on ${config.host}:${config.ports.http} for http${hint}. Pick another with --http-port PORT (0 = any free port).`));
+        });
+        http.listen({ host: config.host, port: config.ports.http }, () => resolve());
       });
-      http.listen({ host: config.host, port: config.ports.http }, () => resolve());
-    });
-    const addr = http.address();
-    ports.http = typeof addr === 'object' && addr ? addr.port : config.ports.http;
+      const addr = http.address();
+      ports.http = typeof addr === 'object' && addr ? addr.port : config.ports.http;
+    }
   } catch (err) {
     process.off('SIGHUP', onSighup);
     loaded.dispose();

@@ -96,6 +96,8 @@ export const SERVE_OPTIONS = [
   'relay-ca',
   'outbound-port',
   'dns-servers',
+  'proxy-protocol',
+  'proxy-trusted',
 ] as const;
 
 /**

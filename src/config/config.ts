@@ -1,6 +1,9 @@
 // Server configuration: defaults < config file (DATA/config.json or --config) < environment
 // (PILLARBOX_*) < command-line flags. See `pillarbox serve --help`.
 
+import type { ProxyProtocolConfig } from './proxy.ts';
+export type { ProxyProtocolConfig } from './proxy.ts';
+
 export interface Limits {
   /** SMTP message size limit in bytes (SIZE, RFC 1870). */
   maxMessageSize: number;
@@ -120,6 +123,11 @@ export interface Config {
   dnsServers?: string[];
   /** Several processes or nodes on one store (src/net/shared-connections.ts); defaults DEFAULT_CLUSTER. */
   cluster?: ClusterConfig;
+  /**
+   * PROXY protocol (HAProxy) on the listed listeners, from the trusted addresses only
+   * (src/config/proxy.ts, src/net/listener.ts); null/absent: off everywhere.
+   */
+  proxyProtocol?: ProxyProtocolConfig | null;
 }
 
 /** Per-account session limits across nodes (issue 15). Times in ms. */

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { Resolver } from 'node:dns';
 import { DEFAULT_CLUSTER, DEFAULT_LIMITS, DEFAULT_OUTBOUND, PORT_NAMES, type ClusterConfig, type Config, type OutboundConfig, type PortName } from './config.ts';
 import { defaultDatabase } from '../store/open.ts';
+import { loadProxyProtocol, ProxyConfigError } from './proxy.ts';
 
 export const DEFAULT_PORTS: Record<PortName, number> = {
   smtp: 25,
@@ -111,7 +112,17 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     cluster: loadCluster(file),
     // --dns-servers (mailauth's name) or --dns-server.
     dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS') ?? str('dns-server', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
+    proxyProtocol: proxyProtocol(file.proxyProtocol, str),
   };
+}
+
+function proxyProtocol(file: unknown, str: Str): Config['proxyProtocol'] {
+  try {
+    return loadProxyProtocol(file, str);
+  } catch (err) {
+    if (err instanceof ProxyConfigError) throw new ConfigError(err.message);
+    throw err;
+  }
 }
 
 type Str = (flag: string, envName: string) => string | undefined;

@@ -89,7 +89,8 @@ export class ImapSession {
     this.origin = this.id;
     this.socket = socket;
     this.tls = info.implicitTls;
-    this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    // The client: the socket's peer, or what a PROXY protocol header said (src/net/listener.ts).
+    this.remoteAddress = info.remoteAddress ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.#receiver = this.#newReceiver();
     this.#attach(socket);
     this.#armAutologout();

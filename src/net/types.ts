@@ -71,6 +71,13 @@ export interface ConnectionInfo {
   implicitTls: boolean;
   /** The listener's name, e.g. 'imap', 'imaps'. */
   listener: string;
+  /**
+   * The client's address and port ("::ffff:" stripped): the socket's peer, or on a PROXY protocol
+   * listener the address the proxy's header gave (src/net/listener.ts). Sessions use these, never
+   * socket.remoteAddress. Absent only where a test hands a socket over by hand.
+   */
+  remoteAddress?: string;
+  remotePort?: number;
 }
 
 export type ConnectionHandler = (socket: Socket | TLSSocket, info: ConnectionInfo) => void;

@@ -80,7 +80,8 @@ export class Pop3Session {
     this.store = deps.store;
     this.#socket = socket;
     this.#tls = info.implicitTls;
-    this.remote = socket.remoteAddress ?? '';
+    // The client: the socket's peer, or what a PROXY protocol header said (src/net/listener.ts).
+    this.remote = info.remoteAddress ?? socket.remoteAddress ?? '';
     this.#splitter = new LineSplitter(Math.max(255, deps.config.limits.maxLineLength));
     this.closed = new Promise((r) => (this.#resolveClosed = r));
     this.#attach(socket);

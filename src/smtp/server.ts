@@ -175,9 +175,11 @@ function bindServer(ctx: SessionContext, options: SMTPServerOptions, hooks: Hook
 
   return {
     // Connection limits (per listener, per IP) are the listener's (src/net/listener.ts).
-    handle(socket: Socket | TLSSocket, _info: ConnectionInfo) {
+    handle(socket: Socket | TLSSocket, info: ConnectionInfo) {
       if (ctx.closing) return refuse(socket, `421 ${shuttingDown(config.hostname)}`);
-      smtp.connect(socket);
+      // The client's address (a PROXY protocol header's, src/net/listener.ts) becomes the
+      // session's remoteAddress: Received field, SPF, logins, logs.
+      smtp.connect(socket, info.remoteAddress ? { remoteAddress: info.remoteAddress, remotePort: info.remotePort } : null);
     },
 
     async close() {

@@ -25,6 +25,7 @@ const PACKAGES: Record<string, string> = {
   tstclnt: 'libnss3-tools',
   certutil: 'libnss3-tools',
   haproxy: 'haproxy',
+  '/usr/sbin/haproxy': 'haproxy',
   'stress-ng': 'stress-ng',
   runuser: 'util-linux',
   npm: 'npm',

@@ -27,6 +27,7 @@ import { LineSplitter, parseCommand as parsePop3 } from '../../src/protocol/pop3
 import { canonicalLocalPart, splitAddress, isDotString } from '../../src/protocol/smtp/address.ts';
 import { foldNeedles, matchInto } from '../../src/store/body-search.ts';
 import { DEFAULT_LIMITS } from '../../src/config/config.ts';
+import { ProxyHeaderReader } from '../../src/net/proxy-protocol.ts';
 
 const SAMPLES = 5;
 const DIV = 8;
@@ -252,4 +253,24 @@ test('POP3 framing and command parsing, SMTP address handling are linear', (t) =
   linear(t, 'canonicalLocalPart, not a Dot-string', maxLine, (n) => `"${rep('a..', n)}"`, canonicalLocalPart);
   linear(t, 'isDotString', maxLine, (n) => rep('a.', n), isDotString);
   linear(t, 'splitAddress', maxLine, (n) => `"${'@'.repeat(n)}"@example.com`, splitAddress);
+});
+
+test('the PROXY protocol header reader is linear, fed whole or one byte at a time (src/net/proxy-protocol.ts)', (t) => {
+  // The largest v2 header there can be (16 + 65535 bytes, one long TLV), with the cap at that size.
+  const v2 = (n: number) => {
+    const b = Buffer.alloc(16 + 12 + 3 + n);
+    Buffer.from('0d0a0d0a000d0a515549540a2111', 'hex').copy(b);
+    b.writeUInt16BE(12 + 3 + n, 14);
+    b[28] = 0x04; // PP2_TYPE_NOOP
+    b.writeUInt16BE(n, 29);
+    return b;
+  };
+  const max = 65535 - 15;
+  const feed = (chunks: Buffer[]) => {
+    const r = new ProxyHeaderReader(16 + 65535);
+    for (const c of chunks) if (r.push(c).kind !== 'incomplete') return;
+    throw new Error('no verdict');
+  };
+  linear(t, 'v2 header with a long TLV, whole', max, (n) => [v2(n)], feed);
+  linear(t, 'v2 header with a long TLV, byte by byte', max, (n) => [...v2(n)].map((x) => Buffer.from([x])), feed);
 });

@@ -47,6 +47,11 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --dns-servers ADDR[,ADDR] DNS servers for MX lookups and mail checks, e.g. 127.0.0.1:5353
                             (--dns-server is the same)
                             (default: the system's)
+  --proxy-protocol LIST     listeners behind a proxy that sends a PROXY protocol header (HAProxy
+                            send-proxy / send-proxy-v2), e.g. imap,imaps,smtp (default: none);
+                            config proxyProtocol.listeners
+  --proxy-trusted LIST      the proxies' addresses, IPs or CIDR ranges (10.0.0.5,fd00::/8); on a
+                            listed listener other addresses are refused; config proxyProtocol.trusted
   --log-level LEVEL         debug, info, warn or error (default info)
   --log-file FILE           append logs to FILE instead of stderr; SIGHUP reopens it (logrotate)
   --log-format FORMAT       text (time level event key=value …, default) or json (one object a
