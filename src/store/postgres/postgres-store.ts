@@ -79,6 +79,8 @@ import {
   type WriteOptions,
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
+import { PgJournal } from './journal.ts';
+import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import { PgWrites } from './writes.ts';
@@ -171,6 +173,7 @@ class PostgresStore implements Store {
   readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
   readonly #commit: PgCommit;
+  readonly #journal: PgJournal;
   readonly #accounts: PgAccounts;
   readonly #mailboxes: PgMailboxes;
   readonly #messages: PgMessages;
@@ -190,6 +193,8 @@ class PostgresStore implements Store {
     this.dkimKeys = new PgDkimKeys(pool);
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#commit = new PgCommit(pool, this.bus);
+    const journal = (this.#journal = new PgJournal(pool));
+    this.#commit.finalize = (tx) => journal.record(tx.c, tx.changes);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
     this.#wr = new PgWrites(opts.bulk?.maxRows ?? 2000);
@@ -432,5 +437,20 @@ class PostgresStore implements Store {
 
   popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
     return this.#pop.popRetained(inboxId, since);
+  }
+
+  // ---------------------------------------------------------------- change journal (journal.ts)
+  async changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
+    this.#check();
+    return this.#journal.changesSince(accountId, since, limit);
+  }
+
+  async journalHead(accountId: number): Promise<number> {
+    this.#check();
+    return this.#journal.journalHead(accountId);
+  }
+
+  pruneJournal(opts: JournalPruneOptions): Promise<number> {
+    return this.#journal.prune(opts, (fn) => this.#commit.tx(undefined, ({ c }) => fn(c)));
   }
 }

@@ -313,6 +313,28 @@ ALTER TABLE queue_messages ADD COLUMN prefix text NOT NULL DEFAULT '';
 ALTER TABLE queue_messages ADD COLUMN body_start bigint NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 11,
+    // The change journal (as SQLite migration 14; src/store/journal.ts).
+    sql: () => `
+CREATE TABLE change_journal (
+  account_id bigint NOT NULL,
+  seq bigint NOT NULL,
+  kind smallint NOT NULL,
+  mailbox_id bigint,
+  uid bigint,
+  modseq bigint,
+  data text,
+  at bigint NOT NULL,
+  PRIMARY KEY (account_id, seq)
+);
+CREATE TABLE change_heads (
+  account_id bigint PRIMARY KEY,
+  seq bigint NOT NULL,
+  floor bigint NOT NULL DEFAULT 0
+);
+`,
+  },
 ];
 
 /**

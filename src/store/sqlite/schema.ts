@@ -305,4 +305,30 @@ ALTER TABLE queue_messages ADD COLUMN body_start INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE blobs ADD COLUMN data BLOB;
 `,
   },
+  {
+    version: 14,
+    sql: `
+-- The change journal (issue 15; src/store/journal.ts): every committed Change with its account's
+-- sequence number, written in the same transaction. kind: a code (journal.ts KINDS); data: the
+-- Change's other fields as JSON. at: commit time (ms), for the pruning horizon. change_heads: the
+-- account's latest seq and the highest seq pruned (floor; asking from before it means resync).
+-- No foreign key: an account's journal outlives it (its account-removed entry is read after).
+CREATE TABLE change_journal (
+  account_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  mailbox_id INTEGER,
+  uid INTEGER,
+  modseq INTEGER,
+  data TEXT,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (account_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE change_heads (
+  account_id INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  floor INTEGER NOT NULL DEFAULT 0
+);
+`,
+  },
 ];
