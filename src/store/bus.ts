@@ -43,7 +43,11 @@ type ChangeBody =
   /** Which of the account's settings changed (never their values: a password hash stays out of the journal). */
   | { kind: 'account-updated'; accountId: number; fields: Array<'password' | 'quota' | 'settings'>; origin?: string };
 
-export type ChangeListener = (changes: readonly Change[]) => void;
+/**
+ * One account's changes of one publication, in commit order, and the account's journal head after
+ * them (their last seq; undefined for Changes no journal numbered).
+ */
+export type ChangeListener = (changes: readonly Change[], head: number | undefined) => void;
 
 export interface ChangeBus {
   /** Listen to every change of one account. Returns the unsubscribe function. */
@@ -93,9 +97,10 @@ export class LocalChangeBus implements ChangeBus {
     for (const [accountId, list] of byAccount) {
       const set = this.#listeners.get(accountId);
       if (!set) continue;
+      const head = list[list.length - 1]!.seq;
       for (const l of [...set]) {
         try {
-          l(list);
+          l(list, head);
         } catch (err) {
           console.error('change listener failed:', err);
         }

@@ -45,6 +45,8 @@ export interface JournalPruneOptions {
   /** Stop after this many entries (default: unbounded; the pass ends when nothing is left to drop). */
   budget?: number;
   now?: number;
+  /** Checked between chunks: true ends the pass early (shutdown). */
+  stop?: () => boolean;
 }
 
 export const MAX_JOURNAL_PAGE = 10_000;
@@ -275,4 +277,40 @@ export class JournalFollower {
       if (!this.#again && this.#seq >= r.head) return;
     }
   }
+}
+
+// ---------------------------------------------------------------- periodic pruning
+
+export interface JournalPruning {
+  /** Ends the timer and waits for a pass under way (which stops at its next chunk). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Prunes the journal every `intervalMs` (0: never), off the hot path: a pass is a series of
+ * bounded transactions (JournalPruneOptions.chunk) with event-loop turns between them.
+ */
+export function startJournalPruning(
+  store: Pick<ChangeJournal, 'pruneJournal'>,
+  o: { maxAgeMs: number; maxEntries: number; intervalMs: number; onError?: (err: unknown) => void; onPruned?: (n: number, ms: number) => void },
+): JournalPruning {
+  let stopped = false;
+  let running: Promise<void> | null = null;
+  const pass = () => {
+    if (running || stopped) return;
+    const t = Date.now();
+    running = store
+      .pruneJournal({ maxAgeMs: o.maxAgeMs, maxEntries: o.maxEntries, stop: () => stopped })
+      .then((n) => void (n > 0 && o.onPruned?.(n, Date.now() - t)), (err) => o.onError?.(err))
+      .finally(() => (running = null));
+  };
+  const timer = o.intervalMs > 0 ? setInterval(pass, o.intervalMs) : null;
+  timer?.unref();
+  return {
+    async stop() {
+      stopped = true;
+      if (timer) clearInterval(timer);
+      await running;
+    },
+  };
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { parseMessage } from '../../src/protocol/mime/parser.ts';
 import type { Change } from '../../src/store/bus.ts';
-import { JournalFollower, type JournalChange } from '../../src/store/journal.ts';
+import { JournalFollower, startJournalPruning, type JournalChange } from '../../src/store/journal.ts';
 import { StoreError, SystemFlag, type Mailbox, type Store } from '../../src/store/store.ts';
 import { eachBackend } from './backends.ts';
 
@@ -197,9 +197,10 @@ eachBackend('change journal', (run) => {
     // The relay between the two "processes": a ping with the new head only, no Change objects.
     let relay = true;
     const published: Change[] = [];
-    store.bus.subscribe(acct.id, (cs) => {
+    store.bus.subscribe(acct.id, (cs, head) => {
       published.push(...cs);
-      if (relay) second.bus.notify(acct.id, cs.at(-1)!.seq!);
+      assert.equal(head, cs.at(-1)!.seq, 'a publication carries the new head');
+      if (relay) second.bus.notify(acct.id, head!);
     });
     const x = await add(store, inbox.id, { keywords: ['k1'] });
     await store.storeFlags(inbox.id, [x.uid], 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
@@ -235,5 +236,20 @@ eachBackend('change journal', (run) => {
     assert.deepEqual(behind.map((c) => c.seq), [head - 1, head, head + 1, head + 2, head + 3, head + 4]);
     fast.detach();
     slow.detach();
+  });
+
+  run('the pruning timer (limits.journalPruneInterval) applies the horizon by itself', async ({ store }) => {
+    const { acct, inbox } = await setup(store, 't@example.com');
+    for (let i = 0; i < 3; i++) await add(store, inbox.id);
+    const head = await store.journalHead(acct.id);
+    const pruned: number[] = [];
+    const p = startJournalPruning(store, { maxAgeMs: 86_400_000, maxEntries: 2, intervalMs: 20, onPruned: (n) => pruned.push(n) });
+    try {
+      for (let i = 0; i < 500 && pruned.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      await p.stop();
+    }
+    assert.deepEqual(pruned, [head - 2]);
+    assert.deepEqual(await store.changesSince(acct.id, 0), { resync: true, head, floor: head - 2 });
   });
 });

@@ -107,7 +107,7 @@ export class PgJournal {
     const cutoff = (opts.now ?? Date.now()) - opts.maxAgeMs;
     let removed = 0;
     let after = -1;
-    while (removed < budget) {
+    while (removed < budget && !opts.stop?.()) {
       const accounts = (await this.#pool.query('SELECT account_id FROM change_heads WHERE account_id > $1 ORDER BY account_id LIMIT 100', [after])).rows as Row[];
       if (accounts.length === 0) break;
       for (const a of accounts) {
@@ -115,7 +115,7 @@ export class PgJournal {
         for (;;) {
           const n = await tx((c) => this.#pruneStep(c, after, cutoff, opts.maxEntries, Math.min(chunk, budget - removed)));
           removed += n;
-          if (n === 0 || removed >= budget) break;
+          if (n === 0 || removed >= budget || opts.stop?.()) break;
         }
         if (removed >= budget) break;
       }

@@ -87,7 +87,7 @@ export class SqliteJournal {
     const cutoff = (opts.now ?? Date.now()) - opts.maxAgeMs;
     let removed = 0;
     let after = -1;
-    while (removed < budget) {
+    while (removed < budget && !opts.stop?.()) {
       const accounts = this.#q('SELECT account_id, seq FROM change_heads WHERE account_id > ? ORDER BY account_id LIMIT 100').all(after) as Row[];
       if (accounts.length === 0) break;
       for (const a of accounts) {
@@ -95,7 +95,7 @@ export class SqliteJournal {
         for (;;) {
           const n = write(() => this.#pruneStep(after, cutoff, opts.maxEntries, Math.min(chunk, budget - removed)));
           removed += n;
-          if (n === 0 || removed >= budget) break;
+          if (n === 0 || removed >= budget || opts.stop?.()) break;
           await nextTurn();
         }
         if (removed >= budget) break;
