@@ -13,8 +13,16 @@
 
 import type { Change, ChangeBus } from './bus.ts';
 
-/** A Change as read back from the journal: with its sequence number and commit time (ms). */
-export type JournalChange = Change & { seq: number; at: number };
+/**
+ * A Change as read back from the journal, with its sequence number and commit time (ms). Message
+ * entries say which message changed and its MODSEQ, not its flags or keywords (read those from
+ * the store: listMessages changedSince), so entries stay small and a run of them (a COPY of
+ * 100,000 messages: consecutive UIDs and MODSEQs) is one row. Every other kind reads back whole.
+ */
+export type JournalChange = { seq: number; at: number } & (
+  | { kind: 'message-added' | 'flags-changed'; accountId: number; mailboxId: number; uid: number; modseq: number; origin?: string }
+  | Exclude<Change, { kind: 'message-added' | 'flags-changed' }>
+);
 
 export type ChangesSince =
   /** The changes after `since`, in seq order (at most `limit`); `head` the account's latest seq. */
@@ -74,51 +82,115 @@ const KINDS = [
 ] as const satisfies ReadonlyArray<Change['kind']>;
 const KIND_CODE = new Map<string, number>(KINDS.map((k, i) => [k, i]));
 
-/** One journal row but for account, seq and time: the kind code, the common columns, the rest as JSON. */
+/**
+ * One journal row but for account and time: `n` consecutive entries ending at `seq` — for n > 1
+ * a run of one kind in one mailbox whose UIDs and MODSEQs go up by one from `uid` and `modseq`,
+ * with the same `data`.
+ */
 export interface JournalRow {
+  seq: number;
+  n: number;
   kind: number;
   mailboxId: number | null;
   uid: number | null;
   modseq: number | null;
-  /** The Change's other fields as JSON (expunged UIDs as a sequence set, "1:5,9"), or null. */
+  /** The entry's other fields as JSON (expunged UIDs as a sequence set, "1:5,9"), or null. */
   data: string | null;
 }
 
+/** Fields kept in columns, and those a message entry leaves out (state: read it from the store). */
 const COLUMNS = new Set(['kind', 'accountId', 'mailboxId', 'uid', 'modseq', 'seq']);
+const STATE = new Set(['keywords', 'systemFlags']);
+const MESSAGE_KINDS = new Set(['message-added', 'flags-changed']);
 
-export function encodeChange(c: Change): JournalRow {
-  const code = KIND_CODE.get(c.kind);
-  if (code === undefined) throw new Error(`change journal: unknown change kind ${c.kind}`);
+function encodeData(c: Change): string | null {
   const r = c as Record<string, unknown>;
+  const skip = MESSAGE_KINDS.has(c.kind);
   let rest: Record<string, unknown> | null = null;
   for (const k in r) {
-    if (COLUMNS.has(k) || r[k] === undefined) continue;
-    const v = k === 'uids' ? uidSet(r[k] as number[]) : r[k];
-    if (k === 'keywords' && (v as string[]).length === 0) continue;
-    (rest ??= {})[k] = v;
+    if (COLUMNS.has(k) || r[k] === undefined || (skip && STATE.has(k))) continue;
+    (rest ??= {})[k] = k === 'uids' ? uidSet(r[k] as number[]) : r[k];
   }
-  return {
-    kind: code,
-    mailboxId: typeof r.mailboxId === 'number' ? r.mailboxId : null,
-    uid: typeof r.uid === 'number' ? r.uid : null,
-    modseq: typeof r.modseq === 'number' ? r.modseq : null,
-    data: rest ? JSON.stringify(rest) : null,
-  };
+  return rest ? JSON.stringify(rest) : null;
 }
 
-export function decodeChange(accountId: number, seq: number, at: number, row: JournalRow): JournalChange {
+let lastOrigin: string | undefined;
+let lastOriginData: string | null = null;
+function originData(origin: string | undefined): string | null {
+  if (origin === undefined) return null;
+  if (origin !== lastOrigin) {
+    lastOrigin = origin;
+    lastOriginData = JSON.stringify({ origin });
+  }
+  return lastOriginData;
+}
+
+/**
+ * One account's changes of a transaction, in order, numbered from `first`, as rows (runs of
+ * message entries folded into one). Sets each Change's seq.
+ */
+export function journalRows(list: readonly Change[], first: number): JournalRow[] {
+  const rows: JournalRow[] = [];
+  let prev: JournalRow | null = null;
+  let seq = first;
+  for (const c of list) {
+    const code = KIND_CODE.get(c.kind);
+    if (code === undefined) throw new Error(`change journal: unknown change kind ${c.kind}`);
+    c.seq = seq;
+    const r = c as { mailboxId?: number; uid?: number; modseq?: number };
+    // A message entry's data is its origin alone: no JSON.stringify per entry of a long run.
+    const data = MESSAGE_KINDS.has(c.kind) ? originData(c.origin) : encodeData(c);
+    if (
+      prev !== null &&
+      prev.kind === code &&
+      MESSAGE_KINDS.has(c.kind) &&
+      prev.mailboxId === r.mailboxId &&
+      prev.uid! + prev.n === r.uid &&
+      prev.modseq! + prev.n === r.modseq &&
+      prev.data === data
+    ) {
+      prev.n++;
+      prev.seq = seq++;
+      continue;
+    }
+    prev = { seq: seq++, n: 1, kind: code, mailboxId: r.mailboxId ?? null, uid: r.uid ?? null, modseq: r.modseq ?? null, data };
+    rows.push(prev);
+  }
+  return rows;
+}
+
+/** A row's entries with seq > since, at most `max` of them. */
+export function expandRow(accountId: number, at: number, row: JournalRow, since: number, max: number): JournalChange[] {
   const kind = KINDS[row.kind];
   if (kind === undefined) throw new Error(`change journal: unknown kind code ${row.kind}`);
-  const c: Record<string, unknown> = { kind, accountId };
-  if (row.mailboxId !== null) c.mailboxId = Number(row.mailboxId);
-  if (row.uid !== null) c.uid = Number(row.uid);
-  if (row.modseq !== null) c.modseq = Number(row.modseq);
-  if (row.data !== null) Object.assign(c, JSON.parse(row.data));
-  if (kind === 'messages-expunged') c.uids = parseUidSet(c.uids as string);
-  if ((kind === 'message-added' || kind === 'flags-changed') && !c.keywords) c.keywords = [];
-  c.seq = seq;
-  c.at = at;
-  return c as JournalChange;
+  const base: Record<string, unknown> = row.data === null ? {} : JSON.parse(row.data);
+  if (kind === 'messages-expunged') base.uids = parseUidSet(base.uids as string);
+  const out: JournalChange[] = [];
+  const firstSeq = row.seq - row.n + 1;
+  for (let k = Math.max(0, since + 1 - firstSeq); k < row.n && out.length < max; k++) {
+    const c: Record<string, unknown> = { kind, accountId };
+    if (row.mailboxId !== null) c.mailboxId = Number(row.mailboxId);
+    if (row.uid !== null) c.uid = Number(row.uid) + k;
+    if (row.modseq !== null) c.modseq = Number(row.modseq) + k;
+    Object.assign(c, base);
+    c.seq = firstSeq + k;
+    c.at = at;
+    out.push(c as JournalChange);
+  }
+  return out;
+}
+
+/** The answer from rows (ascending, ending after `since`): at most `max` entries, or resync if the first is missing. */
+export function journalPage(accountId: number, since: number, head: number, floor: number, max: number, rows: ReadonlyArray<Record<string, any>>): ChangesSince {
+  const changes: JournalChange[] = [];
+  for (const r of rows) {
+    if (changes.length >= max) break;
+    const row = { seq: Number(r.seq), n: Number(r.n), kind: Number(r.kind), mailboxId: r.mailbox_id, uid: r.uid, modseq: r.modseq, data: r.data };
+    for (const c of expandRow(accountId, Number(r.at), row, since, max - changes.length)) changes.push(c);
+  }
+  // Pruned meanwhile past `since` (the floor moves before entries go): resync.
+  if (since < head && (changes.length === 0 || changes[0]!.seq !== since + 1)) return { resync: true, head, floor: Math.max(floor, since + 1) };
+  return { resync: false, changes, head: Math.max(head, changes.at(-1)?.seq ?? 0) };
 }
 
 /** Ascending UIDs as an IMAP-style sequence set (RFC 9051 §9 sequence-set): "1:5,9". */
@@ -182,6 +254,9 @@ export function prunePrefix(rows: ReadonlyArray<{ seq: number; at: number }>, he
 
 // ---------------------------------------------------------------- following
 
+/** Bus Changes (the fast path, whole) or journal entries (pulled: message state left to read from the store). */
+export type FollowListener = (changes: readonly Change[] | readonly JournalChange[]) => void;
+
 /** What a follower reads: a Store, or a second Store on the same data (another process). */
 export type JournalSource = Pick<ChangeJournal, 'changesSince'>;
 
@@ -196,7 +271,7 @@ export type JournalSource = Pick<ChangeJournal, 'changesSince'>;
 export class JournalFollower {
   readonly #source: JournalSource;
   readonly #accountId: number;
-  readonly #listener: (changes: readonly JournalChange[] | readonly Change[]) => void;
+  readonly #listener: FollowListener;
   readonly #onResync: (head: number) => void;
   #seq: number;
   /** A notification came while a read was under way: read once more. */
@@ -210,7 +285,7 @@ export class JournalFollower {
     source: JournalSource,
     accountId: number,
     from: number,
-    listener: (changes: readonly Change[]) => void,
+    listener: FollowListener,
     onResync: (head: number) => void = () => {},
   ) {
     this.#source = source;

@@ -220,10 +220,12 @@ eachBackend('bulk commands in steps', (run, b) => {
     assert.ok(seen.length > 2 * N, `${seen.length} changes`);
     assert.deepEqual(journal.map((c) => c.seq), seen.map((_, i) => from + i + 1), 'seqs without a gap');
     assert.deepEqual(seen.map((c) => c.seq), journal.map((c) => c.seq), 'published with the seqs of the journal');
-    assert.deepEqual(
-      journal.map(({ seq: _s, at: _a, ...c }) => c),
-      seen.map(({ seq: _s, ...c }) => c),
-    );
+    // The journal keeps which message and its MODSEQ, not its flags (read from the store).
+    const view = (c: Record<string, unknown>) => {
+      const { at: _a, keywords: _k, systemFlags: _f, ...r } = c;
+      return r.kind === 'message-added' || r.kind === 'flags-changed' ? r : { ...r, ...(_k ? { keywords: _k } : {}), ...(_f !== undefined ? { systemFlags: _f } : {}) };
+    };
+    assert.deepEqual(journal.map(view), seen.map(view));
   });
 
   run('a COPY that does not fit leaves the destination as it was', async ({ store }) => {

@@ -12,8 +12,8 @@ import {
   DEFAULT_PRUNE_CHUNK,
   byAccount,
   clampPage,
-  decodeChange,
-  encodeChange,
+  journalPage,
+  journalRows,
   prunePrefix,
   type ChangesSince,
   type JournalPruneOptions,
@@ -28,9 +28,9 @@ WITH h AS (
   ON CONFLICT (account_id) DO UPDATE SET seq = change_heads.seq + EXCLUDED.seq
   RETURNING seq
 ), ins AS (
-  INSERT INTO change_journal (account_id, seq, kind, mailbox_id, uid, modseq, data, at)
-  SELECT $1, h.seq - $2 + u.ord, u.kind, u.mailbox_id, u.uid, u.modseq, u.data, $8
-  FROM h, unnest($3::smallint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[]) WITH ORDINALITY AS u(kind, mailbox_id, uid, modseq, data, ord)
+  INSERT INTO change_journal (account_id, seq, n, kind, mailbox_id, uid, modseq, data, at)
+  SELECT $1, h.seq - $2 + u.last, u.n, u.kind, u.mailbox_id, u.uid, u.modseq, u.data, $10
+  FROM h, unnest($3::int[], $4::int[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[]) AS u(last, n, kind, mailbox_id, uid, modseq, data)
 )
 SELECT seq FROM h`;
 
@@ -52,10 +52,14 @@ export class PgJournal {
     for (const [accountId, all] of accounts) {
       for (let i = 0; i < all.length; i += RECORD_SLICE) {
         const list = all.slice(i, i + RECORD_SLICE);
-        const rows = list.map(encodeChange);
+        // Numbered from 1 here; the statement adds the head it takes. Sets the Changes' seqs to
+        // those offsets, corrected below.
+        const rows = journalRows(list, 1);
         const r = await c.query(RECORD, [
           accountId,
           list.length,
+          rows.map((x) => x.seq),
+          rows.map((x) => x.n),
           rows.map((x) => x.kind),
           rows.map((x) => x.mailboxId),
           rows.map((x) => x.uid),
@@ -63,8 +67,8 @@ export class PgJournal {
           rows.map((x) => x.data),
           at,
         ]);
-        let seq = Number(r.rows[0].seq) - list.length;
-        for (const ch of list) ch.seq = ++seq;
+        const base = Number(r.rows[0].seq) - list.length;
+        for (const ch of list) ch.seq! += base;
       }
     }
   }
@@ -77,7 +81,7 @@ export class PgJournal {
   async changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
     // One statement, one snapshot: the head row and the entries after `since`.
     const r = await this.#pool.query(
-      `SELECT h.seq AS head, h.floor, j.seq, j.kind, j.mailbox_id, j.uid, j.modseq, j.data, j.at
+      `SELECT h.seq AS head, h.floor, j.seq, j.n, j.kind, j.mailbox_id, j.uid, j.modseq, j.data, j.at
        FROM (SELECT 1) one
        LEFT JOIN change_heads h ON h.account_id = $1
        LEFT JOIN LATERAL (SELECT * FROM change_journal WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3) j ON true
@@ -88,12 +92,7 @@ export class PgJournal {
     const head = first.head === null ? 0 : Number(first.head);
     const floor = first.floor === null ? 0 : Number(first.floor);
     if (!Number.isSafeInteger(since) || since < floor || since > head) return { resync: true, head, floor };
-    const rows = (r.rows as Row[]).filter((x) => x.seq !== null);
-    if (since < head && (rows.length === 0 || Number(rows[0]!.seq) !== since + 1)) return { resync: true, head, floor: Math.max(floor, since + 1) };
-    const changes = rows.map((x) =>
-      decodeChange(accountId, Number(x.seq), Number(x.at), { kind: x.kind, mailboxId: x.mailbox_id, uid: x.uid, modseq: x.modseq, data: x.data }),
-    );
-    return { resync: false, changes, head };
+    return journalPage(accountId, since, head, floor, clampPage(limit), (r.rows as Row[]).filter((x) => x.seq !== null));
   }
 
   /**

@@ -320,6 +320,7 @@ ALTER TABLE queue_messages ADD COLUMN body_start bigint NOT NULL DEFAULT 0;
 CREATE TABLE change_journal (
   account_id bigint NOT NULL,
   seq bigint NOT NULL,
+  n integer NOT NULL DEFAULT 1,
   kind smallint NOT NULL,
   mailbox_id bigint,
   uid bigint,

@@ -12,11 +12,10 @@ import {
   DEFAULT_PRUNE_CHUNK,
   byAccount,
   clampPage,
-  decodeChange,
-  encodeChange,
+  journalPage,
+  journalRows,
   prunePrefix,
   type ChangesSince,
-  type JournalChange,
   type JournalPruneOptions,
 } from '../journal.ts';
 import { nextTurn } from '../../obs/loop-lag.ts';
@@ -40,14 +39,10 @@ export class SqliteJournal {
     const head = this.#q(
       'INSERT INTO change_heads (account_id, seq) VALUES (?, ?) ON CONFLICT (account_id) DO UPDATE SET seq = seq + excluded.seq RETURNING seq',
     ).pluck();
-    const ins = this.#q('INSERT INTO change_journal (account_id, seq, kind, mailbox_id, uid, modseq, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const ins = this.#q('INSERT INTO change_journal (account_id, seq, n, kind, mailbox_id, uid, modseq, data, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
     for (const [accountId, list] of byAccount(changes, from)) {
-      let seq = (head.get(accountId, list.length) as number) - list.length;
-      for (const c of list) {
-        const r = encodeChange(c);
-        c.seq = ++seq;
-        ins.run(accountId, seq, r.kind, r.mailboxId, r.uid, r.modseq, r.data, at);
-      }
+      const first = (head.get(accountId, list.length) as number) - list.length + 1;
+      for (const r of journalRows(list, first)) ins.run(accountId, r.seq, r.n, r.kind, r.mailboxId, r.uid, r.modseq, r.data, at);
     }
   }
 
@@ -62,17 +57,13 @@ export class SqliteJournal {
       const head = (h?.seq as number | undefined) ?? 0;
       const floor = (h?.floor as number | undefined) ?? 0;
       if (!Number.isSafeInteger(since) || since < floor || since > head) return { resync: true, head, floor };
-      const rows = this.#q('SELECT seq, kind, mailbox_id, uid, modseq, data, at FROM change_journal WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(
+      const max = clampPage(limit);
+      const rows = this.#q('SELECT seq, n, kind, mailbox_id, uid, modseq, data, at FROM change_journal WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(
         accountId,
         since,
-        clampPage(limit),
+        max,
       ) as Row[];
-      // Pruned meanwhile past `since` (the floor is moved before entries go): resync.
-      if (since < head && (rows.length === 0 || rows[0]!.seq !== since + 1)) return { resync: true, head, floor: Math.max(floor, since + 1) };
-      const changes: JournalChange[] = rows.map((r) =>
-        decodeChange(accountId, r.seq, r.at, { kind: r.kind, mailboxId: r.mailbox_id, uid: r.uid, modseq: r.modseq, data: r.data }),
-      );
-      return { resync: false, changes, head };
+      return journalPage(accountId, since, head, floor, max, rows);
     })();
   }
 

@@ -309,13 +309,15 @@ ALTER TABLE blobs ADD COLUMN data BLOB;
     version: 14,
     sql: `
 -- The change journal (issue 15; src/store/journal.ts): every committed Change with its account's
--- sequence number, written in the same transaction. kind: a code (journal.ts KINDS); data: the
--- Change's other fields as JSON. at: commit time (ms), for the pruning horizon. change_heads: the
+-- sequence number, written in the same transaction. A row is n entries ending at seq (a run of
+-- message entries: UIDs and MODSEQs from uid/modseq up by one each). kind: a code (journal.ts
+-- KINDS); data: the entry's other fields as JSON. at: commit time (ms), for the pruning horizon. change_heads: the
 -- account's latest seq and the highest seq pruned (floor; asking from before it means resync).
 -- No foreign key: an account's journal outlives it (its account-removed entry is read after).
 CREATE TABLE change_journal (
   account_id INTEGER NOT NULL,
   seq INTEGER NOT NULL,
+  n INTEGER NOT NULL DEFAULT 1,
   kind INTEGER NOT NULL,
   mailbox_id INTEGER,
   uid INTEGER,
