@@ -48,9 +48,9 @@ export interface JournalPruneOptions {
   maxAgeMs: number;
   /** Keep at most this many entries per account. */
   maxEntries: number;
-  /** Entries removed per transaction (default 2000); the pass yields to the event loop between them. */
+  /** Rows removed per transaction (default 2000; a row may hold a run of entries); the pass yields to the event loop between them. */
   chunk?: number;
-  /** Stop after this many entries (default: unbounded; the pass ends when nothing is left to drop). */
+  /** Stop after about this many entries (default: unbounded; the pass ends when nothing is left to drop). */
   budget?: number;
   now?: number;
   /** Checked between chunks: true ends the pass early (shutdown). */

@@ -111,6 +111,8 @@ export class PgJournal {
       if (accounts.length === 0) break;
       for (const a of accounts) {
         after = Number(a.account_id);
+        // Most accounts have nothing to drop: one indexed read of the oldest entry, outside any write.
+        if (!(await this.#due(after, cutoff, opts.maxEntries))) continue;
         for (;;) {
           const n = await tx((c) => this.#pruneStep(c, after, cutoff, opts.maxEntries, Math.min(chunk, budget - removed)));
           removed += n;
@@ -120,6 +122,16 @@ export class PgJournal {
       }
     }
     return removed;
+  }
+
+  async #due(accountId: number, cutoffAt: number, maxEntries: number): Promise<boolean> {
+    const r = await this.#pool.query(
+      'SELECT j.seq, j.at, h.seq AS head FROM change_heads h JOIN LATERAL (SELECT seq, at FROM change_journal WHERE account_id = $1 ORDER BY seq LIMIT 1) j ON true WHERE h.account_id = $1',
+      [accountId],
+    );
+    if (r.rowCount === 0) return false;
+    const x = r.rows[0] as Row;
+    return prunePrefix([{ seq: Number(x.seq), at: Number(x.at) }], Number(x.head), cutoffAt, maxEntries) > 0;
   }
 
   async #pruneStep(c: Client, accountId: number, cutoffAt: number, maxEntries: number, chunk: number): Promise<number> {
@@ -134,6 +146,8 @@ export class PgJournal {
     const last = prunePrefix(rows, head, cutoffAt, maxEntries);
     if (last === 0) return 0;
     await c.query('UPDATE change_heads SET floor = greatest(floor, $2) WHERE account_id = $1', [accountId, last]);
-    return (await c.query('DELETE FROM change_journal WHERE account_id = $1 AND seq <= $2', [accountId, last])).rowCount ?? 0;
+    // Entries, not rows (a row holds a run of n).
+    const d = await c.query('WITH d AS (DELETE FROM change_journal WHERE account_id = $1 AND seq <= $2 RETURNING n) SELECT coalesce(sum(n), 0)::bigint AS n FROM d', [accountId, last]);
+    return Number(d.rows[0].n);
   }
 }

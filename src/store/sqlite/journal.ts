@@ -83,6 +83,8 @@ export class SqliteJournal {
       if (accounts.length === 0) break;
       for (const a of accounts) {
         after = a.account_id as number;
+        // Most accounts have nothing to drop: one indexed read of the oldest entry, outside any write.
+        if (!this.#due(after, cutoff, opts.maxEntries)) continue;
         for (;;) {
           const n = write(() => this.#pruneStep(after, cutoff, opts.maxEntries, Math.min(chunk, budget - removed)));
           removed += n;
@@ -96,12 +98,20 @@ export class SqliteJournal {
     return removed;
   }
 
+  #due(accountId: number, cutoffAt: number, maxEntries: number): boolean {
+    const oldest = this.#q('SELECT seq, at FROM change_journal WHERE account_id = ? ORDER BY seq LIMIT 1').all(accountId) as Array<{ seq: number; at: number }>;
+    return prunePrefix(oldest, this.journalHead(accountId), cutoffAt, maxEntries) > 0;
+  }
+
   #pruneStep(accountId: number, cutoffAt: number, maxEntries: number, chunk: number): number {
     const head = this.journalHead(accountId);
     const rows = this.#q('SELECT seq, at FROM change_journal WHERE account_id = ? ORDER BY seq LIMIT ?').all(accountId, chunk) as Array<{ seq: number; at: number }>;
     const last = prunePrefix(rows, head, cutoffAt, maxEntries);
     if (last === 0) return 0;
     this.#q('UPDATE change_heads SET floor = max(floor, ?) WHERE account_id = ?').run(last, accountId);
-    return this.#q('DELETE FROM change_journal WHERE account_id = ? AND seq <= ?').run(accountId, last).changes;
+    // Entries, not rows (a row holds a run of n).
+    const entries = this.#q('SELECT coalesce(sum(n), 0) FROM change_journal WHERE account_id = ? AND seq <= ?').pluck().get(accountId, last) as number;
+    this.#q('DELETE FROM change_journal WHERE account_id = ? AND seq <= ?').run(accountId, last);
+    return entries;
   }
 }
