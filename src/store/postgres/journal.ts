@@ -4,7 +4,8 @@
 // head row (an UPSERT, which takes its row lock) and inserts the entries. The head row lock is the
 // last lock a write takes (after the mailbox, account and blob rows of the lock order in
 // postgres-store.ts; several accounts in ascending id), held to COMMIT: two writes of one account
-// get their seqs in commit order, and a reader never sees seq N+1 committed without N.
+// get their seqs in commit order, and a reader never sees seq N+1 committed without N. The same
+// statement calls pg_notify (journal-notify.ts): other processes hear "account A moved to N" at COMMIT.
 
 import type pg from 'pg';
 import type { Change } from '../bus.ts';
@@ -22,7 +23,7 @@ import {
 type Row = Record<string, any>;
 type Client = pg.PoolClient;
 
-const RECORD = `
+const RECORD = (notify: boolean) => `
 WITH h AS (
   INSERT INTO change_heads (account_id, seq) VALUES ($1, $2)
   ON CONFLICT (account_id) DO UPDATE SET seq = change_heads.seq + EXCLUDED.seq
@@ -32,16 +33,21 @@ WITH h AS (
   SELECT $1, h.seq - $2 + u.last, u.n, u.kind, u.mailbox_id, u.uid, u.modseq, u.data, $10
   FROM h, unnest($3::int[], $4::int[], $5::smallint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::text[]) AS u(last, n, kind, mailbox_id, uid, modseq, data)
 )
-SELECT seq FROM h`;
+SELECT seq${notify ? ", pg_notify($11, $12 || ':' || $1 || ':' || seq)" : ''} FROM h`;
 
 /** Entries per statement for a big transaction (a 131,072-message COPY), so no parameter is huge. */
 const RECORD_SLICE = 5000;
 
 export class PgJournal {
   readonly #pool: pg.Pool;
+  readonly #sql: string;
+  /** pg_notify at COMMIT: the channel and this store's node id (journal-notify.ts); null: none. */
+  readonly #notify: [string, string] | null;
 
-  constructor(pool: pg.Pool) {
+  constructor(pool: pg.Pool, notify: { channel: string; node: string } | null) {
     this.#pool = pool;
+    this.#notify = notify ? [notify.channel, notify.node] : null;
+    this.#sql = RECORD(notify !== null);
   }
 
   /** Inside the write transaction: the entries of `changes`, and their seqs set on them. */
@@ -55,7 +61,7 @@ export class PgJournal {
         // Numbered from 1 here; the statement adds the head it takes. Sets the Changes' seqs to
         // those offsets, corrected below.
         const rows = journalRows(list, 1);
-        const r = await c.query(RECORD, [
+        const r = await c.query(this.#sql, [
           accountId,
           list.length,
           rows.map((x) => x.seq),
@@ -66,6 +72,7 @@ export class PgJournal {
           rows.map((x) => x.modseq),
           rows.map((x) => x.data),
           at,
+          ...(this.#notify ?? []),
         ]);
         const base = Number(r.rows[0].seq) - list.length;
         for (const ch of list) ch.seq! += base;

@@ -80,6 +80,7 @@ import {
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { PgJournal } from './journal.ts';
+import { PgJournalListener } from './journal-notify.ts';
 import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 import type { ChunkOptions } from '../chunks.ts';
@@ -104,6 +105,11 @@ export interface PostgresStoreOptions {
   bulk?: ChunkOptions;
   /** Keep queued messages whose recipients are all final (tests inspect the final states). */
   queueKeepFinal?: boolean;
+  /**
+   * Ping other processes on the database at each commit (pg_notify) and listen for theirs, handed
+   * to the bus as `notify(account, head)` (postgres/journal-notify.ts). Default true.
+   */
+  notify?: boolean;
 }
 
 type Row = Record<string, any>;
@@ -135,7 +141,17 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await pool.end().catch(() => {});
     throw err;
   }
-  return new PostgresStore(pool, opts, lockSpace(schema ?? 'public'));
+  let listener: PgJournalListener | null = null;
+  if (opts.notify !== false) {
+    listener = new PgJournalListener({ connectionString: opts.url, ...(schema ? { options: `-c search_path=${schema}` } : {}) }, schema, opts.bus ?? new LocalChangeBus());
+    try {
+      await listener.start();
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+  }
+  return new PostgresStore(pool, opts, lockSpace(schema ?? 'public'), listener);
 }
 
 /** A 31-bit number from the schema name: the first key of this store's advisory locks. */
@@ -174,6 +190,7 @@ class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #commit: PgCommit;
   readonly #journal: PgJournal;
+  readonly #listener: PgJournalListener | null;
   readonly #accounts: PgAccounts;
   readonly #mailboxes: PgMailboxes;
   readonly #messages: PgMessages;
@@ -186,14 +203,15 @@ class PostgresStore implements Store {
   /** Staged bodies waiting for their delivery transaction: id → bytes + pin count. */
   readonly #staged = new Map<string, { data: Buffer; pins: number }>();
 
-  constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
+  constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number, listener: PgJournalListener | null) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
     this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
     this.dkimKeys = new PgDkimKeys(pool);
-    this.bus = opts.bus ?? new LocalChangeBus();
+    this.bus = listener?.bus ?? opts.bus ?? new LocalChangeBus();
+    this.#listener = listener;
     this.#commit = new PgCommit(pool, this.bus);
-    const journal = (this.#journal = new PgJournal(pool));
+    const journal = (this.#journal = new PgJournal(pool, listener && { channel: listener.channel, node: listener.node }));
     this.#commit.finalize = (tx) => journal.record(tx.c, tx.changes);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
@@ -242,6 +260,7 @@ class PostgresStore implements Store {
     if (this.#commit.closed) return;
     this.#commit.close();
     this.#staged.clear();
+    await this.#listener?.close();
     await this.#pool.end();
   }
 
