@@ -8,6 +8,7 @@ import { DEFAULT_CLUSTER, type Config, type PortName } from './config/config.ts'
 import { hostname as osHostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { openStore, isPostgresUrl } from './store/open.ts';
+import { startJournalPruning } from './store/journal.ts';
 import { loadTls, type LoadedTls } from './net/tls.ts';
 import { checksFromLimits, createAuthenticator, policyFromLimits } from './auth/authenticator.ts';
 import { createConnectionRegistry } from './net/connections.ts';
@@ -176,6 +177,14 @@ export async function startServer(
   // Logs `server.loop-stall ms=… doing=…` when something holds the event loop (everyone waits).
   const lag = startLoopLagMonitor(log, { thresholdMs: config.limits.loopStallMs });
   outbound.start(ports.smtp);
+  // The change journal's horizon (src/store/journal.ts): pruned in bounded steps, off the hot path.
+  const pruning = startJournalPruning(store, {
+    maxAgeMs: config.limits.journalMaxAge,
+    maxEntries: config.limits.journalMaxEntries,
+    intervalMs: config.limits.journalPruneInterval,
+    onPruned: (entries, ms) => log.info('store.journal-pruned', { entries, ms }),
+    onError: (err) => log.warn('store.journal-prune-failed', { error: err instanceof Error ? err : String(err) }),
+  });
   log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   const now = deferred();
@@ -193,7 +202,10 @@ export async function startServer(
         process.off('SIGHUP', onSighup);
         loaded.dispose();
       }
-      stopping ??= stopAll(config, log, { protocols, bound, http, store, outbound, connections, now: now.promise }).finally(() => lag.stop());
+      stopping ??= pruning
+        .stop()
+        .then(() => stopAll(config, log, { protocols, bound, http, store, outbound, connections, now: now.promise }))
+        .finally(() => lag.stop());
       return stopping;
     },
   };

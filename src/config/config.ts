@@ -68,6 +68,14 @@ export interface Limits {
   sendMessagesPerHour: number;
   /** Submission: recipients one account may send to per sliding 24 hours (450 4.7.1 beyond). */
   sendRecipientsPerDay: number;
+  /**
+   * Change journal horizon (src/store/journal.ts): entries older than this many ms, or beyond the
+   * newest `journalMaxEntries` of an account, are pruned; a follower asking from before the
+   * horizon is told to resync. Pruning runs every `journalPruneInterval` ms (0 = never).
+   */
+  journalMaxAge: number;
+  journalMaxEntries: number;
+  journalPruneInterval: number;
 }
 
 export interface Config {
@@ -228,4 +236,7 @@ export const DEFAULT_LIMITS: Limits = {
   loopStallMs: 100,
   sendMessagesPerHour: 500,
   sendRecipientsPerDay: 5000,
+  journalMaxAge: 7 * 24 * 60 * 60_000,
+  journalMaxEntries: 100_000,
+  journalPruneInterval: 10 * 60_000,
 };

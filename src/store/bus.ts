@@ -1,9 +1,17 @@
 // The change bus. Stores publish here after every commit, in commit order (never callers), so a
-// live session (IMAP IDLE, POP3, webmail) can't miss a change. In-process for one server process;
-// a PostgreSQL deployment of several processes can relay the same Change values over
-// LISTEN/NOTIFY by implementing `ChangeBus` (a ping, then subscribers pull).
+// live session (IMAP IDLE, POP3, webmail) can't miss a change. Every Change also has a place in the
+// account's change journal (src/store/journal.ts): its `seq`, set in the transaction that
+// committed it. In-process the bus carries the Change objects themselves (the fast path sessions
+// use); between processes it is a notifier — `notify(account, head)`, "account A moved to N" —
+// and a follower pulls what it has not seen from the journal (`JournalFollower`), so a process
+// that missed a ping loses nothing: the next one, or any later read, brings it all.
 
-export type Change =
+export type Change = ChangeBody & {
+  /** The change's sequence number in its account's journal (set before COMMIT). */
+  seq?: number;
+};
+
+type ChangeBody =
   | {
       kind: 'message-added';
       accountId: number;
@@ -30,34 +38,52 @@ export type Change =
   | { kind: 'mailbox-deleted'; accountId: number; mailboxId: number; name: string; origin?: string }
   /** A name added to or removed from the subscription list (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5). */
   | { kind: 'subscription-changed'; accountId: number; name: string; subscribed: boolean; origin?: string }
-  | { kind: 'account-removed'; accountId: number; origin?: string };
+  | { kind: 'account-removed'; accountId: number; origin?: string }
+  | { kind: 'account-created'; accountId: number; address: string; origin?: string }
+  /** Which of the account's settings changed (never their values: a password hash stays out of the journal). */
+  | { kind: 'account-updated'; accountId: number; fields: Array<'password' | 'quota' | 'settings'>; origin?: string };
 
-export type ChangeListener = (changes: readonly Change[]) => void;
+/**
+ * One account's changes of one publication, in commit order, and the account's journal head after
+ * them (their last seq; undefined for Changes no journal numbered).
+ */
+export type ChangeListener = (changes: readonly Change[], head: number | undefined) => void;
 
 export interface ChangeBus {
   /** Listen to every change of one account. Returns the unsubscribe function. */
   subscribe(accountId: number, listener: ChangeListener): () => void;
   /** Called by stores only, after commit. */
   publish(changes: readonly Change[]): void;
+  /**
+   * The account's journal head is now `head`, from a commit whose Changes this process does not
+   * have (another process or node; a relay calls it). Listeners pull from the journal.
+   */
+  notify(accountId: number, head: number): void;
+  /** Listen to the account's notifications. Returns the unsubscribe function. */
+  onNotify(accountId: number, listener: (head: number) => void): () => void;
 }
 
 /** The in-process bus: synchronous fan-out in publish order; a throwing listener harms no one else. */
 export class LocalChangeBus implements ChangeBus {
   readonly #listeners = new Map<number, Set<ChangeListener>>();
+  readonly #notified = new Map<number, Set<(head: number) => void>>();
 
   subscribe(accountId: number, listener: ChangeListener): () => void {
-    let set = this.#listeners.get(accountId);
-    if (!set) {
-      set = new Set();
-      this.#listeners.set(accountId, set);
+    return add(this.#listeners, accountId, listener);
+  }
+
+  onNotify(accountId: number, listener: (head: number) => void): () => void {
+    return add(this.#notified, accountId, listener);
+  }
+
+  notify(accountId: number, head: number): void {
+    for (const l of [...(this.#notified.get(accountId) ?? [])]) {
+      try {
+        l(head);
+      } catch (err) {
+        console.error('change notification listener failed:', err);
+      }
     }
-    set.add(listener);
-    return () => {
-      const s = this.#listeners.get(accountId);
-      if (!s) return;
-      s.delete(listener);
-      if (s.size === 0) this.#listeners.delete(accountId);
-    };
   }
 
   publish(changes: readonly Change[]): void {
@@ -71,9 +97,10 @@ export class LocalChangeBus implements ChangeBus {
     for (const [accountId, list] of byAccount) {
       const set = this.#listeners.get(accountId);
       if (!set) continue;
+      const head = list[list.length - 1]!.seq;
       for (const l of [...set]) {
         try {
-          l(list);
+          l(list, head);
         } catch (err) {
           console.error('change listener failed:', err);
         }
@@ -84,4 +111,16 @@ export class LocalChangeBus implements ChangeBus {
   listenerCount(accountId: number): number {
     return this.#listeners.get(accountId)?.size ?? 0;
   }
+}
+
+function add<L>(m: Map<number, Set<L>>, accountId: number, listener: L): () => void {
+  let set = m.get(accountId);
+  if (!set) m.set(accountId, (set = new Set()));
+  set.add(listener);
+  return () => {
+    const s = m.get(accountId);
+    if (!s) return;
+    s.delete(listener);
+    if (s.size === 0) m.delete(accountId);
+  };
 }

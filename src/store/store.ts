@@ -6,6 +6,8 @@
 // - A body is durable (written and fsync'd) before any metadata that references it commits.
 // - Every mutation publishes its Changes on `store.bus` after commit, in commit order, and its
 //   promise resolves only after that (a listener can already read what the change describes).
+// - Every Change is also written to its account's change journal in the same transaction, with
+//   the next seq of that account (src/store/journal.ts): no gaps, in commit order.
 // - Mailbox creation does not create missing parents: the IMAP layer does (RFC 9051 §6.3.4).
 // - UIDs and MODSEQs of a mailbox strictly increase; UIDVALIDITY never repeats for a name.
 // - Account quota usage (`usedBytes`) is exact under concurrency and never exceeds the quota
@@ -19,6 +21,7 @@ import type { LiveSessionStore } from './live-sessions.ts';
 import { hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { ChangeBus } from './bus.ts';
+import type { ChangeJournal } from './journal.ts';
 import type { LoginFailureStore } from './login-failures.ts';
 import type { QueueStore } from './queue.ts';
 import type { DkimKeyStore } from './dkim-keys.ts';
@@ -317,7 +320,8 @@ export class StoreError extends Error {
   }
 }
 
-export interface Store {
+/** The change journal (changesSince, journalHead, pruneJournal): src/store/journal.ts. */
+export interface Store extends ChangeJournal {
   readonly kind: 'sqlite' | 'postgres';
   readonly bus: ChangeBus;
   /** Failed-login state for throttling, shared with the admin CLI (src/store/login-failures.ts). */

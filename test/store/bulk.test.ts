@@ -199,6 +199,35 @@ eachBackend('bulk commands in steps', (run, b) => {
     assert.equal(acc.usedBytes, all.reduce((s, m) => s + m.size, 0));
   });
 
+  run('every step of every bulk command is in the change journal, in the order and with the seqs the bus published', async ({ store }) => {
+    const { acct, inbox, archive, trash } = await setup(store);
+    const from = await store.journalHead(acct.id);
+    const seen = record(store, acct.id);
+    const uids = (await store.listMessages(inbox.id)).map((m) => m.uid);
+    await store.copyMessages(inbox.id, uids, archive.id);
+    await store.storeFlags(archive.id, uids.map((_, i) => i + 1), 'add', { systemFlags: SystemFlag.Flagged, keywords: ['$X'] });
+    await store.moveMessages(archive.id, uids.map((_, i) => i + 1).slice(0, 20), trash.id);
+    await store.expunge(inbox.id);
+    await store.deleteMailbox(acct.id, 'Archive');
+    const journal = [];
+    for (let since = from; ; ) {
+      const r = await store.changesSince(acct.id, since, 25);
+      assert.ok(!r.resync);
+      journal.push(...r.changes);
+      if (since === r.head || r.changes.length === 0) break;
+      since = r.changes.at(-1)!.seq;
+    }
+    assert.ok(seen.length > 2 * N, `${seen.length} changes`);
+    assert.deepEqual(journal.map((c) => c.seq), seen.map((_, i) => from + i + 1), 'seqs without a gap');
+    assert.deepEqual(seen.map((c) => c.seq), journal.map((c) => c.seq), 'published with the seqs of the journal');
+    // The journal keeps which message and its MODSEQ, not its flags (read from the store).
+    const view = (c: Record<string, unknown>) => {
+      const { at: _a, keywords: _k, systemFlags: _f, ...r } = c;
+      return r.kind === 'message-added' || r.kind === 'flags-changed' ? r : { ...r, ...(_k ? { keywords: _k } : {}), ...(_f !== undefined ? { systemFlags: _f } : {}) };
+    };
+    assert.deepEqual(journal.map(view), seen.map(view));
+  });
+
   run('a COPY that does not fit leaves the destination as it was', async ({ store }) => {
     const { acct, inbox, archive } = await setup(store);
     const usage = (await store.getAccountById(acct.id))!.usedBytes;

@@ -182,13 +182,22 @@ async function drain(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Records every change of the given accounts, in arrival order. */
+/** Records every change of the given accounts, in arrival order (their journal seqs apart: `seqs`). */
 function record(store: Store, ...accountIds: number[]) {
   const seen: Change[] = [];
-  const offs = accountIds.map((id) => store.bus.subscribe(id, (cs) => seen.push(...cs)));
+  const seqs: number[] = [];
+  const offs = accountIds.map((id) =>
+    store.bus.subscribe(id, (cs) => {
+      for (const { seq, ...c } of cs) {
+        seqs.push(seq ?? -1);
+        seen.push(c as Change);
+      }
+    }),
+  );
   let mark = 0;
   return {
     all: seen,
+    seqs,
     /** Changes since the previous take(). */
     take(): Change[] {
       const out = seen.slice(mark);
@@ -1091,6 +1100,7 @@ for (const backend of backends) {
         rec.stop();
         otherRec.stop();
         assert.ok(!otherRec.all.some((c) => c.accountId !== other.id), 'a listener only hears its own account');
+        assert.ok(rec.seqs.every((q, i) => q === rec.seqs[0]! + i), `published with consecutive journal seqs: ${rec.seqs.join(' ')}`);
         assert.ok((await Promise.all(visible)).every(Boolean), 'a change was published before its commit was visible');
         assert.ok(visible.length >= 4);
       }));

@@ -3,6 +3,7 @@
 // accounts and aliases within a domain; removing an account takes its namespace lock, then its
 // mailboxes and its row (the lock order in postgres-store.ts).
 
+import { changedFields } from '../journal.ts';
 import { DEFAULT_MAILBOXES, StoreError, type Account, type AccountSettings, type Alias, type Domain } from '../store.ts';
 import type { PgContext, PgQuery } from './context.ts';
 import type { PgWrites } from './writes.ts';
@@ -109,6 +110,7 @@ export class PgAccounts {
         JSON.stringify(a.settings ?? {}),
       ]);
       const account = toAccount(r.rows[0]);
+      tx.changes.push({ kind: 'account-created', accountId: account.id, address });
       for (const m of DEFAULT_MAILBOXES) await this.#insertMailbox(tx, account.id, m.name, m.specialUse, true);
       return account;
     });
@@ -134,13 +136,15 @@ export class PgAccounts {
 
   async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
     if (patch.quota !== undefined) validateQuota(patch.quota);
-    return this.#tx(undefined, async ({ c }) => {
+    return this.#tx(undefined, async ({ c, changes }) => {
       const r = await c.query(
         `UPDATE accounts SET password_hash = coalesce($2, password_hash), quota = coalesce($3, quota), settings = coalesce($4::jsonb, settings)
          WHERE id = $1 RETURNING *`,
         [id, patch.passwordHash ?? null, patch.quota ?? null, patch.settings !== undefined ? JSON.stringify(patch.settings) : null],
       );
       if (r.rowCount === 0) throw new StoreError('not-found', `no account ${id}`);
+      const fields = changedFields(patch);
+      if (fields.length) changes.push({ kind: 'account-updated', accountId: id, fields });
       return toAccount(r.rows[0]);
     });
   }

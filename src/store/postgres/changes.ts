@@ -91,6 +91,8 @@ export class PgCommit {
   readonly #pool: pg.Pool;
   readonly #publisher: Publisher;
   #closed = false;
+  /** Runs in each write transaction after its last statement, before COMMIT (the change journal: postgres/journal.ts). */
+  finalize: (tx: Tx) => Promise<void> = async () => {};
 
   constructor(pool: pg.Pool, bus: ChangeBus) {
     this.#pool = pool;
@@ -122,6 +124,7 @@ export class PgCommit {
         await c.query('BEGIN');
         const result = await fn(tx);
         stamp(tx.changes, origin);
+        await this.finalize(tx);
         ticket = this.#publisher.take();
         await c.query('COMMIT');
         const t = ticket;

@@ -81,6 +81,9 @@ import {
   type WriteOptions,
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
+import { PgJournal } from './journal.ts';
+import { PgJournalListener } from './journal-notify.ts';
+import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import { PgWrites } from './writes.ts';
@@ -104,6 +107,11 @@ export interface PostgresStoreOptions {
   bulk?: ChunkOptions;
   /** Keep queued messages whose recipients are all final (tests inspect the final states). */
   queueKeepFinal?: boolean;
+  /**
+   * Ping other processes on the database at each commit (pg_notify) and listen for theirs, handed
+   * to the bus as `notify(account, head)` (postgres/journal-notify.ts). Default true.
+   */
+  notify?: boolean;
 }
 
 type Row = Record<string, any>;
@@ -135,7 +143,17 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await pool.end().catch(() => {});
     throw err;
   }
-  return new PostgresStore(pool, opts, lockSpace(schema ?? 'public'));
+  let listener: PgJournalListener | null = null;
+  if (opts.notify !== false) {
+    listener = new PgJournalListener({ connectionString: opts.url, ...(schema ? { options: `-c search_path=${schema}` } : {}) }, schema, opts.bus ?? new LocalChangeBus());
+    try {
+      await listener.start();
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+  }
+  return new PostgresStore(pool, opts, lockSpace(schema ?? 'public'), listener);
 }
 
 /** A 31-bit number from the schema name: the first key of this store's advisory locks. */
@@ -174,6 +192,8 @@ class PostgresStore implements Store {
   readonly dkimKeys: DkimKeyStore;
   readonly #pool: pg.Pool;
   readonly #commit: PgCommit;
+  readonly #journal: PgJournal;
+  readonly #listener: PgJournalListener | null;
   readonly #accounts: PgAccounts;
   readonly #mailboxes: PgMailboxes;
   readonly #messages: PgMessages;
@@ -186,14 +206,17 @@ class PostgresStore implements Store {
   /** Staged bodies waiting for their delivery transaction: id → bytes + pin count. */
   readonly #staged = new Map<string, { data: Buffer; pins: number }>();
 
-  constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number) {
+  constructor(pool: pg.Pool, opts: PostgresStoreOptions, lockSpace: number, listener: PgJournalListener | null) {
     this.#pool = pool;
     this.loginFailures = new PgLoginFailures(pool);
     this.liveSessions = new PgLiveSessions(pool);
     this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
     this.dkimKeys = new PgDkimKeys(pool);
-    this.bus = opts.bus ?? new LocalChangeBus();
+    this.bus = listener?.bus ?? opts.bus ?? new LocalChangeBus();
+    this.#listener = listener;
     this.#commit = new PgCommit(pool, this.bus);
+    const journal = (this.#journal = new PgJournal(pool, listener && { channel: listener.channel, node: listener.node }));
+    this.#commit.finalize = (tx) => journal.record(tx.c, tx.changes);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
     this.#wr = new PgWrites(opts.bulk?.maxRows ?? 2000);
@@ -241,6 +264,7 @@ class PostgresStore implements Store {
     if (this.#commit.closed) return;
     this.#commit.close();
     this.#staged.clear();
+    await this.#listener?.close();
     await this.#pool.end();
   }
 
@@ -436,5 +460,20 @@ class PostgresStore implements Store {
 
   popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
     return this.#pop.popRetained(inboxId, since);
+  }
+
+  // ---------------------------------------------------------------- change journal (journal.ts)
+  async changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
+    this.#check();
+    return this.#journal.changesSince(accountId, since, limit);
+  }
+
+  async journalHead(accountId: number): Promise<number> {
+    this.#check();
+    return this.#journal.journalHead(accountId);
+  }
+
+  pruneJournal(opts: JournalPruneOptions): Promise<number> {
+    return this.#journal.prune(opts, (fn) => this.#commit.tx(undefined, ({ c }) => fn(c)));
   }
 }

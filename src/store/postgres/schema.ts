@@ -330,6 +330,29 @@ CREATE INDEX live_sessions_account ON live_sessions(protocol, account_id);
 CREATE INDEX live_sessions_node ON live_sessions(node);
 `,
   },
+  {
+    version: 12,
+    // The change journal (as SQLite migration 15; src/store/journal.ts).
+    sql: () => `
+CREATE TABLE change_journal (
+  account_id bigint NOT NULL,
+  seq bigint NOT NULL,
+  n integer NOT NULL DEFAULT 1,
+  kind smallint NOT NULL,
+  mailbox_id bigint,
+  uid bigint,
+  modseq bigint,
+  data text,
+  at bigint NOT NULL,
+  PRIMARY KEY (account_id, seq)
+);
+CREATE TABLE change_heads (
+  account_id bigint PRIMARY KEY,
+  seq bigint NOT NULL,
+  floor bigint NOT NULL DEFAULT 0
+);
+`,
+  },
 ];
 
 /**

@@ -8,6 +8,7 @@ import type { SqliteContext } from './context.ts';
 import type { SqliteBulk } from './bulk.ts';
 import { dropThreadRows } from './threads.ts';
 import type { Query } from './writes.ts';
+import { changedFields } from '../journal.ts';
 
 type Row = Record<string, any>;
 
@@ -92,6 +93,7 @@ export class SqliteAccounts {
       const accountId = Number(info.lastInsertRowid);
       // Account ids may be given out again: no thread rows of an earlier account with this id.
       while (dropThreadRows((sql) => this.#q(sql), accountId, 10_000) === 10_000);
+      tx.changes.push({ kind: 'account-created', accountId, address });
       for (const m of DEFAULT_MAILBOXES) this.#insertMailbox(tx, accountId, m.name, m.specialUse, true);
       return toAccount(this.#q('SELECT * FROM accounts WHERE id = ?').get(accountId) as Row);
     });
@@ -115,9 +117,11 @@ export class SqliteAccounts {
   }
 
   async updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    return this.#write(() => {
+    return this.#write((tx) => {
       const r = this.#q('SELECT * FROM accounts WHERE id = ?').get(id) as Row | undefined;
       if (!r) throw new StoreError('not-found', `no account ${id}`);
+      const fields = changedFields(patch);
+      if (fields.length) tx.changes.push({ kind: 'account-updated', accountId: id, fields });
       if (patch.passwordHash !== undefined) this.#q('UPDATE accounts SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
       if (patch.quota !== undefined) {
         if (!Number.isSafeInteger(patch.quota) || patch.quota < 0) throw new StoreError('invalid', 'quota must be a non-negative integer');

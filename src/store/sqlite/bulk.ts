@@ -55,6 +55,8 @@ export interface BulkHost {
   w: MessageWrites;
   summaries: SummaryCache;
   bus: ChangeBus;
+  /** Journal entries for Changes this write commits but publishes itself (a staged COPY's, at its reveal). */
+  recordChanges(changes: readonly Change[]): void;
   /** One write in the group commit; `op` lets it write the mailboxes that operation holds. */
   batched<T>(fn: (tx: Tx) => T, op?: number): Promise<T>;
   insertMailbox(tx: Tx, accountId: number, name: string, specialUse: SpecialUse | null, subscribed: boolean): Mailbox;
@@ -288,9 +290,11 @@ export class SqliteBulk {
         uidValidity = r.uidValidity;
         i += r.done;
       }
-      // The short commit that makes the whole copy part of the mailbox.
+      // The short commit that makes the whole copy part of the mailbox, and its journal entries.
+      for (const c of changes) if (opts.origin !== undefined) c.origin = opts.origin;
       await this.#h.batched(() => {
         q('DELETE FROM bulk_ops WHERE id = ?').run(start.journal);
+        this.#h.recordChanges(changes);
       }, op);
     } catch (err) {
       await this.#unstage(ch, op, start.journal, dstId, start.accountId, start.uidFrom).catch(() => {});
@@ -299,7 +303,6 @@ export class SqliteBulk {
     }
     this.#h.summaries.reveal(dstId, start.hms, added);
     try {
-      for (const c of changes) if (opts.origin !== undefined) c.origin = opts.origin;
       for (let k = 0; k < changes.length; k += PUBLISH_SLICE) {
         if (k > 0) await nextTurn();
         this.#h.bus.publish(changes.slice(k, k + PUBLISH_SLICE));

@@ -45,6 +45,8 @@ export class SqliteCommit {
   /** PRAGMA synchronous = NORMAL / FULL, prepared once (db.pragma() prepares on every call). */
   readonly #syncStmt: Record<'NORMAL' | 'FULL', Database.Statement>;
   #closed = false;
+  /** Runs inside each write transaction after its last write, before COMMIT (the change journal: sqlite/journal.ts). */
+  finalize: (tx: Tx) => void = () => {};
 
   constructor(db: Database.Database, summaries: SummaryCache, blobs: FsBlobStore, bus: ChangeBus, walSync: WalSync, log?: Logger) {
     this.#db = db;
@@ -71,7 +73,13 @@ export class SqliteCommit {
   write<T>(fn: (tx: Tx) => T): T {
     if (this.#closed) throw new StoreError('invalid', 'store is closed');
     const tx: Tx = newTx();
-    const result = this.#db.transaction(() => fn(tx)).immediate();
+    const result = this.#db
+      .transaction(() => {
+        const r = fn(tx);
+        this.finalize(tx);
+        return r;
+      })
+      .immediate();
     this.afterCommit(tx);
     return result;
   }
@@ -182,6 +190,7 @@ export class SqliteCommit {
             outcomes.push({ ok: false, err });
           }
         }
+        this.finalize(tx);
       })
       .immediate();
     return outcomes;

@@ -322,4 +322,32 @@ CREATE INDEX live_sessions_account ON live_sessions(protocol, account_id);
 CREATE INDEX live_sessions_node ON live_sessions(node);
 `,
   },
+  {
+    version: 15,
+    sql: `
+-- The change journal (issue 15; src/store/journal.ts): every committed Change with its account's
+-- sequence number, written in the same transaction. A row is n entries ending at seq (a run of
+-- message entries: UIDs and MODSEQs from uid/modseq up by one each). kind: a code (journal.ts
+-- KINDS); data: the entry's other fields as JSON. at: commit time (ms), for the pruning horizon. change_heads: the
+-- account's latest seq and the highest seq pruned (floor; asking from before it means resync).
+-- No foreign key: an account's journal outlives it (its account-removed entry is read after).
+CREATE TABLE change_journal (
+  account_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  n INTEGER NOT NULL DEFAULT 1,
+  kind INTEGER NOT NULL,
+  mailbox_id INTEGER,
+  uid INTEGER,
+  modseq INTEGER,
+  data TEXT,
+  at INTEGER NOT NULL,
+  PRIMARY KEY (account_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE change_heads (
+  account_id INTEGER PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  floor INTEGER NOT NULL DEFAULT 0
+);
+`,
+  },
 ];

@@ -75,6 +75,8 @@ import {
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { textPlan } from '../../protocol/mime/text-plan.ts';
+import { SqliteJournal } from './journal.ts';
+import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 
 type Row = Record<string, any>;
@@ -130,6 +132,7 @@ class SqliteStore implements Store {
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
   readonly #commit: SqliteCommit;
+  readonly #journal: SqliteJournal;
   readonly #walSync: WalSync;
   readonly #accounts: SqliteAccounts;
   readonly #mailboxes: SqliteMailboxes;
@@ -173,12 +176,15 @@ class SqliteStore implements Store {
       below: (id) => this.#below(id),
     });
     this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus, this.#walSync, opts.log);
+    const journal = (this.#journal = new SqliteJournal(db, q));
+    this.#commit.finalize = (tx) => journal.record(tx.changes);
     this.#bulk = new SqliteBulk({
       db,
       q,
       w: this.#w,
       summaries: this.#summaries,
       bus: this.bus,
+      recordChanges: (changes) => journal.record(changes),
       batched: (fn, op) => this.#writeBatched(fn, op),
       insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed),
       mailbox: (row) => this.#mailbox(row),
@@ -226,7 +232,13 @@ class SqliteStore implements Store {
   /** See SqliteBulk.recover. */
   recover(): void {
     const tx = newTx();
-    const r = this.#db.transaction(() => this.#bulk.recover(tx)).immediate();
+    const r = this.#db
+      .transaction(() => {
+        const v = this.#bulk.recover(tx);
+        this.#journal.record(tx.changes);
+        return v;
+      })
+      .immediate();
     // The files of blobs left unreferenced go in collectGarbage(), which runs next.
     tx.deadBlobs.length = 0;
     this.#commit.afterCommit(tx);
@@ -501,5 +513,18 @@ class SqliteStore implements Store {
 
   popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
     return this.#pop.popRetained(inboxId, since);
+  }
+
+  // ---------------------------------------------------------------- change journal (journal.ts)
+  async changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
+    return this.#journal.changesSince(accountId, since, limit);
+  }
+
+  async journalHead(accountId: number): Promise<number> {
+    return this.#journal.journalHead(accountId);
+  }
+
+  pruneJournal(opts: JournalPruneOptions): Promise<number> {
+    return this.#journal.prune(opts, (fn) => this.#write(fn));
   }
 }

@@ -93,7 +93,7 @@ export class SummaryCache {
     if (this.#entries.size === 0) return;
     for (const c of tx.changes) {
       if (c.kind === 'account-removed') return this.clear();
-      if (c.kind === 'subscription-changed') continue;
+      if (c.kind === 'subscription-changed' || c.kind === 'account-created' || c.kind === 'account-updated') continue;
       const e = this.#entries.get(c.mailboxId);
       if (!e) continue;
       if (c.kind === 'mailbox-created' || c.kind === 'mailbox-renamed') continue;
