@@ -23,6 +23,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { FsBlobStore, fsyncDir } from '../blob/fs-blob-store.ts';
 import { WalSync } from './wal-sync.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
 import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
@@ -102,6 +103,11 @@ export interface SqliteStoreOptions {
   readCheck?: 'log' | 'throw';
   /** The WAL fdatasync (tests inject a slow one to watch what waits for it). */
   walSync?: WalSync;
+  /**
+   * Checkpoint the WAL on a worker thread this often, ms, and never in a COMMIT on the event loop
+   * (checkpointer.ts; the server). 0 or absent: SQLite's automatic checkpoint (the admin CLI, tests).
+   */
+  checkpointMs?: number;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -138,6 +144,8 @@ class SqliteStore implements Store {
   readonly #readCheck: 'log' | 'throw';
   readonly #commit: SqliteCommit;
   readonly #walSync: WalSync;
+  /** The WAL checkpoints' worker, if checkpointMs was given. */
+  readonly checkpointer: Checkpointer | null = null;
   readonly #accounts: SqliteAccounts;
   readonly #mailboxes: SqliteMailboxes;
   readonly #messages: SqliteMessages;
@@ -164,6 +172,10 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
+    if (opts.checkpointMs) {
+      db.pragma('wal_autocheckpoint = 0');
+      this.checkpointer = new Checkpointer(opts.path, opts.checkpointMs, opts.log);
+    }
     // The WAL file exists now (migrations read the database): its directory entry is made durable,
     // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
     fsyncDir(dirname(opts.path));
@@ -336,6 +348,8 @@ class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#commit.closed) return;
     await this.#commit.close();
+    // Before the last connection closes (which checkpoints and removes the WAL itself).
+    await this.checkpointer?.close();
     this.#walSync.close();
     await this.#bodyScan.close();
     this.#db.close();
