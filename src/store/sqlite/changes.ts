@@ -152,6 +152,22 @@ export class SqliteCommit {
     this.#bus.publish(tx.changes);
   }
 
+  /** Another connection's short write the batches wait for (checkpointer.ts: the WAL restart). */
+  #paused: Promise<void> | null = null;
+
+  /** Batches commit only after fn's promise settled (the checkpointer's WAL restart, checkpointer.ts). */
+  pause(fn: () => Promise<void>): void {
+    if (this.#closed) return;
+    const p: Promise<void> = fn().then(
+      () => {},
+      () => {},
+    );
+    this.#paused = p;
+    void p.then(() => {
+      if (this.#paused === p) this.#paused = null;
+    });
+  }
+
   // ---------------------------------------------------------------- writeBatched: the group commit
   #batch: BatchItem[] = [];
   #batchScheduled = false;
@@ -175,7 +191,7 @@ export class SqliteCommit {
   // under load); and the readers the running one holds back go on before this batch commits.
   #flushSoon(): void {
     if (!this.#batchScheduled) return; // flushed meanwhile (close)
-    const running = this.#walSync.running;
+    const running = this.#walSync.running ?? this.#paused;
     if (running && !this.#closed) {
       void running.then(() => setImmediate(() => this.#flushSoon()));
       return;

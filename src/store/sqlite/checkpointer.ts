@@ -4,9 +4,11 @@
 // (tens to hundreds of ms on a busy disk, for every session). The server turns it off and runs
 // this instead: a worker thread with a connection of its own doing a PASSIVE checkpoint every
 // `intervalMs` (checkpoint-worker.ts). The WAL stays bounded by what is written in an interval:
-// once a checkpoint has copied every frame, the next writer starts the file over from the top.
-// (That restart writes a new WAL header, which SQLite fsyncs in that COMMIT: one fsync on the
-// loop per interval under a steady load, instead of one per checkpoint and per FULL commit.)
+// once a checkpoint has copied every frame, the next writer starts the file over from the top and
+// fsyncs its new header inside that COMMIT. So that writer is the worker too: it asks, the
+// server's batches wait while it writes one row (`pause`, as they wait for a running fdatasync),
+// and it says when it is done. (A FULL write() or the admin CLI committing meanwhile waits for
+// its lock: rare, and bounded by the worker's one-row transaction.)
 
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../obs/log.ts';
@@ -35,15 +37,45 @@ export class Checkpointer {
   readonly #exited: Promise<void>;
   readonly #waiting: Array<(r: CheckpointResult | null) => void> = [];
 
-  constructor(path: string, intervalMs: number, log?: Logger) {
+  /** The end of the worker's WAL restart the server's commits wait for, if one runs. */
+  #restarted: (() => void) | null = null;
+  /** WAL restarts the worker made (tests). */
+  restarts = 0;
+
+  /** `pause(fn)`: the server's batches wait until fn's promise settles (SqliteCommit.pause). */
+  constructor(path: string, intervalMs: number, pause: (fn: () => Promise<void>) => void, log?: Logger) {
     this.#worker = spawn(path, intervalMs);
     this.#worker.unref();
-    this.#worker.on('message', (m: { kind: 'error'; error: string } | { kind: 'result'; result: CheckpointResult | null }) => {
+    type Msg = { kind: 'error'; error: string } | { kind: 'result'; result: CheckpointResult | null } | { kind: 'restart' } | { kind: 'restarted' };
+    this.#worker.on('message', (m: Msg) => {
       if (m.kind === 'error') log?.warn('store.checkpoint-failed', { error: m.error });
-      else this.#waiting.shift()?.(m.result);
+      else if (m.kind === 'result') this.#waiting.shift()?.(m.result);
+      else if (m.kind === 'restart') {
+        pause(
+          () =>
+            new Promise<void>((r) => {
+              this.#restarted = r;
+              this.#worker.postMessage('go');
+            }),
+        );
+      } else {
+        this.restarts++;
+        this.#endRestart();
+      }
     });
     this.#worker.on('error', (err) => log?.error('store.checkpointer-failed', { error: err }));
-    this.#exited = new Promise((r) => this.#worker.once('exit', () => r()));
+    this.#exited = new Promise((r) =>
+      this.#worker.once('exit', () => {
+        this.#endRestart(); // never leave the commits waiting for a worker that is gone
+        r();
+      }),
+    );
+  }
+
+  #endRestart(): void {
+    const r = this.#restarted;
+    this.#restarted = null;
+    r?.();
   }
 
   /** One checkpoint now, on the worker (tests). */
@@ -55,6 +87,8 @@ export class Checkpointer {
   }
 
   async close(): Promise<void> {
+    // Referenced again: an unref'd worker's exit does not keep the process alive until the store is closed.
+    this.#worker.ref();
     this.#worker.postMessage('stop');
     await this.#exited;
     for (const w of this.#waiting.splice(0)) w(null);

@@ -174,7 +174,7 @@ class SqliteStore implements Store {
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
     if (opts.checkpointMs) {
       db.pragma('wal_autocheckpoint = 0');
-      this.checkpointer = new Checkpointer(opts.path, opts.checkpointMs, opts.log);
+      this.checkpointer = new Checkpointer(opts.path, opts.checkpointMs, (fn) => this.#commit.pause(fn), opts.log);
     }
     // The WAL file exists now (migrations read the database): its directory entry is made durable,
     // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
