@@ -4,9 +4,9 @@
 // reference went are removed and its Changes are published on the bus, in commit order.
 //
 // `writeBatched` is the group commit of every hot write (deliver, append, flags, expunge, copy,
-// move, POP3 update, every step of a bulk command, the queue's, the login-failure counts): the
-// writes queued within one turn of the event loop share one transaction, each inside its own
-// savepoint so one failure harms no other. A write to a mailbox a bulk operation holds throws
+// move, POP3 update, every step of a bulk command, mailbox create/rename/subscribe, the queue's,
+// the login-failure counts): the writes queued within one turn of the event loop share one
+// transaction, each inside its own savepoint so one failure harms no other. A write to a mailbox a bulk operation holds throws
 // `Held` (writes.ts): its savepoint is undone and it runs again once the hold is released.
 //
 // Durability off the event loop (issue 12): a batch commits with synchronous=NORMAL (no fsync in
@@ -19,12 +19,13 @@
 //   read entry points and the resume points of its multi-turn reads await it, and the statement
 //   cache reports a read that did not, see sqlite-store.ts `#q`), else a crash could lose UID N
 //   that a client was shown and hand it to another message;
-// - nobody commits behind it: a batch waits while an fdatasync runs and commits once it ended
-//   (what arrives meanwhile joins it), so readers get a turn after every fdatasync and one fsync
-//   covers many writes under load.
-// `write` is one FULL transaction of its own (account and mailbox administration, the queue's
-// admin commands: none on a hot path), durable when it returns; committed while a batch is
-// unsettled, its after-commit work waits for that batch (commit order), and readers wait as above.
+// - nobody commits behind it: a batch waits while an fdatasync runs (or the checkpointer restarts
+//   the WAL, `pause`) and commits once it ended (what arrives meanwhile joins it), so readers get
+//   a turn after every fdatasync and one fsync covers many writes under load.
+// `write` is one FULL transaction of its own (domains, accounts, aliases, the queue's admin
+// commands: the admin CLI's, none a client can repeat), durable when it returns; committed while a
+// batch is unsettled, its after-commit work waits for that batch (commit order), and readers wait
+// as above. Mailbox CREATE/RENAME/SUBSCRIBE, which any logged-in client can loop, are batched.
 
 import type Database from 'better-sqlite3';
 import type { FsBlobStore } from '../blob/fs-blob-store.ts';
