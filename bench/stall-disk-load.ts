@@ -23,6 +23,7 @@ export async function stallDiskLoad(): Promise<void> {
   hdd?.kill('SIGINT');
   trace?.kill('SIGINT');
   const out = s.server.output();
+  log(`ingest done (${r.storedSeconds.toFixed(1)} s until all readable); stopping the server`);
   await s.stop();
   const stalls = out.split('\n').filter((l) => l.includes('server.loop-stall'));
   const ms = stalls.map((l) => Number(/\bms=([\d.]+)/.exec(l)?.[1] ?? 0));

@@ -3,9 +3,9 @@
 // can interleave with. The hot writes commit without an fsync on the event loop and are made
 // durable by an fdatasync on the thread pool; until then nobody is answered, no Change is published
 // and every read of the store waits (changes.ts: the read gate, entered in `#read` below). WAL
-// checkpoints run on a worker thread (checkpointer.ts), not in a COMMIT on the loop. Because a transaction holds the event loop,
-// commands over many messages run in bounded steps (bulk.ts); the row-level SQL is in writes.ts,
-// the listing cache in summaries.ts.
+// checkpoints run on a worker thread (checkpointer.ts), not in a COMMIT on the loop. Because a
+// transaction holds the event loop, commands over many messages run in bounded steps (bulk.ts);
+// the row-level SQL is in writes.ts, the listing cache in summaries.ts.
 //
 // This class is the Store the server sees: it opens and migrates the database, keeps the statement
 // cache and the view of a COPY being staged (#staged, #below, #mailbox), and hands each call to the
