@@ -44,8 +44,13 @@ export class Checkpointer {
   /** WAL restarts the worker made (tests). */
   restarts = 0;
 
-  /** `pause(fn)`: the server's batches wait until fn's promise settles (SqliteCommit.pause). */
-  constructor(path: string, intervalMs: number, pause: (fn: () => Promise<void>) => void, log?: Logger) {
+  #closing = false;
+
+  /**
+   * `pause(fn)`: the server's batches wait until fn's promise settles (SqliteCommit.pause);
+   * `lost()`: the worker ended without close() (the store goes back to SQLite's own checkpoints).
+   */
+  constructor(path: string, intervalMs: number, pause: (fn: () => Promise<void>) => void, lost: () => void, log?: Logger) {
     this.#worker = spawn(path, intervalMs);
     this.#worker.unref();
     type Msg = { kind: 'error'; error: string } | { kind: 'result'; result: CheckpointResult | null } | { kind: 'restart' } | { kind: 'restarted' };
@@ -69,6 +74,7 @@ export class Checkpointer {
     this.#exited = new Promise((r) =>
       this.#worker.once('exit', () => {
         this.#endRestart(); // never leave the commits waiting for a worker that is gone
+        if (!this.#closing) lost();
         r();
       }),
     );
@@ -90,6 +96,7 @@ export class Checkpointer {
 
   async close(): Promise<void> {
     // Referenced again: an unref'd worker's exit does not keep the process alive until the store is closed.
+    this.#closing = true;
     this.#worker.ref();
     this.#worker.postMessage('stop');
     await this.#exited;

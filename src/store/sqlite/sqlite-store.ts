@@ -177,7 +177,12 @@ class SqliteStore implements Store {
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
     if (opts.checkpointMs) {
       db.pragma('wal_autocheckpoint = 0');
-      this.checkpointer = new Checkpointer(opts.path, opts.checkpointMs, (fn) => this.#commit.pause(fn), opts.log);
+      const lost = () => {
+        // Without its worker the WAL would grow without bound: SQLite's own checkpoints again.
+        opts.log?.error('store.checkpointer-lost', {});
+        if (db.open) db.pragma('wal_autocheckpoint = 1000');
+      };
+      this.checkpointer = new Checkpointer(opts.path, opts.checkpointMs, (fn) => this.#commit.pause(fn), lost, opts.log);
     }
     // The WAL file exists now (migrations read the database): its directory entry is made durable,
     // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
