@@ -54,7 +54,7 @@ async function totalMessages(conns: ImapConn[]): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
-async function ingest(smtpPort: number, imapPort: number, accounts: Array<{ address: string; password: string }>, p: IngestParams): Promise<IngestResult> {
+export async function ingest(smtpPort: number, imapPort: number, accounts: Array<{ address: string; password: string }>, p: IngestParams): Promise<IngestResult> {
   const base = sizedMessage(p.size - 120, { seed: 11, to: '<undisclosed-recipients:;>' });
   const watchers = await Promise.all(
     accounts.map(async (a) => {

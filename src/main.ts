@@ -60,7 +60,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir });
   mkdirSync(config.dataDir, { recursive: true });
-  const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits });
+  const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits, checkpointMs: config.limits.walCheckpointMs });
   let loaded: LoadedTls;
   let connections: ConnectionRegistry | undefined;
   try {

@@ -64,6 +64,8 @@ export interface Limits {
   maxMailboxDepth: number;
   /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
   loopStallMs: number;
+  /** SQLite store: a worker thread checkpoints the WAL this often, ms; the event loop never does (src/store/sqlite/checkpointer.ts). */
+  walCheckpointMs: number;
   /** Submission: messages one account may send per sliding hour (450 4.7.1 beyond; src/smtp/policy.ts). */
   sendMessagesPerHour: number;
   /** Submission: recipients one account may send to per sliding 24 hours (450 4.7.1 beyond). */
@@ -234,6 +236,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxMailboxNameBytes: 1000,
   maxMailboxDepth: 16,
   loopStallMs: 100,
+  walCheckpointMs: 1000,
   sendMessagesPerHour: 500,
   sendRecipientsPerDay: 5000,
   journalMaxAge: 7 * 24 * 60 * 60_000,

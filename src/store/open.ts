@@ -18,7 +18,7 @@ export function defaultDatabase(dataDir: string): string {
 export async function openStore(
   database: string,
   dataDir: string,
-  opts: { bus?: ChangeBus; collectGarbage?: boolean; log?: Logger; mailboxLimits?: Partial<MailboxLimits> } = {},
+  opts: { bus?: ChangeBus; collectGarbage?: boolean; log?: Logger; mailboxLimits?: Partial<MailboxLimits>; checkpointMs?: number } = {},
 ): Promise<Store> {
   const mailboxLimits = opts.mailboxLimits ? { mailboxLimits: opts.mailboxLimits } : {};
   if (isPostgresUrl(database)) {
@@ -31,5 +31,5 @@ export async function openStore(
   }
   const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
   const path = isAbsolute(database) ? database : resolve(database);
-  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}), ...mailboxLimits });
+  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}), ...mailboxLimits, ...(opts.checkpointMs ? { checkpointMs: opts.checkpointMs } : {}) });
 }

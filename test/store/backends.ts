@@ -34,7 +34,7 @@ export const backends: Backend[] = [
     name: 'sqlite',
     async open() {
       const dir = mkdtempSync(join(tmpdir(), 'pillarbox-st-'));
-      const o = { path: join(dir, 'store.sqlite'), blobDir: join(dir, 'blobs') };
+      const o = { path: join(dir, 'store.sqlite'), blobDir: join(dir, 'blobs'), readCheck: 'throw' as const };
       const store = await openSqliteStore(o);
       const others: Store[] = [];
       return {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseMessage } from '../../src/protocol/mime/parser.ts';
 import type { Change } from '../../src/store/bus.ts';
 import { SystemFlag, type Account, type Mailbox, type Store } from '../../src/store/store.ts';
+import Database from 'better-sqlite3';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from './pg-env.ts';
 import { eachBackend, type Backend } from './backends.ts';
@@ -25,6 +26,13 @@ interface Opened {
   store: Store;
   reopen(server: boolean): Promise<Store>;
   close(): Promise<void>;
+  /** SQLite: one value read through a connection of its own (what is committed, durable or not). */
+  peek?(sql: string): unknown;
+}
+
+/** Event-loop turns until cond() holds (a step of a bulk command committed). */
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await new Promise((r) => setImmediate(r));
 }
 
 const pgProblem = await probePostgres();
@@ -33,10 +41,18 @@ const backends: Backend<Opened>[] = [
     name: bulk === STEP ? 'sqlite' : 'sqlite, every step stopped by its deadline after one row',
     async open() {
       const dir = mkdtempSync(join(tmpdir(), 'pillarbox-bulk-'));
-      const o = { path: join(dir, 'store.sqlite'), blobDir: join(dir, 'blobs'), bulk };
+      const o = { path: join(dir, 'store.sqlite'), blobDir: join(dir, 'blobs'), bulk, readCheck: 'throw' as const };
       let store = await openSqliteStore(o);
       return {
         store,
+        peek(sql: string) {
+          const db = new Database(o.path, { readonly: true });
+          try {
+            return db.prepare(sql).pluck().get();
+          } finally {
+            db.close();
+          }
+        },
         async reopen(server: boolean) {
           await store.close().catch(() => {});
           store = await openSqliteStore({ ...o, collectGarbage: server });
@@ -298,7 +314,8 @@ eachBackend('bulk commands in steps', (run, b) => {
       const usage = (await o.store.getAccountById(acct.id))!.usedBytes;
       const uids = (await o.store.listMessages(inbox.id)).map((m) => m.uid);
       const copy = o.store.copyMessages(inbox.id, uids, archive.id).catch((e: Error) => e);
-      for (let i = 0; i < 4; i++) await new Promise((r) => setImmediate(r));
+      // Until a step has staged rows (each step waits for its fdatasync: no fixed number of turns).
+      await until(() => (o.peek!(`SELECT count(*) FROM messages WHERE mailbox_id = ${archive.id}`) as number) > 0);
       await o.store.close(); // steps after this fail: the staged rows stay, with their journal row
       assert.ok((await copy) instanceof Error, 'the copy did not complete');
       let store = await o.reopen(false);
@@ -314,7 +331,7 @@ eachBackend('bulk commands in steps', (run, b) => {
       await store.renameMailbox(acct.id, 'INBOX', 'Big');
       const big = (await store.getMailbox(acct.id, 'Big'))!;
       const del = store.deleteMailbox(acct.id, 'Big').catch((e: Error) => e);
-      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      await until(() => o.peek!(`SELECT count(*) FROM mailboxes WHERE id = ${big.id}`) === 0);
       await store.close();
       await del;
       store = await o.reopen(false);

@@ -99,7 +99,8 @@ export class FsBlobStore {
     const final = this.path(id);
     try {
       await this.settled(id);
-      if (existsSync(final)) {
+      // Not existsSync: a lookup in a cold folder blocked the event loop ~100 ms under disk load.
+      if (await fsp.access(final).then(() => true, () => false)) {
         await fsp.unlink(tmp);
       } else {
         await fsp.rename(tmp, final);

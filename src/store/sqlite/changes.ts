@@ -1,18 +1,31 @@
 // The write paths of the SQLite store and the publication of their Changes. better-sqlite3 is
 // synchronous, so each write is one IMMEDIATE transaction that no other JS code can interleave
-// with; after its commit the listing cache follows it (summaries.ts), the blob files whose last
+// with; after it is durable the listing cache follows it (summaries.ts), the blob files whose last
 // reference went are removed and its Changes are published on the bus, in commit order.
 //
-// `write` is one transaction of its own (account and mailbox administration, the queue's
-// bookkeeping); `writeBatched` is the group commit that message writes use (deliver, append,
-// flags, expunge, copy, move, POP3 update, every step of a bulk command): the writes queued within
-// one turn of the event loop share one transaction (one fsync), each inside its own savepoint so
-// one failure harms no other. Every caller still resolves only after the shared commit is durable.
-// A write to a mailbox a bulk operation holds throws `Held` (writes.ts): its savepoint is undone
-// and it runs again once the hold is released.
-// A batch of queue writes only (`walSync`) commits with synchronous=NORMAL and is made durable by
-// an fsync of the WAL on the thread pool (wal-sync.ts) before its callers resolve; any other write
-// in the batch makes it an ordinary FULL commit (mailbox changes are never visible before durable).
+// `writeBatched` is the group commit of every hot write (deliver, append, flags, expunge, copy,
+// move, POP3 update, every step of a bulk command, mailbox create/rename/subscribe, the queue's,
+// the login-failure counts): the writes queued within one turn of the event loop share one
+// transaction, each inside its own savepoint so one failure harms no other. A write to a mailbox a bulk operation holds throws
+// `Held` (writes.ts): its savepoint is undone and it runs again once the hold is released.
+//
+// Durability off the event loop (issue 12): a batch commits with synchronous=NORMAL (no fsync in
+// COMMIT) and is made durable by an fdatasync of the WAL on the thread pool (wal-sync.ts). Until
+// that returned the batch is "unsettled":
+// - nobody is told: its callers' promises resolve, its Changes are published and its dead blob
+//   files removed only after the fdatasync (a failed one rejects them, logged);
+// - nobody reads it: the rows are visible to this connection at once, so every read of the store
+//   waits while any batch is unsettled (`settled()`: null, i.e. no cost, when none is; the store's
+//   read entry points and the resume points of its multi-turn reads await it, and the statement
+//   cache reports a read that did not, see sqlite-store.ts `#q`), else a crash could lose UID N
+//   that a client was shown and hand it to another message;
+// - nobody commits behind it: a batch waits while an fdatasync runs (or the checkpointer restarts
+//   the WAL, `pause`) and commits once it ended (what arrives meanwhile joins it), so readers get
+//   a turn after every fdatasync and one fsync covers many writes under load.
+// `write` is one FULL transaction of its own (domains, accounts, aliases, the queue's admin
+// commands: the admin CLI's, none a client can repeat), durable when it returns; committed while a
+// batch is unsettled, its after-commit work waits for that batch (commit order), and readers wait
+// as above. Mailbox CREATE/RENAME/SUBSCRIBE, which any logged-in client can loop, are batched.
 
 import type Database from 'better-sqlite3';
 import type { FsBlobStore } from '../blob/fs-blob-store.ts';
@@ -29,10 +42,16 @@ interface BatchItem {
   fn: (tx: Tx) => unknown;
   /** The bulk operation the write belongs to (0: none). */
   op: number;
-  /** A queue write: may be made durable by WalSync instead of inside COMMIT (see #flush). */
-  walSync: boolean;
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
+}
+
+/** A commit whose after-commit work and answers wait: for its fdatasync, or (durable) for those before it. */
+interface Unsettled {
+  items: BatchItem[];
+  tx: Tx;
+  outcomes: Outcome[];
+  durable: boolean;
 }
 
 export class SqliteCommit {
@@ -69,7 +88,51 @@ export class SqliteCommit {
     await Promise.allSettled([...this.#pendingSyncs]);
   }
 
-  /** Runs fn in one IMMEDIATE transaction, then removes dead blobs and publishes the changes. */
+  // ---------------------------------------------------------------- the read gate
+  /** Commits in commit order whose after-commit work has not run yet (see the header). */
+  readonly #unsettled: Unsettled[] = [];
+  #gate: { promise: Promise<void>; open: () => void } | null = null;
+
+  /** Whether some commit is not settled yet: a read now could see what is not durable. */
+  get unsettled(): boolean {
+    return this.#unsettled.length > 0;
+  }
+
+  /**
+   * Null when every commit is settled (a read may go on at once); else a promise that resolves
+   * once all are (every reader waiting then goes on before the next batch commits).
+   */
+  settled(): Promise<void> | null {
+    if (this.#unsettled.length === 0) return null;
+    if (!this.#gate) {
+      let open!: () => void;
+      const promise = new Promise<void>((r) => (open = r));
+      this.#gate = { promise, open };
+    }
+    return this.#gate.promise;
+  }
+
+  /** fn at once when every commit is settled, else once they are: how every read of the store starts. */
+  read<T>(fn: () => Promise<T>): Promise<T> {
+    const g = this.settled();
+    return g ? g.then(fn) : fn();
+  }
+
+  /** Runs the after-commit work of the durable commits at the front, in commit order; opens the gate when none is left. */
+  #drain(): void {
+    while (this.#unsettled.length && this.#unsettled[0]!.durable) {
+      const u = this.#unsettled.shift()!;
+      this.#settleBatch(u.items, u.tx, u.outcomes);
+    }
+    if (this.#unsettled.length === 0 && this.#gate) {
+      const g = this.#gate;
+      this.#gate = null;
+      g.open();
+    }
+  }
+
+  // ---------------------------------------------------------------- write: one FULL transaction
+  /** Runs fn in one IMMEDIATE transaction (durable when it returns), then removes dead blobs and publishes the changes. */
   write<T>(fn: (tx: Tx) => T): T {
     if (this.#closed) throw new StoreError('invalid', 'store is closed');
     const tx: Tx = newTx();
@@ -80,7 +143,9 @@ export class SqliteCommit {
         return r;
       })
       .immediate();
-    this.afterCommit(tx);
+    // After a batch still waiting for its fdatasync: its after-commit work goes first.
+    if (this.#unsettled.length) this.#unsettled.push({ items: [], tx, outcomes: [], durable: true });
+    else this.afterCommit(tx);
     return result;
   }
 
@@ -96,44 +161,48 @@ export class SqliteCommit {
     this.#bus.publish(tx.changes);
   }
 
-  // Group commit for message writes (deliver, append, flags, expunge, copy, move, POP3 update):
-  // writes queued within one turn of the event loop
-  // share one transaction (one fsync), each inside its own savepoint so one failure harms no
-  // other. Every caller still resolves only after the shared commit is durable.
+  /** Another connection's short write the batches wait for (checkpointer.ts: the WAL restart). */
+  #paused: Promise<void> | null = null;
+
+  /** Batches commit only after fn's promise settled (the checkpointer's WAL restart, checkpointer.ts). */
+  pause(fn: () => Promise<void>): void {
+    if (this.#closed) return;
+    const p: Promise<void> = fn().then(
+      () => {},
+      () => {},
+    );
+    this.#paused = p;
+    void p.then(() => {
+      if (this.#paused === p) this.#paused = null;
+    });
+  }
+
+  // ---------------------------------------------------------------- writeBatched: the group commit
   #batch: BatchItem[] = [];
   #batchScheduled = false;
   readonly #pendingSyncs = new Set<Promise<void>>();
-  /** A batch of queue writes only is waiting for the running fdatasync (see #flushSoon). */
-  #deferred = false;
 
-  writeBatched<T>(fn: (tx: Tx) => T, op = 0, walSync = false): Promise<T> {
+  writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
     if (this.#closed) return Promise.reject(new StoreError('invalid', 'store is closed'));
-    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, walSync, resolve, reject }));
+    return new Promise<T>((resolve, reject) => this.#enqueue({ fn, op, resolve, reject }));
   }
 
   #enqueue(item: BatchItem): void {
     this.#batch.push(item);
-    // Scheduled already; but a write that needs a FULL commit does not wait behind a deferral.
-    if (this.#batchScheduled && !(this.#deferred && !item.walSync)) return;
+    if (this.#batchScheduled) return;
     this.#batchScheduled = true;
-    this.#deferred = false;
     setImmediate(() => this.#flushSoon());
   }
 
-  // A batch of queue writes only, while an fdatasync of the WAL runs, waits for it to end: its
-  // callers could only be answered after the next fdatasync anyway (WalSync.sync), so nothing is
-  // answered later, and what arrives meanwhile joins the same commit (fewer commits, WAL frames and
-  // fdatasyncs per message under load). Any other write flushes at once (FULL, as always).
+  // While an fdatasync of the WAL runs, the batch waits for it to end: its callers could only be
+  // answered after the next fdatasync anyway (WalSync.sync), so nothing is answered later; what
+  // arrives meanwhile joins the same commit (fewer commits, WAL frames and fdatasyncs per write
+  // under load); and the readers the running one holds back go on before this batch commits.
   #flushSoon(): void {
     if (!this.#batchScheduled) return; // flushed meanwhile (close)
-    const running = this.#walSync.running;
-    if (running && !this.#closed && this.#batch.every((it) => it.walSync)) {
-      this.#deferred = true;
-      void running.then(() => {
-        if (!this.#deferred) return;
-        this.#deferred = false;
-        setImmediate(() => this.#flushSoon());
-      });
+    const running = this.#walSync.running ?? this.#paused;
+    if (running && !this.#closed) {
+      void running.then(() => setImmediate(() => this.#flushSoon()));
       return;
     }
     this.#flush();
@@ -141,7 +210,6 @@ export class SqliteCommit {
 
   #flush(): void {
     this.#batchScheduled = false;
-    this.#deferred = false;
     const items = this.#batch;
     this.#batch = [];
     if (this.#closed) {
@@ -149,24 +217,34 @@ export class SqliteCommit {
       return;
     }
     const tx: Tx = newTx();
-    const lazy = items.every((it) => it.walSync);
     let outcomes: Outcome[];
     try {
-      if (lazy) this.#syncStmt.NORMAL.run();
+      this.#syncStmt.NORMAL.run();
       outcomes = this.#commitBatch(items, tx);
     } catch (err) {
       for (const it of items) it.reject(err);
       return;
     } finally {
-      if (lazy) this.#syncStmt.FULL.run();
+      this.#syncStmt.FULL.run();
     }
-    if (!lazy) return this.#settleBatch(items, tx, outcomes);
+    const u: Unsettled = { items, tx, outcomes, durable: false };
+    this.#unsettled.push(u);
     const p = this.#walSync.sync().then(
-      () => this.#settleBatch(items, tx, outcomes),
+      () => {
+        // One fdatasync covers every frame written before it started: every commit up to this one.
+        for (const x of this.#unsettled) {
+          x.durable = true;
+          if (x === u) break;
+        }
+        this.#drain();
+      },
       (err) => {
         // Committed, but not known to be on disk: nobody is told it is.
         this.#log?.error('store.wal-sync-failed', { error: err instanceof Error ? err : String(err) });
+        const i = this.#unsettled.indexOf(u);
+        if (i >= 0) this.#unsettled.splice(i, 1);
         for (const it of items) it.reject(new StoreError('invalid', `commit not made durable: ${(err as Error).message}`));
+        this.#drain();
       },
     );
     this.#pendingSyncs.add(p);

@@ -45,4 +45,9 @@ export interface SqliteContext {
   sort: SqliteSortKeys;
   /** SEARCH BODY/TEXT scans on worker threads. */
   bodyScan: BodyScanPool;
+  /**
+   * Null, or what a read resuming after an event-loop turn awaits first: the read gate
+   * (changes.ts; a read's first step passes it in sqlite-store.ts `#read`).
+   */
+  settled(): Promise<void> | null;
 }

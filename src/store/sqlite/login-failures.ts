@@ -1,9 +1,11 @@
 // LoginFailureStore on SQLite (table login_failures, migration 5). better-sqlite3 is synchronous,
 // so each statement is atomic with respect to this process; the upsert makes `record` atomic
-// with respect to the admin CLI too.
+// with respect to the admin CLI too. Anyone can fail a login: the writes go through the store's
+// group commit (changes.ts, no fsync on the event loop) and the reads through its read gate.
 
 import type Database from 'better-sqlite3';
 import type { LoginFailureFilter, LoginFailureRow, LoginFailureStore } from '../login-failures.ts';
+import type { Tx } from './writes.ts';
 
 type Row = Record<string, any>;
 
@@ -33,8 +35,12 @@ function where(f: LoginFailureFilter | undefined): { sql: string; args: string[]
 export class SqliteLoginFailures implements LoginFailureStore {
   readonly #db: Database.Database;
   readonly #record: Database.Statement;
-  constructor(db: Database.Database) {
+  readonly #batched: <T>(fn: (tx: Tx) => T) => Promise<T>;
+  readonly #read: <T>(fn: () => Promise<T>) => Promise<T>;
+  constructor(db: Database.Database, batched: <T>(fn: (tx: Tx) => T) => Promise<T>, read: <T>(fn: () => Promise<T>) => Promise<T>) {
     this.#db = db;
+    this.#batched = batched;
+    this.#read = read;
     this.#record = db.prepare(`
 INSERT INTO login_failures (ip, username, score, failures, first_failure_at, last_failure_at) VALUES (?, ?, 1, 1, ?, ?)
 ON CONFLICT (ip, username) DO UPDATE SET
@@ -46,19 +52,19 @@ RETURNING *`);
 
   async list(filter?: LoginFailureFilter): Promise<LoginFailureRow[]> {
     const w = where(filter);
-    return (this.#db.prepare(`SELECT * FROM login_failures${w.sql} ORDER BY ip, username`).all(...w.args) as Row[]).map(toRow);
+    return this.#read(async () => (this.#db.prepare(`SELECT * FROM login_failures${w.sql} ORDER BY ip, username`).all(...w.args) as Row[]).map(toRow));
   }
 
   async record(ip: string, username: string, at: number, halfLifeMs: number): Promise<LoginFailureRow> {
-    return toRow(this.#record.get(ip, username, at, at, Math.max(1, halfLifeMs)) as Row);
+    return this.#batched(() => toRow(this.#record.get(ip, username, at, at, Math.max(1, halfLifeMs)) as Row));
   }
 
   async clear(filter?: LoginFailureFilter): Promise<number> {
     const w = where(filter);
-    return this.#db.prepare(`DELETE FROM login_failures${w.sql}`).run(...w.args).changes;
+    return this.#batched(() => this.#db.prepare(`DELETE FROM login_failures${w.sql}`).run(...w.args).changes);
   }
 
   async prune(before: number): Promise<number> {
-    return this.#db.prepare('DELETE FROM login_failures WHERE last_failure_at < ?').run(before).changes;
+    return this.#batched(() => this.#db.prepare('DELETE FROM login_failures WHERE last_failure_at < ?').run(before).changes);
   }
 }

@@ -2,7 +2,8 @@
 // delete (in steps), list, STATUS, subscriptions (a list of names of their own), the \Recent
 // boundary (RFC 3501 §2.3.2) and the name rules (INBOX case-insensitive, RFC 9051 §5.1). A COPY
 // being staged into a mailbox does not show in what these return (`mailbox` / `below`, the store's
-// view of a staged COPY, context.ts).
+// view of a staged COPY, context.ts). CREATE, RENAME and (UN)SUBSCRIBE are a client's to send as
+// often as it likes: they go through the group commit (no fsync on the event loop, changes.ts).
 
 import type Database from 'better-sqlite3';
 import { MAILBOX_SEPARATOR, MAX_SUBSCRIPTIONS, StoreError, SystemFlag, type Mailbox, type MailboxStatus, type SpecialUse, type WriteOptions } from '../store.ts';
@@ -30,7 +31,6 @@ export function toMailbox(r: Row): Mailbox {
 export class SqliteMailboxes {
   readonly #db: Database.Database;
   readonly #q: Query;
-  readonly #write: SqliteContext['write'];
   readonly #writeBatched: SqliteContext['writeBatched'];
   readonly #bulk: SqliteBulk;
   readonly #limits: MailboxLimits;
@@ -40,7 +40,6 @@ export class SqliteMailboxes {
   constructor(ctx: SqliteContext) {
     this.#db = ctx.db;
     this.#q = ctx.q;
-    this.#write = ctx.write;
     this.#writeBatched = ctx.writeBatched;
     this.#bulk = ctx.bulk;
     this.#limits = ctx.limits;
@@ -85,7 +84,7 @@ export class SqliteMailboxes {
   async createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
     const n = validateName(name);
     checkMailboxName(n, this.#limits);
-    return this.#write((tx) => {
+    return this.#writeBatched((tx) => {
       if (!this.#q('SELECT 1 FROM accounts WHERE id = ?').get(accountId)) throw new StoreError('not-found', `no account ${accountId}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, n)) throw new StoreError('exists', `mailbox ${n} already exists`);
       checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
@@ -104,7 +103,7 @@ export class SqliteMailboxes {
       checkMailboxCount(this.#q('SELECT count(*) FROM mailboxes WHERE account_id = ?').pluck().get(accountId) as number, 1, this.#limits);
       return this.#bulk.renameInbox(accountId, to, opts);
     }
-    this.#write((tx) => {
+    await this.#writeBatched((tx) => {
       const src = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
       if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
@@ -134,7 +133,7 @@ export class SqliteMailboxes {
 
   async setSubscribed(accountId: number, name: string, subscribed: boolean, opts: WriteOptions = {}): Promise<void> {
     const n = validateName(name);
-    this.#write((tx) => {
+    await this.#writeBatched((tx) => {
       // Published only when the list changed (IMAP NOTIFY SubscriptionChange, RFC 5465 §5.5).
       const changed = () => {
         tx.changes.push({ kind: 'subscription-changed', accountId, name: n, subscribed });

@@ -1,6 +1,7 @@
 // QueueStore on SQLite (tables queue_messages, queue_recipients: migration 7). Each mutation is one
-// IMMEDIATE transaction through the store's write path (synchronous=FULL: durable when it returns;
-// blob files whose last reference went are removed after the commit). IMMEDIATE transactions also
+// IMMEDIATE transaction through the store's write paths (changes.ts: enqueue/claim/settle in the
+// group commit, answered once an fdatasync made them durable; the admin commands FULL; blob files
+// whose last reference went are removed after the commit); the reads pass the store's read gate. IMMEDIATE transactions also
 // serialise this process against the admin CLI, so a claim is atomic and two claimers never lease
 // the same recipient. Every call touches a bounded number of rows (QUEUE_LIMITS), so none holds the
 // event loop for long; retrying the whole queue runs in steps.
@@ -38,6 +39,10 @@ export interface SqliteQueueDeps {
   hasBlobFile(blobId: string): boolean;
   /** Keep messages whose recipients are all final (tests look at the final states). */
   keepFinal?: boolean;
+  /** The store's read gate (changes.ts): fn once no commit waits for its fdatasync. Absent: at once. */
+  read?<T>(fn: () => Promise<T>): Promise<T>;
+  /** Null, or what a read resuming after an event-loop turn waits for (the same gate). */
+  settled?(): Promise<void> | null;
 }
 
 const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
@@ -50,6 +55,10 @@ export class SqliteQueue implements QueueStore {
 
   #q(sql: string) {
     return this.#d.q(sql);
+  }
+
+  #read<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#d.read ? this.#d.read(fn) : fn();
   }
 
   /** enqueue/claim/settle come from many sessions and deliveries at once: group commit (one fsync per turn). */
@@ -153,10 +162,14 @@ export class SqliteQueue implements QueueStore {
   }
 
   async get(id: string): Promise<QueueMessage | null> {
-    return this.#load([id]).get(id) ?? null;
+    return this.#read(async () => this.#load([id]).get(id) ?? null);
   }
 
-  async list(o: { limit?: number; afterId?: string } = {}): Promise<QueueMessage[]> {
+  list(o: { limit?: number; afterId?: string } = {}): Promise<QueueMessage[]> {
+    return this.#read(async () => this.#list(o));
+  }
+
+  #list(o: { limit?: number; afterId?: string }): QueueMessage[] {
     const limit = clampInt(o.limit, 1, QUEUE_LIMITS.listPage, 100);
     let after = 0;
     if (o.afterId !== undefined) {
@@ -194,8 +207,12 @@ export class SqliteQueue implements QueueStore {
     return this.#d.write((tx) => this.#delete(tx, id));
   }
 
-  async stats(now: number): Promise<{ messages: number; recipients: number; oldestCreatedAt: number | null; nextDueAt: number | null }> {
+  stats(now: number): Promise<{ messages: number; recipients: number; oldestCreatedAt: number | null; nextDueAt: number | null }> {
     void now;
+    return this.#read(() => this.#stats());
+  }
+
+  async #stats(): Promise<{ messages: number; recipients: number; oldestCreatedAt: number | null; nextDueAt: number | null }> {
     const oldest = this.#q('SELECT created_at FROM queue_messages ORDER BY seq LIMIT 1').pluck().get() as number | undefined;
     const due = this.#q("SELECT min(next_attempt_at) FROM queue_recipients WHERE state = 'queued'").pluck().get() as number | null;
     // Counting a big queue is a walk of every row: in rowid ranges, an event-loop turn between them.
@@ -207,9 +224,8 @@ export class SqliteQueue implements QueueStore {
     return { messages, recipients, oldestCreatedAt: oldest ?? null, nextDueAt: due ?? null };
   }
 
-  async nextDue(): Promise<number | null> {
-    const due = this.#q("SELECT min(next_attempt_at) FROM queue_recipients WHERE state = 'queued'").pluck().get() as number | null;
-    return due ?? null;
+  nextDue(): Promise<number | null> {
+    return this.#read(async () => (this.#q("SELECT min(next_attempt_at) FROM queue_recipients WHERE state = 'queued'").pluck().get() as number | null) ?? null);
   }
 
   async #countInSteps(countSql: string, maxSql: string): Promise<number> {
@@ -217,7 +233,11 @@ export class SqliteQueue implements QueueStore {
     const count = this.#q(countSql).pluck();
     let n = 0;
     for (let from = 0; from < max; from += QUEUE_LIMITS.countStep) {
-      if (from > 0) await yieldTurn();
+      if (from > 0) {
+        await yieldTurn();
+        const g = this.#d.settled?.();
+        if (g) await g;
+      }
       n += count.get(from, from + QUEUE_LIMITS.countStep) as number;
     }
     return n;

@@ -19,6 +19,7 @@ export class SqliteSearch {
   readonly #sort: SqliteSortKeys;
   readonly #threads: SqliteThreads;
   readonly #bodyScan: BodyScanPool;
+  readonly #settled: SqliteContext['settled'];
 
   constructor(ctx: SqliteContext) {
     this.#q = ctx.q;
@@ -26,6 +27,7 @@ export class SqliteSearch {
     this.#sort = ctx.sort;
     this.#threads = ctx.threads;
     this.#bodyScan = ctx.bodyScan;
+    this.#settled = ctx.settled;
   }
 
   async getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
@@ -121,7 +123,10 @@ export class SqliteSearch {
     const self = this;
     async function* slices(): AsyncGenerator<BodyScanItem[]> {
       for (let i = 0; i < sorted.length; i += 1000) {
-        if (i > 0) await new Promise((r) => setImmediate(r));
+        if (i > 0) {
+          await new Promise((r) => setImmediate(r));
+          await self.#settled();
+        }
         yield self.#textPlanRows(mailboxId, sorted.slice(i, i + 1000)).map((r) => ({ uid: r[0], size: r[1], blobId: r[2], plan: r[3] }));
       }
     }

@@ -41,10 +41,13 @@ type Raw = unknown[];
 export class SqliteSortKeys {
   readonly #q: Query;
   readonly #write: <T>(fn: (tx: Tx) => T) => Promise<T>;
+  /** The read gate (changes.ts), awaited after every turn a read yields. */
+  readonly #settled: () => Promise<void> | null;
 
-  constructor(q: Query, write: <T>(fn: (tx: Tx) => T) => Promise<T>) {
+  constructor(q: Query, write: <T>(fn: (tx: Tx) => T) => Promise<T>, settled: () => Promise<void> | null) {
     this.#q = q;
     this.#write = write;
+    this.#settled = settled;
   }
 
   /** See Store.getSortData; `below`: rows with this UID or above are staged by a COPY, not in the mailbox. */
@@ -53,10 +56,14 @@ export class SqliteSortKeys {
     const out: SortData[] = [];
     const budget = new LoopBudget(5);
     for (let i = 0; i < sorted.length; i += SLICE) {
-      if (i > 0) await budget.pause();
+      if (i > 0) {
+        await budget.pause();
+        await this.#settled();
+      }
       const rows = this.#rows(mailboxId, sorted.slice(i, i + SLICE), thread);
       const missing = rows.filter((r) => r[3] === null);
       const filled = missing.length ? await this.#fill(missing.map((r) => r[11] as string), budget) : null;
+      if (filled) await this.#settled();
       for (const r of rows) out.push(toSortData(r, filled, thread));
     }
     return out;
@@ -91,6 +98,7 @@ export class SqliteSortKeys {
     const keys = new Map<string, SortKeys>();
     for (const id of new Set(blobIds)) {
       await budget.pause();
+      await this.#settled();
       const k = sortKeysFromMeta(this.#q, id);
       if (k) keys.set(id, k); // else the body went meanwhile: its messages went with it
     }

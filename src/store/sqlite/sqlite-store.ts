@@ -1,9 +1,11 @@
-// The embedded store: metadata in SQLite (better-sqlite3, WAL, synchronous=FULL so a commit is
-// durable when it returns), bodies in FsBlobStore. better-sqlite3 is synchronous, so each write is
-// one IMMEDIATE transaction that no other JS code can interleave with; changes are published on
-// the bus right after its commit, in commit order. Because a transaction holds the event loop,
-// commands over many messages run in bounded steps (bulk.ts); the row-level SQL is in writes.ts,
-// the listing cache in summaries.ts.
+// The embedded store: metadata in SQLite (better-sqlite3, WAL), bodies in FsBlobStore.
+// better-sqlite3 is synchronous, so each write is one IMMEDIATE transaction that no other JS code
+// can interleave with. The hot writes commit without an fsync on the event loop and are made
+// durable by an fdatasync on the thread pool; until then nobody is answered, no Change is published
+// and every read of the store waits (changes.ts: the read gate, entered in `#read` below). WAL
+// checkpoints run on a worker thread (checkpointer.ts), not in a COMMIT on the loop. Because a
+// transaction holds the event loop, commands over many messages run in bounded steps (bulk.ts);
+// the row-level SQL is in writes.ts, the listing cache in summaries.ts.
 //
 // This class is the Store the server sees: it opens and migrates the database, keeps the statement
 // cache and the view of a COPY being staged (#staged, #below, #mailbox), and hands each call to the
@@ -21,6 +23,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { FsBlobStore, fsyncDir } from '../blob/fs-blob-store.ts';
 import { WalSync } from './wal-sync.ts';
+import { Checkpointer } from './checkpointer.ts';
 import { BodyScanPool } from '../blob/body-scan.ts';
 import type { Logger } from '../../obs/log.ts';
 import { LocalChangeBus, type ChangeBus } from '../bus.ts';
@@ -97,6 +100,18 @@ export interface SqliteStoreOptions {
   bulk?: ChunkOptions;
   /** Keep queued messages whose recipients are all final (tests inspect the final states). */
   queueKeepFinal?: boolean;
+  /**
+   * A read that did not wait for the read gate (changes.ts) while a commit was not durable:
+   * 'log' (default) logs `store.read-not-gated` once per statement, 'throw' throws (tests).
+   */
+  readCheck?: 'log' | 'throw';
+  /** The WAL fdatasync (tests inject a slow one to watch what waits for it). */
+  walSync?: WalSync;
+  /**
+   * Checkpoint the WAL on a worker thread this often, ms, and never in a COMMIT on the event loop
+   * (checkpointer.ts; the server). 0 or absent: SQLite's automatic checkpoint (the admin CLI, tests).
+   */
+  checkpointMs?: number;
 }
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
@@ -131,9 +146,12 @@ class SqliteStore implements Store {
   readonly #sort: SqliteSortKeys;
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
+  readonly #readCheck: 'log' | 'throw';
   readonly #commit: SqliteCommit;
   readonly #journal: SqliteJournal;
   readonly #walSync: WalSync;
+  /** The WAL checkpoints' worker, if checkpointMs was given. */
+  readonly checkpointer: Checkpointer | null = null;
   readonly #accounts: SqliteAccounts;
   readonly #mailboxes: SqliteMailboxes;
   readonly #messages: SqliteMessages;
@@ -143,6 +161,7 @@ class SqliteStore implements Store {
   constructor(opts: SqliteStoreOptions) {
     this.bus = opts.bus ?? new LocalChangeBus();
     this.#limits = mailboxLimits(opts.mailboxLimits);
+    this.#readCheck = opts.readCheck ?? 'log';
     this.#blobs = new FsBlobStore(opts.blobDir);
     this.#bodyScan = new BodyScanPool(opts.blobDir, (id, start, end) => this.#blobs.read(id, start, end), {
       onWorkerError: (err) => opts.log?.warn('store.body-scan-worker-failed', { err }),
@@ -152,17 +171,29 @@ class SqliteStore implements Store {
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 10000');
     db.pragma('foreign_keys = ON');
+    // Savepoints (one per write of a batch) keep a statement journal: a temp file by default,
+    // written on the event loop (strace under disk load: single writes blocked 50-150 ms).
+    db.pragma('temp_store = MEMORY');
     // Case folding for header search, the same in migrations and at delivery (see message_search).
     db.function('pb_fold', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? foldForSearch(v) : v));
     // A body's text plan from its cached parse (message_search.text_plan).
     db.function('pb_text_plan', { deterministic: true }, (meta: unknown) => JSON.stringify(textPlan((JSON.parse(meta as string) as MessageMeta).root)));
     this.#db = db;
     this.#migrate();
-    this.#walSync = new WalSync(opts.path);
+    this.#walSync = opts.walSync ?? new WalSync(opts.path);
+    if (opts.checkpointMs) {
+      db.pragma('wal_autocheckpoint = 0');
+      const lost = () => {
+        // Without its worker the WAL would grow without bound: SQLite's own checkpoints again.
+        opts.log?.error('store.checkpointer-lost', {});
+        if (db.open) db.pragma('wal_autocheckpoint = 1000');
+      };
+      this.checkpointer = new Checkpointer(opts.path, opts.checkpointMs, (fn) => this.#commit.pause(fn), lost, opts.log);
+    }
     // The WAL file exists now (migrations read the database): its directory entry is made durable,
     // as WalSync's fsyncs of the file's contents rely on the file being there after a crash.
     fsyncDir(dirname(opts.path));
-    this.loginFailures = new SqliteLoginFailures(db);
+    this.loginFailures = new SqliteLoginFailures(db, (fn) => this.#writeBatched(fn), (fn) => this.#commit.read(fn));
     this.liveSessions = new SqliteLiveSessions(db);
     this.dkimKeys = new SqliteDkimKeys(db);
     this.#log = opts.log;
@@ -174,6 +205,7 @@ class SqliteStore implements Store {
         return h ? h.hms : (this.#q('SELECT highest_modseq FROM mailboxes WHERE id = ?').pluck().get(id) as number | undefined);
       },
       below: (id) => this.#below(id),
+      settled: () => this.#commit.settled(),
     });
     this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus, this.#walSync, opts.log);
     const journal = (this.#journal = new SqliteJournal(db, q));
@@ -190,12 +222,15 @@ class SqliteStore implements Store {
       mailbox: (row) => this.#mailbox(row),
       chunks: opts.bulk ?? {},
     });
-    this.#sort = new SqliteSortKeys(q, (fn) => this.#writeBatched(fn));
-    this.#threads = new SqliteThreads(q, (fn) => this.#writeBatched(fn));
+    const settled = () => this.#commit.settled();
+    this.#sort = new SqliteSortKeys(q, (fn) => this.#writeBatched(fn), settled);
+    this.#threads = new SqliteThreads(q, (fn) => this.#writeBatched(fn), settled);
     this.queue = new SqliteQueue({
       q,
       write: (fn) => this.#write(fn),
-      batched: (fn) => this.#writeBatched(fn, 0, true),
+      batched: (fn) => this.#writeBatched(fn),
+      read: (fn) => this.#commit.read(fn),
+      settled: () => this.#commit.settled(),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
       keepFinal: opts.queueKeepFinal ?? false,
@@ -226,6 +261,7 @@ class SqliteStore implements Store {
       blobs: this.#blobs,
       sort: this.#sort,
       bodyScan: this.#bodyScan,
+      settled: () => this.#commit.settled(),
     };
   }
 
@@ -295,7 +331,18 @@ class SqliteStore implements Store {
       st.pluck(false);
       st.raw(false);
     }
+    // Outside a transaction while a commit waits for its fdatasync: a read the gate let through.
+    if (st.reader && this.#commit?.unsettled && !this.#db.inTransaction) this.#notGated(sql);
     return st;
+  }
+
+  readonly #reported = new Set<string>();
+
+  #notGated(sql: string): void {
+    if (this.#readCheck === 'throw') throw new Error(`store read before the commits are durable (read gate not awaited): ${sql.slice(0, 120)}`);
+    if (this.#reported.has(sql)) return;
+    this.#reported.add(sql);
+    this.#log?.warn('store.read-not-gated', { sql: sql.replace(/\s+/g, ' ').slice(0, 160) });
   }
 
   collectGarbage(): void {
@@ -309,13 +356,24 @@ class SqliteStore implements Store {
   }
 
   /** One write in the group commit (changes.ts). */
-  #writeBatched<T>(fn: (tx: Tx) => T, op = 0, walSync = false): Promise<T> {
-    return this.#commit.writeBatched(fn, op, walSync);
+  #writeBatched<T>(fn: (tx: Tx) => T, op = 0): Promise<T> {
+    return this.#commit.writeBatched(fn, op);
+  }
+
+  /**
+   * Every Store call but stageBlob starts here: at once when every commit is durable and settled,
+   * else once they are (changes.ts, the read gate). Writes pass too: they would wait for the
+   * running fdatasync anyway, and the reads some of them make first see what is durable.
+   */
+  #read<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#commit.read(fn);
   }
 
   async close(): Promise<void> {
     if (this.#commit.closed) return;
     await this.#commit.close();
+    // Before the last connection closes (which checkpoints and removes the WAL itself).
+    await this.checkpointer?.close();
     this.#walSync.close();
     await this.#bodyScan.close();
     this.#db.close();
@@ -323,113 +381,113 @@ class SqliteStore implements Store {
 
   // ---------------------------------------------------------------- domains, accounts, aliases (accounts.ts)
   addDomain(name: string): Promise<Domain> {
-    return this.#accounts.addDomain(name);
+    return this.#read(() => this.#accounts.addDomain(name));
   }
 
   removeDomain(name: string): Promise<void> {
-    return this.#accounts.removeDomain(name);
+    return this.#read(() => this.#accounts.removeDomain(name));
   }
 
   listDomains(): Promise<Domain[]> {
-    return this.#accounts.listDomains();
+    return this.#read(() => this.#accounts.listDomains());
   }
 
   getDomain(name: string): Promise<Domain | null> {
-    return this.#accounts.getDomain(name);
+    return this.#read(() => this.#accounts.getDomain(name));
   }
 
   createAccount(a: { address: string; passwordHash: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    return this.#accounts.createAccount(a);
+    return this.#read(() => this.#accounts.createAccount(a));
   }
 
   getAccount(address: string): Promise<Account | null> {
-    return this.#accounts.getAccount(address);
+    return this.#read(() => this.#accounts.getAccount(address));
   }
 
   getAccountById(id: number): Promise<Account | null> {
-    return this.#accounts.getAccountById(id);
+    return this.#read(() => this.#accounts.getAccountById(id));
   }
 
   listAccounts(domain?: string): Promise<Account[]> {
-    return this.#accounts.listAccounts(domain);
+    return this.#read(() => this.#accounts.listAccounts(domain));
   }
 
   updateAccount(id: number, patch: { passwordHash?: string; quota?: number; settings?: AccountSettings }): Promise<Account> {
-    return this.#accounts.updateAccount(id, patch);
+    return this.#read(() => this.#accounts.updateAccount(id, patch));
   }
 
   removeAccount(id: number): Promise<void> {
-    return this.#accounts.removeAccount(id);
+    return this.#read(() => this.#accounts.removeAccount(id));
   }
 
   setAlias(address: string, targets: string[]): Promise<Alias> {
-    return this.#accounts.setAlias(address, targets);
+    return this.#read(() => this.#accounts.setAlias(address, targets));
   }
 
   removeAlias(address: string): Promise<void> {
-    return this.#accounts.removeAlias(address);
+    return this.#read(() => this.#accounts.removeAlias(address));
   }
 
   getAlias(address: string): Promise<Alias | null> {
-    return this.#accounts.getAlias(address);
+    return this.#read(() => this.#accounts.getAlias(address));
   }
 
   listAliases(domain?: string): Promise<Alias[]> {
-    return this.#accounts.listAliases(domain);
+    return this.#read(() => this.#accounts.listAliases(domain));
   }
 
   // ---------------------------------------------------------------- mailboxes (mailboxes.ts)
   listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return this.#mailboxes.listMailboxes(accountId);
+    return this.#read(() => this.#mailboxes.listMailboxes(accountId));
   }
 
   getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    return this.#mailboxes.getMailbox(accountId, name);
+    return this.#read(() => this.#mailboxes.getMailbox(accountId, name));
   }
 
   getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    return this.#mailboxes.getMailboxById(mailboxId);
+    return this.#read(() => this.#mailboxes.getMailboxById(mailboxId));
   }
 
   createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
-    return this.#mailboxes.createMailbox(accountId, name, opts);
+    return this.#read(() => this.#mailboxes.createMailbox(accountId, name, opts));
   }
 
   renameMailbox(accountId: number, oldName: string, newName: string, opts: WriteOptions = {}): Promise<void> {
-    return this.#mailboxes.renameMailbox(accountId, oldName, newName, opts);
+    return this.#read(() => this.#mailboxes.renameMailbox(accountId, oldName, newName, opts));
   }
 
   deleteMailbox(accountId: number, name: string, opts: WriteOptions = {}): Promise<void> {
-    return this.#mailboxes.deleteMailbox(accountId, name, opts);
+    return this.#read(() => this.#mailboxes.deleteMailbox(accountId, name, opts));
   }
 
   setSubscribed(accountId: number, name: string, subscribed: boolean, opts: WriteOptions = {}): Promise<void> {
-    return this.#mailboxes.setSubscribed(accountId, name, subscribed, opts);
+    return this.#read(() => this.#mailboxes.setSubscribed(accountId, name, subscribed, opts));
   }
 
   claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
-    return this.#mailboxes.claimRecent(mailboxId, uidBelow, claim);
+    return this.#read(() => this.#mailboxes.claimRecent(mailboxId, uidBelow, claim));
   }
 
   listSubscriptions(accountId: number): Promise<string[]> {
-    return this.#mailboxes.listSubscriptions(accountId);
+    return this.#read(() => this.#mailboxes.listSubscriptions(accountId));
   }
 
   mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    return this.#mailboxes.mailboxStatus(mailboxId);
+    return this.#read(() => this.#mailboxes.mailboxStatus(mailboxId));
   }
 
   // ---------------------------------------------------------------- messages and blobs (messages.ts)
   listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    return this.#messages.listMessages(mailboxId, opts);
+    return this.#read(() => this.#messages.listMessages(mailboxId, opts));
   }
 
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
-    return this.#messages.getMessages(mailboxId, uids);
+    return this.#read(() => this.#messages.getMessages(mailboxId, uids));
   }
 
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
-    return this.#messages.expungedSince(mailboxId, sinceModseq);
+    return this.#read(() => this.#messages.expungedSince(mailboxId, sinceModseq));
   }
 
   stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
@@ -437,23 +495,28 @@ class SqliteStore implements Store {
   }
 
   readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#messages.readBlob(blobId, start, end);
+    return this.#read(() => this.#messages.readBlob(blobId, start, end));
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
-    return this.#messages.streamBlob(blobId, start, end);
+    // Synchronous: a body held in the database is read once every commit is settled.
+    if (!this.#commit.unsettled) return this.#messages.streamBlob(blobId, start, end);
+    const later = this.#commit.read(async () => this.#messages.streamBlob(blobId, start, end));
+    return Readable.from((async function* () {
+      yield* await later;
+    })(), { objectMode: false });
   }
 
   deliver(blob: BlobRef, meta: MessageMeta, targets: NewMessage[], opts: WriteOptions = {}): Promise<DeliveryResult[]> {
-    return this.#messages.deliver(blob, meta, targets, opts);
+    return this.#read(() => this.#messages.deliver(blob, meta, targets, opts));
   }
 
   append(blob: BlobRef, meta: MessageMeta, target: NewMessage, opts: WriteOptions = {}): Promise<{ uid: number; modseq: number; uidValidity: number }> {
-    return this.#messages.append(blob, meta, target, opts);
+    return this.#read(() => this.#messages.append(blob, meta, target, opts));
   }
 
   appendMessages(mailboxId: number, items: AppendItem[], opts: { replace?: { mailboxId: number; uid: number } } & WriteOptions = {}) {
-    return this.#messages.appendMessages(mailboxId, items, opts);
+    return this.#read(() => this.#messages.appendMessages(mailboxId, items, opts));
   }
 
   storeFlags(
@@ -463,65 +526,66 @@ class SqliteStore implements Store {
     flags: { systemFlags: number; keywords: string[] },
     opts: { unchangedSince?: number } & WriteOptions = {},
   ): Promise<StoreFlagsResult> {
-    return this.#messages.storeFlags(mailboxId, uids, op, flags, opts);
+    return this.#read(() => this.#messages.storeFlags(mailboxId, uids, op, flags, opts));
   }
 
   expunge(mailboxId: number, opts: { uids?: number[]; onlyDeleted?: boolean } & WriteOptions = {}): Promise<number[]> {
-    return this.#messages.expunge(mailboxId, opts);
+    return this.#read(() => this.#messages.expunge(mailboxId, opts));
   }
 
   copyMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#messages.copyMessages(srcMailboxId, uids, dstMailboxId, opts);
+    return this.#read(() => this.#messages.copyMessages(srcMailboxId, uids, dstMailboxId, opts));
   }
 
   moveMessages(srcMailboxId: number, uids: number[], dstMailboxId: number, opts: WriteOptions = {}): Promise<CopyResult> {
-    return this.#messages.moveMessages(srcMailboxId, uids, dstMailboxId, opts);
+    return this.#read(() => this.#messages.moveMessages(srcMailboxId, uids, dstMailboxId, opts));
   }
 
   // ---------------------------------------------------------------- SEARCH, SORT, THREAD (search.ts)
   getSearchData(mailboxId: number, uids: number[], opts: { fields?: boolean } = {}): Promise<SearchData[]> {
-    return this.#search.getSearchData(mailboxId, uids, opts);
+    return this.#read(() => this.#search.getSearchData(mailboxId, uids, opts));
   }
 
   getSortData(mailboxId: number, uids: number[], opts: { thread?: boolean } = {}): Promise<SortData[]> {
-    return this.#search.getSortData(mailboxId, uids, opts);
+    return this.#read(() => this.#search.getSortData(mailboxId, uids, opts));
   }
 
   getThreadIds(mailboxId: number, uids: number[]): Promise<Map<number, number>> {
-    return this.#search.getThreadIds(mailboxId, uids);
+    return this.#read(() => this.#search.getThreadIds(mailboxId, uids));
   }
 
   threadMembers(mailboxId: number, threadId: number): Promise<number[]> {
-    return this.#search.threadMembers(mailboxId, threadId);
+    return this.#read(() => this.#search.threadMembers(mailboxId, threadId));
   }
 
   matchHeader(mailboxId: number, field: SearchHeaderField, value: string): Promise<number[]> {
-    return this.#search.matchHeader(mailboxId, field, value);
+    return this.#read(() => this.#search.matchHeader(mailboxId, field, value));
   }
 
   getTextPlans(mailboxId: number, uids: number[]): Promise<MessageTextPlan[]> {
-    return this.#search.getTextPlans(mailboxId, uids);
+    return this.#read(() => this.#search.getTextPlans(mailboxId, uids));
   }
 
   matchBody(mailboxId: number, uids: number[], needles: string[]): Promise<number[][]> {
-    return this.#search.matchBody(mailboxId, uids, needles);
+    return this.#read(() => this.#search.matchBody(mailboxId, uids, needles));
   }
   // ---------------------------------------------------------------- POP3 (pop.ts)
   popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions = {}): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    return this.#pop.popUpdate(inboxId, u, opts);
+    return this.#read(() => this.#pop.popUpdate(inboxId, u, opts));
   }
 
   popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
-    return this.#pop.popRetained(inboxId, since);
+    return this.#read(() => this.#pop.popRetained(inboxId, since));
   }
 
   // ---------------------------------------------------------------- change journal (journal.ts)
-  async changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
-    return this.#journal.changesSince(accountId, since, limit);
+  // Read through the gate: an entry is not shown before its commit is durable.
+  changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
+    return this.#read(async () => this.#journal.changesSince(accountId, since, limit));
   }
 
-  async journalHead(accountId: number): Promise<number> {
-    return this.#journal.journalHead(accountId);
+  journalHead(accountId: number): Promise<number> {
+    return this.#read(async () => this.#journal.journalHead(accountId));
   }
 
   pruneJournal(opts: JournalPruneOptions): Promise<number> {

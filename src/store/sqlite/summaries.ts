@@ -10,7 +10,10 @@
 // A load reads the mailbox in pages of PAGE rows with an event-loop turn between pages (a cold
 // 131,072-message SELECT no longer holds the loop for ~250 ms), then catches up, in one read
 // transaction, with what committed meanwhile: rows whose MODSEQ is above the one the load started
-// at, and the expunge log above it.
+// at, and the expunge log above it. After each turn the load waits for the store's read gate
+// (changes.ts), so no page and no catch-up reads a commit that is not durable yet; and an entry
+// follows a commit only once it is durable (update() runs in its after-commit work), when the
+// rows and the entry agree again.
 
 import type Database from 'better-sqlite3';
 import type { MessageSummary } from '../store.ts';
@@ -60,6 +63,8 @@ export interface Visibility {
   hms(mailboxId: number): number | undefined;
   /** Rows with this UID or above are not part of the mailbox yet (a staged COPY). */
   below(mailboxId: number): number;
+  /** Null, or what a read resuming after an event-loop turn waits for (the read gate, changes.ts). */
+  settled(): Promise<void> | null;
 }
 
 export class SummaryCache {
@@ -182,6 +187,7 @@ export class SummaryCache {
       if (n < PAGE) break;
       cursor = out[out.length - 1]!.uid;
       await nextTurn();
+      await this.#vis.settled();
     }
     const hms = this.#catchUp(mailboxId, hms0, out);
     if (hms === undefined) return [];

@@ -29,10 +29,13 @@ export class SqliteThreads {
   /** Accounts known to have no backfill pending. */
   readonly #done = new Set<number>();
   readonly #running = new Map<number, Promise<void>>();
+  /** The read gate (changes.ts), awaited after every turn a read yields. */
+  readonly #settled: () => Promise<void> | null;
 
-  constructor(q: Query, write: <T>(fn: (tx: Tx) => T) => Promise<T>) {
+  constructor(q: Query, write: <T>(fn: (tx: Tx) => T) => Promise<T>, settled: () => Promise<void> | null) {
     this.#q = q;
     this.#write = write;
+    this.#settled = settled;
   }
 
   /** The thread of a body newly in the account (inside the delivery's transaction); see src/store/threads.ts. */
@@ -69,7 +72,10 @@ export class SqliteThreads {
     ).raw();
     const budget = new LoopBudget(5);
     for (let i = 0; i < sorted.length; i += 1000) {
-      if (i > 0) await budget.pause();
+      if (i > 0) {
+        await budget.pause();
+        await this.#settled();
+      }
       for (const [uid, t] of st.all(accountId, mailboxId, JSON.stringify(sorted.slice(i, i + 1000))) as Array<[number, number]>) out.set(uid, t);
     }
     return out;
@@ -98,6 +104,7 @@ export class SqliteThreads {
       this.#running.set(accountId, run);
     }
     await run;
+    await this.#settled();
     return accountId;
   }
 
@@ -118,6 +125,7 @@ export class SqliteThreads {
     for (const mb of boxes) {
       for (let after = 0; ; ) {
         await budget.pause();
+        await this.#settled();
         const rows = page.all(accountId, mb, after, SLICE) as Row[];
         if (rows.length === 0) break;
         const items: Array<{ blobId: string; keys: Pick<SortKeys, 'messageId' | 'refs'> }> = [];
