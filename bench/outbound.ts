@@ -20,7 +20,7 @@ import { startPostfixInstance, type Postfix } from './lib/peers.ts';
 import { benchLimits, startPillarbox, type Pillarbox } from './lib/pillarbox.ts';
 import { startSink, type Sink, type SinkKind } from './lib/sink.ts';
 import { SmtpConn } from './lib/smtp-client.ts';
-import { benchAccounts, benchMain, envInt, envStr, isMain, log, now, report, sleep, treeMemory, type Row } from './lib/util.ts';
+import { benchAccounts, benchMain, envInt, envStr, isMain, log, now, report, sleep, treeCpuSeconds, treeMemory, type Row } from './lib/util.ts';
 import { runCli } from '../test/helpers/server.ts';
 import { startDns } from '../test/helpers/dns.ts';
 
@@ -66,6 +66,8 @@ interface RunResult {
   acceptedPerSec: number;
   peakPssMB: number;
   rejected: number;
+  /** CPU of the relay's processes (every thread, children included) per message, ms. */
+  cpuMsPerMessage: number;
 }
 
 interface Side {
@@ -73,6 +75,8 @@ interface Side {
   port: number;
   auth: ((client: number) => [string, string]) | null;
   memory: () => number;
+  /** CPU seconds of the relay's processes so far (treeCpuSeconds). */
+  cpu: () => number;
 }
 
 /** One run: C clients send N messages through `side`; done when the sink counted N more. */
@@ -85,6 +89,7 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
   let next = 0;
   let rejected = 0;
   let lastAccept = 0;
+  const cpu0 = side.cpu();
   const t0 = now();
   try {
     const client = async (ci: number) => {
@@ -126,7 +131,8 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
       await sleep(50);
     }
     const sinkSeconds = (now() - t0) / 1000;
-    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected };
+    const cpuMsPerMessage = ((side.cpu() - cpu0) * 1000) / p.messages;
+    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected, cpuMsPerMessage };
   } finally {
     clearInterval(sampler);
   }
@@ -176,8 +182,8 @@ export async function outbound(): Promise<string> {
     const pbx = pb;
     const pfx = pf;
     const sides: Side[] = [
-      { name: 'Pillarbox', port: pbx.ports.submission, auth: (ci) => [accounts[ci % accounts.length]!.address, accounts[ci % accounts.length]!.password], memory: () => pbx.memory().pss },
-      { name: 'Postfix', port: pfx.port, auth: null, memory: () => treeMemory(pfx.masterPid()).pss },
+      { name: 'Pillarbox', port: pbx.ports.submission, auth: (ci) => [accounts[ci % accounts.length]!.address, accounts[ci % accounts.length]!.password], memory: () => pbx.memory().pss, cpu: () => treeCpuSeconds(pbx.pid) },
+      { name: 'Postfix', port: pfx.port, auth: null, memory: () => treeMemory(pfx.masterPid()).pss, cpu: () => treeCpuSeconds(pfx.masterPid()) },
     ];
     const addrs = accounts.map((a) => a.address);
     // Untimed warm-up of both paths (connections, JIT, first DNS answers).
@@ -188,7 +194,7 @@ export async function outbound(): Promise<string> {
       for (const s of order) {
         const x = await push(s, sink, p, `r${r}.${s.name}`, addrs);
         results[s.name]!.push(x);
-        log(`  round ${r + 1} ${s.name}: ${x.perSec.toFixed(0)} msg/s to the sink (accepted ${x.acceptedPerSec.toFixed(0)} msg/s, ${x.sinkSeconds.toFixed(1)} s, peak PSS ${x.peakPssMB.toFixed(0)} MB)`);
+        log(`  round ${r + 1} ${s.name}: ${x.perSec.toFixed(0)} msg/s to the sink (accepted ${x.acceptedPerSec.toFixed(0)} msg/s, ${x.sinkSeconds.toFixed(1)} s, peak PSS ${x.peakPssMB.toFixed(0)} MB, CPU ${x.cpuMsPerMessage.toFixed(2)} ms/msg)`);
       }
     }
     const ratios = results.Pillarbox!.map((x, i) => x.perSec / results.Postfix![i]!.perSec);
@@ -198,6 +204,7 @@ export async function outbound(): Promise<string> {
       mk('submitted → accepted by the sink (median)', 'msg/s', 'higher', (x) => x.perSec),
       mk('submission accepted (last 250, median)', 'msg/s', 'higher', (x) => x.acceptedPerSec),
       mk('time until the sink has all (median)', 's', 'lower', (x) => x.sinkSeconds),
+      mk('relay CPU per message (all processes and threads, median)', 'ms', 'lower', (x) => x.cpuMsPerMessage),
       mk('relay peak memory (PSS, median)', 'MB', 'lower', (x) => x.peakPssMB),
       mk('temporary rejections (median)', 'count', 'lower', (x) => x.rejected),
     ];
