@@ -227,6 +227,17 @@ export function treeCpuSeconds(rootPid: number): number {
   return t;
 }
 
+/** CPU seconds (user + system) of one thread of pid; the main thread's id is pid's own. */
+export function threadCpuSeconds(pid: number, tid = pid): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 export function treeMemory(rootPid: number, includeRoot = true): Mem {
   return memoryOf([...(includeRoot ? [rootPid] : []), ...descendants(rootPid)]);
 }
