@@ -9,6 +9,10 @@
 //   domain; claimed batches wait in a per-domain backlog (bounded by the free total), and domains
 //   at their limit are skipped by the next claim. Sessions are reused for the next batch to the
 //   same domain (connection reuse), and closed after IDLE_MS idle or REUSE_MAX transactions.
+// - Where sessions run: a message read whole (or handed over) goes on a session on a delivery
+//   worker thread when there are some (delivery-pool.ts: the SMTP client's CPU beside the loop; its
+//   replies come back here and are settled here like any other); a streamed one on a session on the
+//   event loop. Idle sessions are reused only for the same kind.
 // - A destination that failed to connect or resolve is paused for DEAD_MS (at most retryBase): its
 //   batches already claimed fail the same way at once instead of each waiting out the timeouts, and
 //   no more are claimed for it until the pause ends (a dead destination costs one connection
