@@ -5,6 +5,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig, ConfigError } from '../../../src/config/load.ts';
 import { DeliveryPool } from '../../../src/queue/delivery-pool.ts';
 import type { OutgoingMessage, TransportOptions } from '../../../src/queue/transport.ts';
 import type { MxHost } from '../../../src/queue/mx.ts';
@@ -114,4 +118,19 @@ test('threads 0: no worker, open() answers null (the engine then opens the sessi
   assert.equal(pool.enabled, false);
   assert.equal(await pool.open('there.test', hosts, null, opts(1)), null);
   await pool.close();
+});
+
+test('config outbound.deliveryThreads: null by default, a whole number 0-64, anything else refused with its name', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-deliverycfg-'));
+  try {
+    assert.equal(loadConfig({ data: dir }, {}).outbound?.deliveryThreads, null);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ outbound: { deliveryThreads: 0 } }));
+    assert.equal(loadConfig({ data: dir }, {}).outbound?.deliveryThreads, 0);
+    for (const bad of [-1, 1.5, 65, 'two']) {
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ outbound: { deliveryThreads: bad } }));
+      assert.throws(() => loadConfig({ data: dir }, {}), (e: Error) => e instanceof ConfigError && /outbound\.deliveryThreads/.test(e.message));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
