@@ -12,7 +12,8 @@
 //
 // Env: BENCH_OUTBOUND_MESSAGES (20000), BENCH_OUTBOUND_SIZE (10240 bytes), BENCH_OUTBOUND_CLIENTS (10),
 //      BENCH_OUTBOUND_ROUNDS (3), BENCH_OUTBOUND_CONCURRENCY (20), BENCH_OUTBOUND_SINK (smtp-sink | postfix),
-//      BENCH_OUTBOUND_DKIM (1; 0 = no DKIM keys, Pillarbox then sends unsigned), BENCH_OUTBOUND_TIMEOUT (900 s per run).
+//      BENCH_OUTBOUND_DKIM (1; 0 = no DKIM keys, Pillarbox then sends unsigned), BENCH_OUTBOUND_TIMEOUT (900 s per run),
+//      BENCH_OUTBOUND_DELIVERY_THREADS (Pillarbox outbound.deliveryThreads; unset = its default, 0 = SMTP client on the event loop).
 // Flags when run directly: --messages N, --rounds N, --quick (2,000 messages, 3 rounds).
 
 import { sizedMessage } from './lib/corpus.ts';
@@ -20,7 +21,7 @@ import { startPostfixInstance, type Postfix } from './lib/peers.ts';
 import { benchLimits, startPillarbox, type Pillarbox } from './lib/pillarbox.ts';
 import { startSink, type Sink, type SinkKind } from './lib/sink.ts';
 import { SmtpConn } from './lib/smtp-client.ts';
-import { benchAccounts, benchMain, envInt, envStr, isMain, log, now, report, sleep, treeMemory, type Row } from './lib/util.ts';
+import { benchAccounts, benchMain, envInt, envStr, isMain, log, now, report, sleep, threadCpuSeconds, treeCpuSeconds, treeMemory, type Row } from './lib/util.ts';
 import { runCli } from '../test/helpers/server.ts';
 import { startDns } from '../test/helpers/dns.ts';
 
@@ -35,6 +36,8 @@ export interface OutboundParams {
   sink: SinkKind;
   dkim: boolean;
   timeoutSeconds: number;
+  /** outbound.deliveryThreads of Pillarbox (null: its default). */
+  deliveryThreads: number | null;
 }
 
 function flag(name: string): string | undefined {
@@ -55,6 +58,7 @@ export function outboundParams(): OutboundParams {
     sink,
     dkim: envInt('BENCH_OUTBOUND_DKIM', 1) !== 0,
     timeoutSeconds: envInt('BENCH_OUTBOUND_TIMEOUT', 900),
+    deliveryThreads: process.env.BENCH_OUTBOUND_DELIVERY_THREADS ? Number(process.env.BENCH_OUTBOUND_DELIVERY_THREADS) : null,
   };
 }
 
@@ -66,6 +70,10 @@ interface RunResult {
   acceptedPerSec: number;
   peakPssMB: number;
   rejected: number;
+  /** CPU of the relay's processes (every thread, children included) per message, ms. */
+  cpuMsPerMessage: number;
+  /** Pillarbox: CPU of its event-loop thread per message, ms (NaN for Postfix). */
+  loopCpuMsPerMessage: number;
 }
 
 interface Side {
@@ -73,6 +81,10 @@ interface Side {
   port: number;
   auth: ((client: number) => [string, string]) | null;
   memory: () => number;
+  /** CPU seconds of the relay's processes so far (treeCpuSeconds). */
+  cpu: () => number;
+  /** CPU seconds of the event-loop thread (Pillarbox). */
+  loopCpu?: () => number;
 }
 
 /** One run: C clients send N messages through `side`; done when the sink counted N more. */
@@ -85,6 +97,8 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
   let next = 0;
   let rejected = 0;
   let lastAccept = 0;
+  const cpu0 = side.cpu();
+  const loop0 = side.loopCpu?.() ?? NaN;
   const t0 = now();
   try {
     const client = async (ci: number) => {
@@ -126,7 +140,9 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
       await sleep(50);
     }
     const sinkSeconds = (now() - t0) / 1000;
-    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected };
+    const cpuMsPerMessage = ((side.cpu() - cpu0) * 1000) / p.messages;
+    const loopCpuMsPerMessage = (((side.loopCpu?.() ?? NaN) - loop0) * 1000) / p.messages;
+    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected, cpuMsPerMessage, loopCpuMsPerMessage };
   } finally {
     clearInterval(sampler);
   }
@@ -154,7 +170,7 @@ export async function outbound(): Promise<string> {
     pb = await startPillarbox({
       accounts,
       limits: { ...benchLimits(p.clients + 50), sendMessagesPerHour: 1e9, sendRecipientsPerDay: 1e9 },
-      config: { outbound: { concurrency: p.concurrency, perDomainConcurrency: p.concurrency, timeout: 120_000, retryBase: 5000, retryMax: 30_000, statsInterval: 0 } },
+      config: { outbound: { concurrency: p.concurrency, perDomainConcurrency: p.concurrency, timeout: 120_000, retryBase: 5000, retryMax: 30_000, statsInterval: 0, deliveryThreads: p.deliveryThreads } },
       args: ['--hostname', 'mail.example.com', '--dns-servers', dns.servers.join(','), '--outbound-port', String(sink.port)],
       beforeStart: async (dir) => {
         if (!p.dkim) return;
@@ -176,8 +192,8 @@ export async function outbound(): Promise<string> {
     const pbx = pb;
     const pfx = pf;
     const sides: Side[] = [
-      { name: 'Pillarbox', port: pbx.ports.submission, auth: (ci) => [accounts[ci % accounts.length]!.address, accounts[ci % accounts.length]!.password], memory: () => pbx.memory().pss },
-      { name: 'Postfix', port: pfx.port, auth: null, memory: () => treeMemory(pfx.masterPid()).pss },
+      { name: 'Pillarbox', port: pbx.ports.submission, auth: (ci) => [accounts[ci % accounts.length]!.address, accounts[ci % accounts.length]!.password], memory: () => pbx.memory().pss, cpu: () => treeCpuSeconds(pbx.pid), loopCpu: () => threadCpuSeconds(pbx.pid) },
+      { name: 'Postfix', port: pfx.port, auth: null, memory: () => treeMemory(pfx.masterPid()).pss, cpu: () => treeCpuSeconds(pfx.masterPid()) },
     ];
     const addrs = accounts.map((a) => a.address);
     // Untimed warm-up of both paths (connections, JIT, first DNS answers).
@@ -188,7 +204,7 @@ export async function outbound(): Promise<string> {
       for (const s of order) {
         const x = await push(s, sink, p, `r${r}.${s.name}`, addrs);
         results[s.name]!.push(x);
-        log(`  round ${r + 1} ${s.name}: ${x.perSec.toFixed(0)} msg/s to the sink (accepted ${x.acceptedPerSec.toFixed(0)} msg/s, ${x.sinkSeconds.toFixed(1)} s, peak PSS ${x.peakPssMB.toFixed(0)} MB)`);
+        log(`  round ${r + 1} ${s.name}: ${x.perSec.toFixed(0)} msg/s to the sink (accepted ${x.acceptedPerSec.toFixed(0)} msg/s, ${x.sinkSeconds.toFixed(1)} s, peak PSS ${x.peakPssMB.toFixed(0)} MB, CPU ${x.cpuMsPerMessage.toFixed(2)} ms/msg${Number.isNaN(x.loopCpuMsPerMessage) ? '' : `, event-loop thread ${x.loopCpuMsPerMessage.toFixed(2)} ms/msg`})`);
       }
     }
     const ratios = results.Pillarbox!.map((x, i) => x.perSec / results.Postfix![i]!.perSec);
@@ -198,6 +214,7 @@ export async function outbound(): Promise<string> {
       mk('submitted → accepted by the sink (median)', 'msg/s', 'higher', (x) => x.perSec),
       mk('submission accepted (last 250, median)', 'msg/s', 'higher', (x) => x.acceptedPerSec),
       mk('time until the sink has all (median)', 's', 'lower', (x) => x.sinkSeconds),
+      mk('relay CPU per message (all processes and threads, median)', 'ms', 'lower', (x) => x.cpuMsPerMessage),
       mk('relay peak memory (PSS, median)', 'MB', 'lower', (x) => x.peakPssMB),
       mk('temporary rejections (median)', 'count', 'lower', (x) => x.rejected),
     ];

@@ -7,7 +7,8 @@
 // The SEARCH BODY worker (src/store/blob/body-scan-worker.ts) is a second entry, written next to
 // the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it; the DKIM
 // signer's worker (src/mailauth/dkim-worker.ts) likewise as dkim-worker.mjs (src/mailauth/dkim-pool.ts),
-// and the SQLite WAL checkpointer's (src/store/sqlite/checkpoint-worker.ts) as checkpoint-worker.mjs.
+// the SQLite WAL checkpointer's (src/store/sqlite/checkpoint-worker.ts) as checkpoint-worker.mjs, and
+// the SMTP client's (src/queue/delivery-worker.ts) as delivery-worker.mjs (src/queue/delivery-pool.ts).
 //
 // Usage: node scripts/build.mjs [--outfile FILE]
 import { build } from 'esbuild';
@@ -24,6 +25,7 @@ await build({
     { in: join(root, 'src', 'store', 'blob', 'body-scan-worker.ts'), out: 'body-scan-worker' },
     { in: join(root, 'src', 'mailauth', 'dkim-worker.ts'), out: 'dkim-worker' },
     { in: join(root, 'src', 'store', 'sqlite', 'checkpoint-worker.ts'), out: 'checkpoint-worker' },
+    { in: join(root, 'src', 'queue', 'delivery-worker.ts'), out: 'delivery-worker' },
   ],
   outdir: dirname(outfile),
   outExtension: { '.js': '.mjs' },

@@ -206,6 +206,38 @@ export function memoryOf(pids: number[]): Mem {
   return { rss, pss, processes: n };
 }
 
+/**
+ * CPU seconds used so far by pid and its descendants (user + system, threads included), plus what
+ * their reaped children used (cutime/cstime): the difference of two readings is the work done in
+ * between, even by processes that exited meanwhile (Postfix's smtp/cleanup children).
+ */
+export function treeCpuSeconds(rootPid: number): number {
+  const tick = 100; // USER_HZ on Linux
+  let t = 0;
+  for (const p of [rootPid, ...descendants(rootPid)]) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // fields 14-17 of proc(5): utime stime cutime cstime (f[0] is field 3)
+      t += (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / tick;
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return t;
+}
+
+/** CPU seconds (user + system) of one thread of pid; the main thread's id is pid's own. */
+export function threadCpuSeconds(pid: number, tid = pid): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 export function treeMemory(rootPid: number, includeRoot = true): Mem {
   return memoryOf([...(includeRoot ? [rootPid] : []), ...descendants(rootPid)]);
 }

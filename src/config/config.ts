@@ -169,6 +169,8 @@ export interface OutboundConfig {
   concurrency: number;
   /** SMTP transactions at once per destination domain (the smarthost counts as one). */
   perDomainConcurrency: number;
+  /** Worker threads the SMTP client sessions run on (src/queue/delivery-pool.ts); null = one per core but one (1 to 4), 0 = on the event loop. */
+  deliveryThreads: number | null;
   /** First retry delay; doubles per attempt up to retryMax. */
   retryBase: number;
   retryMax: number;
@@ -196,6 +198,7 @@ export const DEFAULT_OUTBOUND: OutboundConfig = {
   relayCa: null,
   concurrency: 20,
   perDomainConcurrency: 5,
+  deliveryThreads: null,
   retryBase: 5 * 60_000,
   retryMax: 2 * 60 * 60_000,
   expiry: 5 * 24 * 60 * 60_000,

@@ -148,6 +148,9 @@ function loadOutbound(file: Record<string, any>, str: Str): OutboundConfig {
   }
   if (o.concurrency < 1 || o.perDomainConcurrency < 1) throw new ConfigError('config outbound.concurrency and perDomainConcurrency must be at least 1');
   if (o.timeout < 1000) throw new ConfigError('config outbound.timeout must be at least 1000 (ms)');
+  if (o.deliveryThreads !== null && !(Number.isInteger(o.deliveryThreads) && o.deliveryThreads >= 0 && o.deliveryThreads <= 64)) {
+    throw new ConfigError('config outbound.deliveryThreads must be null (automatic) or a whole number from 0 to 64');
+  }
   const port = str('outbound-port', 'PILLARBOX_OUTBOUND_PORT');
   if (port !== undefined) o.port = parsePort(port, '--outbound-port');
   else o.port = parsePort(String(o.port), 'config outbound.port');

@@ -9,6 +9,10 @@
 //   domain; claimed batches wait in a per-domain backlog (bounded by the free total), and domains
 //   at their limit are skipped by the next claim. Sessions are reused for the next batch to the
 //   same domain (connection reuse), and closed after IDLE_MS idle or REUSE_MAX transactions.
+// - Where sessions run: a message read whole (or handed over) goes on a session on a delivery
+//   worker thread when there are some (delivery-pool.ts: the SMTP client's CPU beside the loop; its
+//   replies come back here and are settled here like any other); a streamed one on a session on the
+//   event loop. Idle sessions are reused only for the same kind.
 // - A destination that failed to connect or resolve is paused for DEAD_MS (at most retryBase): its
 //   batches already claimed fail the same way at once instead of each waiting out the timeouts, and
 //   no more are claimed for it until the pause ends (a dead destination costs one connection
@@ -43,7 +47,8 @@ import type { QueueBatch, QueueMessage, QueueStore, RecipientOutcome } from '../
 import { QUEUE_LIMITS } from '../store/queue-rows.ts';
 import { decide, statusOf, verdictOf, type RetryPolicy } from './policy.ts';
 import { DestinationError, resolveDestination, type DnsResolver, type MxHost } from './mx.ts';
-import { SmtpSession, TransportError, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
+import { SmtpSession, TransportError, type DeliverySession, type RecipientReply, type RelayConfig, type TransportOptions } from './transport.ts';
+import type { DeliveryPool } from './delivery-pool.ts';
 import { sendDsn, type BounceItem } from './bounce.ts';
 import { outgoingBytes, outgoingStream } from './message.ts';
 
@@ -76,6 +81,8 @@ export interface EngineOptions {
   relay: RelayConfig | null;
   resolver: DnsResolver;
   isSelf(hostOrIp: string): boolean;
+  /** Delivery workers (delivery-pool.ts): sessions for messages sent from memory run there; none = all on the event loop. */
+  delivery?: DeliveryPool | null;
   statsIntervalMs?: number;
   /** How long stop() lets transactions in flight finish, ms. */
   graceMs?: number;
@@ -85,7 +92,7 @@ export interface EngineOptions {
 
 /** A batch, with the message's outgoing bytes when the sender handed them over (take). */
 type Batch = QueueBatch & { bytes?: Buffer | undefined };
-interface Pool { idle: SmtpSession[]; running: number; reserved: number; backlog: Batch[]; dead: { until: number; error: TransportError | DestinationError } | null }
+interface Pool { idle: DeliverySession[]; running: number; reserved: number; backlog: Batch[]; dead: { until: number; error: TransportError | DestinationError } | null }
 
 export class QueueEngine {
   readonly owner: string;
@@ -93,7 +100,7 @@ export class QueueEngine {
   readonly #now: () => number;
   readonly #pools = new Map<string, Pool>();
   readonly #inflight = new Set<Promise<void>>();
-  readonly #active = new Set<SmtpSession>();
+  readonly #active = new Set<DeliverySession>();
   #running = 0;
   #waiting = 0;
   #pumping = false;
@@ -323,7 +330,8 @@ export class QueueEngine {
       const m = b.message;
       const bytes = b.bytes ?? (m.size <= READ_WHOLE ? await outgoingBytes(m, this.#o.readBlob) : null);
       b.bytes = undefined;
-      const s = await this.#session(key, b.domain, p);
+      // From memory: a session on a delivery worker when there are some; a stream: one on the loop.
+      const s = await this.#session(key, b.domain, p, bytes !== null && !!this.#o.delivery?.enabled);
       host = s.mxHostname;
       this.#active.add(s);
       try {
@@ -341,17 +349,23 @@ export class QueueEngine {
     await this.#settle(b, replies, host);
   }
 
-  /** An idle session to this destination, or a new one (MX resolution + connect). */
-  async #session(key: string, domain: string, p: Pool): Promise<SmtpSession> {
-    while (p.idle.length) {
-      const s = p.idle.pop()!;
+  /** An idle session to this destination (on a worker or not, as asked), or a new one (MX resolution + connect). */
+  async #session(key: string, domain: string, p: Pool, remote: boolean): Promise<DeliverySession> {
+    // The newest idle one of the kind asked for; unusable ones of either kind are closed on the way.
+    for (;;) {
+      const i = p.idle.findLastIndex((x) => !x.usable || x.remote === remote);
+      if (i < 0) break;
+      const s = p.idle.splice(i, 1)[0]!;
       if (s.usable && (await s.reset())) return s;
       s.close();
     }
     const t: TransportOptions = { ...this.#o.transport, deadlineMs: this.#o.timeoutMs };
     try {
-      if (this.#o.relay) return await SmtpSession.toRelay(this.#o.relay, t);
-      const hosts: MxHost[] = await resolveDestination(domain, { resolver: this.#o.resolver, isSelf: this.#o.isSelf });
+      const relay = this.#o.relay;
+      const hosts: MxHost[] = relay ? [] : await resolveDestination(domain, { resolver: this.#o.resolver, isSelf: this.#o.isSelf });
+      const on = remote ? await this.#o.delivery!.open(domain, hosts, relay, t) : null;
+      if (on) return on;
+      if (relay) return await SmtpSession.toRelay(relay, t);
       return await SmtpSession.toMx(domain, hosts, t);
     } catch (err) {
       // Permanent DNS answers are per domain and final; remember connection trouble briefly.
@@ -360,7 +374,7 @@ export class QueueEngine {
     }
   }
 
-  #release(p: Pool, s: SmtpSession): void {
+  #release(p: Pool, s: DeliverySession): void {
     p.dead = null;
     if (this.#stopping || !s.usable || s.sent >= REUSE_MAX) return s.close();
     p.idle.push(s);

@@ -116,8 +116,23 @@ const NON_ASCII = /[^\x00-\x7f]/; // linear: one class, no repetition
 
 type Conn = InstanceType<typeof SMTPConnection>;
 
+/** What the engine uses of a session: SmtpSession here, or RemoteSession on a delivery worker (delivery-pool.ts). */
+export interface DeliverySession {
+  /** On a delivery worker. */
+  readonly remote: boolean;
+  readonly mxHostname: string;
+  readonly usable: boolean;
+  /** Transactions sent on it. */
+  readonly sent: number;
+  send(m: OutgoingMessage, deadlineMs: number): Promise<RecipientReply[]>;
+  reset(): Promise<boolean>;
+  close(): void;
+  destroy(): void;
+}
+
 /** One open SMTP client session. `busy` while a transaction runs; reuse with more `send`s. */
-export class SmtpSession {
+export class SmtpSession implements DeliverySession {
+  readonly remote = false;
   readonly host: string;
   readonly mxHostname: string;
   #conn: Conn;
@@ -138,6 +153,21 @@ export class SmtpSession {
 
   get usable(): boolean {
     return !this.#closed && !this.#error && !this.#conn.destroyed;
+  }
+  /** The last transaction failed part-way: reset() sends RSET. */
+  get needsReset(): boolean {
+    return this.#dirty;
+  }
+  /** Calls `cb` once when the connection ends or fails. */
+  onGone(cb: () => void): void {
+    let called = false;
+    const once = () => {
+      if (called) return;
+      called = true;
+      cb();
+    };
+    this.#conn.once('end', once);
+    this.#conn.once('error', once);
   }
   get secure(): boolean {
     return this.#conn.secure;

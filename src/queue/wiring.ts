@@ -18,6 +18,7 @@ import { MtaSts, TlsReport } from './mta-sts.ts';
 import { readFileSync } from 'node:fs';
 import { authorDomain } from '../mailauth/dkim.ts';
 import { DkimSignerPool } from '../mailauth/dkim-pool.ts';
+import { DeliveryPool } from './delivery-pool.ts';
 import type { DkimKey } from '../store/dkim-keys.ts';
 
 /** How long the DKIM keys of a domain are used before they are looked up again. */
@@ -101,6 +102,8 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
       }
     },
   });
+  // The SMTP client sessions run on worker threads (src/queue/delivery-pool.ts); 0 = on the loop.
+  const delivery = new DeliveryPool(c.deliveryThreads === null ? {} : { threads: c.deliveryThreads });
   let mxPort = -1;
   const ownName = config.hostname.toLowerCase();
   const own = ownAddresses(config.host);
@@ -127,6 +130,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     relay,
     resolver,
     isSelf: (h) => h.toLowerCase() === ownName || (c.port === mxPort && own.has(h.toLowerCase())),
+    delivery,
     statsIntervalMs: c.statsInterval,
     graceMs: config.limits.shutdownGrace,
   });
@@ -144,6 +148,7 @@ export function createOutbound(o: { store: Store; config: Config; log: Logger; s
     async stop() {
       tlsReport.stop();
       await engine.stop();
+      await delivery.close();
       await signer.close();
     },
   };
