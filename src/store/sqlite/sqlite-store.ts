@@ -242,10 +242,13 @@ class SqliteStore implements Store {
     return this.#staged(mailboxId)?.uidFrom ?? Number.MAX_SAFE_INTEGER;
   }
 
-  /** A mailbox row as clients see it: a COPY being staged into it does not show yet (UIDNEXT, HIGHESTMODSEQ). */
+  /**
+   * A mailbox row as clients see it: a COPY being staged into it does not show yet (UIDNEXT,
+   * HIGHESTMODSEQ). A row read with MAILBOX_ROW (mailboxes.ts) carries the staging already.
+   */
   #mailbox(r: Row): Mailbox {
     const mb = toMailbox(r);
-    const hide = this.#staged(mb.id);
+    const hide = 'staged_from' in r ? (r.staged_from === null ? undefined : { uidFrom: r.staged_from as number, hms: r.staged_hms as number }) : this.#staged(mb.id);
     if (hide) {
       mb.uidNext = hide.uidFrom;
       mb.highestModseq = hide.hms;
