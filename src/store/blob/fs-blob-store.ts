@@ -1,13 +1,14 @@
 // Message bodies as immutable, content-addressed files: DIR/ab/<sha256 hex>.
 // A body is streamed to DIR/tmp/, fsync'd, renamed into place, and the folder fsync'd, all before
-// any metadata that references it commits ("better files without references than references
+// any metadata that references it commits (content that is stored already is not written again;
+// a small body is hashed in memory first, so it then costs no file call at all) ("better files without references than references
 // without files" — an orphan is collected at start-up, a dangling reference would lose mail).
 //
 // Pins: a blob staged for a delivery that has not committed yet is pinned in memory, so a
 // concurrent expunge of the last other copy of the same content never unlinks it.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { close, createReadStream, fstat, open, promises as fsp, read, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync, readSync } from 'node:fs';
+import { close, createReadStream, fstat, fsync, open, promises as fsp, read, rename, unlink, write, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -17,8 +18,16 @@ import { StoreError, type StagedBlob } from '../store.ts';
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 const fstatAsync = promisify(fstat);
+const fsyncAsync = promisify(fsync);
+const renameAsync = promisify(rename);
+const unlinkAsync = promisify(unlink);
+const writeAsync = (fd: number, buf: Buffer, off: number, len: number) =>
+  new Promise<number>((resolve, reject) => write(fd, buf, off, len, null, (err, n) => (err ? reject(err) : resolve(n))));
 const readAsync = (fd: number, buf: Buffer, off: number, len: number, pos: number) =>
   new Promise<number>((resolve, reject) => read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+
+/** Bytes of a body stage() keeps in memory before it starts its temp file (per body being staged). */
+export const STAGE_BUFFER = 64 * 1024;
 
 /** Ranges up to this size are read synchronously (see read()). */
 const SYNC_READ_MAX = 256 * 1024;
@@ -58,22 +67,44 @@ export class FsBlobStore {
     };
   }
 
-  /** Streams input to a temp file, hashing it; fsyncs; renames into place; fsyncs the folder. */
+  /**
+   * Hashes the input while it arrives; the first STAGE_BUFFER bytes are kept in memory, more goes
+   * to a temp file as it comes. A body whose file exists already (the same content stored before:
+   * content-addressed) is not written again — no temp file at all when it fitted in memory.
+   * Otherwise: the temp file is written, fsync'd, renamed into place and the folder fsync'd.
+   * File calls use the callback API (one thread-pool round trip each, less than FileHandle's).
+   */
   async stage(input: Readable | Buffer, maxBytes = Infinity): Promise<StagedBlob> {
-    const tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const fh = await fsp.open(tmp, 'wx', 0o600);
     const hash = createHash('sha256');
     let size = 0;
     let tooBig = false;
+    let held: Buffer[] = [];
+    let fd: number | null = null;
+    let tmp = '';
+    const toFile = async (bufs: Buffer[]) => {
+      if (fd === null) {
+        tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
+        fd = await openAsync(tmp, 'wx', 0o600);
+      }
+      await writeAll(fd, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+    };
+    const discard = async () => {
+      if (fd === null) return;
+      const f = fd;
+      fd = null;
+      await closeAsync(f).catch(() => {});
+      await unlinkAsync(tmp).catch(() => {});
+    };
     try {
       if (Buffer.isBuffer(input)) {
         if (input.length > maxBytes) tooBig = true;
         else {
           hash.update(input);
           size = input.length;
-          await writeAll(fh, input);
+          held.push(input);
         }
       } else {
+        let heldBytes = 0;
         for await (const chunk of input) {
           const buf: Buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
           if (tooBig) continue; // keep draining the source so the peer's protocol stays in step
@@ -83,31 +114,43 @@ export class FsBlobStore {
           }
           hash.update(buf);
           size += buf.length;
-          await writeAll(fh, buf);
+          held.push(buf);
+          heldBytes += buf.length;
+          if (heldBytes >= STAGE_BUFFER) {
+            await toFile(held);
+            held = [];
+            heldBytes = 0;
+          }
         }
       }
       if (tooBig) throw new StoreError('invalid', `message larger than ${maxBytes} bytes`);
-      await fh.sync();
     } catch (err) {
-      await fh.close().catch(() => {});
-      await fsp.unlink(tmp).catch(() => {});
+      await discard();
       throw err;
     }
-    await fh.close();
     const id = hash.digest('hex');
     const release = this.#pin(id);
     const final = this.path(id);
     try {
       await this.settled(id);
       if (existsSync(final)) {
-        await fsp.unlink(tmp);
+        await discard();
       } else {
-        await fsp.rename(tmp, final);
+        if (held.length || fd === null) await toFile(held);
+        const f = fd!;
+        fd = null;
+        try {
+          await fsyncAsync(f);
+        } finally {
+          await closeAsync(f);
+        }
+        await renameAsync(tmp, final);
         await fsyncDirAsync(join(this.dir, id.slice(0, 2)));
       }
     } catch (err) {
       release();
-      await fsp.unlink(tmp).catch(() => {});
+      await discard();
+      if (tmp) await unlinkAsync(tmp).catch(() => {});
       throw err;
     }
     return { id, size, release };
@@ -233,12 +276,9 @@ export function readRangeSync(fd: number, start: number, end: number): Buffer {
   return off === buf.length ? buf : buf.subarray(0, off);
 }
 
-async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+async function writeAll(fd: number, buf: Buffer): Promise<void> {
   let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-    off += bytesWritten;
-  }
+  while (off < buf.length) off += await writeAsync(fd, buf, off, buf.length - off);
 }
 
 export function fsyncDir(dir: string): void {
@@ -252,10 +292,10 @@ export function fsyncDir(dir: string): void {
 
 /** The rename into place is durable once the folder is fsync'd (off the event loop). */
 export async function fsyncDirAsync(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
+  const fd = await openAsync(dir, 'r');
   try {
-    await fh.sync();
+    await fsyncAsync(fd);
   } finally {
-    await fh.close();
+    await closeAsync(fd);
   }
 }
