@@ -96,7 +96,7 @@ export class SqliteMailboxes {
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (this.#q(`${MAILBOX_ROW} WHERE m.account_id = ? ORDER BY m.name != 'INBOX', m.name`).all(accountId) as Row[]).map((r) => this.#mailbox(r));
+    return (this.#q(`${MAILBOX_ROW} WHERE m.account_id = CAST(? AS INTEGER) ORDER BY m.name != 'INBOX', m.name`).all(accountId) as Row[]).map((r) => this.#mailbox(r));
   }
 
   async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
