@@ -20,6 +20,7 @@
 // better-sqlite3 is) marks the parameter as one that may change the plan, so every new binding
 // re-prepared the statement (sqlite3Reprepare: ~5% of the server's CPU under the persistent-session
 // load; a listing of 10 rows cost 2-4x what it does with the CAST). Same plan, same index.
+// `LIMIT CAST(? AS INTEGER)` likewise: a bare `LIMIT ?` is re-prepared whenever its value changes.
 
 import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
