@@ -312,6 +312,7 @@ class SqliteStore implements Store {
     await this.#commit.close();
     this.#walSync.close();
     await this.#bodyScan.close();
+    this.#blobs.close();
     this.#db.close();
   }
 
