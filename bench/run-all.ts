@@ -1,4 +1,4 @@
-// `npm run bench`: the five benchmarks of issue #6 and the two of issue 13 (outbound, queue-restart) one after the other, Pillarbox against Dovecot
+// `npm run bench`: the five benchmarks of issue #6 and the two of issue 13 (outbound, queue-restart) and issue 15's imap-persistent one after the other, Pillarbox against Dovecot
 // (and Postfix → Dovecot for SMTP), each with its own servers started and stopped; prints every
 // table and writes bench/results/<name>.json plus bench/results/summary.json and summary.md.
 //
@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { idle } from './idle.ts';
 import { imapMixed } from './imap-mixed.ts';
+import { imapPersistent } from './imap-persistent.ts';
 import { largeMailbox } from './large-mailbox.ts';
 import { outbound } from './outbound.ts';
 import { queueRestart } from './queue-restart.ts';
@@ -20,6 +21,7 @@ import { ensurePeers } from './lib/peers.ts';
 
 const ALL: Array<[string, () => Promise<string>]> = [
   ['imap-mixed', imapMixed],
+  ['imap-persistent', imapPersistent],
   ['idle', idle],
   ['smtp-ingest', smtpIngest],
   ['pop3', pop3],

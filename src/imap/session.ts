@@ -191,9 +191,24 @@ export class ImapSession {
 
   // ---- output
 
+  // Output is corked until the end of the event-loop turn: a command's untagged lines and its
+  // tagged reply (and a pipelined burst's replies) leave in one writev instead of one write system
+  // call each, which was ~12% of the server's CPU under a persistent-session load.
+  #corked = false;
+  #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.socket.uncork();
+  };
+
   write(data: string | Buffer): boolean {
     if (this.#closed || this.socket.destroyed) return true;
     if (this.#compress) return this.#compress.write(data);
+    if (!this.#corked) {
+      this.#corked = true;
+      this.socket.cork();
+      setImmediate(this.#uncork);
+    }
     return this.socket.write(data);
   }
 
@@ -207,6 +222,7 @@ export class ImapSession {
     const s = this.socket;
     if (this.#closed || s.destroyed) return;
     if (this.#compress) return this.#compress.drain();
+    this.#uncork();
     if (!s.writableNeedDrain) return;
     await drainOrClose(s);
   }
@@ -533,6 +549,7 @@ export class ImapSession {
 
   async startTls(): Promise<void> {
     const plain = this.socket as Socket;
+    this.#uncork(); // the tagged OK goes out in plain text before the handshake
     plain.off('data', this.#onData);
     // Discard anything pipelined after STARTTLS (RFC 9051 §6.2.1: command injection).
     this.#receiver = this.#newReceiver();

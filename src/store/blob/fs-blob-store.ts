@@ -1,13 +1,14 @@
 // Message bodies as immutable, content-addressed files: DIR/ab/<sha256 hex>.
 // A body is streamed to DIR/tmp/, fsync'd, renamed into place, and the folder fsync'd, all before
-// any metadata that references it commits ("better files without references than references
+// any metadata that references it commits (content that is stored already is not written again;
+// a small body is hashed in memory first, so it then costs no file call at all) ("better files without references than references
 // without files" — an orphan is collected at start-up, a dangling reference would lose mail).
 //
 // Pins: a blob staged for a delivery that has not committed yet is pinned in memory, so a
 // concurrent expunge of the last other copy of the same content never unlinks it.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { close, createReadStream, fstat, open, promises as fsp, read, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync, readSync } from 'node:fs';
+import { close, createReadStream, fstat, fsync, open, promises as fsp, read, rename, unlink, write, unlinkSync, existsSync, mkdirSync, openSync, fsyncSync, closeSync, readdirSync, readSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -17,8 +18,19 @@ import { StoreError, type StagedBlob } from '../store.ts';
 const openAsync = promisify(open);
 const closeAsync = promisify(close);
 const fstatAsync = promisify(fstat);
+const fsyncAsync = promisify(fsync);
+const renameAsync = promisify(rename);
+const unlinkAsync = promisify(unlink);
+const writeAsync = (fd: number, buf: Buffer, off: number, len: number) =>
+  new Promise<number>((resolve, reject) => write(fd, buf, off, len, null, (err, n) => (err ? reject(err) : resolve(n))));
 const readAsync = (fd: number, buf: Buffer, off: number, len: number, pos: number) =>
   new Promise<number>((resolve, reject) => read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n))));
+
+/** Bytes of a body stage() keeps in memory before it starts its temp file (per body being staged). */
+export const STAGE_BUFFER = 64 * 1024;
+
+/** Blob files kept open for reads (see #readSync). */
+export const FD_CACHE = 64;
 
 /** Ranges up to this size are read synchronously (see read()). */
 const SYNC_READ_MAX = 256 * 1024;
@@ -58,22 +70,44 @@ export class FsBlobStore {
     };
   }
 
-  /** Streams input to a temp file, hashing it; fsyncs; renames into place; fsyncs the folder. */
+  /**
+   * Hashes the input while it arrives; the first STAGE_BUFFER bytes are kept in memory, more goes
+   * to a temp file as it comes. A body whose file exists already (the same content stored before:
+   * content-addressed) is not written again — no temp file at all when it fitted in memory.
+   * Otherwise: the temp file is written, fsync'd, renamed into place and the folder fsync'd.
+   * File calls use the callback API (one thread-pool round trip each, less than FileHandle's).
+   */
   async stage(input: Readable | Buffer, maxBytes = Infinity): Promise<StagedBlob> {
-    const tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
-    const fh = await fsp.open(tmp, 'wx', 0o600);
     const hash = createHash('sha256');
     let size = 0;
     let tooBig = false;
+    let held: Buffer[] = [];
+    let fd: number | null = null;
+    let tmp = '';
+    const toFile = async (bufs: Buffer[]) => {
+      if (fd === null) {
+        tmp = join(this.dir, 'tmp', `${Date.now()}-${randomBytes(8).toString('hex')}`);
+        fd = await openAsync(tmp, 'wx', 0o600);
+      }
+      await writeAll(fd, bufs.length === 1 ? bufs[0]! : Buffer.concat(bufs));
+    };
+    const discard = async () => {
+      if (fd === null) return;
+      const f = fd;
+      fd = null;
+      await closeAsync(f).catch(() => {});
+      await unlinkAsync(tmp).catch(() => {});
+    };
     try {
       if (Buffer.isBuffer(input)) {
         if (input.length > maxBytes) tooBig = true;
         else {
           hash.update(input);
           size = input.length;
-          await writeAll(fh, input);
+          held.push(input);
         }
       } else {
+        let heldBytes = 0;
         for await (const chunk of input) {
           const buf: Buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
           if (tooBig) continue; // keep draining the source so the peer's protocol stays in step
@@ -83,17 +117,20 @@ export class FsBlobStore {
           }
           hash.update(buf);
           size += buf.length;
-          await writeAll(fh, buf);
+          held.push(buf);
+          heldBytes += buf.length;
+          if (heldBytes >= STAGE_BUFFER) {
+            await toFile(held);
+            held = [];
+            heldBytes = 0;
+          }
         }
       }
       if (tooBig) throw new StoreError('invalid', `message larger than ${maxBytes} bytes`);
-      await fh.sync();
     } catch (err) {
-      await fh.close().catch(() => {});
-      await fsp.unlink(tmp).catch(() => {});
+      await discard();
       throw err;
     }
-    await fh.close();
     const id = hash.digest('hex');
     const release = this.#pin(id);
     const final = this.path(id);
@@ -101,14 +138,23 @@ export class FsBlobStore {
       await this.settled(id);
       // Not existsSync: a lookup in a cold folder blocked the event loop ~100 ms under disk load.
       if (await fsp.access(final).then(() => true, () => false)) {
-        await fsp.unlink(tmp);
+        await discard();
       } else {
-        await fsp.rename(tmp, final);
+        if (held.length || fd === null) await toFile(held);
+        const f = fd!;
+        fd = null;
+        try {
+          await fsyncAsync(f);
+        } finally {
+          await closeAsync(f);
+        }
+        await renameAsync(tmp, final);
         await fsyncDirAsync(join(this.dir, id.slice(0, 2)));
       }
     } catch (err) {
       release();
-      await fsp.unlink(tmp).catch(() => {});
+      await discard();
+      if (tmp) await unlinkAsync(tmp).catch(() => {});
       throw err;
     }
     return { id, size, release };
@@ -145,19 +191,50 @@ export class FsBlobStore {
     }
   }
 
+  // Descriptors of recently read blobs, least recently used first: a FETCH of 100 messages' header
+  // fields reads 100 blobs, and opening each (a path lookup on the event loop) was ~5% of the
+  // server's time under bench/imap-persistent.ts. Bodies are immutable, so a kept descriptor
+  // always reads the right bytes; it is closed before its file is unlinked here.
+  readonly #fds = new Map<string, number>();
+
   #readSync(id: string, start: number, end: number): Buffer {
-    let fd: number;
-    try {
-      fd = openSync(this.path(id), 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${id} not found`);
-      throw err;
+    let fd = this.#fds.get(id);
+    if (fd !== undefined) {
+      this.#fds.delete(id);
+    } else {
+      try {
+        fd = openSync(this.path(id), 'r');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StoreError('not-found', `blob ${id} not found`);
+        throw err;
+      }
     }
     try {
-      return readRangeSync(fd, start, end);
+      const out = readRangeSync(fd, start, end);
+      this.#fds.set(id, fd);
+      fd = undefined;
+      if (this.#fds.size > FD_CACHE) this.#forget(this.#fds.keys().next().value!);
+      return out;
     } finally {
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
     }
+  }
+
+  /** Closes the kept descriptor of a blob, if any. */
+  #forget(id: string): void {
+    const fd = this.#fds.get(id);
+    if (fd === undefined) return;
+    this.#fds.delete(id);
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+  }
+
+  /** Closes every kept descriptor (the store closes). */
+  close(): void {
+    for (const id of [...this.#fds.keys()]) this.#forget(id);
   }
 
   stream(id: string, start = 0, end?: number): Readable {
@@ -179,6 +256,7 @@ export class FsBlobStore {
    */
   removeIfUnpinned(id: string): void {
     if (this.isPinned(id) || this.#deleting.has(id)) return;
+    this.#forget(id);
     const p = fsp
       .unlink(this.path(id))
       .catch((err: NodeJS.ErrnoException) => {
@@ -206,6 +284,7 @@ export class FsBlobStore {
       const sub = join(this.dir, i.toString(16).padStart(2, '0'));
       for (const name of readdirSync(sub)) {
         if (!isReferenced(name) && !this.isPinned(name)) {
+          this.#forget(name);
           unlinkSync(join(sub, name));
           removed++;
         }
@@ -234,12 +313,9 @@ export function readRangeSync(fd: number, start: number, end: number): Buffer {
   return off === buf.length ? buf : buf.subarray(0, off);
 }
 
-async function writeAll(fh: fsp.FileHandle, buf: Buffer): Promise<void> {
+async function writeAll(fd: number, buf: Buffer): Promise<void> {
   let off = 0;
-  while (off < buf.length) {
-    const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-    off += bytesWritten;
-  }
+  while (off < buf.length) off += await writeAsync(fd, buf, off, buf.length - off);
 }
 
 export function fsyncDir(dir: string): void {
@@ -253,10 +329,10 @@ export function fsyncDir(dir: string): void {
 
 /** The rename into place is durable once the folder is fsync'd (off the event loop). */
 export async function fsyncDirAsync(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
+  const fd = await openAsync(dir, 'r');
   try {
-    await fh.sync();
+    await fsyncAsync(fd);
   } finally {
-    await fh.close();
+    await closeAsync(fd);
   }
 }

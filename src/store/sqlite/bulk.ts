@@ -148,7 +148,7 @@ export class SqliteBulk {
             next = cursor + slice.length;
             again = next < want.length;
           } else {
-            rows = q('SELECT uid, system_flags FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid LIMIT ?').all(mailboxId, cursor, ch.size) as Row[];
+            rows = q('SELECT uid, system_flags FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid > ? ORDER BY uid LIMIT CAST(? AS INTEGER)').all(mailboxId, cursor, ch.size) as Row[];
             next = rows.length ? rows[rows.length - 1]!.uid : cursor;
             again = rows.length === ch.size;
           }
@@ -377,7 +377,7 @@ export class SqliteBulk {
         done = await this.#step(ch, () => n, (tx) => {
           n = w.dropSome(tx, mailboxId, accountId, ch.size, 0, ch.deadline());
           if (n > 0) return false;
-          n = q('DELETE FROM expunged WHERE mailbox_id = ? AND uid IN (SELECT uid FROM expunged WHERE mailbox_id = ? ORDER BY uid LIMIT ?)').run(mailboxId, mailboxId, ch.size * 4).changes;
+          n = q('DELETE FROM expunged WHERE mailbox_id = ? AND uid IN (SELECT uid FROM expunged WHERE mailbox_id = ? ORDER BY uid LIMIT CAST(? AS INTEGER))').run(mailboxId, mailboxId, ch.size * 4).changes;
           if (n > 0) return false;
           q('DELETE FROM bulk_ops WHERE id = ?').run(journal);
           return true;
@@ -417,7 +417,7 @@ export class SqliteBulk {
         let n = 0;
         cursor = await this.#step(ch, () => n, (tx) => {
           const stop = ch.deadline();
-          const rows = q(`SELECT ${SOURCE_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid > ? AND uid < ? ORDER BY uid LIMIT ?`).all(start.src, cursor, start.uidEnd, ch.size) as SourceRow[];
+          const rows = q(`SELECT ${SOURCE_COLUMNS} FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid > ? AND uid < ? ORDER BY uid LIMIT CAST(? AS INTEGER)`).all(start.src, cursor, start.uidEnd, ch.size) as SourceRow[];
           n = rows.length;
           if (n === 0) {
             q('UPDATE mailboxes SET uid_next = max(uid_next, ?) WHERE id = ?').run(start.uidEnd, start.dst);
@@ -547,7 +547,7 @@ export class SqliteBulk {
   #popTarget(tx: Tx, accountId: number, action: 'trash' | 'archive'): number {
     const { q } = this.#h;
     const use: SpecialUse = action === 'trash' ? '\\Trash' : '\\Archive';
-    const row = q('SELECT id FROM mailboxes WHERE account_id = ? AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
+    const row = q('SELECT id FROM mailboxes WHERE account_id = CAST(? AS INTEGER) AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
     if (row) return row.id;
     const base = action === 'trash' ? 'Trash' : 'Archive';
     const taken = q('SELECT id FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, base) as Row | undefined;

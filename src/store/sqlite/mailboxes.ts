@@ -28,6 +28,16 @@ export function toMailbox(r: Row): Mailbox {
   };
 }
 
+/**
+ * A mailbox row with the COPY staging into it, if any, in the same statement (`staged_from`,
+ * `staged_hms`: NULL when none), so that reading a mailbox costs one statement, not two (LIST,
+ * STATUS and SELECT each read one or more; the second lookup was ~10% of a LIST's CPU).
+ */
+export const MAILBOX_ROW = `SELECT m.*,
+  (SELECT b.uid_from FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1) AS staged_from,
+  (SELECT b.hms FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1) AS staged_hms
+  FROM mailboxes m`;
+
 export class SqliteMailboxes {
   readonly #db: Database.Database;
   readonly #q: Query;
@@ -68,16 +78,16 @@ export class SqliteMailboxes {
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (this.#q("SELECT * FROM mailboxes WHERE account_id = ? ORDER BY name != 'INBOX', name").all(accountId) as Row[]).map((r) => this.#mailbox(r));
+    return (this.#q(`${MAILBOX_ROW} WHERE m.account_id = CAST(? AS INTEGER) ORDER BY m.name != 'INBOX', m.name`).all(accountId) as Row[]).map((r) => this.#mailbox(r));
   }
 
   async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    const r = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, normalizeName(name)) as Row | undefined;
+    const r = this.#q(`${MAILBOX_ROW} WHERE m.account_id = ? AND m.name = ?`).get(accountId, normalizeName(name)) as Row | undefined;
     return r ? this.#mailbox(r) : null;
   }
 
   async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    const r = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+    const r = this.#q(`${MAILBOX_ROW} WHERE m.id = ?`).get(mailboxId) as Row | undefined;
     return r ? this.#mailbox(r) : null;
   }
 
@@ -104,7 +114,7 @@ export class SqliteMailboxes {
       return this.#bulk.renameInbox(accountId, to, opts);
     }
     await this.#writeBatched((tx) => {
-      const src = this.#q('SELECT * FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, from) as Row | undefined;
+      const src = this.#q(`${MAILBOX_ROW} WHERE m.account_id = ? AND m.name = ?`).get(accountId, from) as Row | undefined;
       if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
       if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
@@ -171,7 +181,7 @@ export class SqliteMailboxes {
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    const mb = this.#q('SELECT * FROM mailboxes WHERE id = ?').get(mailboxId) as Row | undefined;
+    const mb = this.#q(`${MAILBOX_ROW} WHERE m.id = ?`).get(mailboxId) as Row | undefined;
     if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
     const v = this.#mailbox(mb);
     // Rows a COPY is staging (uid >= the UIDNEXT shown) are not part of the mailbox yet.
@@ -182,7 +192,7 @@ export class SqliteMailboxes {
               coalesce(sum(size), 0) AS size,
               coalesce(sum(CASE WHEN uid >= ? THEN 1 ELSE 0 END), 0) AS recent
        FROM messages WHERE mailbox_id = ? AND uid < ?`,
-    ).get(mb.recent_uid, mailboxId, this.#below(mailboxId)) as Row;
+    ).get(mb.recent_uid, mailboxId, mb.staged_from ?? Number.MAX_SAFE_INTEGER) as Row;
     return {
       messages: r.messages,
       unseen: r.unseen,

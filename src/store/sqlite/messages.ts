@@ -82,7 +82,7 @@ export class SqliteMessages {
     const out: MessageRecord[] = [];
     const stmt = this.#q(
       `SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id
-       FROM messages WHERE mailbox_id = ? AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`,
+       FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid IN (SELECT value FROM json_each(?)) ORDER BY uid`,
     );
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
     for (let i = 0; i < sorted.length; i += 500) {
@@ -105,7 +105,7 @@ export class SqliteMessages {
   }
 
   async expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
-    return this.#q('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
+    return this.#q('SELECT uid FROM expunged WHERE mailbox_id = CAST(? AS INTEGER) AND modseq > ? ORDER BY uid').pluck().all(mailboxId, sinceModseq) as number[];
   }
 
   // ---------------------------------------------------------------- blobs

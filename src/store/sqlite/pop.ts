@@ -24,7 +24,7 @@ export class SqlitePop {
 
   async popRetained(inboxId: number, since: number): Promise<PopRetainedMessage[]> {
     return (
-      this.#q('SELECT * FROM pop_retained WHERE inbox_id = ? AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
+      this.#q('SELECT * FROM pop_retained WHERE inbox_id = CAST(? AS INTEGER) AND saved_at >= ? ORDER BY saved_at, uid').all(inboxId, since) as Row[]
     ).map((r) => ({ uidValidity: r.uid_validity, uid: r.uid, size: r.size, blobId: r.blob_id, savedAt: r.saved_at }));
   }
 }

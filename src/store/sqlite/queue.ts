@@ -111,7 +111,7 @@ export class SqliteQueue implements QueueStore {
            SELECT id, message_id, domain, next_attempt_at FROM queue_recipients
            WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ${QUEUE_LIMITS.claimWindow})
          WHERE domain NOT IN (SELECT value FROM json_each(?))
-         GROUP BY message_id, domain ORDER BY min(next_attempt_at), min(id) LIMIT ?`,
+         GROUP BY message_id, domain ORDER BY min(next_attempt_at), min(id) LIMIT CAST(? AS INTEGER)`,
       ).all(o.now, skip, limit) as Row[];
       // INDEXED BY: without ANALYZE statistics SQLite would walk queue_recipients_due (every due row) instead.
       const due = this.#q(
@@ -177,7 +177,7 @@ export class SqliteQueue implements QueueStore {
       if (seq === undefined) throw new StoreError('not-found', `no queued message ${o.afterId}`);
       after = seq;
     }
-    const ids = this.#q('SELECT id FROM queue_messages WHERE seq > ? ORDER BY seq LIMIT ?').pluck().all(after, limit) as string[];
+    const ids = this.#q('SELECT id FROM queue_messages WHERE seq > ? ORDER BY seq LIMIT CAST(? AS INTEGER)').pluck().all(after, limit) as string[];
     const loaded = this.#load(ids);
     return ids.flatMap((id) => loaded.get(id) ?? []);
   }

@@ -41,7 +41,7 @@ export class SqliteSearch {
     const stmt = this.#q(
       `SELECT m.uid, json_extract(b.meta, ${paths})
        FROM messages m JOIN blobs b ON b.id = m.blob_id
-       WHERE m.mailbox_id = ? AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
+       WHERE m.mailbox_id = CAST(? AS INTEGER) AND m.uid IN (SELECT value FROM json_each(?)) ORDER BY m.uid`,
     );
     const out: SearchData[] = [];
     const sorted = [...new Set(uids)].sort((a, b) => a - b);
@@ -76,7 +76,7 @@ export class SqliteSearch {
     // the case-insensitive substring match of RFC 9051 §6.4.4, evaluated inside SQLite.
     const column = { subject: 'subject', from: 'from_addr', to: 'to_addr', cc: 'cc_addr', bcc: 'bcc_addr' }[field];
     if (!column) throw new StoreError('invalid', `no search column for ${field}`);
-    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = ? AND uid < ? AND instr(${column}, ?) > 0 ORDER BY uid`)
+    return this.#q(`SELECT uid FROM message_search WHERE mailbox_id = CAST(? AS INTEGER) AND uid < ? AND instr(${column}, ?) > 0 ORDER BY uid`)
       .pluck()
       .all(mailboxId, this.#below(mailboxId), foldForSearch(value)) as number[];
   }
@@ -90,7 +90,7 @@ export class SqliteSearch {
     if (sorted.length === 0) return [];
     const sql = `SELECT m.uid, m.size, m.blob_id, s.text_plan
        FROM messages m JOIN message_search s ON s.mailbox_id = m.mailbox_id AND s.uid = m.uid
-       WHERE m.mailbox_id = ?`;
+       WHERE m.mailbox_id = CAST(? AS INTEGER)`;
     const lo = sorted[0]!;
     const hi = sorted[sorted.length - 1]!;
     if (hi - lo < 4 * sorted.length) {

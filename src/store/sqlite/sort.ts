@@ -75,7 +75,7 @@ export class SqliteSortKeys {
    */
   #rows(mailboxId: number, sorted: readonly number[], thread: boolean): Raw[] {
     const cols = `m.uid, m.internal_date, m.size, k.subject, k.sent, k.reply, k.from_key, k.to_key, k.cc_key, k.display_from, k.display_to, m.blob_id${thread ? ', k.message_id, k.refs' : ''}`;
-    const sql = `SELECT ${cols} FROM messages m LEFT JOIN blob_sort k ON k.blob_id = m.blob_id WHERE m.mailbox_id = ?`;
+    const sql = `SELECT ${cols} FROM messages m LEFT JOIN blob_sort k ON k.blob_id = m.blob_id WHERE m.mailbox_id = CAST(? AS INTEGER)`;
     const lo = sorted[0]!;
     const hi = sorted[sorted.length - 1]!;
     if (hi - lo < 4 * sorted.length) {

@@ -175,7 +175,7 @@ export class SummaryCache {
   async #load(mailboxId: number, hms0: number): Promise<MessageSummary[]> {
     // Raw rows (arrays), one at a time, and a hand-built object: iterate() rather than all(), so
     // the rows die young instead of all 100,000 surviving into the old generation.
-    const page = this.#q(`SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND uid > ? AND uid < ? ORDER BY uid LIMIT ${PAGE}`);
+    const page = this.#q(`SELECT ${COLS} FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid > ? AND uid < ? ORDER BY uid LIMIT ${PAGE}`);
     let out: MessageSummary[] = [];
     let cursor = 0;
     for (;;) {
@@ -210,7 +210,7 @@ export class SummaryCache {
       const hms = this.#vis.hms(mailboxId);
       if (hms === undefined || hms === hms0) return hms === undefined ? undefined : { hms, list };
       const below = this.#vis.below(mailboxId);
-      const changed = (this.#q(`SELECT ${COLS} FROM messages WHERE mailbox_id = ? AND modseq > ? AND uid < ? ORDER BY uid`).raw().all(mailboxId, hms0, below) as unknown[][]).map(summaryOf);
+      const changed = (this.#q(`SELECT ${COLS} FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND modseq > ? AND uid < ? ORDER BY uid`).raw().all(mailboxId, hms0, below) as unknown[][]).map(summaryOf);
       const gone = new Set(this.#q('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?').pluck().all(mailboxId, hms0) as number[]);
       const out: MessageSummary[] = [];
       let k = 0;

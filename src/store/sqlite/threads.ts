@@ -17,8 +17,8 @@ const SLICE = 500;
 
 /** Deletes up to `limit` thread rows of an account (its removal; a reused id starts clean). Returns how many. */
 export function dropThreadRows(q: Query, accountId: number, limit: number): number {
-  let n = q('DELETE FROM thread_ids WHERE account_id = ? AND msgid IN (SELECT msgid FROM thread_ids WHERE account_id = ? LIMIT ?)').run(accountId, accountId, limit).changes;
-  if (n < limit) n += q('DELETE FROM message_threads WHERE account_id = ? AND blob_id IN (SELECT blob_id FROM message_threads WHERE account_id = ? LIMIT ?)').run(accountId, accountId, limit - n).changes;
+  let n = q('DELETE FROM thread_ids WHERE account_id = ? AND msgid IN (SELECT msgid FROM thread_ids WHERE account_id = ? LIMIT CAST(? AS INTEGER))').run(accountId, accountId, limit).changes;
+  if (n < limit) n += q('DELETE FROM message_threads WHERE account_id = ? AND blob_id IN (SELECT blob_id FROM message_threads WHERE account_id = ? LIMIT CAST(? AS INTEGER))').run(accountId, accountId, limit - n).changes;
   if (n < limit) q('DELETE FROM thread_backfill WHERE account_id = ?').run(accountId);
   return n;
 }
@@ -87,7 +87,7 @@ export class SqliteThreads {
     if (accountId === null) return [];
     return this.#q(
       `SELECT m.uid FROM message_threads t JOIN messages m ON m.blob_id = t.blob_id
-       WHERE t.account_id = ? AND t.thread_id = ? AND m.mailbox_id = ? ORDER BY m.uid`,
+       WHERE t.account_id = CAST(? AS INTEGER) AND t.thread_id = ? AND m.mailbox_id = CAST(? AS INTEGER) ORDER BY m.uid`,
     )
       .pluck()
       .all(accountId, threadId, mailboxId) as number[];
@@ -115,12 +115,12 @@ export class SqliteThreads {
       return;
     }
     const budget = new LoopBudget(5);
-    const boxes = q('SELECT id FROM mailboxes WHERE account_id = ? ORDER BY id').pluck().all(accountId) as number[];
+    const boxes = q('SELECT id FROM mailboxes WHERE account_id = CAST(? AS INTEGER) ORDER BY id').pluck().all(accountId) as number[];
     const page = q(
       `SELECT m.uid, m.blob_id, k.subject IS NULL AS nokeys, k.message_id, k.refs
        FROM messages m LEFT JOIN blob_sort k ON k.blob_id = m.blob_id
        LEFT JOIN message_threads t ON t.account_id = ? AND t.blob_id = m.blob_id
-       WHERE m.mailbox_id = ? AND m.uid > ? AND t.blob_id IS NULL ORDER BY m.uid LIMIT ?`,
+       WHERE m.mailbox_id = CAST(? AS INTEGER) AND m.uid > ? AND t.blob_id IS NULL ORDER BY m.uid LIMIT CAST(? AS INTEGER)`,
     );
     for (const mb of boxes) {
       for (let after = 0; ; ) {

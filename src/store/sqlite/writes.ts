@@ -229,7 +229,7 @@ export class MessageWrites {
     const lo = uids[0]!;
     const hi = uids[uids.length - 1]!;
     if (hi - lo < 4 * uids.length) {
-      const rows = this.q(`SELECT ${columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`).all(mailboxId, lo, hi) as T[];
+      const rows = this.q(`SELECT ${columns} FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid BETWEEN ? AND ? ORDER BY uid`).all(mailboxId, lo, hi) as T[];
       if (rows.length === uids.length) return rows;
       const out: T[] = [];
       let k = 0;
@@ -435,7 +435,7 @@ export class MessageWrites {
    * when `stop` ended it early; 0 only when none are left).
    */
   dropSome(tx: Tx, mailboxId: number, accountId: number, limit: number, fromUid = 0, stop: Stop = NEVER): number {
-    const rows = this.q('SELECT uid, size, blob_id FROM messages WHERE mailbox_id = ? AND uid >= ? ORDER BY uid LIMIT ?').all(mailboxId, fromUid, limit) as Row[];
+    const rows = this.q('SELECT uid, size, blob_id FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid >= ? ORDER BY uid LIMIT CAST(? AS INTEGER)').all(mailboxId, fromUid, limit) as Row[];
     if (rows.length === 0) return 0;
     const del = this.q('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?');
     const delSearch = this.q('DELETE FROM message_search WHERE mailbox_id = ? AND uid = ?');
