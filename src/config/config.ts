@@ -59,6 +59,12 @@ export interface Limits {
   maxMailboxNameBytes: number;
   /** Most hierarchy levels in a mailbox name (`a/b/c` has 3). */
   maxMailboxDepth: number;
+  /**
+   * SELECT / EXAMINE of a mailbox with at least this many messages starts reading its SORT/THREAD
+   * keys in the background (src/imap/sort-index.ts prewarmKeyIndex), so the first SORT or THREAD
+   * after a server start does not read them all then (0 = never; issue 14).
+   */
+  sortPrewarmMessages: number;
   /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
   loopStallMs: number;
   /** Submission: messages one account may send per sliding hour (450 4.7.1 beyond; src/smtp/policy.ts). */
@@ -198,6 +204,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxMailboxes: 1000,
   maxMailboxNameBytes: 1000,
   maxMailboxDepth: 16,
+  sortPrewarmMessages: 10_000,
   loopStallMs: 100,
   sendMessagesPerHour: 500,
   sendRecipientsPerDay: 5000,
