@@ -62,6 +62,12 @@ export interface Limits {
   maxMailboxNameBytes: number;
   /** Most hierarchy levels in a mailbox name (`a/b/c` has 3). */
   maxMailboxDepth: number;
+  /**
+   * SELECT / EXAMINE of a mailbox with at least this many messages starts reading its SORT/THREAD
+   * keys in the background (src/imap/sort-index.ts prewarmKeyIndex), so the first SORT or THREAD
+   * after a server start does not read them all then (0 = never; issue 14).
+   */
+  sortPrewarmMessages: number;
   /** Log `server.loop-stall` when the event loop is blocked this long, ms (0 = off; src/obs/loop-lag.ts). */
   loopStallMs: number;
   /** SQLite store: a worker thread checkpoints the WAL this often, ms; the event loop never does (src/store/sqlite/checkpointer.ts). */
@@ -238,6 +244,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxMailboxes: 1000,
   maxMailboxNameBytes: 1000,
   maxMailboxDepth: 16,
+  sortPrewarmMessages: 10_000,
   loopStallMs: 100,
   walCheckpointMs: 1000,
   sendMessagesPerHour: 500,

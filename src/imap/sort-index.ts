@@ -83,6 +83,8 @@ export class KeyIndex {
   /** Cached THREAD answers (thread-cache.ts), by algorithm, each with its estimated size. */
   readonly threads = new Map<string, { bytes: number }>();
   #queue: Promise<unknown> = Promise.resolve();
+  /** A background build (prewarmKeyIndex) is queued or running. */
+  prewarming = false;
 
   constructor(mailboxId: number, uidValidity: number) {
     this.mailboxId = mailboxId;
@@ -441,6 +443,38 @@ export function keyIndex(store: Store, mailboxId: number, uidValidity: number): 
   return { index: r.get(mailboxId, uidValidity), done: () => r.trim() };
 }
 
+
+/** Estimated bytes of a prewarmed entry (fixed columns, base subject, THREAD's ids). */
+const BYTES_PREWARMED = BYTES_FIXED + BYTES_STRING + BYTES_THREAD_IDS;
+
+/**
+ * At SELECT of a big mailbox (issue 14): builds its key index in the background, in the same
+ * slices with event-loop turns as a SORT would (LoopBudget), so the first SORT or THREAD after a
+ * server start finds the keys read instead of reading 100,000 messages' keys from the store then.
+ * Reads the fixed columns, the base subject and THREAD's Message-IDs and references in one pass
+ * (a second pass at the first THREAD costs nearly as much as the first); computes no order and no
+ * thread (those stay on demand). A SORT or THREAD arriving meanwhile waits for it (exclusive()) and
+ * finds the entries there. Nothing when the index already covers the mailbox, when another
+ * build is queued, or when the index could not be kept anyway (bigger than the store's bound).
+ * `uids`: the session's, ascending (copied).
+ */
+export function prewarmKeyIndex(store: Store, mailboxId: number, uidValidity: number, uids: readonly number[], onError: (err: unknown) => void, maxBytes = SORT_INDEX_MAX_BYTES): boolean {
+  if (uids.length * BYTES_PREWARMED > maxBytes) return false;
+  const r = registryOf(store);
+  const ix = r.get(mailboxId, uidValidity);
+  const last = uids.length ? uids[uids.length - 1]! : 0;
+  if (ix.prewarming || (ix.messageId && ix.strings.has('subject') && ix.n > 0 && ix.uid[ix.n - 1]! >= last)) return false;
+  ix.prewarming = true;
+  const copy = uids.slice();
+  const wants: Wants = { strings: new Set<StringKey>(['subject']), thread: true };
+  ix.exclusive(() => ix.cover(store, copy, new Set(), wants, new LoopBudget(5)))
+    .catch(onError)
+    .finally(() => {
+      ix.prewarming = false;
+      r.trim(maxBytes);
+    });
+  return true;
+}
 
 /** Drops least recently used indexes of a store until the estimate is at most `maxBytes`. */
 export function trimSortIndexes(store: Store, maxBytes: number): void {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { parseMessage } from '../../src/protocol/mime/parser.ts';
 import type { Store } from '../../src/store/store.ts';
 import { LoopBudget } from '../../src/obs/loop-lag.ts';
-import { KeyIndex, keyIndex, trimSortIndexes, wantsOf } from '../../src/imap/sort-index.ts';
+import { KeyIndex, keyIndex, prewarmKeyIndex, trimSortIndexes, wantsOf } from '../../src/imap/sort-index.ts';
 import { eachBackend } from './backends.ts';
 
 const SUBJECT = [{ key: 'SUBJECT' as const, reverse: false }];
@@ -84,5 +84,35 @@ eachBackend('SORT key index', (run) => {
     trimSortIndexes(store, ix.bytes + 1);
     assert.equal(keyIndex(store, x.mailboxId, x.uidValidity).index, ix);
     assert.notEqual(keyIndex(store, y.mailboxId, y.uidValidity).index, iy);
+  });
+
+  run('prewarm at SELECT: the keys and THREAD ids read in the background, once; a SORT meanwhile waits for them', async ({ store }) => {
+    const { mailboxId, uidValidity, subjectOf } = await fill(store, 300);
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => void errors.push(e);
+    assert.equal(prewarmKeyIndex(store, mailboxId, uidValidity, range(1, 300), onError), true);
+    // A second SELECT while it runs starts nothing more.
+    assert.equal(prewarmKeyIndex(store, mailboxId, uidValidity, range(1, 300), onError), false);
+    const { index, done } = keyIndex(store, mailboxId, uidValidity);
+    assert.equal(index.prewarming, true);
+    const b = new LoopBudget(5);
+    // A SORT queued behind it: served from what the build read, in the right order.
+    const order = await index.exclusive(async () => {
+      assert.equal(index.n, 300, 'every entry read before the SORT runs');
+      await index.cover(store, range(1, 300), new Set(), wantsOf(SUBJECT), b);
+      return index.order(SUBJECT, b);
+    });
+    done();
+    assert.deepEqual(uidsOf(index, order), bySubject(range(1, 300), subjectOf));
+    assert.deepEqual(index.messageId!.slice(0, 2), ['m1@example.org', 'm2@example.org'], 'THREAD ids read in the same pass');
+    await index.exclusive(async () => {});
+    assert.equal(index.prewarming, false);
+    assert.equal(errors.length, 0, String(errors[0]));
+    // Built: a later SELECT reads nothing again; new mail after it is read by the next one.
+    assert.equal(prewarmKeyIndex(store, mailboxId, uidValidity, range(1, 300), onError), false);
+    // Too big for the store's bound: not built at all (it could not be kept).
+    const other = await fill(store, 50);
+    assert.equal(prewarmKeyIndex(store, other.mailboxId, other.uidValidity, range(1, 50), onError, 100), false);
+    assert.equal(keyIndex(store, other.mailboxId, other.uidValidity).index.n, 0);
   });
 });

@@ -6,6 +6,7 @@ import { SelectedMailbox } from '../selected.ts';
 import { flagList, formatSeqSet, seqSetHas } from '../../protocol/imap/response.ts';
 import { SystemFlag, mailboxObjectId } from '../../store/store.ts';
 import { fetchOpen } from '../uidonly.ts';
+import { prewarmKeyIndex } from '../sort-index.ts';
 
 export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   const readOnly = cmd.name === 'EXAMINE';
@@ -56,6 +57,12 @@ export const select: Handler<'SELECT' | 'EXAMINE'> = async (s, _tag, cmd) => {
   out += `* OK [MAILBOXID (${mailboxObjectId(mb)})] Ok\r\n`;
   if (s.rev2) out += `* LIST () "/" ${s.mailboxToClient(mb.name)}\r\n`;
   s.write(out);
+  // A big mailbox's SORT/THREAD keys read in the background from now (sort-index.ts), not at
+  // the first SORT or THREAD; sessions selecting it meanwhile share the one build.
+  const prewarmAt = s.deps.config.limits.sortPrewarmMessages;
+  if (prewarmAt > 0 && sel.exists >= prewarmAt) {
+    prewarmKeyIndex(s.deps.store, mb.id, mb.uidValidity, sel.uids, (err) => s.deps.log.warn('imap.sort-prewarm-failed', { session: s.id, mailbox: mb.id, err }));
+  }
 
   // RFC 7162 §3.2.5.1: what changed since the client's last known state.
   const q = cmd.qresync;

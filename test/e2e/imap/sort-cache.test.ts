@@ -6,7 +6,7 @@
 // their order, INTERNALDATEs and flags, so sequence numbers match one to one).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crlf, eachBackend, ok } from './conformance-env.ts';
+import { crlf, eachBackend, ok, ownServer } from './conformance-env.ts';
 import type { RawImap } from './raw-client.ts';
 
 const CMDS = [
@@ -156,4 +156,26 @@ eachBackend('SORT / THREAD index', ({ login }) => {
       b.close();
     }
   });
+});
+
+// The background key-index build at SELECT (limits.sortPrewarmMessages): a SORT / THREAD sent right
+// behind the SELECT (while the build runs), and after new mail, answers exactly what a server that
+// never prewarms answers for the same mailbox.
+test('a mailbox prewarmed at SELECT answers as one that is not', async () => {
+  const run = (prewarm: number) => {
+    let out: string[][] = [];
+    return ownServer({ sortPrewarmMessages: prewarm }, async (c, another) => {
+      await ok(c, 'CREATE Big');
+      await append(c, 'Big', 0, 60);
+      await ok(c, 'SELECT Big');
+      out = await answers(c);
+      const b = await another();
+      await append(b, 'Big', 60, 70);
+      await ok(c, 'NOOP');
+      out = [...out, ...(await answers(c))];
+    }).then(() => out);
+  };
+  const [off, on] = [await run(0), await run(1)];
+  assert.equal(on.length, CMDS.length * 2);
+  on.forEach((lines, i) => assert.deepEqual(lines, off[i], `${CMDS[i % CMDS.length]}${i >= CMDS.length ? ' after new mail' : ''}`));
 });
