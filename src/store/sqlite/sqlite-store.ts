@@ -352,7 +352,7 @@ class SqliteStore implements Store {
     if (this.#readCheck === 'throw') throw new Error(`store read before the commits are durable (read gate not awaited): ${sql.slice(0, 120)}`);
     if (this.#reported.has(sql)) return;
     this.#reported.add(sql);
-    this.#log?.warn('store.read-not-gated', { sql: sql.replace(/\s+/g, ' ').slice(0, 160) });
+    this.#log?.warn('store.read-not-gated', { sql: sql.replace(/\s+/g, ' ').slice(0, 160) }); // linear: one class, our own SQL text
   }
 
   collectGarbage(): void {
