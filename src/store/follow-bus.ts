@@ -13,11 +13,36 @@
 // A follower starts at the account's journal head, read when the account's first local session
 // subscribes (at login, before it has any mailbox state of its own: whatever committed before is
 // in what it reads afterwards). When the journal was pruned past where a follower is (a process
-// that lagged past the horizon), `onResync` reports it; sessions keep what they have and read
-// afresh at their next SELECT or login (Changes have no "re-read" kind that sessions act on).
+// that lagged past the horizon), the follower goes on from the head and this bus reads the
+// account's state instead (`resyncChanges`: per mailbox its expunged UIDs, every message as
+// message-added and flags-changed) and delivers that as Changes, holding back what the follower
+// delivers meanwhile until it is out: sessions apply what they did not have (an arrival or an
+// expunge of a UID they know nothing of is a no-op; flags are announced again).
 
 import type { Change, ChangeBus, ChangeListener } from './bus.ts';
 import { JournalFollower, type ChangesSince, type JournalChange, type JournalSource } from './journal.ts';
+import type { Store } from './store.ts';
+
+/** What a resync reads. */
+export type ResyncSource = Pick<Store, 'listMailboxes' | 'listMessages' | 'expungedSince'>;
+
+/**
+ * The account's state as Changes a session can apply whatever it has (after the journal lost
+ * what it missed): per mailbox the UIDs ever expunged (RFC 7162 §3.2.5.2 keeps them for
+ * VANISHED), then each message as an arrival and as its current flags.
+ */
+export async function resyncChanges(store: ResyncSource, accountId: number): Promise<Change[]> {
+  const out: Change[] = [];
+  for (const mb of await store.listMailboxes(accountId)) {
+    const gone = await store.expungedSince(mb.id, 0);
+    if (gone.length) out.push({ kind: 'messages-expunged', accountId, mailboxId: mb.id, uids: gone, modseq: mb.highestModseq });
+    for (const m of await store.listMessages(mb.id)) {
+      out.push({ kind: 'message-added', accountId, mailboxId: mb.id, uid: m.uid, modseq: m.modseq, keywords: m.keywords });
+      out.push({ kind: 'flags-changed', accountId, mailboxId: mb.id, uid: m.uid, modseq: m.modseq, systemFlags: m.systemFlags, keywords: m.keywords });
+    }
+  }
+  return out;
+}
 
 /** Current flags of messages, by mailbox and UID (absent: expunged meanwhile). */
 export type ReadFlags = (keys: ReadonlyArray<{ mailboxId: number; uid: number }>) => Promise<Map<string, { systemFlags: number; keywords: string[] }>>;
@@ -31,6 +56,8 @@ interface Follow {
   early: (() => void) | null;
   lastSeq: number;
   poked: boolean;
+  /** While a resync's state is read: what the follower delivers meanwhile (sent after it). */
+  holding: Array<readonly Change[]> | null;
 }
 
 export class FollowingBus implements ChangeBus {
@@ -38,18 +65,20 @@ export class FollowingBus implements ChangeBus {
   readonly #source: JournalSource & { journalHead(accountId: number): Promise<number> };
   readonly #readFlags: ReadFlags;
   readonly #onResync: (accountId: number, head: number) => void;
+  readonly #resync: ResyncSource | null;
   readonly #follows = new Map<number, Follow>();
 
   constructor(
     inner: ChangeBus,
     source: JournalSource & { journalHead(accountId: number): Promise<number> },
     readFlags: ReadFlags,
-    onResync: (accountId: number, head: number) => void = () => {},
+    opts: { onResync?: (accountId: number, head: number) => void; resync?: ResyncSource } = {},
   ) {
     this.#inner = inner;
     this.#source = source;
     this.#readFlags = readFlags;
-    this.#onResync = onResync;
+    this.#onResync = opts.onResync ?? (() => {});
+    this.#resync = opts.resync ?? null;
   }
 
   publish(changes: readonly Change[]): void {
@@ -83,7 +112,7 @@ export class FollowingBus implements ChangeBus {
   }
 
   #start(accountId: number): Follow {
-    const f: Follow = { listeners: new Set(), follower: null, early: null, lastSeq: 0, poked: false };
+    const f: Follow = { listeners: new Set(), follower: null, early: null, lastSeq: 0, poked: false, holding: null };
     // Until the head is known, in-process publications go straight through (as without a journal).
     const a = this.#inner.subscribe(accountId, (changes, head) => {
       if (head !== undefined && head > f.lastSeq) f.lastSeq = head;
@@ -97,7 +126,7 @@ export class FollowingBus implements ChangeBus {
       f.early = null;
       const source: JournalSource = { changesSince: (acc, since, limit) => this.#filled(acc, since, limit) };
       f.follower = new JournalFollower(source, accountId, Math.max(head, f.lastSeq), (changes) => deliver(f, dropGone(changes as readonly Change[])), (h) =>
-        this.#onResync(accountId, h),
+        this.#resynced(f, accountId, h),
       ).attach(this.#inner);
       if (f.poked) void f.follower.poke().catch((err) => console.error('change follower: journal read failed:', err));
     };
@@ -106,6 +135,23 @@ export class FollowingBus implements ChangeBus {
       begin(f.lastSeq);
     });
     return f;
+  }
+
+  #resynced(f: Follow, accountId: number, head: number): void {
+    this.#onResync(accountId, head);
+    if (!this.#resync || f.holding) return;
+    f.holding = [];
+    const release = (state: Change[]) => {
+      const held = f.holding ?? [];
+      f.holding = null;
+      if (this.#follows.get(accountId) !== f) return;
+      deliver(f, state);
+      for (const changes of held) deliver(f, changes);
+    };
+    resyncChanges(this.#resync, accountId).then(release, (err) => {
+      console.error('change follower: resync read failed:', err);
+      release([]);
+    });
   }
 
   /** A journal page with the message entries' flags and keywords filled in (one read per page). */
@@ -133,6 +179,7 @@ const GONE = Symbol('gone');
 
 function deliver(f: Follow, changes: readonly Change[]): void {
   if (changes.length === 0) return;
+  if (f.holding) return void f.holding.push(changes);
   const head = changes[changes.length - 1]!.seq;
   for (const l of [...f.listeners]) {
     try {

@@ -1,11 +1,13 @@
 // The FollowingBus (src/store/follow-bus.ts) on two PostgreSQL stores on one schema (two
 // processes): a subscriber of the first store's bus gets the second store's changes as ordinary
 // Changes (flags and keywords filled in), interleaved with its own store's publications, in seq
-// order, each exactly once, with no gap. Skipped when PostgreSQL is unreachable (CI=true: fails).
+// order, each exactly once, with no gap; and a follower the journal was pruned past gets the
+// account's state as Changes instead. Skipped when PostgreSQL is unreachable (CI=true: fails).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseMessage } from '../../src/protocol/mime/parser.ts';
-import type { Change } from '../../src/store/bus.ts';
+import { LocalChangeBus, type Change } from '../../src/store/bus.ts';
+import { FollowingBus, flagKey } from '../../src/store/follow-bus.ts';
 import { openPostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { SystemFlag, type Store } from '../../src/store/store.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from './pg-env.ts';
@@ -73,6 +75,43 @@ test('FollowingBus: another store’s changes reach local subscribers as Changes
   } finally {
     await one.close();
     await two.close();
+    await dropSchema(schema);
+  }
+});
+
+test('FollowingBus: a follower the journal was pruned past (resync) gets the account state as Changes', { skip: avail.skip, timeout: 120_000 }, async () => {
+  if (avail.fail) throw new Error(avail.fail);
+  const schema = freshSchemaName();
+  const one = await openPostgresStore({ url: PG_URL, schema });
+  try {
+    await one.addDomain('example.com');
+    const acct = await one.createAccount({ address: 'r@example.com', passwordHash: 'x', quota: 0 });
+    const inbox = (await one.getMailbox(acct.id, 'INBOX'))!;
+    // A bus nothing publishes on (another process's view): only notify() and the journal reach it.
+    const bus = new FollowingBus(new LocalChangeBus(), one, async (keys) => {
+      const out = new Map<string, { systemFlags: number; keywords: string[] }>();
+      for (const m of await one.listMessages(inbox.id)) out.set(flagKey(inbox.id, m.uid), m);
+      return out;
+    }, { resync: one });
+    const got: Change[] = [];
+    const unsubscribe = bus.subscribe(acct.id, (changes) => void got.push(...changes));
+    await new Promise((r) => setTimeout(r, 300)); // the follower's head read
+    const uids = [await add(one, inbox.id), await add(one, inbox.id, ['$Keep']), await add(one, inbox.id)];
+    await one.storeFlags(inbox.id, [uids[1]!], 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
+    await one.expunge(inbox.id, { uids: [uids[0]!], onlyDeleted: false });
+    const pruned = await one.pruneJournal({ maxAgeMs: 3_600_000, maxEntries: 1 });
+    assert.ok(pruned >= 4, `pruned ${pruned}`);
+    bus.notify(acct.id, await one.journalHead(acct.id));
+    await until(() => got.some((c) => c.kind === 'flags-changed'), 'the resync state');
+    const gone = got.find((c) => c.kind === 'messages-expunged');
+    assert.ok(gone && gone.kind === 'messages-expunged' && gone.uids.includes(uids[0]!), JSON.stringify(got));
+    const added = got.filter((c) => c.kind === 'message-added').map((c) => (c.kind === 'message-added' ? c.uid : 0));
+    assert.deepEqual(added, [uids[1], uids[2]]);
+    const f = got.find((c) => c.kind === 'flags-changed' && c.uid === uids[1]);
+    assert.ok(f && f.kind === 'flags-changed' && (f.systemFlags & SystemFlag.Seen) !== 0 && f.keywords.includes('$Keep'), JSON.stringify(f));
+    unsubscribe();
+  } finally {
+    await one.close();
     await dropSchema(schema);
   }
 });

@@ -221,9 +221,10 @@ class PostgresStore implements Store {
     this.#commit = new PgCommit(pool, inner);
     const journal = (this.#journal = new PgJournal(pool, listener && { channel: listener.channel, node: listener.node }));
     this.bus = listener
-      ? new FollowingBus(inner, { changesSince: (a, s, l) => this.changesSince(a, s, l), journalHead: (a) => this.journalHead(a) }, (keys) => readFlags(pool, keys), (a, head) =>
-          console.error(`change follower: account ${a}: journal pruned past this process's position (now ${head}); sessions read afresh at their next SELECT or login`),
-        )
+      ? new FollowingBus(inner, { changesSince: (a, s, l) => this.changesSince(a, s, l), journalHead: (a) => this.journalHead(a) }, (keys) => readFlags(pool, keys), {
+          resync: this,
+          onResync: (a, head) => console.error(`change follower: account ${a}: journal pruned past this process's position (head ${head}); delivering the account's state instead`),
+        })
       : inner;
     this.#commit.finalize = (tx) => journal.record(tx.c, tx.changes);
     this.#lockSpace = lockSpace;
