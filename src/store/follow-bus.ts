@@ -54,6 +54,8 @@ interface Follow {
   follower: JournalFollower | null;
   /** Until the head is read: the temporary fast-path subscription, and whether a ping came. */
   early: (() => void) | null;
+  /** Ends the follower's subscriptions. */
+  detach: (() => void) | null;
   lastSeq: number;
   poked: boolean;
   /** While a resync's state is read: what the follower delivers meanwhile (sent after it). */
@@ -102,7 +104,7 @@ export class FollowingBus implements ChangeBus {
       if (cur !== f || !cur.listeners.delete(listener) || cur.listeners.size) return;
       this.#follows.delete(accountId);
       cur.early?.();
-      cur.follower?.detach();
+      cur.detach?.();
     };
   }
 
@@ -112,7 +114,7 @@ export class FollowingBus implements ChangeBus {
   }
 
   #start(accountId: number): Follow {
-    const f: Follow = { listeners: new Set(), follower: null, early: null, lastSeq: 0, poked: false, holding: null };
+    const f: Follow = { listeners: new Set(), follower: null, early: null, detach: null, lastSeq: 0, poked: false, holding: null };
     // Until the head is known, in-process publications go straight through (as without a journal).
     const a = this.#inner.subscribe(accountId, (changes, head) => {
       if (head !== undefined && head > f.lastSeq) f.lastSeq = head;
@@ -125,10 +127,23 @@ export class FollowingBus implements ChangeBus {
       f.early?.();
       f.early = null;
       const source: JournalSource = { changesSince: (acc, since, limit) => this.#filled(acc, since, limit) };
-      f.follower = new JournalFollower(source, accountId, Math.max(head, f.lastSeq), (changes) => deliver(f, dropGone(changes as readonly Change[])), (h) =>
+      const from = Math.max(head, f.lastSeq);
+      const early = f.lastSeq;
+      const follower = (f.follower = new JournalFollower(source, accountId, from, (changes) => deliver(f, dropGone(changes as readonly Change[])), (h) =>
         this.#resynced(f, accountId, h),
-      ).attach(this.#inner);
-      if (f.poked) void f.follower.poke().catch((err) => console.error('change follower: journal read failed:', err));
+      ));
+      const poke = () => void follower.poke().catch((err) => console.error('change follower: journal read failed:', err));
+      const c = this.#inner.subscribe(accountId, (changes) => {
+        // Committed here before the head was read but published after it: the follower starts
+        // past them, yet no one delivered them (a second delivery of the same state is harmless).
+        const first = changes[0]?.seq;
+        const last = changes[changes.length - 1]?.seq;
+        if (first !== undefined && last !== undefined && last <= from && first > early) deliver(f, changes);
+        else follower.offer(changes);
+      });
+      const d = this.#inner.onNotify(accountId, poke);
+      f.detach = () => (c(), d());
+      if (f.poked) poke();
     };
     this.#source.journalHead(accountId).then(begin, (err) => {
       console.error('change follower: journal head read failed:', err);
