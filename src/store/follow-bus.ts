@@ -145,10 +145,14 @@ export class FollowingBus implements ChangeBus {
       f.detach = () => (c(), d());
       if (f.poked) poke();
     };
-    this.#source.journalHead(accountId).then(begin, (err) => {
-      console.error('change follower: journal head read failed:', err);
-      begin(f.lastSeq);
-    });
+    // A failed read is tried again each second (the fast path meanwhile goes straight through):
+    // starting from 0 would hand sessions the account's whole history.
+    const readHead = () =>
+      this.#source.journalHead(accountId).then(begin, (err) => {
+        console.error('change follower: journal head read failed (again in 1 s):', err);
+        if (this.#follows.get(accountId) === f) setTimeout(readHead, 1000).unref();
+      });
+    readHead();
     return f;
   }
 
