@@ -303,7 +303,7 @@ export class JournalFollower {
   /** Subscribes to the bus's publications and notifications of the account. */
   attach(bus: ChangeBus): this {
     const a = bus.subscribe(this.#accountId, (changes) => this.offer(changes));
-    const b = bus.onNotify(this.#accountId, (head) => void this.poke(head));
+    const b = bus.onNotify(this.#accountId, () => this.#kick());
     this.#unsubscribe = () => (a(), b());
     return this;
   }
@@ -318,11 +318,16 @@ export class JournalFollower {
     if (changes.length === 0) return;
     const first = changes[0]!.seq;
     const last = changes[changes.length - 1]!.seq;
-    if (first === undefined || last === undefined) return void this.poke();
+    if (first === undefined || last === undefined) return this.#kick();
     if (last <= this.#seq) return; // pulled already
-    if (first !== this.#seq + 1) return void this.poke();
+    if (first !== this.#seq + 1) return this.#kick();
     this.#seq = last;
     this.#listener(changes);
+  }
+
+  /** A pull nobody awaits: a failed read is logged (the next notification or gap reads again), never an unhandled rejection. */
+  #kick(): void {
+    this.poke().catch((err) => console.error(`change follower: account ${this.#accountId}: journal read failed:`, err));
   }
 
   /** A notification: the account's head moved (to `_head`). Resolves once caught up with the journal. */

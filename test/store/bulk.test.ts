@@ -186,9 +186,12 @@ eachBackend('bulk commands in steps', (run, b) => {
     const src = await store.listMessages(inbox.id);
     const before = await store.mailboxStatus(archive.id);
     let delivered: Promise<unknown> | null = null;
+    let turns = 0;
     const { result, seen: probes } = await watch(store.copyMessages(inbox.id, src.map((m) => m.uid), archive.id), async () => {
-      // A delivery to the destination while the copy runs: committed after it.
-      if (!delivered) {
+      // A delivery to the destination while the copy runs: committed after it. From the second
+      // probe on, so the copy has begun (at the first, both would start together: a race for the
+      // first lock that any other query on the pool, e.g. a change follower's, can tip).
+      if (!delivered && turns++ > 0) {
         const raw = Buffer.from('Subject: during\r\n\r\nx\r\n');
         const staged = await store.stageBlob(raw);
         delivered = store.deliver(staged, parseMessage(raw), [{ mailboxId: archive.id }]).finally(() => staged.release());

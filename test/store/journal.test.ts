@@ -288,7 +288,10 @@ eachBackend('change journal', (run, backend) => {
       const second = await other();
       const from = await second.journalHead(acct.id);
       const got: Array<Change | JournalChange> = [];
-      const follower = new JournalFollower(second, acct.id, from, (cs) => got.push(...cs)).attach(second.bus);
+      const follower = new JournalFollower(second, acct.id, from, (cs) => got.push(...cs));
+      // Notifications only: second.bus's subscribers get pulled Changes too (its FollowingBus,
+      // test/store/follow-bus.test.ts); here the pings alone must bring everything.
+      const stopPings = second.bus.onNotify(acct.id, () => void follower.poke());
       const published: Change[] = [];
       store.bus.subscribe(acct.id, (cs) => published.push(...cs));
       await add(store, inbox.id);
@@ -298,7 +301,7 @@ eachBackend('change journal', (run, backend) => {
       for (let i = 0; i < 500 && got.length < published.length; i++) await new Promise((r) => setTimeout(r, 10));
       assert.deepEqual(got.map(view), published.map(view));
       assert.ok(follower.pulled >= published.length, 'all of it pulled from the journal');
-      follower.detach();
+      stopPings();
     });
   }
 });

@@ -83,6 +83,7 @@ import {
 import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { PgJournal } from './journal.ts';
 import { PgJournalListener } from './journal-notify.ts';
+import { FollowingBus, flagKey, type ReadFlags } from '../follow-bus.ts';
 import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
 import type { ChunkOptions } from '../chunks.ts';
@@ -212,10 +213,19 @@ class PostgresStore implements Store {
     this.liveSessions = new PgLiveSessions(pool);
     this.queue = new PgQueue(pool, { staged: (id) => this.#staged.get(id)?.data, keepFinal: opts.queueKeepFinal ?? false });
     this.dkimKeys = new PgDkimKeys(pool);
-    this.bus = listener?.bus ?? opts.bus ?? new LocalChangeBus();
+    // Commits publish and pings notify on the inner bus; with pings (other processes on the
+    // database), sessions subscribe to a FollowingBus over it, which turns other processes'
+    // journal entries into Changes for them (src/store/follow-bus.ts).
+    const inner = listener?.bus ?? opts.bus ?? new LocalChangeBus();
     this.#listener = listener;
-    this.#commit = new PgCommit(pool, this.bus);
+    this.#commit = new PgCommit(pool, inner);
     const journal = (this.#journal = new PgJournal(pool, listener && { channel: listener.channel, node: listener.node }));
+    this.bus = listener
+      ? new FollowingBus(inner, { changesSince: (a, s, l) => this.changesSince(a, s, l), journalHead: (a) => this.journalHead(a) }, (keys) => readFlags(pool, keys), {
+          resync: this,
+          onResync: (a, head) => console.error(`change follower: account ${a}: journal pruned past this process's position (head ${head}); delivering the account's state instead`),
+        })
+      : inner;
     this.#commit.finalize = (tx) => journal.record(tx.c, tx.changes);
     this.#lockSpace = lockSpace;
     this.#defaultMaxBlob = opts.defaultMaxBlobBytes ?? DEFAULT_MAX_BLOB;
@@ -476,4 +486,18 @@ class PostgresStore implements Store {
   pruneJournal(opts: JournalPruneOptions): Promise<number> {
     return this.#journal.prune(opts, (fn) => this.#commit.tx(undefined, ({ c }) => fn(c)));
   }
+}
+
+/** Current flags and keywords of messages by (mailbox, UID), one query (FollowingBus, pulled entries). */
+async function readFlags(pool: pg.Pool, keys: Parameters<ReadFlags>[0]): ReturnType<ReadFlags> {
+  const rows = (
+    await pool.query(
+      `SELECT m.mailbox_id, m.uid, m.system_flags, m.keywords FROM messages m
+       JOIN unnest($1::bigint[], $2::bigint[]) AS k(mailbox_id, uid) ON m.mailbox_id = k.mailbox_id AND m.uid = k.uid`,
+      [keys.map((k) => k.mailboxId), keys.map((k) => k.uid)],
+    )
+  ).rows as Row[];
+  const out = new Map<string, { systemFlags: number; keywords: string[] }>();
+  for (const r of rows) out.set(flagKey(Number(r.mailbox_id), Number(r.uid)), { systemFlags: Number(r.system_flags), keywords: r.keywords as string[] });
+  return out;
 }
