@@ -2,19 +2,37 @@
 // stopped reading, so the server's writes wait) gets the events that came meanwhile after that
 // FETCH — EXPUNGE never inside a FETCH by sequence number (RFC 3501 §7.4.1) — and a client that
 // falls too far behind gets NOTIFICATIONOVERFLOW (§5.8). The queue limit is set low
-// (limits.imapNotifyQueue) so a few events overflow it.
+// (limits.imapNotifyQueue) so a few events overflow it. The big message is larger than every
+// socket buffer on the way can grow to (Linux autotunes a loopback receive buffer up to
+// tcp_rmem's maximum, 32 MB here), and the other session's commands start only once the FETCH's
+// first bytes wait in the client's receive queue (/proc/net/tcp): the server is then stuck inside
+// that FETCH however slow the machine is.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { RawImap } from './raw-client.ts';
 import { startImapServer, type ImapTestServer } from './harness.ts';
 import { crlf } from './conformance-env.ts';
+
+/** The largest a TCP buffer may grow to (net.ipv4.tcp_rmem / tcp_wmem maximum), bytes. */
+function tcpMax(name: 'tcp_rmem' | 'tcp_wmem'): number {
+  try {
+    return Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[2]) || 8 << 20;
+  } catch {
+    return 8 << 20;
+  }
+}
+
+/** More than the client's receive buffer and the server's send buffer together can hold, so the server's FETCH waits for the reader. */
+const BIG_BYTES = tcpMax('tcp_rmem') + tcpMax('tcp_wmem') + (8 << 20);
+const BIG = crlf(['Subject: big', '', ...Array.from({ length: Math.ceil(BIG_BYTES / 80) }, () => 'x'.repeat(78))]);
 
 const U = 'backlog@example.com';
 const PW = 'pw-backlog-1';
 let srv: ImapTestServer;
 
 before(async () => {
-  srv = await startImapServer({ plaintext: true, limits: { imapNotifyQueue: 3 } });
+  srv = await startImapServer({ plaintext: true, limits: { imapNotifyQueue: 3, maxMessageSize: BIG.length + 1024 * 1024, appendLimit: BIG.length + 1024 * 1024 } });
   await srv.addUser(U, PW);
 });
 after(async () => {
@@ -33,15 +51,33 @@ async function ok(c: RawImap, cmd: string): Promise<string[]> {
   return r.lines;
 }
 
-/** 8 MB: more than the kernel's socket buffers hold, so the server's FETCH waits for the reader. */
-const BIG = crlf(['Subject: big', '', ...Array.from({ length: 8 * 1024 * 1024 / 80 }, () => 'x'.repeat(78))]);
 
-/** Sends `cmd` with reading paused, runs `meanwhile`, then reads the reply. */
+/** Bytes waiting in the kernel's receive queue of the connection from local port `port` (/proc/net/tcp, tcp6). */
+function receiveQueue(port: number): number {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols[1]?.endsWith(`:${hex}`)) return parseInt(cols[4]?.split(':')[1] ?? '0', 16);
+    }
+  }
+  return 0;
+}
+
+/** Sends `cmd` with reading paused, runs `meanwhile` once its reply has started arriving, then reads the reply. */
 async function whileBlocked(c: RawImap, cmd: string, meanwhile: () => Promise<void>): Promise<{ lines: string[]; tagged: string }> {
   c.socket.pause();
   const tag = c.nextTag();
   c.write(`${tag} ${cmd}\r\n`);
-  await new Promise((r) => setTimeout(r, 300));
+  const port = c.socket.localPort!;
+  for (let i = 0; i < 600 && receiveQueue(port) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(receiveQueue(port) > 0, `the reply to ${cmd} never started arriving`);
   await meanwhile();
   await new Promise((r) => setTimeout(r, 300));
   c.socket.resume();
