@@ -3,7 +3,7 @@
 // (RFC 5182, with RFC 9394 §3.2's table) and CONDSTORE's MODSEQ (RFC 7162 §3.1.10).
 
 import type { PartialRange, SearchReturn } from '../protocol/imap/types.ts';
-import { formatSeqSet, quotedOrNil } from '../protocol/imap/response.ts';
+import { formatRuns, formatSeqSet, quotedOrNil } from '../protocol/imap/response.ts';
 
 /** A result: the numbers answered (sequence numbers or UIDs), their UIDs and MODSEQs, in result order. */
 export interface ResultSet {
@@ -25,15 +25,7 @@ export function partialSlice(p: PartialRange, n: number): [number, number] | nul
  * "12:10 SHOULD be avoided"); an ascending result gets the usual compact form.
  */
 export function orderedSet(values: readonly number[], sorted: boolean): string {
-  if (!sorted) return formatSeqSet(values);
-  const parts: string[] = [];
-  for (let i = 0; i < values.length; ) {
-    let j = i;
-    while (j + 1 < values.length && values[j + 1] === values[j]! + 1) j++;
-    parts.push(i === j ? String(values[i]) : `${values[i]}:${values[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
+  return sorted ? formatRuns(values) : formatSeqSet(values);
 }
 
 export interface EsearchAnswer {

@@ -12,6 +12,7 @@
 // journal when it sees a gap (or is told by a notification that the head moved).
 
 import type { Change, ChangeBus } from './bus.ts';
+import { formatRuns } from '../protocol/imap/response.ts';
 
 /**
  * A Change as read back from the journal, with its sequence number and commit time (ms). Message
@@ -109,7 +110,7 @@ function encodeData(c: Change): string | null {
   let rest: Record<string, unknown> | null = null;
   for (const k in r) {
     if (COLUMNS.has(k) || r[k] === undefined || (skip && STATE.has(k))) continue;
-    (rest ??= {})[k] = k === 'uids' ? uidSet(r[k] as number[]) : r[k];
+    (rest ??= {})[k] = k === 'uids' ? formatRuns(r[k] as number[]) : r[k];
   }
   return rest ? JSON.stringify(rest) : null;
 }
@@ -191,18 +192,6 @@ export function journalPage(accountId: number, since: number, head: number, floo
   // Pruned meanwhile past `since` (the floor moves before entries go): resync.
   if (since < head && (changes.length === 0 || changes[0]!.seq !== since + 1)) return { resync: true, head, floor: Math.max(floor, since + 1) };
   return { resync: false, changes, head: Math.max(head, changes.at(-1)?.seq ?? 0) };
-}
-
-/** Ascending UIDs as an IMAP-style sequence set (RFC 9051 §9 sequence-set): "1:5,9". */
-function uidSet(uids: readonly number[]): string {
-  const out: string[] = [];
-  for (let i = 0; i < uids.length; ) {
-    let j = i;
-    while (j + 1 < uids.length && uids[j + 1] === uids[j]! + 1) j++;
-    out.push(j === i ? String(uids[i]) : `${uids[i]}:${uids[j]}`);
-    i = j + 1;
-  }
-  return out.join(',');
 }
 
 function parseUidSet(s: string): number[] {

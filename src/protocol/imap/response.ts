@@ -54,6 +54,21 @@ export function formatSeqSet(nums: readonly number[]): string {
 }
 
 /**
+ * Numbers as a sequence set in the order given, without sorting: each ascending run of
+ * consecutive numbers becomes `a:b` ([1,2,3,9] → "1:3,9"; [5,4] → "5,4"). RFC 9051 §9 sequence-set.
+ */
+export function formatRuns(values: readonly number[]): string {
+  const parts: string[] = [];
+  for (let i = 0; i < values.length; ) {
+    let j = i;
+    while (j + 1 < values.length && values[j + 1] === values[j]! + 1) j++;
+    parts.push(i === j ? String(values[i]) : `${values[i]}:${values[j]}`);
+    i = j + 1;
+  }
+  return parts.join(',');
+}
+
+/**
  * Members of a (non-saved) sequence set against a maximum (`*`): calls `fn` for every number in
  * 1..max that the set includes, in ascending order, once each. RFC 9051 §9: a:b == b:a; `*` = max.
  */
