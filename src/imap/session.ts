@@ -24,6 +24,7 @@ import { Literals, type AppendStage } from './literals.ts';
 import { Idle } from './handlers/idle.ts';
 import { Notify } from './notify.ts';
 import { Compression } from './compress.ts';
+import { CorkedWriter } from './corked-writer.ts';
 import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
 
 export { MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES, type AppendStage };
@@ -191,25 +192,13 @@ export class ImapSession {
 
   // ---- output
 
-  // Output is corked until the end of the event-loop turn: a command's untagged lines and its
-  // tagged reply (and a pipelined burst's replies) leave in one writev instead of one write system
-  // call each, which was ~12% of the server's CPU under a persistent-session load.
-  #corked = false;
-  #uncork = (): void => {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.socket.uncork();
-  };
+  // Corked per event-loop turn (src/imap/corked-writer.ts).
+  readonly #out = new CorkedWriter(() => this.socket);
 
   write(data: string | Buffer): boolean {
     if (this.#closed || this.socket.destroyed) return true;
     if (this.#compress) return this.#compress.write(data);
-    if (!this.#corked) {
-      this.#corked = true;
-      this.socket.cork();
-      setImmediate(this.#uncork);
-    }
-    return this.socket.write(data);
+    return this.#out.write(data);
   }
 
   /** Output written and not yet handed to the kernel (the deflater's too, with COMPRESS). */
@@ -222,7 +211,7 @@ export class ImapSession {
     const s = this.socket;
     if (this.#closed || s.destroyed) return;
     if (this.#compress) return this.#compress.drain();
-    this.#uncork();
+    this.#out.uncork();
     if (!s.writableNeedDrain) return;
     await drainOrClose(s);
   }
@@ -549,7 +538,7 @@ export class ImapSession {
 
   async startTls(): Promise<void> {
     const plain = this.socket as Socket;
-    this.#uncork(); // the tagged OK goes out in plain text before the handshake
+    this.#out.uncork(); // the tagged OK goes out in plain text before the handshake
     plain.off('data', this.#onData);
     // Discard anything pipelined after STARTTLS (RFC 9051 §6.2.1: command injection).
     this.#receiver = this.#newReceiver();

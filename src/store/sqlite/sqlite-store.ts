@@ -88,38 +88,11 @@ import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { SqliteJournal } from './journal.ts';
 import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
+import type { SqliteStoreOptions } from './options.ts';
 
 type Row = Record<string, any>;
 
-export interface SqliteStoreOptions {
-  /** SQLite database file. */
-  path: string;
-  /** Folder of blob files. */
-  blobDir: string;
-  bus?: ChangeBus;
-  /** Remove orphaned blob files at open (the server does; the admin CLI doesn't). */
-  collectGarbage?: boolean;
-  /** Where the store reports trouble it works around (a SEARCH worker that failed). */
-  log?: Logger;
-  /** Mailbox tree limits (defaults: src/store/mailbox-limits.ts). */
-  mailboxLimits?: Partial<MailboxLimits>;
-  /** Step sizes of bulk operations (tests use small ones to cross step boundaries). */
-  bulk?: ChunkOptions;
-  /** Keep queued messages whose recipients are all final (tests inspect the final states). */
-  queueKeepFinal?: boolean;
-  /**
-   * A read that did not wait for the read gate (changes.ts) while a commit was not durable:
-   * 'log' (default) logs `store.read-not-gated` once per statement, 'throw' throws (tests).
-   */
-  readCheck?: 'log' | 'throw';
-  /** The WAL fdatasync (tests inject a slow one to watch what waits for it). */
-  walSync?: WalSync;
-  /**
-   * Checkpoint the WAL on a worker thread this often, ms, and never in a COMMIT on the event loop
-   * (checkpointer.ts; the server). 0 or absent: SQLite's automatic checkpoint (the admin CLI, tests).
-   */
-  checkpointMs?: number;
-}
+export type { SqliteStoreOptions } from './options.ts';
 
 export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> {
   mkdirSync(dirname(opts.path), { recursive: true });
