@@ -31,7 +31,7 @@ function spawnWorker(): Worker {
   const here = import.meta.url;
   const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
   // A small young generation: a job's garbage (one message) dies young.
-  return new Worker(new URL(`./dkim-worker${ext}`, here), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+  return new Worker(new URL(`./dkim-worker${ext}`, here), { name: 'pb-dkim', resourceLimits: { maxYoungGenerationSizeMb: 4 } });
 }
 
 export class DkimSignerPool {

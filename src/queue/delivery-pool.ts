@@ -52,7 +52,7 @@ interface Slot {
 function spawnWorker(): Worker {
   const here = import.meta.url;
   const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
-  return new Worker(new URL(`./delivery-worker${ext}`, here));
+  return new Worker(new URL(`./delivery-worker${ext}`, here), { name: 'pb-delivery' });
 }
 
 export class DeliveryPool {
