@@ -76,6 +76,11 @@ interface RunResult {
   loopCpuMsPerMessage: number;
   /** Pillarbox: CPU per message of its threads by name (threadCpuByName), ms. */
   threadMsPerMessage: Record<string, number>;
+  /** CPU per message of this process (the submitting clients) and of the sink, ms: what the relay shares the cores with. */
+  clientsCpuMsPerMessage: number;
+  sinkCpuMsPerMessage: number;
+  /** SMTP sessions the sink had during the run (connection reuse: at most the connection count when all are reused). */
+  sinkSessions: number;
 }
 
 interface Side {
@@ -104,6 +109,9 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
   const cpu0 = side.cpu();
   const loop0 = side.loopCpu?.() ?? NaN;
   const threads0 = side.threads?.() ?? new Map<string, number>();
+  const self0 = process.cpuUsage();
+  const sink0 = sink.pid ? treeCpuSeconds(sink.pid) : NaN;
+  const sess0 = sink.sessions();
   const t0 = now();
   try {
     const client = async (ci: number) => {
@@ -149,7 +157,10 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
     const loopCpuMsPerMessage = (((side.loopCpu?.() ?? NaN) - loop0) * 1000) / p.messages;
     const threadMsPerMessage: Record<string, number> = {};
     for (const [name, s] of side.threads?.() ?? []) threadMsPerMessage[name] = ((s - (threads0.get(name) ?? 0)) * 1000) / p.messages;
-    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected, cpuMsPerMessage, loopCpuMsPerMessage, threadMsPerMessage };
+    const self = process.cpuUsage(self0);
+    const clientsCpuMsPerMessage = (self.user + self.system) / 1000 / p.messages;
+    const sinkCpuMsPerMessage = ((sink.pid ? treeCpuSeconds(sink.pid) : NaN) - sink0) * 1000 / p.messages;
+    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected, cpuMsPerMessage, loopCpuMsPerMessage, threadMsPerMessage, clientsCpuMsPerMessage, sinkCpuMsPerMessage, sinkSessions: sink.sessions() - sess0 };
   } finally {
     clearInterval(sampler);
   }
@@ -216,6 +227,7 @@ export async function outbound(): Promise<string> {
         log(`  round ${r + 1} ${s.name}: ${x.perSec.toFixed(0)} msg/s to the sink (accepted ${x.acceptedPerSec.toFixed(0)} msg/s, ${x.sinkSeconds.toFixed(1)} s, peak PSS ${x.peakPssMB.toFixed(0)} MB, CPU ${x.cpuMsPerMessage.toFixed(2)} ms/msg${Number.isNaN(x.loopCpuMsPerMessage) ? '' : `, event-loop thread ${x.loopCpuMsPerMessage.toFixed(2)} ms/msg`})`);
         const byThread = Object.entries(x.threadMsPerMessage).filter(([, ms]) => ms >= 0.005).sort((a, b) => b[1] - a[1]);
         if (byThread.length) log(`    ${s.name} CPU by thread (ms/msg): ${byThread.map(([n, ms]) => `${n} ${ms.toFixed(2)}`).join(', ')}`);
+        log(`    beside it: clients (this process) ${x.clientsCpuMsPerMessage.toFixed(2)} ms/msg, sink ${x.sinkCpuMsPerMessage.toFixed(2)} ms/msg; ${x.sinkSessions} sessions at the sink`);
       }
     }
     const ratios = results.Pillarbox!.length && results.Postfix!.length ? results.Pillarbox!.map((x, i) => x.perSec / results.Postfix![i]!.perSec) : [NaN];
