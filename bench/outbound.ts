@@ -21,7 +21,7 @@ import { startPostfixInstance, type Postfix } from './lib/peers.ts';
 import { benchLimits, startPillarbox, type Pillarbox } from './lib/pillarbox.ts';
 import { startSink, type Sink, type SinkKind } from './lib/sink.ts';
 import { SmtpConn } from './lib/smtp-client.ts';
-import { benchAccounts, benchMain, envInt, envStr, isMain, log, now, report, sleep, threadCpuSeconds, treeCpuSeconds, treeMemory, type Row } from './lib/util.ts';
+import { benchAccounts, benchMain, envInt, envStr, isMain, log, now, report, sleep, threadCpuByName, threadCpuSeconds, treeCpuSeconds, treeMemory, type Row } from './lib/util.ts';
 import { runCli } from '../test/helpers/server.ts';
 import { startDns } from '../test/helpers/dns.ts';
 
@@ -74,6 +74,13 @@ interface RunResult {
   cpuMsPerMessage: number;
   /** Pillarbox: CPU of its event-loop thread per message, ms (NaN for Postfix). */
   loopCpuMsPerMessage: number;
+  /** Pillarbox: CPU per message of its threads by name (threadCpuByName), ms. */
+  threadMsPerMessage: Record<string, number>;
+  /** CPU per message of this process (the submitting clients) and of the sink, ms: what the relay shares the cores with. */
+  clientsCpuMsPerMessage: number;
+  sinkCpuMsPerMessage: number;
+  /** SMTP sessions the sink had during the run (connection reuse: at most the connection count when all are reused). */
+  sinkSessions: number;
 }
 
 interface Side {
@@ -85,6 +92,8 @@ interface Side {
   cpu: () => number;
   /** CPU seconds of the event-loop thread (Pillarbox). */
   loopCpu?: () => number;
+  /** CPU seconds of each thread of the relay by name (Pillarbox). */
+  threads?: () => Map<string, number>;
 }
 
 /** One run: C clients send N messages through `side`; done when the sink counted N more. */
@@ -99,6 +108,10 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
   let lastAccept = 0;
   const cpu0 = side.cpu();
   const loop0 = side.loopCpu?.() ?? NaN;
+  const threads0 = side.threads?.() ?? new Map<string, number>();
+  const self0 = process.cpuUsage();
+  const sink0 = sink.pid ? treeCpuSeconds(sink.pid) : NaN;
+  const sess0 = sink.sessions();
   const t0 = now();
   try {
     const client = async (ci: number) => {
@@ -142,7 +155,12 @@ async function push(side: Side, sink: Sink, p: OutboundParams, tag: string, acco
     const sinkSeconds = (now() - t0) / 1000;
     const cpuMsPerMessage = ((side.cpu() - cpu0) * 1000) / p.messages;
     const loopCpuMsPerMessage = (((side.loopCpu?.() ?? NaN) - loop0) * 1000) / p.messages;
-    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected, cpuMsPerMessage, loopCpuMsPerMessage };
+    const threadMsPerMessage: Record<string, number> = {};
+    for (const [name, s] of side.threads?.() ?? []) threadMsPerMessage[name] = ((s - (threads0.get(name) ?? 0)) * 1000) / p.messages;
+    const self = process.cpuUsage(self0);
+    const clientsCpuMsPerMessage = (self.user + self.system) / 1000 / p.messages;
+    const sinkCpuMsPerMessage = ((sink.pid ? treeCpuSeconds(sink.pid) : NaN) - sink0) * 1000 / p.messages;
+    return { acceptSeconds, sinkSeconds, perSec: p.messages / sinkSeconds, acceptedPerSec: p.messages / acceptSeconds, peakPssMB: peak / 2 ** 20, rejected, cpuMsPerMessage, loopCpuMsPerMessage, threadMsPerMessage, clientsCpuMsPerMessage, sinkCpuMsPerMessage, sinkSessions: sink.sessions() - sess0 };
   } finally {
     clearInterval(sampler);
   }
@@ -178,7 +196,9 @@ export async function outbound(): Promise<string> {
         if (r.code !== 0) throw new Error(`dkim generate: ${r.stderr}`);
       },
     });
-    pf = await startPostfixInstance({
+    // BENCH_SIDES=pillarbox (or =peer): one side only (while iterating on a fix); no ratios then.
+    const which = (process.env.BENCH_SIDES ?? 'pillarbox,peer').toLowerCase().split(',');
+    if (which.includes('peer')) pf = await startPostfixInstance({
       name: 'bench-relay',
       files: { transport: `${DOMAIN} smtp:[127.0.0.1]:${sink.port}\n` },
       main: {
@@ -191,10 +211,10 @@ export async function outbound(): Promise<string> {
     });
     const pbx = pb;
     const pfx = pf;
-    const sides: Side[] = [
-      { name: 'Pillarbox', port: pbx.ports.submission, auth: (ci) => [accounts[ci % accounts.length]!.address, accounts[ci % accounts.length]!.password], memory: () => pbx.memory().pss, cpu: () => treeCpuSeconds(pbx.pid), loopCpu: () => threadCpuSeconds(pbx.pid) },
-      { name: 'Postfix', port: pfx.port, auth: null, memory: () => treeMemory(pfx.masterPid()).pss, cpu: () => treeCpuSeconds(pfx.masterPid()) },
-    ];
+    const sides: Side[] = [];
+    if (which.includes('pillarbox')) sides.push(
+      { name: 'Pillarbox', port: pbx.ports.submission, auth: (ci) => [accounts[ci % accounts.length]!.address, accounts[ci % accounts.length]!.password], memory: () => pbx.memory().pss, cpu: () => treeCpuSeconds(pbx.pid), loopCpu: () => threadCpuSeconds(pbx.pid), threads: () => threadCpuByName(pbx.pid) });
+    if (pfx) sides.push({ name: 'Postfix', port: pfx.port, auth: null, memory: () => treeMemory(pfx.masterPid()).pss, cpu: () => treeCpuSeconds(pfx.masterPid()) });
     const addrs = accounts.map((a) => a.address);
     // Untimed warm-up of both paths (connections, JIT, first DNS answers).
     for (const s of sides) await push(s, sink, { ...p, messages: Math.min(200, p.messages) }, `warm.${s.name}`, addrs);
@@ -205,10 +225,13 @@ export async function outbound(): Promise<string> {
         const x = await push(s, sink, p, `r${r}.${s.name}`, addrs);
         results[s.name]!.push(x);
         log(`  round ${r + 1} ${s.name}: ${x.perSec.toFixed(0)} msg/s to the sink (accepted ${x.acceptedPerSec.toFixed(0)} msg/s, ${x.sinkSeconds.toFixed(1)} s, peak PSS ${x.peakPssMB.toFixed(0)} MB, CPU ${x.cpuMsPerMessage.toFixed(2)} ms/msg${Number.isNaN(x.loopCpuMsPerMessage) ? '' : `, event-loop thread ${x.loopCpuMsPerMessage.toFixed(2)} ms/msg`})`);
+        const byThread = Object.entries(x.threadMsPerMessage).filter(([, ms]) => ms >= 0.005).sort((a, b) => b[1] - a[1]);
+        if (byThread.length) log(`    ${s.name} CPU by thread (ms/msg): ${byThread.map(([n, ms]) => `${n} ${ms.toFixed(2)}`).join(', ')}`);
+        log(`    beside it: clients (this process) ${x.clientsCpuMsPerMessage.toFixed(2)} ms/msg, sink ${x.sinkCpuMsPerMessage.toFixed(2)} ms/msg; ${x.sinkSessions} sessions at the sink`);
       }
     }
-    const ratios = results.Pillarbox!.map((x, i) => x.perSec / results.Postfix![i]!.perSec);
-    const med = (side: string, f: (x: RunResult) => number) => median(results[side]!.map(f));
+    const ratios = results.Pillarbox!.length && results.Postfix!.length ? results.Pillarbox!.map((x, i) => x.perSec / results.Postfix![i]!.perSec) : [NaN];
+    const med = (side: string, f: (x: RunResult) => number) => (results[side]!.length ? median(results[side]!.map(f)) : NaN);
     const mk = (figure: string, unit: string, better: Row['better'], f: (x: RunResult) => number): Row => ({ figure, unit, better, pillarbox: med('Pillarbox', f), peer: med('Postfix', f) });
     const rows: Row[] = [
       mk('submitted → accepted by the sink (median)', 'msg/s', 'higher', (x) => x.perSec),

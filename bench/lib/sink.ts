@@ -17,6 +17,10 @@ export interface Sink {
   port: number;
   /** Messages accepted so far. */
   count(): number;
+  /** SMTP sessions the sink has had so far (smtp-sink; NaN for the Postfix sink): connection reuse. */
+  sessions(): number;
+  /** The sink's process (smtp-sink), for its CPU; the Postfix sink gives none. */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -27,6 +31,7 @@ export async function startSink(kind: SinkKind, domain: string): Promise<Sink> {
   const p = spawnTracked('smtp-sink', '/usr/sbin/smtp-sink', ['-c', '-u', 'nobody', `127.0.0.1:${port}`, '1024']);
   let tail = '';
   let mesg = 0;
+  let sess = 0;
   p.stdout!.setEncoding('latin1');
   p.stdout!.on('data', (d: string) => {
     tail = (tail + d).slice(-400);
@@ -34,6 +39,8 @@ export async function startSink(kind: SinkKind, domain: string): Promise<Sink> {
     if (end < 0) return;
     const i = tail.lastIndexOf('mesg=', end);
     if (i >= 0) mesg = Number(tail.slice(i + 5, end)) || mesg;
+    const j = tail.lastIndexOf('sess=', end);
+    if (j >= 0) sess = Number(tail.slice(j + 5, tail.indexOf(' ', j))) || sess;
   });
   let err = '';
   p.stderr!.on('data', (d) => (err += d));
@@ -48,6 +55,8 @@ export async function startSink(kind: SinkKind, domain: string): Promise<Sink> {
     kind,
     port,
     count: () => mesg,
+    sessions: () => sess,
+    pid: p.pid!,
     stop: async () => {
       off();
       killTree(p.pid!, 'SIGTERM');
@@ -71,6 +80,7 @@ async function postfixSink(domain: string): Promise<Sink> {
   return {
     kind: 'postfix',
     port: pf.port,
+    sessions: () => NaN,
     count: () => {
       // Reads only what was appended since the last call.
       const size = statSync(file).size;

@@ -238,6 +238,30 @@ export function threadCpuSeconds(pid: number, tid = pid): number {
   }
 }
 
+/**
+ * CPU seconds (user + system) of each thread of pid, summed by thread name (/proc/PID/task/TID/comm:
+ * the main thread carries the process name; node names its libuv pool threads `libuv-worker`, V8's GC and compiler helpers
+ * `V8Worker`; worker threads by their Worker name: pb-dkim, pb-delivery, pb-checkpoint, pb-body-scan).
+ */
+export function threadCpuByName(pid: number): Map<string, number> {
+  const by = new Map<string, number>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return by;
+  }
+  for (const tid of tids) {
+    try {
+      const name = Number(tid) === pid ? 'event loop' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      by.set(name, (by.get(name) ?? 0) + threadCpuSeconds(pid, Number(tid)));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  return by;
+}
+
 export function treeMemory(rootPid: number, includeRoot = true): Mem {
   return memoryOf([...(includeRoot ? [rootPid] : []), ...descendants(rootPid)]);
 }

@@ -26,12 +26,19 @@ export type SignReply = WorkerReply<SignResult>;
 /** Jobs one worker has at once. */
 const PER_WORKER = 4;
 
+/**
+ * The worker's young generation, MB. A job's garbage (one message) dies young, but with PER_WORKER
+ * jobs in flight a small one fills while they are still alive: at 4 MB the signing pool measured
+ * 0.78–0.88 ms of CPU per 10 KB message (all threads, parallel scavenges included), at 16 MB
+ * 0.72–0.80, a quarter as many scavenges; the cost is up to 12 MB more per worker.
+ */
+const YOUNG_MB = 16;
+
 /** The worker's module: the .ts next to this file from the sources, the .mjs next to the bundle from the build. */
 function spawnWorker(): Worker {
   const here = import.meta.url;
   const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
-  // A small young generation: a job's garbage (one message) dies young.
-  return new Worker(new URL(`./dkim-worker${ext}`, here), { resourceLimits: { maxYoungGenerationSizeMb: 4 } });
+  return new Worker(new URL(`./dkim-worker${ext}`, here), { name: 'pb-dkim', resourceLimits: { maxYoungGenerationSizeMb: YOUNG_MB } });
 }
 
 export class DkimSignerPool {

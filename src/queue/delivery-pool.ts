@@ -52,7 +52,9 @@ interface Slot {
 function spawnWorker(): Worker {
   const here = import.meta.url;
   const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
-  return new Worker(new URL(`./delivery-worker${ext}`, here));
+  // V8 would let its young generation grow to 32 MB (the main thread's reaches 128 MB); a
+  // transaction's garbage is one message and its replies: 16 MB, as the DKIM signers have.
+  return new Worker(new URL(`./delivery-worker${ext}`, here), { name: 'pb-delivery', resourceLimits: { maxYoungGenerationSizeMb: 16 } });
 }
 
 export class DeliveryPool {

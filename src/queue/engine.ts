@@ -92,7 +92,16 @@ export interface EngineOptions {
 
 /** A batch, with the message's outgoing bytes when the sender handed them over (take). */
 type Batch = QueueBatch & { bytes?: Buffer | undefined };
-interface Pool { idle: DeliverySession[]; running: number; reserved: number; backlog: Batch[]; dead: { until: number; error: TransportError | DestinationError } | null }
+/** idle: oldest first, each with when it went idle (Date.now); sweep: the pool's one timer closing those idle for IDLE_MS. */
+interface Pool {
+  idle: DeliverySession[];
+  idleSince: Map<DeliverySession, number>;
+  sweep: NodeJS.Timeout | null;
+  running: number;
+  reserved: number;
+  backlog: Batch[];
+  dead: { until: number; error: TransportError | DestinationError } | null;
+}
 
 export class QueueEngine {
   readonly owner: string;
@@ -205,12 +214,17 @@ export class QueueEngine {
     // Outcomes of finished transactions still waiting for their settle.
     void this.#flushSettles();
     await Promise.allSettled([...this.#settling]);
-    for (const p of this.#pools.values()) for (const s of p.idle.splice(0)) s.close();
+    for (const p of this.#pools.values()) {
+      if (p.sweep) clearTimeout(p.sweep);
+      p.sweep = null;
+      p.idleSince.clear();
+      for (const s of p.idle.splice(0)) s.close();
+    }
   }
 
   #pool(domain: string): Pool {
     let p = this.#pools.get(domain);
-    if (!p) this.#pools.set(domain, (p = { idle: [], running: 0, reserved: 0, backlog: [], dead: null }));
+    if (!p) this.#pools.set(domain, (p = { idle: [], idleSince: new Map(), sweep: null, running: 0, reserved: 0, backlog: [], dead: null }));
     return p;
   }
 
@@ -356,6 +370,7 @@ export class QueueEngine {
       const i = p.idle.findLastIndex((x) => !x.usable || x.remote === remote);
       if (i < 0) break;
       const s = p.idle.splice(i, 1)[0]!;
+      p.idleSince.delete(s);
       if (s.usable && (await s.reset())) return s;
       s.close();
     }
@@ -378,13 +393,27 @@ export class QueueEngine {
     p.dead = null;
     if (this.#stopping || !s.usable || s.sent >= REUSE_MAX) return s.close();
     p.idle.push(s);
-    setTimeout(() => {
-      const i = p.idle.indexOf(s);
-      if (i >= 0) {
-        p.idle.splice(i, 1);
+    p.idleSince.set(s, Date.now());
+    if (!p.sweep) this.#sweepLater(p, IDLE_MS);
+  }
+
+  /**
+   * Closes the sessions idle for IDLE_MS (one timer per pool, not one per transaction: a session
+   * taken again meanwhile is not closed by an older transaction's timer), then waits for the next.
+   */
+  #sweepLater(p: Pool, ms: number): void {
+    p.sweep = setTimeout(() => {
+      p.sweep = null;
+      const now = Date.now();
+      // Oldest first: they were pushed in the order they went idle.
+      while (p.idle.length && now - (p.idleSince.get(p.idle[0]!) ?? 0) >= IDLE_MS) {
+        const s = p.idle.shift()!;
+        p.idleSince.delete(s);
         s.close();
       }
-    }, IDLE_MS).unref();
+      if (p.idle.length) this.#sweepLater(p, Math.max(10, IDLE_MS - (now - p.idleSince.get(p.idle[0]!)!)));
+    }, ms);
+    p.sweep.unref();
   }
 
   #outgoing(b: QueueBatch, bytes: Buffer | null) {

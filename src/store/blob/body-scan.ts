@@ -31,7 +31,7 @@ function spawnWorker(dir: string): Worker {
   // A small young generation: a scan's garbage (one body and its text at a time) dies young, and
   // V8's default lets each worker grow to ~45 MB resident; 4 MB keeps it near 20 MB for a few
   // per cent of scan speed.
-  const opts = { workerData: { dir }, resourceLimits: { maxYoungGenerationSizeMb: 4 } };
+  const opts = { name: 'pb-body-scan', workerData: { dir }, resourceLimits: { maxYoungGenerationSizeMb: 4 } };
   const here = import.meta.url;
   const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
   return new Worker(new URL(`./body-scan-worker${ext}`, here), opts);

@@ -31,7 +31,7 @@ export interface CheckpointResult {
 function spawn(path: string, intervalMs: number): Worker {
   const here = import.meta.url;
   const ext = here.endsWith('.ts') ? '.ts' : '.mjs';
-  return new Worker(new URL(`./checkpoint-worker${ext}`, here), { workerData: { path, intervalMs }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+  return new Worker(new URL(`./checkpoint-worker${ext}`, here), { name: 'pb-checkpoint', workerData: { path, intervalMs }, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
 }
 
 export class Checkpointer {
