@@ -45,6 +45,7 @@ import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Holds, MessageWrites, foldForSearch, newTx, type Tx } from './writes.ts';
 import { SqliteCommit } from './changes.ts';
+import { ForeignCommits, PEER_BUSY_MS, RelayBus, followPeers } from './peers.ts';
 import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
@@ -139,7 +140,11 @@ class SqliteStore implements Store {
   readonly #search: SqliteSearch;
 
   constructor(opts: SqliteStoreOptions) {
-    this.bus = opts.bus ?? new LocalChangeBus();
+    // With peers (other worker processes, peers.ts): commits publish on the inner bus and relay the
+    // heads; sessions subscribe to a FollowingBus over it, which pulls the peers' changes.
+    const inner = opts.bus ?? new LocalChangeBus();
+    const publishing = opts.peers ? new RelayBus(inner, opts.peers.relay) : inner;
+    this.bus = opts.peers ? followPeers(inner, this, (sql) => this.#q(sql), (fn) => this.#commit.read(fn), opts.log) : inner;
     this.#limits = mailboxLimits(opts.mailboxLimits);
     this.#readCheck = opts.readCheck ?? 'log';
     this.#blobs = new FsBlobStore(opts.blobDir);
@@ -149,7 +154,9 @@ class SqliteStore implements Store {
     const db = new Database(opts.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 10000');
+    // Alone, a lock is the admin CLI's (rare, short); with peers, batches never wait for it on the
+    // loop (changes.ts retries them) and what else waits is bounded by a peer's one commit.
+    db.pragma(`busy_timeout = ${opts.peers ? PEER_BUSY_MS : 10000}`);
     db.pragma('foreign_keys = ON');
     // Savepoints (one per write of a batch) keep a statement journal: a temp file by default,
     // written on the event loop (strace under disk load: single writes blocked 50-150 ms).
@@ -161,6 +168,7 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
+    if (opts.noAutoCheckpoint) db.pragma('wal_autocheckpoint = 0');
     if (opts.checkpointMs) {
       db.pragma('wal_autocheckpoint = 0');
       const lost = () => {
@@ -187,7 +195,11 @@ class SqliteStore implements Store {
       below: (id) => this.#below(id),
       settled: () => this.#commit.settled(),
     });
-    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus, this.#walSync, opts.log);
+    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, publishing, this.#walSync, opts.log);
+    if (opts.peers) {
+      this.#commit.sharedWith(new ForeignCommits(db, this.#walSync), PEER_BUSY_MS);
+      this.#holds.foreign = (id) => this.#staged(id) !== undefined;
+    }
     const journal = (this.#journal = new SqliteJournal(db, q));
     this.#commit.finalize = (tx) => journal.record(tx.changes);
     this.#bulk = new SqliteBulk({
@@ -195,7 +207,7 @@ class SqliteStore implements Store {
       q,
       w: this.#w,
       summaries: this.#summaries,
-      bus: this.bus,
+      bus: publishing,
       recordChanges: (changes) => journal.record(changes),
       batched: (fn, op) => this.#writeBatched(fn, op),
       insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed),

@@ -91,10 +91,20 @@ export class Holds {
     return h;
   }
 
-  /** Throws Held if another operation holds the mailbox. */
+  /**
+   * With other processes on the file (peers.ts): whether one of them stages a COPY into the
+   * mailbox (its bulk_ops row; the hold itself is in that process's memory).
+   */
+  foreign: ((mailboxId: number) => boolean) | null = null;
+
+  /** Throws Held if another operation holds the mailbox (here, or in another process: asked again every 20 ms). */
   check(tx: Tx, mailboxId: number): void {
     const h = this.#m.get(mailboxId);
-    if (h && h.op !== tx.op) throw new Held(h.released);
+    if (h) {
+      if (h.op !== tx.op) throw new Held(h.released);
+      return;
+    }
+    if (this.foreign?.(mailboxId)) throw new Held(new Promise((r) => setTimeout(r, 20)));
   }
 }
 

@@ -1,0 +1,150 @@
+// Several server processes on one SQLite file and blob folder (`--workers N`, src/cluster/): what
+// the SQLite store does differently when it has peers (SqliteStoreOptions.peers).
+//
+// - The notifier: after a commit is durable and its Changes are published here, the account's new
+//   journal head goes to the peers (`RelayBus`, one message per account and event-loop turn, sent
+//   by the caller's `relay`: process.send to the primary, which forwards it). A peer's ping is
+//   handed to the bus's `notify` and the store's bus is a FollowingBus (src/store/follow-bus.ts),
+//   exactly as on PostgreSQL: the follower pulls the journal and `sqliteReadFlags` fills in the
+//   current flags of the pulled message entries.
+// - The read gate across processes (`ForeignCommits`): another process commits with
+//   synchronous=NORMAL and is durable only after its own fdatasync, but its rows are visible here at
+//   once. `PRAGMA data_version` (changes only when another connection committed) says whether
+//   anything came from elsewhere since the last check; if so, reads wait for one fdatasync of the
+//   WAL from here (fsync is per file: it covers every frame any process wrote before it started),
+//   then check again (a commit during the sync: another round, at most MAX_ROUNDS). See
+//   docs/architecture.md "Durability (SQLite)" for the window that leaves.
+
+import type Database from 'better-sqlite3';
+import type { Change, ChangeBus, ChangeListener } from '../bus.ts';
+import { FollowingBus, flagKey, type ReadFlags, type ResyncSource } from '../follow-bus.ts';
+import type { ChangeJournal } from '../journal.ts';
+import type { Logger } from '../../obs/log.ts';
+import type { WalSync } from './wal-sync.ts';
+import type { Query } from './writes.ts';
+
+/** What a store with peers is given: how to tell them an account's journal moved. */
+export interface SqlitePeers {
+  /** Called after a durable commit, per account: its journal head now. */
+  relay(accountId: number, head: number): void;
+}
+
+/**
+ * busy_timeout with peers, ms: what a read or a FULL write() may wait on the loop for a peer's
+ * write lock (held for one group commit, a bulk step of at most ~10 ms, or a WAL restart).
+ */
+export const PEER_BUSY_MS = 50;
+
+/** The bus sessions subscribe to when peers commit too: their changes pulled from the journal on a ping. */
+export function followPeers(
+  inner: ChangeBus,
+  store: Pick<ChangeJournal, 'changesSince' | 'journalHead'> & ResyncSource,
+  q: Query,
+  read: <T>(fn: () => Promise<T>) => Promise<T>,
+  log?: Logger,
+): FollowingBus {
+  return new FollowingBus(inner, { changesSince: (a, s, l) => store.changesSince(a, s, l), journalHead: (a) => store.journalHead(a) }, sqliteReadFlags(q, read), {
+    resync: store,
+    onResync: (accountId, head) => log?.warn('store.follow-resync', { account: accountId, head }),
+  });
+}
+
+/** Publishes to the inner bus, then relays each account's new head to the peers (batched per turn). */
+export class RelayBus implements ChangeBus {
+  readonly #inner: ChangeBus;
+  readonly #relay: (accountId: number, head: number) => void;
+  readonly #heads = new Map<number, number>();
+  #scheduled = false;
+
+  constructor(inner: ChangeBus, relay: (accountId: number, head: number) => void) {
+    this.#inner = inner;
+    this.#relay = relay;
+  }
+
+  publish(changes: readonly Change[]): void {
+    this.#inner.publish(changes);
+    for (const c of changes) {
+      if (c.seq === undefined) continue;
+      if ((this.#heads.get(c.accountId) ?? 0) < c.seq) this.#heads.set(c.accountId, c.seq);
+    }
+    if (this.#heads.size && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flush());
+    }
+  }
+
+  #flush(): void {
+    this.#scheduled = false;
+    const heads = [...this.#heads];
+    this.#heads.clear();
+    for (const [a, h] of heads) {
+      try {
+        this.#relay(a, h);
+      } catch (err) {
+        console.error('change relay failed:', err);
+      }
+    }
+  }
+
+  subscribe(accountId: number, listener: ChangeListener): () => void {
+    return this.#inner.subscribe(accountId, listener);
+  }
+
+  notify(accountId: number, head: number): void {
+    this.#inner.notify(accountId, head);
+  }
+
+  onNotify(accountId: number, listener: (head: number) => void): () => void {
+    return this.#inner.onNotify(accountId, listener);
+  }
+}
+
+/** Current flags and keywords of messages by (mailbox, UID): point reads on the primary key. */
+export function sqliteReadFlags(q: Query, read: <T>(fn: () => Promise<T>) => Promise<T>): ReadFlags {
+  return (keys) =>
+    read(async () => {
+      const st = q('SELECT system_flags, keywords FROM messages WHERE mailbox_id = ? AND uid = ?').raw();
+      const out = new Map<string, { systemFlags: number; keywords: string[] }>();
+      for (const k of keys) {
+        const r = st.get(k.mailboxId, k.uid) as [number, string] | undefined;
+        if (r) out.set(flagKey(k.mailboxId, k.uid), { systemFlags: r[0], keywords: JSON.parse(r[1]) as string[] });
+      }
+      return out;
+    });
+}
+
+/** Rounds of "sync, then check again" before a read goes on while other processes keep committing. */
+const MAX_ROUNDS = 3;
+
+/** Other processes' commits, made durable before this process reads them (see the header). */
+export class ForeignCommits {
+  readonly #version: Database.Statement;
+  readonly #walSync: WalSync;
+  #verified: number;
+  #syncing: Promise<void> | null = null;
+  /** fdatasyncs made for other processes' commits (tests, metrics). */
+  syncs = 0;
+
+  constructor(db: Database.Database, walSync: WalSync) {
+    this.#version = db.prepare('PRAGMA data_version').pluck();
+    this.#walSync = walSync;
+    this.#verified = this.#version.get() as number;
+  }
+
+  /** Null when nothing was committed elsewhere since the last check; else resolves once it is durable. */
+  check(): Promise<void> | null {
+    if (this.#syncing) return this.#syncing;
+    if ((this.#version.get() as number) === this.#verified) return null;
+    return (this.#syncing = this.#sync().finally(() => (this.#syncing = null)));
+  }
+
+  async #sync(): Promise<void> {
+    for (let i = 0; i < MAX_ROUNDS; i++) {
+      const v = this.#version.get() as number;
+      if (v === this.#verified) return;
+      this.syncs++;
+      await this.#walSync.sync();
+      this.#verified = v;
+    }
+  }
+}
