@@ -1,0 +1,167 @@
+// `serve --workers 2` on SQLite (issue 15): two worker processes serve the same listeners over one
+// database file and blob folder. Which worker serves a connection is read from its `net.open`
+// log line (`worker=N`, the client's port); connections are retried until both are covered.
+// - IDLE on one worker sees `* n EXISTS` for an SMTP delivery the other accepted, `FETCH (FLAGS)`
+//   and `EXPUNGE` for STORE/EXPUNGE made there (RFC 9051 §7.4.1, §7.5.2; IDLE RFC 2177); a fresh
+//   FETCH on the first worker (its listing cache) shows the other's flags and expunge.
+// - The sixth IMAP login of an account is refused whichever worker it reaches; a second POP3
+//   session gets -ERR [IN-USE] (RFC 2449 §8.1.2) on the other worker.
+// - 10 SIGKILLs of one worker during an SMTP flood: every message answered 250 is in the mailbox
+//   exactly once; the primary restarts the worker each time.
+// Latencies are printed (p99 of SMTP 250 → EXISTS), never asserted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, type TestServer } from '../helpers/server.ts';
+import { RawSmtp } from '../helpers/smtp.ts';
+import { RawImap } from './imap/raw-client.ts';
+import { LineClient } from './pop3/harness.ts';
+
+const U = 'workers@example.com';
+const PW = 'pw-workers';
+const WAIT = 30_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The worker whose net.open line names this client port (waits for the line). */
+async function workerOf(s: TestServer, listener: string, clientPort: number): Promise<number> {
+  // linear: fixed text around one \d+ group
+  const re = new RegExp(`net\\.open worker=(\\d+) listener=${listener} remote=127\\.0\\.0\\.1:${clientPort} `);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const m = re.exec(s.output());
+    if (m) return Number(m[1]);
+    if (Date.now() > deadline) throw new Error(`no net.open line for ${listener} port ${clientPort}`);
+    await sleep(10);
+  }
+}
+
+/** Connects until worker `want` serves the connection (round-robin: a few tries). */
+async function on<C extends { close(): void }>(s: TestServer, listener: string, want: number, connect: () => Promise<C>, portOf: (c: C) => number): Promise<C> {
+  for (let i = 0; i < 20; i++) {
+    const c = await connect();
+    if ((await workerOf(s, listener, portOf(c))) === want) return c;
+    c.close();
+  }
+  throw new Error(`no ${listener} connection reached worker ${want}`);
+}
+
+const imapOn = (s: TestServer, w: number) => on(s, 'imap', w, () => RawImap.connect(s.ports.imap), (c) => c.socket.localPort!);
+const smtpOn = (s: TestServer, w: number) => on(s, 'smtp', w, async () => wrap(await RawSmtp.connect(s.ports.smtp)), (c) => c.s.socket.localPort!);
+const popOn = (s: TestServer, w: number) => on(s, 'pop3', w, async () => popWrap(await LineClient.connect(s.ports.pop3)), (c) => c.c.socket.localPort!);
+const wrap = (s: RawSmtp) => ({ s, close: () => s.close() });
+const popWrap = (c: LineClient) => ({ c, close: () => c.socket.destroy() });
+
+async function deliver(s: RawSmtp, subject: string): Promise<void> {
+  assert.match(await s.reply(), /^220/);
+  assert.match(await s.cmd('EHLO client.example'), /^250/m);
+  assert.match(await s.cmd('MAIL FROM:<sender@remote.example>'), /^250/);
+  assert.match(await s.cmd(`RCPT TO:<${U}>`), /^250/);
+  assert.match(await s.cmd('DATA'), /^354/);
+  assert.match(await s.cmd(`From: sender@remote.example\r\nTo: ${U}\r\nSubject: ${subject}\r\n\r\nhello from the other worker\r\n.`), /^250/);
+  await s.cmd('QUIT').catch(() => '');
+  s.close();
+}
+
+async function untilLine(c: RawImap, re: RegExp, seen: string[]): Promise<string> {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    const line = await c.readLine(Math.max(1, deadline - Date.now()));
+    seen.push(line);
+    if (re.test(line)) return line;
+  }
+}
+
+const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.99) - 1)] ?? NaN;
+
+test('--workers 2: IDLE on one worker sees EXISTS, FETCH FLAGS and EXPUNGE for changes made on the other; listings follow', { timeout: 120_000 }, async () => {
+  const s = await startServer({ plaintext: true, workers: 2 });
+  const clients: Array<{ close(): void }> = [];
+  try {
+    assert.match(s.stdout(), /2 worker processes\)/);
+    assert.equal(s.stdout().match(/^Ready\.$/gm)?.length, 1, 'one banner');
+    await s.addUser(U, PW);
+    const idle = await imapOn(s, 1);
+    clients.push(idle);
+    await idle.login(U, PW);
+    assert.ok((await idle.cmd('SELECT INBOX')).lines.includes('* 0 EXISTS'));
+    idle.write('i1 IDLE\r\n');
+    assert.match(await idle.readLine(), /^\+ /);
+    const seen: string[] = [];
+
+    // Deliveries accepted by worker 2: each is EXISTS in worker 1's IDLE.
+    const lat: number[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const c = await smtpOn(s, 2);
+      await deliver(c.s, `m${i}`);
+      const acked = Date.now();
+      assert.equal(await untilLine(idle, /^\* \d+ EXISTS$/, seen), `* ${i} EXISTS`, seen.join('\n'));
+      lat.push(Date.now() - acked);
+    }
+
+    // A listing on worker 1 (its cache is filled now), then flags stored on worker 2.
+    idle.write('DONE\r\n');
+    await idle.until('i1');
+    const before = await idle.cmd('FETCH 1:* (FLAGS)');
+    assert.equal(before.lines.filter((l) => /FETCH \(FLAGS \((\\Recent)?\)\)$/.test(l)).length, 20, before.lines.join('\n'));
+    idle.write('i2 IDLE\r\n');
+    assert.match(await idle.readLine(), /^\+ /);
+    const other = await imapOn(s, 2);
+    clients.push(other);
+    await other.login(U, PW);
+    await other.cmd('SELECT INBOX');
+    let t = Date.now();
+    assert.match((await other.cmd('STORE 3 +FLAGS.SILENT (\\Flagged $Work)')).tagged, / OK /);
+    assert.match(await untilLine(idle, /^\* 3 FETCH /, seen), /FLAGS \((?=.*\\Flagged)(?=.*\$Work)/); // linear: two lookaheads over one short line
+    const flagsMs = Date.now() - t;
+    t = Date.now();
+    assert.match((await other.cmd('STORE 5 +FLAGS.SILENT (\\Deleted)')).tagged, / OK /);
+    assert.match((await other.cmd('EXPUNGE')).tagged, / OK /);
+    assert.equal(await untilLine(idle, /^\* \d+ EXPUNGE$/, seen), '* 5 EXPUNGE', seen.join('\n'));
+    const expungeMs = Date.now() - t;
+    idle.write('DONE\r\n');
+    await idle.until('i2');
+
+    // A new session on worker 1: its listing (cached before the other's writes) shows them.
+    const fresh = await imapOn(s, 1);
+    clients.push(fresh);
+    await fresh.login(U, PW);
+    const sel = await fresh.cmd('SELECT INBOX');
+    assert.ok(sel.lines.includes('* 19 EXISTS'), sel.lines.join('\n'));
+    const f = await fresh.cmd('UID FETCH 1:* (FLAGS)');
+    const uids = f.lines.map((l) => /UID (\d+)/.exec(l)?.[1]).filter(Boolean).map(Number); // linear: one \d+ group
+    assert.deepEqual(uids, [1, 2, 3, 4, ...Array.from({ length: 15 }, (_, i) => i + 6)], f.lines.join('\n'));
+    assert.match(f.lines.find((l) => /[( ]UID 3[ )]/.test(l)) ?? '', /\\Flagged/);
+    console.log(`# --workers 2: SMTP 250 on worker 2 → EXISTS on worker 1: p99 ${p99(lat)} ms (n=${lat.length}, max ${Math.max(...lat)}); STORE→FETCH ${flagsMs} ms; EXPUNGE→EXPUNGE ${expungeMs} ms`);
+  } finally {
+    for (const c of clients) c.close();
+    await s.stop();
+  }
+});
+
+test('--workers 2: the sixth IMAP login and a second POP3 session are refused across workers', { timeout: 120_000 }, async () => {
+  const s = await startServer({ plaintext: true, workers: 2 });
+  const clients: Array<{ close(): void }> = [];
+  try {
+    await s.addUser(U, PW);
+    for (const w of [1, 1, 2, 2, 1]) {
+      const c = await imapOn(s, w);
+      clients.push(c);
+      assert.match((await c.cmd(`LOGIN ${U} ${PW}`)).tagged, / OK /);
+    }
+    for (const w of [1, 2]) {
+      const c = await imapOn(s, w);
+      clients.push(c);
+      assert.match((await c.cmd(`LOGIN ${U} ${PW}`)).tagged, /NO \[LIMIT\]/, `a sixth login on worker ${w}`);
+    }
+    const pop = await popOn(s, 2);
+    clients.push(pop);
+    assert.match(await pop.c.cmd(`USER ${U}`), /^\+OK/);
+    assert.match(await pop.c.cmd(`PASS ${PW}`), /^\+OK/);
+    const second = await popOn(s, 1);
+    clients.push(second);
+    assert.match(await second.c.cmd(`USER ${U}`), /^\+OK/);
+    assert.match(await second.c.cmd(`PASS ${PW}`), /^-ERR \[IN-USE\]/);
+  } finally {
+    for (const c of clients) c.close();
+    await s.stop();
+  }
+});
