@@ -41,14 +41,16 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   let stopNow = false;
   let firstFailure: { message: string; code: number } | null = null;
   const exited = new Set<Promise<void>>();
+  // A worker that just died may still look connected: the write fails (EPIPE) and is dropped.
   const send = (w: Worker | null, m: ToWorker) => {
-    if (w?.isConnected()) w.send(m);
+    if (w?.isConnected()) w.send(m, undefined, () => {});
   };
 
   const fork = (slot: Slot, onReady: (m: Extract<FromWorker, { t: 'ready' }>) => void): Worker => {
     const w = cluster.fork({ [WORKER_ENV]: String(slot.id), PILLARBOX_WORKERS: String(o.count) });
     slot.worker = w;
     slot.started = Date.now();
+    w.on('error', (err) => o.log.warn('server.worker-channel-error', { worker: slot.id, error: err }));
     w.on('message', (m: FromWorker) => {
       if (m.t === 'ping') {
         for (const s of slots) if (s !== slot) send(s.worker, m);

@@ -32,7 +32,7 @@ export async function runWorker(
   failed: (err: unknown) => { message: string; code: number },
 ): Promise<number> {
   const send = (m: FromWorker) => {
-    if (process.connected) process.send!(m);
+    if (process.connected) process.send!(m, undefined, undefined, () => {}); // a primary gone: 'disconnect' stops us
   };
   const { startServer } = await import('../main.ts');
   let server: RunningServer;
