@@ -18,6 +18,8 @@ export type FromWorker =
 export type ToWorker =
   /** Another worker's commit (FromWorker 'ping', forwarded). */
   | { t: 'ping'; a: number; h: number }
+  /** Worker process `pid` died: undo what it left half done in the store (Store.recoverProcess). */
+  | { t: 'recover'; pid: number }
   /** Drain and stop; `now`: cut the drain short (a second signal). */
   | { t: 'stop'; now: boolean };
 

@@ -30,13 +30,14 @@ interface Slot {
   id: number;
   worker: Worker | null;
   started: number;
+  ready: boolean;
   failures: number;
   timer: NodeJS.Timeout | null;
 }
 
 /** Runs the workers until a stop signal; resolves with the exit code (a start-up failure's, or 0). */
 export async function runPrimary(o: PrimaryOptions): Promise<number> {
-  const slots: Slot[] = Array.from({ length: o.count }, (_, i) => ({ id: i + 1, worker: null, started: 0, failures: 0, timer: null }));
+  const slots: Slot[] = Array.from({ length: o.count }, (_, i) => ({ id: i + 1, worker: null, started: 0, ready: false, failures: 0, timer: null }));
   let stopping = false;
   let stopNow = false;
   let firstFailure: { message: string; code: number } | null = null;
@@ -49,27 +50,46 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
   const fork = (slot: Slot, onReady: (m: Extract<FromWorker, { t: 'ready' }>) => void): Worker => {
     const w = cluster.fork({ [WORKER_ENV]: String(slot.id), PILLARBOX_WORKERS: String(o.count) });
     slot.worker = w;
+    slot.ready = false;
     slot.started = Date.now();
     w.on('error', (err) => o.log.warn('server.worker-channel-error', { worker: slot.id, error: err }));
     w.on('message', (m: FromWorker) => {
       if (m.t === 'ping') {
         for (const s of slots) if (s !== slot) send(s.worker, m);
-      } else if (m.t === 'ready') onReady(m);
+      } else if (m.t === 'ready') {
+        slot.ready = true;
+        onReady(m);
+        recover();
+      }
       else if (m.t === 'failed') firstFailure ??= { message: m.message, code: m.code };
     });
     const done = new Promise<void>((r) =>
       w.once('exit', (code, signal) => {
         r();
         exited.delete(done);
-        if (slot.worker === w) slot.worker = null;
+        if (slot.worker === w) {
+          slot.worker = null;
+          slot.ready = false;
+        }
         if (stopping) return;
         o.log.warn('server.worker-exited', { worker: slot.id, pid: w.process.pid, code, signal });
+        if (w.process.pid) dead.add(w.process.pid);
+        recover();
         restart(slot);
       }),
     );
     exited.add(done);
     if (stopping) send(w, { t: 'stop', now: stopNow });
     return w;
+  };
+
+  // Pids of dead workers whose half-done work (a staged COPY) a live worker is to undo.
+  const dead = new Set<number>();
+  const recover = () => {
+    const live = slots.find((s) => s.ready && s.worker?.isConnected());
+    if (!live) return; // the next worker to be ready does it
+    for (const pid of dead) send(live.worker, { t: 'recover', pid });
+    dead.clear();
   };
 
   const restart = (slot: Slot) => {

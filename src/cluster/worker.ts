@@ -53,6 +53,7 @@ export async function runWorker(
   const stop = (now: boolean) => void server.stop({ now }).then(stopped, stopped);
   const onMessage = (m: ToWorker) => {
     if (m.t === 'ping') server.store.bus.notify(m.a, m.h);
+    else if (m.t === 'recover') void server.store.recoverProcess?.(m.pid).catch((err) => log.error('store.recover-failed', { pid: m.pid, error: err }));
     else if (m.t === 'stop') stop(m.now);
   };
   const onSignal = () => stop(++signals > 1);

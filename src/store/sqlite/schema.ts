@@ -350,4 +350,13 @@ CREATE TABLE change_heads (
 );
 `,
   },
+  {
+    version: 16,
+    sql: `
+-- Which process stages a COPY (its pid; 0: before --workers). With several worker processes, one
+-- killed mid-COPY leaves its staged rows to the others: the primary asks a live worker to undo
+-- that process's copies (SqliteBulk.recoverStep), as a restart's recovery does for all of them.
+ALTER TABLE bulk_ops ADD COLUMN owner INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];

@@ -273,6 +273,14 @@ class SqliteStore implements Store {
     if (r.copies || r.drops) this.#log?.warn('store.bulk-recovered', { copies: r.copies, drops: r.drops });
   }
 
+  /** What a dead worker process staged (SqliteBulk.recoverStep), in steps of the group commit; returns the steps. */
+  async recoverProcess(pid: number): Promise<number> {
+    let steps = 0;
+    while (await this.#writeBatched((tx) => this.#bulk.recoverStep(tx, pid, 2000))) steps++;
+    if (steps) this.#log?.warn('store.bulk-recovered', { pid, steps });
+    return steps;
+  }
+
   /** A COPY staging rows in the mailbox (not part of it yet): from which UID, and the HIGHESTMODSEQ shown. */
   #staged(mailboxId: number): { uidFrom: number; hms: number } | undefined {
     // bulk_ops is empty but for a COPY or DELETE in progress: this costs a lookup in an empty table.
