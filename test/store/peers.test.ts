@@ -6,12 +6,14 @@
 // - a write while another connection holds the write lock waits off the loop (the batch is tried
 //   again; timers keep firing) and commits once the lock is free;
 // - a COPY another process was staging (its bulk_ops row) holds the mailbox: a delivery waits,
-//   and goes through once recoverProcess(pid) undid that process's staged rows.
+//   and goes through once recoverProcess(pid) undid that process's staged rows;
+// - a body file whose last reference went stays until a later sweep (another process may hold it
+//   staged); a delivery of a staged body whose file a peer swept fails instead of referencing it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { openSqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { WalSync } from '../../src/store/sqlite/wal-sync.ts';
@@ -159,6 +161,40 @@ test("peers: another process's staged COPY holds its mailbox until recoverProces
     assert.deepEqual((await b.listMessages(inbox.id)).map((m) => m.uid), [u1, u2]);
   } finally {
     other.close();
+    await t.close();
+  }
+});
+
+test("peers: a body file whose last reference went is swept later, under the lock; a peer's staged copy of it never ends up referenced without its file", async () => {
+  const t = await pair();
+  try {
+    const { a, b, inbox } = t;
+    const sweeper = (s: Store) => (s as unknown as { deadBlobs: { sweep(graceMs?: number): Promise<number> } }).deadBlobs;
+    const raw = Buffer.from('Subject: shared body\r\n\r\nthe same bytes twice\r\n');
+    const first = await a.stageBlob(raw);
+    const [r] = await a.deliver(first, parseMessage(raw), [{ mailboxId: inbox.id }]);
+    first.release();
+    assert.ok(r?.ok);
+    const file = join(dirname(t.path), 'blobs', first.id.slice(0, 2), first.id);
+    // B stages the same content (the file exists: B keeps it pinned, in B's memory only).
+    const again = await b.stageBlob(raw);
+    await a.expunge(inbox.id, { uids: [r.uid], onlyDeleted: false });
+    assert.ok(existsSync(file), 'not unlinked at the commit');
+    assert.equal(await sweeper(a).sweep(), 0, 'younger than the grace period: kept');
+    assert.equal(await sweeper(a).sweep(0), 1, 'A knows nothing of B\'s pin: swept');
+    assert.equal(existsSync(file), false);
+    await assert.rejects(b.deliver(again, parseMessage(raw), [{ mailboxId: inbox.id }]), /removed meanwhile/);
+    again.release();
+    assert.deepEqual(await b.listMessages(inbox.id), []);
+    // Staged again (the file is written anew): delivered, and a sweep leaves a referenced file alone.
+    const third = await b.stageBlob(raw);
+    const [r3] = await b.deliver(third, parseMessage(raw), [{ mailboxId: inbox.id }]);
+    third.release();
+    assert.ok(r3?.ok);
+    assert.equal(await sweeper(a).sweep(0), 0);
+    assert.ok(existsSync(file));
+    assert.equal((await a.readBlob(first.id)).toString(), raw.toString());
+  } finally {
     await t.close();
   }
 });

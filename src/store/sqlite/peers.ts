@@ -14,6 +14,13 @@
 //   WAL from here (fsync is per file: it covers every frame any process wrote before it started),
 //   then check again (a commit during the sync: another round, at most MAX_ROUNDS). See
 //   docs/architecture.md "Durability (SQLite)" for the window that leaves.
+// - Body files: a pin (a body staged and not referenced yet) is in its process's memory, so a
+//   file whose last reference went is not unlinked at once: the commit records it in dead_blobs
+//   (`deferDeadBlobs`, before COMMIT), and `DeadBlobSweeper` unlinks those older than GRACE_MS
+//   that no blobs row names again, inside a write transaction (under the lock, so no peer can
+//   add a reference between the check and the unlink). A new blobs row checks, under the lock,
+//   that its file is still there (MessageWrites.fileGone): a body staged here whose file a peer
+//   swept makes its write fail (a temporary error), never a reference to a missing file.
 
 import type Database from 'better-sqlite3';
 import type { Change, ChangeBus, ChangeListener } from '../bus.ts';
@@ -21,7 +28,8 @@ import { FollowingBus, flagKey, type ReadFlags, type ResyncSource } from '../fol
 import type { ChangeJournal } from '../journal.ts';
 import type { Logger } from '../../obs/log.ts';
 import type { WalSync } from './wal-sync.ts';
-import type { Query } from './writes.ts';
+import type { Query, Tx } from './writes.ts';
+import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 
 /** What a store with peers is given: how to tell them an account's journal moved. */
 export interface SqlitePeers {
@@ -146,5 +154,73 @@ export class ForeignCommits {
       await this.#walSync.sync();
       this.#verified = v;
     }
+  }
+}
+
+/** Inside the write transaction, before COMMIT: the commit's dead body files become dead_blobs rows. */
+export function deferDeadBlobs(q: Query, tx: Tx): void {
+  if (tx.deadBlobs.length === 0) return;
+  const ins = q('INSERT INTO dead_blobs (id, at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at');
+  const at = Date.now();
+  for (const id of tx.deadBlobs) ins.run(id, at);
+  tx.deadBlobs.length = 0;
+}
+
+/** How long a dead body file stays (a peer's stage-to-commit is far shorter), and how often the sweep runs. */
+export const DEAD_BLOB_GRACE_MS = 60_000;
+const SWEEP_EVERY_MS = 30_000;
+const SWEEP_STEP = 200;
+
+/** Unlinks dead body files no row names any more (see the header). */
+export class DeadBlobSweeper {
+  readonly #q: Query;
+  readonly #blobs: FsBlobStore;
+  readonly #batched: <T>(fn: (tx: Tx) => T) => Promise<T>;
+  readonly #timer: NodeJS.Timeout;
+  #running: Promise<number> | null = null;
+
+  constructor(q: Query, blobs: FsBlobStore, batched: <T>(fn: (tx: Tx) => T) => Promise<T>, log?: Logger) {
+    this.#q = q;
+    this.#blobs = blobs;
+    this.#batched = batched;
+    this.#timer = setInterval(() => {
+      if (!this.#running) this.sweep().catch((err) => log?.warn('store.blob-sweep-failed', { error: err instanceof Error ? err : String(err) }));
+    }, SWEEP_EVERY_MS);
+    this.#timer.unref();
+  }
+
+  /** One pass (steps of SWEEP_STEP rows, each a write of the group commit); returns the files removed. */
+  sweep(graceMs = DEAD_BLOB_GRACE_MS): Promise<number> {
+    const run = async () => {
+      let removed = 0;
+      let after = '';
+      for (;;) {
+        const r = await this.#batched(() => this.#step(Date.now() - graceMs, after));
+        removed += r.removed;
+        if (r.last === null) return removed;
+        after = r.last;
+      }
+    };
+    return (this.#running ??= run().finally(() => (this.#running = null)));
+  }
+
+  #step(before: number, after: string): { removed: number; last: string | null } {
+    const rows = this.#q('SELECT id FROM dead_blobs WHERE id > ? AND at < ? ORDER BY id LIMIT CAST(? AS INTEGER)').pluck().all(after, before, SWEEP_STEP) as string[];
+    const named = this.#q('SELECT 1 FROM blobs WHERE id = ?').pluck();
+    const del = this.#q('DELETE FROM dead_blobs WHERE id = ?');
+    let removed = 0;
+    for (const id of rows) {
+      if (named.get(id) !== undefined) del.run(id); // referenced again: the file stays
+      else if (this.#blobs.unlinkNow(id)) {
+        del.run(id);
+        removed++;
+      } // pinned here: the next pass
+    }
+    return { removed, last: rows.length === SWEEP_STEP ? rows[rows.length - 1]! : null };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#running?.catch(() => 0);
   }
 }

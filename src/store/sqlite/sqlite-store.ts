@@ -45,7 +45,7 @@ import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Holds, MessageWrites, foldForSearch, newTx, type Tx } from './writes.ts';
 import { SqliteCommit } from './changes.ts';
-import { ForeignCommits, PEER_BUSY_MS, RelayBus, followPeers } from './peers.ts';
+import { DeadBlobSweeper, ForeignCommits, PEER_BUSY_MS, RelayBus, deferDeadBlobs, followPeers } from './peers.ts';
 import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
@@ -131,6 +131,8 @@ class SqliteStore implements Store {
   readonly #commit: SqliteCommit;
   readonly #journal: SqliteJournal;
   readonly #walSync: WalSync;
+  /** With peers: the sweep of dead body files (peers.ts). */
+  readonly deadBlobs: DeadBlobSweeper | null = null;
   /** The WAL checkpoints' worker, if checkpointMs was given. */
   readonly checkpointer: Checkpointer | null = null;
   readonly #accounts: SqliteAccounts;
@@ -199,9 +201,12 @@ class SqliteStore implements Store {
     if (opts.peers) {
       this.#commit.sharedWith(new ForeignCommits(db, this.#walSync), PEER_BUSY_MS);
       this.#holds.foreign = (id) => this.#staged(id) !== undefined;
+      this.#w.fileGone = (id) => this.#q('SELECT 1 FROM blobs WHERE id = ?').get(id) === undefined && !existsSync(this.#blobs.path(id));
+      this.deadBlobs = new DeadBlobSweeper(q, this.#blobs, (fn) => this.#writeBatched(fn), opts.log);
     }
     const journal = (this.#journal = new SqliteJournal(db, q));
-    this.#commit.finalize = (tx) => journal.record(tx.changes);
+    const peers = !!opts.peers;
+    this.#commit.finalize = (tx) => (journal.record(tx.changes), peers && deferDeadBlobs(q, tx));
     this.#bulk = new SqliteBulk({
       db,
       q,
@@ -225,6 +230,7 @@ class SqliteStore implements Store {
       settled: () => this.#commit.settled(),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
+      ...(opts.peers ? { fileGone: (id: string) => this.#w.fileGone?.(id) ?? false } : {}),
       keepFinal: opts.queueKeepFinal ?? false,
     });
     const ctx = this.#context();
@@ -374,6 +380,7 @@ class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.#commit.closed) return;
+    await this.deadBlobs?.close();
     await this.#commit.close();
     // Before the last connection closes (which checkpoints and removes the WAL itself).
     await this.checkpointer?.close();
