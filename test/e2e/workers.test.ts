@@ -8,6 +8,7 @@
 //   session gets -ERR [IN-USE] (RFC 2449 §8.1.2) on the other worker.
 // - 10 SIGKILLs of one worker during an SMTP flood: every message answered 250 is in the mailbox
 //   exactly once; the primary restarts the worker each time.
+// The first test runs on PostgreSQL too (workers are nodes there; skipped when it is unreachable).
 // Latencies are printed (p99 of SMTP 250 → EXISTS), never asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,9 @@ import { startServer, type TestServer } from '../helpers/server.ts';
 import { RawSmtp } from '../helpers/smtp.ts';
 import { RawImap } from './imap/raw-client.ts';
 import { LineClient } from './pop3/harness.ts';
+import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from '../store/pg-env.ts';
+
+const pg = pgAvailability(await probePostgres());
 
 const U = 'workers@example.com';
 const PW = 'pw-workers';
@@ -72,8 +76,20 @@ async function untilLine(c: RawImap, re: RegExp, seen: string[]): Promise<string
 
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.99) - 1)] ?? NaN;
 
-test('--workers 2: IDLE on one worker sees EXISTS, FETCH FLAGS and EXPUNGE for changes made on the other; listings follow', { timeout: 120_000 }, async () => {
-  const s = await startServer({ plaintext: true, workers: 2 });
+test('--workers 2: IDLE on one worker sees EXISTS, FETCH FLAGS and EXPUNGE for changes made on the other; listings follow', { timeout: 120_000 }, () => crossWorker());
+
+test('--workers 2 on PostgreSQL: the same', { skip: pg.skip, timeout: 120_000 }, async () => {
+  if (pg.fail) throw new Error(pg.fail);
+  const schema = freshSchemaName();
+  try {
+    await crossWorker(`${PG_URL}?schema=${schema}`);
+  } finally {
+    await dropSchema(schema).catch(() => {});
+  }
+});
+
+async function crossWorker(database?: string): Promise<void> {
+  const s = await startServer({ plaintext: true, workers: 2, ...(database ? { database } : {}) });
   const clients: Array<{ close(): void }> = [];
   try {
     assert.match(s.stdout(), /2 worker processes\)/);
@@ -130,12 +146,12 @@ test('--workers 2: IDLE on one worker sees EXISTS, FETCH FLAGS and EXPUNGE for c
     const uids = f.lines.map((l) => /UID (\d+)/.exec(l)?.[1]).filter(Boolean).map(Number); // linear: one \d+ group
     assert.deepEqual(uids, [1, 2, 3, 4, ...Array.from({ length: 15 }, (_, i) => i + 6)], f.lines.join('\n'));
     assert.match(f.lines.find((l) => /[( ]UID 3[ )]/.test(l)) ?? '', /\\Flagged/);
-    console.log(`# --workers 2: SMTP 250 on worker 2 → EXISTS on worker 1: p99 ${p99(lat)} ms (n=${lat.length}, max ${Math.max(...lat)}); STORE→FETCH ${flagsMs} ms; EXPUNGE→EXPUNGE ${expungeMs} ms`);
+    console.log(`# --workers 2 (${database ? 'postgres' : 'sqlite'}): SMTP 250 on worker 2 → EXISTS on worker 1: p99 ${p99(lat)} ms (n=${lat.length}, max ${Math.max(...lat)}); STORE→FETCH ${flagsMs} ms; EXPUNGE→EXPUNGE ${expungeMs} ms`);
   } finally {
     for (const c of clients) c.close();
     await s.stop();
   }
-});
+}
 
 test('--workers 2: the sixth IMAP login and a second POP3 session are refused across workers', { timeout: 120_000 }, async () => {
   const s = await startServer({ plaintext: true, workers: 2 });
