@@ -600,6 +600,7 @@ class SqliteStore implements Store {
   }
 
   pruneJournal(opts: JournalPruneOptions): Promise<number> {
-    return this.#journal.prune(opts, (fn) => this.#write(fn));
+    // With peers through the group commit: a FULL write holds the lock across its fsync, on the loop.
+    return this.#journal.prune(opts, this.deadBlobs ? (fn) => this.#writeBatched(fn) : (fn) => this.#write(fn));
   }
 }
