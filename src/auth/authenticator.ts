@@ -108,7 +108,7 @@ class ThrottledLogin implements ThrottledAuthenticator {
     this.#log = opts.log ?? NO_LOG;
     this.#clock = opts.clock ?? realClock;
     this.#shared = opts.shared ?? false;
-    this.state = new ThrottleState(this.#policy);
+    this.state = new ThrottleState(this.#policy, this.#shared);
     this.#gate = new CheckGate(opts.checks?.concurrency ?? 2, opts.checks?.queue ?? 100);
     this.ready = this.#load().catch((err: unknown) => this.#log.warn('auth.throttle-load-failed', { error: errText(err) }));
     this.#sweep = setInterval(() => {

@@ -5,7 +5,8 @@
 //   and `EXPUNGE` for STORE/EXPUNGE made there (RFC 9051 §7.4.1, §7.5.2; IDLE RFC 2177); a fresh
 //   FETCH on the first worker (its listing cache) shows the other's flags and expunge.
 // - The sixth IMAP login of an account is refused whichever worker it reaches; a second POP3
-//   session gets -ERR [IN-USE] (RFC 2449 §8.1.2) on the other worker.
+//   session gets -ERR [IN-USE] (RFC 2449 §8.1.2) on the other worker; three wrong passwords on
+//   one worker make the fourth, on the other, wait (auth.throttled there).
 // - 10 SIGKILLs of one worker during an SMTP flood: every message answered 250 is in the mailbox
 //   exactly once; the primary restarts the worker each time.
 // The first test runs on PostgreSQL too (workers are nodes there; skipped when it is unreachable).
@@ -153,7 +154,7 @@ async function crossWorker(database?: string): Promise<void> {
   }
 }
 
-test('--workers 2: the sixth IMAP login and a second POP3 session are refused across workers', { timeout: 120_000 }, async () => {
+test('--workers 2: the sixth IMAP login, a second POP3 session and a fourth wrong password are refused or slowed across workers', { timeout: 120_000 }, async () => {
   const s = await startServer({ plaintext: true, workers: 2 });
   const clients: Array<{ close(): void }> = [];
   try {
@@ -176,6 +177,23 @@ test('--workers 2: the sixth IMAP login and a second POP3 session are refused ac
     clients.push(second);
     assert.match(await second.c.cmd(`USER ${U}`), /^\+OK/);
     assert.match(await second.c.cmd(`PASS ${PW}`), /^-ERR \[IN-USE\]/);
+
+    // Login throttling: three wrong passwords on worker 1 (the free ones), the fourth on worker 2
+    // is slowed there — worker 2 read the failures worker 1 recorded, and spaces the check from
+    // the last of them.
+    const other = 'nobody-here@example.com';
+    for (let i = 0; i < 3; i++) {
+      const c = await imapOn(s, 1);
+      clients.push(c);
+      assert.match((await c.cmd(`LOGIN ${other} guess-${i}`, 30_000)).tagged, / NO /);
+    }
+    assert.doesNotMatch(s.output(), /auth\.throttled/);
+    const fourth = await imapOn(s, 2);
+    clients.push(fourth);
+    assert.match((await fourth.cmd(`LOGIN ${other} guess-3`, 30_000)).tagged, / NO /);
+    // linear: fixed text, one run of non-spaces
+    assert.match(s.output(), new RegExp(`auth\\.throttled worker=2 user=${other.replace('.', '\\.')} ip=127\\.0\\.0\\.1 action=delayed by=pair`));
+    assert.match(s.output(), new RegExp(`auth\\.login-failed worker=2 user=${other.replace('.', '\\.')} ip=127\\.0\\.0\\.1 reason=unknown-user failures=4 `)); // linear: fixed text
   } finally {
     for (const c of clients) c.close();
     await s.stop();
