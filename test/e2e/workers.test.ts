@@ -13,6 +13,8 @@
 // Latencies are printed (p99 of SMTP 250 → EXISTS), never asserted.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { RawSmtp } from '../helpers/smtp.ts';
 import { RawImap } from './imap/raw-client.ts';
@@ -283,6 +285,22 @@ test('--workers 2: 10 SIGKILLs of a worker during an SMTP flood lose nothing ack
       c.close();
     }
     assert.equal(s.output().match(/server\.worker-exited worker=2 pid=\d+ code=null signal=SIGKILL/g)?.length, 10); // linear: fixed text, one \d+
+  } finally {
+    await s.stop();
+  }
+});
+
+test('--workers 2: SIGTERM to the primary alone drains and stops every worker, then the ports file goes', { timeout: 60_000 }, async () => {
+  const s = await startServer({ plaintext: true, workers: 2 });
+  try {
+    const pids = [await workerPid(s, 1), await workerPid(s, 2)];
+    const exited = new Promise<number | null>((r) => s.proc.once('exit', (code) => r(code)));
+    s.proc.kill('SIGTERM'); // the primary's pid only, not its process group
+    assert.equal(await exited, 0);
+    for (const w of [1, 2]) assert.match(s.output(), new RegExp(`server\\.stopped worker=${w} `)); // linear: fixed text
+    for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} is gone`);
+    assert.equal(existsSync(join(s.dataDir, 'ports.json')), false);
+    assert.match(s.stdout(), /SIGTERM: stopping/);
   } finally {
     await s.stop();
   }
