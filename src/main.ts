@@ -65,8 +65,6 @@ export interface WorkerRole {
   count: number;
   singletons: boolean;
   relay(accountId: number, head: number): void;
-  /** This worker's fdatasync made every commit numbered up to n durable (for the others' read gate). */
-  durable(n: number): void;
 }
 
 export async function startServer(
@@ -82,7 +80,7 @@ export async function startServer(
     log,
     mailboxLimits: config.limits,
     ...(checkpoints ? { checkpointMs: config.limits.walCheckpointMs } : { noAutoCheckpoint: true }),
-    ...(worker ? { peers: { relay: worker.relay, durable: worker.durable } } : {}),
+    ...(worker ? { peers: { relay: worker.relay } } : {}),
   });
   let loaded: LoadedTls;
   let connections: ConnectionRegistry | undefined;

@@ -12,16 +12,12 @@ export type FromWorker =
   /** Start-up failed (the CLI's message and exit code). */
   | { t: 'failed'; message: string; code: number }
   /** A commit of this worker is durable: the account's journal head (for the other workers). */
-  | { t: 'ping'; a: number; h: number }
-  /** Every commit numbered up to n is durable (this worker's fdatasync; for the others' read gate). */
-  | { t: 'durable'; n: number };
+  | { t: 'ping'; a: number; h: number };
 
 /** Primary → worker. */
 export type ToWorker =
   /** Another worker's commit (FromWorker 'ping', forwarded). */
   | { t: 'ping'; a: number; h: number }
-  /** Another worker's fdatasync (FromWorker 'durable', forwarded). */
-  | { t: 'durable'; n: number }
   /** Worker process `pid` died: undo what it left half done in the store (Store.recoverProcess). */
   | { t: 'recover'; pid: number }
   /** Drain and stop; `now`: cut the drain short (a second signal). */

@@ -54,7 +54,7 @@ export async function runPrimary(o: PrimaryOptions): Promise<number> {
     slot.started = Date.now();
     w.on('error', (err) => o.log.warn('server.worker-channel-error', { worker: slot.id, error: err }));
     w.on('message', (m: FromWorker) => {
-      if (m.t === 'ping' || m.t === 'durable') {
+      if (m.t === 'ping') {
         for (const s of slots) if (s !== slot) send(s.worker, m);
       } else if (m.t === 'ready') {
         slot.ready = true;

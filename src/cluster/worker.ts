@@ -37,7 +37,7 @@ export async function runWorker(
   const { startServer } = await import('../main.ts');
   let server: RunningServer;
   try {
-    server = await startServer(config, log, { id, count, singletons: id === 1, relay: (a, h) => send({ t: 'ping', a, h }), durable: (n) => send({ t: 'durable', n }) });
+    server = await startServer(config, log, { id, count, singletons: id === 1, relay: (a, h) => send({ t: 'ping', a, h }) });
   } catch (err) {
     const f = failed(err);
     send({ t: 'failed', ...f });
@@ -53,7 +53,6 @@ export async function runWorker(
   const stop = (now: boolean) => void server.stop({ now }).then(stopped, stopped);
   const onMessage = (m: ToWorker) => {
     if (m.t === 'ping') server.store.bus.notify(m.a, m.h);
-    else if (m.t === 'durable') server.store.peerDurable?.(m.n);
     else if (m.t === 'recover') void server.store.recoverProcess?.(m.pid).catch((err) => log.error('store.recover-failed', { pid: m.pid, error: err }));
     else if (m.t === 'stop') stop(m.now);
   };

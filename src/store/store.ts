@@ -340,8 +340,6 @@ export interface Store extends ChangeJournal {
    * keeps a COPY in one transaction: nothing to undo.
    */
   recoverProcess?(pid: number): Promise<number>;
-  /** SQLite with worker processes: another worker made every commit numbered up to n durable (src/store/sqlite/peers.ts). */
-  peerDurable?(n: number): void;
 
   // ---- domains
   addDomain(name: string): Promise<Domain>; // StoreError 'exists'

@@ -75,8 +75,6 @@ export class SqliteCommit {
   #busyTimeout: Record<'none' | 'some', Database.Statement> | null = null;
   /** Batches tried again because another process held the write lock (tests, metrics). */
   busyRetries = 0;
-  /** With peers: a commit's number (Tx.commitNo) is durable, and every one before it. */
-  onDurable: ((n: number) => void) | null = null;
 
   constructor(db: Database.Database, summaries: SummaryCache, blobs: FsBlobStore, bus: ChangeBus, walSync: WalSync, log?: Logger) {
     this.#db = db;
@@ -169,7 +167,6 @@ export class SqliteCommit {
         return r;
       })
       .immediate();
-    if (tx.commitNo !== undefined) this.onDurable?.(tx.commitNo); // FULL: durable at COMMIT
     // After a batch still waiting for its fdatasync: its after-commit work goes first.
     if (this.#unsettled.length) this.#unsettled.push({ items: [], tx, outcomes: [], durable: true });
     else this.afterCommit(tx);
@@ -268,7 +265,6 @@ export class SqliteCommit {
           x.durable = true;
           if (x === u) break;
         }
-        if (tx.commitNo !== undefined) this.onDurable?.(tx.commitNo);
         this.#drain();
       },
       (err) => {

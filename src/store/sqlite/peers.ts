@@ -9,12 +9,11 @@
 //   current flags of the pulled message entries.
 // - The read gate across processes (`ForeignCommits`): another process commits with
 //   synchronous=NORMAL and is durable only after its own fdatasync, but its rows are visible here at
-//   once. Every commit takes a number (one counter row, in its transaction) and its writer reports
-//   "durable up to N" to the peers after its fdatasync; a read first reads the counter (one point
-//   read) and, if a commit above what is known durable is visible, waits for that report — or,
-//   after FALLBACK_MS, for an fdatasync of the WAL from here (fsync is per file: it covers every
-//   frame any process wrote before it started). See docs/architecture.md "Durability (SQLite)" for
-//   the window that leaves.
+//   once. `PRAGMA data_version` (changes only when another connection committed) says whether
+//   anything came from elsewhere since the last check; if so, reads wait for one fdatasync of the
+//   WAL from here (fsync is per file: it covers every frame any process wrote before it started),
+//   then check again (a commit during the sync: another round, at most MAX_ROUNDS). See
+//   docs/architecture.md "Durability (SQLite)" for the window that leaves.
 // - Body files: a pin (a body staged and not referenced yet) is in its process's memory, so a
 //   file whose last reference went is not unlinked at once: the commit records it in dead_blobs
 //   (`deferDeadBlobs`, before COMMIT), and `DeadBlobSweeper` unlinks those older than GRACE_MS
@@ -36,8 +35,6 @@ import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 export interface SqlitePeers {
   /** Called after a durable commit, per account: its journal head now. */
   relay(accountId: number, head: number): void;
-  /** Called after this process's fdatasync: every commit numbered up to n is durable (hand it to the peers' `peerDurable`). */
-  durable?(n: number): void;
 }
 
 /**
@@ -124,77 +121,39 @@ export function sqliteReadFlags(q: Query, read: <T>(fn: () => Promise<T>) => Pro
     });
 }
 
-/** How long a read waits for a peer to report its commit durable before it runs an fdatasync of its own. */
-const FALLBACK_MS = 5;
+/** Rounds of "sync, then check again" before a read goes on while other processes keep committing. */
+const MAX_ROUNDS = 3;
 
-/**
- * Other processes' commits, made durable before this process reads them (see the header). Every
- * group commit with peers takes the next number of one counter (settings 'peer_commits', in its
- * transaction: writers are serialised, so the numbers follow the WAL); after its fdatasync the
- * writer knows every commit up to its number is durable and tells the peers (`durable(n)`).
- */
+/** Other processes' commits, made durable before this process reads them (see the header). */
 export class ForeignCommits {
-  readonly #counter: Database.Statement;
-  readonly #next: Database.Statement;
+  readonly #version: Database.Statement;
   readonly #walSync: WalSync;
-  /** Every commit numbered up to this is durable. */
-  #known = 0;
-  readonly #waiting: Array<{ n: number; resolve: () => void }> = [];
-  #fallback: NodeJS.Timeout | null = null;
-  /** fdatasyncs made because no peer had reported in time (tests, metrics). */
+  #verified: number;
+  #syncing: Promise<void> | null = null;
+  /** fdatasyncs made for other processes' commits (tests, metrics). */
   syncs = 0;
 
   constructor(db: Database.Database, walSync: WalSync) {
-    db.prepare("INSERT INTO settings (key, value) VALUES ('peer_commits', '0') ON CONFLICT (key) DO NOTHING").run();
-    this.#counter = db.prepare("SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'peer_commits'").pluck();
-    this.#next = db.prepare("UPDATE settings SET value = CAST(value AS INTEGER) + 1 WHERE key = 'peer_commits' RETURNING CAST(value AS INTEGER)").pluck();
+    this.#version = db.prepare('PRAGMA data_version').pluck();
     this.#walSync = walSync;
+    this.#verified = this.#version.get() as number;
   }
 
-  /** Inside a write transaction: this commit's number. */
-  number(): number {
-    return this.#next.get() as number;
-  }
-
-  /** Commits up to `n` are durable (this process's fdatasync, or a peer's report). */
-  durable(n: number): void {
-    if (n <= this.#known) return;
-    this.#known = n;
-    for (let i = this.#waiting.length - 1; i >= 0; i--) {
-      const w = this.#waiting[i]!;
-      if (w.n <= n) {
-        this.#waiting.splice(i, 1);
-        w.resolve();
-      }
-    }
-    if (this.#waiting.length === 0 && this.#fallback) {
-      clearTimeout(this.#fallback);
-      this.#fallback = null;
-    }
-  }
-
-  /** Null when every commit a read can see is known durable; else resolves once it is. */
+  /** Null when nothing was committed elsewhere since the last check; else resolves once it is durable. */
   check(): Promise<void> | null {
-    const n = this.#counter.get() as number;
-    if (n <= this.#known) return null;
-    const p = new Promise<void>((resolve) => this.#waiting.push({ n, resolve }));
-    this.#fallback ??= setTimeout(() => this.#sync(), FALLBACK_MS);
-    return p;
+    if (this.#syncing) return this.#syncing;
+    if ((this.#version.get() as number) === this.#verified) return null;
+    return (this.#syncing = this.#sync().finally(() => (this.#syncing = null)));
   }
 
-  /** No report in time (a peer slow, killed before its fdatasync, or the admin CLI): sync here. */
-  #sync(): void {
-    this.#fallback = null;
-    if (this.#waiting.length === 0) return;
-    const n = this.#counter.get() as number;
-    this.syncs++;
-    this.#walSync.sync().then(
-      () => this.durable(n),
-      (err) => {
-        console.error('store: fdatasync for other processes\' commits failed:', err);
-        this.#fallback ??= setTimeout(() => this.#sync(), FALLBACK_MS * 20);
-      },
-    );
+  async #sync(): Promise<void> {
+    for (let i = 0; i < MAX_ROUNDS; i++) {
+      const v = this.#version.get() as number;
+      if (v === this.#verified) return;
+      this.syncs++;
+      await this.#walSync.sync();
+      this.#verified = v;
+    }
   }
 }
 

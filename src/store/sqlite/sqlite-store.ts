@@ -131,13 +131,6 @@ class SqliteStore implements Store {
   readonly #commit: SqliteCommit;
   readonly #journal: SqliteJournal;
   readonly #walSync: WalSync;
-  readonly #foreign: ForeignCommits | null;
-
-  /** With peers: a peer's report that every commit numbered up to n is durable (peers.ts). */
-  peerDurable(n: number): void {
-    this.#foreign?.durable(n);
-  }
-
   /** With peers: the sweep of dead body files (peers.ts). */
   readonly deadBlobs: DeadBlobSweeper | null = null;
   /** The WAL checkpoints' worker, if checkpointMs was given. */
@@ -205,21 +198,15 @@ class SqliteStore implements Store {
       settled: () => this.#commit.settled(),
     });
     this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, publishing, this.#walSync, opts.log);
-    const foreign = opts.peers ? new ForeignCommits(db, this.#walSync) : null;
     if (opts.peers) {
-      this.#commit.sharedWith(foreign!, PEER_BUSY_MS);
-      const tell = opts.peers.durable;
-      this.#commit.onDurable = (n) => (foreign!.durable(n), tell?.(n));
+      this.#commit.sharedWith(new ForeignCommits(db, this.#walSync), PEER_BUSY_MS);
       this.#holds.foreign = (id) => this.#staged(id) !== undefined;
       this.#w.fileGone = (id) => this.#q('SELECT 1 FROM blobs WHERE id = ?').get(id) === undefined && !existsSync(this.#blobs.path(id));
       this.deadBlobs = new DeadBlobSweeper(q, this.#blobs, (fn) => this.#writeBatched(fn), opts.log);
     }
     const journal = (this.#journal = new SqliteJournal(db, q));
-    this.#commit.finalize = (tx) => {
-      journal.record(tx.changes);
-      if (foreign) (deferDeadBlobs(q, tx), (tx.commitNo = foreign.number()));
-    };
-    this.#foreign = foreign;
+    const peers = !!opts.peers;
+    this.#commit.finalize = (tx) => (journal.record(tx.changes), peers && deferDeadBlobs(q, tx));
     this.#bulk = new SqliteBulk({
       db,
       q,

@@ -41,8 +41,6 @@ export interface Tx {
   start: number;
   /** The bulk operation this write belongs to (it may write the mailboxes that operation holds). */
   op: number;
-  /** With peers: the commit's number (peers.ts ForeignCommits), set before COMMIT. */
-  commitNo?: number;
 }
 
 export function newTx(): Tx {
