@@ -35,122 +35,130 @@ interface Slot {
   timer: NodeJS.Timeout | null;
 }
 
-/** Runs the workers until a stop signal; resolves with the exit code (a start-up failure's, or 0). */
-export async function runPrimary(o: PrimaryOptions): Promise<number> {
-  const slots: Slot[] = Array.from({ length: o.count }, (_, i) => ({ id: i + 1, worker: null, started: 0, ready: false, failures: 0, timer: null }));
-  let stopping = false;
-  let stopNow = false;
-  let firstFailure: { message: string; code: number } | null = null;
-  const exited = new Set<Promise<void>>();
-  // A worker that just died may still look connected: the write fails (EPIPE) and is dropped.
-  const send = (w: Worker | null, m: ToWorker) => {
-    if (w?.isConnected()) w.send(m, undefined, () => {});
-  };
+type Started = { ports: Ports; tls: string; store: string };
 
-  const fork = (slot: Slot, onReady: (m: Extract<FromWorker, { t: 'ready' }>) => void): Worker => {
-    const w = cluster.fork({ [WORKER_ENV]: String(slot.id), PILLARBOX_WORKERS: String(o.count) });
-    slot.worker = w;
-    slot.ready = false;
-    slot.started = Date.now();
-    w.on('error', (err) => o.log.warn('server.worker-channel-error', { worker: slot.id, error: err }));
+/** The primary's state: one slot per worker id, what is stopping, what dead workers left to undo. */
+class Workers {
+  readonly #o: PrimaryOptions;
+  readonly slots: Slot[];
+  #stopping = false;
+  #stopNow = false;
+  failure: { message: string; code: number } | null = null;
+  readonly #exited = new Set<Promise<void>>();
+  /** Pids of dead workers whose half-done work (a staged COPY) a live worker is to undo. */
+  readonly #dead = new Set<number>();
+
+  constructor(o: PrimaryOptions) {
+    this.#o = o;
+    this.slots = Array.from({ length: o.count }, (_, i) => ({ id: i + 1, worker: null, started: 0, ready: false, failures: 0, timer: null }));
+  }
+
+  /** A worker that just died may still look connected: the write fails (EPIPE) and is dropped. */
+  #send(w: Worker | null, m: ToWorker): void {
+    if (w?.isConnected()) w.send(m, undefined, () => {});
+  }
+
+  fork(slot: Slot, onReady: (m: Extract<FromWorker, { t: 'ready' }>) => void): Worker {
+    const w = cluster.fork({ [WORKER_ENV]: String(slot.id), PILLARBOX_WORKERS: String(this.#o.count) });
+    Object.assign(slot, { worker: w, ready: false, started: Date.now() });
+    w.on('error', (err) => this.#o.log.warn('server.worker-channel-error', { worker: slot.id, error: err }));
     w.on('message', (m: FromWorker) => {
       if (m.t === 'ping') {
-        for (const s of slots) if (s !== slot) send(s.worker, m);
+        for (const s of this.slots) if (s !== slot) this.#send(s.worker, m);
       } else if (m.t === 'ready') {
         slot.ready = true;
         onReady(m);
-        recover();
-      }
-      else if (m.t === 'failed') firstFailure ??= { message: m.message, code: m.code };
+        this.#recover();
+      } else if (m.t === 'failed') this.failure ??= { message: m.message, code: m.code };
     });
-    const done = new Promise<void>((r) =>
-      w.once('exit', (code, signal) => {
-        r();
-        exited.delete(done);
-        if (slot.worker === w) {
-          slot.worker = null;
-          slot.ready = false;
-        }
-        if (stopping) return;
-        o.log.warn('server.worker-exited', { worker: slot.id, pid: w.process.pid, code, signal });
-        if (w.process.pid) dead.add(w.process.pid);
-        recover();
-        restart(slot);
-      }),
-    );
-    exited.add(done);
-    if (stopping) send(w, { t: 'stop', now: stopNow });
+    const done = new Promise<void>((r) => w.once('exit', (code, signal) => (r(), this.#exit(slot, w, done, code, signal))));
+    this.#exited.add(done);
+    if (this.#stopping) this.#send(w, { t: 'stop', now: this.#stopNow });
     return w;
-  };
+  }
 
-  // Pids of dead workers whose half-done work (a staged COPY) a live worker is to undo.
-  const dead = new Set<number>();
-  const recover = () => {
-    const live = slots.find((s) => s.ready && s.worker?.isConnected());
+  #exit(slot: Slot, w: Worker, done: Promise<void>, code: number | null, signal: string | null): void {
+    this.#exited.delete(done);
+    if (slot.worker === w) Object.assign(slot, { worker: null, ready: false });
+    if (this.#stopping) return;
+    this.#o.log.warn('server.worker-exited', { worker: slot.id, pid: w.process.pid, code, signal });
+    if (w.process.pid) this.#dead.add(w.process.pid);
+    this.#recover();
+    this.#restart(slot);
+  }
+
+  #recover(): void {
+    const live = this.slots.find((s) => s.ready && s.worker?.isConnected());
     if (!live) return; // the next worker to be ready does it
-    for (const pid of dead) send(live.worker, { t: 'recover', pid });
-    dead.clear();
-  };
+    for (const pid of this.#dead) this.#send(live.worker, { t: 'recover', pid });
+    this.#dead.clear();
+  }
 
-  const restart = (slot: Slot) => {
+  #restart(slot: Slot): void {
     if (Date.now() - slot.started > STABLE_MS) slot.failures = 0;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** slot.failures++);
     slot.timer = setTimeout(() => {
       slot.timer = null;
-      if (stopping) return;
-      const w = fork(slot, () => o.log.info('server.worker-restarted', { worker: slot.id, pid: w.process.pid }));
+      if (this.#stopping) return;
+      const w = this.fork(slot, () => this.#o.log.info('server.worker-restarted', { worker: slot.id, pid: w.process.pid }));
     }, delay);
-  };
+  }
 
-  // Start: every worker ready, or the first failure (the others are stopped).
-  const started = await new Promise<{ ports: Ports; tls: string; store: string } | null>((resolve) => {
-    let ready = 0;
-    let first: { ports: Ports; tls: string; store: string } | null = null;
-    for (const slot of slots) {
-      const w = fork(slot, (m) => {
-        o.log.info('server.worker-ready', { worker: slot.id, pid: w.process.pid });
-        first ??= { ports: m.ports, tls: m.tls, store: m.store };
-        if (JSON.stringify(m.ports) !== JSON.stringify(first.ports)) {
-          firstFailure ??= { message: `worker ${slot.id} bound other ports than worker 1 (${JSON.stringify(m.ports)})`, code: 70 };
-          resolve(null);
-        } else if (++ready === o.count) resolve(first);
-      });
-      w.once('exit', () => {
-        if (ready < o.count) resolve(null);
-      });
-    }
-  });
-  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
-  let stopped!: () => void;
-  const allStopped = new Promise<void>((r) => (stopped = r));
-  const stopAll = (now: boolean) => {
-    stopping = true;
-    stopNow ||= now;
-    for (const s of slots) {
+  /** Every worker ready (with the same ports), or null at the first failure. */
+  start(): Promise<Started | null> {
+    return new Promise((resolve) => {
+      let ready = 0;
+      let first: Started | null = null;
+      for (const slot of this.slots) {
+        const w = this.fork(slot, (m) => {
+          this.#o.log.info('server.worker-ready', { worker: slot.id, pid: w.process.pid });
+          first ??= { ports: m.ports, tls: m.tls, store: m.store };
+          if (JSON.stringify(m.ports) !== JSON.stringify(first.ports)) {
+            this.failure ??= { message: `worker ${slot.id} bound other ports than worker 1 (${JSON.stringify(m.ports)})`, code: 70 };
+            resolve(null);
+          } else if (++ready === this.#o.count) resolve(first);
+        });
+        w.once('exit', () => {
+          if (ready < this.#o.count) resolve(null);
+        });
+      }
+    });
+  }
+
+  /** Asks every worker to stop (`now`: cut the drain short); resolves once all have exited. */
+  async stop(now: boolean): Promise<void> {
+    this.#stopping = true;
+    this.#stopNow ||= now;
+    for (const s of this.slots) {
       if (s.timer) clearTimeout(s.timer);
       s.timer = null;
-      send(s.worker, { t: 'stop', now: stopNow });
+      this.#send(s.worker, { t: 'stop', now: this.#stopNow });
     }
-    void (async () => {
-      while (exited.size) await Promise.all([...exited]);
-      stopped();
-    })();
-  };
-  if (!started) {
-    stopAll(true);
-    await allStopped;
-    const f = firstFailure as { message: string; code: number } | null;
-    if (f) throw Object.assign(new Error(f.message), { exitCode: f.code });
-    throw Object.assign(new Error('a worker process exited during start-up'), { exitCode: 70 });
+    while (this.#exited.size) await Promise.all([...this.#exited]);
   }
+}
+
+/** Runs the workers until a stop signal; resolves with the exit code (a start-up failure's, or 0). */
+export async function runPrimary(o: PrimaryOptions): Promise<number> {
+  const workers = new Workers(o);
+  const started = await workers.start();
+  if (!started) {
+    await workers.stop(true);
+    const f = workers.failure;
+    throw Object.assign(new Error(f?.message ?? 'a worker process exited during start-up'), { exitCode: f?.code ?? 70 });
+  }
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
   let count = 0;
+  let stopped: Promise<void> | null = null;
+  let stoppedNow: () => void;
+  const allStopped = new Promise<void>((r) => (stoppedNow = r));
   const onSignal = (sig: NodeJS.Signals) => {
-    count++;
-    o.onSignal(sig, count);
-    stopAll(count > 1);
+    o.onSignal(sig, ++count);
+    const p = workers.stop(count > 1);
+    stopped ??= p.then(() => stoppedNow());
   };
   const onHup = () => {
-    for (const s of slots) s.worker?.process.kill('SIGHUP');
+    for (const s of workers.slots) s.worker?.process.kill('SIGHUP');
   };
   for (const s of signals) process.on(s, onSignal);
   process.on('SIGHUP', onHup);

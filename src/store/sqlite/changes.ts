@@ -258,8 +258,11 @@ export class SqliteCommit {
     }
     const u: Unsettled = { items, tx, outcomes, durable: false };
     this.#unsettled.push(u);
+    // Other processes' commits before this point are covered by this fdatasync too (peers.ts).
+    const seen = this.#foreign?.version();
     const p = this.#walSync.sync().then(
       () => {
+        if (seen !== undefined) this.#foreign!.covered(seen);
         // One fdatasync covers every frame written before it started: every commit up to this one.
         for (const x of this.#unsettled) {
           x.durable = true;

@@ -142,14 +142,24 @@ export class ForeignCommits {
   /** Null when nothing was committed elsewhere since the last check; else resolves once it is durable. */
   check(): Promise<void> | null {
     if (this.#syncing) return this.#syncing;
-    if ((this.#version.get() as number) === this.#verified) return null;
+    if ((this.#version.get() as number) <= this.#verified) return null;
     return (this.#syncing = this.#sync().finally(() => (this.#syncing = null)));
+  }
+
+  /** data_version now (it only grows, within a connection): read before an fdatasync of this process's own. */
+  version(): number {
+    return this.#version.get() as number;
+  }
+
+  /** This process's own fdatasync, started after `v` was read, returned: everything `v` counted is durable. */
+  covered(v: number): void {
+    if (v > this.#verified) this.#verified = v;
   }
 
   async #sync(): Promise<void> {
     for (let i = 0; i < MAX_ROUNDS; i++) {
       const v = this.#version.get() as number;
-      if (v === this.#verified) return;
+      if (v <= this.#verified) return;
       this.syncs++;
       await this.#walSync.sync();
       this.#verified = v;
