@@ -11,7 +11,8 @@
 // (LIST, STATUS, NOOP, SELECT, APPEND; 500 each, sequential). Printed: the median over rounds and
 // the range of the per-round Pillarbox ÷ Dovecot ratio.
 //
-// Env: BENCH_PERSIST_CLIENTS (10), BENCH_PERSIST_SECONDS (30 per server per round),
+// Env: BENCH_PERSIST_WORKERS (Pillarbox's --workers: auto = a process per core, as npm start; 1 = one process),
+//      BENCH_PERSIST_CLIENTS (10), BENCH_PERSIST_SECONDS (30 per server per round),
 //      BENCH_PERSIST_ROUNDS (3), BENCH_PERSIST_RTT (500 round trips per command), BENCH_PERSIST_MAX_BYTES (50000)
 
 import { readFileSync } from 'node:fs';
@@ -32,6 +33,15 @@ export interface PersistParams {
   rounds: number;
   rtt: number;
   maxBytes: number;
+  /** Pillarbox's `--workers` (BENCH_PERSIST_WORKERS: a number or auto; default auto, as `npm start`). */
+  workers: number | 'auto';
+}
+
+function workersEnv(v: string | undefined): number | 'auto' {
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_PERSIST_WORKERS: "${v}" is not auto or a number of processes`);
+  return n;
 }
 
 export function persistParams(): PersistParams {
@@ -41,6 +51,7 @@ export function persistParams(): PersistParams {
     rounds: Math.max(1, envInt('BENCH_PERSIST_ROUNDS', 3)),
     rtt: envInt('BENCH_PERSIST_RTT', 500),
     maxBytes: envInt('BENCH_PERSIST_MAX_BYTES', 50_000),
+    workers: workersEnv(process.env.BENCH_PERSIST_WORKERS),
   };
 }
 
@@ -204,7 +215,8 @@ export async function imapPersistent(): Promise<string> {
     } else failure.dovecot = 'skipped (BENCH_SIDES)';
     if (which.includes('pillarbox')) {
       try {
-        const s = await startPillarbox({ accounts, limits: benchLimits(p.clients + 50) });
+        const s = await startPillarbox({ accounts, limits: benchLimits(p.clients + 50), workers: p.workers });
+        log(`pillarbox: --workers ${p.workers}`);
         sides.pillarbox = { port: s.ports.imap, pids: () => [s.pid, ...descendants(s.pid)] };
       } catch (err) {
         failure.pillarbox = (err as Error).message.split('\n')[0]!.slice(0, 70);

@@ -54,17 +54,38 @@ export function writePortsFile(file: string, ports: Record<PortName, number> & {
   renameSync(file + '.tmp', file);
 }
 
+/**
+ * One of several worker processes serving the listeners over the same store (src/cluster/): the
+ * primary ran the start-up recovery; `relay` tells the other workers of this one's commits;
+ * `singletons`: this worker also runs what must run once per database (journal pruning, the WAL
+ * checkpointer).
+ */
+export interface WorkerRole {
+  id: number;
+  count: number;
+  singletons: boolean;
+  relay(accountId: number, head: number): void;
+}
+
 export async function startServer(
   config: Config,
   log: Logger = createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile }),
+  worker?: WorkerRole,
 ): Promise<RunningServer> {
-  log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir });
+  log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir, worker: worker?.id });
   mkdirSync(config.dataDir, { recursive: true });
-  const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits, checkpointMs: config.limits.walCheckpointMs });
+  const checkpoints = !worker || worker.singletons;
+  const store = await openStore(config.database, config.dataDir, {
+    collectGarbage: !worker,
+    log,
+    mailboxLimits: config.limits,
+    ...(checkpoints ? { checkpointMs: config.limits.walCheckpointMs } : { noAutoCheckpoint: true }),
+    ...(worker ? { peers: { relay: worker.relay } } : {}),
+  });
   let loaded: LoadedTls;
   let connections: ConnectionRegistry | undefined;
   try {
-    connections = await connectionRegistry(config, store, log);
+    connections = await connectionRegistry(config, store, log, !!worker);
     loaded = loadTls({ dataDir: config.dataDir, hostname: config.hostname, certFile: config.tlsCert, keyFile: config.tlsKey, log });
   } catch (err) {
     await connections?.close?.();
@@ -84,7 +105,9 @@ export async function startServer(
     store,
     config,
     tls,
-    auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits), checks: checksFromLimits(config.limits) }),
+    // Several workers: each re-reads a source's failures at every login (another worker may have
+    // recorded them), and the password checks at once are shared out between the workers.
+    auth: createAuthenticator(store, { log, policy: policyFromLimits(config.limits), checks: checksFromLimits(config.limits, worker?.count ?? 1), shared: !!worker }),
     connections,
     log,
     outbound: outbound.port,
@@ -181,7 +204,7 @@ export async function startServer(
   const pruning = startJournalPruning(store, {
     maxAgeMs: config.limits.journalMaxAge,
     maxEntries: config.limits.journalMaxEntries,
-    intervalMs: config.limits.journalPruneInterval,
+    intervalMs: worker && !worker.singletons ? 0 : config.limits.journalPruneInterval,
     onPruned: (entries, ms) => log.info('store.journal-pruned', { entries, ms }),
     onError: (err) => log.warn('store.journal-prune-failed', { error: err instanceof Error ? err : String(err) }),
   });
@@ -212,12 +235,32 @@ export async function startServer(
 }
 
 /**
- * The per-account session registry: in this process, or (PostgreSQL, or cluster.sharedSessions)
+ * What the primary of `--workers N` does once before forking (src/cluster/primary.ts), so no
+ * worker does it or races another: the store opened (migrations) with the start-up recovery and
+ * garbage collection, the TLS certificate made if needed, the SRS secret. Returns the number of
+ * domains (for the banner).
+ */
+export async function prepareData(config: Config, log: Logger): Promise<{ domains: number }> {
+  mkdirSync(config.dataDir, { recursive: true });
+  const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits });
+  try {
+    const domains = (await store.listDomains()).length;
+    loadTls({ dataDir: config.dataDir, hostname: config.hostname, certFile: config.tlsCert, keyFile: config.tlsKey, log }).dispose();
+    if (!config.srsSecret) loadOrCreateSecret(config.dataDir, 'srs-secret');
+    return { domains };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The per-account session registry: in this process, or (PostgreSQL, worker processes, or cluster.sharedSessions)
  * in the store, so limits hold across nodes (src/net/shared-connections.ts).
  */
-async function connectionRegistry(config: Config, store: Store, log: Logger): Promise<ConnectionRegistry> {
+async function connectionRegistry(config: Config, store: Store, log: Logger, worker: boolean): Promise<ConnectionRegistry> {
   const c = config.cluster ?? DEFAULT_CLUSTER;
-  const shared = c.sharedSessions === 'auto' ? isPostgresUrl(config.database) : c.sharedSessions;
+  // Worker processes share the store, so their sessions are counted there (IMAP limit, POP3 IN-USE).
+  const shared = c.sharedSessions === 'auto' ? worker || isPostgresUrl(config.database) : c.sharedSessions;
   if (!shared) return createConnectionRegistry();
   // Unique per process: a restarted node must not inherit the sessions of the one it replaces.
   const node = `${c.node ?? osHostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;

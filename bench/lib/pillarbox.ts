@@ -21,6 +21,8 @@ export interface PillarboxOptions {
   config?: Record<string, unknown>;
   /** Extra `serve` flags (e.g. --hostname, --outbound-port). */
   args?: string[];
+  /** `--workers` (default 1, as the test helper; 'auto' = a worker process per core). */
+  workers?: number | 'auto';
   /** Runs before the server starts, with the data folder provisioned (e.g. a store fill). */
   beforeStart?: (dataDir: string) => Promise<void>;
   /**
@@ -144,7 +146,7 @@ export async function startPillarbox(opts: PillarboxOptions): Promise<Pillarbox>
     log(`pillarbox: CPU profile will be written to ${process.env.BENCH_PROFILE}`);
   }
   if (process.env.BENCH_NODE_OPTIONS) env.NODE_OPTIONS = `${env.NODE_OPTIONS ?? ''} ${process.env.BENCH_NODE_OPTIONS}`.trim();
-  const server = await startServer({ plaintext: true, dataDir, env, ...(opts.args ? { args: opts.args } : {}) });
+  const server = await startServer({ plaintext: true, dataDir, env, ...(opts.args ? { args: opts.args } : {}), ...(opts.workers ? { workers: opts.workers } : {}) });
   const pid = server.proc.pid!;
   const offProc = onCleanup('pillarbox', () => killTree(pid), async () => {
     await server.stop();

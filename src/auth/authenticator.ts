@@ -48,11 +48,13 @@ export interface AuthenticatorOptions {
   checks?: { concurrency: number; queue: number };
   log?: Logger;
   clock?: Clock;
+  /** Other processes log in over the same store (--workers): re-read the source's failures at every login. */
+  shared?: boolean;
 }
 
-/** What main.ts passes from config.limits: the password-check gate. */
-export function checksFromLimits(l: { passwordChecks: number; passwordCheckQueue: number }): { concurrency: number; queue: number } {
-  return { concurrency: l.passwordChecks, queue: l.passwordCheckQueue };
+/** What main.ts passes from config.limits: the password-check gate (shared out between `workers` processes). */
+export function checksFromLimits(l: { passwordChecks: number; passwordCheckQueue: number }, workers = 1): { concurrency: number; queue: number } {
+  return { concurrency: Math.max(1, Math.floor(l.passwordChecks / workers)), queue: Math.max(1, Math.ceil(l.passwordCheckQueue / workers)) };
 }
 
 /** What main.ts passes from config.limits. */
@@ -96,6 +98,7 @@ class ThrottledLogin implements ThrottledAuthenticator {
   readonly #refreshing = new Map<string, Promise<void>>();
   readonly #sweep: NodeJS.Timeout;
   readonly #gate: CheckGate;
+  readonly #shared: boolean;
   /** Unknown names are checked against this too, so a miss takes as long as a wrong password. */
   #dummyHash: Promise<string> | null = null;
 
@@ -104,7 +107,8 @@ class ThrottledLogin implements ThrottledAuthenticator {
     this.#policy = { ...DEFAULT_POLICY, ...opts.policy };
     this.#log = opts.log ?? NO_LOG;
     this.#clock = opts.clock ?? realClock;
-    this.state = new ThrottleState(this.#policy);
+    this.#shared = opts.shared ?? false;
+    this.state = new ThrottleState(this.#policy, this.#shared);
     this.#gate = new CheckGate(opts.checks?.concurrency ?? 2, opts.checks?.queue ?? 100);
     this.ready = this.#load().catch((err: unknown) => this.#log.warn('auth.throttle-load-failed', { error: errText(err) }));
     this.#sweep = setInterval(() => {
@@ -210,7 +214,7 @@ class ThrottledLogin implements ThrottledAuthenticator {
     const logUser = name.slice(0, 200);
     const now = () => this.#clock.now();
     const arrived = now();
-    if (this.state.hasSource(ip)) await this.#refresh(ip);
+    if (this.#shared || this.state.hasSource(ip)) await this.#refresh(ip);
     const { d, held: waitedForOthers } = await this.#admit(ip, name);
     if (d.kind === 'refuse') {
       const retry = Math.ceil((d.retryAfterMs + this.#policy.delayMs) / 1000);

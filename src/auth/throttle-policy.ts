@@ -121,12 +121,12 @@ export type Decision =
 type Step = { kind: 'go'; at: number } | { kind: 'wait' };
 
 /** One lane's verdict: free, wait for in-flight outcomes, or the earliest start. */
-function step(score: number, lane: Lane | undefined, free: number, gap: (e: number) => number, now: number): Step {
+function step(score: number, lane: Lane | undefined, free: number, gap: (e: number) => number, now: number, floor = 0): Step {
   const inflight = lane?.inflight ?? 0;
   const e = score + inflight;
   if (e < free) return { kind: 'go', at: now };
   if (score < free) return { kind: 'wait' };
-  return { kind: 'go', at: Math.max(now, (lane?.last ?? 0) + gap(e)) };
+  return { kind: 'go', at: Math.max(now, Math.max(lane?.last ?? 0, floor) + gap(e)) };
 }
 
 interface Source {
@@ -140,8 +140,15 @@ export class ThrottleState {
   readonly #sources = new Map<string, Source>();
   readonly #lanes = new Map<string, Lane>();
 
-  constructor(policy: ThrottlePolicy = DEFAULT_POLICY) {
+  /**
+   * `shared`: other processes check logins too (--workers): a pair's checks are also spaced from
+   * its last recorded failure (the store's row), not only from this process's last check.
+   */
+  readonly #shared: boolean;
+
+  constructor(policy: ThrottlePolicy = DEFAULT_POLICY, shared = false) {
     this.policy = policy;
+    this.#shared = shared;
   }
 
   /** True when the source has recorded failures (then a login re-reads them from the store). */
@@ -216,7 +223,8 @@ export class ThrottleState {
     const srcKey = 's\0' + ip;
     const pairLane = this.#lanes.get(pairKey);
     const srcLane = this.#lanes.get(srcKey);
-    const pd = step(this.pairScore(ip, name, now), pairLane, p.freeFailures, (e) => pairGap(p, e), now);
+    const floor = this.#shared ? (this.#sources.get(ip)?.rows.get(name)?.lastFailureAt ?? 0) : 0;
+    const pd = step(this.pairScore(ip, name, now), pairLane, p.freeFailures, (e) => pairGap(p, e), now, floor);
     const src = this.#sourceNow(ip, now);
     const newName = !(srcLane?.names?.has(name) ?? false) && !(this.#sources.get(ip)?.rows.has(name) ?? false);
     const abusive = isAbusive(p, { score: src.score + src.inflight, names: src.names + (newName ? 1 : 0) });

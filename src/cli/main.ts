@@ -98,6 +98,7 @@ export const SERVE_OPTIONS = [
   'dns-servers',
   'proxy-protocol',
   'proxy-trusted',
+  'workers',
 ] as const;
 
 /**

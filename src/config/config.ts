@@ -140,6 +140,11 @@ export interface Config {
   /** Several processes or nodes on one store (src/net/shared-connections.ts); defaults DEFAULT_CLUSTER. */
   cluster?: ClusterConfig;
   /**
+   * Worker processes serving the listeners over the one store (src/cluster/primary.ts): 1 = this
+   * process alone, no cluster; 'auto' (default) = the number of cores. `--workers N|auto`.
+   */
+  workers?: number | 'auto';
+  /**
    * PROXY protocol (HAProxy) on the listed listeners, from the trusted addresses only
    * (src/config/proxy.ts, src/net/listener.ts); null/absent: off everywhere.
    */

@@ -110,6 +110,7 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     lmtpAllow,
     outbound: loadOutbound(file, str),
     cluster: loadCluster(file),
+    workers: parseWorkers(str('workers', 'PILLARBOX_WORKERS') ?? file.workers ?? 'auto'),
     // --dns-servers (mailauth's name) or --dns-server.
     dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS') ?? str('dns-server', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
     proxyProtocol: proxyProtocol(file.proxyProtocol, str),
@@ -126,6 +127,17 @@ function proxyProtocol(file: unknown, str: Str): Config['proxyProtocol'] {
 }
 
 type Str = (flag: string, envName: string) => string | undefined;
+
+/** Most worker processes `--workers` takes (each holds a SQLite connection, caches and thread pools). */
+export const MAX_WORKERS = 64;
+
+/** `--workers N|auto` / config workers (src/cluster/primary.ts). */
+function parseWorkers(v: unknown): number | 'auto' {
+  if (v === 'auto') return 'auto';
+  const n = typeof v === 'number' ? v : /^\d{1,3}$/.test(String(v)) ? Number(v) : NaN; // linear: anchored digits
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) throw new ConfigError(`--workers: "${String(v)}" must be auto or a number of processes from 1 to ${MAX_WORKERS}`);
+  return n;
+}
 
 /** config `cluster` (src/net/shared-connections.ts). */
 function loadCluster(file: Partial<Config>): ClusterConfig {

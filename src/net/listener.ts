@@ -86,7 +86,10 @@ export async function bindListener(spec: ListenerSpec, tls: TlsProvider, log: Lo
       else if (code === 'EADDRINUSE') msg = `port ${spec.port} for ${spec.name} is already in use. Pick another with --${flagFor(spec.name)} PORT (0 = any free port).`;
       reject(new PortBindError(spec.name, spec.port, code, msg));
     });
-    server.listen({ host: spec.host, port: spec.port, exclusive: true }, () => resolve());
+    // Not exclusive: in a worker of `--workers N` the primary holds the listening socket and hands
+    // connections out (node:cluster); listeners are bound in the same order in every worker, so
+    // port 0 gives each the same port. Alone, it makes no difference.
+    server.listen({ host: spec.host, port: spec.port, exclusive: false }, () => resolve());
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : spec.port;

@@ -6,6 +6,7 @@ import type { Store } from './store.ts';
 import type { ChangeBus } from './bus.ts';
 import type { Logger } from '../obs/log.ts';
 import type { MailboxLimits } from './mailbox-limits.ts';
+import type { SqlitePeers } from './sqlite/peers.ts';
 
 export function isPostgresUrl(database: string): boolean {
   return /^postgres(ql)?:\/\//i.test(database);
@@ -18,7 +19,16 @@ export function defaultDatabase(dataDir: string): string {
 export async function openStore(
   database: string,
   dataDir: string,
-  opts: { bus?: ChangeBus; collectGarbage?: boolean; log?: Logger; mailboxLimits?: Partial<MailboxLimits>; checkpointMs?: number } = {},
+  opts: {
+    bus?: ChangeBus;
+    collectGarbage?: boolean;
+    log?: Logger;
+    mailboxLimits?: Partial<MailboxLimits>;
+    checkpointMs?: number;
+    /** SQLite only: other server processes on the file (sqlite/peers.ts); PostgreSQL follows other processes by itself. */
+    peers?: SqlitePeers;
+    noAutoCheckpoint?: boolean;
+  } = {},
 ): Promise<Store> {
   const mailboxLimits = opts.mailboxLimits ? { mailboxLimits: opts.mailboxLimits } : {};
   if (isPostgresUrl(database)) {
@@ -31,5 +41,5 @@ export async function openStore(
   }
   const { openSqliteStore } = await import('./sqlite/sqlite-store.ts');
   const path = isAbsolute(database) ? database : resolve(database);
-  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}), ...mailboxLimits, ...(opts.checkpointMs ? { checkpointMs: opts.checkpointMs } : {}) });
+  return openSqliteStore({ path, blobDir: join(dataDir, 'blobs'), ...(opts.bus ? { bus: opts.bus } : {}), collectGarbage: opts.collectGarbage ?? false, ...(opts.log ? { log: opts.log } : {}), ...mailboxLimits, ...(opts.checkpointMs ? { checkpointMs: opts.checkpointMs } : {}), ...(opts.peers ? { peers: opts.peers } : {}), ...(opts.noAutoCheckpoint ? { noAutoCheckpoint: true } : {}) });
 }

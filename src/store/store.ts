@@ -334,6 +334,12 @@ export interface Store extends ChangeJournal {
   readonly dkimKeys: DkimKeyStore;
 
   close(): Promise<void>;
+  /**
+   * SQLite with worker processes: undoes the COPYs a dead worker (its pid) was staging, so the
+   * mailboxes it held take writes again (src/cluster/primary.ts asks a live worker). PostgreSQL
+   * keeps a COPY in one transaction: nothing to undo.
+   */
+  recoverProcess?(pid: number): Promise<number>;
 
   // ---- domains
   addDomain(name: string): Promise<Domain>; // StoreError 'exists'

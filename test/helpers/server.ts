@@ -43,6 +43,8 @@ export interface StartOptions {
   database?: string;
   /** Extra `serve` flags. */
   args?: string[];
+  /** `--workers` (default 1: one process, as the suite's cost assumes; the server's own default is a worker per core). */
+  workers?: number | 'auto';
   env?: Record<string, string>;
   /** Keep the data folder after stop (default: removed unless dataDir was given). */
   keepData?: boolean;
@@ -127,6 +129,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
     '--ports-file',
     portsFile,
     ...(opts.plaintext ? ['--allow-plaintext-loopback'] : []),
+    '--workers',
+    String(opts.workers ?? 1),
     ...(opts.args ?? []),
   ];
   // The MX's SPF/DKIM/DMARC checks (on by default) would query the machine's DNS for every test

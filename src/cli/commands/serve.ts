@@ -1,4 +1,10 @@
+import cluster from 'node:cluster';
 import { closeSync, openSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Config } from '../../config/config.ts';
+import { WORKER_ENV, type Ports } from '../../cluster/messages.ts';
+import { runPrimary } from '../../cluster/primary.ts';
+import { runWorker, workerLogger } from '../../cluster/worker.ts';
 import { PortBindError } from '../../net/listener.ts';
 import { createLogger } from '../../obs/log.ts';
 import { CliError, loadCliConfig, type CommandContext } from '../context.ts';
@@ -6,7 +12,7 @@ import { invocation } from '../invocation.ts';
 
 export const SERVE_HELP = `Usage: pillarbox serve [options]
 
-Starts every listener in one process over one store. The first start creates the data folder,
+Starts every listener over one store, in one worker process per core (--workers). The first start creates the data folder,
 the SQLite database and a self-signed TLS certificate for --hostname.
 
 Options (each also settable as PILLARBOX_<NAME> in the environment, e.g. PILLARBOX_IMAP_PORT,
@@ -56,12 +62,40 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --log-file FILE           append logs to FILE instead of stderr; SIGHUP reopens it (logrotate)
   --log-format FORMAT       text (time level event key=value …, default) or json (one object a
                             line: {"time","level","event",…fields})
+  --workers N|auto          worker processes serving the listeners over the one store (default
+                            auto: one per core; 1: this process alone). Config workers.
 `;
+
+/** A start-up error as the CLI reports it (message, exit code). */
+function startError(err: unknown): CliError | unknown {
+  if (err instanceof PortBindError || (err instanceof Error && /cannot listen/.test(err.message))) return new CliError(err.message, 69);
+  if (err instanceof Error && err.name === 'TlsLoadError') return new CliError(err.message, 78);
+  return err;
+}
+
+/** `--workers` as a number: auto = the cores (availableParallelism). */
+export function workerCount(config: { workers?: number | 'auto' }): number {
+  const w = config.workers ?? 'auto';
+  return w === 'auto' ? Math.max(1, availableParallelism()) : w;
+}
 
 export async function serveCommand(ctx: CommandContext): Promise<number> {
   if (ctx.args.length) throw new CliError(`unexpected argument "${ctx.args[0]}"; see pillarbox serve --help`);
   const config = loadCliConfig(ctx, 64); // EX_USAGE
-  const { startServer, writePortsFile } = await import('../../main.ts');
+  const workers = workerCount(config);
+  const workerId = Number(process.env[WORKER_ENV] ?? 0);
+  if (cluster.isWorker && workerId > 0) {
+    const log = workerLogger(createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile }), workerId);
+    const stopReopening = config.logFile ? log.reopenOn('SIGHUP') : () => {};
+    const failed = (err: unknown) => {
+      const e = startError(err);
+      return { message: e instanceof Error ? e.message : String(e), code: e instanceof CliError ? e.exitCode : 70 };
+    };
+    const code = await runWorker(config, log, workerId, workers, failed);
+    stopReopening();
+    return code;
+  }
+  const { startServer, writePortsFile, prepareData } = await import('../../main.ts');
   // A ports file left by an earlier run must not say "ready" for this one.
   rmSync(config.portsFile, { force: true });
   if (config.logFile) {
@@ -74,43 +108,49 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   }
   const log = createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile });
   const stopReopening = config.logFile ? log.reopenOn('SIGHUP') : () => {};
+  // Commands that work as printed from where the user started the server (src/cli/invocation.ts).
+  const { program: cli, storeFlags: dataFlag } = invocation(config, ctx.flags);
+  if (workers > 1) {
+    // The primary: prepares the data folder once, then forks the workers (src/cluster/primary.ts).
+    let code: number;
+    try {
+      const { domains } = await prepareData(config, log);
+      log.info('server.workers', { workers, pid: process.pid });
+      code = await runPrimary({
+        count: workers,
+        log,
+        ready: (p, tls, store) => {
+          log.flush();
+          process.stdout.write(banner({ config, p, tls, store, domains, cli, dataFlag, workers }), () => writePortsFile(config.portsFile, p));
+        },
+        onSignal: (sig, n) => void process.stdout.write(n === 1 ? `${sig}: stopping\n` : `${sig}: stopping now\n`),
+      });
+    } catch (err) {
+      stopReopening();
+      await log.close();
+      const e = startError(err);
+      const exit = (err as { exitCode?: number }).exitCode;
+      throw e instanceof CliError ? e : exit !== undefined ? new CliError((err as Error).message, exit) : e;
+    }
+    rmSync(config.portsFile, { force: true });
+    stopReopening();
+    await log.close();
+    return code;
+  }
   let server;
   try {
     server = await startServer(config, log);
   } catch (err) {
     stopReopening();
     await log.close();
-    if (err instanceof PortBindError || (err instanceof Error && /cannot listen/.test(err.message))) throw new CliError(err.message, 69);
-    if (err instanceof Error && err.name === 'TlsLoadError') throw new CliError(err.message, 78);
-    throw err;
+    throw startError(err);
   }
   const p = server.ports;
-  // Commands that work as printed from where the user started the server (src/cli/invocation.ts).
-  const { program: cli, storeFlags: dataFlag } = invocation(config, ctx.flags);
-  const domains = await server.store.listDomains();
+  const domains = (await server.store.listDomains()).length;
   // The start-up log lines (stderr, batched per loop turn) go out before the banner says Ready.
   log.flush();
   process.stdout.write(
-    [
-      `Pillarbox is running as ${config.hostname} (data: ${config.dataDir}, store: ${server.store.kind})`,
-      `  SMTP      ${config.host}:${p.smtp} (MX)   submission :${p.submission} (STARTTLS)   submissions :${p.submissions} (TLS)`,
-      `  IMAP      ${config.host}:${p.imap} (STARTTLS)   IMAPS :${p.imaps} (TLS)`,
-      `  POP3      ${config.host}:${p.pop3} (STLS)   POP3S :${p.pop3s} (TLS)`,
-      `  HTTP      ${config.host}:${p.http}`,
-      ...(p.lmtp !== undefined ? [`  LMTP      ${config.host}:${p.lmtp} (loopback${config.lmtpAllow?.length ? ' and lmtpAllow' : ''} only)`] : []),
-      `  TLS       ${server.tls.summary}`,
-      `  ports     ${config.portsFile}`,
-      ...(domains.length === 0
-        ? [
-            '',
-            'No domain yet. Add your first domain and user:',
-            `  ${cli} domain add example.com${dataFlag}`,
-            `  ${cli} user add you@example.com --password-stdin --quota 1GB${dataFlag}`,
-          ]
-        : []),
-      'Ready.',
-      '',
-    ].join('\n'),
+    banner({ config, p, tls: server.tls.summary, store: server.store.kind, domains, cli, dataFlag, workers: 1 }),
     // The ports file is written only once the whole banner has been handed to stdout.
     () => writePortsFile(config.portsFile, p),
   );
@@ -136,4 +176,29 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
   stopReopening();
   await log.close();
   return 0;
+}
+
+/** The start-up banner; its last line is "Ready." (the ports file is written after it). */
+function banner(b: { config: Config; p: Ports; tls: string; store: string; domains: number; cli: string; dataFlag: string; workers: number }): string {
+  const { config, p, cli, dataFlag } = b;
+  return [
+    `Pillarbox is running as ${config.hostname} (data: ${config.dataDir}, store: ${b.store}${b.workers > 1 ? `, ${b.workers} worker processes` : ''})`,
+    `  SMTP      ${config.host}:${p.smtp} (MX)   submission :${p.submission} (STARTTLS)   submissions :${p.submissions} (TLS)`,
+    `  IMAP      ${config.host}:${p.imap} (STARTTLS)   IMAPS :${p.imaps} (TLS)`,
+    `  POP3      ${config.host}:${p.pop3} (STLS)   POP3S :${p.pop3s} (TLS)`,
+    `  HTTP      ${config.host}:${p.http}`,
+    ...(p.lmtp !== undefined ? [`  LMTP      ${config.host}:${p.lmtp} (loopback${config.lmtpAllow?.length ? ' and lmtpAllow' : ''} only)`] : []),
+    `  TLS       ${b.tls}`,
+    `  ports     ${config.portsFile}`,
+    ...(b.domains === 0
+      ? [
+          '',
+          'No domain yet. Add your first domain and user:',
+          `  ${cli} domain add example.com${dataFlag}`,
+          `  ${cli} user add you@example.com --password-stdin --quota 1GB${dataFlag}`,
+        ]
+      : []),
+    'Ready.',
+    '',
+  ].join('\n');
 }

@@ -268,6 +268,21 @@ export class FsBlobStore {
 
   readonly #deleting = new Map<string, Promise<void>>();
 
+  /**
+   * Unlinks at once, on the loop (the caller holds the database's write lock, so no other process
+   * can reference the blob in between: the sweep of src/store/sqlite/peers.ts). False if pinned here.
+   */
+  unlinkNow(id: string): boolean {
+    if (this.isPinned(id)) return false;
+    this.#forget(id);
+    try {
+      unlinkSync(this.path(id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return true;
+  }
+
   /** Resolves when no unlink of this blob is in flight. */
   async settled(id: string): Promise<void> {
     await this.#deleting.get(id);

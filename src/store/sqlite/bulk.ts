@@ -260,8 +260,8 @@ export class SqliteBulk {
       w.holds.check(tx, dstId); // another COPY into it: wait for its end
       // While this row exists the staged rows (uid >= uid_from) are not part of the mailbox.
       const journal = Number(
-        q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, uid_from, hms, created_at) VALUES ('copy', ?, ?, ?, ?, ?)")
-          .run(dstId, dst.account_id, dst.uid_next, dst.highest_modseq, Date.now()).lastInsertRowid,
+        q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, uid_from, hms, created_at, owner) VALUES ('copy', ?, ?, ?, ?, ?, ?)")
+          .run(dstId, dst.account_id, dst.uid_next, dst.highest_modseq, Date.now(), process.pid).lastInsertRowid,
       );
       // Taken inside the transaction: a write queued after this one in the same commit already waits.
       hold = w.holds.take(dstId, op);
@@ -577,5 +577,19 @@ export class SqliteBulk {
       q('DELETE FROM bulk_ops WHERE id = ?').run(o.id);
     }
     return { copies, drops };
+  }
+
+  /**
+   * A worker process `owner` died (--workers): up to `limit` of the rows its COPYs staged go, and
+   * a copy's bulk_ops row once none is left (which releases the other workers' writes waiting
+   * for it). False when that process staged nothing (any more). Its drops finish at the next start.
+   */
+  recoverStep(tx: Tx, owner: number, limit: number): boolean {
+    const { w, q } = this.#h;
+    const o = q("SELECT * FROM bulk_ops WHERE kind = 'copy' AND owner = ? ORDER BY id LIMIT 1").get(owner) as Row | undefined;
+    if (!o) return false;
+    const account = q('SELECT 1 FROM accounts WHERE id = ?').get(o.account_id) ? (o.account_id as number) : 0;
+    if (w.dropSome(tx, o.mailbox_id, account, limit, o.uid_from) === 0) q('DELETE FROM bulk_ops WHERE id = ?').run(o.id);
+    return true;
   }
 }

@@ -35,6 +35,7 @@ import type { Logger } from '../../obs/log.ts';
 import type { SummaryCache } from './summaries.ts';
 import type { WalSync } from './wal-sync.ts';
 import { Held, newTx, type Tx } from './writes.ts';
+import type { ForeignCommits } from './peers.ts';
 
 type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
 
@@ -66,6 +67,14 @@ export class SqliteCommit {
   #closed = false;
   /** Runs inside each write transaction after its last write, before COMMIT (the change journal: sqlite/journal.ts). */
   finalize: (tx: Tx) => void = () => {};
+  /**
+   * Other processes on the file (peers.ts): their commits made durable before a read, and the
+   * write lock taken without waiting on the loop (a busy batch is tried again a little later).
+   */
+  #foreign: ForeignCommits | null = null;
+  #busyTimeout: Record<'none' | 'some', Database.Statement> | null = null;
+  /** Batches tried again because another process held the write lock (tests, metrics). */
+  busyRetries = 0;
 
   constructor(db: Database.Database, summaries: SummaryCache, blobs: FsBlobStore, bus: ChangeBus, walSync: WalSync, log?: Logger) {
     this.#db = db;
@@ -79,6 +88,12 @@ export class SqliteCommit {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Shares the file with other processes (peers.ts); `busyMs`: the connection's busy_timeout otherwise. */
+  sharedWith(foreign: ForeignCommits, busyMs: number): void {
+    this.#foreign = foreign;
+    this.#busyTimeout = { none: this.#db.prepare('PRAGMA busy_timeout = 0'), some: this.#db.prepare(`PRAGMA busy_timeout = ${Math.floor(busyMs)}`) };
   }
 
   /** Commits the writes queued so far and waits for their WAL fsyncs; every later one is refused ('store is closed'). */
@@ -103,6 +118,13 @@ export class SqliteCommit {
    * once all are (every reader waiting then goes on before the next batch commits).
    */
   settled(): Promise<void> | null {
+    const own = this.#ownSettled();
+    const f = this.#foreign;
+    if (!f) return own;
+    return own ? own.then(() => f.check() ?? undefined) : f.check();
+  }
+
+  #ownSettled(): Promise<void> | null {
     if (this.#unsettled.length === 0) return null;
     if (!this.#gate) {
       let open!: () => void;
@@ -135,6 +157,8 @@ export class SqliteCommit {
   /** Runs fn in one IMMEDIATE transaction (durable when it returns), then removes dead blobs and publishes the changes. */
   write<T>(fn: (tx: Tx) => T): T {
     if (this.#closed) throw new StoreError('invalid', 'store is closed');
+    // With other processes on the file this waits for their write lock up to the connection's
+    // busy_timeout, on the loop: these writes are the rare ones (admin, account settings).
     const tx: Tx = newTx();
     const result = this.#db
       .transaction(() => {
@@ -220,17 +244,25 @@ export class SqliteCommit {
     let outcomes: Outcome[];
     try {
       this.#syncStmt.NORMAL.run();
+      this.#busyTimeout?.none.run();
       outcomes = this.#commitBatch(items, tx);
+      this.#busyRun = 0;
     } catch (err) {
+      // Another process holds the write lock (BEGIN IMMEDIATE failed: nothing ran): again shortly.
+      if (this.#busyTimeout && (err as { code?: string }).code === 'SQLITE_BUSY') return this.#retryBusy(items);
       for (const it of items) it.reject(err);
       return;
     } finally {
+      this.#busyTimeout?.some.run();
       this.#syncStmt.FULL.run();
     }
     const u: Unsettled = { items, tx, outcomes, durable: false };
     this.#unsettled.push(u);
+    // Other processes' commits before this point are covered by this fdatasync too (peers.ts).
+    const seen = this.#foreign?.version();
     const p = this.#walSync.sync().then(
       () => {
+        if (seen !== undefined) this.#foreign!.covered(seen);
         // One fdatasync covers every frame written before it started: every commit up to this one.
         for (const x of this.#unsettled) {
           x.durable = true;
@@ -249,6 +281,17 @@ export class SqliteCommit {
     );
     this.#pendingSyncs.add(p);
     void p.finally(() => this.#pendingSyncs.delete(p));
+  }
+
+  #busyRun = 0;
+
+  /** The batch again (before what came meanwhile) after 1, 2, 4 … 16 ms: the loop serves others meanwhile. */
+  #retryBusy(items: BatchItem[]): void {
+    this.busyRetries++;
+    this.#batch = [...items, ...this.#batch];
+    this.#batchScheduled = true;
+    const ms = Math.min(16, 1 << Math.min(this.#busyRun++, 4));
+    setTimeout(() => this.#flushSoon(), ms);
   }
 
   /** One IMMEDIATE transaction, each item in its own savepoint. */

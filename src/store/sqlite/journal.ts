@@ -72,7 +72,7 @@ export class SqliteJournal {
    * transaction), yielding to the event loop between chunks. The floor moves first, in the same
    * transaction as the chunk's deletes, so a reader never gets a list with a hole.
    */
-  async prune(opts: JournalPruneOptions, write: (fn: () => number) => number): Promise<number> {
+  async prune(opts: JournalPruneOptions, write: (fn: () => number) => number | Promise<number>): Promise<number> {
     const chunk = Math.max(1, opts.chunk ?? DEFAULT_PRUNE_CHUNK);
     const budget = opts.budget ?? Number.POSITIVE_INFINITY;
     const cutoff = (opts.now ?? Date.now()) - opts.maxAgeMs;
@@ -86,7 +86,7 @@ export class SqliteJournal {
         // Most accounts have nothing to drop: one indexed read of the oldest entry, outside any write.
         if (!this.#due(after, cutoff, opts.maxEntries)) continue;
         for (;;) {
-          const n = write(() => this.#pruneStep(after, cutoff, opts.maxEntries, Math.min(chunk, budget - removed)));
+          const n = await write(() => this.#pruneStep(after, cutoff, opts.maxEntries, Math.min(chunk, budget - removed)));
           removed += n;
           if (n === 0 || removed >= budget || opts.stop?.()) break;
           await nextTurn();

@@ -31,6 +31,21 @@ export class SqliteLiveSessions implements LiveSessionStore {
     };
   }
 
+  /**
+   * #lazy, tried again a few ms later while another process (a worker of `--workers`) holds the
+   * write lock past busy_timeout: up to ~1 s, never waiting on the loop.
+   */
+  async #lazyRetry<T>(fn: () => T): Promise<T> {
+    for (let i = 0; ; i++) {
+      try {
+        return this.#lazy(fn);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || i >= 40) throw err;
+        await new Promise((r) => setTimeout(r, 5 + i));
+      }
+    }
+  }
+
   /** fn in one IMMEDIATE transaction committed without an fsync (see the top of this file). */
   #lazy<T>(fn: () => T): T {
     const was = this.#db.pragma('synchronous', { simple: true }) as number;
@@ -43,7 +58,7 @@ export class SqliteLiveSessions implements LiveSessionStore {
   }
 
   async heartbeat(node: string, now: number, staleBefore: number): Promise<boolean> {
-    return this.#lazy(() => {
+    return this.#lazyRetry(() => {
       const known = this.#s.touch!.run(now, node).changes > 0;
       if (!known) this.#s.addNode!.run(node, now);
       this.#s.deadSessions!.run(staleBefore);
@@ -54,18 +69,18 @@ export class SqliteLiveSessions implements LiveSessionStore {
   }
 
   async claim(node: string, protocol: LiveProtocol, accountId: number, limit: number, now: number, staleBefore: number): Promise<number | null> {
-    return this.#lazy(() => {
+    return this.#lazyRetry(() => {
       if ((this.#s.count!.get(protocol, accountId, staleBefore) as number) >= limit) return null;
       return Number(this.#s.insert!.get(node, protocol, accountId, now));
     });
   }
 
   async restore(node: string, sessions: ReadonlyArray<{ protocol: LiveProtocol; accountId: number }>, now: number): Promise<number[]> {
-    return this.#lazy(() => sessions.map((s) => Number(this.#s.insert!.get(node, s.protocol, s.accountId, now))));
+    return this.#lazyRetry(() => sessions.map((s) => Number(this.#s.insert!.get(node, s.protocol, s.accountId, now))));
   }
 
   async release(id: number): Promise<void> {
-    this.#lazy(() => this.#s.release!.run(id));
+    await this.#lazyRetry(() => this.#s.release!.run(id));
   }
 
   async count(protocol: LiveProtocol, accountId: number, staleBefore: number): Promise<number> {
@@ -73,7 +88,7 @@ export class SqliteLiveSessions implements LiveSessionStore {
   }
 
   async dropNode(node: string): Promise<void> {
-    this.#lazy(() => {
+    await this.#lazyRetry(() => {
       this.#s.dropSessions!.run(node);
       this.#s.dropNode!.run(node);
     });

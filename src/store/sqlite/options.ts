@@ -6,6 +6,7 @@ import type { Logger } from '../../obs/log.ts';
 import type { MailboxLimits } from '../mailbox-limits.ts';
 import type { ChunkOptions } from '../chunks.ts';
 import type { WalSync } from './wal-sync.ts';
+import type { SqlitePeers } from './peers.ts';
 
 export interface SqliteStoreOptions {
   /** SQLite database file. */
@@ -35,4 +36,12 @@ export interface SqliteStoreOptions {
    * (checkpointer.ts; the server). 0 or absent: SQLite's automatic checkpoint (the admin CLI, tests).
    */
   checkpointMs?: number;
+  /**
+   * Other server processes on the same file and blobs (`--workers`, peers.ts): commits are relayed
+   * to them, their pings followed, their commits made durable before they are read, the write lock
+   * taken without waiting on the loop. The server's worker processes pass it; absent: alone.
+   */
+  peers?: SqlitePeers;
+  /** No automatic checkpoints in a COMMIT either, without a checkpointer here (another worker runs it). */
+  noAutoCheckpoint?: boolean;
 }

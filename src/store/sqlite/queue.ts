@@ -37,6 +37,8 @@ export interface SqliteQueueDeps {
   unrefBlob(tx: Tx, blobId: string, n: number): void;
   /** Whether the body's file is there (a staged or stored blob). */
   hasBlobFile(blobId: string): boolean;
+  /** With peers: no blobs row names the body and its file is gone (peers.ts). */
+  fileGone?: (blobId: string) => boolean;
   /** Keep messages whose recipients are all final (tests look at the final states). */
   keepFinal?: boolean;
   /** The store's read gate (changes.ts): fn once no commit waits for its fdatasync. Absent: at once. */
@@ -74,6 +76,8 @@ export class SqliteQueue implements QueueStore {
     if (!data && !this.#d.hasBlobFile(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} is neither staged nor stored`);
     const id = newQueueId();
     return this.#batched(() => {
+      // With peers, another worker may have swept a file no row named (peers.ts): checked under the lock.
+      if (!data && this.#d.fileGone?.(m.blob.id)) throw new StoreError('not-found', `blob ${m.blob.id} was removed meanwhile`);
       // The body's reference, in the same transaction as the rows (the file is durable: staged).
       this.#q(`INSERT INTO blobs (id, size, refcount, meta, data) VALUES (?, ?, 1, '${QUEUE_ONLY_META}', ?) ON CONFLICT (id) DO UPDATE SET refcount = refcount + 1`).run(
         m.blob.id,

@@ -350,4 +350,17 @@ CREATE TABLE change_heads (
 );
 `,
   },
+  {
+    version: 16,
+    sql: `
+-- Which process stages a COPY (its pid; 0: before --workers). With several worker processes, one
+-- killed mid-COPY leaves its staged rows to the others: the primary asks a live worker to undo
+-- that process's copies (SqliteBulk.recoverStep), as a restart's recovery does for all of them.
+ALTER TABLE bulk_ops ADD COLUMN owner INTEGER NOT NULL DEFAULT 0;
+-- Body files whose last reference went, with several worker processes: another worker may have
+-- staged the same content meanwhile (its pin is in its memory), so the file is not unlinked at
+-- once but swept later, under the write lock, once no blobs row names it (peers.ts).
+CREATE TABLE dead_blobs (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
+`,
+  },
 ];

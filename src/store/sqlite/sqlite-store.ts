@@ -45,6 +45,7 @@ import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Holds, MessageWrites, foldForSearch, newTx, type Tx } from './writes.ts';
 import { SqliteCommit } from './changes.ts';
+import { DeadBlobSweeper, ForeignCommits, PEER_BUSY_MS, RelayBus, deferDeadBlobs, followPeers } from './peers.ts';
 import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
@@ -130,6 +131,8 @@ class SqliteStore implements Store {
   readonly #commit: SqliteCommit;
   readonly #journal: SqliteJournal;
   readonly #walSync: WalSync;
+  /** With peers: the sweep of dead body files (peers.ts). */
+  readonly deadBlobs: DeadBlobSweeper | null = null;
   /** The WAL checkpoints' worker, if checkpointMs was given. */
   readonly checkpointer: Checkpointer | null = null;
   readonly #accounts: SqliteAccounts;
@@ -139,7 +142,11 @@ class SqliteStore implements Store {
   readonly #search: SqliteSearch;
 
   constructor(opts: SqliteStoreOptions) {
-    this.bus = opts.bus ?? new LocalChangeBus();
+    // With peers (other worker processes, peers.ts): commits publish on the inner bus and relay the
+    // heads; sessions subscribe to a FollowingBus over it, which pulls the peers' changes.
+    const inner = opts.bus ?? new LocalChangeBus();
+    const publishing = opts.peers ? new RelayBus(inner, opts.peers.relay) : inner;
+    this.bus = opts.peers ? followPeers(inner, this, (sql) => this.#q(sql), (fn) => this.#commit.read(fn), opts.log) : inner;
     this.#limits = mailboxLimits(opts.mailboxLimits);
     this.#readCheck = opts.readCheck ?? 'log';
     this.#blobs = new FsBlobStore(opts.blobDir);
@@ -149,7 +156,9 @@ class SqliteStore implements Store {
     const db = new Database(opts.path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
-    db.pragma('busy_timeout = 10000');
+    // Alone, a lock is the admin CLI's (rare, short); with peers, batches never wait for it on the
+    // loop (changes.ts retries them) and what else waits is bounded by a peer's one commit.
+    db.pragma(`busy_timeout = ${opts.peers ? PEER_BUSY_MS : 10000}`);
     db.pragma('foreign_keys = ON');
     // Savepoints (one per write of a batch) keep a statement journal: a temp file by default,
     // written on the event loop (strace under disk load: single writes blocked 50-150 ms).
@@ -161,6 +170,7 @@ class SqliteStore implements Store {
     this.#db = db;
     this.#migrate();
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
+    if (opts.noAutoCheckpoint) db.pragma('wal_autocheckpoint = 0');
     if (opts.checkpointMs) {
       db.pragma('wal_autocheckpoint = 0');
       const lost = () => {
@@ -187,15 +197,22 @@ class SqliteStore implements Store {
       below: (id) => this.#below(id),
       settled: () => this.#commit.settled(),
     });
-    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, this.bus, this.#walSync, opts.log);
+    this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, publishing, this.#walSync, opts.log);
+    if (opts.peers) {
+      this.#commit.sharedWith(new ForeignCommits(db, this.#walSync), PEER_BUSY_MS);
+      this.#holds.foreign = (id) => this.#staged(id) !== undefined;
+      this.#w.fileGone = (id) => this.#q('SELECT 1 FROM blobs WHERE id = ?').get(id) === undefined && !existsSync(this.#blobs.path(id));
+      this.deadBlobs = new DeadBlobSweeper(q, this.#blobs, (fn) => this.#writeBatched(fn), opts.log);
+    }
     const journal = (this.#journal = new SqliteJournal(db, q));
-    this.#commit.finalize = (tx) => journal.record(tx.changes);
+    const peers = !!opts.peers;
+    this.#commit.finalize = (tx) => (journal.record(tx.changes), peers && deferDeadBlobs(q, tx));
     this.#bulk = new SqliteBulk({
       db,
       q,
       w: this.#w,
       summaries: this.#summaries,
-      bus: this.bus,
+      bus: publishing,
       recordChanges: (changes) => journal.record(changes),
       batched: (fn, op) => this.#writeBatched(fn, op),
       insertMailbox: (tx, accountId, name, specialUse, subscribed) => this.#mailboxes.insertMailbox(tx, accountId, name, specialUse, subscribed),
@@ -213,6 +230,7 @@ class SqliteStore implements Store {
       settled: () => this.#commit.settled(),
       unrefBlob: (tx, id, n) => this.#w.unrefBlob(tx, id, n),
       hasBlobFile: (id) => /^[0-9a-f]{64}$/.test(id) && existsSync(this.#blobs.path(id)),
+      ...(opts.peers ? { fileGone: (id: string) => this.#w.fileGone?.(id) ?? false } : {}),
       keepFinal: opts.queueKeepFinal ?? false,
     });
     const ctx = this.#context();
@@ -259,6 +277,14 @@ class SqliteStore implements Store {
     tx.deadBlobs.length = 0;
     this.#commit.afterCommit(tx);
     if (r.copies || r.drops) this.#log?.warn('store.bulk-recovered', { copies: r.copies, drops: r.drops });
+  }
+
+  /** What a dead worker process staged (SqliteBulk.recoverStep), in steps of the group commit; returns the steps. */
+  async recoverProcess(pid: number): Promise<number> {
+    let steps = 0;
+    while (await this.#writeBatched((tx) => this.#bulk.recoverStep(tx, pid, 2000))) steps++;
+    if (steps) this.#log?.warn('store.bulk-recovered', { pid, steps });
+    return steps;
   }
 
   /** A COPY staging rows in the mailbox (not part of it yet): from which UID, and the HIGHESTMODSEQ shown. */
@@ -354,6 +380,7 @@ class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (this.#commit.closed) return;
+    await this.deadBlobs?.close();
     await this.#commit.close();
     // Before the last connection closes (which checkpoints and removes the WAL itself).
     await this.checkpointer?.close();
@@ -573,6 +600,7 @@ class SqliteStore implements Store {
   }
 
   pruneJournal(opts: JournalPruneOptions): Promise<number> {
-    return this.#journal.prune(opts, (fn) => this.#write(fn));
+    // With peers through the group commit: a FULL write holds the lock across its fsync, on the loop.
+    return this.#journal.prune(opts, this.deadBlobs ? (fn) => this.#writeBatched(fn) : (fn) => this.#write(fn));
   }
 }

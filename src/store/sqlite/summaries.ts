@@ -3,7 +3,8 @@
 // the mailbox's visible HIGHESTMODSEQ equals the one the entry is at. Our own commits update the
 // entries in place (every message write bumps HIGHESTMODSEQ by one per change, so an entry follows
 // a change only if the change's MODSEQ is exactly one above it); a write from another process, or
-// anything not understood, leaves the entry behind and the next read reloads it. Entries are frozen
+// anything not understood, leaves the entry behind and the next read catches it up (a few MODSEQs
+// behind: the rows changed since and the expunge log, merged in one read) or reloads it. Entries are frozen
 // objects shared with callers (flag changes replace them), so a listing costs one array copy and a
 // caller that modifies one gets a TypeError instead of corrupting the cache.
 //
@@ -23,6 +24,8 @@ import { nextTurn } from '../../obs/loop-lag.ts';
 const NO_KEYWORDS = Object.freeze([]) as unknown as string[];
 const PAGE = 8192;
 export const SUMMARY_CACHE_MAX = 300_000;
+/** An entry this many MODSEQs behind (at most as many changed rows) is caught up in place; more: reloaded in pages. */
+const CATCH_UP_MAX = 2048;
 
 function frozenKeywords(k: readonly string[]): string[] {
   return (k.length === 0 ? NO_KEYWORDS : Object.freeze([...k])) as string[];
@@ -162,6 +165,15 @@ export class SummaryCache {
         return cached.list;
       }
       this.#size -= cached.list.length;
+      // Behind by a few commits of another process (--workers): merge them in rather than reload.
+      if (hms !== undefined && hms > cached.hms && hms - cached.hms <= CATCH_UP_MAX && !this.#loading.has(mailboxId)) {
+        const next = this.#catchUp(mailboxId, cached.hms, cached.list);
+        if (next) {
+          this.#entries.set(mailboxId, next);
+          this.#size += next.list.length;
+          return next.list;
+        }
+      }
     }
     if (hms === undefined) return [];
     let p = this.#loading.get(mailboxId);

@@ -91,10 +91,20 @@ export class Holds {
     return h;
   }
 
-  /** Throws Held if another operation holds the mailbox. */
+  /**
+   * With other processes on the file (peers.ts): whether one of them stages a COPY into the
+   * mailbox (its bulk_ops row; the hold itself is in that process's memory).
+   */
+  foreign: ((mailboxId: number) => boolean) | null = null;
+
+  /** Throws Held if another operation holds the mailbox (here, or in another process: asked again every 20 ms). */
   check(tx: Tx, mailboxId: number): void {
     const h = this.#m.get(mailboxId);
-    if (h && h.op !== tx.op) throw new Held(h.released);
+    if (h) {
+      if (h.op !== tx.op) throw new Held(h.released);
+      return;
+    }
+    if (this.foreign?.(mailboxId)) throw new Held(new Promise((r) => setTimeout(r, 20)));
   }
 }
 
@@ -143,6 +153,8 @@ const parseKeywords = (k: string): string[] => (k === '[]' ? NO_KEYWORDS : (JSON
 export class MessageWrites {
   readonly q: Query;
   readonly holds: Holds;
+  /** With peers (peers.ts): whether a body file is missing, checked before a new blobs row names it. */
+  fileGone: ((id: string) => boolean) | null = null;
   constructor(q: Query, holds: Holds) {
     this.q = q;
     this.holds = holds;
@@ -166,6 +178,8 @@ export class MessageWrites {
       insertSortKeys(this.q, blob.id, keys);
     }
     if (queueOnly !== undefined) return;
+    // With peers, a file without a row may have been swept by another worker since it was staged.
+    if (this.fileGone?.(blob.id)) throw new StoreError('invalid', 'the message body was removed meanwhile; try again');
     this.q('INSERT INTO blobs (id, size, refcount, meta) VALUES (?, ?, ?, ?)').run(blob.id, blob.size, n, meta.json);
     // SORT/THREAD keys with the parse, once per body (src/store/sqlite/sort.ts).
     insertSortKeys(this.q, blob.id, keys);
