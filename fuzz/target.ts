@@ -76,7 +76,8 @@ export async function startTarget(clients: number, opts: { loopStallMs?: number 
   };
 }
 
-async function askMemory(srv: TestServer, file: string): Promise<ServerMemory | null> {
+/** Asks a server started with server-mem.ts loaded (its env PILLARBOX_FUZZ_MEM = `file`) for a full GC and its figures. */
+export async function askMemory(srv: TestServer, file: string): Promise<ServerMemory | null> {
   const since = Date.now();
   try {
     process.kill(srv.proc.pid!, 'SIGUSR2');
