@@ -25,6 +25,7 @@ import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
 import { createLmtpServer } from './lmtp/server.ts';
 import { loadOrCreateSecret } from './config/secrets.ts';
+import { SEMI_SPACE_MB, youngGenerationSized } from './cli/node-flags.ts';
 import { checkInbound } from './mailauth/inbound.ts';
 import { createOutbound, type OutboundSide } from './queue/wiring.ts';
 
@@ -59,6 +60,8 @@ export async function startServer(
   log: Logger = createLogger({ level: config.logLevel, format: config.logFormat, file: config.logFile }),
 ): Promise<RunningServer> {
   log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir });
+  // Started by plain `node` without the launchers' flag: V8's young generation may take 64 MB (src/cli/node-flags.ts).
+  if (!youngGenerationSized()) log.warn('server.young-generation-uncapped', { hint: `start node with --max-semi-space-size=${SEMI_SPACE_MB}, as bin/pillarbox and npm start do` });
   mkdirSync(config.dataDir, { recursive: true });
   const store = await openStore(config.database, config.dataDir, { collectGarbage: true, log, mailboxLimits: config.limits, checkpointMs: config.limits.walCheckpointMs });
   let loaded: LoadedTls;

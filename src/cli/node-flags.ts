@@ -14,3 +14,8 @@ export const SEMI_SPACE_MB = 8;
 export function serverNodeFlags(nodeOptions: string = process.env.NODE_OPTIONS ?? ''): string[] {
   return nodeOptions.includes('--max-semi-space-size') ? [] : [`--max-semi-space-size=${SEMI_SPACE_MB}`];
 }
+
+/** Whether this process was started with its young generation sized (a flag or NODE_OPTIONS). */
+export function youngGenerationSized(execArgv: readonly string[] = process.execArgv, nodeOptions: string = process.env.NODE_OPTIONS ?? ''): boolean {
+  return execArgv.some((a) => a.startsWith('--max-semi-space-size')) || nodeOptions.includes('--max-semi-space-size');
+}

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { askMemory } from '../../../fuzz/target.ts';
 import { startServer, type TestServer } from '../../helpers/server.ts';
 import { sampleRss } from '../../helpers/probe.ts';
-import { SEMI_SPACE_MB } from '../../../src/cli/node-flags.ts';
+import { SEMI_SPACE_MB, youngGenerationSized } from '../../../src/cli/node-flags.ts';
 
 const MB = 1024 * 1024;
 const USER = 'burst@example.com';
@@ -104,4 +104,9 @@ test('every launcher starts the server with the same young-generation cap', () =
   assert.ok(readFileSync(join(root, 'bin/pillarbox'), 'utf8').includes(flag), 'bin/pillarbox');
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
   assert.ok(pkg.scripts.start!.includes(flag), 'npm start');
+  // Started without it, the server says so at start (a warning with the flag to use).
+  assert.doesNotMatch(srv.output(), /young-generation-uncapped/);
+  assert.equal(youngGenerationSized([], ''), false);
+  assert.equal(youngGenerationSized([flag], ''), true);
+  assert.equal(youngGenerationSized([], '--max-semi-space-size=4'), true);
 });
