@@ -2,7 +2,7 @@
 // without pointer compression (Node's build) it grows to 2 × 32 MB semi-spaces under any sustained
 // load and keeps them while the load lasts — 64 MB of the server's RSS that a burst of pipelined
 // commands (the seed-12 IMAP fuzz run: 3,980 APPENDs never read) reaches in a second, and most
-// of its growth over a run (fuzz/README.md "young generation"). 8 MB semi-spaces cap it at 16 MB.
+// of its growth over a run (fuzz/README.md, "The stop-20 RSS trip"). 8 MB semi-spaces cap it at 16 MB.
 // The flag must be on the command line (V8 sizes the heap when the isolate is made; setting it
 // later has no effect), so every launcher passes it: bin/pillarbox (the same rule in sh),
 // `npm start` (package.json), the tests' and benchmarks' server (test/helpers/server.ts).

@@ -21,7 +21,7 @@ import { SEMI_SPACE_MB, youngGenerationSized } from '../../../src/cli/node-flags
 const MB = 1024 * 1024;
 const USER = 'burst@example.com';
 const PASS = 'burst-pw';
-const APPENDS = Number(process.env.N ?? 4000);
+const APPENDS = 4000;
 let srv: TestServer;
 let memDir: string;
 let memFile: string;
@@ -30,7 +30,7 @@ before(async () => {
   memDir = mkdtempSync(join(tmpdir(), 'pillarbox-burst-'));
   memFile = join(memDir, 'mem.json');
   const preload = new URL('../../../fuzz/server-mem.ts', import.meta.url).href;
-  srv = await startServer({ plaintext: true, env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ""} --expose-gc --import ${preload}`.trim(), PILLARBOX_FUZZ_MEM: memFile } });
+  srv = await startServer({ plaintext: true, env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc --import ${preload}`.trim(), PILLARBOX_FUZZ_MEM: memFile } });
   await srv.addUser(USER, PASS);
 });
 after(async () => {
