@@ -10,7 +10,7 @@
 // (<name>.bin: the bytes; <name>.json: how they were sent, what went wrong) and prints them.
 // Not part of `npm test`; test/fuzz.test.ts runs a short seeded run of it.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { Prng } from './prng.ts';
@@ -213,8 +213,10 @@ async function fuzzNetwork(protocol: Exclude<Protocol, 'mime'>, opts: FuzzOption
       running.set(run.id, run);
       inputs++;
       bytes += totalBytes(input.segments);
-      await runInput(target.srv.ports[input.port as 'imap'], input, 4000, pauseMs).catch(() => {});
+      const res = await runInput(target.srv.ports[input.port as 'imap'], input, 4000, pauseMs).catch(() => null);
       run.end = Date.now();
+      // $FUZZ_TRACE: one line per input, to match the server's samples (server-mem.ts) by port and time.
+      if (process.env.FUZZ_TRACE) appendFileSync(process.env.FUZZ_TRACE, JSON.stringify({ id: run.id, start: run.start, end: run.end, port: res?.localPort, mode: input.mode, bytes: totalBytes(input.segments), received: res?.received, notes: input.notes }) + '\n');
       running.delete(run.id);
       recent.push(run);
       while (recent.length && recent[0]!.end < Date.now() - 3000) recent.shift();

@@ -18,6 +18,9 @@ export interface ServerMemory {
   heapUsedBeforeGc: number;
   external: number;
   arrayBuffers: number;
+  /** V8's spaces, committed bytes by name; resident anonymous memory by kind (server-mem.ts). */
+  spaces?: Record<string, number>;
+  smaps?: Record<string, number>;
 }
 
 export interface Target {
@@ -45,7 +48,12 @@ export async function startTarget(clients: number, opts: { loopStallMs?: number 
   const srv = await startServer({
     dataDir,
     plaintext: true,
-    env: { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc --import ${preload}`.trim(), PILLARBOX_FUZZ_MEM: memFile },
+    env: {
+      NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --expose-gc --import ${preload}`.trim(),
+      PILLARBOX_FUZZ_MEM: memFile,
+      // A timeline of the server's memory and of the connections holding bytes (server-mem.ts).
+      ...(process.env.PILLARBOX_FUZZ_SAMPLES ? { PILLARBOX_FUZZ_SAMPLES: process.env.PILLARBOX_FUZZ_SAMPLES } : {}),
+    },
   });
   const accounts = Array.from({ length: clients }, (_, i) => ({ user: `fuzz${i + 1}@example.test`, pass: `pw${i + 1}` }));
   const probe = { user: 'probe@example.test', pass: 'probe-pw' };
@@ -68,7 +76,8 @@ export async function startTarget(clients: number, opts: { loopStallMs?: number 
   };
 }
 
-async function askMemory(srv: TestServer, file: string): Promise<ServerMemory | null> {
+/** Asks a server started with server-mem.ts loaded (its env PILLARBOX_FUZZ_MEM = `file`) for a full GC and its figures. */
+export async function askMemory(srv: TestServer, file: string): Promise<ServerMemory | null> {
   const since = Date.now();
   try {
     process.kill(srv.proc.pid!, 'SIGUSR2');
@@ -123,6 +132,8 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export interface ClientResult {
   received: number;
   serverClosed: boolean;
+  /** The client's port (the server's samples name connections by it). */
+  localPort?: number;
 }
 
 /**
@@ -134,6 +145,7 @@ export async function runInput(port: number, input: FuzzInput, maxMs: number, pa
   const sock: Socket = connect({ host: '127.0.0.1', port });
   let received = 0;
   let serverClosed = false;
+  let localPort: number | undefined;
   let wake: (() => void) | null = null;
   sock.on('data', (d: Buffer) => {
     received += d.length;
@@ -160,6 +172,7 @@ export async function runInput(port: number, input: FuzzInput, maxMs: number, pa
   try {
     await Promise.race([new Promise<void>((r) => sock.once('connect', () => r())), closed, sleep(5000)]);
     if (serverClosed || sock.connecting) return { received, serverClosed };
+    localPort = sock.localPort;
     if (input.mode === 'burst') {
       sock.pause();
       for (const s of input.segments) sock.write(s.bytes);
@@ -181,7 +194,7 @@ export async function runInput(port: number, input: FuzzInput, maxMs: number, pa
       }
       await answerOr(300);
     }
-    return { received, serverClosed };
+    return { received, serverClosed, localPort };
   } finally {
     sock.destroy();
   }

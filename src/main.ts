@@ -25,6 +25,7 @@ import { createImapServer } from './imap/server.ts';
 import { createPop3Server } from './pop3/server.ts';
 import { createLmtpServer } from './lmtp/server.ts';
 import { loadOrCreateSecret } from './config/secrets.ts';
+import { SEMI_SPACE_MB, youngGenerationSized } from './cli/node-flags.ts';
 import { checkInbound } from './mailauth/inbound.ts';
 import { createOutbound, type OutboundSide } from './queue/wiring.ts';
 
@@ -73,6 +74,8 @@ export async function startServer(
   worker?: WorkerRole,
 ): Promise<RunningServer> {
   log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir, worker: worker?.id });
+  // Started by plain `node` without the launchers' flag: V8's young generation may take 64 MB (src/cli/node-flags.ts).
+  if (!youngGenerationSized()) log.warn('server.young-generation-uncapped', { hint: `start node with --max-semi-space-size=${SEMI_SPACE_MB}, as bin/pillarbox and npm start do` });
   mkdirSync(config.dataDir, { recursive: true });
   const checkpoints = !worker || worker.singletons;
   const store = await openStore(config.database, config.dataDir, {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PORT_NAMES, type PortName } from '../../src/config/config.ts';
+import { serverNodeFlags } from '../../src/cli/node-flags.ts';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const CLI = join(ROOT, 'src/cli/main.ts');
@@ -116,7 +117,8 @@ export async function startServer(opts: StartOptions = {}): Promise<TestServer> 
   const portsFile = join(dataDir, 'ports.json');
   rmSync(portsFile, { force: true });
   const dbArgs = opts.database ? ['--database', opts.database] : [];
-  const [cmd, ...cmdArgs] = opts.command ?? [process.execPath, ...cliArgv(), 'serve'];
+  // The server's V8 flags as bin/pillarbox and `npm start` give them (src/cli/node-flags.ts).
+  const [cmd, ...cmdArgs] = opts.command ?? [process.execPath, ...serverNodeFlags(opts.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS), ...cliArgv(), 'serve'];
   const args = [
     ...cmdArgs,
     ...(opts.dataArg === null ? [] : ['--data', opts.dataArg ?? dataDir]),
