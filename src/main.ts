@@ -211,7 +211,8 @@ export async function startServer(
     onPruned: (entries, ms) => log.info('store.journal-pruned', { entries, ms }),
     onError: (err) => log.warn('store.journal-prune-failed', { error: err instanceof Error ? err : String(err) }),
   });
-  log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
+  // With workers the primary says ready once, when all of them listen (src/cluster/primary.ts: server.worker-ready per worker).
+  if (!worker) log.info('server.ready', { pid: process.pid, hostname: config.hostname, store: isPostgresUrl(config.database) ? 'postgres' : 'sqlite', ...ports });
 
   const now = deferred();
   let stopping: Promise<void> | null = null;

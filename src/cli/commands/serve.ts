@@ -115,11 +115,12 @@ export async function serveCommand(ctx: CommandContext): Promise<number> {
     let code: number;
     try {
       const { domains } = await prepareData(config, log);
-      log.info('server.workers', { workers, pid: process.pid });
+      log.info('server.starting', { node: process.versions.node, pid: process.pid, data: config.dataDir, workers });
       code = await runPrimary({
         count: workers,
         log,
         ready: (p, tls, store) => {
+          log.info('server.ready', { pid: process.pid, workers, hostname: config.hostname, store, ...p });
           log.flush();
           process.stdout.write(banner({ config, p, tls, store, domains, cli, dataFlag, workers }), () => writePortsFile(config.portsFile, p));
         },
