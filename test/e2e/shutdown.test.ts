@@ -163,6 +163,9 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       cwd: ROOT,
       env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env.PATH}` },
       stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so a failed run can kill whatever it left (a server whose pid was
+      // never read would keep the test file's pipes open and hang the runner).
+      detached: true,
     });
     let out = '';
     npm.stdout.on('data', (d) => (out += d));
@@ -196,6 +199,11 @@ for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     } finally {
       if (serverPid && alive(serverPid)) process.kill(serverPid, 'SIGKILL');
       if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+      try {
+        process.kill(-npm.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone: nothing was left behind
+      }
       rmSync(dir, { recursive: true, force: true });
     }
   });
