@@ -11,7 +11,7 @@
 // (LIST, STATUS, NOOP, SELECT, APPEND; 500 each, sequential). Printed: the median over rounds and
 // the range of the per-round Pillarbox ÷ Dovecot ratio.
 //
-// Env: BENCH_PERSIST_WORKERS (Pillarbox's --workers: auto = a process per core, as npm start; 1 = one process),
+// Env: BENCH_PERSIST_WORKERS (Pillarbox's --workers: auto = a process per core; default 1 = one process, as npm start),
 //      BENCH_PERSIST_CLIENTS (10), BENCH_PERSIST_SECONDS (30 per server per round),
 //      BENCH_PERSIST_ROUNDS (3), BENCH_PERSIST_RTT (500 round trips per command), BENCH_PERSIST_MAX_BYTES (50000)
 
@@ -33,12 +33,13 @@ export interface PersistParams {
   rounds: number;
   rtt: number;
   maxBytes: number;
-  /** Pillarbox's `--workers` (BENCH_PERSIST_WORKERS: a number or auto; default auto, as `npm start`). */
+  /** Pillarbox's `--workers` (BENCH_PERSIST_WORKERS: a number or auto; default 1, as `npm start`). */
   workers: number | 'auto';
 }
 
 function workersEnv(v: string | undefined): number | 'auto' {
-  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === undefined || v === '') return 1;
+  if (v === 'auto') return 'auto';
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_PERSIST_WORKERS: "${v}" is not auto or a number of processes`);
   return n;

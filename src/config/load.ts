@@ -110,7 +110,7 @@ export function loadConfig(flags: Flags, env: NodeJS.ProcessEnv = process.env): 
     lmtpAllow,
     outbound: loadOutbound(file, str),
     cluster: loadCluster(file),
-    workers: parseWorkers(str('workers', 'PILLARBOX_WORKERS') ?? file.workers ?? 'auto'),
+    workers: parseWorkers(str('workers', 'PILLARBOX_WORKERS') ?? file.workers ?? 1),
     // --dns-servers (mailauth's name) or --dns-server.
     dnsServers: dnsServers(str('dns-servers', 'PILLARBOX_DNS_SERVERS') ?? str('dns-server', 'PILLARBOX_DNS_SERVERS'), file.dnsServers),
     proxyProtocol: proxyProtocol(file.proxyProtocol, str),

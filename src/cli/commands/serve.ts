@@ -75,7 +75,7 @@ function startError(err: unknown): CliError | unknown {
 
 /** `--workers` as a number: auto = the cores (availableParallelism). */
 export function workerCount(config: { workers?: number | 'auto' }): number {
-  const w = config.workers ?? 'auto';
+  const w = config.workers ?? 1;
   return w === 'auto' ? Math.max(1, availableParallelism()) : w;
 }
 

@@ -7,11 +7,12 @@ import { join } from 'node:path';
 import { loadConfig, ConfigError } from '../../../src/config/load.ts';
 import { workerCount } from '../../../src/cli/commands/serve.ts';
 
-test('workers from flag, environment and file; auto is the cores; bad values refused', () => {
+test('workers from flag, environment and file; default 1, auto is the cores; bad values refused', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pillarbox-workers-'));
   try {
-    assert.equal(loadConfig({ data: dir }, {}).workers, 'auto');
-    assert.equal(workerCount(loadConfig({ data: dir }, {})), availableParallelism());
+    assert.equal(loadConfig({ data: dir }, {}).workers, 1);
+    assert.equal(workerCount(loadConfig({ data: dir }, {})), 1, 'one process unless asked');
+    assert.equal(workerCount({ workers: 'auto' }), availableParallelism());
     assert.equal(loadConfig({ data: dir, workers: '2' }, {}).workers, 2);
     assert.equal(loadConfig({ data: dir }, { PILLARBOX_WORKERS: '1' }).workers, 1);
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ workers: 3 }));
