@@ -12,7 +12,7 @@ import { invocation } from '../invocation.ts';
 
 export const SERVE_HELP = `Usage: pillarbox serve [options]
 
-Starts every listener over one store, in one worker process per core (--workers). The first start creates the data folder,
+Starts every listener over one store, in one process (--workers N for several). The first start creates the data folder,
 the SQLite database and a self-signed TLS certificate for --hostname.
 
 Options (each also settable as PILLARBOX_<NAME> in the environment, e.g. PILLARBOX_IMAP_PORT,
@@ -63,7 +63,7 @@ or in DATA/config.json; flags win over environment, environment over the file):
   --log-format FORMAT       text (time level event key=value …, default) or json (one object a
                             line: {"time","level","event",…fields})
   --workers N|auto          worker processes serving the listeners over the one store (default
-                            auto: one per core; 1: this process alone). Config workers.
+                            1: this process alone; auto: one per core). Config workers.
 `;
 
 /** A start-up error as the CLI reports it (message, exit code). */
