@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { RawSmtp } from '../helpers/smtp.ts';
+import { deliverOne, untilLine as untilLineWithin } from '../helpers/follow-lines.ts';
 import { RawImap } from './imap/raw-client.ts';
 import { LineClient } from './pop3/harness.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from '../store/pg-env.ts';
@@ -23,27 +24,13 @@ const WAIT = 30_000;
 async function smtpDeliver(port: number, subject: string): Promise<void> {
   const s = await RawSmtp.connect(port);
   try {
-    assert.match(await s.reply(), /^220/);
-    assert.match(await s.cmd('EHLO client.example'), /^250/m);
-    assert.match(await s.cmd('MAIL FROM:<sender@remote.example>'), /^250/);
-    assert.match(await s.cmd(`RCPT TO:<${U}>`), /^250/);
-    assert.match(await s.cmd('DATA'), /^354/);
-    assert.match(await s.cmd(`From: sender@remote.example\r\nTo: ${U}\r\nSubject: ${subject}\r\n\r\nhello from another node\r\n.`), /^250/);
-    await s.cmd('QUIT').catch(() => '');
+    await deliverOne(s, U, subject, 'hello from another node');
   } finally {
     s.close();
   }
 }
 
-/** Reads untagged lines until one matches (generous timeout; a mismatch is collected, not an error). */
-async function untilLine(c: RawImap, re: RegExp, seen: string[]): Promise<string> {
-  const deadline = Date.now() + WAIT;
-  for (;;) {
-    const line = await c.readLine(Math.max(1, deadline - Date.now()));
-    seen.push(line);
-    if (re.test(line)) return line;
-  }
-}
+const untilLine = (c: RawImap, re: RegExp, seen: string[]) => untilLineWithin(c, re, seen, WAIT);
 
 test('3 nodes on one PostgreSQL: IDLE on node A sees EXISTS, FETCH FLAGS and EXPUNGE for changes made on nodes C and B', { skip: avail.skip, timeout: 180_000 }, async () => {
   if (avail.fail) throw new Error(avail.fail);

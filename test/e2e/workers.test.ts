@@ -17,6 +17,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.ts';
 import { RawSmtp } from '../helpers/smtp.ts';
+import { deliverOne, untilLine as untilLineWithin } from '../helpers/follow-lines.ts';
 import { RawImap } from './imap/raw-client.ts';
 import { LineClient } from './pop3/harness.ts';
 import { PG_URL, dropSchema, freshSchemaName, pgAvailability, probePostgres } from '../store/pg-env.ts';
@@ -58,24 +59,11 @@ const wrap = (s: RawSmtp) => ({ s, close: () => s.close() });
 const popWrap = (c: LineClient) => ({ c, close: () => c.socket.destroy() });
 
 async function deliver(s: RawSmtp, subject: string): Promise<void> {
-  assert.match(await s.reply(), /^220/);
-  assert.match(await s.cmd('EHLO client.example'), /^250/m);
-  assert.match(await s.cmd('MAIL FROM:<sender@remote.example>'), /^250/);
-  assert.match(await s.cmd(`RCPT TO:<${U}>`), /^250/);
-  assert.match(await s.cmd('DATA'), /^354/);
-  assert.match(await s.cmd(`From: sender@remote.example\r\nTo: ${U}\r\nSubject: ${subject}\r\n\r\nhello from the other worker\r\n.`), /^250/);
-  await s.cmd('QUIT').catch(() => '');
+  await deliverOne(s, U, subject, 'hello from the other worker');
   s.close();
 }
 
-async function untilLine(c: RawImap, re: RegExp, seen: string[]): Promise<string> {
-  const deadline = Date.now() + WAIT;
-  for (;;) {
-    const line = await c.readLine(Math.max(1, deadline - Date.now()));
-    seen.push(line);
-    if (re.test(line)) return line;
-  }
-}
+const untilLine = (c: RawImap, re: RegExp, seen: string[]) => untilLineWithin(c, re, seen, WAIT);
 
 const p99 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.99) - 1)] ?? NaN;
 
