@@ -24,7 +24,7 @@
 // load; a listing of 10 rows cost 2-4x what it does with the CAST). Same plan, same index.
 // `LIMIT CAST(? AS INTEGER)` likewise: a bare `LIMIT ?` is re-prepared whenever its value changes.
 
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { dirname } from 'node:path';
 import { existsSync, mkdirSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -43,9 +43,10 @@ import type { LoginFailureStore } from '../login-failures.ts';
 import type { QueueStore } from '../queue.ts';
 import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
-import { Holds, MessageWrites, foldForSearch, newTx, type Tx } from './writes.ts';
+import { Holds, MessageWrites, newTx, type Tx } from './writes.ts';
 import { SqliteCommit } from './changes.ts';
 import { DeadBlobSweeper, ForeignCommits, PEER_BUSY_MS, RelayBus, deferDeadBlobs, followPeers } from './peers.ts';
+import { openConnection } from './connection.ts';
 import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
 import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
@@ -85,7 +86,6 @@ import {
   type WriteOptions,
 } from '../store.ts';
 import type { MessageMeta } from '../../protocol/mime/types.ts';
-import { textPlan } from '../../protocol/mime/text-plan.ts';
 import { SqliteJournal } from './journal.ts';
 import type { ChangesSince, JournalPruneOptions } from '../journal.ts';
 import { mailboxLimits, type MailboxLimits } from '../mailbox-limits.ts';
@@ -153,20 +153,7 @@ class SqliteStore implements Store {
     this.#bodyScan = new BodyScanPool(opts.blobDir, (id, start, end) => this.#blobs.read(id, start, end), {
       onWorkerError: (err) => opts.log?.warn('store.body-scan-worker-failed', { err }),
     });
-    const db = new Database(opts.path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    // Alone, a lock is the admin CLI's (rare, short); with peers, batches never wait for it on the
-    // loop (changes.ts retries them) and what else waits is bounded by a peer's one commit.
-    db.pragma(`busy_timeout = ${opts.peers ? PEER_BUSY_MS : 10000}`);
-    db.pragma('foreign_keys = ON');
-    // Savepoints (one per write of a batch) keep a statement journal: a temp file by default,
-    // written on the event loop (strace under disk load: single writes blocked 50-150 ms).
-    db.pragma('temp_store = MEMORY');
-    // Case folding for header search, the same in migrations and at delivery (see message_search).
-    db.function('pb_fold', { deterministic: true }, (v: unknown) => (typeof v === 'string' ? foldForSearch(v) : v));
-    // A body's text plan from its cached parse (message_search.text_plan).
-    db.function('pb_text_plan', { deterministic: true }, (meta: unknown) => JSON.stringify(textPlan((JSON.parse(meta as string) as MessageMeta).root)));
+    const db = openConnection(opts.path, !!opts.peers);
     this.#db = db;
     this.#migrate();
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
