@@ -180,6 +180,7 @@ export function deferDeadBlobs(q: Query, tx: Tx): void {
 export const DEAD_BLOB_GRACE_MS = 60_000;
 const SWEEP_EVERY_MS = 30_000;
 const SWEEP_STEP = 200;
+const STEP_MS = 10;
 
 /** Unlinks dead body files no row names any more (see the header). */
 export class DeadBlobSweeper {
@@ -219,12 +220,16 @@ export class DeadBlobSweeper {
     const named = this.#q('SELECT 1 FROM blobs WHERE id = ?').pluck();
     const del = this.#q('DELETE FROM dead_blobs WHERE id = ?');
     let removed = 0;
-    for (const id of rows) {
+    // Unlinks run under the write lock, on the loop: a step also stops after STEP_MS (a slow disk).
+    const until = performance.now() + STEP_MS;
+    for (let i = 0; i < rows.length; i++) {
+      const id = rows[i]!;
       if (named.get(id) !== undefined) del.run(id); // referenced again: the file stays
       else if (this.#blobs.unlinkNow(id)) {
         del.run(id);
         removed++;
       } // pinned here: the next pass
+      if (i + 1 < rows.length && performance.now() > until) return { removed, last: id };
     }
     return { removed, last: rows.length === SWEEP_STEP ? rows[rows.length - 1]! : null };
   }
