@@ -39,7 +39,10 @@ if (dir) {
     const Base = workerThreads.Worker;
     workerThreads.Worker = class ProfiledWorker extends Base {
       constructor(file, options = {}) {
-        super(file, { ...options, execArgv: [...(options.execArgv ?? process.execArgv), '--import', self] });
+        // A worker inherits the process's execArgv, but refuses per-isolate V8 flags in it
+        // (--max-semi-space-size, which every launcher passes): keep only the others.
+        const inherited = (options.execArgv ?? process.execArgv).filter((a) => !a.startsWith('--max-semi-space-size') && !a.startsWith('--max-old-space-size'));
+        super(file, { ...options, execArgv: [...inherited, '--import', self] });
       }
     };
     syncBuiltinESMExports();

@@ -19,6 +19,7 @@ import { decodeTransferEncoding, filterHeaderFields, findPart, formatSection, re
 import { LoopBudget } from '../../obs/loop-lag.ts';
 import { fetchOpen } from '../uidonly.ts';
 import { partialSlice } from '../esearch.ts';
+import { renderedFields, renderedText } from '../render-cache.ts';
 
 /** Bodies larger than this are streamed from the blob instead of read whole. */
 const STREAM_THRESHOLD = 256 * 1024;
@@ -132,13 +133,13 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
       return sp();
     }
     case 'ENVELOPE':
-      out.push(`ENVELOPE ${writeEnvelope(rec!.meta.envelope, s.utf8)}`);
+      out.push(`ENVELOPE ${renderedText(rec!.meta, 'E', s.utf8, () => writeEnvelope(rec!.meta.envelope, s.utf8))}`);
       return sp();
     case 'BODY':
-      out.push(`BODY ${writeBodyStructure(rec!.meta.root, false, s.utf8)}`);
+      out.push(`BODY ${renderedText(rec!.meta, 'B', s.utf8, () => writeBodyStructure(rec!.meta.root, false, s.utf8))}`);
       return sp();
     case 'BODYSTRUCTURE':
-      out.push(`BODYSTRUCTURE ${writeBodyStructure(rec!.meta.root, true, s.utf8)}`);
+      out.push(`BODYSTRUCTURE ${renderedText(rec!.meta, 'S', s.utf8, () => writeBodyStructure(rec!.meta.root, true, s.utf8))}`);
       return sp();
     case 'RFC822':
       out.push('RFC822 ', ...(await bodyPiece(s, rec!, 0, msg.size)));
@@ -162,8 +163,9 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
         return sp();
       }
       if (range.kind === 'header-fields') {
-        const block = await s.deps.store.readBlob(rec!.blobId, range.start, range.end);
-        let data = withoutNul(filterHeaderFields(block, range.names, range.not));
+        let data = await renderedFields(rec!.meta, range, async () =>
+          withoutNul(filterHeaderFields(await s.deps.store.readBlob(rec!.blobId, range.start, range.end), range.names, range.not)),
+        );
         if (item.partial) data = data.subarray(Math.min(item.partial.start, data.length), Math.min(item.partial.start + item.partial.length, data.length));
         out.push(name, literalHead(data.length), data);
         return sp();

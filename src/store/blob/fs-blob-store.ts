@@ -35,6 +35,10 @@ export const FD_CACHE = 64;
 /** Ranges up to this size are read synchronously (see read()). */
 const SYNC_READ_MAX = 256 * 1024;
 
+/** Bytes of recently read small ranges kept in memory (see #cached), and the largest range kept. */
+export const RANGE_CACHE_BYTES = 16 * 1024 * 1024;
+const RANGE_CACHE_MAX = 32 * 1024;
+
 export class FsBlobStore {
   readonly dir: string;
   readonly #pins = new Map<string, number>();
@@ -166,7 +170,10 @@ export class FsBlobStore {
     // the page cache in microseconds, while four thread-pool round trips (open, stat, read,
     // close) queue behind the fsyncs of concurrent deliveries. Bulk scans (SEARCH BODY) read on
     // worker threads instead (body-scan.ts).
-    if (end !== undefined && end - start <= SYNC_READ_MAX) return this.#readSync(id, start, end);
+    if (end !== undefined && end - start <= SYNC_READ_MAX) {
+      if (end - start > RANGE_CACHE_MAX) return this.#readSync(id, start, end);
+      return this.#cached(id, start, end);
+    }
     let fd: number;
     try {
       fd = await openAsync(this.path(id), 'r');
@@ -189,6 +196,38 @@ export class FsBlobStore {
     } finally {
       await closeAsync(fd);
     }
+  }
+
+  // Small ranges read lately (header blocks, small parts), least recently used first, up to
+  // RANGE_CACHE_BYTES: clients fetch the same headers again and again (every resync, every
+  // listing), and under bench/imap-persistent.ts the open and read calls of those reads were ~11%
+  // of the event loop's time. A body is immutable and its id is its content's hash, so an entry
+  // is never stale, even after the file went (the same id can only come back with the same bytes).
+  // Callers get a copy: nothing they do to it can reach the entry.
+  readonly #ranges = new Map<string, Buffer>();
+  #rangeBytes = 0;
+
+  #cached(id: string, start: number, end: number): Buffer {
+    const key = `${id}:${start}:${end}`;
+    const hit = this.#ranges.get(key);
+    if (hit) {
+      this.#ranges.delete(key);
+      this.#ranges.set(key, hit);
+      return Buffer.from(hit);
+    }
+    const buf = this.#readSync(id, start, end);
+    // A buffer of its own, exactly this size: Buffer.from/allocUnsafe hand out slices of a shared
+    // pool, and a kept slice would keep the whole pool chunk (64 KB here) alive.
+    const own = Buffer.allocUnsafeSlow(buf.length);
+    buf.copy(own);
+    this.#ranges.set(key, own);
+    this.#rangeBytes += buf.length;
+    while (this.#rangeBytes > RANGE_CACHE_BYTES) {
+      const [k, b] = this.#ranges.entries().next().value!;
+      this.#ranges.delete(k);
+      this.#rangeBytes -= b.length;
+    }
+    return buf;
   }
 
   // Descriptors of recently read blobs, least recently used first: a FETCH of 100 messages' header
@@ -235,6 +274,8 @@ export class FsBlobStore {
   /** Closes every kept descriptor (the store closes). */
   close(): void {
     for (const id of [...this.#fds.keys()]) this.#forget(id);
+    this.#ranges.clear();
+    this.#rangeBytes = 0;
   }
 
   stream(id: string, start = 0, end?: number): Readable {

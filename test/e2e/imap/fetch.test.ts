@@ -252,3 +252,41 @@ test('RFC822 items, BINARY of a single-part message, UNKNOWN-CTE, a missing part
     c.close();
   }
 });
+
+test('renderings kept per message: a nested message\'s HEADER.FIELDS is its own, ENVELOPE follows each session\'s UTF8=ACCEPT', async () => {
+  // The same field list on the top header block and on an attached message's: two renderings.
+  const inner = 'From: Inner <inner@example.org>\r\nSubject: =?utf-8?q?Caf=C3=A9?= inner\r\n\r\nInner body.\r\n';
+  const outer = Buffer.from(
+    'From: Outer <outer@example.org>\r\nSubject: outer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b9"\r\n\r\n' +
+      '--b9\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b9\r\nContent-Type: message/rfc822\r\n\r\n' +
+      inner +
+      '--b9--\r\n',
+  );
+  const a = await login();
+  const b = await login();
+  try {
+    await a.cmd('CREATE Nested');
+    await a.append('Nested', outer);
+    await a.cmd('SELECT Nested');
+    await b.cmd('ENABLE UTF8=ACCEPT');
+    await b.cmd('SELECT Nested');
+    for (let round = 0; round < 2; round++) {
+      const top = await a.cmd('UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])');
+      assert.equal(RawImap.literalAfter(top.raw, 'BODY[HEADER.FIELDS (SUBJECT)]')?.toString(), 'Subject: outer\r\n\r\n');
+      const nested = await a.cmd('UID FETCH 1 (BODY.PEEK[2.HEADER.FIELDS (subject)])');
+      assert.equal(RawImap.literalAfter(nested.raw, 'BODY[2.HEADER.FIELDS (SUBJECT)]')?.toString(), 'Subject: =?utf-8?q?Caf=C3=A9?= inner\r\n\r\n');
+      const not = await a.cmd('UID FETCH 1 (BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT MIME-VERSION CONTENT-TYPE)])');
+      assert.equal(RawImap.literalAfter(not.raw, 'BODY[HEADER.FIELDS.NOT (SUBJECT MIME-VERSION CONTENT-TYPE)]')?.toString(), 'From: Outer <outer@example.org>\r\n\r\n');
+      // The ENVELOPE of the attached message sits in BODYSTRUCTURE: the plain session gets the
+      // encoded word as sent, the UTF8=ACCEPT session may get it too; both stay as they were.
+      const plain = (await a.cmd('UID FETCH 1 (ENVELOPE BODYSTRUCTURE)')).raw.toString('utf8');
+      assert.match(plain, /ENVELOPE \(NIL "outer" \(\("Outer" NIL "outer" "example.org"\)\)/);
+      assert.match(plain, /"=\?utf-8\?q\?Caf=C3=A9\?= inner"/);
+      const utf8 = (await b.cmd('UID FETCH 1 (ENVELOPE BODYSTRUCTURE)')).raw.toString('utf8');
+      assert.match(utf8, /ENVELOPE \(NIL "outer" \(\("Outer" NIL "outer" "example.org"\)\)/);
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
+});
