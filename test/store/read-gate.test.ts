@@ -234,3 +234,64 @@ test('a failed fdatasync: the write is not acknowledged, and reads go on afterwa
     await t.close();
   }
 });
+
+test("one account's fdatasync holds back that account's reads only: another user's mailbox reads go on, then see their own state", async () => {
+  const t = await open();
+  const { store, walSync, inbox, u1 } = t;
+  try {
+    const other = await store.createAccount({ address: 'h@example.com', passwordHash: 'x' });
+    const otherInbox = (await store.getMailbox(other.id, 'INBOX'))!;
+    const sent = await staged(store, 7);
+    const theirs = (await store.append(sent.blob, parseMessage(sent.raw), { mailboxId: otherInbox.id })).uid;
+    sent.blob.release();
+    const sibling = await store.createMailbox(inbox.accountId, 'Sibling');
+
+    walSync.hold = true;
+    const m = await staged(store, 8);
+    const delivery = watch(store.deliver(m.blob, parseMessage(m.raw), [{ mailboxId: inbox.id }]));
+    await until(() => walSync.held > 0, 'the delivery committed and asked for its fdatasync');
+    assert.equal(t.rows(), 2, 'the row is in the database (a second connection sees it)');
+
+    // The other account: every mailbox read runs at once and shows its own (durable) mail; so does
+    // a mailbox of the same account the delivery did not touch.
+    const free = {
+      listing: watch(store.listMessages(otherInbox.id)),
+      status: watch(store.mailboxStatus(otherInbox.id)),
+      fetch: watch(store.getMessages(otherInbox.id, [theirs])),
+      mailboxes: watch(store.listMailboxes(other.id)),
+      mailbox: watch(store.getMailboxById(otherInbox.id)),
+      sibling: watch(store.mailboxStatus(sibling.id)),
+    };
+    await turns(50);
+    for (const [name, r] of Object.entries(free)) assert.equal(r.done(), true, `${name} of another account goes on during the fdatasync`);
+    assert.deepEqual((await free.listing.value).map((x) => x.uid), [theirs]);
+    assert.equal((await free.status.value).messages, 1);
+    assert.deepEqual((await free.fetch.value).map((x) => x.uid), [theirs]);
+    assert.ok((await free.mailboxes.value).some((x) => x.id === otherInbox.id));
+    assert.equal((await free.mailbox.value)!.id, otherInbox.id);
+    assert.equal((await free.sibling.value).messages, 0);
+
+    // The delivering account's own reads, and reads not scoped to one account, wait.
+    const held = {
+      status: watch(store.mailboxStatus(inbox.id)),
+      fetch: watch(store.getMessages(inbox.id, [u1, u1 + 1])),
+      mailboxes: watch(store.listMailboxes(inbox.accountId)),
+      journal: watch(store.journalHead(inbox.accountId)),
+      search: watch(store.matchHeader(otherInbox.id, 'subject', 'gate')),
+      account: watch(store.getAccount('h@example.com')),
+    };
+    await turns(50);
+    for (const [name, r] of Object.entries(held)) assert.equal(r.done(), false, `${name} waits for the fdatasync`);
+    assert.equal(delivery.done(), false);
+
+    walSync.release();
+    const [r] = await delivery.value;
+    assert.ok(r!.ok);
+    assert.equal((await held.status.value).messages, 2);
+    assert.deepEqual((await held.fetch.value).map((x) => x.uid), [u1, r!.uid]);
+    assert.deepEqual(await held.search.value, [theirs]);
+    m.blob.release();
+  } finally {
+    await t.close();
+  }
+});

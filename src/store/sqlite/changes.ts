@@ -14,11 +14,14 @@
 // that returned the batch is "unsettled":
 // - nobody is told: its callers' promises resolve, its Changes are published and its dead blob
 //   files removed only after the fdatasync (a failed one rejects them, logged);
-// - nobody reads it: the rows are visible to this connection at once, so every read of the store
-//   waits while any batch is unsettled (`settled()`: null, i.e. no cost, when none is; the store's
-//   read entry points and the resume points of its multi-turn reads await it, and the statement
-//   cache reports a read that did not, see sqlite-store.ts `#q`), else a crash could lose UID N
-//   that a client was shown and hand it to another message;
+// - nobody reads it: the rows are visible to this connection at once, so a read of the store
+//   waits while a batch it could see is unsettled (`settled()`: null, i.e. no cost, when none is;
+//   the store's read entry points and the resume points of its multi-turn reads await it, and the
+//   statement cache reports a read that did not, see statements.ts), else a crash could lose
+//   UID N that a client was shown and hand it to another message. A read of one mailbox's rows, or
+//   of one account's list of mailboxes, (`settled(scope)`) waits only for the batches that changed
+//   it: a batch is known to touch the mailboxes and accounts its Changes name when every write in
+//   it published some; one that did not, and a read of anything else, wait as if for everything;
 // - nobody commits behind it: a batch waits while an fdatasync runs (or the checkpointer restarts
 //   the WAL, `pause`) and commits once it ended (what arrives meanwhile joins it), so readers get
 //   a turn after every fdatasync and one fsync covers many writes under load.
@@ -53,6 +56,46 @@ interface Unsettled {
   tx: Tx;
   outcomes: Outcome[];
   durable: boolean;
+  /** What the commit changed (see Touched); null: not known, it holds back every read. */
+  touched: Touched | null;
+}
+
+/**
+ * The mailboxes and accounts a commit's Changes name. `wide`: some Change is of an account as a
+ * whole (subscriptions, settings, removal), which may touch any of its mailboxes' rows.
+ */
+interface Touched {
+  mailboxes: Set<number>;
+  accounts: Set<number>;
+  wide: boolean;
+}
+
+/** What a read can see: one mailbox's rows (and its messages'), one account's mailbox list, or anything (null). */
+export type ReadScope = { mailbox: number } | { account: number } | null;
+
+/** Whether a read of `scope` could see what commit `u` wrote. */
+function reaches(u: Unsettled, scope: ReadScope): boolean {
+  const t = u.touched;
+  if (scope === null || t === null) return true;
+  if ('account' in scope) return t.accounts.has(scope.account);
+  return t.wide || t.mailboxes.has(scope.mailbox);
+}
+
+/** What a batch's Changes name; null when a write that went through published none (its rows are not known). */
+function touchedBy(tx: Tx, everyWriteChanged: boolean): Touched | null {
+  if (!everyWriteChanged) return null;
+  const t: Touched = { mailboxes: new Set(), accounts: new Set(), wide: false };
+  for (const c of tx.changes) {
+    t.accounts.add(c.accountId);
+    if ('mailboxId' in c) t.mailboxes.add(c.mailboxId);
+    else t.wide = true;
+  }
+  return t;
+}
+
+/** A key per scope for the waiting readers (mailbox ids positive, account ids negative). */
+function scopeKey(scope: { mailbox: number } | { account: number }): number {
+  return 'account' in scope ? -scope.account : scope.mailbox;
 }
 
 export class SqliteCommit {
@@ -108,35 +151,49 @@ export class SqliteCommit {
   readonly #unsettled: Unsettled[] = [];
   #gate: { promise: Promise<void>; open: () => void } | null = null;
 
-  /** Whether some commit is not settled yet: a read now could see what is not durable. */
-  get unsettled(): boolean {
-    return this.#unsettled.length > 0;
+  /** Whether some commit a read of `scope` could see is not settled yet: a read now could see what is not durable. */
+  unsettledFor(scope: ReadScope): boolean {
+    for (const u of this.#unsettled) if (reaches(u, scope)) return true;
+    return false;
   }
 
   /**
-   * Null when every commit is settled (a read may go on at once); else a promise that resolves
-   * once all are (every reader waiting then goes on before the next batch commits).
+   * Null when every commit a read of `scope` (an account; null: anything) could see is settled (it
+   * may go on at once); else a promise that resolves once they are (every reader waiting then goes
+   * on before the next batch commits).
    */
-  settled(): Promise<void> | null {
-    const own = this.#ownSettled();
+  settled(scope: ReadScope = null): Promise<void> | null {
+    const own = this.#ownSettled(scope);
     const f = this.#foreign;
     if (!f) return own;
     return own ? own.then(() => f.check() ?? undefined) : f.check();
   }
 
-  #ownSettled(): Promise<void> | null {
+  #ownSettled(scope: ReadScope): Promise<void> | null {
     if (this.#unsettled.length === 0) return null;
+    if (scope !== null && !this.unsettledFor(scope)) return null;
     if (!this.#gate) {
       let open!: () => void;
       const promise = new Promise<void>((r) => (open = r));
       this.#gate = { promise, open };
     }
-    return this.#gate.promise;
+    if (scope === null) return this.#gate.promise;
+    const key = scopeKey(scope);
+    let w = this.#scoped.get(key);
+    if (!w) {
+      let open!: () => void;
+      const promise = new Promise<void>((r) => (open = r));
+      this.#scoped.set(key, (w = { scope, promise, open }));
+    }
+    return w.promise;
   }
 
-  /** fn at once when every commit is settled, else once they are: how every read of the store starts. */
-  read<T>(fn: () => Promise<T>): Promise<T> {
-    const g = this.settled();
+  /** Readers of one mailbox or account waiting for a commit that changed it (scopeKey). */
+  readonly #scoped = new Map<number, { scope: ReadScope; promise: Promise<void>; open: () => void }>();
+
+  /** fn at once when every commit a read of `scope` could see is settled, else once they are: how every read of the store starts. */
+  read<T>(fn: () => Promise<T>, scope: ReadScope = null): Promise<T> {
+    const g = this.settled(scope);
     return g ? g.then(fn) : fn();
   }
 
@@ -145,6 +202,11 @@ export class SqliteCommit {
     while (this.#unsettled.length && this.#unsettled[0]!.durable) {
       const u = this.#unsettled.shift()!;
       this.#settleBatch(u.items, u.tx, u.outcomes);
+    }
+    for (const [k, w] of this.#scoped) {
+      if (this.unsettledFor(w.scope)) continue;
+      this.#scoped.delete(k);
+      w.open();
     }
     if (this.#unsettled.length === 0 && this.#gate) {
       const g = this.#gate;
@@ -168,7 +230,7 @@ export class SqliteCommit {
       })
       .immediate();
     // After a batch still waiting for its fdatasync: its after-commit work goes first.
-    if (this.#unsettled.length) this.#unsettled.push({ items: [], tx, outcomes: [], durable: true });
+    if (this.#unsettled.length) this.#unsettled.push({ items: [], tx, outcomes: [], durable: true, touched: null });
     else this.afterCommit(tx);
     return result;
   }
@@ -241,11 +303,11 @@ export class SqliteCommit {
       return;
     }
     const tx: Tx = newTx();
-    let outcomes: Outcome[];
+    let done: { outcomes: Outcome[]; everyWriteChanged: boolean };
     try {
       this.#syncStmt.NORMAL.run();
       this.#busyTimeout?.none.run();
-      outcomes = this.#commitBatch(items, tx);
+      done = this.#commitBatch(items, tx);
       this.#busyRun = 0;
     } catch (err) {
       // Another process holds the write lock (BEGIN IMMEDIATE failed: nothing ran): again shortly.
@@ -256,7 +318,8 @@ export class SqliteCommit {
       this.#busyTimeout?.some.run();
       this.#syncStmt.FULL.run();
     }
-    const u: Unsettled = { items, tx, outcomes, durable: false };
+    const outcomes = done.outcomes;
+    const u: Unsettled = { items, tx, outcomes, durable: false, touched: touchedBy(tx, done.everyWriteChanged) };
     this.#unsettled.push(u);
     // Other processes' commits before this point are covered by this fdatasync too (peers.ts).
     const seen = this.#foreign?.version();
@@ -295,8 +358,9 @@ export class SqliteCommit {
   }
 
   /** One IMMEDIATE transaction, each item in its own savepoint. */
-  #commitBatch(items: BatchItem[], tx: Tx): Outcome[] {
+  #commitBatch(items: BatchItem[], tx: Tx): { outcomes: Outcome[]; everyWriteChanged: boolean } {
     const outcomes: Outcome[] = [];
+    let everyWriteChanged = true;
     this.#db
       .transaction(() => {
         for (const it of items) {
@@ -305,6 +369,7 @@ export class SqliteCommit {
           tx.op = it.op;
           try {
             outcomes.push({ ok: true, value: this.#db.transaction(() => it.fn(tx))() });
+            if (tx.changes.length === marks[0]) everyWriteChanged = false;
           } catch (err) {
             tx.changes.length = marks[0];
             tx.deadBlobs.length = marks[1];
@@ -314,7 +379,7 @@ export class SqliteCommit {
         this.finalize(tx);
       })
       .immediate();
-    return outcomes;
+    return { outcomes, everyWriteChanged };
   }
 
   /** After the commit is durable: after-commit work, then each caller's outcome. */

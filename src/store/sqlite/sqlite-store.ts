@@ -8,7 +8,7 @@
 // the row-level SQL is in writes.ts, the listing cache in summaries.ts.
 //
 // This class is the Store the server sees: it opens and migrates the database, keeps the statement
-// cache and the view of a COPY being staged (#staged, #below, #mailbox), and hands each call to the
+// cache (statements.ts) and the view of a COPY being staged (#staged, #below, #mailbox), and hands each call to the
 // part for its concern — the same files as in ../postgres/:
 //
 //   accounts.ts   domains, accounts, aliases      mailboxes.ts  mailboxes, subscriptions, STATUS
@@ -44,7 +44,8 @@ import type { QueueStore } from '../queue.ts';
 import { SqliteDkimKeys } from './dkim-keys.ts';
 import type { DkimKeyStore } from '../dkim-keys.ts';
 import { Holds, MessageWrites, newTx, type Tx } from './writes.ts';
-import { SqliteCommit } from './changes.ts';
+import { SqliteCommit, type ReadScope } from './changes.ts';
+import { Statements } from './statements.ts';
 import { DeadBlobSweeper, ForeignCommits, PEER_BUSY_MS, RelayBus, deferDeadBlobs, followPeers } from './peers.ts';
 import { openConnection } from './connection.ts';
 import type { SqliteContext } from './context.ts';
@@ -127,7 +128,7 @@ class SqliteStore implements Store {
   readonly #sort: SqliteSortKeys;
   readonly #threads: SqliteThreads;
   readonly #log: Logger | undefined;
-  readonly #readCheck: 'log' | 'throw';
+  readonly #stmts: Statements;
   readonly #commit: SqliteCommit;
   readonly #journal: SqliteJournal;
   readonly #walSync: WalSync;
@@ -148,13 +149,13 @@ class SqliteStore implements Store {
     const publishing = opts.peers ? new RelayBus(inner, opts.peers.relay) : inner;
     this.bus = opts.peers ? followPeers(inner, this, (sql) => this.#q(sql), (fn) => this.#commit.read(fn), opts.log) : inner;
     this.#limits = mailboxLimits(opts.mailboxLimits);
-    this.#readCheck = opts.readCheck ?? 'log';
     this.#blobs = new FsBlobStore(opts.blobDir);
     this.#bodyScan = new BodyScanPool(opts.blobDir, (id, start, end) => this.#blobs.read(id, start, end), {
       onWorkerError: (err) => opts.log?.warn('store.body-scan-worker-failed', { err }),
     });
     const db = openConnection(opts.path, !!opts.peers);
     this.#db = db;
+    this.#stmts = new Statements(db, opts.readCheck ?? 'log', opts.log);
     this.#migrate();
     this.#walSync = opts.walSync ?? new WalSync(opts.path);
     if (opts.noAutoCheckpoint) db.pragma('wal_autocheckpoint = 0');
@@ -185,6 +186,7 @@ class SqliteStore implements Store {
       settled: () => this.#commit.settled(),
     });
     this.#commit = new SqliteCommit(db, this.#summaries, this.#blobs, publishing, this.#walSync, opts.log);
+    this.#stmts.unsettledFor = (scope) => this.#commit.unsettledFor(scope);
     if (opts.peers) {
       this.#commit.sharedWith(new ForeignCommits(db, this.#walSync), PEER_BUSY_MS);
       this.#holds.foreign = (id) => this.#staged(id) !== undefined;
@@ -314,31 +316,8 @@ class SqliteStore implements Store {
     }
   }
 
-  /** Prepared statements, compiled once per SQL text (prepare was ~4% of CPU under load). */
-  readonly #stmts = new Map<string, Database.Statement>();
-
   #q(sql: string): Database.Statement {
-    let st = this.#stmts.get(sql);
-    if (!st) {
-      st = this.#db.prepare(sql);
-      this.#stmts.set(sql, st);
-    } else if (st.reader) {
-      // pluck()/raw() are modes set on the statement object: reset them for each use.
-      st.pluck(false);
-      st.raw(false);
-    }
-    // Outside a transaction while a commit waits for its fdatasync: a read the gate let through.
-    if (st.reader && this.#commit?.unsettled && !this.#db.inTransaction) this.#notGated(sql);
-    return st;
-  }
-
-  readonly #reported = new Set<string>();
-
-  #notGated(sql: string): void {
-    if (this.#readCheck === 'throw') throw new Error(`store read before the commits are durable (read gate not awaited): ${sql.slice(0, 120)}`);
-    if (this.#reported.has(sql)) return;
-    this.#reported.add(sql);
-    this.#log?.warn('store.read-not-gated', { sql: sql.replace(/\s+/g, ' ').slice(0, 160) }); // linear: one class, our own SQL text
+    return this.#stmts.q(sql);
   }
 
   collectGarbage(): void {
@@ -363,6 +342,17 @@ class SqliteStore implements Store {
    */
   #read<T>(fn: () => Promise<T>): Promise<T> {
     return this.#commit.read(fn);
+  }
+
+  /**
+   * A read of one mailbox's rows or one account's mailbox list: it waits only for the commits
+   * that changed those (changes.ts, ReadScope), so one user's fdatasync holds back no other user's
+   * reads. The scope holds while fn runs up to its first await (the statement cache's check, #q);
+   * what it reads after an await waits for the whole gate (the summaries' and bulk reads' resume
+   * points do).
+   */
+  #readIn<T>(scope: ReadScope, fn: () => Promise<T>): Promise<T> {
+    return this.#commit.read(() => this.#stmts.within(scope, fn), scope);
   }
 
   async close(): Promise<void> {
@@ -436,15 +426,15 @@ class SqliteStore implements Store {
 
   // ---------------------------------------------------------------- mailboxes (mailboxes.ts)
   listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return this.#read(() => this.#mailboxes.listMailboxes(accountId));
+    return this.#readIn({ account: accountId }, () => this.#mailboxes.listMailboxes(accountId));
   }
 
   getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    return this.#read(() => this.#mailboxes.getMailbox(accountId, name));
+    return this.#readIn({ account: accountId }, () => this.#mailboxes.getMailbox(accountId, name));
   }
 
   getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    return this.#read(() => this.#mailboxes.getMailboxById(mailboxId));
+    return this.#readIn({ mailbox: mailboxId }, () => this.#mailboxes.getMailboxById(mailboxId));
   }
 
   createMailbox(accountId: number, name: string, opts: { specialUse?: SpecialUse | null; subscribed?: boolean } & WriteOptions = {}): Promise<Mailbox> {
@@ -464,7 +454,7 @@ class SqliteStore implements Store {
   }
 
   claimRecent(mailboxId: number, uidBelow: number, claim: boolean): Promise<number> {
-    return this.#read(() => this.#mailboxes.claimRecent(mailboxId, uidBelow, claim));
+    return this.#readIn({ mailbox: mailboxId }, () => this.#mailboxes.claimRecent(mailboxId, uidBelow, claim));
   }
 
   listSubscriptions(accountId: number): Promise<string[]> {
@@ -472,20 +462,20 @@ class SqliteStore implements Store {
   }
 
   mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    return this.#read(() => this.#mailboxes.mailboxStatus(mailboxId));
+    return this.#readIn({ mailbox: mailboxId }, () => this.#mailboxes.mailboxStatus(mailboxId));
   }
 
   // ---------------------------------------------------------------- messages and blobs (messages.ts)
   listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
-    return this.#read(() => this.#messages.listMessages(mailboxId, opts));
+    return this.#readIn({ mailbox: mailboxId }, () => this.#messages.listMessages(mailboxId, opts));
   }
 
   getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
-    return this.#read(() => this.#messages.getMessages(mailboxId, uids));
+    return this.#readIn({ mailbox: mailboxId }, () => this.#messages.getMessages(mailboxId, uids));
   }
 
   expungedSince(mailboxId: number, sinceModseq: number): Promise<number[]> {
-    return this.#read(() => this.#messages.expungedSince(mailboxId, sinceModseq));
+    return this.#readIn({ mailbox: mailboxId }, () => this.#messages.expungedSince(mailboxId, sinceModseq));
   }
 
   stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
@@ -498,7 +488,7 @@ class SqliteStore implements Store {
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
     // Synchronous: a body held in the database is read once every commit is settled.
-    if (!this.#commit.unsettled) return this.#messages.streamBlob(blobId, start, end);
+    if (!this.#commit.unsettledFor(null)) return this.#messages.streamBlob(blobId, start, end);
     const later = this.#commit.read(async () => this.#messages.streamBlob(blobId, start, end));
     return Readable.from((async function* () {
       yield* await later;
@@ -579,11 +569,11 @@ class SqliteStore implements Store {
   // ---------------------------------------------------------------- change journal (journal.ts)
   // Read through the gate: an entry is not shown before its commit is durable.
   changesSince(accountId: number, since: number, limit?: number): Promise<ChangesSince> {
-    return this.#read(async () => this.#journal.changesSince(accountId, since, limit));
+    return this.#readIn({ account: accountId }, async () => this.#journal.changesSince(accountId, since, limit));
   }
 
   journalHead(accountId: number): Promise<number> {
-    return this.#read(async () => this.#journal.journalHead(accountId));
+    return this.#readIn({ account: accountId }, async () => this.#journal.journalHead(accountId));
   }
 
   pruneJournal(opts: JournalPruneOptions): Promise<number> {
