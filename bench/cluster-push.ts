@@ -17,10 +17,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../test/helpers/server.ts';
-import { RawSmtp } from '../test/helpers/smtp.ts';
 import { RawImap } from '../test/e2e/imap/raw-client.ts';
 import { PG_URL, dropSchema, freshSchemaName } from '../test/store/pg-env.ts';
 import { freePort } from './lib/peers.ts';
+import { deliver, Watcher } from './lib/push.ts';
 import { envInt, percentile } from './lib/util.ts';
 
 const HAPROXY = '/usr/sbin/haproxy';
@@ -41,90 +41,6 @@ async function waitPort(port: number, what: string): Promise<void> {
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`${what} did not start`);
     await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** One account's IDLE client: records when each EXISTS count was first seen; reconnects when its node dies. */
-class Watcher {
-  readonly seenAt = new Map<number, number>();
-  /** Counts first seen at a SELECT after a reconnect (not push samples). */
-  readonly atSelect = new Set<number>();
-  reconnects = 0;
-  #c: RawImap | null = null;
-  #stop = false;
-  #loop: Promise<void> | null = null;
-  readonly account: number;
-  readonly port: number;
-  constructor(account: number, port: number) {
-    this.account = account;
-    this.port = port;
-  }
-
-  async start(): Promise<void> {
-    await this.#connect(false);
-    this.#loop = this.#run();
-  }
-
-  async #connect(again: boolean): Promise<void> {
-    const c = await RawImap.connect(this.port);
-    await c.login(addr(this.account), PW);
-    const sel = await c.cmd('SELECT INBOX');
-    for (const l of sel.lines) {
-      const m = /^\* (\d+) EXISTS$/.exec(l);
-      if (m && again) for (let n = 1; n <= Number(m[1]); n++) if (!this.seenAt.has(n)) (this.seenAt.set(n, Date.now()), this.atSelect.add(n));
-    }
-    c.write('w IDLE\r\n');
-    if (!/^\+/.test(await c.readLine(10_000))) throw new Error('no IDLE continuation');
-    this.#c = c;
-  }
-
-  async #run(): Promise<void> {
-    while (!this.#stop) {
-      const c = this.#c!;
-      let line: string;
-      try {
-        line = await c.readLine(3_600_000);
-      } catch {
-        if (this.#stop) return;
-        // The node went away: through HAProxy again (it routes to a live node once its check fails).
-        this.reconnects++;
-        for (;;) {
-          try {
-            await this.#connect(true);
-            break;
-          } catch {
-            await new Promise((r) => setTimeout(r, 200));
-          }
-        }
-        continue;
-      }
-      const m = /^\* (\d+) EXISTS$/.exec(line);
-      if (m && !this.seenAt.has(Number(m[1]))) this.seenAt.set(Number(m[1]), Date.now());
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.#stop = true;
-    this.#c?.close();
-    await this.#loop?.catch(() => {});
-  }
-}
-
-/** One delivery through HAProxy; resolves at the 250 after DATA (true), false if the connection broke first. */
-async function deliver(port: number, to: string, k: number): Promise<boolean> {
-  let s: RawSmtp | null = null;
-  try {
-    s = await RawSmtp.connect(port);
-    if (!/^220/.test(await s.reply())) return false;
-    if (!/^250/m.test(await s.cmd('EHLO bench.example'))) return false;
-    if (!/^250/.test(await s.cmd('MAIL FROM:<bench@remote.example>'))) return false;
-    if (!/^250/.test(await s.cmd(`RCPT TO:<${to}>`))) return false;
-    if (!/^354/.test(await s.cmd('DATA'))) return false;
-    return /^250/.test(await s.cmd(`From: bench@remote.example\r\nTo: ${to}\r\nSubject: push ${k}\r\n\r\nmessage ${k}\r\n.`));
-  } catch {
-    return false;
-  } finally {
-    s?.close();
   }
 }
 
@@ -156,7 +72,7 @@ async function main(): Promise<void> {
     await waitPort(smtpPort, 'haproxy');
 
     for (let i = 0; i < ACCOUNTS; i++) {
-      const w = new Watcher(i, imapPort);
+      const w = new Watcher(i, addr(i), PW, () => RawImap.connect(imapPort));
       await w.start();
       watchers.push(w);
     }
