@@ -77,11 +77,12 @@ export class FsBlobStore {
   /**
    * Hashes the input while it arrives; the first STAGE_BUFFER bytes are kept in memory, more goes
    * to a temp file as it comes. A body whose file exists already (the same content stored before:
-   * content-addressed) is not written again — no temp file at all when it fitted in memory.
+   * content-addressed; `stored(id)` says so when given) is not written again — no temp file at all
+   * when it fitted in memory.
    * Otherwise: the temp file is written, fsync'd, renamed into place and the folder fsync'd.
    * File calls use the callback API (one thread-pool round trip each, less than FileHandle's).
    */
-  async stage(input: Readable | Buffer, maxBytes = Infinity): Promise<StagedBlob> {
+  async stage(input: Readable | Buffer, maxBytes = Infinity, stored?: (id: string) => boolean): Promise<StagedBlob> {
     const hash = createHash('sha256');
     let size = 0;
     let tooBig = false;
@@ -140,8 +141,12 @@ export class FsBlobStore {
     const final = this.path(id);
     try {
       await this.settled(id);
-      // Not existsSync: a lookup in a cold folder blocked the event loop ~100 ms under disk load.
-      if (await fsp.access(final).then(() => true, () => false)) {
+      // `stored`: the caller's metadata says the file is there (it is written before any reference
+      // to it commits, and removed only after the last one went; pinned now, it stays): no file
+      // call at all. Without it, a lookup off the loop (not existsSync: a lookup in a cold folder
+      // blocked the event loop ~100 ms under disk load). With `stored` false the body is written
+      // and renamed over any file of that name there may be: the same bytes (content-addressed).
+      if (stored ? stored(id) : await fsp.access(final).then(() => true, () => false)) {
         await discard();
       } else {
         if (held.length || fd === null) await toFile(held);

@@ -5,6 +5,7 @@
 // (changes.ts); the row-level SQL is in writes.ts, the commands over many rows run in steps
 // (bulk.ts).
 
+import type Database from 'better-sqlite3';
 import { Readable } from 'node:stream';
 import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 import {
@@ -65,7 +66,13 @@ export class SqliteMessages {
     this.#threads = ctx.threads;
     this.#bulk = ctx.bulk;
     this.#blobs = ctx.blobs;
+    // Prepared here, not through the read check (ctx.q): a row seen before its commit is durable
+    // still names a file that is (the file is fsync'd before the commit that references it).
+    this.#hasFile = ctx.db.prepare('SELECT 1 FROM blobs WHERE id = ? AND data IS NULL').pluck();
   }
+
+  /** Whether a blobs row says body `id` has its file (a row keeping the bytes itself has none). */
+  readonly #hasFile: Database.Statement;
 
   async listMessages(mailboxId: number, opts: { changedSince?: number } = {}): Promise<MessageSummary[]> {
     // Cached per mailbox, loaded in pages with event-loop turns between (src/store/sqlite/summaries.ts).
@@ -110,7 +117,7 @@ export class SqliteMessages {
 
   // ---------------------------------------------------------------- blobs
   async stageBlob(input: Readable | Buffer, opts: { maxBytes?: number } = {}): Promise<StagedBlob> {
-    return this.#blobs.stage(input, opts.maxBytes);
+    return this.#blobs.stage(input, opts.maxBytes, (id) => this.#hasFile.get(id) !== undefined);
   }
 
   async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {

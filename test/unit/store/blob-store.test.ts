@@ -1,9 +1,9 @@
-// FsBlobStore's small-range cache (fs-blob-store.ts #cached): reads come back right however often
+// FsBlobStore: its small-range cache (fs-blob-store.ts #cached): reads come back right however often
 // and in whatever order they are made, and what a caller does to a returned buffer never reaches
-// the next reader.
+// the next reader; and stage() with the metadata's word on which bodies have files.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -59,6 +59,31 @@ test('the cache stays within its byte budget: many bodies read once each, the fi
     const kept = process.memoryUsage().arrayBuffers - before;
     assert.ok(kept <= RANGE_CACHE_BYTES + 1024 * 1024, `kept ${kept} bytes after reading ${n * size} twice`);
     assert.deepEqual(await blobs.read(ids[0]!, 0, size), first);
+    blobs.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stage(…, stored): a body the metadata names is not written again; one it does not is written over a leftover file', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-blob-stage-'));
+  try {
+    const blobs = new FsBlobStore(dir);
+    const body = randomBytes(5_000);
+    const first = await blobs.stage(body, Infinity, () => false);
+    const path = blobs.path(first.id);
+    const inode = statSync(path).ino;
+    // Known to the metadata: no file call, the file stays the one written first.
+    const again = await blobs.stage(body, Infinity, () => true);
+    assert.equal(again.id, first.id);
+    assert.equal(statSync(path).ino, inode);
+    // Not known (its row went, the file is a leftover): written afresh, same bytes, nothing left in tmp.
+    const fresh = await blobs.stage(body, Infinity, () => false);
+    assert.equal(fresh.id, first.id);
+    assert.notEqual(statSync(path).ino, inode);
+    assert.deepEqual(readFileSync(path), body);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+    for (const b of [first, again, fresh]) b.release();
     blobs.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
