@@ -36,8 +36,8 @@ export const FD_CACHE = 64;
 const SYNC_READ_MAX = 256 * 1024;
 
 /** Bytes of recently read small ranges kept in memory (see #cached), and the largest range kept. */
-export const RANGE_CACHE_BYTES = 16 * 1024 * 1024;
-const RANGE_CACHE_MAX = 32 * 1024;
+export const RANGE_CACHE_BYTES = 4 * 1024 * 1024;
+export const RANGE_CACHE_MAX = 16 * 1024;
 
 export class FsBlobStore {
   readonly dir: string;
