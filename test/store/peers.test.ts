@@ -165,6 +165,35 @@ test("peers: another process's staged COPY holds its mailbox until recoverProces
   }
 });
 
+test("peers: a DELETE a killed worker left half done (mailbox gone, messages not yet) is finished by recoverProcess: usage and bodies released", async () => {
+  const t = await pair();
+  const other = new Database(t.path);
+  try {
+    const { a, acc } = t;
+    const doomed = await a.createMailbox(acc.id, 'Doomed');
+    for (let i = 10; i < 13; i++) await put(a, doomed.id, i);
+    const before = (await a.getAccountById(acc.id))!;
+    assert.equal(before.messageCount, 3);
+    // What deleteMailbox's first commit leaves when its process dies before the steps ran.
+    other.transaction(() => {
+      other.prepare('DELETE FROM mailboxes WHERE id = ?').run(doomed.id);
+      other.prepare("INSERT INTO bulk_ops (kind, mailbox_id, account_id, created_at, owner) VALUES ('drop', ?, ?, ?, 4242)").run(doomed.id, acc.id, Date.now());
+    })();
+    assert.equal((await a.getAccountById(acc.id))!.messageCount, 3, 'the messages still count against the account');
+    assert.equal(await a.recoverProcess!(9999), 0, 'another pid: nothing to finish');
+    assert.ok((await a.recoverProcess!(4242)) >= 1);
+    const after = (await a.getAccountById(acc.id))!;
+    assert.equal(after.messageCount, 0);
+    assert.equal(after.usedBytes, 0);
+    assert.equal(other.prepare('SELECT count(*) FROM messages WHERE mailbox_id = ?').pluck().get(doomed.id), 0);
+    assert.equal(other.prepare('SELECT count(*) FROM bulk_ops').pluck().get(), 0);
+    assert.equal(await a.recoverProcess!(4242), 0, 'done: nothing left');
+  } finally {
+    other.close();
+    await t.close();
+  }
+});
+
 test("peers: a body file whose last reference went is swept later, under the lock; a peer's staged copy of it never ends up referenced without its file", async () => {
   const t = await pair();
   try {

@@ -2,10 +2,10 @@
 // transaction over 131,072 rows held the event loop — every user — for 2–10 s. Here each command
 // runs as steps of at most a few thousand rows (sized to ~8 ms of work, src/store/chunks.ts; the
 // first is 64 rows, and a step stops itself between rows after 10 ms, `Chunker.deadline`), each
-// step one write in the group commit (#writeBatched: it shares the fsync with other users' writes
-// of that turn, and other sockets are served between steps), with a rest of half its time after it. The caller's promise — the client's
-// tagged OK — resolves after the last step is durable. What each step leaves behind is a state
-// clients may see (docs/architecture.md, "Bulk operations"):
+// step one write in the group commit (sharing the fsync with other users' writes of that turn;
+// other sockets are served between steps), with a rest of half its time after it. The client's
+// tagged OK resolves after the last step is durable. Each step leaves a state clients may see
+// (docs/architecture.md, "Bulk operations"):
 //
 // - STORE / EXPUNGE: each step changes a slice of the messages; its Changes are published at its
 //   commit, in order, like any write.
@@ -20,8 +20,9 @@
 //   staged rows are deleted; after a crash, `recover()` deletes them at the next start. UIDs used
 //   by staged rows are never handed out again (UIDNEXT stays past them).
 // - DELETE of a mailbox / removal of an account: one short commit removes the mailbox rows and
-//   journals the drop; the messages (invisible from then on) are deleted in steps, and at the
-//   next start if the server stops first. Mailbox ids still being dropped are never reused.
+//   journals the drop; the messages (invisible from then on) are deleted in steps, at the next
+//   start if the server stops first, or by another worker if its own dies (`recoverStep`).
+//   Mailbox ids still being dropped are never reused.
 // - RENAME INBOX (RFC 9051 §6.3.6): the new mailbox is held while the messages move to it in UID
 //   order, a step at a time, keeping their UIDs; a crash leaves each message in one of the two.
 // - POP3 UPDATE: each step applies the UPDATE to a slice of the messages.
@@ -334,7 +335,7 @@ export class SqliteBulk {
       if (!mb) throw new StoreError('not-found', `no mailbox ${name}`);
       w.holds.check(tx, mb.id);
       q('DELETE FROM mailboxes WHERE id = ?').run(mb.id);
-      const journal = Number(q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, created_at) VALUES ('drop', ?, ?, ?)").run(mb.id, accountId, Date.now()).lastInsertRowid);
+      const journal = Number(q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, created_at, owner) VALUES ('drop', ?, ?, ?, ?)").run(mb.id, accountId, Date.now(), process.pid).lastInsertRowid);
       tx.changes.push({ kind: 'mailbox-deleted', accountId, mailboxId: mb.id, name });
       stamp(tx, opts.origin);
       return { journal, mailboxId: mb.id as number };
@@ -354,8 +355,8 @@ export class SqliteBulk {
       q('DELETE FROM subscriptions WHERE account_id = ?').run(id);
       q('DELETE FROM accounts WHERE id = ?').run(id);
       // account 0: no usage to keep (the account is gone; its id may be given out again).
-      const ins = q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, created_at) VALUES ('drop', ?, 0, ?)");
-      const out = boxes.map((mb) => ({ journal: Number(ins.run(mb, Date.now()).lastInsertRowid), mailboxId: mb }));
+      const ins = q("INSERT INTO bulk_ops (kind, mailbox_id, account_id, created_at, owner) VALUES ('drop', ?, 0, ?, ?)");
+      const out = boxes.map((mb) => ({ journal: Number(ins.run(mb, Date.now(), process.pid).lastInsertRowid), mailboxId: mb }));
       tx.changes.push({ kind: 'account-removed', accountId: id });
       return out;
     });
@@ -579,17 +580,20 @@ export class SqliteBulk {
     return { copies, drops };
   }
 
-  /**
-   * A worker process `owner` died (--workers): up to `limit` of the rows its COPYs staged go, and
-   * a copy's bulk_ops row once none is left (which releases the other workers' writes waiting
-   * for it). False when that process staged nothing (any more). Its drops finish at the next start.
-   */
+  /** Process `owner` died (--workers): a step undoing its COPYs' staging (and releasing their holds), then finishing its
+   *  drops (mailboxes gone for clients whose rows still hold bodies and usage). False once it left nothing. */
   recoverStep(tx: Tx, owner: number, limit: number): boolean {
     const { w, q } = this.#h;
-    const o = q("SELECT * FROM bulk_ops WHERE kind = 'copy' AND owner = ? ORDER BY id LIMIT 1").get(owner) as Row | undefined;
+    const o = q("SELECT * FROM bulk_ops WHERE owner = ? ORDER BY kind = 'copy' DESC, id LIMIT 1").get(owner) as Row | undefined;
     if (!o) return false;
     const account = q('SELECT 1 FROM accounts WHERE id = ?').get(o.account_id) ? (o.account_id as number) : 0;
-    if (w.dropSome(tx, o.mailbox_id, account, limit, o.uid_from) === 0) q('DELETE FROM bulk_ops WHERE id = ?').run(o.id);
+    if (o.kind === 'copy') {
+      if (w.dropSome(tx, o.mailbox_id, account, limit, o.uid_from) === 0) q('DELETE FROM bulk_ops WHERE id = ?').run(o.id);
+      return true;
+    }
+    if (w.dropSome(tx, o.mailbox_id, account, limit) > 0) return true;
+    const log = q('DELETE FROM expunged WHERE mailbox_id = ? AND uid IN (SELECT uid FROM expunged WHERE mailbox_id = ? ORDER BY uid LIMIT CAST(? AS INTEGER))');
+    if (log.run(o.mailbox_id, o.mailbox_id, limit * 4).changes === 0) q('DELETE FROM bulk_ops WHERE id = ?').run(o.id);
     return true;
   }
 }
