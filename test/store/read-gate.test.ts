@@ -295,3 +295,26 @@ test("one account's fdatasync holds back that account's reads only: another user
     await t.close();
   }
 });
+
+test('a \\Recent claim with nothing new above the boundary writes nothing: it does not wait for an fdatasync', async () => {
+  const t = await open();
+  const { store, walSync, inbox, u1 } = t;
+  try {
+    assert.equal(await store.claimRecent(inbox.id, u1 + 1, true), 0, 'the first claim takes the message');
+    const other = await store.createMailbox(inbox.accountId, 'Elsewhere');
+    walSync.hold = true;
+    // A write to another mailbox waits for its fdatasync meanwhile.
+    const m = await staged(store, 9);
+    const delivery = watch(store.deliver(m.blob, parseMessage(m.raw), [{ mailboxId: other.id }]));
+    await until(() => walSync.held > 0, 'the delivery committed and asked for its fdatasync');
+    const again = watch(store.claimRecent(inbox.id, u1 + 1, true));
+    await turns(50);
+    assert.equal(again.done(), true, 'a re-SELECT with no new mail is answered during the fdatasync');
+    assert.equal(await again.value, u1 + 1, 'the boundary as the first claim left it: nothing recent');
+    walSync.release();
+    assert.ok((await delivery.value)[0]!.ok);
+    m.blob.release();
+  } finally {
+    await t.close();
+  }
+});

@@ -167,7 +167,11 @@ export class SqliteMailboxes {
       if (b === undefined) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
       return b;
     };
-    if (!claim) return read();
+    const seen = read();
+    // Nothing above the boundary to claim (a re-SELECT with no new mail): no write, so no
+    // fdatasync to wait for. Claims only ever move the boundary up, so a later one cannot make any
+    // of these messages recent again.
+    if (!claim || uidBelow <= seen) return seen;
     // One write transaction (SQLite serialises them): read and move the boundary together.
     return this.#writeBatched(() => {
       const b = read();
