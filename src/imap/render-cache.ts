@@ -44,8 +44,9 @@ export function renderedText(meta: MessageMeta, kind: 'E' | 'B' | 'S', utf8: boo
 }
 
 /**
- * A HEADER.FIELDS[.NOT] section of `meta`'s body (the header block at range.start..end), filtered by `render` on a miss. The caller must
- * not change the returned bytes (a partial fetch takes a subarray).
+ * A HEADER.FIELDS[.NOT] section of `meta`'s body (the header block at range.start..end), filtered
+ * by `render` on a miss. The caller must not change the returned bytes (a partial fetch takes a
+ * subarray).
  */
 export async function renderedFields(
   meta: MessageMeta,

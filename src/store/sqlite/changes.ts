@@ -93,6 +93,18 @@ function touchedBy(tx: Tx, everyWriteChanged: boolean): Touched | null {
   return t;
 }
 
+/** Readers waiting: a promise and what resolves it. */
+interface Gate {
+  promise: Promise<void>;
+  open: () => void;
+}
+
+function newGate(): Gate {
+  let open!: () => void;
+  const promise = new Promise<void>((r) => (open = r));
+  return { promise, open };
+}
+
 /** A key per scope for the waiting readers (mailbox ids positive, account ids negative). */
 function scopeKey(scope: { mailbox: number } | { account: number }): number {
   return 'account' in scope ? -scope.account : scope.mailbox;
@@ -149,7 +161,10 @@ export class SqliteCommit {
   // ---------------------------------------------------------------- the read gate
   /** Commits in commit order whose after-commit work has not run yet (see the header). */
   readonly #unsettled: Unsettled[] = [];
-  #gate: { promise: Promise<void>; open: () => void } | null = null;
+  /** Readers of anything waiting for every commit to settle. */
+  #gate: Gate | null = null;
+  /** Readers of one mailbox or account waiting for the commits that changed it (scopeKey). */
+  readonly #scoped = new Map<number, Gate & { scope: ReadScope }>();
 
   /** Whether some commit a read of `scope` could see is not settled yet: a read now could see what is not durable. */
   unsettledFor(scope: ReadScope): boolean {
@@ -158,7 +173,7 @@ export class SqliteCommit {
   }
 
   /**
-   * Null when every commit a read of `scope` (an account; null: anything) could see is settled (it
+   * Null when every commit a read of `scope` (a mailbox, an account; null: anything) could see is settled (it
    * may go on at once); else a promise that resolves once they are (every reader waiting then goes
    * on before the next batch commits).
    */
@@ -171,25 +186,13 @@ export class SqliteCommit {
 
   #ownSettled(scope: ReadScope): Promise<void> | null {
     if (this.#unsettled.length === 0) return null;
-    if (scope !== null && !this.unsettledFor(scope)) return null;
-    if (!this.#gate) {
-      let open!: () => void;
-      const promise = new Promise<void>((r) => (open = r));
-      this.#gate = { promise, open };
-    }
-    if (scope === null) return this.#gate.promise;
+    if (scope === null) return (this.#gate ??= newGate()).promise;
+    if (!this.unsettledFor(scope)) return null;
     const key = scopeKey(scope);
     let w = this.#scoped.get(key);
-    if (!w) {
-      let open!: () => void;
-      const promise = new Promise<void>((r) => (open = r));
-      this.#scoped.set(key, (w = { scope, promise, open }));
-    }
+    if (!w) this.#scoped.set(key, (w = { ...newGate(), scope }));
     return w.promise;
   }
-
-  /** Readers of one mailbox or account waiting for a commit that changed it (scopeKey). */
-  readonly #scoped = new Map<number, { scope: ReadScope; promise: Promise<void>; open: () => void }>();
 
   /** fn at once when every commit a read of `scope` could see is settled, else once they are: how every read of the store starts. */
   read<T>(fn: () => Promise<T>, scope: ReadScope = null): Promise<T> {
