@@ -1,7 +1,8 @@
 // One IMAP connection: reads commands through the protocol receiver, checks state, runs one handler
 // per command, reports mailbox changes from the bus at the moments RFC 9051 allows, and writes
 // replies with backpressure. Literal decisions and the APPEND upload are in src/imap/literals.ts,
-// IDLE in handlers/idle.ts, the untagged updates in selected.ts, the caps in limits.ts.
+// IDLE in handlers/idle.ts, the untagged updates in selected.ts, the caps in limits.ts, the
+// autologout and login-timeout clocks in session-timers.ts.
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -24,6 +25,7 @@ import { Literals, type AppendStage } from './literals.ts';
 import { Idle } from './handlers/idle.ts';
 import { Notify } from './notify.ts';
 import { Compression } from './compress.ts';
+import { SessionTimers } from './session-timers.ts';
 import { CorkedWriter } from './corked-writer.ts';
 import { INPUT_HIGH_WATER, MAX_BAD_COMMANDS, MAX_BUFFERED_LITERAL, OUTPUT_HIGH_WATER, PREAUTH_MAX_BYTES } from './limits.ts';
 
@@ -73,8 +75,7 @@ export class ImapSession {
   #unsubscribe: (() => void) | null = null;
   /** Literal decisions and the APPEND upload (src/imap/literals.ts). */
   readonly #literals: Literals = new Literals(this);
-  #autologout: NodeJS.Timeout | null = null;
-  #preauthTimer: NodeJS.Timeout | null = null;
+  readonly #timers = new SessionTimers(this);
   /** COMPRESS=DEFLATE (src/imap/compress.ts), once the client turned it on. */
   #compress: Compression | null = null;
   #onData = (chunk: Buffer) => (this.#compress ? this.#compress.received(chunk) : this.#input(chunk));
@@ -94,8 +95,7 @@ export class ImapSession {
     this.remoteAddress = info.remoteAddress ?? (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
     this.#receiver = this.#newReceiver();
     this.#attach(socket);
-    this.#armAutologout();
-    this.#armPreauthTimeout();
+    this.#timers.start();
     this.write(`* OK [CAPABILITY ${this.capabilities().join(' ')}] ${deps.config.hostname} Pillarbox IMAP ready\r\n`);
   }
 
@@ -265,8 +265,7 @@ export class ImapSession {
     this.#release = release;
     this.state = 'auth';
     this.#receiver.setLimits(this.#receiverLimits());
-    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
-    this.#preauthTimer = null;
+    this.#timers.loggedIn();
     this.#unsubscribe = this.deps.store.bus.subscribe(account.id, (changes) => this.#onChanges(changes));
     this.deps.log.info('imap.login', { protocol: 'imap', session: this.id, user: account.address, ip: this.remoteAddress });
   }
@@ -428,7 +427,7 @@ export class ImapSession {
 
   async #command(raw: RawCommand): Promise<void> {
     this.lastCommandAt = Date.now();
-    this.#armAutologout();
+    this.#timers.activity();
     if (this.idle.active) {
       this.idle.end(raw);
       return;
@@ -503,37 +502,6 @@ export class ImapSession {
     this.write(statusLine(tag!, 'OK', r.code ?? null, r.text));
   }
 
-  // ---- autologout (RFC 9051 §5.4: at least 30 minutes; never during IDLE)
-
-  #armAutologout(): void {
-    if (this.#autologout) clearTimeout(this.#autologout);
-    const ms = this.deps.config.limits.imapIdleTimeout;
-    if (!(ms > 0)) return; // 0: no autologout
-    this.#autologout = setTimeout(() => {
-      if (this.idle.active) {
-        this.#armAutologout();
-        return;
-      }
-      this.write('* BYE Autologout; idle for too long\r\n');
-      this.close();
-    }, ms);
-    this.#autologout.unref();
-  }
-
-  // ---- login timeout: an unauthenticated connection gets limits.preauthTimeout to log in
-
-  #armPreauthTimeout(): void {
-    const ms = this.deps.config.limits.preauthTimeout;
-    if (!(ms > 0)) return; // 0: none
-    this.#preauthTimer = setTimeout(() => {
-      if (this.state !== 'notauth' || this.#closed) return;
-      this.write('* BYE Login timeout; log in sooner after connecting\r\n');
-      this.deps.log.info('imap.preauth-timeout', { session: this.id, ip: this.remoteAddress });
-      this.close();
-    }, ms);
-    this.#preauthTimer.unref();
-  }
-
   // ---- STARTTLS (RFC 9051 §6.2.1)
 
   async startTls(): Promise<void> {
@@ -562,8 +530,7 @@ export class ImapSession {
     this.#closed = true;
     this.state = 'logout';
     this.idle.stop();
-    if (this.#autologout) clearTimeout(this.#autologout);
-    if (this.#preauthTimer) clearTimeout(this.#preauthTimer);
+    this.#timers.stop();
     this.#receiver.discard();
     this.#literals.abort();
     this.#unsubscribe?.();
