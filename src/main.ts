@@ -66,6 +66,8 @@ export interface WorkerRole {
   count: number;
   singletons: boolean;
   relay(accountId: number, head: number): void;
+  /** This worker's first local subscriber of the account came (`on`) or its last went (SqlitePeers.want). */
+  want?(accountId: number, on: boolean): void;
 }
 
 export async function startServer(
@@ -83,7 +85,7 @@ export async function startServer(
     log,
     mailboxLimits: config.limits,
     ...(checkpoints ? { checkpointMs: config.limits.walCheckpointMs } : { noAutoCheckpoint: true }),
-    ...(worker ? { peers: { relay: worker.relay } } : {}),
+    ...(worker ? { peers: { relay: worker.relay, ...(worker.want ? { want: worker.want } : {}) } } : {}),
   });
   let loaded: LoadedTls;
   let connections: ConnectionRegistry | undefined;

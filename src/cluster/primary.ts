@@ -3,7 +3,9 @@
 // operations and garbage collection, the TLS certificate, the SRS secret — once, before any worker
 // serves), then forks N workers (node:cluster; each runs `serve` again and binds the same
 // listeners: cluster shares the listening sockets, connections are handed out round-robin),
-// relays each worker's commit pings to the others (the notifier: src/store/sqlite/peers.ts),
+// relays each worker's commit pings to the other workers that have local subscribers of the account
+// (the notifier: src/store/sqlite/peers.ts; a worker says so with 'want'; a ping nobody wants
+// wakes nobody),
 // prints the banner and writes the ports file once every worker listens, restarts a worker that
 // died (backoff 100 ms doubling to 5 s, reset after 30 s up), forwards SIGHUP, and on SIGTERM/SIGINT
 // asks every worker to drain and stop (a second signal: stop now) and returns once all have exited.
@@ -33,6 +35,8 @@ interface Slot {
   ready: boolean;
   failures: number;
   timer: NodeJS.Timeout | null;
+  /** The accounts whose pings this worker wants (its 'want' messages; empty again at each fork). */
+  wants: Set<number>;
 }
 
 type Started = { ports: Ports; tls: string; store: string };
@@ -50,7 +54,7 @@ class Workers {
 
   constructor(o: PrimaryOptions) {
     this.#o = o;
-    this.slots = Array.from({ length: o.count }, (_, i) => ({ id: i + 1, worker: null, started: 0, ready: false, failures: 0, timer: null }));
+    this.slots = Array.from({ length: o.count }, (_, i) => ({ id: i + 1, worker: null, started: 0, ready: false, failures: 0, timer: null, wants: new Set<number>() }));
   }
 
   /** A worker that just died may still look connected: the write fails (EPIPE) and is dropped. */
@@ -60,11 +64,18 @@ class Workers {
 
   fork(slot: Slot, onReady: (m: Extract<FromWorker, { t: 'ready' }>) => void): Worker {
     const w = cluster.fork({ [WORKER_ENV]: String(slot.id), PILLARBOX_WORKERS: String(this.#o.count) });
-    Object.assign(slot, { worker: w, ready: false, started: Date.now() });
+    Object.assign(slot, { worker: w, ready: false, started: Date.now(), wants: new Set<number>() });
     w.on('error', (err) => this.#o.log.warn('server.worker-channel-error', { worker: slot.id, error: err }));
     w.on('message', (m: FromWorker) => {
       if (m.t === 'ping') {
-        for (const s of this.slots) if (s !== slot) this.#send(s.worker, m);
+        for (const s of this.slots) if (s !== slot && s.wants.has(m.a)) this.#send(s.worker, m);
+      } else if (m.t === 'want') {
+        if (slot.worker !== w) return; // a message of the worker this slot had before
+        if (!m.on) slot.wants.delete(m.a);
+        else if (!slot.wants.has(m.a)) {
+          slot.wants.add(m.a);
+          this.#send(w, { t: 'wanted', a: m.a });
+        }
       } else if (m.t === 'ready') {
         slot.ready = true;
         onReady(m);

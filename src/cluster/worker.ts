@@ -1,8 +1,9 @@
 // One worker process of `pillarbox serve --workers N` (src/cluster/primary.ts): the whole server
 // (src/main.ts startServer) over the shared store, its listeners' sockets shared through the
 // primary. It tells the primary when it is ready (ports, TLS summary) or why it failed, sends a
-// ping per account after each durable commit (the store's relay) and hands the other workers'
-// pings to its bus; it stops on the primary's word, on SIGTERM/SIGINT (a second one: stop now),
+// ping per account after each durable commit (the store's relay), says which accounts it has local
+// subscribers of (the store's want: the primary forwards only those accounts' pings) and hands the
+// other workers' pings to its bus; it stops on the primary's word, on SIGTERM/SIGINT (a second one: stop now),
 // or at once when the primary is gone (the IPC channel closed). Its log lines carry `worker=N`.
 
 import type { ServerLogger } from '../obs/log.ts';
@@ -37,7 +38,13 @@ export async function runWorker(
   const { startServer } = await import('../main.ts');
   let server: RunningServer;
   try {
-    server = await startServer(config, log, { id, count, singletons: id === 1, relay: (a, h) => send({ t: 'ping', a, h }) });
+    server = await startServer(config, log, {
+      id,
+      count,
+      singletons: id === 1,
+      relay: (a, h) => send({ t: 'ping', a, h }),
+      want: (a, on) => send({ t: 'want', a, on }),
+    });
   } catch (err) {
     const f = failed(err);
     send({ t: 'failed', ...f });
@@ -53,6 +60,8 @@ export async function runWorker(
   const stop = (now: boolean) => void server.stop({ now }).then(stopped, stopped);
   const onMessage = (m: ToWorker) => {
     if (m.t === 'ping') server.store.bus.notify(m.a, m.h);
+    // From now on the account's pings come here; one pull for any that came before (messages.ts).
+    else if (m.t === 'wanted') server.store.bus.notify(m.a, 0);
     else if (m.t === 'recover') void server.store.recoverProcess?.(m.pid).catch((err) => log.error('store.recover-failed', { pid: m.pid, error: err }));
     else if (m.t === 'stop') stop(m.now);
   };

@@ -18,6 +18,12 @@
 // message-added and flags-changed) and delivers that as Changes, holding back what the follower
 // delivers meanwhile until it is out: sessions apply what they did not have (an arrival or an
 // expunge of a UID they know nothing of is a no-op; flags are announced again).
+//
+// `interest(account, on)` (optional) hears when the account gets its first local subscriber and
+// when its last one goes: a relay that hands pings only to the processes that want them (the
+// SQLite workers' primary, src/cluster/primary.ts) learns it from there. A ping that reaches this
+// process with no follower for the account is a no-op, so a relay that is told late loses nothing
+// as long as it pulls once after it was told (src/cluster/worker.ts 'wanted').
 
 import type { Change, ChangeBus, ChangeListener } from './bus.ts';
 import { JournalFollower, type ChangesSince, type JournalChange, type JournalSource } from './journal.ts';
@@ -68,19 +74,21 @@ export class FollowingBus implements ChangeBus {
   readonly #readFlags: ReadFlags;
   readonly #onResync: (accountId: number, head: number) => void;
   readonly #resync: ResyncSource | null;
+  readonly #interest: (accountId: number, on: boolean) => void;
   readonly #follows = new Map<number, Follow>();
 
   constructor(
     inner: ChangeBus,
     source: JournalSource & { journalHead(accountId: number): Promise<number> },
     readFlags: ReadFlags,
-    opts: { onResync?: (accountId: number, head: number) => void; resync?: ResyncSource } = {},
+    opts: { onResync?: (accountId: number, head: number) => void; resync?: ResyncSource; interest?: (accountId: number, on: boolean) => void } = {},
   ) {
     this.#inner = inner;
     this.#source = source;
     this.#readFlags = readFlags;
     this.#onResync = opts.onResync ?? (() => {});
     this.#resync = opts.resync ?? null;
+    this.#interest = opts.interest ?? (() => {});
   }
 
   publish(changes: readonly Change[]): void {
@@ -97,7 +105,10 @@ export class FollowingBus implements ChangeBus {
 
   subscribe(accountId: number, listener: ChangeListener): () => void {
     let f = this.#follows.get(accountId);
-    if (!f) this.#follows.set(accountId, (f = this.#start(accountId)));
+    if (!f) {
+      this.#follows.set(accountId, (f = this.#start(accountId)));
+      this.#tell(accountId, true);
+    }
     f.listeners.add(listener);
     return () => {
       const cur = this.#follows.get(accountId);
@@ -105,7 +116,16 @@ export class FollowingBus implements ChangeBus {
       this.#follows.delete(accountId);
       cur.early?.();
       cur.detach?.();
+      this.#tell(accountId, false);
     };
+  }
+
+  #tell(accountId: number, on: boolean): void {
+    try {
+      this.#interest(accountId, on);
+    } catch (err) {
+      console.error('change follower: interest relay failed:', err);
+    }
   }
 
   /** Pulled entries read so far (0 while everything came in-process). */

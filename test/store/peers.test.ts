@@ -227,3 +227,71 @@ test("peers: a body file whose last reference went is swept later, under the loc
     await t.close();
   }
 });
+
+test("peers: pings go only to a store that wants the account; one told late pulls once and misses nothing", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-peers-'));
+  const path = join(dir, 'db.sqlite');
+  const blobDir = join(dir, 'blobs');
+  // The primary's routing (src/cluster/primary.ts): B's wanted accounts, its 'want' messages held
+  // until the test lets them through (a primary that has not read them yet).
+  const wants = new Set<number>();
+  const said: Array<[number, boolean]> = [];
+  const held: Array<() => void> = [];
+  let forwarded = 0;
+  let b: Store | null = null;
+  const a = await openSqliteStore({
+    path,
+    blobDir,
+    readCheck: 'throw',
+    peers: { relay: (acc, h) => (wants.has(acc) ? (forwarded++, b!.bus.notify(acc, h)) : undefined) },
+  });
+  b = await openSqliteStore({
+    path,
+    blobDir,
+    readCheck: 'throw',
+    peers: {
+      relay: () => {},
+      want: (acc, on) => {
+        said.push([acc, on]);
+        held.push(() => {
+          if (!on) return void wants.delete(acc);
+          wants.add(acc);
+          b!.bus.notify(acc, 0); // the 'wanted' answer: one pull (src/cluster/worker.ts)
+        });
+      },
+    },
+  });
+  try {
+    await a.addDomain('example.com');
+    const acc = await a.createAccount({ address: 'w@example.com', passwordHash: 'x' });
+    const inbox = (await a.getMailbox(acc.id, 'INBOX'))!;
+    const got: Change[] = [];
+    const off1 = b.bus.subscribe(acc.id, (cs) => got.push(...cs));
+    const off2 = b.bus.subscribe(acc.id, () => {});
+    assert.deepEqual(said, [[acc.id, true]], 'one want for the first local subscriber only');
+    await new Promise((r) => setTimeout(r, 20)); // the follower reads its head
+    const u1 = await put(a, inbox.id, 1);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(forwarded, 0, 'not wanted yet: the ping went nowhere');
+    assert.equal(got.length, 0);
+    for (const f of held.splice(0)) f();
+    await until(() => got.length >= 1, "the arrival whose ping was not forwarded, pulled on 'wanted'");
+    assert.deepEqual(got.map((c) => [c.kind, (c as { uid?: number }).uid]), [['message-added', u1]]);
+    const u2 = await put(a, inbox.id, 2);
+    await until(() => got.length >= 2, 'the next arrival, by its ping');
+    assert.equal(forwarded, 1);
+    assert.equal((got[1] as { uid?: number }).uid, u2);
+    off1();
+    assert.equal(said.length, 1, 'a subscriber is left: still wanted');
+    off2();
+    assert.deepEqual(said, [[acc.id, true], [acc.id, false]]);
+    for (const f of held.splice(0)) f();
+    await put(a, inbox.id, 3);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(forwarded, 1, 'no local subscriber: no ping');
+  } finally {
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -35,6 +35,11 @@ import type { FsBlobStore } from '../blob/fs-blob-store.ts';
 export interface SqlitePeers {
   /** Called after a durable commit, per account: its journal head now. */
   relay(accountId: number, head: number): void;
+  /**
+   * The account got its first local subscriber (`on`) or lost its last: the pings this process
+   * needs (the FollowingBus's `interest`). Absent: every ping is handed to every process.
+   */
+  want?(accountId: number, on: boolean): void;
 }
 
 /**
@@ -50,10 +55,12 @@ export function followPeers(
   q: Query,
   read: <T>(fn: () => Promise<T>) => Promise<T>,
   log?: Logger,
+  want?: (accountId: number, on: boolean) => void,
 ): FollowingBus {
   return new FollowingBus(inner, { changesSince: (a, s, l) => store.changesSince(a, s, l), journalHead: (a) => store.journalHead(a) }, sqliteReadFlags(q, read), {
     resync: store,
     onResync: (accountId, head) => log?.warn('store.follow-resync', { account: accountId, head }),
+    ...(want ? { interest: want } : {}),
   });
 }
 

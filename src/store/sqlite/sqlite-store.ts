@@ -147,7 +147,7 @@ class SqliteStore implements Store {
     // heads; sessions subscribe to a FollowingBus over it, which pulls the peers' changes.
     const inner = opts.bus ?? new LocalChangeBus();
     const publishing = opts.peers ? new RelayBus(inner, opts.peers.relay) : inner;
-    this.bus = opts.peers ? followPeers(inner, this, (sql) => this.#q(sql), (fn) => this.#commit.read(fn), opts.log) : inner;
+    this.bus = opts.peers ? followPeers(inner, this, (sql) => this.#q(sql), (fn) => this.#commit.read(fn), opts.log, opts.peers.want?.bind(opts.peers)) : inner;
     this.#limits = mailboxLimits(opts.mailboxLimits);
     this.#blobs = new FsBlobStore(opts.blobDir);
     this.#bodyScan = new BodyScanPool(opts.blobDir, (id, start, end) => this.#blobs.read(id, start, end), {
