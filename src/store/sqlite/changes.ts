@@ -360,29 +360,34 @@ export class SqliteCommit {
     setTimeout(() => this.#flushSoon(), ms);
   }
 
+  // better-sqlite3's db.transaction() builds four wrapper functions and their properties on every
+  // call: both made once, not twice per batch plus once per item.
+  #savepointTx: ((fn: (tx: Tx) => unknown, tx: Tx) => unknown) | null = null;
+  #batchTx: ((items: BatchItem[], tx: Tx) => { outcomes: Outcome[]; everyWriteChanged: boolean }) | null = null;
+
   /** One IMMEDIATE transaction, each item in its own savepoint. */
   #commitBatch(items: BatchItem[], tx: Tx): { outcomes: Outcome[]; everyWriteChanged: boolean } {
-    const outcomes: Outcome[] = [];
-    let everyWriteChanged = true;
-    this.#db
-      .transaction(() => {
-        for (const it of items) {
-          const marks = [tx.changes.length, tx.deadBlobs.length] as const;
-          tx.start = marks[0];
-          tx.op = it.op;
-          try {
-            outcomes.push({ ok: true, value: this.#db.transaction(() => it.fn(tx))() });
-            if (tx.changes.length === marks[0]) everyWriteChanged = false;
-          } catch (err) {
-            tx.changes.length = marks[0];
-            tx.deadBlobs.length = marks[1];
-            outcomes.push({ ok: false, err });
-          }
+    const savepoint = (this.#savepointTx ??= this.#db.transaction((fn: (tx: Tx) => unknown, t: Tx) => fn(t)));
+    this.#batchTx ??= this.#db.transaction((batch: BatchItem[], t: Tx) => {
+      const outcomes: Outcome[] = [];
+      let everyWriteChanged = true;
+      for (const it of batch) {
+        const marks = [t.changes.length, t.deadBlobs.length] as const;
+        t.start = marks[0];
+        t.op = it.op;
+        try {
+          outcomes.push({ ok: true, value: savepoint(it.fn, t) });
+          if (t.changes.length === marks[0]) everyWriteChanged = false;
+        } catch (err) {
+          t.changes.length = marks[0];
+          t.deadBlobs.length = marks[1];
+          outcomes.push({ ok: false, err });
         }
-        this.finalize(tx);
-      })
-      .immediate();
-    return { outcomes, everyWriteChanged };
+      }
+      this.finalize(t);
+      return { outcomes, everyWriteChanged };
+    }).immediate;
+    return this.#batchTx(items, tx);
   }
 
   /** After the commit is durable: after-commit work, then each caller's outcome. */
