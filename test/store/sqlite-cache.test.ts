@@ -125,3 +125,40 @@ test('the cached listing, updated in place, always equals the database', async (
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('STATUS counts of a mailbox with a cached listing follow this store\'s and another process\'s writes', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pillarbox-cache-'));
+  const opts = { path: join(dir, 'db.sqlite'), blobDir: join(dir, 'blobs') };
+  const a = await openSqliteStore(opts);
+  const b = await openSqliteStore(opts);
+  try {
+    await a.addDomain('example.com');
+    const acc = await a.createAccount({ address: 's@example.com', passwordHash: 'x' });
+    const inbox = (await a.getMailbox(acc.id, 'INBOX'))!;
+    const uids = [await put(a, inbox.id, 1), await put(a, inbox.id, 2), await put(a, inbox.id, 3)];
+    const sizes = (await a.listMessages(inbox.id)).map((m) => m.size); // the listing is cached now
+    const total = sizes.reduce((x, y) => x + y, 0);
+    const counts = async (s: Store) => {
+      const st = await s.mailboxStatus(inbox.id);
+      return [st.messages, st.unseen, st.deleted, st.size, st.recent];
+    };
+    assert.deepEqual(await counts(a), [3, 3, 0, total, 3]);
+    await a.claimRecent(inbox.id, uids[1]! + 1, true); // the first two seen by a session
+    await a.storeFlags(inbox.id, [uids[0]!], 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
+    await a.storeFlags(inbox.id, [uids[2]!], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] });
+    assert.deepEqual(await counts(a), [3, 2, 1, total, 1]);
+    await a.listMessages(inbox.id);
+    // Another process's write: this store's cached listing is behind, the counts are not.
+    await b.expunge(inbox.id);
+    assert.deepEqual(await counts(a), [2, 1, 0, sizes[0]! + sizes[1]!, 0]);
+    assert.deepEqual(await counts(a), await counts(b));
+    const u4 = await put(b, inbox.id, 4);
+    await a.listMessages(inbox.id);
+    assert.deepEqual(await counts(a), [3, 2, 0, sizes[0]! + sizes[1]! + (await a.listMessages(inbox.id)).find((m) => m.uid === u4)!.size, 1]);
+    assert.deepEqual(await counts(a), await counts(b), 'the cached count and the counted rows agree');
+  } finally {
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -46,6 +46,7 @@ export class SqliteMailboxes {
   readonly #limits: MailboxLimits;
   readonly #mailbox: SqliteContext['mailbox'];
   readonly #below: SqliteContext['below'];
+  readonly #summaries: SqliteContext['summaries'];
 
   constructor(ctx: SqliteContext) {
     this.#db = ctx.db;
@@ -55,6 +56,7 @@ export class SqliteMailboxes {
     this.#limits = ctx.limits;
     this.#mailbox = ctx.mailbox;
     this.#below = ctx.below;
+    this.#summaries = ctx.summaries;
   }
 
   /** UIDVALIDITY never repeats within this store: max(clock seconds, last + 1). */
@@ -188,6 +190,33 @@ export class SqliteMailboxes {
     const mb = this.#q(`${MAILBOX_ROW} WHERE m.id = ?`).get(mailboxId) as Row | undefined;
     if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
     const v = this.#mailbox(mb);
+    const counts = this.#countsCached(mailboxId, v.highestModseq, mb.recent_uid as number) ?? this.#countsRead(mailboxId, mb);
+    return { ...counts, uidNext: v.uidNext, uidValidity: v.uidValidity, highestModseq: v.highestModseq };
+  }
+
+  /**
+   * The counts from the mailbox's cached listing when it is at the HIGHESTMODSEQ shown (a selected
+   * or recently listed mailbox: STATUS of INBOX while it is selected): a pass over the entries
+   * instead of an aggregate over the rows. The listing holds exactly the rows a client sees (not
+   * those of a COPY being staged), as the read below counts them.
+   */
+  #countsCached(mailboxId: number, hms: number, recentUid: number): Omit<MailboxStatus, 'uidNext' | 'uidValidity' | 'highestModseq'> | null {
+    const list = this.#summaries.peek(mailboxId, hms);
+    if (!list) return null;
+    let unseen = 0;
+    let deleted = 0;
+    let size = 0;
+    let recent = 0;
+    for (const m of list) {
+      if ((m.systemFlags & SystemFlag.Seen) === 0) unseen++;
+      if ((m.systemFlags & SystemFlag.Deleted) !== 0) deleted++;
+      if (m.uid >= recentUid) recent++;
+      size += m.size;
+    }
+    return { messages: list.length, unseen, deleted, size, recent };
+  }
+
+  #countsRead(mailboxId: number, mb: Row): Omit<MailboxStatus, 'uidNext' | 'uidValidity' | 'highestModseq'> {
     // Rows a COPY is staging (uid >= the UIDNEXT shown) are not part of the mailbox yet.
     const r = this.#q(
       `SELECT count(*) AS messages,
@@ -197,15 +226,7 @@ export class SqliteMailboxes {
               coalesce(sum(CASE WHEN uid >= ? THEN 1 ELSE 0 END), 0) AS recent
        FROM messages WHERE mailbox_id = ? AND uid < ?`,
     ).get(mb.recent_uid, mailboxId, mb.staged_from ?? Number.MAX_SAFE_INTEGER) as Row;
-    return {
-      messages: r.messages,
-      unseen: r.unseen,
-      deleted: r.deleted,
-      size: r.size,
-      uidNext: v.uidNext,
-      uidValidity: v.uidValidity,
-      highestModseq: v.highestModseq,
-      recent: r.recent,
-    };
+    return { messages: r.messages, unseen: r.unseen, deleted: r.deleted, size: r.size, recent: r.recent };
   }
+
 }

@@ -154,6 +154,15 @@ export class SummaryCache {
     e.hms = fromHms + added.length;
   }
 
+  /**
+   * The cached list if it is at `hms` (the HIGHESTMODSEQ the mailbox shows now), else null: no
+   * load, no catch-up, no change to the recency order (STATUS counts it: mailboxes.ts).
+   */
+  peek(mailboxId: number, hms: number): readonly MessageSummary[] | null {
+    const e = this.#entries.get(mailboxId);
+    return e !== undefined && e.hms === hms ? e.list : null;
+  }
+
   /** The mailbox's summaries by UID: the cached list (shared, frozen) or a fresh paged load. */
   async list(mailboxId: number): Promise<MessageSummary[]> {
     const hms = this.#vis.hms(mailboxId);
