@@ -33,7 +33,11 @@ function pool(): Buffer[] {
 
 function kinds(msgs: Buffer[]): Kind[] {
   const only = (process.env.BENCH_OPCOST_ONLY ?? '').split(',').filter(Boolean);
-  return allKinds(msgs).filter((k) => !only.length || only.some((o) => k.name.startsWith(o)));
+  const all = allKinds(msgs);
+  const picked = all.filter((k) => !only.length || only.some((o) => k.name.startsWith(o)));
+  // The \Deleted + EXPUNGE kind removes what APPEND added: it needs APPEND to run first.
+  if (picked.some((k) => k.name.startsWith('STORE \\Deleted')) && !picked.some((k) => k.name === 'APPEND')) return all.filter((k) => picked.includes(k) || k.name === 'APPEND');
+  return picked;
 }
 
 function allKinds(msgs: Buffer[]): Kind[] {
