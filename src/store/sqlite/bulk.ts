@@ -69,6 +69,11 @@ let nextOp = 1;
 /** Changes published per event-loop turn when a staged COPY becomes visible. */
 const PUBLISH_SLICE = 2000;
 
+// EXPUNGE's scan: every row, or only the \Deleted ones from the partial index messages_deleted
+// (schema.ts v17, the same term; named, as the planner without statistics takes the primary key).
+const SCAN_ALL = 'SELECT uid, system_flags FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid > ? ORDER BY uid LIMIT CAST(? AS INTEGER)';
+const SCAN_DELETED = `SELECT uid, system_flags FROM messages INDEXED BY messages_deleted WHERE mailbox_id = CAST(? AS INTEGER) AND uid > ? AND (system_flags & ${SystemFlag.Deleted}) != 0 ORDER BY uid LIMIT CAST(? AS INTEGER)`;
+
 export class SqliteBulk {
   readonly #h: BulkHost;
   constructor(host: BulkHost) {
@@ -149,7 +154,7 @@ export class SqliteBulk {
             next = cursor + slice.length;
             again = next < want.length;
           } else {
-            rows = q('SELECT uid, system_flags FROM messages WHERE mailbox_id = CAST(? AS INTEGER) AND uid > ? ORDER BY uid LIMIT CAST(? AS INTEGER)').all(mailboxId, cursor, ch.size) as Row[];
+            rows = q(onlyDeleted ? SCAN_DELETED : SCAN_ALL).all(mailboxId, cursor, ch.size) as Row[];
             next = rows.length ? rows[rows.length - 1]!.uid : cursor;
             again = rows.length === ch.size;
           }

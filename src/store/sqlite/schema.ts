@@ -363,4 +363,13 @@ ALTER TABLE bulk_ops ADD COLUMN owner INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE dead_blobs (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
 `,
   },
+  {
+    version: 17,
+    sql: `
+-- The messages marked \Deleted (SystemFlag.Deleted = 8), per mailbox by UID: EXPUNGE (and CLOSE)
+-- finds them without reading every row of the mailbox (bulk.ts expunge: the scan was most of an
+-- EXPUNGE's cost in a mailbox of a hundred messages). The query's term is written the same way.
+CREATE INDEX messages_deleted ON messages(mailbox_id, uid) WHERE (system_flags & 8) != 0;
+`,
+  },
 ];
