@@ -126,7 +126,7 @@ test('the cached listing, updated in place, always equals the database', async (
   }
 });
 
-test('STATUS counts of a mailbox with a cached listing follow this store\'s and another process\'s writes', async () => {
+test('STATUS counts and FETCH records of a mailbox with a cached listing follow this store\'s and another process\'s writes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pillarbox-cache-'));
   const opts = { path: join(dir, 'db.sqlite'), blobDir: join(dir, 'blobs') };
   const a = await openSqliteStore(opts);
@@ -156,6 +156,15 @@ test('STATUS counts of a mailbox with a cached listing follow this store\'s and 
     await a.listMessages(inbox.id);
     assert.deepEqual(await counts(a), [3, 2, 0, sizes[0]! + sizes[1]! + (await a.listMessages(inbox.id)).find((m) => m.uid === u4)!.size, 1]);
     assert.deepEqual(await counts(a), await counts(b), 'the cached count and the counted rows agree');
+    // FETCH's records come from the cached listing too: the same as the rows read by b.
+    await b.storeFlags(inbox.id, [u4], 'add', { systemFlags: SystemFlag.Answered, keywords: ['$Later'] });
+    await a.listMessages(inbox.id);
+    const records = async (s: Store) => (await s.getMessages(inbox.id, [u4, uids[0]!, 999, uids[0]!])).map((r) => ({ ...r, meta: r.meta.envelope.subject }));
+    const fromCache = await records(a);
+    assert.deepEqual(fromCache.map((r) => r.uid), [uids[0]!, u4], 'ascending, each once, a missing UID left out');
+    assert.deepEqual(fromCache, await records(b));
+    (await a.getMessages(inbox.id, [u4]))[0]!.keywords.push('$Mine'); // the caller's copy
+    assert.deepEqual((await a.getMessages(inbox.id, [u4]))[0]!.keywords, ['$Later']);
   } finally {
     await a.close();
     await b.close();

@@ -26,7 +26,7 @@ import type { MessageMeta } from '../../protocol/mime/types.ts';
 import { sortKeysOf, type SortKeys } from '../../protocol/imap/sort-keys.ts';
 import type { SqliteContext } from './context.ts';
 import type { SqliteBulk } from './bulk.ts';
-import type { SummaryCache } from './summaries.ts';
+import { uidLowerBound, type SummaryCache } from './summaries.ts';
 import type { SqliteThreads } from './threads.ts';
 import { MetaCache } from './meta-cache.ts';
 import { appendRows } from './append-many.ts';
@@ -86,6 +86,8 @@ export class SqliteMessages {
 
   async getMessages(mailboxId: number, uids: number[]): Promise<MessageRecord[]> {
     if (uids.length === 0) return [];
+    const cached = this.#summaries.current(mailboxId);
+    if (cached) return this.#recordsOf(cached, uids);
     const out: MessageRecord[] = [];
     const stmt = this.#q(
       `SELECT uid, modseq, system_flags, keywords, internal_date, saved_at, size, blob_id
@@ -95,6 +97,27 @@ export class SqliteMessages {
     for (let i = 0; i < sorted.length; i += 500) {
       for (const r of stmt.all(mailboxId, JSON.stringify(sorted.slice(i, i + 500))) as Row[]) {
         out.push({ ...toSummary(r), meta: this.#meta(r.blob_id) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The records from the mailbox's cached listing (at the HIGHESTMODSEQ shown: exactly the rows a
+   * read would return) and the parse cache: FETCH of a selected mailbox reads no message rows.
+   */
+  #recordsOf(list: readonly MessageSummary[], uids: number[]): MessageRecord[] {
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    const out: MessageRecord[] = [];
+    for (let i = uidLowerBound(list, sorted[0]!), k = 0; i < list.length && k < sorted.length; ) {
+      const m = list[i]!;
+      const want = sorted[k]!;
+      if (m.uid < want) i++;
+      else if (m.uid > want) k++;
+      else {
+        out.push({ ...m, keywords: m.keywords.length ? [...m.keywords] : [], meta: this.#meta(m.blobId) });
+        i++;
+        k++;
       }
     }
     return out;

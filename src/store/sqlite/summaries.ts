@@ -45,6 +45,18 @@ export function uidIndex(list: readonly MessageSummary[], uid: number): number {
   return -1;
 }
 
+/** Index of the first entry with a UID at or above `uid` (list.length if none). */
+export function uidLowerBound(list: readonly MessageSummary[], uid: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.uid < uid) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function summaryOf(r: unknown[]): MessageSummary {
   const kw = r[3] as string;
   return Object.freeze({
@@ -161,6 +173,13 @@ export class SummaryCache {
   peek(mailboxId: number, hms: number): readonly MessageSummary[] | null {
     const e = this.#entries.get(mailboxId);
     return e !== undefined && e.hms === hms ? e.list : null;
+  }
+
+  /** The cached list if it is at the HIGHESTMODSEQ the mailbox shows now, else null (no load). */
+  current(mailboxId: number): readonly MessageSummary[] | null {
+    if (!this.#entries.has(mailboxId)) return null;
+    const hms = this.#vis.hms(mailboxId);
+    return hms === undefined ? null : this.peek(mailboxId, hms);
   }
 
   /** The mailbox's summaries by UID: the cached list (shared, frozen) or a fresh paged load. */
