@@ -39,34 +39,34 @@ async function withTwoStores(address: string, fn: (a: Store, b: Store, inbox: Ma
 
 test('mailbox listings follow writes from this store and from another process', () =>
   withTwoStores('c@example.com', async (a, b, inbox) => {
-  const u1 = await put(a, inbox.id, 1);
-  assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1]);
+    const u1 = await put(a, inbox.id, 1);
+    assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1]);
 
-  // Another process delivers and flags: the next listing shows it.
-  const u2 = await put(b, inbox.id, 2);
-  assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1, u2]);
-  await b.storeFlags(inbox.id, [u1], 'add', { systemFlags: SystemFlag.Flagged, keywords: ['Work'] });
-  const after = await a.listMessages(inbox.id);
-  assert.equal(after[0]!.systemFlags, SystemFlag.Flagged);
-  assert.deepEqual(after[0]!.keywords, ['Work']);
-  assert.deepEqual((await a.listMessages(inbox.id, { changedSince: after[1]!.modseq })).map((m) => m.uid), [u1]);
+    // Another process delivers and flags: the next listing shows it.
+    const u2 = await put(b, inbox.id, 2);
+    assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1, u2]);
+    await b.storeFlags(inbox.id, [u1], 'add', { systemFlags: SystemFlag.Flagged, keywords: ['Work'] });
+    const after = await a.listMessages(inbox.id);
+    assert.equal(after[0]!.systemFlags, SystemFlag.Flagged);
+    assert.deepEqual(after[0]!.keywords, ['Work']);
+    assert.deepEqual((await a.listMessages(inbox.id, { changedSince: after[1]!.modseq })).map((m) => m.uid), [u1]);
 
-  // Summaries are shared with the cache and frozen: changing one throws and changes nothing.
-  assert.throws(() => {
-    after[0]!.systemFlags = 0;
-  }, TypeError);
-  assert.throws(() => after[0]!.keywords.push('Mutated'), TypeError);
-  after.pop(); // the array itself is the caller's
-  const again = await a.listMessages(inbox.id);
-  assert.equal(again[0]!.systemFlags, SystemFlag.Flagged);
-  assert.deepEqual(again[0]!.keywords, ['Work']);
-  assert.equal(again.length, 2);
+    // Summaries are shared with the cache and frozen: changing one throws and changes nothing.
+    assert.throws(() => {
+      after[0]!.systemFlags = 0;
+    }, TypeError);
+    assert.throws(() => after[0]!.keywords.push('Mutated'), TypeError);
+    after.pop(); // the array itself is the caller's
+    const again = await a.listMessages(inbox.id);
+    assert.equal(again[0]!.systemFlags, SystemFlag.Flagged);
+    assert.deepEqual(again[0]!.keywords, ['Work']);
+    assert.equal(again.length, 2);
 
-  // Own writes: expunge, then the listing is current.
-  await a.storeFlags(inbox.id, [u2], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] });
-  await a.expunge(inbox.id);
-  assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1]);
-  assert.deepEqual((await b.listMessages(inbox.id)).map((m) => m.uid), [u1]);
+    // Own writes: expunge, then the listing is current.
+    await a.storeFlags(inbox.id, [u2], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] });
+    await a.expunge(inbox.id);
+    assert.deepEqual((await a.listMessages(inbox.id)).map((m) => m.uid), [u1]);
+    assert.deepEqual((await b.listMessages(inbox.id)).map((m) => m.uid), [u1]);
   }));
 
 // Our own commits update the cached listing in place (no reload); after any mix of writes —
@@ -133,34 +133,34 @@ test('the cached listing, updated in place, always equals the database', async (
 
 test('STATUS counts and FETCH records of a mailbox with a cached listing follow this store\'s and another process\'s writes', () =>
   withTwoStores('s@example.com', async (a, b, inbox) => {
-  const uids = [await put(a, inbox.id, 1), await put(a, inbox.id, 2), await put(a, inbox.id, 3)];
-  const sizes = (await a.listMessages(inbox.id)).map((m) => m.size); // the listing is cached now
-  const total = sizes.reduce((x, y) => x + y, 0);
-  const counts = async (s: Store) => {
-    const st = await s.mailboxStatus(inbox.id);
-    return [st.messages, st.unseen, st.deleted, st.size, st.recent];
-  };
-  assert.deepEqual(await counts(a), [3, 3, 0, total, 3]);
-  await a.claimRecent(inbox.id, uids[1]! + 1, true); // the first two seen by a session
-  await a.storeFlags(inbox.id, [uids[0]!], 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
-  await a.storeFlags(inbox.id, [uids[2]!], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] });
-  assert.deepEqual(await counts(a), [3, 2, 1, total, 1]);
-  await a.listMessages(inbox.id);
-  // Another process's write: this store's cached listing is behind, the counts are not.
-  await b.expunge(inbox.id);
-  assert.deepEqual(await counts(a), [2, 1, 0, sizes[0]! + sizes[1]!, 0]);
-  assert.deepEqual(await counts(a), await counts(b));
-  const u4 = await put(b, inbox.id, 4);
-  await a.listMessages(inbox.id);
-  assert.deepEqual(await counts(a), [3, 2, 0, sizes[0]! + sizes[1]! + (await a.listMessages(inbox.id)).find((m) => m.uid === u4)!.size, 1]);
-  assert.deepEqual(await counts(a), await counts(b), 'the cached count and the counted rows agree');
-  // FETCH's records come from the cached listing too: the same as the rows read by b.
-  await b.storeFlags(inbox.id, [u4], 'add', { systemFlags: SystemFlag.Answered, keywords: ['$Later'] });
-  await a.listMessages(inbox.id);
-  const records = async (s: Store) => (await s.getMessages(inbox.id, [u4, uids[0]!, 999, uids[0]!])).map((r) => ({ ...r, meta: r.meta.envelope.subject }));
-  const fromCache = await records(a);
-  assert.deepEqual(fromCache.map((r) => r.uid), [uids[0]!, u4], 'ascending, each once, a missing UID left out');
-  assert.deepEqual(fromCache, await records(b));
-  (await a.getMessages(inbox.id, [u4]))[0]!.keywords.push('$Mine'); // the caller's copy
-  assert.deepEqual((await a.getMessages(inbox.id, [u4]))[0]!.keywords, ['$Later']);
+    const uids = [await put(a, inbox.id, 1), await put(a, inbox.id, 2), await put(a, inbox.id, 3)];
+    const sizes = (await a.listMessages(inbox.id)).map((m) => m.size); // the listing is cached now
+    const total = sizes.reduce((x, y) => x + y, 0);
+    const counts = async (s: Store) => {
+      const st = await s.mailboxStatus(inbox.id);
+      return [st.messages, st.unseen, st.deleted, st.size, st.recent];
+    };
+    assert.deepEqual(await counts(a), [3, 3, 0, total, 3]);
+    await a.claimRecent(inbox.id, uids[1]! + 1, true); // the first two seen by a session
+    await a.storeFlags(inbox.id, [uids[0]!], 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
+    await a.storeFlags(inbox.id, [uids[2]!], 'add', { systemFlags: SystemFlag.Deleted, keywords: [] });
+    assert.deepEqual(await counts(a), [3, 2, 1, total, 1]);
+    await a.listMessages(inbox.id);
+    // Another process's write: this store's cached listing is behind, the counts are not.
+    await b.expunge(inbox.id);
+    assert.deepEqual(await counts(a), [2, 1, 0, sizes[0]! + sizes[1]!, 0]);
+    assert.deepEqual(await counts(a), await counts(b));
+    const u4 = await put(b, inbox.id, 4);
+    await a.listMessages(inbox.id);
+    assert.deepEqual(await counts(a), [3, 2, 0, sizes[0]! + sizes[1]! + (await a.listMessages(inbox.id)).find((m) => m.uid === u4)!.size, 1]);
+    assert.deepEqual(await counts(a), await counts(b), 'the cached count and the counted rows agree');
+    // FETCH's records come from the cached listing too: the same as the rows read by b.
+    await b.storeFlags(inbox.id, [u4], 'add', { systemFlags: SystemFlag.Answered, keywords: ['$Later'] });
+    await a.listMessages(inbox.id);
+    const records = async (s: Store) => (await s.getMessages(inbox.id, [u4, uids[0]!, 999, uids[0]!])).map((r) => ({ ...r, meta: r.meta.envelope.subject }));
+    const fromCache = await records(a);
+    assert.deepEqual(fromCache.map((r) => r.uid), [uids[0]!, u4], 'ascending, each once, a missing UID left out');
+    assert.deepEqual(fromCache, await records(b));
+    (await a.getMessages(inbox.id, [u4]))[0]!.keywords.push('$Mine'); // the caller's copy
+    assert.deepEqual((await a.getMessages(inbox.id, [u4]))[0]!.keywords, ['$Later']);
   }));
