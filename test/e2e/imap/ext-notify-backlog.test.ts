@@ -52,9 +52,15 @@ async function ok(c: RawImap, cmd: string): Promise<string[]> {
 }
 
 
-/** Bytes waiting in the kernel's receive queue of the connection from local port `port` (/proc/net/tcp, tcp6). */
-function receiveQueue(port: number): number {
+/**
+ * Bytes waiting in the kernel's receive queue of the established connection from local port
+ * `port` to `remote` (/proc/net/tcp, tcp6). The whole four-tuple and the state: a socket of an
+ * earlier connection from the same local port (TIME_WAIT, to another server: ports are reused
+ * while the full suite opens thousands) is listed too, with an empty queue.
+ */
+function receiveQueue(port: number, remote: number): number {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const rhex = remote.toString(16).toUpperCase().padStart(4, '0');
   for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text = '';
     try {
@@ -64,7 +70,8 @@ function receiveQueue(port: number): number {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols[1]?.endsWith(`:${hex}`)) return parseInt(cols[4]?.split(':')[1] ?? '0', 16);
+      // cols: sl, local, remote, state (01 = ESTABLISHED), tx_queue:rx_queue
+      if (cols[1]?.endsWith(`:${hex}`) && cols[2]?.endsWith(`:${rhex}`) && cols[3] === '01') return parseInt(cols[4]?.split(':')[1] ?? '0', 16);
     }
   }
   return 0;
@@ -76,8 +83,9 @@ async function whileBlocked(c: RawImap, cmd: string, meanwhile: () => Promise<vo
   const tag = c.nextTag();
   c.write(`${tag} ${cmd}\r\n`);
   const port = c.socket.localPort!;
-  for (let i = 0; i < 600 && receiveQueue(port) === 0; i++) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(receiveQueue(port) > 0, `the reply to ${cmd} never started arriving`);
+  const remote = c.socket.remotePort!;
+  for (let i = 0; i < 600 && receiveQueue(port, remote) === 0; i++) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(receiveQueue(port, remote) > 0, `the reply to ${cmd} never started arriving`);
   await meanwhile();
   await new Promise((r) => setTimeout(r, 300));
   c.socket.resume();
