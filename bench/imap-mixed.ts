@@ -104,6 +104,7 @@ async function runMix(port: number, accounts: Array<{ address: string; password:
     }
     const t2 = now();
     if (r.status !== 'OK') rec.error(op);
+    if (r.status !== 'OK' && process.env.BENCH_VERBOSE) log(`${op}: ${r.status} ${r.text}`);
     else if (t2 <= end) rec.add(op, t2 - t);
     return r;
   }

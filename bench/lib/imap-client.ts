@@ -314,11 +314,18 @@ export function searchResult(r: Reply): number[] {
   return [];
 }
 
+/**
+ * The message count a reply leaves the client with: the last `* n EXISTS`, less each `* n EXPUNGE`
+ * after it (a server may announce another session's expunge in the same reply, after the EXISTS:
+ * RFC 9051 §7.5.1; a client that counted only EXISTS asked for a sequence number that was gone).
+ */
 export function existsOf(r: Reply): number | null {
   let n: number | null = null;
   for (const u of r.untagged) {
-    const m = /^\* (\d+) EXISTS/i.exec(u);
-    if (m) n = Number(m[1]);
+    const m = /^\* (\d+) (EXISTS|EXPUNGE)/i.exec(u);
+    if (!m) continue;
+    if (m[2]!.toUpperCase() === 'EXISTS') n = Number(m[1]);
+    else if (n !== null) n--;
   }
   return n;
 }
