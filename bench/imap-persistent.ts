@@ -65,6 +65,8 @@ export interface LoadFigures {
   /** Server CPU (user+system) over the window, ms. */
   cpuMs: number;
   cpuPerCommandMs: number;
+  /** The load generator's own CPU per command (this process), ms: what the server cannot have of the machine's cores. */
+  clientCpuPerCommandMs: number;
   errors: number;
 }
 
@@ -113,6 +115,7 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
   let errors = 0;
   const procs = pids();
   const cpu0 = cpuMsOf(procs);
+  const own0 = process.cpuUsage();
   const start = now();
   const end = start + p.seconds * 1000;
   const run = async (c: ImapConn, op: Op, cmd: string, extra: Array<string | Buffer> = []): Promise<Reply> => {
@@ -149,10 +152,12 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
   await Promise.all(conns.map((c, i) => client(c, i)));
   const seconds = (now() - start) / 1000;
   const cpuMs = cpuMsOf([...new Set([...procs, ...pids()])]) - cpu0;
+  const own = process.cpuUsage(own0);
+  const clientMs = (own.user + own.system) / 1000;
   for (const c of conns) await c.logout();
   const commands = OPS.reduce((s, o) => s + counts[o], 0);
   const perOp = Object.fromEntries(OPS.map((o) => [o, counts[o] / seconds])) as Record<Op, number>;
-  return { seconds, commands, perSec: commands / seconds, perOp, cpuMs, cpuPerCommandMs: cpuMs / commands, errors };
+  return { seconds, commands, perSec: commands / seconds, perOp, cpuMs, cpuPerCommandMs: cpuMs / commands, clientCpuPerCommandMs: clientMs / commands, errors };
 }
 
 /** Single-client round trips: median µs of `n` sequential runs of each command. */
@@ -231,7 +236,7 @@ export async function imapPersistent(): Promise<string> {
         try {
           const f = await runLoad(side.port, acc.slice(0, p.clients), p, side.pids, r + 1, pool);
           res[name].loads.push(f);
-          log(`  round ${r + 1} ${name.padEnd(9)}: ${f.perSec.toFixed(0)} commands/s, ${f.cpuPerCommandMs.toFixed(3)} ms CPU per command, ${f.errors} errors`);
+          log(`  round ${r + 1} ${name.padEnd(9)}: ${f.perSec.toFixed(0)} commands/s, ${f.cpuPerCommandMs.toFixed(3)} ms CPU per command (load generator ${f.clientCpuPerCommandMs.toFixed(3)}), ${f.errors} errors`);
           if (p.rtt) {
             const t = await runRtt(side.port, acc[p.clients]!, p.rtt, pool);
             res[name].rtts.push(t);
