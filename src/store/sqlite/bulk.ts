@@ -25,7 +25,7 @@
 //   Mailbox ids still being dropped are never reused.
 // - RENAME INBOX (RFC 9051 §6.3.6): the new mailbox is held while the messages move to it in UID
 //   order, a step at a time, keeping their UIDs; a crash leaves each message in one of the two.
-// - POP3 UPDATE: each step applies the UPDATE to a slice of the messages.
+// - POP3 UPDATE (pop.ts, with `step`): each step applies the UPDATE to a slice of the messages.
 
 import type Database from 'better-sqlite3';
 import type { ChangeBus, Change } from '../bus.ts';
@@ -33,14 +33,12 @@ import { dropThreadRows } from './threads.ts';
 import { Chunker, countBelow, sortedUnique, type ChunkOptions } from '../chunks.ts';
 import { activity, nextTurn } from '../../obs/loop-lag.ts';
 import {
-  POP_DELETED_KEYWORD,
   StoreError,
   SystemFlag,
   type CopyResult,
   type FlagOp,
   type Mailbox,
   type MessageSummary,
-  type PopUpdate,
   type SpecialUse,
   type StoreFlagsResult,
   type WriteOptions,
@@ -80,7 +78,16 @@ export class SqliteBulk {
     this.#h = host;
   }
 
+  /** A chunker sized as this store's bulk steps are (sqlite/pop.ts's UPDATE runs its steps too). */
+  chunker(): Chunker {
+    return new Chunker(this.#h.chunks);
+  }
+
   /** One step: fn in the group commit; the chunker learns how long the work took. */
+  step<T>(ch: Chunker, rows: () => number, fn: (tx: Tx) => T): Promise<T> {
+    return this.#step(ch, rows, fn);
+  }
+
   async #step<T>(ch: Chunker, rows: () => number, fn: (tx: Tx) => T, op = 0): Promise<T> {
     let ms = 0;
     const r = await this.#h.batched((tx) => {
@@ -474,90 +481,6 @@ export class SqliteBulk {
     q('UPDATE mailboxes SET uid_next = max(uid_next, ?), highest_modseq = ? WHERE id = ?').run(uids[uids.length - 1]! + 1, base + uids.length - 1, dst);
     tx.changes.push({ kind: 'messages-expunged', accountId, mailboxId: src, uids, modseq: srcModseq });
     return uids.length;
-  }
-
-  // ---------------------------------------------------------------- POP3 UPDATE
-  async popUpdate(inboxId: number, u: PopUpdate, opts: WriteOptions): Promise<{ removed: number[]; mailbox: Mailbox | null }> {
-    const { q } = this.#h;
-    const seenAll = sortedUnique(u.seen);
-    const removeAll = sortedUnique(u.remove);
-    const all = sortedUnique([...seenAll, ...removeAll]);
-    const removed: number[] = [];
-    let target: number | null = null;
-    const ch = new Chunker(this.#h.chunks);
-    let si = 0;
-    let ri = 0;
-    for (let i = 0; ; ) {
-      const slice = all.slice(i, i + ch.size);
-      const hi = slice.length ? slice[slice.length - 1]! : 0;
-      let sj = si;
-      while (sj < seenAll.length && seenAll[sj]! <= hi) sj++;
-      let rj = ri;
-      while (rj < removeAll.length && removeAll[rj]! <= hi) rj++;
-      const last = i + slice.length >= all.length;
-      const part = { seen: seenAll.slice(si, sj), remove: removeAll.slice(ri, rj) };
-      const r = await this.#step(ch, () => slice.length, (tx) => {
-        const v = this.#popStep(tx, inboxId, u, part, target, last);
-        stamp(tx, opts.origin);
-        return v;
-      });
-      for (const x of r.removed) removed.push(x);
-      target = r.target;
-      si = sj;
-      ri = rj;
-      i += slice.length;
-      if (last) break;
-    }
-    const mailbox = target !== null ? this.#h.mailbox(q('SELECT * FROM mailboxes WHERE id = ?').get(target) as Row) : null;
-    return { removed, mailbox };
-  }
-
-  #popStep(tx: Tx, inboxId: number, u: PopUpdate, part: { seen: number[]; remove: number[] }, target: number | null, last: boolean): { removed: number[]; target: number | null } {
-    const { w, q } = this.#h;
-    const inbox = q('SELECT * FROM mailboxes WHERE id = ?').get(inboxId) as Row | undefined;
-    if (!inbox) throw new StoreError('not-found', `no mailbox ${inboxId}`);
-    const accountId = inbox.account_id as number;
-    const present = (uids: number[]) => w.rowsOf('uid', inboxId, uids).map((r) => r.uid as number);
-    const remove = present(part.remove);
-    const removeSet = new Set(remove);
-    // RFC 1939 §6: the UPDATE state. Retrieved messages are \Seen also where a delete moves them
-    // (trash/archive); for an expunge the flag change would be pointless.
-    const seen = present(part.seen).filter((x) => u.action !== 'expunge' || !removeSet.has(x));
-    if (seen.length) w.flags(tx, accountId, inboxId, seen, 'add', { systemFlags: SystemFlag.Seen, keywords: [] });
-    let tgt = target;
-    let removed: number[] = [];
-    if (u.action === 'keep') {
-      if (remove.length) w.flags(tx, accountId, inboxId, remove, 'add', { systemFlags: SystemFlag.Seen, keywords: [POP_DELETED_KEYWORD] });
-    } else if (remove.length) {
-      if (u.retainSince !== null) {
-        const ins = q(
-          `INSERT OR IGNORE INTO pop_retained (inbox_id, account_id, uid_validity, uid, blob_id, size, saved_at)
-           SELECT mailbox_id, ?, ?, uid, blob_id, size, saved_at FROM messages WHERE mailbox_id = ? AND uid = ? AND saved_at >= ?`,
-        );
-        const ref = q('UPDATE blobs SET refcount = refcount + 1 WHERE id = (SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid = ?)');
-        for (const uid of remove) if (ins.run(accountId, inbox.uid_validity, inboxId, uid, u.retainSince).changes) ref.run(inboxId, uid);
-      }
-      if (u.action === 'expunge') {
-        w.expunge(tx, accountId, inboxId, remove);
-      } else {
-        tgt ??= this.#popTarget(tx, accountId, u.action);
-        w.moveRows(tx, { id: inboxId, accountId }, { id: tgt }, w.rowsOf<SourceRow>(SOURCE_COLUMNS, inboxId, remove));
-      }
-      removed = remove;
-    }
-    if (last && u.retainSince !== null) w.dropRetained(tx, 'inbox_id = ? AND saved_at < ?', [inboxId, u.retainSince]);
-    return { removed, target: tgt };
-  }
-
-  /** The account's \Trash / \Archive mailbox, created when missing. */
-  #popTarget(tx: Tx, accountId: number, action: 'trash' | 'archive'): number {
-    const { q } = this.#h;
-    const use: SpecialUse = action === 'trash' ? '\\Trash' : '\\Archive';
-    const row = q('SELECT id FROM mailboxes WHERE account_id = CAST(? AS INTEGER) AND special_use = ? ORDER BY id LIMIT 1').get(accountId, use) as Row | undefined;
-    if (row) return row.id;
-    const base = action === 'trash' ? 'Trash' : 'Archive';
-    const taken = q('SELECT id FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, base) as Row | undefined;
-    return taken ? taken.id : this.#h.insertMailbox(tx, accountId, base, use, true).id;
   }
 
   // ---------------------------------------------------------------- crash recovery
