@@ -38,6 +38,12 @@ export const MAILBOX_ROW = `SELECT m.*,
   (SELECT b.hms FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1) AS staged_hms
   FROM mailboxes m`;
 
+// The statements built from MAILBOX_ROW, made once: the statement cache is keyed by the SQL text,
+// and a template literal per call is a new string to hash and compare (LIST, STATUS, SELECT, APPEND).
+const MAILBOXES_OF = `${MAILBOX_ROW} WHERE m.account_id = CAST(? AS INTEGER) ORDER BY m.name != 'INBOX', m.name`;
+const MAILBOX_NAMED = `${MAILBOX_ROW} WHERE m.account_id = ? AND m.name = ?`;
+const MAILBOX_BY_ID = `${MAILBOX_ROW} WHERE m.id = ?`;
+
 export class SqliteMailboxes {
   readonly #db: Database.Database;
   readonly #q: Query;
@@ -80,16 +86,16 @@ export class SqliteMailboxes {
   }
 
   async listMailboxes(accountId: number): Promise<Mailbox[]> {
-    return (this.#q(`${MAILBOX_ROW} WHERE m.account_id = CAST(? AS INTEGER) ORDER BY m.name != 'INBOX', m.name`).all(accountId) as Row[]).map((r) => this.#mailbox(r));
+    return (this.#q(MAILBOXES_OF).all(accountId) as Row[]).map((r) => this.#mailbox(r));
   }
 
   async getMailbox(accountId: number, name: string): Promise<Mailbox | null> {
-    const r = this.#q(`${MAILBOX_ROW} WHERE m.account_id = ? AND m.name = ?`).get(accountId, normalizeName(name)) as Row | undefined;
+    const r = this.#q(MAILBOX_NAMED).get(accountId, normalizeName(name)) as Row | undefined;
     return r ? this.#mailbox(r) : null;
   }
 
   async getMailboxById(mailboxId: number): Promise<Mailbox | null> {
-    const r = this.#q(`${MAILBOX_ROW} WHERE m.id = ?`).get(mailboxId) as Row | undefined;
+    const r = this.#q(MAILBOX_BY_ID).get(mailboxId) as Row | undefined;
     return r ? this.#mailbox(r) : null;
   }
 
@@ -116,7 +122,7 @@ export class SqliteMailboxes {
       return this.#bulk.renameInbox(accountId, to, opts);
     }
     await this.#writeBatched((tx) => {
-      const src = this.#q(`${MAILBOX_ROW} WHERE m.account_id = ? AND m.name = ?`).get(accountId, from) as Row | undefined;
+      const src = this.#q(MAILBOX_NAMED).get(accountId, from) as Row | undefined;
       if (!src) throw new StoreError('not-found', `no mailbox ${from}`);
       if (this.#q('SELECT 1 FROM mailboxes WHERE account_id = ? AND name = ?').get(accountId, to)) throw new StoreError('exists', `mailbox ${to} already exists`);
       if (to === from || to.startsWith(from + MAILBOX_SEPARATOR)) throw new StoreError('invalid', 'cannot rename a mailbox into itself');
@@ -187,7 +193,7 @@ export class SqliteMailboxes {
   }
 
   async mailboxStatus(mailboxId: number): Promise<MailboxStatus> {
-    const mb = this.#q(`${MAILBOX_ROW} WHERE m.id = ?`).get(mailboxId) as Row | undefined;
+    const mb = this.#q(MAILBOX_BY_ID).get(mailboxId) as Row | undefined;
     if (!mb) throw new StoreError('not-found', `no mailbox ${mailboxId}`);
     const v = this.#mailbox(mb);
     const counts = this.#countsCached(mailboxId, v.highestModseq, mb.recent_uid as number) ?? this.#countsRead(mailboxId, mb);
