@@ -67,6 +67,8 @@ export interface LoadFigures {
   cpuPerCommandMs: number;
   /** The load generator's own CPU per command (this process), ms: what the server cannot have of the machine's cores. */
   clientCpuPerCommandMs: number;
+  /** Mean time from a command's send to its tagged reply, per kind, ms (where the clients wait). */
+  meanMs: Record<Op, number>;
   errors: number;
 }
 
@@ -112,6 +114,7 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
     conns.push(c);
   }
   const counts = Object.fromEntries(OPS.map((o) => [o, 0])) as Record<Op, number>;
+  const waited = Object.fromEntries(OPS.map((o) => [o, 0])) as Record<Op, number>;
   let errors = 0;
   const procs = pids();
   const cpu0 = cpuMsOf(procs);
@@ -119,7 +122,9 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
   const start = now();
   const end = start + p.seconds * 1000;
   const run = async (c: ImapConn, op: Op, cmd: string, extra: Array<string | Buffer> = []): Promise<Reply> => {
+    const t0 = now();
     const r = await withTimeout(c.command(cmd, extra, { countOnly: op !== 'SELECT' }), CMD_TIMEOUT, op);
+    waited[op] += now() - t0;
     counts[op]++;
     if (r.status !== 'OK') errors++;
     return r;
@@ -157,7 +162,8 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
   for (const c of conns) await c.logout();
   const commands = OPS.reduce((s, o) => s + counts[o], 0);
   const perOp = Object.fromEntries(OPS.map((o) => [o, counts[o] / seconds])) as Record<Op, number>;
-  return { seconds, commands, perSec: commands / seconds, perOp, cpuMs, cpuPerCommandMs: cpuMs / commands, clientCpuPerCommandMs: clientMs / commands, errors };
+  const meanMs = Object.fromEntries(OPS.map((o) => [o, counts[o] ? waited[o] / counts[o] : 0])) as Record<Op, number>;
+  return { seconds, commands, perSec: commands / seconds, perOp, cpuMs, cpuPerCommandMs: cpuMs / commands, clientCpuPerCommandMs: clientMs / commands, meanMs, errors };
 }
 
 /** Single-client round trips: median µs of `n` sequential runs of each command. */
@@ -237,6 +243,7 @@ export async function imapPersistent(): Promise<string> {
           const f = await runLoad(side.port, acc.slice(0, p.clients), p, side.pids, r + 1, pool);
           res[name].loads.push(f);
           log(`  round ${r + 1} ${name.padEnd(9)}: ${f.perSec.toFixed(0)} commands/s, ${f.cpuPerCommandMs.toFixed(3)} ms CPU per command (load generator ${f.clientCpuPerCommandMs.toFixed(3)}), ${f.errors} errors`);
+          log(`  round ${r + 1} ${name.padEnd(9)}: mean wait (ms) ${OPS.map((o) => `${o} ${f.meanMs[o].toFixed(2)}`).join(', ')}`);
           if (p.rtt) {
             const t = await runRtt(side.port, acc[p.clients]!, p.rtt, pool);
             res[name].rtts.push(t);
