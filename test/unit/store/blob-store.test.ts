@@ -90,3 +90,34 @@ test('stage(…, stored): a body the metadata names is not written again; one it
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('stage: bodies that fit in memory are written whole (one job on a worker thread), many at once; with the writer gone, from the loop', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pb-blob-writer-'));
+  try {
+    const blobs = new FsBlobStore(dir);
+    // A body in pieces that are views of one bigger buffer: only its own bytes reach the file.
+    const backing = randomBytes(40_000);
+    const pieces = [backing.subarray(100, 9_100), backing.subarray(20_000, 31_000)];
+    const { Readable } = await import('node:stream');
+    const a = await blobs.stage(Readable.from(pieces));
+    assert.equal(a.size, 20_000);
+    assert.deepEqual(readFileSync(blobs.path(a.id)), Buffer.concat(pieces));
+    // Concurrent stages (more than the writer's threads and jobs per thread): each file complete.
+    const bodies = Array.from({ length: 12 }, () => randomBytes(1 + Math.floor(Math.random() * 60_000)));
+    const staged = await Promise.all(bodies.map((b) => blobs.stage(b)));
+    staged.forEach((s, i) => assert.deepEqual(readFileSync(blobs.path(s.id)), bodies[i]));
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), [], 'no temp file left');
+    assert.deepEqual(blobs.writer, { written: 13, failed: 0 });
+    // close() ends the writer's workers: a later stage is written step by step from here.
+    blobs.close();
+    const late = randomBytes(5_000);
+    const c = await blobs.stage(late);
+    assert.deepEqual(readFileSync(blobs.path(c.id)), late);
+    assert.deepEqual(readdirSync(join(dir, 'tmp')), []);
+    assert.deepEqual(blobs.writer, { written: 13, failed: 1 });
+    for (const s of [a, ...staged, c]) s.release();
+    blobs.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
