@@ -13,7 +13,8 @@
 //
 // Env: BENCH_PERSIST_WORKERS (Pillarbox's --workers: auto = a process per core; default 1 = one process, as npm start),
 //      BENCH_PERSIST_CLIENTS (10), BENCH_PERSIST_SECONDS (30 per server per round),
-//      BENCH_PERSIST_ROUNDS (3), BENCH_PERSIST_RTT (500 round trips per command), BENCH_PERSIST_MAX_BYTES (50000)
+//      BENCH_PERSIST_ROUNDS (3), BENCH_PERSIST_RTT (500 round trips per command), BENCH_PERSIST_MAX_BYTES (50000),
+//      BENCH_PERSIST_UNIQUE (1: every APPEND a message of its own, as a saved Sent copy; default: imaptest's repeats)
 
 import { readFileSync } from 'node:fs';
 import { corpusMessage, mulberry32 } from './lib/corpus.ts';
@@ -33,6 +34,12 @@ export interface PersistParams {
   rounds: number;
   rtt: number;
   maxBytes: number;
+  /**
+   * BENCH_PERSIST_UNIQUE=1: every APPEND's message made unique (an X-Bench-Seq header first), as a
+   * client's saved Sent copy is. Default off: the pool's 100 messages again and again, as imaptest
+   * appends its mbox file's, which a content-addressed store keeps once per body.
+   */
+  unique: boolean;
   /** Pillarbox's `--workers` (BENCH_PERSIST_WORKERS: a number or auto; default 1, as `npm start`). */
   workers: number | 'auto';
 }
@@ -52,6 +59,7 @@ export function persistParams(): PersistParams {
     rounds: Math.max(1, envInt('BENCH_PERSIST_ROUNDS', 3)),
     rtt: envInt('BENCH_PERSIST_RTT', 500),
     maxBytes: envInt('BENCH_PERSIST_MAX_BYTES', 50_000),
+    unique: process.env.BENCH_PERSIST_UNIQUE === '1',
     workers: workersEnv(process.env.BENCH_PERSIST_WORKERS),
   };
 }
@@ -131,6 +139,7 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
   };
   const client = async (c: ImapConn, ci: number) => {
     const rnd = mulberry32(seed * 1000 + ci);
+    let appended = 0;
     const pick = <T>(a: readonly T[]) => a[Math.floor(rnd() * a.length)]!;
     while (now() < end) {
       await run(c, 'LIST', 'LIST "" "*"');
@@ -150,7 +159,8 @@ async function runLoad(port: number, accounts: Array<{ address: string; password
         if (rnd() < exists / 100) await run(c, 'STORE \\Deleted', `STORE ${1 + Math.floor(rnd() * exists)} +FLAGS (\\Deleted)`);
       }
       await run(c, 'EXPUNGE', 'EXPUNGE');
-      const raw = pick(pool);
+      const body = pick(pool);
+      const raw = p.unique ? Buffer.concat([Buffer.from(`X-Bench-Seq: ${seed}-${ci}-${appended++}\r\n`), body]) : body;
       await run(c, 'APPEND', `APPEND INBOX {${raw.length}+}\r\n`, [raw]);
     }
   };
