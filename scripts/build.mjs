@@ -5,8 +5,7 @@
 // sources directly (Node 24 strips the types), so a checkout never runs a stale build.
 //
 // The SEARCH BODY worker (src/store/blob/body-scan-worker.ts) is a second entry, written next to
-// the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it (the blob
-// writer's, src/store/blob/blob-write-worker.ts, likewise as blob-write-worker.mjs); the DKIM
+// the bundle as body-scan-worker.mjs, where src/store/blob/body-scan.ts looks for it; the DKIM
 // signer's worker (src/mailauth/dkim-worker.ts) likewise as dkim-worker.mjs (src/mailauth/dkim-pool.ts),
 // the SQLite WAL checkpointer's (src/store/sqlite/checkpoint-worker.ts) as checkpoint-worker.mjs, and
 // the SMTP client's (src/queue/delivery-worker.ts) as delivery-worker.mjs (src/queue/delivery-pool.ts).
@@ -24,7 +23,6 @@ await build({
   entryPoints: [
     { in: join(root, 'src', 'cli', 'main.ts'), out: basename(outfile).replace(/\.m?js$/, '') },
     { in: join(root, 'src', 'store', 'blob', 'body-scan-worker.ts'), out: 'body-scan-worker' },
-    { in: join(root, 'src', 'store', 'blob', 'blob-write-worker.ts'), out: 'blob-write-worker' },
     { in: join(root, 'src', 'mailauth', 'dkim-worker.ts'), out: 'dkim-worker' },
     { in: join(root, 'src', 'store', 'sqlite', 'checkpoint-worker.ts'), out: 'checkpoint-worker' },
     { in: join(root, 'src', 'queue', 'delivery-worker.ts'), out: 'delivery-worker' },

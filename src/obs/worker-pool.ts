@@ -9,7 +9,7 @@
 // - A job is rejected when its worker fails or exits, when no worker can start (and none runs),
 //   and when the pool is closed: the caller then does the work on the event loop itself.
 // - A worker answers each job with a WorkerReply carrying the job's id.
-import { Worker, type TransferListItem } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 
 /** A worker's answer to the job `id`. */
 export type WorkerReply<R> = { id: number; result: R } | { id: number; error: string };
@@ -32,8 +32,6 @@ export interface WorkerPoolOptions {
 
 interface Pending<R> {
   job: { id: number };
-  /** Moved to the worker with the job, not copied (e.g. a body's ArrayBuffer). */
-  transfer: TransferListItem[] | undefined;
   resolve: (r: R) => void;
   reject: (e: Error) => void;
 }
@@ -61,10 +59,10 @@ export class WorkerPool<J extends object, R> {
   }
 
   /** Runs `job` on a worker; rejects when no worker could do it (see the header). */
-  run(job: J, transfer?: TransferListItem[]): Promise<R> {
+  run(job: J): Promise<R> {
     if (this.#closed) return Promise.reject(new Error(`${this.#o.name} pool closed`));
     return new Promise<R>((resolve, reject) => {
-      this.#queue.push({ job: { ...job, id: this.#nextId++ }, transfer, resolve, reject });
+      this.#queue.push({ job: { ...job, id: this.#nextId++ }, resolve, reject });
       this.#dispatch();
     });
   }
@@ -88,7 +86,7 @@ export class WorkerPool<J extends object, R> {
       slot.idleTimer = null;
       slot.jobs.set(p.job.id, p);
       slot.worker.ref();
-      slot.worker.postMessage(p.job, p.transfer);
+      slot.worker.postMessage(p.job);
     }
   }
 

@@ -1,5 +1,6 @@
 // Message bodies as immutable, content-addressed files: DIR/ab/<sha256 hex>.
-// A body is streamed to DIR/tmp/, fsync'd, renamed into place, and the folder fsync'd, all before
+// A body is streamed to DIR/tmp/, fsync'd, renamed into place, and the folder fsync'd (one that
+// fitted in memory is written under its final name when no file has it: #writeNew), all before
 // any metadata that references it commits (content that is stored already is not written again;
 // a small body is hashed in memory first, so it then costs no file call at all) ("better files without references than references
 // without files" — an orphan is collected at start-up, a dangling reference would lose mail).
@@ -13,7 +14,6 @@ import { promisify } from 'node:util';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StoreError, type StagedBlob } from '../store.ts';
-import { BlobWriter } from './blob-writer.ts';
 
 // The callback API (promisified) costs one thread-pool round trip per call, less than FileHandle.
 const openAsync = promisify(open);
@@ -43,8 +43,6 @@ export const RANGE_CACHE_MAX = 16 * 1024;
 export class FsBlobStore {
   readonly dir: string;
   readonly #pins = new Map<string, number>();
-  /** Writes bodies that fit in memory on worker threads (started on first use). */
-  readonly #writer = new BlobWriter();
 
   constructor(dir: string) {
     this.dir = dir;
@@ -55,11 +53,6 @@ export class FsBlobStore {
       if (!existsSync(sub)) mkdirSync(sub);
     }
     if (created) fsyncDir(dir);
-  }
-
-  /** What the blob writer did: bodies written on its workers, jobs that failed and were written from here. */
-  get writer(): { written: number; failed: number } {
-    return { written: this.#writer.written, failed: this.#writer.failed };
   }
 
   #tmpPath(): string {
@@ -91,7 +84,8 @@ export class FsBlobStore {
    * to a temp file as it comes. A body whose file exists already (the same content stored before:
    * content-addressed; `stored(id)` says so when given) is not written again — no temp file at all
    * when it fitted in memory.
-   * Otherwise: the temp file is written, fsync'd, renamed into place and the folder fsync'd.
+   * Otherwise: the temp file is written, fsync'd, renamed into place and the folder fsync'd; with
+   * `stored` given, a body that fitted in memory goes straight to its final name if free (#writeNew).
    * File calls use the callback API (one thread-pool round trip each, less than FileHandle's).
    */
   async stage(input: Readable | Buffer, maxBytes = Infinity, stored?: (id: string) => boolean): Promise<StagedBlob> {
@@ -162,9 +156,9 @@ export class FsBlobStore {
         await discard();
       } else {
         const folder = join(this.dir, id.slice(0, 2));
-        // All in memory: the whole sequence on a worker thread, in one round trip (blob-writer.ts);
-        // if that fails in any way, the same steps from here.
-        const written = fd === null && (await this.#writer.write(held, size, this.#tmpPath(), final, folder).then(() => true, () => false));
+        // All in memory, and the caller's metadata the judge of which files are whole: straight
+        // to the final name when no file has it (#writeNew); else through a temp file.
+        const written = fd === null && stored !== undefined && (await this.#writeNew(final, held, folder));
         if (!written) {
           if (held.length || fd === null) await toFile(held);
           const f = fd!;
@@ -175,7 +169,7 @@ export class FsBlobStore {
             await closeAsync(f);
           }
           await renameAsync(tmp, final);
-          await fsyncDirAsync(folder);
+          await this.#fsyncFolder(folder);
         }
       }
     } catch (err) {
@@ -185,6 +179,49 @@ export class FsBlobStore {
       throw err;
     }
     return { id, size, release };
+  }
+
+  /**
+   * A new body written under its final name ('wx': false when a file has it already), fsync'd,
+   * and its folder fsync'd: four thread-pool round trips instead of a temp file's seven, and one
+   * journal commit instead of two (each round trip waits a turn of the busy loop: 10 clients
+   * APPENDing new bodies, 1.32-1.41x the APPENDs/s in 3 alternating pairs). Nothing references the body until the caller
+   * commits its metadata, after this: a crash (or a failed write) midway leaves a file no row
+   * points to — removed by the start-up collection, and written over through a temp file by the
+   * next stage of the same bytes, which finds the name taken. It is never unlinked here: a
+   * concurrent stage of the same bytes may have renamed its whole file over it meanwhile.
+   */
+  async #writeNew(final: string, held: Buffer[], folder: string): Promise<boolean> {
+    let f: number;
+    try {
+      f = await openAsync(final, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+    try {
+      await writeAll(f, held.length === 1 ? held[0]! : Buffer.concat(held));
+      await fsyncAsync(f);
+    } finally {
+      // Durable once fsync returned: the close need not be waited for.
+      closeAsync(f).catch(() => {});
+    }
+    await this.#fsyncFolder(folder);
+    return true;
+  }
+
+  /** The body folders' descriptors, opened once: a folder's fsync is one round trip, not three. */
+  readonly #folderFds = new Map<string, Promise<number>>();
+
+  /** A rename or create in `folder` is durable once this resolves (off the event loop). */
+  async #fsyncFolder(folder: string): Promise<void> {
+    let fd = this.#folderFds.get(folder);
+    if (!fd) {
+      fd = openAsync(folder, 'r');
+      this.#folderFds.set(folder, fd);
+      fd.catch(() => this.#folderFds.delete(folder));
+    }
+    await fsyncAsync(await fd);
   }
 
   async read(id: string, start = 0, end?: number): Promise<Buffer> {
@@ -296,7 +333,8 @@ export class FsBlobStore {
 
   /** Closes every kept descriptor (the store closes). */
   close(): void {
-    void this.#writer.close();
+    for (const fd of this.#folderFds.values()) void fd.then((n) => closeAsync(n)).catch(() => {});
+    this.#folderFds.clear();
     for (const id of [...this.#fds.keys()]) this.#forget(id);
     this.#ranges.clear();
     this.#rangeBytes = 0;
