@@ -276,6 +276,10 @@ export class FsBlobStore {
       return Buffer.from(hit);
     }
     const buf = this.#readSync(id, start, end);
+    // A short read is not kept: past the end of the file, or a file still being written under its
+    // final name (#writeNew), read through a stale id (an expunged message's, the same bytes
+    // being stored again): the next read of those bytes must see the whole file.
+    if (buf.length < end - start) return buf;
     // A buffer of its own, exactly this size: Buffer.from/allocUnsafe hand out slices of a shared
     // pool, and a kept slice would keep the whole pool chunk (64 KB here) alive.
     const own = Buffer.allocUnsafeSlow(buf.length);

@@ -143,6 +143,11 @@ export class SqliteMessages {
     return this.#blobs.stage(input, opts.maxBytes, (id) => this.#hasFile.get(id) !== undefined);
   }
 
+  /** The body's file only (rejects 'not-found' when there is none: a body kept in the database, or gone). */
+  readFile(blobId: string, start?: number, end?: number): Promise<Buffer> {
+    return this.#blobs.read(blobId, start, end);
+  }
+
   async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
     try {
       return await this.#blobs.read(blobId, start, end);
