@@ -188,7 +188,6 @@ async function renderItem(s: ImapSession, item: FetchItem, msg: MessageSummary, 
   }
 }
 
-/** Coalesces small responses into writes of up to ~64 KB; streams large bodies from the blob. */
 /**
  * A FETCH's responses on their way to the socket, written ~64 KB at a time. Consecutive string
  * pieces are joined and turned into bytes once (a Buffer.from per piece was ~4% of the server's

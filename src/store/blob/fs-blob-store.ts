@@ -448,13 +448,3 @@ export function fsyncDir(dir: string): void {
     closeSync(fd);
   }
 }
-
-/** The rename into place is durable once the folder is fsync'd (off the event loop). */
-export async function fsyncDirAsync(dir: string): Promise<void> {
-  const fd = await openAsync(dir, 'r');
-  try {
-    await fsyncAsync(fd);
-  } finally {
-    await closeAsync(fd);
-  }
-}

@@ -148,14 +148,10 @@ export class SqliteMessages {
     return this.#blobs.read(blobId, start, end);
   }
 
-  async readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    try {
-      return await this.#blobs.read(blobId, start, end);
-    } catch (err) {
-      const data = err instanceof StoreError && err.code === 'not-found' ? this.#blobData(blobId) : null;
-      if (!data) throw err;
-      return data.subarray(start ?? 0, end ?? data.length);
-    }
+  /** A body kept in the database (blobs.data), or null: what readFile's 'not-found' falls back to. */
+  readData(blobId: string, start?: number, end?: number): Buffer | null {
+    const data = this.#blobData(blobId);
+    return data ? data.subarray(start ?? 0, end ?? data.length) : null;
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {

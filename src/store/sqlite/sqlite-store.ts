@@ -491,9 +491,10 @@ class SqliteStore implements Store {
   /** A body file is immutable and durable before any row naming it commits (and its id comes from
    *  such a row, read through the gate): read at once. Only a body kept in the database waits. */
   readBlob(blobId: string, start?: number, end?: number): Promise<Buffer> {
-    return this.#messages
-      .readFile(blobId, start, end)
-      .catch((err: unknown) => (err instanceof StoreError && err.code === 'not-found' ? this.#read(() => this.#messages.readBlob(blobId, start, end)) : Promise.reject(err)));
+    return this.#messages.readFile(blobId, start, end).catch((err: unknown) => {
+      if (!(err instanceof StoreError && err.code === 'not-found')) throw err;
+      return this.#read(async () => this.#messages.readData(blobId, start, end) ?? Promise.reject(err));
+    });
   }
 
   streamBlob(blobId: string, start?: number, end?: number): Readable {
