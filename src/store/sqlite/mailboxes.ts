@@ -33,9 +33,12 @@ export function toMailbox(r: Row): Mailbox {
  * `staged_hms`: NULL when none), so that reading a mailbox costs one statement, not two (LIST,
  * STATUS and SELECT each read one or more; the second lookup was ~10% of a LIST's CPU).
  */
+/** The COPY staging into mailbox `m`, if any (bulk_ops, SqliteBulk): `SELECT b.<column> ${STAGED_COPY}`. */
+export const STAGED_COPY = "FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1";
+
 export const MAILBOX_ROW = `SELECT m.*,
-  (SELECT b.uid_from FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1) AS staged_from,
-  (SELECT b.hms FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1) AS staged_hms
+  (SELECT b.uid_from ${STAGED_COPY}) AS staged_from,
+  (SELECT b.hms ${STAGED_COPY}) AS staged_hms
   FROM mailboxes m`;
 
 // The statements built from MAILBOX_ROW, made once: the statement cache is keyed by the SQL text,

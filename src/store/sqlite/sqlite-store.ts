@@ -50,7 +50,7 @@ import { DeadBlobSweeper, ForeignCommits, PEER_BUSY_MS, RelayBus, deferDeadBlobs
 import { openConnection } from './connection.ts';
 import type { SqliteContext } from './context.ts';
 import { SqliteAccounts } from './accounts.ts';
-import { SqliteMailboxes, toMailbox } from './mailboxes.ts';
+import { STAGED_COPY, SqliteMailboxes, toMailbox } from './mailboxes.ts';
 import { SqliteMessages } from './messages.ts';
 import { SqlitePop } from './pop.ts';
 import { SqliteSearch } from './search.ts';
@@ -112,8 +112,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
 const now = () => Date.now();
 
 /** The HIGHESTMODSEQ a mailbox shows: a COPY staging into it hides its rows' (bulk_ops, SqliteBulk). */
-const SHOWN_HMS = `SELECT coalesce((SELECT b.hms FROM bulk_ops b WHERE b.kind = 'copy' AND b.mailbox_id = m.id ORDER BY b.id LIMIT 1), m.highest_modseq)
-  FROM mailboxes m WHERE m.id = CAST(? AS INTEGER)`;
+const SHOWN_HMS = `SELECT coalesce((SELECT b.hms ${STAGED_COPY}), m.highest_modseq) FROM mailboxes m WHERE m.id = CAST(? AS INTEGER)`;
 
 class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
